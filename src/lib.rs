@@ -1,1 +1,4 @@
+//! mentionbridge: social mentions become support tickets in team chat, and agents'
+//! answers go back to the social platform exactly once.
 
+pub mod domain;

@@ -1,0 +1,11 @@
+//! The pure core: tickets, the rules that change them, and the effects those changes ask
+//! the outside world to carry out. Nothing here does I/O, reads a clock or draws random
+//! numbers, so every rule is exhaustively unit-testable; time and the agent roster come in
+//! as arguments.
+
+mod model;
+mod rules;
+pub mod text;
+
+pub use model::*;
+pub use rules::{apply, apply_system, Desk, Rejection, Transition};

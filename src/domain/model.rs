@@ -1,0 +1,275 @@
+//! The nouns of the support desk: mentions, tickets, agents, effects and audit entries.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Dense, human-friendly ticket number (`/mentions claim 42`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TicketId(pub u64);
+
+impl fmt::Display for TicketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for TicketId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .trim_start_matches('#')
+            .parse::<u64>()
+            .map(TicketId)
+            .map_err(|_| format!("`{s}` is not a ticket number (expected e.g. 42)"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Mastodon,
+}
+
+impl Platform {
+    pub fn label(self) -> &'static str {
+        match self {
+            Platform::Mastodon => "Mastodon",
+        }
+    }
+}
+
+/// Who can see a post. Replies never widen the audience of the post they answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Unlisted,
+    Private,
+    Direct,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    /// Handle as the platform addresses it (`alice` or `alice@other.social`).
+    pub handle: String,
+    pub name: String,
+    pub profile_url: String,
+}
+
+/// One post on a social platform that names the brand, normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mention {
+    pub platform: Platform,
+    /// The brand account on that platform (a bridge may watch several).
+    pub account: String,
+    pub remote_id: String,
+    pub url: String,
+    pub author: Author,
+    pub text: String,
+    pub language: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub in_reply_to: Option<String>,
+    pub visibility: Visibility,
+}
+
+impl Mention {
+    /// The key that makes a mention unique across restarts and sources.
+    pub fn dedupe_key(&self) -> String {
+        format!(
+            "{:?}\u{0}{}\u{0}{}",
+            self.platform, self.account, self.remote_id
+        )
+    }
+}
+
+/// The chat surfaces agents work in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurfaceKind {
+    Slack,
+}
+
+/// An agent (or would-be agent) as a chat surface identifies them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRef {
+    pub surface: SurfaceKind,
+    pub user_id: String,
+    pub name: String,
+}
+
+impl AgentRef {
+    pub fn same_person(&self, other: &AgentRef) -> bool {
+        self.surface == other.surface && self.user_id == other.user_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub agent: AgentRef,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// Stored, card not yet confirmed on any surface.
+    New,
+    /// A card is up; waiting for an agent.
+    Posted,
+    /// At least one reply went out.
+    Replied,
+    Resolved,
+    Ignored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyState {
+    /// Persisted in the outbox, not yet confirmed by the platform.
+    Pending,
+    Published { remote_id: String, url: String },
+    /// The platform refused it for good; the reason is the platform's.
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub seq: u32,
+    /// The exact text that goes out (with the @handle prefix).
+    pub text: String,
+    pub visibility: Visibility,
+    pub by: AgentRef,
+    pub at: DateTime<Utc>,
+    pub state: ReplyState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub mention: Mention,
+    pub stage: Stage,
+    pub holder: Option<Claim>,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_by: Option<AgentRef>,
+    pub replies: Vec<Reply>,
+}
+
+impl Ticket {
+    pub fn open(id: TicketId, mention: Mention, now: DateTime<Utc>) -> Ticket {
+        Ticket {
+            id,
+            mention,
+            stage: Stage::New,
+            holder: None,
+            opened_at: now,
+            updated_at: now,
+            closed_by: None,
+            replies: Vec::new(),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.stage, Stage::Resolved | Stage::Ignored)
+    }
+
+    pub fn pending_reply(&self) -> Option<&Reply> {
+        self.replies
+            .iter()
+            .find(|r| matches!(r.state, ReplyState::Pending))
+    }
+
+    pub fn reply(&self, seq: u32) -> Option<&Reply> {
+        self.replies.iter().find(|r| r.seq == seq)
+    }
+
+    /// What an agent sees as the ticket's state, in their words.
+    pub fn state_label(&self) -> String {
+        match (&self.stage, &self.holder) {
+            (Stage::Resolved, _) => "Resolved".into(),
+            (Stage::Ignored, _) => "Ignored".into(),
+            (_, _) if self.pending_reply().is_some() => "Reply sending".into(),
+            (_, _)
+                if self
+                    .replies
+                    .last()
+                    .is_some_and(|r| matches!(r.state, ReplyState::Failed { .. })) =>
+            {
+                "Reply failed".into()
+            }
+            (Stage::Replied, _) => "Replied".into(),
+            (_, Some(_)) => "Claimed".into(),
+            _ => "Open".into(),
+        }
+    }
+}
+
+/// What an agent did, whatever the surface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAction {
+    Claim,
+    Unclaim,
+    Reply { text: String },
+    Resolve,
+    Ignore,
+    Reopen,
+}
+
+impl AgentAction {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            AgentAction::Claim => "claim",
+            AgentAction::Unclaim => "unclaim",
+            AgentAction::Reply { .. } => "reply",
+            AgentAction::Resolve => "resolve",
+            AgentAction::Ignore => "ignore",
+            AgentAction::Reopen => "reopen",
+        }
+    }
+}
+
+/// What the outside world reported back about an effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemEvent {
+    CardPosted,
+    ReplyPublished {
+        seq: u32,
+        remote_id: String,
+        url: String,
+    },
+    ReplyFailed {
+        seq: u32,
+        reason: String,
+    },
+}
+
+/// A line for the card's thread: surfaces render it in their own idiom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Note {
+    Claimed { by: AgentRef },
+    Unclaimed { by: AgentRef },
+    ReplyQueued { by: AgentRef, text: String },
+    ReplyPublished { url: String },
+    ReplyFailed { reason: String },
+    Resolved { by: AgentRef },
+    Ignored { by: AgentRef },
+    Reopened { by: AgentRef },
+}
+
+/// What the core asks the outside world to do; each becomes an outbox job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    PostCards,
+    UpdateCards,
+    ThreadNote(Note),
+    PublishReply { seq: u32 },
+}
+
+/// One append-only line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub ticket: TicketId,
+    pub at: DateTime<Utc>,
+    pub actor: Option<AgentRef>,
+    pub what: String,
+    pub detail: Option<String>,
+}

@@ -1,0 +1,557 @@
+//! The one place that decides what an action does to a ticket.
+
+use super::model::*;
+use super::text::TextRules;
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use std::fmt;
+
+/// What the core needs to know about the desk to judge an action.
+#[derive(Debug, Clone, Default)]
+pub struct Desk {
+    /// Surface user ids configured as agents.
+    pub agents: HashSet<String>,
+    /// Members of the configured agent user groups, as last resolved by the surface.
+    pub group_members: HashSet<String>,
+    pub text_rules: TextRules,
+}
+
+impl Desk {
+    pub fn is_agent(&self, who: &AgentRef) -> bool {
+        self.agents.contains(&who.user_id) || self.group_members.contains(&who.user_id)
+    }
+}
+
+/// Why an action was refused, as a sentence for the agent who tried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    NotAnAgent,
+    AlreadyClaimed { by: AgentRef, minutes: i64 },
+    AlreadyYours,
+    NotYours { holder: AgentRef },
+    NotClaimed,
+    Closed { stage: Stage },
+    NotClosed,
+    EmptyReply,
+    ReplyTooLong { length: usize, limit: usize, platform: Platform },
+    ReplyInFlight,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::NotAnAgent => write!(
+                f,
+                "Only support agents can act on mention tickets. Ask an admin to add you to the agents list."
+            ),
+            Rejection::AlreadyClaimed { by, minutes } => write!(
+                f,
+                "Already claimed by {} {} ago.",
+                by.name,
+                human_minutes(*minutes)
+            ),
+            Rejection::AlreadyYours => write!(f, "You already hold this ticket."),
+            Rejection::NotYours { holder } => write!(
+                f,
+                "This ticket is held by {}; only they can do that (or they can unclaim it first).",
+                holder.name
+            ),
+            Rejection::NotClaimed => write!(f, "Nobody holds this ticket."),
+            Rejection::Closed { stage } => write!(
+                f,
+                "This ticket is {}; reopen it first.",
+                match stage {
+                    Stage::Ignored => "ignored",
+                    _ => "resolved",
+                }
+            ),
+            Rejection::NotClosed => write!(f, "This ticket is still open."),
+            Rejection::EmptyReply => write!(f, "The reply is empty."),
+            Rejection::ReplyTooLong {
+                length,
+                limit,
+                platform,
+            } => write!(
+                f,
+                "The reply is {length} characters as {} counts them (with the @mention); the limit is {limit}. Shorten it by {}.",
+                platform.label(),
+                length - limit
+            ),
+            Rejection::ReplyInFlight => write!(
+                f,
+                "A reply to this mention is still being published; wait for it before sending another."
+            ),
+        }
+    }
+}
+
+fn human_minutes(m: i64) -> String {
+    match m {
+        i64::MIN..=0 => "less than a minute".into(),
+        1 => "1 min".into(),
+        2..=119 => format!("{m} min"),
+        _ => format!("{} h {} min", m / 60, m % 60),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub ticket: Ticket,
+    pub effects: Vec<Effect>,
+    pub audit: AuditEntry,
+}
+
+fn audit(ticket: &Ticket, actor: Option<&AgentRef>, what: &str, detail: Option<String>, now: DateTime<Utc>) -> AuditEntry {
+    AuditEntry {
+        ticket: ticket.id,
+        at: now,
+        actor: actor.cloned(),
+        what: what.into(),
+        detail,
+    }
+}
+
+/// The text that goes out: the customer's handle first, as every platform threads and
+/// notifies by it, unless the agent already started with it.
+pub fn compose_reply(mention: &Mention, text: &str) -> String {
+    let text = text.trim();
+    let handle = format!("@{}", mention.author.handle);
+    let starts_with_handle = text
+        .strip_prefix(&handle)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+    if starts_with_handle {
+        text.to_string()
+    } else {
+        format!("{handle} {text}")
+    }
+}
+
+/// Judge an agent's action on a ticket. Pure: same inputs, same answer.
+pub fn apply(
+    ticket: &Ticket,
+    action: AgentAction,
+    actor: &AgentRef,
+    desk: &Desk,
+    now: DateTime<Utc>,
+) -> Result<Transition, Rejection> {
+    if !desk.is_agent(actor) {
+        return Err(Rejection::NotAnAgent);
+    }
+    let mut next = ticket.clone();
+    next.updated_at = now;
+    let held_by_other = ticket
+        .holder
+        .as_ref()
+        .filter(|c| !c.agent.same_person(actor));
+    let (effects, what, detail) = match action {
+        AgentAction::Claim => {
+            if ticket.is_closed() {
+                return Err(Rejection::Closed { stage: ticket.stage });
+            }
+            match &ticket.holder {
+                Some(c) if c.agent.same_person(actor) => return Err(Rejection::AlreadyYours),
+                Some(c) => {
+                    return Err(Rejection::AlreadyClaimed {
+                        by: c.agent.clone(),
+                        minutes: (now - c.since).num_minutes(),
+                    })
+                }
+                None => {}
+            }
+            next.holder = Some(Claim {
+                agent: actor.clone(),
+                since: now,
+            });
+            (
+                vec![
+                    Effect::UpdateCards,
+                    Effect::ThreadNote(Note::Claimed { by: actor.clone() }),
+                ],
+                "claimed",
+                None,
+            )
+        }
+        AgentAction::Unclaim => {
+            match &ticket.holder {
+                None => return Err(Rejection::NotClaimed),
+                Some(c) if !c.agent.same_person(actor) => {
+                    return Err(Rejection::NotYours {
+                        holder: c.agent.clone(),
+                    })
+                }
+                Some(_) => {}
+            }
+            next.holder = None;
+            (
+                vec![
+                    Effect::UpdateCards,
+                    Effect::ThreadNote(Note::Unclaimed { by: actor.clone() }),
+                ],
+                "unclaimed",
+                None,
+            )
+        }
+        AgentAction::Reply { text } => {
+            if ticket.is_closed() {
+                return Err(Rejection::Closed { stage: ticket.stage });
+            }
+            if let Some(c) = held_by_other {
+                return Err(Rejection::NotYours {
+                    holder: c.agent.clone(),
+                });
+            }
+            if text.trim().is_empty() {
+                return Err(Rejection::EmptyReply);
+            }
+            if ticket.pending_reply().is_some() {
+                return Err(Rejection::ReplyInFlight);
+            }
+            let full = compose_reply(&ticket.mention, &text);
+            let length = desk.text_rules.count(&full);
+            if length > desk.text_rules.max_chars {
+                return Err(Rejection::ReplyTooLong {
+                    length,
+                    limit: desk.text_rules.max_chars,
+                    platform: ticket.mention.platform,
+                });
+            }
+            // Replying to an unclaimed ticket claims it: the person answering owns it.
+            if next.holder.is_none() {
+                next.holder = Some(Claim {
+                    agent: actor.clone(),
+                    since: now,
+                });
+            }
+            let seq = ticket.replies.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
+            next.replies.push(Reply {
+                seq,
+                text: full.clone(),
+                visibility: ticket.mention.visibility,
+                by: actor.clone(),
+                at: now,
+                state: ReplyState::Pending,
+            });
+            (
+                vec![
+                    Effect::PublishReply { seq },
+                    Effect::UpdateCards,
+                    Effect::ThreadNote(Note::ReplyQueued {
+                        by: actor.clone(),
+                        text: full.clone(),
+                    }),
+                ],
+                "reply queued",
+                Some(full),
+            )
+        }
+        AgentAction::Resolve | AgentAction::Ignore => {
+            if ticket.is_closed() {
+                return Err(Rejection::Closed { stage: ticket.stage });
+            }
+            if let Some(c) = held_by_other {
+                return Err(Rejection::NotYours {
+                    holder: c.agent.clone(),
+                });
+            }
+            let resolve = action == AgentAction::Resolve;
+            next.stage = if resolve {
+                Stage::Resolved
+            } else {
+                Stage::Ignored
+            };
+            next.closed_by = Some(actor.clone());
+            let note = if resolve {
+                Note::Resolved { by: actor.clone() }
+            } else {
+                Note::Ignored { by: actor.clone() }
+            };
+            (
+                vec![Effect::UpdateCards, Effect::ThreadNote(note)],
+                if resolve { "resolved" } else { "ignored" },
+                None,
+            )
+        }
+        AgentAction::Reopen => {
+            if !ticket.is_closed() {
+                return Err(Rejection::NotClosed);
+            }
+            next.stage = if ticket.replies.iter().any(|r| matches!(r.state, ReplyState::Published { .. })) {
+                Stage::Replied
+            } else {
+                Stage::Posted
+            };
+            next.holder = None;
+            next.closed_by = None;
+            (
+                vec![
+                    Effect::UpdateCards,
+                    Effect::ThreadNote(Note::Reopened { by: actor.clone() }),
+                ],
+                "reopened",
+                None,
+            )
+        }
+    };
+    let audit = audit(ticket, Some(actor), what, detail, now);
+    Ok(Transition {
+        ticket: next,
+        effects,
+        audit,
+    })
+}
+
+/// Record what the outside world reported. Idempotent: reporting the same outcome twice
+/// changes nothing the second time and asks for no effect.
+pub fn apply_system(ticket: &Ticket, event: SystemEvent, now: DateTime<Utc>) -> Transition {
+    let mut next = ticket.clone();
+    let mut effects = Vec::new();
+    let (what, detail) = match event {
+        SystemEvent::CardPosted => {
+            if next.stage == Stage::New {
+                next.stage = Stage::Posted;
+            }
+            ("card posted", None)
+        }
+        SystemEvent::ReplyPublished {
+            seq,
+            remote_id,
+            url,
+        } => {
+            if let Some(r) = next.replies.iter_mut().find(|r| r.seq == seq) {
+                if matches!(r.state, ReplyState::Pending) {
+                    r.state = ReplyState::Published {
+                        remote_id,
+                        url: url.clone(),
+                    };
+                    if !next.is_closed() {
+                        next.stage = Stage::Replied;
+                    }
+                    effects = vec![
+                        Effect::UpdateCards,
+                        Effect::ThreadNote(Note::ReplyPublished { url: url.clone() }),
+                    ];
+                }
+            }
+            ("reply published", Some(url))
+        }
+        SystemEvent::ReplyFailed { seq, reason } => {
+            if let Some(r) = next.replies.iter_mut().find(|r| r.seq == seq) {
+                if matches!(r.state, ReplyState::Pending) {
+                    r.state = ReplyState::Failed {
+                        reason: reason.clone(),
+                    };
+                    effects = vec![
+                        Effect::UpdateCards,
+                        Effect::ThreadNote(Note::ReplyFailed {
+                            reason: reason.clone(),
+                        }),
+                    ];
+                }
+            }
+            ("reply failed", Some(reason))
+        }
+    };
+    if !effects.is_empty() {
+        next.updated_at = now;
+    }
+    let audit = audit(ticket, None, what, detail, now);
+    Transition {
+        ticket: next,
+        effects,
+        audit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap() + chrono::Duration::minutes(min)
+    }
+
+    fn agent(id: &str) -> AgentRef {
+        AgentRef {
+            surface: SurfaceKind::Slack,
+            user_id: id.into(),
+            name: format!("name-{id}"),
+        }
+    }
+
+    fn desk() -> Desk {
+        Desk {
+            agents: ["ANA", "BEN"].into_iter().map(String::from).collect(),
+            group_members: ["GIA"].into_iter().map(String::from).collect(),
+            text_rules: TextRules {
+                max_chars: 30,
+                url_weight: 23,
+            },
+        }
+    }
+
+    fn ticket() -> Ticket {
+        let mention = Mention {
+            platform: Platform::Mastodon,
+            account: "brand".into(),
+            remote_id: "1".into(),
+            url: "https://m.example/@alice/1".into(),
+            author: Author {
+                handle: "alice@m.example".into(),
+                name: "Alice".into(),
+                profile_url: "https://m.example/@alice".into(),
+            },
+            text: "my order is late".into(),
+            language: Some("en".into()),
+            created_at: t(0),
+            in_reply_to: None,
+            visibility: Visibility::Unlisted,
+        };
+        let mut tk = Ticket::open(TicketId(7), mention, t(0));
+        tk.stage = Stage::Posted;
+        tk
+    }
+
+    fn run(tk: &Ticket, a: AgentAction, who: &str, at: i64) -> Result<Transition, Rejection> {
+        apply(tk, a, &agent(who), &desk(), t(at))
+    }
+
+    #[test]
+    fn only_agents_may_act_and_a_refusal_changes_nothing() {
+        let tk = ticket();
+        assert_eq!(run(&tk, AgentAction::Claim, "EVE", 1), Err(Rejection::NotAnAgent));
+        // Group members are agents too.
+        assert!(run(&tk, AgentAction::Claim, "GIA", 1).is_ok());
+    }
+
+    #[test]
+    fn the_second_claim_loses_and_is_told_who_holds_it() {
+        let tk = run(&ticket(), AgentAction::Claim, "ANA", 1).unwrap().ticket;
+        let err = run(&tk, AgentAction::Claim, "BEN", 4).unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::AlreadyClaimed {
+                by: agent("ANA"),
+                minutes: 3
+            }
+        );
+        assert_eq!(err.to_string(), "Already claimed by name-ANA 3 min ago.");
+        assert_eq!(run(&tk, AgentAction::Claim, "ANA", 4), Err(Rejection::AlreadyYours));
+    }
+
+    #[test]
+    fn claim_then_unclaim_round_trips_with_card_updates_and_notes() {
+        let claimed = run(&ticket(), AgentAction::Claim, "ANA", 1).unwrap();
+        assert_eq!(claimed.ticket.state_label(), "Claimed");
+        assert_eq!(
+            claimed.effects,
+            vec![
+                Effect::UpdateCards,
+                Effect::ThreadNote(Note::Claimed { by: agent("ANA") })
+            ]
+        );
+        assert!(matches!(
+            run(&claimed.ticket, AgentAction::Unclaim, "BEN", 2),
+            Err(Rejection::NotYours { .. })
+        ));
+        let released = run(&claimed.ticket, AgentAction::Unclaim, "ANA", 2).unwrap();
+        assert_eq!(released.ticket.holder, None);
+        assert_eq!(released.audit.what, "unclaimed");
+    }
+
+    #[test]
+    fn reply_prefixes_the_handle_claims_and_queues_one_publish() {
+        let tr = run(&ticket(), AgentAction::Reply { text: "on its way!".into() }, "ANA", 1).unwrap();
+        let r = &tr.ticket.replies[0];
+        assert_eq!(r.text, "@alice@m.example on its way!");
+        assert_eq!(r.visibility, Visibility::Unlisted);
+        assert_eq!(r.state, ReplyState::Pending);
+        assert_eq!(tr.ticket.holder.as_ref().unwrap().agent, agent("ANA"));
+        assert_eq!(tr.effects[0], Effect::PublishReply { seq: 1 });
+        // While it is in flight a second answer is refused: no mention is answered twice.
+        assert_eq!(
+            run(&tr.ticket, AgentAction::Reply { text: "again".into() }, "ANA", 2),
+            Err(Rejection::ReplyInFlight)
+        );
+        // The handle is not doubled when the agent typed it.
+        let tr2 = run(&ticket(), AgentAction::Reply { text: "@alice@m.example hi".into() }, "ANA", 1).unwrap();
+        assert_eq!(tr2.ticket.replies[0].text, "@alice@m.example hi");
+    }
+
+    #[test]
+    fn replies_over_the_limit_or_empty_or_on_someone_elses_ticket_are_refused() {
+        // "@alice@m.example " counts as 7; 24 more characters make 31 > 30.
+        let long = "x".repeat(24);
+        let err = run(&ticket(), AgentAction::Reply { text: long }, "ANA", 1).unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::ReplyTooLong {
+                length: 31,
+                limit: 30,
+                platform: Platform::Mastodon
+            }
+        );
+        assert!(err.to_string().contains("Shorten it by 1"));
+        assert!(run(&ticket(), AgentAction::Reply { text: "x".repeat(23) }, "ANA", 1).is_ok());
+        assert_eq!(
+            run(&ticket(), AgentAction::Reply { text: "  ".into() }, "ANA", 1),
+            Err(Rejection::EmptyReply)
+        );
+        let held = run(&ticket(), AgentAction::Claim, "BEN", 1).unwrap().ticket;
+        assert!(matches!(
+            run(&held, AgentAction::Reply { text: "hi".into() }, "ANA", 2),
+            Err(Rejection::NotYours { .. })
+        ));
+    }
+
+    #[test]
+    fn publish_outcomes_are_recorded_once() {
+        let tr = run(&ticket(), AgentAction::Reply { text: "hi".into() }, "ANA", 1).unwrap();
+        let ev = SystemEvent::ReplyPublished {
+            seq: 1,
+            remote_id: "99".into(),
+            url: "https://m.example/@brand/99".into(),
+        };
+        let done = apply_system(&tr.ticket, ev.clone(), t(2));
+        assert_eq!(done.ticket.stage, Stage::Replied);
+        assert_eq!(done.effects.len(), 2);
+        let again = apply_system(&done.ticket, ev, t(3));
+        assert!(again.effects.is_empty());
+        assert_eq!(again.ticket, done.ticket);
+
+        let failed = apply_system(
+            &tr.ticket,
+            SystemEvent::ReplyFailed {
+                seq: 1,
+                reason: "Record not found".into(),
+            },
+            t(2),
+        );
+        assert_eq!(failed.ticket.state_label(), "Reply failed");
+        // After a failure the agent may try again.
+        assert!(run(&failed.ticket, AgentAction::Reply { text: "retry".into() }, "ANA", 3).is_ok());
+    }
+
+    #[test]
+    fn resolve_ignore_and_reopen() {
+        let claimed = run(&ticket(), AgentAction::Claim, "ANA", 1).unwrap().ticket;
+        assert!(matches!(
+            run(&claimed, AgentAction::Resolve, "BEN", 2),
+            Err(Rejection::NotYours { .. })
+        ));
+        let resolved = run(&claimed, AgentAction::Resolve, "ANA", 2).unwrap().ticket;
+        assert_eq!(resolved.stage, Stage::Resolved);
+        assert_eq!(
+            run(&resolved, AgentAction::Claim, "BEN", 3),
+            Err(Rejection::Closed {
+                stage: Stage::Resolved
+            })
+        );
+        let reopened = run(&resolved, AgentAction::Reopen, "BEN", 3).unwrap().ticket;
+        assert_eq!(reopened.stage, Stage::Posted);
+        assert_eq!(reopened.holder, None);
+        assert_eq!(run(&reopened, AgentAction::Reopen, "BEN", 4), Err(Rejection::NotClosed));
+        let ignored = run(&reopened, AgentAction::Ignore, "BEN", 4).unwrap().ticket;
+        assert_eq!(ignored.state_label(), "Ignored");
+    }
+}
