@@ -1,4 +1,5 @@
 //! mentionbridge: social mentions become support tickets in team chat, and agents'
 //! answers go back to the social platform exactly once.
 
+pub mod config;
 pub mod domain;

@@ -1,0 +1,594 @@
+//! `bot-config.toml`: parsing, `${ENV}` interpolation for secrets, and validation that
+//! names the file, line and key of any mistake. Every external base URL lives here so that
+//! self-hosted instances (and the test fakes) can be reached.
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// A value that came from the environment. Never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// One mistake in the file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: `{}`: {}", self.path, l, self.key, self.message),
+            None => write!(f, "{}: `{}`: {}", self.path, self.key, self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    Socket,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: RawStore,
+    #[serde(default)]
+    http: RawHttp,
+    slack: RawSlack,
+    mastodon: RawMastodon,
+    #[serde(default)]
+    outbox: RawOutbox,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_listen")]
+    listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    #[serde(default = "default_slack_mode")]
+    mode: SlackMode,
+    #[serde(default = "default_slack_api")]
+    api_url: String,
+    bot_token: String,
+    app_token: Option<String>,
+    signing_secret: Option<String>,
+    channel: String,
+    #[serde(default)]
+    agent_user_ids: Vec<String>,
+    agent_usergroup: Option<String>,
+    #[serde(default = "default_slash")]
+    slash_command: String,
+}
+
+fn default_slack_mode() -> SlackMode {
+    SlackMode::Socket
+}
+fn default_slack_api() -> String {
+    "https://slack.com/api".into()
+}
+fn default_slash() -> String {
+    "/mentions".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMastodon {
+    instance_url: String,
+    access_token: String,
+    #[serde(default = "default_poll")]
+    poll_interval_secs: u64,
+    #[serde(default = "default_true")]
+    include_filtered: bool,
+    #[serde(default = "default_backfill")]
+    initial_backfill: u32,
+}
+
+fn default_poll() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_backfill() -> u32 {
+    20
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    #[serde(default = "default_max_backoff")]
+    max_backoff_secs: u64,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            concurrency: default_concurrency(),
+            max_backoff_secs: default_max_backoff(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_max_backoff() -> u64 {
+    300
+}
+
+/// The validated configuration the runtime uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source_path: PathBuf,
+    pub store_path: PathBuf,
+    pub http_listen: std::net::SocketAddr,
+    pub slack: SlackConfig,
+    pub mastodon: MastodonConfig,
+    pub outbox: OutboxConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    pub mode: SlackMode,
+    /// Without a trailing slash, e.g. `https://slack.com/api`.
+    pub api_url: String,
+    pub bot_token: Secret,
+    pub app_token: Option<Secret>,
+    pub signing_secret: Option<Secret>,
+    pub channel: String,
+    pub agent_user_ids: Vec<String>,
+    pub agent_usergroup: Option<String>,
+    pub slash_command: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MastodonConfig {
+    /// Without a trailing slash, e.g. `https://mastodon.social`.
+    pub instance_url: String,
+    pub access_token: Secret,
+    pub poll_interval: Duration,
+    pub include_filtered: bool,
+    pub initial_backfill: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub concurrency: usize,
+    pub max_backoff: Duration,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(path, &text, &|var| std::env::var(var).ok())
+    }
+
+    /// Parse and validate; `env` looks up variables (injected so tests need no globals).
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::Syntax {
+                path: shown.clone(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let mut v = Validator {
+            path: &shown,
+            text,
+            env,
+            problems: Vec::new(),
+            missing: BTreeSet::new(),
+        };
+        let config = v.build(raw, path);
+        if !v.missing.is_empty() {
+            let vars: Vec<_> = v.missing.iter().cloned().collect();
+            v.problems.insert(
+                0,
+                Problem {
+                    path: shown.clone(),
+                    line: None,
+                    key: "environment".into(),
+                    message: format!(
+                        "missing environment variable{}: {} (set {} before starting)",
+                        if vars.len() > 1 { "s" } else { "" },
+                        vars.join(", "),
+                        if vars.len() > 1 { "them" } else { "it" }
+                    ),
+                },
+            );
+        }
+        if v.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(v.problems))
+        }
+    }
+}
+
+struct Validator<'a> {
+    path: &'a str,
+    text: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+    missing: BTreeSet<String>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, section: &str, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: self.path.into(),
+            line: locate_key(self.text, section, key),
+            key: format!("{section}.{key}"),
+            message: message.into(),
+        });
+    }
+
+    /// Replace every `${VAR}` with the variable's value; remember the missing ones.
+    fn interpolate(&mut self, section: &str, key: &str, value: &str) -> String {
+        let mut out = String::new();
+        let mut rest = value;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                self.problem(section, key, "has `${` without a closing `}`");
+                return out;
+            };
+            let var = &after[..end];
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                self.problem(section, key, format!("`${{{var}}}` is not a valid environment variable name"));
+            } else {
+                match (self.env)(var) {
+                    Some(val) => out.push_str(&val),
+                    None => {
+                        self.missing.insert(format!("{var} (for {section}.{key})"));
+                    }
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn secret(&mut self, section: &str, key: &str, value: &str) -> Secret {
+        if !value.contains("${") && !value.is_empty() {
+            self.problem(
+                section,
+                key,
+                "secrets must come from the environment: write it as \"${SOME_VAR}\"",
+            );
+        }
+        Secret(self.interpolate(section, key, value))
+    }
+
+    fn base_url(&mut self, section: &str, key: &str, value: &str) -> String {
+        let value = self.interpolate(section, key, value);
+        match url::Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                value.trim_end_matches('/').to_string()
+            }
+            _ => {
+                self.problem(
+                    section,
+                    key,
+                    format!("expected an http(s) URL like https://mastodon.social, found {value:?}"),
+                );
+                value
+            }
+        }
+    }
+
+    fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
+        let store_path = {
+            let p = PathBuf::from(self.interpolate("store", "path", &raw.store.path));
+            if p.as_os_str().is_empty() {
+                self.problem("store", "path", "expected a directory path for the sled store");
+            }
+            // Relative to the config file, so the bot can be started from anywhere.
+            if p.is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                p
+            }
+        };
+        let listen = raw.http.listen.clone();
+        let http_listen = listen.parse().unwrap_or_else(|_| {
+            self.problem("http", "listen", format!("expected an address like 127.0.0.1:8080, found {listen:?}"));
+            ([127, 0, 0, 1], 8080).into()
+        });
+
+        let s = &raw.slack;
+        let api_url = self.base_url("slack", "api_url", &s.api_url);
+        let bot_token = self.secret("slack", "bot_token", &s.bot_token);
+        let app_token = s.app_token.as_deref().map(|t| self.secret("slack", "app_token", t));
+        let signing_secret = s
+            .signing_secret
+            .as_deref()
+            .map(|t| self.secret("slack", "signing_secret", t));
+        match s.mode {
+            SlackMode::Socket if app_token.is_none() => self.problem(
+                "slack",
+                "mode",
+                "socket mode needs `app_token` (an app-level token, xapp-…, with connections:write)",
+            ),
+            SlackMode::Http if signing_secret.is_none() => self.problem(
+                "slack",
+                "mode",
+                "http mode needs `signing_secret` (Basic Information → Signing Secret)",
+            ),
+            _ => {}
+        }
+        if !looks_like_slack_id(&s.channel, &['C', 'G']) {
+            self.problem(
+                "slack",
+                "channel",
+                format!("expected a Slack channel id like C0123456789 (not a #name), found {:?}", s.channel),
+            );
+        }
+        for id in &s.agent_user_ids {
+            if !looks_like_slack_id(id, &['U', 'W']) {
+                self.problem("slack", "agent_user_ids", format!("expected Slack user ids like U0123ABCD, found {id:?}"));
+            }
+        }
+        if let Some(g) = &s.agent_usergroup {
+            if !looks_like_slack_id(g, &['S']) {
+                self.problem("slack", "agent_usergroup", format!("expected a user group id like S0123ABCD, found {g:?}"));
+            }
+        }
+        if s.agent_user_ids.is_empty() && s.agent_usergroup.is_none() {
+            self.problem(
+                "slack",
+                "agent_user_ids",
+                "no agents configured: set agent_user_ids and/or agent_usergroup, or nobody can act on a ticket",
+            );
+        }
+        if !s.slash_command.starts_with('/') || s.slash_command.len() < 2 {
+            self.problem("slack", "slash_command", format!("expected a command like /mentions, found {:?}", s.slash_command));
+        }
+
+        let m = &raw.mastodon;
+        let instance_url = self.base_url("mastodon", "instance_url", &m.instance_url);
+        let access_token = self.secret("mastodon", "access_token", &m.access_token);
+        if m.poll_interval_secs == 0 {
+            self.problem("mastodon", "poll_interval_secs", "expected at least 1 second (Mastodon allows 300 requests / 5 min)");
+        }
+        if m.initial_backfill > 80 {
+            self.problem("mastodon", "initial_backfill", "expected 0 to 80 (one page of notifications)");
+        }
+        if raw.outbox.concurrency == 0 || raw.outbox.concurrency > 64 {
+            self.problem("outbox", "concurrency", "expected 1 to 64");
+        }
+
+        Config {
+            source_path: path.to_path_buf(),
+            store_path,
+            http_listen,
+            slack: SlackConfig {
+                mode: s.mode,
+                api_url,
+                bot_token,
+                app_token,
+                signing_secret,
+                channel: s.channel.clone(),
+                agent_user_ids: s.agent_user_ids.clone(),
+                agent_usergroup: s.agent_usergroup.clone(),
+                slash_command: s.slash_command.clone(),
+            },
+            mastodon: MastodonConfig {
+                instance_url,
+                access_token,
+                poll_interval: Duration::from_secs(m.poll_interval_secs.max(1)),
+                include_filtered: m.include_filtered,
+                initial_backfill: m.initial_backfill,
+            },
+            outbox: OutboxConfig {
+                concurrency: raw.outbox.concurrency.clamp(1, 64),
+                max_backoff: Duration::from_secs(raw.outbox.max_backoff_secs.max(1)),
+            },
+        }
+    }
+}
+
+fn looks_like_slack_id(s: &str, prefixes: &[char]) -> bool {
+    s.len() >= 5
+        && s.starts_with(prefixes)
+        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The 1-based line where `key` is set inside `[section]`, or the section header's line
+/// when the key is absent.
+fn locate_key(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = format!("[{section}]");
+    let mut in_section = false;
+    let mut header_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_section = trimmed.split('#').next().map(str::trim) == Some(header.as_str());
+            if in_section {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_section {
+            if let Some((k, _)) = trimmed.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[store]
+path = "data/bot.sled"
+
+[slack]
+bot_token = "${SLACK_BOT_TOKEN}"
+app_token = "${SLACK_APP_TOKEN}"
+channel = "C0SUPPORT"
+agent_user_ids = ["U0ANA"]
+
+[mastodon]
+instance_url = "https://social.example/"
+access_token = "${MASTODON_TOKEN}"
+"#;
+
+    fn env_all(var: &str) -> Option<String> {
+        Some(format!("value-of-{var}"))
+    }
+
+    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/mb/bot-config.toml"), text, env)
+    }
+
+    #[test]
+    fn a_complete_file_parses_with_defaults_and_secrets_from_the_environment() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert_eq!(c.mastodon.instance_url, "https://social.example");
+        assert_eq!(c.slack.api_url, "https://slack.com/api");
+        assert_eq!(c.slack.bot_token.expose(), "value-of-SLACK_BOT_TOKEN");
+        assert_eq!(c.store_path, PathBuf::from("/etc/mb/data/bot.sled"));
+        assert_eq!(c.slack.mode, SlackMode::Socket);
+        assert!(!format!("{c:?}").contains("value-of"), "secrets leak into Debug");
+    }
+
+    #[test]
+    fn all_missing_variables_are_listed_at_once() {
+        let err = parse(GOOD, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("SLACK_BOT_TOKEN (for slack.bot_token)"), "{err}");
+        assert!(err.contains("SLACK_APP_TOKEN"), "{err}");
+        assert!(err.contains("MASTODON_TOKEN"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn a_wrong_value_names_file_line_and_key() {
+        let text = GOOD.replace("\"C0SUPPORT\"", "\"#support\"");
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/etc/mb/bot-config.toml:8: `slack.channel`: expected a Slack channel id"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_name_the_line() {
+        let text = GOOD.replace("channel = ", "chanel = ");
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(err.starts_with("/etc/mb/bot-config.toml:8:"), "{err}");
+        assert!(err.contains("unknown field `chanel`"), "{err}");
+        let err = parse("[store\npath=1", &env_all).unwrap_err().to_string();
+        assert!(err.starts_with("/etc/mb/bot-config.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn literal_secrets_and_bad_urls_are_refused_without_echoing_the_secret() {
+        let text = GOOD
+            .replace("\"${MASTODON_TOKEN}\"", "\"abc123secret\"")
+            .replace("https://social.example/", "social.example");
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(err.contains(":13: `mastodon.access_token`: secrets must come from the environment"), "{err}");
+        assert!(err.contains(":12: `mastodon.instance_url`: expected an http(s) URL"), "{err}");
+        assert!(!err.contains("abc123secret"), "{err}");
+    }
+
+    #[test]
+    fn socket_mode_needs_an_app_token() {
+        let text = GOOD.replace("app_token = \"${SLACK_APP_TOKEN}\"\n", "");
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(err.contains("`slack.mode`: socket mode needs `app_token`"), "{err}");
+    }
+}
