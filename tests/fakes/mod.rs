@@ -1,1 +1,113 @@
+//! Shared test fakes: a fake Mastodon server and a fake Slack (Web API + Socket Mode),
+//! both bound to 127.0.0.1 and speaking the platforms' real wire protocols.
+//!
+//! Used by `tests/integration` (as `crate::fakes`) and by `benches/pipeline.rs`
+//! (through `#[path = "../tests/fakes/mod.rs"] mod fakes;`), so nothing in here may
+//! depend on test-only crate paths.
+#![allow(dead_code)]
 
+pub mod mastodon;
+pub mod slack;
+
+use std::time::{Duration, Instant};
+
+/// An injected failure, consumed by exactly one matching request
+/// (see `FakeMastodon::fail_next` and `FakeSlack::fail_next`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Answer with this HTTP status instead of doing the work. `retry_after` (seconds)
+    /// becomes a `Retry-After` header. An empty `body` means "the platform's usual body
+    /// for that status" (Mastodon 429: `{"error":"Too many requests"}`, Slack 429:
+    /// `{"ok":false,"error":"ratelimited"}`, ...). The body is sent as JSON.
+    Status {
+        code: u16,
+        retry_after: Option<u64>,
+        body: String,
+    },
+    /// Wait this long, then handle the request normally.
+    Delay(Duration),
+    /// Never answer (the request is not processed); the client has to time out.
+    Hang,
+}
+
+impl Fault {
+    /// A bare status with the platform's default body.
+    pub fn status(code: u16) -> Fault {
+        Fault::Status {
+            code,
+            retry_after: None,
+            body: String::new(),
+        }
+    }
+
+    /// HTTP 429 with `Retry-After: secs` and the platform's default body.
+    pub fn too_many_requests(retry_after_secs: u64) -> Fault {
+        Fault::Status {
+            code: 429,
+            retry_after: Some(retry_after_secs),
+            body: String::new(),
+        }
+    }
+
+    /// Any status with an explicit JSON body.
+    pub fn http(code: u16, body: impl Into<String>) -> Fault {
+        Fault::Status {
+            code,
+            retry_after: None,
+            body: body.into(),
+        }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; panics with `what` after `timeout`.
+pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A small, non-cryptographic pseudo random source (splitmix64), seeded from the clock
+/// and a process-wide counter. Good enough for ids that only need to be unique.
+pub(crate) fn next_random() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut z = STATE
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(nanos);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A random UUID-v4-shaped string (envelope ids, client_msg_id, ...).
+pub fn uuid_like() -> String {
+    let a = next_random();
+    let b = next_random();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        (a >> 32) as u32,
+        (a >> 16) as u16,
+        (a as u16) & 0x0fff,
+        ((b >> 48) as u16 & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,548 @@
+//! Mastodon (and Mastodon-compatible servers: GoToSocial, Akkoma, Pleroma): mentions from
+//! the notifications API, replies as statuses in the thread.
+//!
+//! Ids are opaque strings ordered by the server, never parsed as numbers. Rate limits are
+//! read from `X-RateLimit-*` on every answer; 429 and 5xx are retried by the caller with
+//! the server's hint. A reply is sent with an `Idempotency-Key`, and because some servers
+//! ignore that header, a retry first looks for our own reply in the status's context.
+
+use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
+use crate::config::{MastodonConfig, Secret};
+use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
+use chrono::{DateTime, Utc};
+use reqwest::{header::HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::time::Instant;
+
+const PAGE: u32 = 80;
+
+#[derive(Debug, Error)]
+pub enum MastodonError {
+    #[error("Mastodon at {url} could not be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Mastodon answered {status} for {url}: {hint}")]
+    Refused {
+        url: String,
+        status: u16,
+        hint: String,
+    },
+    #[error("Mastodon sent an unexpected answer for {url}: {reason}")]
+    Unexpected { url: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Account {
+    id: String,
+    acct: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Status {
+    id: String,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    created_at: DateTime<Utc>,
+    account: Account,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    spoiler_text: String,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    in_reply_to_id: Option<String>,
+    #[serde(default = "public")]
+    visibility: String,
+}
+
+fn public() -> String {
+    "public".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Notification {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    status: Option<Status>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Context {
+    #[serde(default)]
+    descendants: Vec<Status>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerError {
+    error: String,
+}
+
+pub struct Mastodon {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+    me: Account,
+    config: MastodonConfig,
+    rules: RwLock<TextRules>,
+    /// No request before this instant: the server said its budget is spent.
+    gate: Mutex<Option<Instant>>,
+}
+
+impl Mastodon {
+    /// Check the token (`verify_credentials`) and read the instance's text limits.
+    pub async fn connect(config: &MastodonConfig) -> Result<Mastodon, MastodonError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| MastodonError::Unreachable {
+                url: config.instance_url.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut client = Mastodon {
+            http,
+            base: config.instance_url.clone(),
+            token: config.access_token.clone(),
+            me: Account {
+                id: String::new(),
+                acct: String::new(),
+                username: String::new(),
+                display_name: String::new(),
+                url: None,
+            },
+            config: config.clone(),
+            rules: RwLock::new(TextRules::default()),
+            gate: Mutex::new(None),
+        };
+        client.me = client.get_json("/api/v1/accounts/verify_credentials").await?;
+        let rules = client.instance_rules().await;
+        *client.rules.write().expect("rules lock") = rules;
+        tracing::info!(
+            account = %client.me.acct,
+            max_chars = rules.max_chars,
+            "Mastodon account verified"
+        );
+        Ok(client)
+    }
+
+    pub fn account(&self) -> &str {
+        &self.me.acct
+    }
+
+    async fn instance_rules(&self) -> TextRules {
+        #[derive(Deserialize)]
+        struct Instance {
+            configuration: Option<Configuration>,
+        }
+        #[derive(Deserialize)]
+        struct Configuration {
+            statuses: Option<Statuses>,
+        }
+        #[derive(Deserialize)]
+        struct Statuses {
+            max_characters: Option<usize>,
+            characters_reserved_per_url: Option<usize>,
+        }
+        let defaults = TextRules::default();
+        match self.get_json::<Instance>("/api/v2/instance").await {
+            Ok(Instance {
+                configuration:
+                    Some(Configuration {
+                        statuses: Some(s), ..
+                    }),
+            }) => TextRules {
+                max_chars: s.max_characters.unwrap_or(defaults.max_chars),
+                url_weight: s.characters_reserved_per_url.unwrap_or(defaults.url_weight),
+            },
+            Ok(_) => defaults,
+            Err(e) => {
+                tracing::warn!(error = %e, "instance limits unknown, assuming Mastodon's defaults (500 characters)");
+                defaults
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn wait_for_budget(&self) {
+        let until = *self.gate.lock().expect("gate lock");
+        if let Some(t) = until {
+            if t > Instant::now() {
+                tracing::info!(wait_ms = (t - Instant::now()).as_millis() as u64, "Mastodon rate limit reached, waiting for reset");
+                tokio::time::sleep_until(t).await;
+            }
+        }
+    }
+
+    /// Remember when the server's request budget is spent.
+    fn note_limits(&self, headers: &HeaderMap) {
+        let remaining = headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        let reset = headers
+            .get("x-ratelimit-reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok());
+        if let (Some(r), Some(reset)) = (remaining, reset) {
+            if r <= 1 {
+                let wait = (reset.with_timezone(&Utc) - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(Duration::from_secs(300));
+                *self.gate.lock().expect("gate lock") = Some(Instant::now() + wait);
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), DeliveryError> {
+        self.wait_for_budget().await;
+        let url = self.url(path);
+        let req = build(
+            self.http
+                .request(method, &url)
+                .bearer_auth(self.token.expose()),
+        );
+        let resp = req.send().await.map_err(|e| {
+            DeliveryError::retry(format!("Mastodon at {} could not be reached: {}", self.base, without_url(&e)))
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.note_limits(&headers);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| DeliveryError::retry(format!("Mastodon answer from {url} was cut off: {}", without_url(&e))))?;
+        Ok((status, headers, body.to_vec()))
+    }
+
+    /// Turn a non-success answer into the right kind of failure, with the server's words.
+    fn failure(&self, path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> DeliveryError {
+        let said = serde_json::from_slice::<ServerError>(body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect());
+        let url = self.url(path);
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            let after = retry_after_secs(headers.get("retry-after").and_then(|v| v.to_str().ok())).or_else(|| {
+                headers
+                    .get("x-ratelimit-reset")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                    .and_then(|r| (r.with_timezone(&Utc) - Utc::now()).to_std().ok())
+                    .filter(|_| status == StatusCode::TOO_MANY_REQUESTS)
+            });
+            return DeliveryError::Retry {
+                after,
+                reason: format!("Mastodon answered {} for {url}: {said}", status.as_u16()),
+            };
+        }
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => format!("{said} (check the token in mastodon.access_token)"),
+            StatusCode::FORBIDDEN => format!("{said} (the token needs read:notifications and write:statuses)"),
+            _ => said,
+        };
+        DeliveryError::Permanent {
+            reason: format!("Mastodon answered {} for {url}: {hint}", status.as_u16()),
+        }
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MastodonError> {
+        let (status, headers, body) = self.send(Method::GET, path, |r| r).await.map_err(|e| MastodonError::Unreachable {
+            url: self.url(path),
+            reason: e.to_string(),
+        })?;
+        if !status.is_success() {
+            let reason = self.failure(path, status, &headers, &body).to_string();
+            return Err(MastodonError::Refused {
+                url: self.url(path),
+                status: status.as_u16(),
+                hint: reason,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| MastodonError::Unexpected {
+            url: self.url(path),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<Vec<u8>, DeliveryError> {
+        let (status, headers, body) = self.send(Method::GET, path, |r| r).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(self.failure(path, status, &headers, &body))
+        }
+    }
+
+    fn to_mention(&self, status: Status) -> Mention {
+        let text = html_to_text(&status.content);
+        let text = if status.spoiler_text.is_empty() {
+            text
+        } else {
+            format!("CW: {}\n{}", status.spoiler_text, text)
+        };
+        Mention {
+            platform: Platform::Mastodon,
+            account: self.me.acct.clone(),
+            url: status.url.clone().or(status.uri.clone()).unwrap_or_default(),
+            author: Author {
+                handle: status.account.acct.clone(),
+                name: if status.account.display_name.is_empty() {
+                    status.account.username.clone()
+                } else {
+                    status.account.display_name.clone()
+                },
+                profile_url: status.account.url.clone().unwrap_or_default(),
+            },
+            text,
+            language: status.language,
+            created_at: status.created_at,
+            in_reply_to: status.in_reply_to_id,
+            visibility: match status.visibility.as_str() {
+                "unlisted" => Visibility::Unlisted,
+                "private" => Visibility::Private,
+                "direct" => Visibility::Direct,
+                _ => Visibility::Public,
+            },
+            remote_id: status.id,
+        }
+    }
+
+    async fn poll_once(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
+        let (limit, position) = match cursor {
+            // min_id walks forward from the cursor: the oldest unseen page first, so a
+            // burst larger than a page is never skipped.
+            Some(c) => (PAGE, format!("&min_id={}", urlencode(c))),
+            // First start: take the newest few, so a new install does not flood the channel.
+            None => (self.config.initial_backfill.max(1), String::new()),
+        };
+        let path = format!(
+            "/api/v1/notifications?types[]=mention&limit={limit}{position}{}",
+            if self.config.include_filtered { "&include_filtered=true" } else { "" }
+        );
+        let body = self.get(&path).await?;
+        let page: Vec<Notification> = serde_json::from_slice(&body).map_err(|e| DeliveryError::Permanent {
+            reason: format!("Mastodon sent notifications we cannot read from {}: {e}", self.url(&path)),
+        })?;
+        // Newest first on the wire; the newest id is where the next poll starts.
+        let next_cursor = page.first().map(|n| n.id.clone()).or(cursor.map(String::from));
+        let full = page.len() as u32 >= limit && cursor.is_some();
+        let mut mentions: Vec<Mention> = page
+            .into_iter()
+            .filter(|n| n.kind == "mention")
+            .filter_map(|n| n.status)
+            .map(|s| self.to_mention(s))
+            .collect();
+        mentions.reverse();
+        if cursor.is_none() && self.config.initial_backfill == 0 {
+            mentions.clear();
+        }
+        Ok(Batch {
+            mentions,
+            cursor: next_cursor,
+            more: full,
+        })
+    }
+
+    /// A retry may follow a send whose answer we never saw: our reply may exist already.
+    async fn find_our_reply(&self, reply: &ReplyRequest) -> Result<Option<Published>, DeliveryError> {
+        let path = format!("/api/v1/statuses/{}/context", urlencode(&reply.in_reply_to));
+        let body = self.get(&path).await?;
+        let context: Context = serde_json::from_slice(&body).map_err(|e| DeliveryError::retry(format!(
+            "Mastodon sent a context we cannot read from {}: {e}",
+            self.url(&path)
+        )))?;
+        let earliest = reply.queued_at - chrono::Duration::minutes(2);
+        Ok(context
+            .descendants
+            .into_iter()
+            .find(|s| {
+                s.account.id == self.me.id
+                    && s.in_reply_to_id.as_deref() == Some(reply.in_reply_to.as_str())
+                    && s.created_at >= earliest
+                    && !reply.earlier_replies.contains(&s.id)
+            })
+            .map(|s| Published {
+                url: s.url.clone().or(s.uri.clone()).unwrap_or_default(),
+                remote_id: s.id,
+            }))
+    }
+
+    async fn post_reply(&self, reply: &ReplyRequest) -> Result<Published, DeliveryError> {
+        if reply.maybe_sent {
+            if let Some(found) = self.find_our_reply(reply).await? {
+                tracing::info!(ticket = %reply.ticket, status = %found.remote_id, "reply was already published before the restart; not sending again");
+                return Ok(found);
+            }
+        }
+        let body = serde_json::json!({
+            "status": reply.text,
+            "in_reply_to_id": reply.in_reply_to,
+            "visibility": match reply.visibility {
+                Visibility::Public => "public",
+                Visibility::Unlisted => "unlisted",
+                Visibility::Private => "private",
+                Visibility::Direct => "direct",
+            },
+        });
+        let path = "/api/v1/statuses";
+        let (status, headers, resp) = self
+            .send(Method::POST, path, |r| {
+                r.header("Idempotency-Key", &reply.idempotency_key).json(&body)
+            })
+            .await?;
+        if !status.is_success() {
+            return Err(self.failure(path, status, &headers, &resp));
+        }
+        let posted: Status = serde_json::from_slice(&resp).map_err(|e| DeliveryError::retry(format!(
+            "Mastodon accepted the reply but sent an answer we cannot read: {e}"
+        )))?;
+        Ok(Published {
+            url: posted.url.clone().or(posted.uri.clone()).unwrap_or_default(),
+            remote_id: posted.id,
+        })
+    }
+}
+
+impl Source for Mastodon {
+    fn cursor_key(&self) -> String {
+        format!("mastodon:{}:{}", self.base, self.me.id)
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    fn poll<'a>(&'a self, cursor: Option<&'a str>) -> BoxFuture<'a, Result<Batch, DeliveryError>> {
+        Box::pin(self.poll_once(cursor))
+    }
+}
+
+impl Publisher for Mastodon {
+    fn platform(&self) -> Platform {
+        Platform::Mastodon
+    }
+
+    fn text_rules(&self) -> TextRules {
+        *self.rules.read().expect("rules lock")
+    }
+
+    fn publish<'a>(&'a self, reply: &'a ReplyRequest) -> BoxFuture<'a, Result<Published, DeliveryError>> {
+        Box::pin(self.post_reply(reply))
+    }
+}
+
+/// reqwest errors print the URL; ours is not secret but keep messages short and stable.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
+    }
+    if e.is_timeout() {
+        s = "timed out".into();
+    } else if e.is_connect() {
+        s = "connection failed".into();
+    }
+    s
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Mastodon sends status content as HTML; agents read plain text.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..lt]));
+        let Some(gt) = rest[lt..].find('>') else {
+            rest = &rest[lt..];
+            break;
+        };
+        let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
+        if tag.starts_with("br") {
+            out.push('\n');
+        } else if tag == "/p" {
+            out.push_str("\n\n");
+        }
+        rest = &rest[lt + gt + 1..];
+    }
+    out.push_str(&decode_entities(rest));
+    out.trim().to_string()
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp..];
+        let end = after.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = &after[1..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ if name.starts_with("#x") || name.starts_with("#X") => {
+                    u32::from_str_radix(&name[2..], 16).ok().and_then(char::from_u32)
+                }
+                _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            }?;
+            Some((c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &after[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_html_becomes_readable_text() {
+        let html = r#"<p><span class="h-card"><a href="https://m.example/@brand" class="u-url mention">@<span>brand</span></a></span> my order &amp; refund?</p><p>line<br />two &#39;ok&#39; &#x1F600;</p>"#;
+        assert_eq!(html_to_text(html), "@brand my order & refund?\n\nline\ntwo 'ok' 😀");
+        assert_eq!(html_to_text("a &unknown; b & c"), "a &unknown; b & c");
+    }
+}

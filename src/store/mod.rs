@@ -1,0 +1,401 @@
+//! The durable memory of the desk, on sled. Every multi-key change happens in one
+//! transaction; callers flush before they acknowledge anything the store must not lose
+//! or before the external call a change leads to (the outbox rule).
+
+use crate::domain::{
+    apply_system, AuditEntry, Effect, Mention, Rejection, SurfaceKind, SystemEvent, Ticket,
+    TicketId, Transition,
+};
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the store at {path} cannot be opened: {source} (is another mentionbridge running on it?)")]
+    Open { path: String, source: sled::Error },
+    #[error("store I/O failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("ticket {0} does not exist")]
+    NoSuchTicket(TicketId),
+}
+
+/// Where a ticket's card lives on a surface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRef {
+    pub surface: SurfaceKind,
+    pub channel: String,
+    /// The message id on the surface (Slack `ts`).
+    pub message_id: String,
+}
+
+/// One effect waiting to be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    pub ticket: TicketId,
+    pub effect: Effect,
+    /// How many times a send was started. Above zero, the effect may already have
+    /// happened: the executor must look before it acts again.
+    pub attempts: u32,
+    pub not_before: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// The outcome of an agent's action as the store committed it.
+pub type ActOutcome = Result<Ticket, Rejection>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tickets: sled::Tree,
+    dedupe: sled::Tree,
+    cursors: sled::Tree,
+    cards: sled::Tree,
+    card_index: sled::Tree,
+    outbox: sled::Tree,
+    audit: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("our records always serialize")
+}
+
+fn dec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+
+/// Why a transaction stopped on purpose.
+#[derive(Debug)]
+enum Abort {
+    Rejected(Rejection),
+    Missing(TicketId),
+    Corrupt(serde_json::Error),
+}
+
+fn tx_dec<T: DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))
+}
+
+fn card_index_key(surface: SurfaceKind, channel: &str, message_id: &str) -> Vec<u8> {
+    format!("{surface:?}\u{0}{channel}\u{0}{message_id}").into_bytes()
+}
+
+fn card_key(ticket: TicketId, surface: SurfaceKind) -> Vec<u8> {
+    let mut k = key(ticket.0).to_vec();
+    k.extend_from_slice(format!("{surface:?}").as_bytes());
+    k
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Self::with_db(db)
+    }
+
+    /// A throwaway store for tests and benchmarks.
+    pub fn temporary() -> Result<Store, StoreError> {
+        Self::with_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn with_db(db: sled::Db) -> Result<Store, StoreError> {
+        Ok(Store {
+            tickets: db.open_tree("tickets")?,
+            dedupe: db.open_tree("dedupe")?,
+            cursors: db.open_tree("cursors")?,
+            cards: db.open_tree("cards")?,
+            card_index: db.open_tree("card_index")?,
+            outbox: db.open_tree("outbox")?,
+            audit: db.open_tree("audit")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Make everything written so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .cursors
+            .get(source)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Store new mentions as tickets (skipping ones already seen), queue their cards and
+    /// move the source's cursor, all in one transaction. Returns the new tickets' ids.
+    pub fn ingest(
+        &self,
+        source: &str,
+        mentions: &[Mention],
+        cursor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let trees = (&self.tickets, &self.dedupe, &self.cursors, &self.outbox, &self.audit, &self.meta);
+        let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
+            let mut created = Vec::new();
+            for m in mentions {
+                let dk = m.dedupe_key();
+                if dedupe.get(dk.as_bytes())?.is_some() {
+                    continue;
+                }
+                let next = match meta.get("next_ticket")? {
+                    Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+                    None => 1,
+                };
+                meta.insert("next_ticket", &key(next + 1))?;
+                let id = TicketId(next);
+                dedupe.insert(dk.as_bytes(), &key(id.0))?;
+                let ticket = Ticket::open(id, m.clone(), now);
+                tickets.insert(&key(id.0), enc(&ticket))?;
+                enqueue(outbox, id, Effect::PostCards, now)?;
+                append_audit(
+                    audit,
+                    &AuditEntry {
+                        ticket: id,
+                        at: now,
+                        actor: None,
+                        what: "mention received".into(),
+                        detail: Some(m.url.clone()),
+                    },
+                )?;
+                created.push(id);
+            }
+            if let Some(c) = cursor {
+                cursors.insert(source, c.as_bytes())?;
+            }
+            Ok(created)
+        });
+        finish(result)
+    }
+
+    pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.tickets.get(key(id.0))?.map(|v| dec(&v)).transpose()
+    }
+
+    /// Every ticket that is neither resolved nor ignored, oldest first.
+    pub fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tickets.iter() {
+            let (_, v) = item?;
+            let t: Ticket = dec(&v)?;
+            if !t.is_closed() {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn ticket_count(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// Judge and commit an agent's action atomically: two agents acting at once are
+    /// serialised by sled, so exactly one claim wins.
+    pub fn act(
+        &self,
+        id: TicketId,
+        decide: impl Fn(&Ticket) -> Result<Transition, Rejection>,
+    ) -> Result<ActOutcome, StoreError> {
+        let trees = (&self.tickets, &self.outbox, &self.audit);
+        let result = trees.transaction(|(tickets, outbox, audit)| {
+            let Some(raw) = tickets.get(key(id.0))? else {
+                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
+            };
+            let ticket: Ticket = tx_dec(&raw)?;
+            let tr = decide(&ticket).map_err(|r| ConflictableTransactionError::Abort(Abort::Rejected(r)))?;
+            commit_transition(tickets, outbox, audit, &tr, ticket.updated_at.max(tr.audit.at))?;
+            Ok(tr.ticket)
+        });
+        match result {
+            Ok(t) => Ok(Ok(t)),
+            Err(TransactionError::Abort(Abort::Rejected(r))) => Ok(Err(r)),
+            Err(e) => finish(Err(e)),
+        }
+    }
+
+    /// Pending jobs in the order they were queued.
+    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.outbox.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    pub fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        self.outbox.get(key(id))?.map(|v| dec(&v)).transpose()
+    }
+
+    /// Record that sends are about to start (persist before calling out).
+    pub fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let result = self.outbox.transaction(|outbox| {
+            for id in ids {
+                if let Some(raw) = outbox.get(key(*id))? {
+                    let mut job: Job = tx_dec(&raw)?;
+                    job.attempts += 1;
+                    outbox.insert(&key(*id), enc(&job))?;
+                }
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    /// A send failed for now: try again no earlier than `not_before`.
+    pub fn defer(&self, id: u64, not_before: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+        if let Some(raw) = self.outbox.get(key(id))? {
+            let mut job: Job = dec(&raw)?;
+            job.not_before = Some(not_before);
+            job.last_error = Some(error.to_string());
+            self.outbox.insert(key(id), enc(&job))?;
+        }
+        Ok(())
+    }
+
+    /// A job is done: remove it, remember where a card went, and fold what the outside
+    /// world reported into the ticket (queuing any follow-up effects), in one transaction.
+    pub fn complete(
+        &self,
+        job: &Job,
+        card: Option<&CardRef>,
+        event: Option<SystemEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (&self.tickets, &self.outbox, &self.audit, &self.cards, &self.card_index);
+        let result = trees.transaction(|(tickets, outbox, audit, cards, card_index)| {
+            outbox.remove(&key(job.id))?;
+            if let Some(c) = card {
+                cards.insert(card_key(job.ticket, c.surface), enc(c))?;
+                card_index.insert(
+                    card_index_key(c.surface, &c.channel, &c.message_id),
+                    &key(job.ticket.0),
+                )?;
+            }
+            if let Some(ev) = &event {
+                let Some(raw) = tickets.get(key(job.ticket.0))? else {
+                    return Err(ConflictableTransactionError::Abort(Abort::Missing(job.ticket)));
+                };
+                let ticket: Ticket = tx_dec(&raw)?;
+                let tr = apply_system(&ticket, ev.clone(), now);
+                commit_transition(tickets, outbox, audit, &tr, now)?;
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    pub fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
+        self.cards
+            .scan_prefix(key(ticket.0))
+            .values()
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
+    /// The ticket whose card is this message, if any.
+    pub fn ticket_by_card(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        message_id: &str,
+    ) -> Result<Option<TicketId>, StoreError> {
+        Ok(self
+            .card_index
+            .get(card_index_key(surface, channel, message_id))?
+            .map(|v| TicketId(u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))))
+    }
+
+    /// Append a line to the audit log outside any transition (e.g. an internal note).
+    pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        let mut k = key(entry.ticket.0).to_vec();
+        k.extend_from_slice(&key(id));
+        self.audit.insert(k, enc(entry))?;
+        Ok(())
+    }
+
+    /// The audit trail of one ticket, oldest first.
+    pub fn audit_of(&self, ticket: TicketId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit
+            .scan_prefix(key(ticket.0))
+            .values()
+            .map(|v| dec(&v?))
+            .collect()
+    }
+}
+
+fn enqueue(
+    outbox: &TransactionalTree,
+    ticket: TicketId,
+    effect: Effect,
+    now: DateTime<Utc>,
+) -> Result<(), UnabortableTransactionError> {
+    let id = outbox.generate_id()?;
+    let job = Job {
+        id,
+        ticket,
+        effect,
+        attempts: 0,
+        not_before: None,
+        created_at: now,
+        last_error: None,
+    };
+    outbox.insert(&key(id), enc(&job))?;
+    Ok(())
+}
+
+fn append_audit(audit: &TransactionalTree, entry: &AuditEntry) -> Result<(), UnabortableTransactionError> {
+    // Audit keys: ticket id then a unique id, so one ticket's trail is a prefix scan.
+    let mut k = key(entry.ticket.0).to_vec();
+    k.extend_from_slice(&key(audit.generate_id()?));
+    audit.insert(k, enc(entry))?;
+    Ok(())
+}
+
+fn commit_transition(
+    tickets: &TransactionalTree,
+    outbox: &TransactionalTree,
+    audit: &TransactionalTree,
+    tr: &Transition,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    tickets.insert(&key(tr.ticket.id.0), enc(&tr.ticket))?;
+    for effect in &tr.effects {
+        enqueue(outbox, tr.ticket.id, effect.clone(), now)?;
+    }
+    append_audit(audit, &tr.audit)?;
+    Ok(())
+}
+
+fn finish<T>(result: Result<T, TransactionError<Abort>>) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        Err(TransactionError::Abort(Abort::Missing(id))) => Err(StoreError::NoSuchTicket(id)),
+        Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(StoreError::Corrupt(e)),
+        Err(TransactionError::Abort(Abort::Rejected(r))) => {
+            unreachable!("rejections are handled by act(): {r}")
+        }
+    }
+}
