@@ -239,10 +239,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ConfigError::Syntax {
                 path: shown.clone(),
                 line,
@@ -314,7 +311,11 @@ impl Validator<'_> {
             };
             let var = &after[..end];
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                self.problem(section, key, format!("`${{{var}}}` is not a valid environment variable name"));
+                self.problem(
+                    section,
+                    key,
+                    format!("`${{{var}}}` is not a valid environment variable name"),
+                );
             } else {
                 match (self.env)(var) {
                     Some(val) => out.push_str(&val),
@@ -350,7 +351,9 @@ impl Validator<'_> {
                 self.problem(
                     section,
                     key,
-                    format!("expected an http(s) URL like https://mastodon.social, found {value:?}"),
+                    format!(
+                        "expected an http(s) URL like https://mastodon.social, found {value:?}"
+                    ),
                 );
                 value
             }
@@ -361,7 +364,11 @@ impl Validator<'_> {
         let store_path = {
             let p = PathBuf::from(self.interpolate("store", "path", &raw.store.path));
             if p.as_os_str().is_empty() {
-                self.problem("store", "path", "expected a directory path for the sled store");
+                self.problem(
+                    "store",
+                    "path",
+                    "expected a directory path for the sled store",
+                );
             }
             // Relative to the config file, so the bot can be started from anywhere.
             if p.is_relative() {
@@ -372,14 +379,21 @@ impl Validator<'_> {
         };
         let listen = raw.http.listen.clone();
         let http_listen = listen.parse().unwrap_or_else(|_| {
-            self.problem("http", "listen", format!("expected an address like 127.0.0.1:8080, found {listen:?}"));
+            self.problem(
+                "http",
+                "listen",
+                format!("expected an address like 127.0.0.1:8080, found {listen:?}"),
+            );
             ([127, 0, 0, 1], 8080).into()
         });
 
         let s = &raw.slack;
         let api_url = self.base_url("slack", "api_url", &s.api_url);
         let bot_token = self.secret("slack", "bot_token", &s.bot_token);
-        let app_token = s.app_token.as_deref().map(|t| self.secret("slack", "app_token", t));
+        let app_token = s
+            .app_token
+            .as_deref()
+            .map(|t| self.secret("slack", "app_token", t));
         let signing_secret = s
             .signing_secret
             .as_deref()
@@ -401,17 +415,28 @@ impl Validator<'_> {
             self.problem(
                 "slack",
                 "channel",
-                format!("expected a Slack channel id like C0123456789 (not a #name), found {:?}", s.channel),
+                format!(
+                    "expected a Slack channel id like C0123456789 (not a #name), found {:?}",
+                    s.channel
+                ),
             );
         }
         for id in &s.agent_user_ids {
             if !looks_like_slack_id(id, &['U', 'W']) {
-                self.problem("slack", "agent_user_ids", format!("expected Slack user ids like U0123ABCD, found {id:?}"));
+                self.problem(
+                    "slack",
+                    "agent_user_ids",
+                    format!("expected Slack user ids like U0123ABCD, found {id:?}"),
+                );
             }
         }
         if let Some(g) = &s.agent_usergroup {
             if !looks_like_slack_id(g, &['S']) {
-                self.problem("slack", "agent_usergroup", format!("expected a user group id like S0123ABCD, found {g:?}"));
+                self.problem(
+                    "slack",
+                    "agent_usergroup",
+                    format!("expected a user group id like S0123ABCD, found {g:?}"),
+                );
             }
         }
         if s.agent_user_ids.is_empty() && s.agent_usergroup.is_none() {
@@ -422,17 +447,32 @@ impl Validator<'_> {
             );
         }
         if !s.slash_command.starts_with('/') || s.slash_command.len() < 2 {
-            self.problem("slack", "slash_command", format!("expected a command like /mentions, found {:?}", s.slash_command));
+            self.problem(
+                "slack",
+                "slash_command",
+                format!(
+                    "expected a command like /mentions, found {:?}",
+                    s.slash_command
+                ),
+            );
         }
 
         let m = &raw.mastodon;
         let instance_url = self.base_url("mastodon", "instance_url", &m.instance_url);
         let access_token = self.secret("mastodon", "access_token", &m.access_token);
         if m.poll_interval_secs == 0 {
-            self.problem("mastodon", "poll_interval_secs", "expected at least 1 second (Mastodon allows 300 requests / 5 min)");
+            self.problem(
+                "mastodon",
+                "poll_interval_secs",
+                "expected at least 1 second (Mastodon allows 300 requests / 5 min)",
+            );
         }
         if m.initial_backfill > 80 {
-            self.problem("mastodon", "initial_backfill", "expected 0 to 80 (one page of notifications)");
+            self.problem(
+                "mastodon",
+                "initial_backfill",
+                "expected 0 to 80 (one page of notifications)",
+            );
         }
         if raw.outbox.concurrency == 0 || raw.outbox.concurrency > 64 {
             self.problem("outbox", "concurrency", "expected 1 to 64");
@@ -471,7 +511,8 @@ impl Validator<'_> {
 fn looks_like_slack_id(s: &str, prefixes: &[char]) -> bool {
     s.len() >= 5
         && s.starts_with(prefixes)
-        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -542,13 +583,19 @@ access_token = "${MASTODON_TOKEN}"
         assert_eq!(c.slack.bot_token.expose(), "value-of-SLACK_BOT_TOKEN");
         assert_eq!(c.store_path, PathBuf::from("/etc/mb/data/bot.sled"));
         assert_eq!(c.slack.mode, SlackMode::Socket);
-        assert!(!format!("{c:?}").contains("value-of"), "secrets leak into Debug");
+        assert!(
+            !format!("{c:?}").contains("value-of"),
+            "secrets leak into Debug"
+        );
     }
 
     #[test]
     fn all_missing_variables_are_listed_at_once() {
         let err = parse(GOOD, &|_| None).unwrap_err().to_string();
-        assert!(err.contains("SLACK_BOT_TOKEN (for slack.bot_token)"), "{err}");
+        assert!(
+            err.contains("SLACK_BOT_TOKEN (for slack.bot_token)"),
+            "{err}"
+        );
         assert!(err.contains("SLACK_APP_TOKEN"), "{err}");
         assert!(err.contains("MASTODON_TOKEN"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -559,7 +606,9 @@ access_token = "${MASTODON_TOKEN}"
         let text = GOOD.replace("\"C0SUPPORT\"", "\"#support\"");
         let err = parse(&text, &env_all).unwrap_err().to_string();
         assert!(
-            err.starts_with("/etc/mb/bot-config.toml:8: `slack.channel`: expected a Slack channel id"),
+            err.starts_with(
+                "/etc/mb/bot-config.toml:8: `slack.channel`: expected a Slack channel id"
+            ),
             "{err}"
         );
     }
@@ -580,8 +629,14 @@ access_token = "${MASTODON_TOKEN}"
             .replace("\"${MASTODON_TOKEN}\"", "\"abc123secret\"")
             .replace("https://social.example/", "social.example");
         let err = parse(&text, &env_all).unwrap_err().to_string();
-        assert!(err.contains(":13: `mastodon.access_token`: secrets must come from the environment"), "{err}");
-        assert!(err.contains(":12: `mastodon.instance_url`: expected an http(s) URL"), "{err}");
+        assert!(
+            err.contains(":13: `mastodon.access_token`: secrets must come from the environment"),
+            "{err}"
+        );
+        assert!(
+            err.contains(":12: `mastodon.instance_url`: expected an http(s) URL"),
+            "{err}"
+        );
         assert!(!err.contains("abc123secret"), "{err}");
     }
 
@@ -589,6 +644,9 @@ access_token = "${MASTODON_TOKEN}"
     fn socket_mode_needs_an_app_token() {
         let text = GOOD.replace("app_token = \"${SLACK_APP_TOKEN}\"\n", "");
         let err = parse(&text, &env_all).unwrap_err().to_string();
-        assert!(err.contains("`slack.mode`: socket mode needs `app_token`"), "{err}");
+        assert!(
+            err.contains("`slack.mode`: socket mode needs `app_token`"),
+            "{err}"
+        );
     }
 }

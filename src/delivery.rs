@@ -54,9 +54,15 @@ mod tests {
         assert_eq!(backoff(0, None, cap), Duration::from_millis(500));
         assert_eq!(backoff(3, None, cap), Duration::from_secs(4));
         assert_eq!(backoff(30, None, cap), cap);
-        assert_eq!(backoff(0, Some(Duration::from_secs(7)), cap), Duration::from_secs(7));
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(7)), cap),
+            Duration::from_secs(7)
+        );
         // A hint longer than our cap is still honoured: the platform knows best.
-        assert_eq!(backoff(0, Some(Duration::from_secs(90)), cap), Duration::from_secs(90));
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(90)), cap),
+            Duration::from_secs(90)
+        );
         assert_eq!(retry_after_secs(Some("2")), Some(Duration::from_secs(2)));
         assert_eq!(retry_after_secs(Some("soon")), None);
     }

@@ -1,8 +1,11 @@
 //! mentionbridge: social mentions become support tickets in team chat, and agents'
 //! answers go back to the social platform exactly once.
 
+pub mod chat;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod http;
+pub mod runtime;
 pub mod sources;
 pub mod store;

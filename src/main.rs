@@ -1,1 +1,95 @@
-fn main(){}
+//! The command line: `run` the bot, or `check-config` without connecting anywhere.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mentionbridge::config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "mentionbridge", version, about = "Social mentions as support tickets in Slack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config, check credentials once, then run until SIGTERM or Ctrl-C.
+    Run {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate the config file and environment without connecting to anything.
+    CheckConfig {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MENTIONBRIDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,slack_morphism=warn,rustls=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match run(cfg) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        mentionbridge::runtime::run(config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

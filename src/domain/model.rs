@@ -126,9 +126,14 @@ pub enum Stage {
 pub enum ReplyState {
     /// Persisted in the outbox, not yet confirmed by the platform.
     Pending,
-    Published { remote_id: String, url: String },
+    Published {
+        remote_id: String,
+        url: String,
+    },
     /// The platform refused it for good; the reason is the platform's.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

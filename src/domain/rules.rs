@@ -26,14 +26,25 @@ impl Desk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     NotAnAgent,
-    AlreadyClaimed { by: AgentRef, minutes: i64 },
+    AlreadyClaimed {
+        by: AgentRef,
+        minutes: i64,
+    },
     AlreadyYours,
-    NotYours { holder: AgentRef },
+    NotYours {
+        holder: AgentRef,
+    },
     NotClaimed,
-    Closed { stage: Stage },
+    Closed {
+        stage: Stage,
+    },
     NotClosed,
     EmptyReply,
-    ReplyTooLong { length: usize, limit: usize, platform: Platform },
+    ReplyTooLong {
+        length: usize,
+        limit: usize,
+        platform: Platform,
+    },
     ReplyInFlight,
 }
 
@@ -101,7 +112,13 @@ pub struct Transition {
     pub audit: AuditEntry,
 }
 
-fn audit(ticket: &Ticket, actor: Option<&AgentRef>, what: &str, detail: Option<String>, now: DateTime<Utc>) -> AuditEntry {
+fn audit(
+    ticket: &Ticket,
+    actor: Option<&AgentRef>,
+    what: &str,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> AuditEntry {
     AuditEntry {
         ticket: ticket.id,
         at: now,
@@ -146,7 +163,9 @@ pub fn apply(
     let (effects, what, detail) = match action {
         AgentAction::Claim => {
             if ticket.is_closed() {
-                return Err(Rejection::Closed { stage: ticket.stage });
+                return Err(Rejection::Closed {
+                    stage: ticket.stage,
+                });
             }
             match &ticket.holder {
                 Some(c) if c.agent.same_person(actor) => return Err(Rejection::AlreadyYours),
@@ -193,7 +212,9 @@ pub fn apply(
         }
         AgentAction::Reply { text } => {
             if ticket.is_closed() {
-                return Err(Rejection::Closed { stage: ticket.stage });
+                return Err(Rejection::Closed {
+                    stage: ticket.stage,
+                });
             }
             if let Some(c) = held_by_other {
                 return Err(Rejection::NotYours {
@@ -246,7 +267,9 @@ pub fn apply(
         }
         AgentAction::Resolve | AgentAction::Ignore => {
             if ticket.is_closed() {
-                return Err(Rejection::Closed { stage: ticket.stage });
+                return Err(Rejection::Closed {
+                    stage: ticket.stage,
+                });
             }
             if let Some(c) = held_by_other {
                 return Err(Rejection::NotYours {
@@ -275,7 +298,11 @@ pub fn apply(
             if !ticket.is_closed() {
                 return Err(Rejection::NotClosed);
             }
-            next.stage = if ticket.replies.iter().any(|r| matches!(r.state, ReplyState::Published { .. })) {
+            next.stage = if ticket
+                .replies
+                .iter()
+                .any(|r| matches!(r.state, ReplyState::Published { .. }))
+            {
                 Stage::Replied
             } else {
                 Stage::Posted
@@ -419,7 +446,10 @@ mod tests {
     #[test]
     fn only_agents_may_act_and_a_refusal_changes_nothing() {
         let tk = ticket();
-        assert_eq!(run(&tk, AgentAction::Claim, "EVE", 1), Err(Rejection::NotAnAgent));
+        assert_eq!(
+            run(&tk, AgentAction::Claim, "EVE", 1),
+            Err(Rejection::NotAnAgent)
+        );
         // Group members are agents too.
         assert!(run(&tk, AgentAction::Claim, "GIA", 1).is_ok());
     }
@@ -436,7 +466,10 @@ mod tests {
             }
         );
         assert_eq!(err.to_string(), "Already claimed by name-ANA 3 min ago.");
-        assert_eq!(run(&tk, AgentAction::Claim, "ANA", 4), Err(Rejection::AlreadyYours));
+        assert_eq!(
+            run(&tk, AgentAction::Claim, "ANA", 4),
+            Err(Rejection::AlreadyYours)
+        );
     }
 
     #[test]
@@ -461,7 +494,15 @@ mod tests {
 
     #[test]
     fn reply_prefixes_the_handle_claims_and_queues_one_publish() {
-        let tr = run(&ticket(), AgentAction::Reply { text: "on its way!".into() }, "ANA", 1).unwrap();
+        let tr = run(
+            &ticket(),
+            AgentAction::Reply {
+                text: "on its way!".into(),
+            },
+            "ANA",
+            1,
+        )
+        .unwrap();
         let r = &tr.ticket.replies[0];
         assert_eq!(r.text, "@alice@m.example on its way!");
         assert_eq!(r.visibility, Visibility::Unlisted);
@@ -470,11 +511,26 @@ mod tests {
         assert_eq!(tr.effects[0], Effect::PublishReply { seq: 1 });
         // While it is in flight a second answer is refused: no mention is answered twice.
         assert_eq!(
-            run(&tr.ticket, AgentAction::Reply { text: "again".into() }, "ANA", 2),
+            run(
+                &tr.ticket,
+                AgentAction::Reply {
+                    text: "again".into()
+                },
+                "ANA",
+                2
+            ),
             Err(Rejection::ReplyInFlight)
         );
         // The handle is not doubled when the agent typed it.
-        let tr2 = run(&ticket(), AgentAction::Reply { text: "@alice@m.example hi".into() }, "ANA", 1).unwrap();
+        let tr2 = run(
+            &ticket(),
+            AgentAction::Reply {
+                text: "@alice@m.example hi".into(),
+            },
+            "ANA",
+            1,
+        )
+        .unwrap();
         assert_eq!(tr2.ticket.replies[0].text, "@alice@m.example hi");
     }
 
@@ -492,9 +548,22 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("Shorten it by 1"));
-        assert!(run(&ticket(), AgentAction::Reply { text: "x".repeat(23) }, "ANA", 1).is_ok());
+        assert!(run(
+            &ticket(),
+            AgentAction::Reply {
+                text: "x".repeat(23)
+            },
+            "ANA",
+            1
+        )
+        .is_ok());
         assert_eq!(
-            run(&ticket(), AgentAction::Reply { text: "  ".into() }, "ANA", 1),
+            run(
+                &ticket(),
+                AgentAction::Reply { text: "  ".into() },
+                "ANA",
+                1
+            ),
             Err(Rejection::EmptyReply)
         );
         let held = run(&ticket(), AgentAction::Claim, "BEN", 1).unwrap().ticket;
@@ -506,7 +575,13 @@ mod tests {
 
     #[test]
     fn publish_outcomes_are_recorded_once() {
-        let tr = run(&ticket(), AgentAction::Reply { text: "hi".into() }, "ANA", 1).unwrap();
+        let tr = run(
+            &ticket(),
+            AgentAction::Reply { text: "hi".into() },
+            "ANA",
+            1,
+        )
+        .unwrap();
         let ev = SystemEvent::ReplyPublished {
             seq: 1,
             remote_id: "99".into(),
@@ -529,7 +604,15 @@ mod tests {
         );
         assert_eq!(failed.ticket.state_label(), "Reply failed");
         // After a failure the agent may try again.
-        assert!(run(&failed.ticket, AgentAction::Reply { text: "retry".into() }, "ANA", 3).is_ok());
+        assert!(run(
+            &failed.ticket,
+            AgentAction::Reply {
+                text: "retry".into()
+            },
+            "ANA",
+            3
+        )
+        .is_ok());
     }
 
     #[test]
@@ -539,7 +622,9 @@ mod tests {
             run(&claimed, AgentAction::Resolve, "BEN", 2),
             Err(Rejection::NotYours { .. })
         ));
-        let resolved = run(&claimed, AgentAction::Resolve, "ANA", 2).unwrap().ticket;
+        let resolved = run(&claimed, AgentAction::Resolve, "ANA", 2)
+            .unwrap()
+            .ticket;
         assert_eq!(resolved.stage, Stage::Resolved);
         assert_eq!(
             run(&resolved, AgentAction::Claim, "BEN", 3),
@@ -547,11 +632,18 @@ mod tests {
                 stage: Stage::Resolved
             })
         );
-        let reopened = run(&resolved, AgentAction::Reopen, "BEN", 3).unwrap().ticket;
+        let reopened = run(&resolved, AgentAction::Reopen, "BEN", 3)
+            .unwrap()
+            .ticket;
         assert_eq!(reopened.stage, Stage::Posted);
         assert_eq!(reopened.holder, None);
-        assert_eq!(run(&reopened, AgentAction::Reopen, "BEN", 4), Err(Rejection::NotClosed));
-        let ignored = run(&reopened, AgentAction::Ignore, "BEN", 4).unwrap().ticket;
+        assert_eq!(
+            run(&reopened, AgentAction::Reopen, "BEN", 4),
+            Err(Rejection::NotClosed)
+        );
+        let ignored = run(&reopened, AgentAction::Ignore, "BEN", 4)
+            .unwrap()
+            .ticket;
         assert_eq!(ignored.state_label(), "Ignored");
     }
 }

@@ -128,7 +128,9 @@ impl Mastodon {
             rules: RwLock::new(TextRules::default()),
             gate: Mutex::new(None),
         };
-        client.me = client.get_json("/api/v1/accounts/verify_credentials").await?;
+        client.me = client
+            .get_json("/api/v1/accounts/verify_credentials")
+            .await?;
         let rules = client.instance_rules().await;
         *client.rules.write().expect("rules lock") = rules;
         tracing::info!(
@@ -184,7 +186,10 @@ impl Mastodon {
         let until = *self.gate.lock().expect("gate lock");
         if let Some(t) = until {
             if t > Instant::now() {
-                tracing::info!(wait_ms = (t - Instant::now()).as_millis() as u64, "Mastodon rate limit reached, waiting for reset");
+                tracing::info!(
+                    wait_ms = (t - Instant::now()).as_millis() as u64,
+                    "Mastodon rate limit reached, waiting for reset"
+                );
                 tokio::time::sleep_until(t).await;
             }
         }
@@ -225,41 +230,61 @@ impl Mastodon {
                 .bearer_auth(self.token.expose()),
         );
         let resp = req.send().await.map_err(|e| {
-            DeliveryError::retry(format!("Mastodon at {} could not be reached: {}", self.base, without_url(&e)))
+            DeliveryError::retry(format!(
+                "Mastodon at {} could not be reached: {}",
+                self.base,
+                without_url(&e)
+            ))
         })?;
         let status = resp.status();
         let headers = resp.headers().clone();
         self.note_limits(&headers);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| DeliveryError::retry(format!("Mastodon answer from {url} was cut off: {}", without_url(&e))))?;
+        let body = resp.bytes().await.map_err(|e| {
+            DeliveryError::retry(format!(
+                "Mastodon answer from {url} was cut off: {}",
+                without_url(&e)
+            ))
+        })?;
         Ok((status, headers, body.to_vec()))
     }
 
     /// Turn a non-success answer into the right kind of failure, with the server's words.
-    fn failure(&self, path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> DeliveryError {
+    fn failure(
+        &self,
+        path: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> DeliveryError {
         let said = serde_json::from_slice::<ServerError>(body)
             .map(|e| e.error)
             .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect());
         let url = self.url(path);
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-            let after = retry_after_secs(headers.get("retry-after").and_then(|v| v.to_str().ok())).or_else(|| {
-                headers
-                    .get("x-ratelimit-reset")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                    .and_then(|r| (r.with_timezone(&Utc) - Utc::now()).to_std().ok())
-                    .filter(|_| status == StatusCode::TOO_MANY_REQUESTS)
-            });
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+        {
+            let after = retry_after_secs(headers.get("retry-after").and_then(|v| v.to_str().ok()))
+                .or_else(|| {
+                    headers
+                        .get("x-ratelimit-reset")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                        .and_then(|r| (r.with_timezone(&Utc) - Utc::now()).to_std().ok())
+                        .filter(|_| status == StatusCode::TOO_MANY_REQUESTS)
+                });
             return DeliveryError::Retry {
                 after,
                 reason: format!("Mastodon answered {} for {url}: {said}", status.as_u16()),
             };
         }
         let hint = match status {
-            StatusCode::UNAUTHORIZED => format!("{said} (check the token in mastodon.access_token)"),
-            StatusCode::FORBIDDEN => format!("{said} (the token needs read:notifications and write:statuses)"),
+            StatusCode::UNAUTHORIZED => {
+                format!("{said} (check the token in mastodon.access_token)")
+            }
+            StatusCode::FORBIDDEN => {
+                format!("{said} (the token needs read:notifications and write:statuses)")
+            }
             _ => said,
         };
         DeliveryError::Permanent {
@@ -268,10 +293,13 @@ impl Mastodon {
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MastodonError> {
-        let (status, headers, body) = self.send(Method::GET, path, |r| r).await.map_err(|e| MastodonError::Unreachable {
-            url: self.url(path),
-            reason: e.to_string(),
-        })?;
+        let (status, headers, body) =
+            self.send(Method::GET, path, |r| r)
+                .await
+                .map_err(|e| MastodonError::Unreachable {
+                    url: self.url(path),
+                    reason: e.to_string(),
+                })?;
         if !status.is_success() {
             let reason = self.failure(path, status, &headers, &body).to_string();
             return Err(MastodonError::Refused {
@@ -305,7 +333,11 @@ impl Mastodon {
         Mention {
             platform: Platform::Mastodon,
             account: self.me.acct.clone(),
-            url: status.url.clone().or(status.uri.clone()).unwrap_or_default(),
+            url: status
+                .url
+                .clone()
+                .or(status.uri.clone())
+                .unwrap_or_default(),
             author: Author {
                 handle: status.account.acct.clone(),
                 name: if status.account.display_name.is_empty() {
@@ -339,14 +371,25 @@ impl Mastodon {
         };
         let path = format!(
             "/api/v1/notifications?types[]=mention&limit={limit}{position}{}",
-            if self.config.include_filtered { "&include_filtered=true" } else { "" }
+            if self.config.include_filtered {
+                "&include_filtered=true"
+            } else {
+                ""
+            }
         );
         let body = self.get(&path).await?;
-        let page: Vec<Notification> = serde_json::from_slice(&body).map_err(|e| DeliveryError::Permanent {
-            reason: format!("Mastodon sent notifications we cannot read from {}: {e}", self.url(&path)),
-        })?;
+        let page: Vec<Notification> =
+            serde_json::from_slice(&body).map_err(|e| DeliveryError::Permanent {
+                reason: format!(
+                    "Mastodon sent notifications we cannot read from {}: {e}",
+                    self.url(&path)
+                ),
+            })?;
         // Newest first on the wire; the newest id is where the next poll starts.
-        let next_cursor = page.first().map(|n| n.id.clone()).or(cursor.map(String::from));
+        let next_cursor = page
+            .first()
+            .map(|n| n.id.clone())
+            .or(cursor.map(String::from));
         let full = page.len() as u32 >= limit && cursor.is_some();
         let mut mentions: Vec<Mention> = page
             .into_iter()
@@ -366,13 +409,18 @@ impl Mastodon {
     }
 
     /// A retry may follow a send whose answer we never saw: our reply may exist already.
-    async fn find_our_reply(&self, reply: &ReplyRequest) -> Result<Option<Published>, DeliveryError> {
+    async fn find_our_reply(
+        &self,
+        reply: &ReplyRequest,
+    ) -> Result<Option<Published>, DeliveryError> {
         let path = format!("/api/v1/statuses/{}/context", urlencode(&reply.in_reply_to));
         let body = self.get(&path).await?;
-        let context: Context = serde_json::from_slice(&body).map_err(|e| DeliveryError::retry(format!(
-            "Mastodon sent a context we cannot read from {}: {e}",
-            self.url(&path)
-        )))?;
+        let context: Context = serde_json::from_slice(&body).map_err(|e| {
+            DeliveryError::retry(format!(
+                "Mastodon sent a context we cannot read from {}: {e}",
+                self.url(&path)
+            ))
+        })?;
         let earliest = reply.queued_at - chrono::Duration::minutes(2);
         Ok(context
             .descendants
@@ -409,17 +457,24 @@ impl Mastodon {
         let path = "/api/v1/statuses";
         let (status, headers, resp) = self
             .send(Method::POST, path, |r| {
-                r.header("Idempotency-Key", &reply.idempotency_key).json(&body)
+                r.header("Idempotency-Key", &reply.idempotency_key)
+                    .json(&body)
             })
             .await?;
         if !status.is_success() {
             return Err(self.failure(path, status, &headers, &resp));
         }
-        let posted: Status = serde_json::from_slice(&resp).map_err(|e| DeliveryError::retry(format!(
-            "Mastodon accepted the reply but sent an answer we cannot read: {e}"
-        )))?;
+        let posted: Status = serde_json::from_slice(&resp).map_err(|e| {
+            DeliveryError::retry(format!(
+                "Mastodon accepted the reply but sent an answer we cannot read: {e}"
+            ))
+        })?;
         Ok(Published {
-            url: posted.url.clone().or(posted.uri.clone()).unwrap_or_default(),
+            url: posted
+                .url
+                .clone()
+                .or(posted.uri.clone())
+                .unwrap_or_default(),
             remote_id: posted.id,
         })
     }
@@ -448,7 +503,10 @@ impl Publisher for Mastodon {
         *self.rules.read().expect("rules lock")
     }
 
-    fn publish<'a>(&'a self, reply: &'a ReplyRequest) -> BoxFuture<'a, Result<Published, DeliveryError>> {
+    fn publish<'a>(
+        &'a self,
+        reply: &'a ReplyRequest,
+    ) -> BoxFuture<'a, Result<Published, DeliveryError>> {
         Box::pin(self.post_reply(reply))
     }
 }
@@ -513,7 +571,9 @@ fn decode_entities(s: &str) -> String {
                 "apos" | "#39" => Some('\''),
                 "nbsp" => Some('\u{a0}'),
                 _ if name.starts_with("#x") || name.starts_with("#X") => {
-                    u32::from_str_radix(&name[2..], 16).ok().and_then(char::from_u32)
+                    u32::from_str_radix(&name[2..], 16)
+                        .ok()
+                        .and_then(char::from_u32)
                 }
                 _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
                 _ => None,
@@ -542,7 +602,10 @@ mod tests {
     #[test]
     fn status_html_becomes_readable_text() {
         let html = r#"<p><span class="h-card"><a href="https://m.example/@brand" class="u-url mention">@<span>brand</span></a></span> my order &amp; refund?</p><p>line<br />two &#39;ok&#39; &#x1F600;</p>"#;
-        assert_eq!(html_to_text(html), "@brand my order & refund?\n\nline\ntwo 'ok' 😀");
+        assert_eq!(
+            html_to_text(html),
+            "@brand my order & refund?\n\nline\ntwo 'ok' 😀"
+        );
         assert_eq!(html_to_text("a &unknown; b & c"), "a &unknown; b & c");
     }
 }

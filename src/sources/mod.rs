@@ -55,5 +55,8 @@ pub struct Published {
 pub trait Publisher: Send + Sync {
     fn platform(&self) -> Platform;
     fn text_rules(&self) -> TextRules;
-    fn publish<'a>(&'a self, reply: &'a ReplyRequest) -> BoxFuture<'a, Result<Published, DeliveryError>>;
+    fn publish<'a>(
+        &'a self,
+        reply: &'a ReplyRequest,
+    ) -> BoxFuture<'a, Result<Published, DeliveryError>>;
 }

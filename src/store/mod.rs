@@ -17,7 +17,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("the store at {path} cannot be opened: {source} (is another mentionbridge running on it?)")]
+    #[error(
+        "the store at {path} cannot be opened: {source} (is another mentionbridge running on it?)"
+    )]
     Open { path: String, source: sled::Error },
     #[error("store I/O failed: {0}")]
     Sled(#[from] sled::Error),
@@ -89,7 +91,8 @@ enum Abort {
 }
 
 fn tx_dec<T: DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))
 }
 
 fn card_index_key(surface: SurfaceKind, channel: &str, message_id: &str) -> Vec<u8> {
@@ -155,7 +158,14 @@ impl Store {
         cursor: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<TicketId>, StoreError> {
-        let trees = (&self.tickets, &self.dedupe, &self.cursors, &self.outbox, &self.audit, &self.meta);
+        let trees = (
+            &self.tickets,
+            &self.dedupe,
+            &self.cursors,
+            &self.outbox,
+            &self.audit,
+            &self.meta,
+        );
         let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
             let mut created = Vec::new();
             for m in mentions {
@@ -227,8 +237,15 @@ impl Store {
                 return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
             };
             let ticket: Ticket = tx_dec(&raw)?;
-            let tr = decide(&ticket).map_err(|r| ConflictableTransactionError::Abort(Abort::Rejected(r)))?;
-            commit_transition(tickets, outbox, audit, &tr, ticket.updated_at.max(tr.audit.at))?;
+            let tr = decide(&ticket)
+                .map_err(|r| ConflictableTransactionError::Abort(Abort::Rejected(r)))?;
+            commit_transition(
+                tickets,
+                outbox,
+                audit,
+                &tr,
+                ticket.updated_at.max(tr.audit.at),
+            )?;
             Ok(tr.ticket)
         });
         match result {
@@ -273,25 +290,25 @@ impl Store {
         Ok(())
     }
 
-    /// A job is done: remove it, remember where a card went, and fold what the outside
-    /// world reported into the ticket (queuing any follow-up effects), in one transaction.
-    pub fn complete(
-        &self,
-        job: &Job,
-        card: Option<&CardRef>,
-        event: Option<SystemEvent>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let trees = (&self.tickets, &self.outbox, &self.audit, &self.cards, &self.card_index);
-        let result = trees.transaction(|(tickets, outbox, audit, cards, card_index)| {
+    /// Remember where a ticket's card went on a surface.
+    pub fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
+        let result = (&self.cards, &self.card_index).transaction(|(cards, card_index)| {
+            cards.insert(card_key(ticket, card.surface), enc(card))?;
+            card_index.insert(
+                card_index_key(card.surface, &card.channel, &card.message_id),
+                &key(ticket.0),
+            )?;
+            Ok(())
+        });
+        finish(result)
+    }
+
+    /// A job is done: remove it and fold what the outside world reported into the ticket
+    /// (queuing any follow-up effects), in one transaction.
+    pub fn complete(&self, job: &Job, event: Option<SystemEvent>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let trees = (&self.tickets, &self.outbox, &self.audit);
+        let result = trees.transaction(|(tickets, outbox, audit)| {
             outbox.remove(&key(job.id))?;
-            if let Some(c) = card {
-                cards.insert(card_key(job.ticket, c.surface), enc(c))?;
-                card_index.insert(
-                    card_index_key(c.surface, &c.channel, &c.message_id),
-                    &key(job.ticket.0),
-                )?;
-            }
             if let Some(ev) = &event {
                 let Some(raw) = tickets.get(key(job.ticket.0))? else {
                     return Err(ConflictableTransactionError::Abort(Abort::Missing(job.ticket)));
@@ -365,7 +382,10 @@ fn enqueue(
     Ok(())
 }
 
-fn append_audit(audit: &TransactionalTree, entry: &AuditEntry) -> Result<(), UnabortableTransactionError> {
+fn append_audit(
+    audit: &TransactionalTree,
+    entry: &AuditEntry,
+) -> Result<(), UnabortableTransactionError> {
     // Audit keys: ticket id then a unique id, so one ticket's trail is a prefix scan.
     let mut k = key(entry.ticket.0).to_vec();
     k.extend_from_slice(&key(audit.generate_id()?));

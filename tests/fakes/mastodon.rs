@@ -303,10 +303,6 @@ pub fn countable_length(text: &str) -> usize {
 }
 
 impl MState {
-    fn brand(&self) -> &AccountRec {
-        &self.accounts[BRAND_ACCT]
-    }
-
     fn account_json(&self, acct: &str) -> Value {
         let a = &self.accounts[acct];
         let statuses_count = self
@@ -746,7 +742,14 @@ impl FakeMastodon {
         visibility: &str,
         in_reply_to_id: Option<&str>,
     ) -> MentionIds {
-        self.insert_mention(author_acct, text, visibility, in_reply_to_id, false, Some("en"))
+        self.insert_mention(
+            author_acct,
+            text,
+            visibility,
+            in_reply_to_id,
+            false,
+            Some("en"),
+        )
     }
 
     /// Builder: `fake.mention("alice", "hi").visibility("direct").in_reply_to(id).add()`.
@@ -774,9 +777,9 @@ impl FakeMastodon {
         let mut st = lock(&self.shared);
         st.ensure_account(author);
         let in_reply_to_account_id = in_reply_to_id.map(|rid| {
-            let parent = st
-                .live_status(rid)
-                .unwrap_or_else(|| panic!("add_mention: in_reply_to_id {rid} is not a live status"));
+            let parent = st.live_status(rid).unwrap_or_else(|| {
+                panic!("add_mention: in_reply_to_id {rid} is not a live status")
+            });
             st.accounts[&parent.account].id.clone()
         });
         let (content, mentions) = st.render(text, Some(BRAND_ACCT));
@@ -974,7 +977,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         st.requests.push((method.to_string(), path_and_query));
         let mut found = None;
         for rule in st.faults.iter_mut() {
-            let method_ok = rule.method.as_ref().is_none_or(|m| *m == method);
+            let method_ok = rule.method.as_ref().map_or(true, |m| *m == method);
             if method_ok && path.starts_with(&rule.prefix) && !rule.faults.is_empty() {
                 found = rule.faults.pop_front();
                 break;
@@ -984,8 +987,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         found
     };
 
-    let mut response = match fault {
-        Some(Fault::Hang) => std::future::pending::<Response>().await,
+    match fault {
+        Some(Fault::Hang) => return std::future::pending::<Response>().await,
         Some(Fault::Status {
             code,
             retry_after,
@@ -1002,8 +1005,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 resp.headers_mut()
                     .insert("retry-after", HeaderValue::from(secs));
             }
-            let mut st = lock(&shared);
-            let (limit, remaining, reset) = st.rate_headers(true);
+            let (limit, remaining, reset) = lock(&shared).rate_headers(true);
             let (remaining, reset) = if code == 429 {
                 let reset = match retry_after {
                     Some(secs) => (Utc::now() + chrono::Duration::seconds(secs as i64))
@@ -1017,13 +1019,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             set_rate_headers(resp.headers_mut(), limit, remaining, &reset);
             return resp;
         }
-        Some(Fault::Delay(d)) => {
-            tokio::time::sleep(d).await;
-            None
-        }
-        None => None,
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
     }
-    .unwrap_or_else(|| Response::new(Body::empty()));
 
     let (limit, remaining, reset, over) = {
         let mut st = lock(&shared);
@@ -1037,7 +1035,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return resp;
     }
 
-    response = route(&shared, &method, &path, &query, &headers, &body).await;
+    let mut response = route(&shared, &method, &path, &query, &headers, &body).await;
     set_rate_headers(response.headers_mut(), limit, remaining, &reset);
     response
 }
@@ -1108,13 +1106,19 @@ async fn route(
         (Method::GET, ["api", "v1", "notifications", id]) => {
             let st = lock(shared);
             match st.notif_idx.get(*id).map(|&i| &st.notifications[i]) {
-                Some(n) if n.status_id.as_deref().is_none_or(|s| st.live_status(s).is_some()) => {
+                Some(n)
+                    if n.status_id
+                        .as_deref()
+                        .map_or(true, |s| st.live_status(s).is_some()) =>
+                {
                     json_response(200, &st.notification_json(n))
                 }
                 _ => error(404, "Record not found"),
             }
         }
-        (Method::POST, ["api", "v1", "statuses"]) => post_status(shared, headers, body, token).await,
+        (Method::POST, ["api", "v1", "statuses"]) => {
+            post_status(shared, headers, body, token).await
+        }
         (Method::GET, ["api", "v1", "statuses", id]) => {
             let st = lock(shared);
             match st.live_status(id) {
@@ -1232,7 +1236,10 @@ fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
     let account_id = get("account_id");
     let include_filtered = matches!(get("include_filtered").as_deref(), Some("true" | "1"));
     let limit = match get("limit") {
-        Some(l) => l.parse::<i64>().map(|l| l.unsigned_abs().min(80) as usize).unwrap_or(40),
+        Some(l) => l
+            .parse::<i64>()
+            .map(|l| l.unsigned_abs().min(80) as usize)
+            .unwrap_or(40),
         None => 40,
     };
 
@@ -1248,14 +1255,13 @@ fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
             (types.is_empty() || types.contains(&n.kind))
                 && !exclude_types.contains(&n.kind)
                 && (include_filtered || !n.filtered)
-                && n
-                    .status_id
+                && n.status_id
                     .as_deref()
-                    .is_none_or(|s| st.live_status(s).is_some())
+                    .map_or(true, |s| st.live_status(s).is_some())
                 && account_id
                     .as_deref()
-                    .is_none_or(|a| st.accounts[&n.account].id == a)
-                && max_key.is_none_or(|m| key < m)
+                    .map_or(true, |a| st.accounts[&n.account].id == a)
+                && max_key.map_or(true, |m| key < m)
         })
         .collect();
 
@@ -1274,7 +1280,7 @@ fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
             .iter()
             .rev()
             .copied()
-            .filter(|&i| since_key.is_none_or(|s| 2 * i + 1 > s))
+            .filter(|&i| since_key.map_or(true, |s| 2 * i + 1 > s))
             .take(limit)
             .collect()
     };
@@ -1417,7 +1423,10 @@ async fn post_status(
                 .as_deref()
                 .is_some_and(|v| !["public", "unlisted", "private", "direct"].contains(&v))
             {
-                Err(error(422, "Validation failed: Visibility is not included in the list"))
+                Err(error(
+                    422,
+                    "Validation failed: Visibility is not included in the list",
+                ))
             } else {
                 let parent = parent.flatten();
                 let (content, mentions) = st.render(&text, None);
@@ -1453,9 +1462,7 @@ async fn post_status(
                     language: language.clone(),
                     idempotency_key: idempotency_key.clone(),
                 });
-                let v = st.status_json(&st.statuses[idx]);
-                let _ = st.brand();
-                Ok(v)
+                Ok(st.status_json(&st.statuses[idx]))
             }
         }
     };
@@ -1465,13 +1472,20 @@ async fn post_status(
         Ok(status) => {
             let mut rx = shared.hold.subscribe();
             if *rx.borrow_and_update() {
+                // Decrements even if the connection is dropped while held.
+                struct Held<'a>(&'a AtomicUsize);
+                impl Drop for Held<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
                 shared.held_now.fetch_add(1, Ordering::SeqCst);
+                let _held = Held(&shared.held_now);
                 while *rx.borrow_and_update() {
                     if rx.changed().await.is_err() {
                         std::future::pending::<()>().await;
                     }
                 }
-                shared.held_now.fetch_sub(1, Ordering::SeqCst);
             }
             json_response(200, &status)
         }

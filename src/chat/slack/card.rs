@@ -1,0 +1,351 @@
+//! How a ticket looks in Slack: the Block Kit card, the reply modal, thread notes and the
+//! `/mentions` list. Pure functions from domain values to slack-morphism types.
+
+use crate::domain::text::TextRules;
+use crate::domain::{AgentRef, Note, ReplyState, Stage, Ticket, TicketId, Visibility};
+use slack_morphism::prelude::*;
+use std::collections::HashMap;
+
+pub const METADATA_EVENT: &str = "mentionbridge_ticket";
+pub const REPLY_CALLBACK: &str = "mb_reply";
+pub const REPLY_BLOCK: &str = "reply";
+pub const REPLY_INPUT: &str = "text";
+
+/// The card's buttons, by `action_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    Claim,
+    Unclaim,
+    Reply,
+    Resolve,
+    Ignore,
+    Reopen,
+}
+
+impl Button {
+    pub const ALL: [Button; 6] = [
+        Button::Claim,
+        Button::Unclaim,
+        Button::Reply,
+        Button::Resolve,
+        Button::Ignore,
+        Button::Reopen,
+    ];
+
+    pub fn action_id(self) -> &'static str {
+        match self {
+            Button::Claim => "mb_claim",
+            Button::Unclaim => "mb_unclaim",
+            Button::Reply => "mb_reply",
+            Button::Resolve => "mb_resolve",
+            Button::Ignore => "mb_ignore",
+            Button::Reopen => "mb_reopen",
+        }
+    }
+
+    pub fn from_action_id(id: &str) -> Option<Button> {
+        Button::ALL.into_iter().find(|b| b.action_id() == id)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Button::Claim => "Claim",
+            Button::Unclaim => "Unclaim",
+            Button::Reply => "Reply",
+            Button::Resolve => "Resolve",
+            Button::Ignore => "Ignore",
+            Button::Reopen => "Reopen",
+        }
+    }
+}
+
+/// Escape text for mrkdwn: Slack treats `&`, `<` and `>` as control characters.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn quote(s: &str) -> String {
+    escape(s)
+        .lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn who(agent: &AgentRef) -> String {
+    format!("<@{}>", agent.user_id)
+}
+
+fn md(s: impl Into<String>) -> SlackBlockText {
+    SlackBlockMarkDownText::new(s.into()).into()
+}
+
+fn slack_date(t: chrono::DateTime<chrono::Utc>, token: &str) -> String {
+    // Slack renders this in each reader's own time zone; the fallback is UTC.
+    format!(
+        "<!date^{}^{}|{}>",
+        t.timestamp(),
+        token,
+        t.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+fn state_emoji(ticket: &Ticket) -> &'static str {
+    match (ticket.stage, &ticket.holder) {
+        (Stage::Resolved, _) => ":white_check_mark:",
+        (Stage::Ignored, _) => ":no_entry_sign:",
+        (Stage::Replied, _) => ":speech_balloon:",
+        (_, Some(_)) => ":raising_hand:",
+        _ => ":new:",
+    }
+}
+
+fn visibility_label(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "public",
+        Visibility::Unlisted => "unlisted",
+        Visibility::Private => "followers-only",
+        Visibility::Direct => "direct message",
+    }
+}
+
+/// Fallback text for notifications and screen readers.
+pub fn card_text(ticket: &Ticket) -> String {
+    let m = &ticket.mention;
+    let preview: String = m.text.chars().take(140).collect();
+    format!(
+        "{} mention #{} from @{}: {}",
+        m.platform.label(),
+        ticket.id,
+        m.author.handle,
+        preview
+    )
+}
+
+pub fn card_metadata(ticket: &Ticket) -> SlackMessageMetadata {
+    SlackMessageMetadata::new(METADATA_EVENT.into()).with_event_payload(HashMap::from([
+        ("ticket_id".to_string(), ticket.id.to_string()),
+        ("remote_id".to_string(), ticket.mention.remote_id.clone()),
+    ]))
+}
+
+pub fn card_blocks(ticket: &Ticket) -> Vec<SlackBlock> {
+    let m = &ticket.mention;
+    let mut blocks: Vec<SlackBlock> = Vec::new();
+    blocks.push(
+        SlackSectionBlock::new()
+            .with_text(md(format!(
+                "*{}* <{}|{}> (`@{}`) · {} {}",
+                m.platform.label(),
+                m.author.profile_url,
+                escape(&m.author.name),
+                escape(&m.author.handle),
+                visibility_label(m.visibility),
+                if m.in_reply_to.is_some() {
+                    "reply"
+                } else {
+                    "mention"
+                },
+            )))
+            .into(),
+    );
+    blocks.push(
+        SlackSectionBlock::new()
+            .with_text(md(quote(&m.text)))
+            .into(),
+    );
+
+    let mut status = format!(
+        "{} *{}* · ticket #{} · posted {} · <{}|View original>",
+        state_emoji(ticket),
+        ticket.state_label(),
+        ticket.id,
+        slack_date(m.created_at, "{ago}"),
+        m.url
+    );
+    if let Some(c) = &ticket.holder {
+        status.push_str(&format!(
+            " · held by {} since {}",
+            who(&c.agent),
+            slack_date(c.since, "{time}")
+        ));
+    }
+    if let Some(by) = &ticket.closed_by {
+        status.push_str(&format!(" · closed by {}", who(by)));
+    }
+    blocks.push(
+        SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+            SlackBlockMarkDownText::new(status),
+        )])
+        .into(),
+    );
+
+    for r in &ticket.replies {
+        let outcome = match &r.state {
+            ReplyState::Pending => ":hourglass_flowing_sand: sending…".to_string(),
+            ReplyState::Published { url, .. } => format!(":white_check_mark: <{url}|published>"),
+            ReplyState::Failed { reason } => format!(":x: not published: {}", escape(reason)),
+        };
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md(format!(
+                    "{} replied ({}):\n{}",
+                    who(&r.by),
+                    outcome,
+                    quote(&r.text)
+                )))
+                .into(),
+        );
+    }
+
+    let buttons: &[Button] = match (ticket.stage, &ticket.holder) {
+        (Stage::Resolved | Stage::Ignored, _) => &[Button::Reopen],
+        (_, Some(_)) => &[
+            Button::Reply,
+            Button::Resolve,
+            Button::Unclaim,
+            Button::Ignore,
+        ],
+        (_, None) => &[
+            Button::Claim,
+            Button::Reply,
+            Button::Resolve,
+            Button::Ignore,
+        ],
+    };
+    let elements = buttons
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut el = SlackBlockButtonElement::new(b.label().into())
+                .with_action_id(b.action_id().into())
+                .with_value(ticket.id.to_string());
+            if i == 0 {
+                el = el.with_style(SlackBlockButtonStyle::Primary);
+            }
+            el.into()
+        })
+        .collect();
+    blocks.push(
+        SlackActionsBlock::new(elements)
+            .with_block_id(format!("mb_actions_{}", ticket.id).into())
+            .into(),
+    );
+    blocks
+}
+
+pub fn card_content(ticket: &Ticket) -> SlackMessageContent {
+    SlackMessageContent::new()
+        .with_text(card_text(ticket))
+        .with_blocks(card_blocks(ticket))
+        .with_metadata(card_metadata(ticket))
+}
+
+/// The ticket id a card carries in its metadata, if the message is one of our cards.
+pub fn ticket_of_metadata(metadata: Option<&SlackMessageMetadata>) -> Option<(TicketId, String)> {
+    let m = metadata?;
+    if m.event_type != METADATA_EVENT {
+        return None;
+    }
+    let payload = m.event_payload.as_ref()?;
+    let id = payload.get("ticket_id")?.parse().ok()?;
+    Some((id, payload.get("remote_id").cloned().unwrap_or_default()))
+}
+
+pub fn reply_modal(ticket: &Ticket, rules: TextRules) -> SlackView {
+    let m = &ticket.mention;
+    let hint = format!(
+        "{} allows {} characters, counted with the @{} prefix we add; each link counts as {}. The reply is {} like the mention.",
+        m.platform.label(),
+        rules.max_chars,
+        m.author.handle,
+        rules.url_weight,
+        visibility_label(m.visibility)
+    );
+    let input = SlackBlockPlainTextInputElement::new()
+        .with_action_id(REPLY_INPUT.into())
+        .with_multiline(true)
+        .with_focus_on_load(true)
+        .with_placeholder(format!("Your answer to @{}", m.author.handle).into());
+    let label: String = format!("Reply to @{}", m.author.handle)
+        .chars()
+        .take(150)
+        .collect();
+    SlackView::Modal(
+        SlackModalView::new(
+            "Reply to mention".into(),
+            vec![
+                SlackSectionBlock::new()
+                    .with_text(md(format!(
+                        "*{}* (`@{}`) wrote:\n{}",
+                        escape(&m.author.name),
+                        escape(&m.author.handle),
+                        quote(&m.text)
+                    )))
+                    .into(),
+                SlackInputBlock::new(label.into(), input.into())
+                    .with_block_id(REPLY_BLOCK.into())
+                    .with_hint(hint.into())
+                    .into(),
+            ],
+        )
+        .with_submit("Send reply".into())
+        .with_close("Cancel".into())
+        .with_callback_id(REPLY_CALLBACK.into())
+        .with_private_metadata(ticket.id.to_string()),
+    )
+}
+
+pub fn note_text(note: &Note) -> String {
+    match note {
+        Note::Claimed { by } => format!(":raising_hand: {} claimed this ticket.", who(by)),
+        Note::Unclaimed { by } => format!(
+            ":leftwards_arrow_with_hook: {} released this ticket.",
+            who(by)
+        ),
+        Note::ReplyQueued { by, text } => {
+            format!(":outbox_tray: {} is replying:\n{}", who(by), quote(text))
+        }
+        Note::ReplyPublished { url } => format!(":white_check_mark: Reply published: {url}"),
+        Note::ReplyFailed { reason } => format!(":x: Reply not published: {}", escape(reason)),
+        Note::Resolved { by } => format!(":white_check_mark: {} resolved this ticket.", who(by)),
+        Note::Ignored { by } => format!(":no_entry_sign: {} ignored this ticket.", who(by)),
+        Note::Reopened { by } => format!(
+            ":arrows_counterclockwise: {} reopened this ticket.",
+            who(by)
+        ),
+    }
+}
+
+/// `/mentions` (or `/mentions list`): open tickets, oldest first.
+pub fn open_list(tickets: &[Ticket]) -> String {
+    if tickets.is_empty() {
+        return "No open mention tickets. :tada:".into();
+    }
+    let mut out = format!("*Open mention tickets ({}):*\n", tickets.len());
+    for t in tickets.iter().take(30) {
+        let preview: String = t.mention.text.chars().take(80).collect();
+        let holder = t
+            .holder
+            .as_ref()
+            .map(|c| format!(" · {}", who(&c.agent)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "• *#{}* {}{} · `@{}`: {} (<{}|original>)\n",
+            t.id,
+            t.state_label(),
+            holder,
+            escape(&t.mention.author.handle),
+            escape(&preview.replace('\n', " ")),
+            t.mention.url
+        ));
+    }
+    if tickets.len() > 30 {
+        out.push_str(&format!("…and {} more.", tickets.len() - 30));
+    }
+    out
+}
+
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>`";

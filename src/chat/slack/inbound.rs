@@ -1,0 +1,293 @@
+//! Slack's inbound events turned into desk actions: button presses, the reply modal's
+//! submission, `/mentions`, and messages in a card's thread (internal notes).
+
+use super::card::{self, Button};
+use super::Slack;
+use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
+use crate::runtime::desk::ActError;
+use slack_morphism::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn agent(id: &SlackUserId, name: Option<&String>) -> AgentRef {
+    AgentRef {
+        surface: SurfaceKind::Slack,
+        user_id: id.to_string(),
+        name: name.cloned().unwrap_or_else(|| format!("<@{id}>")),
+    }
+}
+
+fn ephemeral_response(text: impl Into<String>) -> SlackCommandEventResponse {
+    SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text.into()))
+        .with_response_type(SlackMessageResponseType::Ephemeral)
+}
+
+impl Slack {
+    /// Entry point for every interaction payload. Button presses are handled in the
+    /// background so Slack gets its acknowledgement at once; a modal submission is judged
+    /// before answering, because its answer can carry an inline error.
+    pub async fn on_interaction(
+        self: &Arc<Self>,
+        event: SlackInteractionEvent,
+    ) -> SlackInteractionResponse {
+        match event {
+            SlackInteractionEvent::BlockActions(ev) => {
+                let me = self.clone();
+                tokio::spawn(async move { me.on_block_actions(ev).await });
+                SlackInteractionResponse::Empty
+            }
+            SlackInteractionEvent::ViewSubmission(ev) => match self.on_view_submission(ev).await {
+                Some(errors) => SlackViewSubmissionResponse::Errors(
+                    SlackViewSubmissionErrorsResponse::new(errors),
+                )
+                .into(),
+                None => SlackInteractionResponse::Empty,
+            },
+            other => {
+                tracing::debug!(kind = ?std::mem::discriminant(&other), "ignoring an interaction we do not use");
+                SlackInteractionResponse::Empty
+            }
+        }
+    }
+
+    async fn on_block_actions(&self, ev: SlackInteractionBlockActionsEvent) {
+        let Some(user) = ev.user.as_ref() else { return };
+        let actor = agent(&user.id, user.username.as_ref().or(user.name.as_ref()));
+        let channel = ev
+            .channel
+            .as_ref()
+            .map(|c| c.id.to_string())
+            .unwrap_or_else(|| self.config.channel.clone());
+        for action in ev.actions.iter().flatten() {
+            let Some(button) = Button::from_action_id(action.action_id.as_ref()) else {
+                tracing::warn!(action_id = %action.action_id, user = %actor.user_id, "unknown button pressed; nothing changed");
+                self.ephemeral(
+                    &channel,
+                    &actor.user_id,
+                    "That button is not one mentionbridge knows (an old card?). Nothing changed.",
+                )
+                .await;
+                continue;
+            };
+            let Some(ticket) = action
+                .value
+                .as_deref()
+                .and_then(|v| v.parse::<TicketId>().ok())
+            else {
+                tracing::warn!(action_id = %action.action_id, "button without a ticket id; nothing changed");
+                self.ephemeral(
+                    &channel,
+                    &actor.user_id,
+                    "That button carries no ticket number. Nothing changed.",
+                )
+                .await;
+                continue;
+            };
+            let result = match button {
+                Button::Reply => self.open_reply_modal(ticket, &actor, &ev.trigger_id).await,
+                Button::Claim => self
+                    .desk
+                    .act(ticket, AgentAction::Claim, &actor)
+                    .await
+                    .map(drop),
+                Button::Unclaim => self
+                    .desk
+                    .act(ticket, AgentAction::Unclaim, &actor)
+                    .await
+                    .map(drop),
+                Button::Resolve => self
+                    .desk
+                    .act(ticket, AgentAction::Resolve, &actor)
+                    .await
+                    .map(drop),
+                Button::Ignore => self
+                    .desk
+                    .act(ticket, AgentAction::Ignore, &actor)
+                    .await
+                    .map(drop),
+                Button::Reopen => self
+                    .desk
+                    .act(ticket, AgentAction::Reopen, &actor)
+                    .await
+                    .map(drop),
+            };
+            if let Err(e) = result {
+                self.ephemeral(&channel, &actor.user_id, &format!("Ticket #{ticket}: {e}"))
+                    .await;
+            }
+        }
+    }
+
+    async fn open_reply_modal(
+        &self,
+        ticket: TicketId,
+        actor: &AgentRef,
+        trigger: &SlackTriggerId,
+    ) -> Result<(), ActError> {
+        // Judge first with a placeholder text: nobody should type an answer they cannot send.
+        let t = self
+            .desk
+            .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)?;
+        let view = card::reply_modal(&t, self.desk.text_rules());
+        if let Err(e) = self
+            .session()
+            .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
+            .await
+        {
+            tracing::warn!(ticket = %ticket, error = %super::delivery_error("views.open", e), "could not open the reply modal");
+        }
+        Ok(())
+    }
+
+    /// Returns inline errors for the modal, or None when the reply was accepted.
+    async fn on_view_submission(
+        &self,
+        ev: SlackInteractionViewSubmissionEvent,
+    ) -> Option<HashMap<String, String>> {
+        let SlackView::Modal(modal) = &ev.view.view else {
+            return None;
+        };
+        if modal.callback_id.as_ref().map(|c| c.as_ref()) != Some(card::REPLY_CALLBACK) {
+            return None;
+        }
+        let error = |msg: String| Some(HashMap::from([(card::REPLY_BLOCK.to_string(), msg)]));
+        let Some(ticket) = modal
+            .private_metadata
+            .as_deref()
+            .and_then(|m| m.parse::<TicketId>().ok())
+        else {
+            return error(
+                "This form lost its ticket number; close it and press Reply on the card again."
+                    .into(),
+            );
+        };
+        let text = ev
+            .view
+            .state_params
+            .state
+            .as_ref()
+            .and_then(|s| s.values.get(&card::REPLY_BLOCK.into()))
+            .and_then(|b| b.get(&card::REPLY_INPUT.into()))
+            .and_then(|v| v.value.clone())
+            .unwrap_or_default();
+        let actor = agent(
+            &ev.user.id,
+            ev.user.username.as_ref().or(ev.user.name.as_ref()),
+        );
+        match self
+            .desk
+            .act(ticket, AgentAction::Reply { text }, &actor)
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => error(e.to_string()),
+        }
+    }
+
+    /// `/mentions …`: answered ephemerally, only to the person who typed it.
+    pub async fn on_command(&self, ev: SlackCommandEvent) -> SlackCommandEventResponse {
+        let actor = agent(&ev.user_id, None);
+        let text = ev.text.clone().unwrap_or_default();
+        let mut words = text.split_whitespace();
+        let verb = words.next().unwrap_or("list").to_ascii_lowercase();
+        if verb == "list" {
+            if !self.desk.is_agent(&actor) {
+                return ephemeral_response(Rejection::NotAnAgent.to_string());
+            }
+            return match self.desk.open_tickets() {
+                Ok(t) => ephemeral_response(card::open_list(&t)),
+                Err(e) => ephemeral_response(e.to_string()),
+            };
+        }
+        if verb == "help" {
+            return ephemeral_response(card::USAGE);
+        }
+        let action = match verb.as_str() {
+            "claim" => AgentAction::Claim,
+            "unclaim" => AgentAction::Unclaim,
+            "resolve" => AgentAction::Resolve,
+            "ignore" => AgentAction::Ignore,
+            "reopen" => AgentAction::Reopen,
+            "reply" => AgentAction::Reply {
+                text: String::new(),
+            },
+            other => {
+                return ephemeral_response(format!(
+                    "Unknown subcommand `{}`. {}",
+                    card::escape(other),
+                    card::USAGE
+                ))
+            }
+        };
+        let Some(ticket) = words.next().and_then(|w| w.parse::<TicketId>().ok()) else {
+            return ephemeral_response(format!("Which ticket? {}", card::USAGE));
+        };
+        let action = match action {
+            AgentAction::Reply { .. } => {
+                // Everything after the ticket number, as typed (keeps line breaks).
+                let body = text
+                    .trim_start()
+                    .splitn(3, char::is_whitespace)
+                    .nth(2)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                AgentAction::Reply { text: body }
+            }
+            a => a,
+        };
+        let verb_done = match &action {
+            AgentAction::Claim => "claimed",
+            AgentAction::Unclaim => "released",
+            AgentAction::Resolve => "resolved",
+            AgentAction::Ignore => "ignored",
+            AgentAction::Reopen => "reopened",
+            AgentAction::Reply { .. } => "reply queued for",
+        };
+        match self.desk.act(ticket, action, &actor).await {
+            Ok(_) => ephemeral_response(format!("Done: {verb_done} ticket #{ticket}.")),
+            Err(e) => ephemeral_response(format!("Ticket #{ticket}: {e}")),
+        }
+    }
+
+    /// A message in a card's thread by a person is an internal note: stored in the audit
+    /// log, never sent to the customer.
+    pub async fn on_push(&self, ev: SlackPushEventCallback) {
+        let SlackEventCallbackBody::Message(msg) = ev.event else {
+            return;
+        };
+        let (Some(thread), Some(channel)) = (&msg.origin.thread_ts, &msg.origin.channel) else {
+            return;
+        };
+        if msg.subtype.is_some() || msg.sender.bot_id.is_some() {
+            return; // edits, joins, our own notes
+        }
+        let Some(user) = &msg.sender.user else { return };
+        if Some(user.to_string()) == self.bot_user_id() {
+            return;
+        }
+        let text = msg
+            .content
+            .as_ref()
+            .and_then(|c| c.text.clone())
+            .unwrap_or_default();
+        let author = agent(user, None);
+        match self
+            .desk
+            .internal_note(
+                SurfaceKind::Slack,
+                channel.as_ref(),
+                thread.as_ref(),
+                &author,
+                &text,
+            )
+            .await
+        {
+            Ok(Some(ticket)) => {
+                tracing::info!(ticket = %ticket, user = %author.user_id, "internal note recorded (not relayed)")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record an internal note"),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Slack through slack-morphism: cards as Block Kit messages, actions from buttons, the
+//! reply modal, `/mentions`, and thread messages (internal notes, never relayed).
+//! Socket Mode by default; HTTP mode (signed requests) is served by `crate::http`.
+
+pub mod card;
+mod inbound;
+pub mod signature;
+mod socket;
+
+use crate::chat::Surface;
+use crate::config::SlackConfig;
+use crate::delivery::DeliveryError;
+use crate::domain::{Note, SurfaceKind, Ticket};
+use crate::runtime::desk::DeskService;
+use crate::sources::BoxFuture;
+use crate::store::CardRef;
+use chrono::{DateTime, Utc};
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use std::sync::{Arc, RwLock};
+use thiserror::Error;
+
+pub use socket::run_socket_mode;
+
+#[derive(Debug, Error)]
+pub enum SlackError {
+    #[error("Slack at {url} could not be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Slack refused {method}: {code}{hint}")]
+    Refused {
+        method: &'static str,
+        code: String,
+        hint: &'static str,
+    },
+}
+
+pub struct Slack {
+    client: Arc<SlackHyperClient>,
+    token: SlackApiToken,
+    config: SlackConfig,
+    desk: Arc<DeskService>,
+    bot_user_id: RwLock<Option<String>>,
+}
+
+fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| SlackError::Unreachable {
+            url: api_url.into(),
+            reason: format!("no TLS root certificates on this machine: {e}"),
+        })?
+        // https for slack.com; plain http only for a loopback or self-hosted proxy URL
+        // the operator configured explicitly.
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url);
+    Ok(SlackClient::new(connector))
+}
+
+/// Which failures are worth another try, and with what hint.
+fn delivery_error(method: &str, e: SlackClientError) -> DeliveryError {
+    match e {
+        SlackClientError::RateLimitError(r) => DeliveryError::Retry {
+            after: r.retry_after,
+            reason: format!("Slack rate-limited {method}"),
+        },
+        SlackClientError::ApiError(api) => {
+            let transient = matches!(
+                api.code.as_str(),
+                "ratelimited"
+                    | "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout"
+            );
+            let reason = format!("Slack refused {method}: {}", api.code);
+            if transient {
+                DeliveryError::retry(reason)
+            } else {
+                DeliveryError::Permanent { reason }
+            }
+        }
+        SlackClientError::HttpError(h)
+            if h.status_code.is_client_error() && h.status_code.as_u16() != 429 =>
+        {
+            DeliveryError::Permanent {
+                reason: format!("Slack answered {} for {method}", h.status_code.as_u16()),
+            }
+        }
+        other => DeliveryError::retry(format!("Slack call {method} failed: {other}")),
+    }
+}
+
+fn hint_for(code: &str) -> &'static str {
+    match code {
+        "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" => {
+            " (check SLACK_BOT_TOKEN in slack.bot_token: a bot token, xoxb-…)"
+        }
+        "missing_scope" => " (reinstall the app with the scopes in slack-app-manifest.yml)",
+        _ => "",
+    }
+}
+
+impl Slack {
+    pub fn new(config: &SlackConfig, desk: Arc<DeskService>) -> Result<Slack, SlackError> {
+        Ok(Slack {
+            client: Arc::new(slack_client(&config.api_url)?),
+            token: SlackApiToken::new(config.bot_token.expose().into()),
+            config: config.clone(),
+            desk,
+            bot_user_id: RwLock::new(None),
+        })
+    }
+
+    fn session(&self) -> SlackClientSession<'_, SlackClientHyperHttpsConnector> {
+        self.client.open_session(&self.token)
+    }
+
+    /// `auth.test`: the token works and we learn our own user id.
+    pub async fn verify(&self) -> Result<(), SlackError> {
+        let resp = self.session().auth_test().await.map_err(|e| match e {
+            SlackClientError::ApiError(api) => SlackError::Refused {
+                method: "auth.test",
+                hint: hint_for(&api.code),
+                code: api.code,
+            },
+            other => SlackError::Unreachable {
+                url: self.config.api_url.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        tracing::info!(team = ?resp.team, user = %resp.user_id, "Slack bot token verified");
+        *self.bot_user_id.write().expect("bot id lock") = Some(resp.user_id.to_string());
+        Ok(())
+    }
+
+    pub fn bot_user_id(&self) -> Option<String> {
+        self.bot_user_id.read().expect("bot id lock").clone()
+    }
+
+    pub fn desk(&self) -> &Arc<DeskService> {
+        &self.desk
+    }
+
+    pub fn config(&self) -> &SlackConfig {
+        &self.config
+    }
+
+    /// Resolve the agent user group's members (`usergroups.users.list`).
+    pub async fn refresh_agent_group(&self) -> Result<(), DeliveryError> {
+        let Some(group) = &self.config.agent_usergroup else {
+            return Ok(());
+        };
+        let resp = self
+            .session()
+            .usergroups_users_list(&SlackApiUserGroupsUsersListRequest::new(
+                group.clone().into(),
+            ))
+            .await
+            .map_err(|e| delivery_error("usergroups.users.list", e))?;
+        let members = resp.users.into_iter().map(|u| u.to_string()).collect();
+        self.desk.set_group_members(members);
+        Ok(())
+    }
+
+    async fn find_card(&self, ticket: &Ticket) -> Result<Option<CardRef>, DeliveryError> {
+        let oldest =
+            (ticket.opened_at - chrono::Duration::minutes(1)).max(DateTime::<Utc>::UNIX_EPOCH);
+        let mut cursor: Option<SlackCursorId> = None;
+        for _page in 0..10 {
+            let mut req = SlackApiConversationsHistoryRequest::new()
+                .with_channel(self.config.channel.clone().into())
+                .with_oldest(SlackTs::new(format!("{}.000000", oldest.timestamp())))
+                .with_limit(200)
+                .with_include_all_metadata(true);
+            if let Some(c) = cursor.take() {
+                req = req.with_cursor(c);
+            }
+            let resp = self
+                .session()
+                .conversations_history(&req)
+                .await
+                .map_err(|e| delivery_error("conversations.history", e))?;
+            let found = resp.messages.iter().find(|m| {
+                card::ticket_of_metadata(m.content.metadata.as_ref())
+                    == Some((ticket.id, ticket.mention.remote_id.clone()))
+            });
+            if let Some(m) = found {
+                return Ok(Some(CardRef {
+                    surface: SurfaceKind::Slack,
+                    channel: self.config.channel.clone(),
+                    message_id: m.origin.ts.to_string(),
+                }));
+            }
+            match resp
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.to_string().is_empty())
+            {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+
+    async fn post_card_inner(
+        &self,
+        ticket: &Ticket,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        if maybe_posted {
+            if let Some(found) = self.find_card(ticket).await? {
+                tracing::info!(ticket = %ticket.id, ts = %found.message_id, "card was already posted before the restart; adopting it");
+                return Ok(found);
+            }
+        }
+        let req = SlackApiChatPostMessageRequest::new(
+            self.config.channel.clone().into(),
+            card::card_content(ticket),
+        )
+        .with_unfurl_links(false)
+        .with_unfurl_media(false);
+        let resp = self
+            .session()
+            .chat_post_message(&req)
+            .await
+            .map_err(|e| delivery_error("chat.postMessage", e))?;
+        Ok(CardRef {
+            surface: SurfaceKind::Slack,
+            channel: resp.channel.to_string(),
+            message_id: resp.ts.to_string(),
+        })
+    }
+
+    async fn update_card_inner(
+        &self,
+        card: &CardRef,
+        ticket: &Ticket,
+    ) -> Result<(), DeliveryError> {
+        let req = SlackApiChatUpdateRequest::new(
+            card.channel.clone().into(),
+            card::card_content(ticket),
+            card.message_id.clone().into(),
+        );
+        self.session()
+            .chat_update(&req)
+            .await
+            .map_err(|e| delivery_error("chat.update", e))?;
+        Ok(())
+    }
+
+    async fn post_note_inner(
+        &self,
+        card: &CardRef,
+        note: &Note,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> Result<(), DeliveryError> {
+        let text = card::note_text(note);
+        if maybe_posted {
+            let req = SlackApiConversationsRepliesRequest::new(
+                card.channel.clone().into(),
+                card.message_id.clone().into(),
+            )
+            .with_oldest(SlackTs::new(format!(
+                "{}.000000",
+                (queued_at - chrono::Duration::minutes(1)).timestamp()
+            )))
+            .with_limit(200);
+            let resp = self
+                .session()
+                .conversations_replies(&req)
+                .await
+                .map_err(|e| delivery_error("conversations.replies", e))?;
+            let ours = self.bot_user_id();
+            let already = resp.messages.iter().any(|m| {
+                m.content.text.as_deref() == Some(text.as_str())
+                    && (m.sender.bot_id.is_some()
+                        || m.sender.user.as_ref().map(|u| u.to_string()) == ours)
+            });
+            if already {
+                return Ok(());
+            }
+        }
+        let req = SlackApiChatPostMessageRequest::new(
+            card.channel.clone().into(),
+            SlackMessageContent::new().with_text(text),
+        )
+        .with_thread_ts(card.message_id.clone().into())
+        .with_unfurl_links(false);
+        self.session()
+            .chat_post_message(&req)
+            .await
+            .map_err(|e| delivery_error("chat.postMessage", e))?;
+        Ok(())
+    }
+
+    /// Tell one person something only they see, in the channel they acted in.
+    pub(crate) async fn ephemeral(&self, channel: &str, user: &str, text: &str) {
+        let req = SlackApiChatPostEphemeralRequest::new(
+            channel.to_string().into(),
+            user.to_string().into(),
+            SlackMessageContent::new().with_text(text.to_string()),
+        );
+        if let Err(e) = self.session().chat_post_ephemeral(&req).await {
+            tracing::warn!(error = %delivery_error("chat.postEphemeral", e), "could not tell the agent");
+        }
+    }
+}
+
+impl Surface for Slack {
+    fn kind(&self) -> SurfaceKind {
+        SurfaceKind::Slack
+    }
+
+    fn post_card<'a>(
+        &'a self,
+        ticket: &'a Ticket,
+        maybe_posted: bool,
+    ) -> BoxFuture<'a, Result<CardRef, DeliveryError>> {
+        Box::pin(self.post_card_inner(ticket, maybe_posted))
+    }
+
+    fn update_card<'a>(
+        &'a self,
+        card: &'a CardRef,
+        ticket: &'a Ticket,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.update_card_inner(card, ticket))
+    }
+
+    fn post_note<'a>(
+        &'a self,
+        card: &'a CardRef,
+        note: &'a Note,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.post_note_inner(card, note, maybe_posted, queued_at))
+    }
+}

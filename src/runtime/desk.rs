@@ -1,0 +1,146 @@
+//! The desk as the chat surfaces see it: judge an agent's action with the core, commit it
+//! with its effects in one transaction, make it durable, then wake the outbox sender.
+
+use crate::domain::{
+    apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Rejection, SurfaceKind,
+    Ticket, TicketId,
+};
+use crate::store::{Store, StoreError};
+use chrono::Utc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use thiserror::Error;
+use tokio::sync::Notify;
+
+#[derive(Debug, Error)]
+pub enum ActError {
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("There is no ticket {0}.")]
+    NoSuchTicket(TicketId),
+    #[error("The desk could not save that ({0}); nothing changed. Try again.")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ActError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchTicket(id) => ActError::NoSuchTicket(id),
+            other => ActError::Store(other),
+        }
+    }
+}
+
+pub struct DeskService {
+    store: Store,
+    desk: RwLock<Desk>,
+    outbox_wake: Arc<Notify>,
+}
+
+impl DeskService {
+    pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
+        DeskService {
+            store,
+            desk: RwLock::new(desk),
+            outbox_wake,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn desk(&self) -> Desk {
+        self.desk.read().expect("desk lock").clone()
+    }
+
+    pub fn is_agent(&self, who: &AgentRef) -> bool {
+        self.desk.read().expect("desk lock").is_agent(who)
+    }
+
+    pub fn text_rules(&self) -> TextRules {
+        self.desk.read().expect("desk lock").text_rules
+    }
+
+    pub fn set_text_rules(&self, rules: TextRules) {
+        self.desk.write().expect("desk lock").text_rules = rules;
+    }
+
+    /// The members of the configured agent user groups, as the surface last resolved them.
+    pub fn set_group_members(&self, members: HashSet<String>) {
+        self.desk.write().expect("desk lock").group_members = members;
+    }
+
+    pub fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
+        self.store.ticket(id)?.ok_or(ActError::NoSuchTicket(id))
+    }
+
+    pub fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
+        Ok(self.store.open_tickets()?)
+    }
+
+    /// Would this action be allowed right now? Commits nothing (used before opening a
+    /// modal, so nobody types a reply they cannot send).
+    pub fn preview(
+        &self,
+        id: TicketId,
+        action: AgentAction,
+        actor: &AgentRef,
+    ) -> Result<Ticket, ActError> {
+        let ticket = self.ticket(id)?;
+        apply(&ticket, action, actor, &self.desk(), Utc::now())
+            .map(|t| t.ticket)
+            .map_err(ActError::Rejected)?;
+        Ok(ticket)
+    }
+
+    /// Judge, commit and make durable an agent's action; the outbox then carries out its
+    /// effects. A refusal changes nothing.
+    pub async fn act(
+        &self,
+        id: TicketId,
+        action: AgentAction,
+        actor: &AgentRef,
+    ) -> Result<Ticket, ActError> {
+        let desk = self.desk();
+        let now = Utc::now();
+        let outcome = self
+            .store
+            .act(id, |t| apply(t, action.clone(), actor, &desk, now))?;
+        match outcome {
+            Ok(ticket) => {
+                self.store.flush().await?;
+                self.outbox_wake.notify_one();
+                tracing::info!(ticket = %id, action = action.verb(), agent = %actor.user_id, "agent action committed");
+                Ok(ticket)
+            }
+            Err(rejection) => {
+                tracing::info!(ticket = %id, action = action.verb(), agent = %actor.user_id, reason = %rejection, "agent action refused");
+                Err(ActError::Rejected(rejection))
+            }
+        }
+    }
+
+    /// An agent wrote in a card's thread: an internal note. Recorded, never relayed.
+    pub async fn internal_note(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        thread_id: &str,
+        author: &AgentRef,
+        text: &str,
+    ) -> Result<Option<TicketId>, ActError> {
+        let Some(ticket) = self.store.ticket_by_card(surface, channel, thread_id)? else {
+            return Ok(None);
+        };
+        self.store.append_audit(&AuditEntry {
+            ticket,
+            at: Utc::now(),
+            actor: Some(author.clone()),
+            what: "internal note".into(),
+            detail: Some(text.to_string()),
+        })?;
+        self.store.flush().await?;
+        Ok(Some(ticket))
+    }
+}

@@ -1,0 +1,262 @@
+//! The outbox sender: carries out queued effects, at most one at a time per ticket and
+//! lane (chat surfaces vs the social platform), so a card is posted before it is updated
+//! while a slow Slack never delays a customer's reply. Before a send starts its attempt is
+//! persisted; a job whose attempt count shows an earlier start looks for its own result
+//! before acting again, so a crash at any point never doubles a card or a reply.
+
+use crate::chat::Surface;
+use crate::config::OutboxConfig;
+use crate::delivery::{backoff, DeliveryError};
+use crate::domain::{Effect, ReplyState, SystemEvent, TicketId};
+use crate::sources::{Publisher, ReplyRequest};
+use crate::store::{Job, Store, StoreError};
+use chrono::Utc;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+/// A test hook: `MENTIONBRIDGE_FAILPOINT=before-publish` (or `before-post-card`) makes the
+/// process stop dead after the attempt is persisted and before the call goes out, so a
+/// test can SIGKILL it exactly there.
+pub const FAILPOINT_ENV: &str = "MENTIONBRIDGE_FAILPOINT";
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    Chat,
+    Platform,
+}
+
+fn lane(effect: &Effect) -> Lane {
+    match effect {
+        Effect::PublishReply { .. } => Lane::Platform,
+        _ => Lane::Chat,
+    }
+}
+
+pub struct OutboxSender {
+    store: Store,
+    surfaces: Vec<Arc<dyn Surface>>,
+    publisher: Arc<dyn Publisher>,
+    wake: Arc<Notify>,
+    config: OutboxConfig,
+    failpoint: Option<String>,
+}
+
+enum Outcome {
+    Done(Option<SystemEvent>),
+    Failed(DeliveryError),
+}
+
+impl OutboxSender {
+    pub fn new(
+        store: Store,
+        surfaces: Vec<Arc<dyn Surface>>,
+        publisher: Arc<dyn Publisher>,
+        wake: Arc<Notify>,
+        config: OutboxConfig,
+    ) -> Self {
+        OutboxSender {
+            store,
+            surfaces,
+            publisher,
+            wake,
+            config,
+            failpoint: std::env::var(FAILPOINT_ENV).ok(),
+        }
+    }
+
+    /// Work until `shutdown` flips; a batch in flight is finished first.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let next = match self.round().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox round failed; retrying shortly");
+                    Some(Duration::from_secs(1))
+                }
+            };
+            let idle = next.unwrap_or(Duration::from_secs(30));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                tracing::info!("outbox sender stopped; unsent jobs stay queued for the next start");
+                return;
+            }
+        }
+    }
+
+    /// Run batches until nothing is ready; returns how long until a deferred job is due.
+    async fn round(self: &Arc<Self>) -> Result<Option<Duration>, StoreError> {
+        loop {
+            let now = Utc::now();
+            let mut taken: HashSet<(TicketId, Lane)> = HashSet::new();
+            let mut batch = Vec::new();
+            let mut next_due: Option<Duration> = None;
+            for job in self.store.jobs()? {
+                if !taken.insert((job.ticket, lane(&job.effect))) {
+                    continue;
+                }
+                if let Some(t) = job.not_before.filter(|t| *t > now) {
+                    let wait = (t - now).to_std().unwrap_or_default();
+                    next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
+                    continue;
+                }
+                batch.push(job);
+                if batch.len() >= self.config.concurrency {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return Ok(next_due);
+            }
+            let ids: Vec<u64> = batch.iter().map(|j| j.id).collect();
+            self.store.mark_started(&ids)?;
+            self.store.flush().await?;
+            self.maybe_stop_here(&batch).await;
+
+            let mut running = JoinSet::new();
+            for mut job in batch {
+                job.attempts += 1; // as persisted by mark_started
+                let me = self.clone();
+                running.spawn(async move {
+                    let outcome = me.execute(&job).await;
+                    (job, outcome)
+                });
+            }
+            while let Some(joined) = running.join_next().await {
+                let Ok((job, outcome)) = joined else { continue };
+                self.settle(job, outcome)?;
+            }
+            self.store.flush().await?;
+        }
+    }
+
+    async fn maybe_stop_here(&self, batch: &[Job]) {
+        let Some(point) = self.failpoint.as_deref() else { return };
+        let hit = batch.iter().any(|j| match (&j.effect, point) {
+            (Effect::PublishReply { .. }, "before-publish") => true,
+            (Effect::PostCards, "before-post-card") => true,
+            _ => false,
+        });
+        if hit {
+            eprintln!("FAILPOINT {point} reached");
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn settle(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
+        let now = Utc::now();
+        match outcome {
+            Outcome::Done(event) => self.store.complete(&job, event, now),
+            Outcome::Failed(DeliveryError::Retry { after, reason }) => {
+                let wait = backoff(job.attempts.saturating_sub(1), after, self.config.max_backoff);
+                tracing::warn!(ticket = %job.ticket, job = job.id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
+                let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                self.store.defer(job.id, at, &reason)
+            }
+            Outcome::Failed(DeliveryError::Permanent { reason }) => match job.effect {
+                Effect::PublishReply { seq } => {
+                    tracing::error!(ticket = %job.ticket, %reason, "reply refused by the platform; shown on the card");
+                    self.store.complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
+                }
+                Effect::PostCards => {
+                    // Never drop a mention: keep it queued (a channel fixed in config and a
+                    // restart will post it) and say so loudly.
+                    tracing::error!(ticket = %job.ticket, %reason, "card cannot be posted; the mention stays queued");
+                    let at = now + chrono::Duration::from_std(self.config.max_backoff).unwrap_or_default();
+                    self.store.defer(job.id, at, &reason)
+                }
+                _ => {
+                    tracing::warn!(ticket = %job.ticket, %reason, "card update or note refused (card deleted?); skipped");
+                    self.store.complete(&job, None, now)
+                }
+            },
+        }
+    }
+
+    async fn execute(&self, job: &Job) -> Outcome {
+        match self.try_execute(job).await {
+            Ok(ev) => Outcome::Done(ev),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    async fn try_execute(&self, job: &Job) -> Result<Option<SystemEvent>, DeliveryError> {
+        let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+        let Some(ticket) = self.store.ticket(job.ticket).map_err(store_err)? else {
+            return Ok(None);
+        };
+        let maybe_done = job.attempts > 1;
+        match &job.effect {
+            Effect::PostCards => {
+                let existing = self.store.cards(ticket.id).map_err(store_err)?;
+                for surface in &self.surfaces {
+                    if existing.iter().any(|c| c.surface == surface.kind()) {
+                        continue;
+                    }
+                    let card = surface.post_card(&ticket, maybe_done).await?;
+                    self.store.save_card(ticket.id, &card).map_err(store_err)?;
+                    tracing::info!(ticket = %ticket.id, surface = ?card.surface, message = %card.message_id, "card posted");
+                }
+                Ok(Some(SystemEvent::CardPosted))
+            }
+            Effect::UpdateCards => {
+                for card in self.store.cards(ticket.id).map_err(store_err)? {
+                    if let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) {
+                        surface.update_card(&card, &ticket).await?;
+                    }
+                }
+                Ok(None)
+            }
+            Effect::ThreadNote(note) => {
+                for card in self.store.cards(ticket.id).map_err(store_err)? {
+                    if let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) {
+                        surface.post_note(&card, note, maybe_done, job.created_at).await?;
+                    }
+                }
+                Ok(None)
+            }
+            Effect::PublishReply { seq } => {
+                let Some(reply) = ticket.reply(*seq) else { return Ok(None) };
+                if !matches!(reply.state, ReplyState::Pending) {
+                    return Ok(None);
+                }
+                let request = ReplyRequest {
+                    ticket: ticket.id,
+                    seq: *seq,
+                    text: reply.text.clone(),
+                    visibility: reply.visibility,
+                    in_reply_to: ticket.mention.remote_id.clone(),
+                    idempotency_key: format!("mentionbridge-{}-{}-{}", ticket.mention.account, ticket.mention.remote_id, seq),
+                    maybe_sent: maybe_done,
+                    queued_at: job.created_at,
+                    earlier_replies: ticket
+                        .replies
+                        .iter()
+                        .filter_map(|r| match &r.state {
+                            ReplyState::Published { remote_id, .. } => Some(remote_id.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                };
+                match self.publisher.publish(&request).await {
+                    Ok(p) => {
+                        tracing::info!(ticket = %ticket.id, remote_id = %p.remote_id, "reply published");
+                        Ok(Some(SystemEvent::ReplyPublished {
+                            seq: *seq,
+                            remote_id: p.remote_id,
+                            url: p.url,
+                        }))
+                    }
+                    Err(DeliveryError::Permanent { reason }) => Ok(Some(SystemEvent::ReplyFailed { seq: *seq, reason })),
+                    Err(retry) => Err(retry),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! One watcher per source: poll after the stored cursor, store what is new together with
+//! the new cursor (one transaction, flushed), wake the outbox, sleep, repeat. A restart
+//! resumes from the stored cursor, so nothing is skipped and nothing is re-posted.
+
+use crate::delivery::{backoff, DeliveryError};
+use crate::sources::Source;
+use crate::store::Store;
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+pub async fn watch_source(
+    source: Arc<dyn Source>,
+    store: Store,
+    wake_outbox: Arc<Notify>,
+    max_backoff: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let key = source.cursor_key();
+    let mut failures: u32 = 0;
+    loop {
+        let pause = match poll_once(source.as_ref(), &store, &key).await {
+            Ok((created, more)) => {
+                failures = 0;
+                if created > 0 {
+                    tracing::info!(source = %key, new_tickets = created, "mentions stored");
+                    wake_outbox.notify_one();
+                }
+                if more {
+                    Duration::ZERO
+                } else {
+                    source.poll_interval()
+                }
+            }
+            Err(DeliveryError::Retry { after, reason }) => {
+                let wait = backoff(failures, after, max_backoff);
+                failures += 1;
+                tracing::warn!(source = %key, %reason, retry_in_ms = wait.as_millis() as u64, "polling failed; backing off");
+                wait
+            }
+            Err(DeliveryError::Permanent { reason }) => {
+                tracing::error!(source = %key, %reason, "polling refused; will try again later");
+                source.poll_interval().max(max_backoff)
+            }
+        };
+        if pause > Duration::ZERO || *shutdown.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        if *shutdown.borrow() {
+            tracing::info!(source = %key, "watcher stopped");
+            return;
+        }
+    }
+}
+
+async fn poll_once(source: &dyn Source, store: &Store, key: &str) -> Result<(usize, bool), DeliveryError> {
+    let store_err = |e: crate::store::StoreError| DeliveryError::retry(e.to_string());
+    let cursor = store.cursor(key).map_err(store_err)?;
+    let batch = source.poll(cursor.as_deref()).await?;
+    let created = store
+        .ingest(key, &batch.mentions, batch.cursor.as_deref(), Utc::now())
+        .map_err(store_err)?;
+    // Durable before anything is acknowledged or acted on.
+    store.flush().await.map_err(store_err)?;
+    Ok((created.len(), batch.more))
+}
