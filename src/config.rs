@@ -139,15 +139,15 @@ struct RawMastodon {
     instance_url: String,
     access_token: String,
     #[serde(default = "default_poll")]
-    poll_interval_secs: u64,
+    poll_interval_secs: f64,
     #[serde(default = "default_true")]
     include_filtered: bool,
     #[serde(default = "default_backfill")]
     initial_backfill: u32,
 }
 
-fn default_poll() -> u64 {
-    30
+fn default_poll() -> f64 {
+    30.0
 }
 fn default_true() -> bool {
     true
@@ -460,11 +460,11 @@ impl Validator<'_> {
         let m = &raw.mastodon;
         let instance_url = self.base_url("mastodon", "instance_url", &m.instance_url);
         let access_token = self.secret("mastodon", "access_token", &m.access_token);
-        if m.poll_interval_secs == 0 {
+        if !(m.poll_interval_secs.is_finite() && m.poll_interval_secs >= 0.1) {
             self.problem(
                 "mastodon",
                 "poll_interval_secs",
-                "expected at least 1 second (Mastodon allows 300 requests / 5 min)",
+                "expected a number of seconds, at least 0.1 (Mastodon allows 300 requests / 5 min, so 1 or more is kind)",
             );
         }
         if m.initial_backfill > 80 {
@@ -496,7 +496,7 @@ impl Validator<'_> {
             mastodon: MastodonConfig {
                 instance_url,
                 access_token,
-                poll_interval: Duration::from_secs(m.poll_interval_secs.max(1)),
+                poll_interval: Duration::from_secs_f64(m.poll_interval_secs.clamp(0.1, 86_400.0)),
                 include_filtered: m.include_filtered,
                 initial_backfill: m.initial_backfill,
             },
