@@ -419,3 +419,148 @@ fn finish<T>(result: Result<T, TransactionError<Abort>>) -> Result<T, StoreError
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+    }
+
+    fn mention(id: &str) -> Mention {
+        Mention {
+            platform: Platform::Mastodon,
+            account: "brand".into(),
+            remote_id: id.into(),
+            url: format!("https://m.example/@alice/{id}"),
+            author: Author {
+                handle: "alice".into(),
+                name: "Alice".into(),
+                profile_url: "https://m.example/@alice".into(),
+            },
+            text: "help".into(),
+            language: None,
+            created_at: now(),
+            in_reply_to: None,
+            visibility: Visibility::Public,
+        }
+    }
+
+    fn agent(id: &str) -> AgentRef {
+        AgentRef {
+            surface: SurfaceKind::Slack,
+            user_id: id.into(),
+            name: id.into(),
+        }
+    }
+
+    #[test]
+    fn ingest_numbers_tickets_skips_duplicates_and_moves_the_cursor_atomically() {
+        let store = Store::temporary().unwrap();
+        let ids = store
+            .ingest("src", &[mention("a"), mention("b")], Some("n2"), now())
+            .unwrap();
+        assert_eq!(ids, vec![TicketId(1), TicketId(2)]);
+        let again = store
+            .ingest("src", &[mention("b"), mention("c")], Some("n3"), now())
+            .unwrap();
+        assert_eq!(again, vec![TicketId(3)], "b was already a ticket");
+        assert_eq!(store.cursor("src").unwrap().as_deref(), Some("n3"));
+        let jobs = store.jobs().unwrap();
+        assert_eq!(jobs.len(), 3);
+        assert!(jobs.iter().all(|j| j.effect == Effect::PostCards && j.attempts == 0));
+        assert_eq!(store.audit_of(TicketId(3)).unwrap()[0].what, "mention received");
+    }
+
+    #[test]
+    fn concurrent_claims_have_exactly_one_winner() {
+        let store = Store::temporary().unwrap();
+        store.ingest("src", &[mention("a")], None, now()).unwrap();
+        let desk = Desk {
+            agents: (0..8).map(|i| format!("U{i}")).collect(),
+            ..Desk::default()
+        };
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, desk, barrier) = (store.clone(), desk.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store
+                        .act(TicketId(1), |t| {
+                            apply(t, AgentAction::Claim, &agent(&format!("U{i}")), &desk, now())
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
+        assert_eq!(winners.len(), 1);
+        let holder = store.ticket(TicketId(1)).unwrap().unwrap().holder.unwrap().agent;
+        for o in &outcomes {
+            if let Err(r) = o {
+                assert_eq!(r, &Rejection::AlreadyClaimed { by: holder.clone(), minutes: 0 });
+            }
+        }
+        // One claim: one card update and one thread note queued besides the card post.
+        assert_eq!(store.jobs().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_rejection_writes_nothing() {
+        let store = Store::temporary().unwrap();
+        store.ingest("src", &[mention("a")], None, now()).unwrap();
+        let before = (store.ticket(TicketId(1)).unwrap(), store.jobs().unwrap().len());
+        let outcome = store
+            .act(TicketId(1), |t| apply(t, AgentAction::Claim, &agent("EVE"), &Desk::default(), now()))
+            .unwrap();
+        assert_eq!(outcome, Err(Rejection::NotAnAgent));
+        assert_eq!((store.ticket(TicketId(1)).unwrap(), store.jobs().unwrap().len()), before);
+        assert!(matches!(
+            store.act(TicketId(9), |t| apply(t, AgentAction::Claim, &agent("U1"), &Desk::default(), now())),
+            Err(StoreError::NoSuchTicket(TicketId(9)))
+        ));
+    }
+
+    #[test]
+    fn completing_a_publish_records_the_outcome_once_and_queues_follow_ups() {
+        let store = Store::temporary().unwrap();
+        store.ingest("src", &[mention("a")], None, now()).unwrap();
+        let desk = Desk {
+            agents: ["U1".to_string()].into(),
+            ..Desk::default()
+        };
+        store
+            .act(TicketId(1), |t| apply(t, AgentAction::Reply { text: "hi".into() }, &agent("U1"), &desk, now()))
+            .unwrap()
+            .unwrap();
+        let publish = store
+            .jobs()
+            .unwrap()
+            .into_iter()
+            .find(|j| matches!(j.effect, Effect::PublishReply { .. }))
+            .unwrap();
+        store.mark_started(&[publish.id]).unwrap();
+        assert_eq!(store.job(publish.id).unwrap().unwrap().attempts, 1);
+        let ev = SystemEvent::ReplyPublished {
+            seq: 1,
+            remote_id: "99".into(),
+            url: "https://m.example/@brand/99".into(),
+        };
+        store.complete(&publish, Some(ev), now()).unwrap();
+        assert!(store.job(publish.id).unwrap().is_none());
+        let t = store.ticket(TicketId(1)).unwrap().unwrap();
+        assert_eq!(t.stage, Stage::Replied);
+        let notes = store
+            .jobs()
+            .unwrap()
+            .into_iter()
+            .filter(|j| matches!(j.effect, Effect::ThreadNote(Note::ReplyPublished { .. })))
+            .count();
+        assert_eq!(notes, 1);
+    }
+}
