@@ -1,1 +1,157 @@
-fn main(){}
+//! Pushes N mentions through fake Mastodon → the sled store → fake Slack, in one process,
+//! with the real watcher and outbox sender, and prints:
+//! - mentions/s ingested (visible on Mastodon → stored as tickets, flushed),
+//! - p50/p99 latency from "visible on the fake Mastodon" to "card posted on the fake Slack"
+//!   (the fake Slack's message ts is its receive time; no rate limiting in the fake),
+//! - peak RSS of the whole process (bot and both fakes).
+//!
+//! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`.
+
+#[path = "../tests/fakes/mod.rs"]
+mod fakes;
+
+use fakes::mastodon::FakeMastodon;
+use fakes::slack::FakeSlack;
+use mentionbridge::chat::slack::Slack;
+use mentionbridge::chat::Surface;
+use mentionbridge::config::Config;
+use mentionbridge::domain::Desk;
+use mentionbridge::runtime::desk::DeskService;
+use mentionbridge::runtime::outbox::OutboxSender;
+use mentionbridge::runtime::watcher::watch_source;
+use mentionbridge::sources::mastodon::Mastodon;
+use mentionbridge::sources::{Publisher, Source};
+use mentionbridge::store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{watch, Notify};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let n: usize = std::env::var("BENCH_MENTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let mastodon = FakeMastodon::start().await;
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[store]
+path = "bench.sled"
+[slack]
+api_url = "{}"
+bot_token = "${{B}}"
+app_token = "${{A}}"
+channel = "C0SUPPORT"
+agent_user_ids = ["U0ANA"]
+[mastodon]
+instance_url = "{}"
+access_token = "${{M}}"
+poll_interval_secs = 0.1
+[outbox]
+concurrency = 16
+"#,
+        slack.api_url(),
+        mastodon.url()
+    );
+    let tokens: HashMap<&str, String> = HashMap::from([
+        ("B", slack.bot_token().to_string()),
+        ("A", slack.app_token().to_string()),
+        ("M", mastodon.token().to_string()),
+    ]);
+    let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| tokens.get(v).cloned()).expect("bench config");
+
+    let store = Store::open(&config.store_path).unwrap();
+    let source = Arc::new(Mastodon::connect(&config.mastodon).await.unwrap());
+    let wake = Arc::new(Notify::new());
+    let desk = Arc::new(DeskService::new(
+        store.clone(),
+        Desk {
+            agents: config.slack.agent_user_ids.iter().cloned().collect(),
+            group_members: Default::default(),
+            text_rules: source.text_rules(),
+        },
+        wake.clone(),
+    ));
+    let surface = Arc::new(Slack::new(&config.slack, desk).unwrap());
+    surface.verify().await.unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let src: Arc<dyn Source> = source.clone();
+    let watcher = tokio::spawn(watch_source(src, store.clone(), wake.clone(), Duration::from_secs(5), stop_rx.clone()));
+    let publisher: Arc<dyn Publisher> = source.clone();
+    let surfaces: Vec<Arc<dyn Surface>> = vec![surface];
+    let sender = Arc::new(OutboxSender::new(store.clone(), surfaces, publisher, wake, config.outbox.clone()));
+    let sending = tokio::spawn(sender.run(stop_rx));
+
+    // Let the first poll fix the cursor at "the beginning".
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Offer the load in bursts (500 every 50 ms ≈ 10,000/s), remembering when each
+    // mention became visible on Mastodon.
+    let mut visible: HashMap<String, f64> = HashMap::with_capacity(n);
+    let started = Instant::now();
+    let mut added = 0;
+    while added < n {
+        let burst = (n - added).min(500);
+        for i in 0..burst {
+            let ids = mastodon.add_mention(&format!("customer{}", added + i), "my order is late, please help");
+            visible.insert(ids.status_id, unix_now());
+        }
+        added += burst;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while store.ticket_count() < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    while slack.messages("C0SUPPORT").len() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let total_secs = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(watcher, sending);
+
+    let mut latencies: Vec<f64> = slack
+        .messages("C0SUPPORT")
+        .iter()
+        .filter_map(|m| {
+            let remote = m.metadata.as_ref()?["event_payload"]["remote_id"].as_str()?.to_string();
+            let posted: f64 = m.ts.parse().ok()?;
+            Some((posted - visible.get(&remote)?) * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(latencies.len(), n, "every mention got exactly one card");
+    println!("mentions: {n} (offered in bursts of 500 every 50 ms; poll interval 0.1 s; outbox concurrency 16)");
+    println!("ingested: {:.0} mentions/s ({:.2} s until all {n} were stored and flushed)", n as f64 / ingest_secs, ingest_secs);
+    println!("end to end: {:.0} cards/s ({:.2} s until all {n} cards were posted)", n as f64 / total_secs, total_secs);
+    println!(
+        "visible on Mastodon -> card posted: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap()
+    );
+    println!("peak RSS (bot + both fakes in one process): {:.1} MiB", peak_rss_mib());
+}

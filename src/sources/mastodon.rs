@@ -19,6 +19,8 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 const PAGE: u32 = 80;
+/// The cursor before any notification.
+const BEGINNING: &str = "0";
 
 #[derive(Debug, Error)]
 pub enum MastodonError {
@@ -386,10 +388,14 @@ impl Mastodon {
                 ),
             })?;
         // Newest first on the wire; the newest id is where the next poll starts.
+        // A first start with no mention at all still fixes a starting point ("0" sorts
+        // before every Mastodon, GoToSocial and Pleroma id), so a burst arriving before
+        // the next poll is read in full instead of only its newest page.
         let next_cursor = page
             .first()
             .map(|n| n.id.clone())
-            .or(cursor.map(String::from));
+            .or(cursor.map(String::from))
+            .or_else(|| Some(BEGINNING.to_string()));
         let full = page.len() as u32 >= limit && cursor.is_some();
         let mut mentions: Vec<Mention> = page
             .into_iter()

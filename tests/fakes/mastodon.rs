@@ -11,10 +11,15 @@
 //!   (length, string).
 //! - `GET /api/v2/instance` is public (no token needed; a wrong token is still 401);
 //!   every other endpoint needs `Authorization: Bearer mastodon-test-token`.
-//! - Rate-limit headers are honest (300 per 5-minute window aligned like Mastodon's,
-//!   counted over every request); exhausting them only answers 429 after
-//!   `set_enforce_rate_limit(true)`. Real Mastodon's 429 carries no `Retry-After`,
-//!   only `X-RateLimit-Reset`.
+//! - Rate-limit headers are honest, modelled on Mastodon's rack-attack throttles:
+//!   300 requests per 5 minutes for every request, and 300 per 15 minutes for paging
+//!   requests (any `min_id`/`max_id`/`since_id`/`page`), windows aligned like
+//!   Mastodon's; the headers describe the most limited throttle that applies. So a
+//!   poller sending `min_id` every 2 s sees `X-RateLimit-Remaining` run out. Going
+//!   over only answers 429 after `set_enforce_rate_limit(true)` (raise the limits with
+//!   `set_rate_limit`/`set_paging_rate_limit` for load tests). Real Mastodon's 429
+//!   carries no `Retry-After`, only `X-RateLimit-Reset`; [`Fault::too_many_requests`]
+//!   adds one, `Fault::status(429)` does not.
 //! - Deleting a status (`delete_status`) also hides its mention notification, as
 //!   Mastodon destroys the notification with the mention.
 use super::{next_random, now_millis, Fault};
@@ -169,10 +174,46 @@ impl IdGen {
     }
 }
 
-struct RateState {
+/// One rack-attack throttle: `limit` requests per `period` seconds, windows aligned
+/// to multiples of the period since the epoch (as Mastodon computes the reset).
+struct Bucket {
     limit: u32,
+    period: i64,
     used: u32,
-    period_start: i64, // unix seconds, aligned to RATE_PERIOD_SECS
+    period_start: i64,
+}
+
+impl Bucket {
+    fn new(limit: u32, period: i64) -> Bucket {
+        Bucket {
+            limit,
+            period,
+            used: 0,
+            period_start: 0,
+        }
+    }
+
+    fn roll(&mut self, now: i64) {
+        let start = now - now.rem_euclid(self.period);
+        if start != self.period_start {
+            self.period_start = start;
+            self.used = 0;
+        }
+    }
+
+    fn reset(&self) -> String {
+        DateTime::<Utc>::from_timestamp(self.period_start + self.period, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+struct RateState {
+    /// `throttle_per_token_api`: 300 per 5 minutes for every /api request.
+    api: Bucket,
+    /// `throttle_authenticated_paging`: 300 per 15 minutes for requests carrying
+    /// `min_id`/`max_id`/`since_id`/`page`.
+    paging: Bucket,
     forced_remaining: Option<u32>,
     enforce: bool,
 }
@@ -552,24 +593,28 @@ impl MState {
         2 * p
     }
 
-    fn rate_headers(&mut self, consume: bool) -> (u32, u32, String) {
-        let now = Utc::now();
-        let period_start = now.timestamp() - now.timestamp().rem_euclid(RATE_PERIOD_SECS);
-        if period_start != self.rate.period_start {
-            self.rate.period_start = period_start;
-            self.rate.used = 0;
+    /// Counts one request against the throttles that apply and returns the headers
+    /// of the most limited one, as Mastodon does: (limit, remaining, reset, over limit).
+    fn rate_headers(&mut self, paging: bool) -> (u32, u32, String, bool) {
+        let now = Utc::now().timestamp();
+        let mut buckets = vec![&mut self.rate.api];
+        if paging {
+            buckets.push(&mut self.rate.paging);
         }
-        if consume {
-            self.rate.used = self.rate.used.saturating_add(1);
+        let mut over = false;
+        for b in buckets.iter_mut() {
+            b.roll(now);
+            b.used = b.used.saturating_add(1);
+            over |= b.used > b.limit;
         }
-        let remaining = self
-            .rate
-            .forced_remaining
-            .unwrap_or_else(|| self.rate.limit.saturating_sub(self.rate.used));
-        let reset = DateTime::<Utc>::from_timestamp(period_start + RATE_PERIOD_SECS, 0)
-            .unwrap_or(now)
-            .to_rfc3339_opts(SecondsFormat::Micros, true);
-        (self.rate.limit, remaining, reset)
+        let most_limited = buckets
+            .iter()
+            .min_by_key(|b| b.limit as i64 - b.used as i64)
+            .expect("one bucket");
+        let remaining = most_limited.limit.saturating_sub(most_limited.used);
+        let (limit, reset) = (most_limited.limit, most_limited.reset());
+        let remaining = self.rate.forced_remaining.unwrap_or(remaining);
+        (limit, remaining, reset, over && self.rate.enforce)
     }
 }
 
@@ -641,9 +686,8 @@ impl FakeMastodon {
             faults: Vec::new(),
             requests: Vec::new(),
             rate: RateState {
-                limit: 300,
-                used: 0,
-                period_start: 0,
+                api: Bucket::new(300, RATE_PERIOD_SECS),
+                paging: Bucket::new(300, 15 * 60),
                 forced_remaining: None,
                 enforce: false,
             },
@@ -714,9 +758,15 @@ impl FakeMastodon {
         lock(&self.shared).default_visibility = visibility.to_string();
     }
 
-    /// `X-RateLimit-Limit` (default 300 per 5 minutes).
+    /// The per-token API throttle (default 300 requests per 5 minutes).
     pub fn set_rate_limit(&self, limit: u32) {
-        lock(&self.shared).rate.limit = limit;
+        lock(&self.shared).rate.api.limit = limit;
+    }
+
+    /// The paging throttle for requests with `min_id`/`max_id`/`since_id`/`page`
+    /// (default 300 per 15 minutes, as Mastodon's `throttle_authenticated_paging`).
+    pub fn set_paging_rate_limit(&self, limit: u32) {
+        lock(&self.shared).rate.paging.limit = limit;
     }
 
     /// Pins `X-RateLimit-Remaining` to a value (None = count honestly).
@@ -972,6 +1022,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
 
+    let paging = parse_pairs(&query).iter().any(|(k, v)| {
+        matches!(k.as_str(), "min_id" | "max_id" | "since_id" | "page") && !v.is_empty()
+    });
     let fault = {
         let mut st = lock(&shared);
         st.requests.push((method.to_string(), path_and_query));
@@ -1005,7 +1058,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 resp.headers_mut()
                     .insert("retry-after", HeaderValue::from(secs));
             }
-            let (limit, remaining, reset) = lock(&shared).rate_headers(true);
+            let (limit, remaining, reset, _) = lock(&shared).rate_headers(paging);
             let (remaining, reset) = if code == 429 {
                 let reset = match retry_after {
                     Some(secs) => (Utc::now() + chrono::Duration::seconds(secs as i64))
@@ -1023,12 +1076,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         None => {}
     }
 
-    let (limit, remaining, reset, over) = {
-        let mut st = lock(&shared);
-        let (limit, remaining, reset) = st.rate_headers(true);
-        let over = st.rate.enforce && st.rate.used > st.rate.limit;
-        (limit, remaining, reset, over)
-    };
+    let (limit, remaining, reset, over) = lock(&shared).rate_headers(paging);
     if over {
         let mut resp = error(429, "Too many requests");
         set_rate_headers(resp.headers_mut(), limit, 0, &reset);

@@ -893,6 +893,12 @@ impl FakeSlack {
         thread_ts: Option<&str>,
     ) -> String {
         let mut st = lock(&self.shared);
+        if let Some(parent) = thread_ts {
+            assert!(
+                st.find(channel, parent).is_some(),
+                "add_user_message: no message {channel}/{parent} to reply to"
+            );
+        }
         let ts = st.next_ts();
         st.messages.push(MsgRec {
             channel: channel.to_string(),
