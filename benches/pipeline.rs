@@ -41,7 +41,10 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -52,7 +55,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let n: usize = std::env::var("BENCH_MENTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::var("BENCH_MENTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let mastodon = FakeMastodon::start().await;
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +87,10 @@ concurrency = 16
         ("A", slack.app_token().to_string()),
         ("M", mastodon.token().to_string()),
     ]);
-    let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| tokens.get(v).cloned()).expect("bench config");
+    let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| {
+        tokens.get(v).cloned()
+    })
+    .expect("bench config");
 
     let store = Store::open(&config.store_path).unwrap();
     let source = Arc::new(Mastodon::connect(&config.mastodon).await.unwrap());
@@ -99,10 +108,22 @@ concurrency = 16
     surface.verify().await.unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
     let src: Arc<dyn Source> = source.clone();
-    let watcher = tokio::spawn(watch_source(src, store.clone(), wake.clone(), Duration::from_secs(5), stop_rx.clone()));
+    let watcher = tokio::spawn(watch_source(
+        src,
+        store.clone(),
+        wake.clone(),
+        Duration::from_secs(5),
+        stop_rx.clone(),
+    ));
     let publisher: Arc<dyn Publisher> = source.clone();
     let surfaces: Vec<Arc<dyn Surface>> = vec![surface];
-    let sender = Arc::new(OutboxSender::new(store.clone(), surfaces, publisher, wake, config.outbox.clone()));
+    let sender = Arc::new(OutboxSender::new(
+        store.clone(),
+        surfaces,
+        publisher,
+        wake,
+        config.outbox.clone(),
+    ));
     let sending = tokio::spawn(sender.run(stop_rx));
 
     // Let the first poll fix the cursor at "the beginning".
@@ -116,7 +137,10 @@ concurrency = 16
     while added < n {
         let burst = (n - added).min(500);
         for i in 0..burst {
-            let ids = mastodon.add_mention(&format!("customer{}", added + i), "my order is late, please help");
+            let ids = mastodon.add_mention(
+                &format!("customer{}", added + i),
+                "my order is late, please help",
+            );
             visible.insert(ids.status_id, unix_now());
         }
         added += burst;
@@ -137,7 +161,9 @@ concurrency = 16
         .messages("C0SUPPORT")
         .iter()
         .filter_map(|m| {
-            let remote = m.metadata.as_ref()?["event_payload"]["remote_id"].as_str()?.to_string();
+            let remote = m.metadata.as_ref()?["event_payload"]["remote_id"]
+                .as_str()?
+                .to_string();
             let posted: f64 = m.ts.parse().ok()?;
             Some((posted - visible.get(&remote)?) * 1000.0)
         })
@@ -145,13 +171,24 @@ concurrency = 16
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(latencies.len(), n, "every mention got exactly one card");
     println!("mentions: {n} (offered in bursts of 500 every 50 ms; poll interval 0.1 s; outbox concurrency 16)");
-    println!("ingested: {:.0} mentions/s ({:.2} s until all {n} were stored and flushed)", n as f64 / ingest_secs, ingest_secs);
-    println!("end to end: {:.0} cards/s ({:.2} s until all {n} cards were posted)", n as f64 / total_secs, total_secs);
+    println!(
+        "ingested: {:.0} mentions/s ({:.2} s until all {n} were stored and flushed)",
+        n as f64 / ingest_secs,
+        ingest_secs
+    );
+    println!(
+        "end to end: {:.0} cards/s ({:.2} s until all {n} cards were posted)",
+        n as f64 / total_secs,
+        total_secs
+    );
     println!(
         "visible on Mastodon -> card posted: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().unwrap()
     );
-    println!("peak RSS (bot + both fakes in one process): {:.1} MiB", peak_rss_mib());
+    println!(
+        "peak RSS (bot + both fakes in one process): {:.1} MiB",
+        peak_rss_mib()
+    );
 }

@@ -20,7 +20,7 @@ pub fn router(slack: Arc<Slack>) -> Router {
         .with_state(slack)
 }
 
-fn checked(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+fn checked(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
     let secret = slack
         .config()
         .signing_secret
@@ -37,7 +37,7 @@ fn checked(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Respon
     )
     .map_err(|e| {
         tracing::warn!(reason = %e, "refused an unsigned or badly signed Slack request");
-        (StatusCode::UNAUTHORIZED, e.to_string()).into_response()
+        Box::new((StatusCode::UNAUTHORIZED, e.to_string()).into_response())
     })
 }
 
@@ -48,10 +48,12 @@ fn bad_request(what: &str, e: impl std::fmt::Display) -> Response {
 
 async fn events(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = checked(&slack, &headers, &body) {
-        return r;
+        return *r;
     }
     match serde_json::from_slice::<SlackPushEvent>(&body) {
-        Ok(SlackPushEvent::UrlVerification(v)) => Json(serde_json::json!({ "challenge": v.challenge })).into_response(),
+        Ok(SlackPushEvent::UrlVerification(v)) => {
+            Json(serde_json::json!({ "challenge": v.challenge })).into_response()
+        }
         Ok(SlackPushEvent::EventCallback(ev)) => {
             tokio::spawn(async move { slack.on_push(ev).await });
             StatusCode::OK.into_response()
@@ -67,9 +69,13 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-async fn interactivity(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interactivity(
+    State(slack): State<Arc<Slack>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = checked(&slack, &headers, &body) {
-        return r;
+        return *r;
     }
     let Some(payload) = form_field(&body, "payload") else {
         return bad_request("interaction", "no `payload` form field");
@@ -86,7 +92,7 @@ async fn interactivity(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
 
 async fn commands(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = checked(&slack, &headers, &body) {
-        return r;
+        return *r;
     }
     let fields: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))

@@ -6,7 +6,11 @@ use mentionbridge::config::Config;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "mentionbridge", version, about = "Social mentions as support tickets in Slack")]
+#[command(
+    name = "mentionbridge",
+    version,
+    about = "Social mentions as support tickets in Slack"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,10 +33,12 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MENTIONBRIDGE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,slack_morphism=warn,rustls=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("MENTIONBRIDGE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sled=warn,slack_morphism=warn,rustls=warn")
+            }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {

@@ -29,14 +29,21 @@ pub enum RunError {
     #[error("Slack credentials check failed: {0}")]
     Slack(SlackError),
     #[error("the HTTP server could not listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Start everything, run until `shutdown` resolves, then stop in order: no new work is
 /// taken, in-flight sends finish (or stay queued), and the store is flushed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let store = Store::open(&config.store_path)?;
-    let mastodon = Arc::new(Mastodon::connect(&config.mastodon).await.map_err(RunError::Mastodon)?);
+    let mastodon = Arc::new(
+        Mastodon::connect(&config.mastodon)
+            .await
+            .map_err(RunError::Mastodon)?,
+    );
 
     let wake = Arc::new(Notify::new());
     let desk = Arc::new(DeskService::new(
@@ -114,7 +121,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     if config.slack.mode == SlackMode::Socket {
-        let app_token = config.slack.app_token.clone().expect("validated: socket mode has an app token");
+        let app_token = config
+            .slack
+            .app_token
+            .clone()
+            .expect("validated: socket mode has an app token");
         let mut stop = stop_rx.clone();
         let slack = slack.clone();
         tasks.spawn(async move {
@@ -132,7 +143,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!("shutting down: finishing in-flight work");
     let _ = stop_tx.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(20), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("some tasks did not stop in 20 s; their work stays queued in the outbox");
     }
     store.flush().await?;

@@ -137,11 +137,15 @@ impl OutboxSender {
     }
 
     async fn maybe_stop_here(&self, batch: &[Job]) {
-        let Some(point) = self.failpoint.as_deref() else { return };
-        let hit = batch.iter().any(|j| match (&j.effect, point) {
-            (Effect::PublishReply { .. }, "before-publish") => true,
-            (Effect::PostCards, "before-post-card") => true,
-            _ => false,
+        let Some(point) = self.failpoint.as_deref() else {
+            return;
+        };
+        let hit = batch.iter().any(|j| {
+            matches!(
+                (&j.effect, point),
+                (Effect::PublishReply { .. }, "before-publish")
+                    | (Effect::PostCards, "before-post-card")
+            )
         });
         if hit {
             eprintln!("FAILPOINT {point} reached");
@@ -154,7 +158,11 @@ impl OutboxSender {
         match outcome {
             Outcome::Done(event) => self.store.complete(&job, event, now),
             Outcome::Failed(DeliveryError::Retry { after, reason }) => {
-                let wait = backoff(job.attempts.saturating_sub(1), after, self.config.max_backoff);
+                let wait = backoff(
+                    job.attempts.saturating_sub(1),
+                    after,
+                    self.config.max_backoff,
+                );
                 tracing::warn!(ticket = %job.ticket, job = job.id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
                 let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
                 self.store.defer(job.id, at, &reason)
@@ -162,13 +170,15 @@ impl OutboxSender {
             Outcome::Failed(DeliveryError::Permanent { reason }) => match job.effect {
                 Effect::PublishReply { seq } => {
                     tracing::error!(ticket = %job.ticket, %reason, "reply refused by the platform; shown on the card");
-                    self.store.complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
+                    self.store
+                        .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
                 }
                 Effect::PostCards => {
                     // Never drop a mention: keep it queued (a channel fixed in config and a
                     // restart will post it) and say so loudly.
                     tracing::error!(ticket = %job.ticket, %reason, "card cannot be posted; the mention stays queued");
-                    let at = now + chrono::Duration::from_std(self.config.max_backoff).unwrap_or_default();
+                    let at = now
+                        + chrono::Duration::from_std(self.config.max_backoff).unwrap_or_default();
                     self.store.defer(job.id, at, &reason)
                 }
                 _ => {
@@ -216,13 +226,17 @@ impl OutboxSender {
             Effect::ThreadNote(note) => {
                 for card in self.store.cards(ticket.id).map_err(store_err)? {
                     if let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) {
-                        surface.post_note(&card, note, maybe_done, job.created_at).await?;
+                        surface
+                            .post_note(&card, note, maybe_done, job.created_at)
+                            .await?;
                     }
                 }
                 Ok(None)
             }
             Effect::PublishReply { seq } => {
-                let Some(reply) = ticket.reply(*seq) else { return Ok(None) };
+                let Some(reply) = ticket.reply(*seq) else {
+                    return Ok(None);
+                };
                 if !matches!(reply.state, ReplyState::Pending) {
                     return Ok(None);
                 }
@@ -232,7 +246,10 @@ impl OutboxSender {
                     text: reply.text.clone(),
                     visibility: reply.visibility,
                     in_reply_to: ticket.mention.remote_id.clone(),
-                    idempotency_key: format!("mentionbridge-{}-{}-{}", ticket.mention.account, ticket.mention.remote_id, seq),
+                    idempotency_key: format!(
+                        "mentionbridge-{}-{}-{}",
+                        ticket.mention.account, ticket.mention.remote_id, seq
+                    ),
                     maybe_sent: maybe_done,
                     queued_at: job.created_at,
                     earlier_replies: ticket
@@ -253,7 +270,9 @@ impl OutboxSender {
                             url: p.url,
                         }))
                     }
-                    Err(DeliveryError::Permanent { reason }) => Ok(Some(SystemEvent::ReplyFailed { seq: *seq, reason })),
+                    Err(DeliveryError::Permanent { reason }) => {
+                        Ok(Some(SystemEvent::ReplyFailed { seq: *seq, reason }))
+                    }
                     Err(retry) => Err(retry),
                 }
             }

@@ -57,7 +57,11 @@ pub async fn watch_source(
     }
 }
 
-async fn poll_once(source: &dyn Source, store: &Store, key: &str) -> Result<(usize, bool), DeliveryError> {
+async fn poll_once(
+    source: &dyn Source,
+    store: &Store,
+    key: &str,
+) -> Result<(usize, bool), DeliveryError> {
     let store_err = |e: crate::store::StoreError| DeliveryError::retry(e.to_string());
     let cursor = store.cursor(key).map_err(store_err)?;
     let batch = source.poll(cursor.as_deref()).await?;

@@ -305,13 +305,20 @@ impl Store {
 
     /// A job is done: remove it and fold what the outside world reported into the ticket
     /// (queuing any follow-up effects), in one transaction.
-    pub fn complete(&self, job: &Job, event: Option<SystemEvent>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn complete(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let trees = (&self.tickets, &self.outbox, &self.audit);
         let result = trees.transaction(|(tickets, outbox, audit)| {
             outbox.remove(&key(job.id))?;
             if let Some(ev) = &event {
                 let Some(raw) = tickets.get(key(job.ticket.0))? else {
-                    return Err(ConflictableTransactionError::Abort(Abort::Missing(job.ticket)));
+                    return Err(ConflictableTransactionError::Abort(Abort::Missing(
+                        job.ticket,
+                    )));
                 };
                 let ticket: Ticket = tx_dec(&raw)?;
                 let tr = apply_system(&ticket, ev.clone(), now);
@@ -471,8 +478,13 @@ mod tests {
         assert_eq!(store.cursor("src").unwrap().as_deref(), Some("n3"));
         let jobs = store.jobs().unwrap();
         assert_eq!(jobs.len(), 3);
-        assert!(jobs.iter().all(|j| j.effect == Effect::PostCards && j.attempts == 0));
-        assert_eq!(store.audit_of(TicketId(3)).unwrap()[0].what, "mention received");
+        assert!(jobs
+            .iter()
+            .all(|j| j.effect == Effect::PostCards && j.attempts == 0));
+        assert_eq!(
+            store.audit_of(TicketId(3)).unwrap()[0].what,
+            "mention received"
+        );
     }
 
     #[test]
@@ -491,7 +503,13 @@ mod tests {
                     barrier.wait();
                     store
                         .act(TicketId(1), |t| {
-                            apply(t, AgentAction::Claim, &agent(&format!("U{i}")), &desk, now())
+                            apply(
+                                t,
+                                AgentAction::Claim,
+                                &agent(&format!("U{i}")),
+                                &desk,
+                                now(),
+                            )
                         })
                         .unwrap()
                 })
@@ -500,10 +518,22 @@ mod tests {
         let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         let winners: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
         assert_eq!(winners.len(), 1);
-        let holder = store.ticket(TicketId(1)).unwrap().unwrap().holder.unwrap().agent;
+        let holder = store
+            .ticket(TicketId(1))
+            .unwrap()
+            .unwrap()
+            .holder
+            .unwrap()
+            .agent;
         for o in &outcomes {
             if let Err(r) = o {
-                assert_eq!(r, &Rejection::AlreadyClaimed { by: holder.clone(), minutes: 0 });
+                assert_eq!(
+                    r,
+                    &Rejection::AlreadyClaimed {
+                        by: holder.clone(),
+                        minutes: 0
+                    }
+                );
             }
         }
         // One claim: one card update and one thread note queued besides the card post.
@@ -514,14 +544,37 @@ mod tests {
     fn a_rejection_writes_nothing() {
         let store = Store::temporary().unwrap();
         store.ingest("src", &[mention("a")], None, now()).unwrap();
-        let before = (store.ticket(TicketId(1)).unwrap(), store.jobs().unwrap().len());
+        let before = (
+            store.ticket(TicketId(1)).unwrap(),
+            store.jobs().unwrap().len(),
+        );
         let outcome = store
-            .act(TicketId(1), |t| apply(t, AgentAction::Claim, &agent("EVE"), &Desk::default(), now()))
+            .act(TicketId(1), |t| {
+                apply(
+                    t,
+                    AgentAction::Claim,
+                    &agent("EVE"),
+                    &Desk::default(),
+                    now(),
+                )
+            })
             .unwrap();
         assert_eq!(outcome, Err(Rejection::NotAnAgent));
-        assert_eq!((store.ticket(TicketId(1)).unwrap(), store.jobs().unwrap().len()), before);
+        assert_eq!(
+            (
+                store.ticket(TicketId(1)).unwrap(),
+                store.jobs().unwrap().len()
+            ),
+            before
+        );
         assert!(matches!(
-            store.act(TicketId(9), |t| apply(t, AgentAction::Claim, &agent("U1"), &Desk::default(), now())),
+            store.act(TicketId(9), |t| apply(
+                t,
+                AgentAction::Claim,
+                &agent("U1"),
+                &Desk::default(),
+                now()
+            )),
             Err(StoreError::NoSuchTicket(TicketId(9)))
         ));
     }
@@ -535,7 +588,15 @@ mod tests {
             ..Desk::default()
         };
         store
-            .act(TicketId(1), |t| apply(t, AgentAction::Reply { text: "hi".into() }, &agent("U1"), &desk, now()))
+            .act(TicketId(1), |t| {
+                apply(
+                    t,
+                    AgentAction::Reply { text: "hi".into() },
+                    &agent("U1"),
+                    &desk,
+                    now(),
+                )
+            })
             .unwrap()
             .unwrap();
         let publish = store

@@ -128,6 +128,8 @@ struct SState {
     views: HashMap<String, Value>,
     usergroups: HashMap<String, Vec<String>>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Calls of a method that take effect but whose answer never arrives.
+    lost_answers: HashMap<String, usize>,
     requests: Vec<(String, Value)>,
     last_ts_micros: u64,
     tickets: HashMap<String, bool>,
@@ -811,6 +813,7 @@ impl FakeSlack {
                 views: HashMap::new(),
                 usergroups: HashMap::new(),
                 faults: HashMap::new(),
+                lost_answers: HashMap::new(),
                 requests: Vec::new(),
                 last_ts_micros: 0,
                 tickets: HashMap::new(),
@@ -1022,6 +1025,15 @@ impl FakeSlack {
             .unwrap_or_else(|| panic!("submission_for_view: no view {view_id}"));
         view["state"] = json!({ "values": values });
         submission_payload(user_id, user_name, view)
+    }
+
+    /// The next `n` calls of `method` take effect, but their answers never arrive (the
+    /// client died, or the network cut, right after Slack acted).
+    pub fn lose_next_answers(&self, method: &str, n: usize) {
+        *lock(&self.shared)
+            .lost_answers
+            .entry(method.to_string())
+            .or_default() += n;
     }
 
     /// Queues faults for a Web API method (e.g. "chat.postMessage"); each call of the
@@ -1405,6 +1417,23 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn web_api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let method = req.uri().path().trim_start_matches("/api/").to_string();
+    let resp = web_api_answer(State(shared.clone()), req).await;
+    let lose = match lock(&shared).lost_answers.get_mut(&method) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    };
+    if lose {
+        // Slack acted; the client never hears back (a crash or cut right after).
+        return std::future::pending::<Response>().await;
+    }
+    resp
+}
+
+async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let headers = req.headers().clone();

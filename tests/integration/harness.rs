@@ -119,7 +119,10 @@ max_backoff_secs = 5
 
     pub async fn start_bot_with(&self, env: &[(&str, &str)]) -> Bot {
         let config = self.config_path();
-        let log = self.dir.path().join(format!("bot-{}.log", crate::fakes::uuid_like()));
+        let log = self
+            .dir
+            .path()
+            .join(format!("bot-{}.log", crate::fakes::uuid_like()));
         let mut cmd = self.command();
         cmd.arg("run").arg("--config").arg(&config);
         for (k, v) in env {
@@ -147,7 +150,11 @@ max_backoff_secs = 5
     pub async fn card(&self, n: usize) -> SlackMessage {
         self.slack
             .wait_until(WAIT, &format!("card #{n}"), |s| {
-                s.messages(CHANNEL).iter().filter(|m| m.metadata.is_some()).count() >= n
+                s.messages(CHANNEL)
+                    .iter()
+                    .filter(|m| m.metadata.is_some())
+                    .count()
+                    >= n
             })
             .await;
         self.cards().remove(n - 1)
@@ -160,20 +167,23 @@ max_backoff_secs = 5
             .into_iter()
             .filter(|m| m.metadata.is_some())
             .collect();
-        cards.sort_by_key(|m| ticket_of(m));
+        cards.sort_by_key(ticket_of);
         cards
     }
 
     /// A fresh view of a card (after updates).
     pub fn card_now(&self, card: &SlackMessage) -> SlackMessage {
-        self.slack.message(CHANNEL, &card.ts).expect("card still exists")
+        self.slack
+            .message(CHANNEL, &card.ts)
+            .expect("card still exists")
     }
 
     pub async fn wait_card_text(&self, card: &SlackMessage, needle: &str) -> SlackMessage {
         let ts = card.ts.clone();
         self.slack
             .wait_until(WAIT, &format!("card {ts} to show {needle:?}"), |s| {
-                s.message(CHANNEL, &ts).is_some_and(|m| blocks_text(&m).contains(needle))
+                s.message(CHANNEL, &ts)
+                    .is_some_and(|m| blocks_text(&m).contains(needle))
             })
             .await;
         self.card_now(card)
@@ -192,16 +202,18 @@ max_backoff_secs = 5
         let ts = card.ts.clone();
         self.slack
             .wait_until(WAIT, &format!("a thread note containing {needle:?}"), |s| {
-                s.thread(CHANNEL, &ts).iter().any(|m| m.text.contains(needle))
+                s.thread(CHANNEL, &ts)
+                    .iter()
+                    .any(|m| m.text.contains(needle))
             })
             .await;
     }
 
     /// Press a card's button as `user` over Socket Mode; returns the ack payload.
     pub async fn press(&self, card: &SlackMessage, user: &str, action_id: &str) -> Value {
-        let payload = self
-            .slack
-            .block_actions_on(CHANNEL, &card.ts, user, &user.to_lowercase(), action_id);
+        let payload =
+            self.slack
+                .block_actions_on(CHANNEL, &card.ts, user, &user.to_lowercase(), action_id);
         self.slack.send_envelope("interactive", payload).await
     }
 
@@ -210,9 +222,14 @@ max_backoff_secs = 5
         let before = self.slack.views().len();
         self.press(card, user, "mb_reply").await;
         self.slack
-            .wait_until(WAIT, "the reply modal to open", |s| s.views().len() > before)
+            .wait_until(WAIT, "the reply modal to open", |s| {
+                s.views().len() > before
+            })
             .await;
-        let view_id = self.slack.views()[before]["view_id"].as_str().unwrap().to_string();
+        let view_id = self.slack.views()[before]["view_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let values = json!({"reply": {"text": {"type": "plain_text_input", "value": text}}});
         let payload = self
             .slack
@@ -221,17 +238,27 @@ max_backoff_secs = 5
     }
 
     pub async fn slash(&self, user: &str, text: &str) -> Value {
-        let payload = crate::fakes::slack::slash_command(user, &user.to_lowercase(), "/mentions", text, CHANNEL);
+        let payload = crate::fakes::slack::slash_command(
+            user,
+            &user.to_lowercase(),
+            "/mentions",
+            text,
+            CHANNEL,
+        );
         self.slack.send_envelope("slash_commands", payload).await
     }
 
     pub async fn wait_ephemeral(&self, user: &str, needle: &str) -> String {
         self.slack
-            .wait_until(WAIT, &format!("an ephemeral to {user} saying {needle:?}"), |s| {
-                s.ephemerals()
-                    .iter()
-                    .any(|e| e["user"] == user && e.to_string().contains(needle))
-            })
+            .wait_until(
+                WAIT,
+                &format!("an ephemeral to {user} saying {needle:?}"),
+                |s| {
+                    s.ephemerals()
+                        .iter()
+                        .any(|e| e["user"] == user && e.to_string().contains(needle))
+                },
+            )
             .await;
         self.slack
             .ephemerals()
@@ -274,7 +301,13 @@ pub fn blocks_text(card: &SlackMessage) -> String {
 /// The action ids of a card's buttons.
 pub fn buttons(card: &SlackMessage) -> Vec<String> {
     let mut ids = Vec::new();
-    for block in card.blocks.as_ref().and_then(Value::as_array).into_iter().flatten() {
+    for block in card
+        .blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         for el in block["elements"].as_array().into_iter().flatten() {
             if let Some(id) = el["action_id"].as_str() {
                 ids.push(id.to_string());
@@ -307,7 +340,9 @@ impl Bot {
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let log = self.log.clone();
         self.wait_or_dump(timeout, &format!("{needle:?} in the bot log"), || {
-            std::fs::read_to_string(&log).unwrap_or_default().contains(needle)
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(needle)
         })
         .await;
     }

@@ -9,22 +9,39 @@ use serde_json::Value;
 #[tokio::test]
 async fn a_mention_becomes_a_card_with_everything_an_agent_needs() {
     let w = World::new().await;
-    let ids = w.mastodon.add_mention("alice@other.social", "My order #123 never arrived & I'm upset");
+    let ids = w.mastodon.add_mention(
+        "alice@other.social",
+        "My order #123 never arrived & I'm upset",
+    );
     let _bot = w.start_bot().await;
 
     let card = w.card(1).await;
     let text = blocks_text(&card);
     assert!(text.contains("Mastodon"), "{text}");
     assert!(text.contains("@alice@other.social"), "{text}");
-    assert!(text.contains("My order #123 never arrived &amp; I'm upset"), "{text}");
-    assert!(text.contains(&ids.status_id), "link to the original: {text}");
+    assert!(
+        text.contains("My order #123 never arrived &amp; I'm upset"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&ids.status_id),
+        "link to the original: {text}"
+    );
     assert!(text.contains("*Open*"), "{text}");
-    assert!(text.contains("{ago}"), "age, rendered by Slack in each reader's zone: {text}");
-    assert_eq!(buttons(&card), ["mb_claim", "mb_reply", "mb_resolve", "mb_ignore"]);
+    assert!(
+        text.contains("{ago}"),
+        "age, rendered by Slack in each reader's zone: {text}"
+    );
+    assert_eq!(
+        buttons(&card),
+        ["mb_claim", "mb_reply", "mb_resolve", "mb_ignore"]
+    );
     let meta = card.metadata.as_ref().unwrap();
     assert_eq!(meta["event_type"], "mentionbridge_ticket");
     assert_eq!(meta["event_payload"]["remote_id"], ids.status_id.as_str());
-    assert!(card.text.contains("Mastodon mention #1 from @alice@other.social"));
+    assert!(card
+        .text
+        .contains("Mastodon mention #1 from @alice@other.social"));
 }
 
 #[tokio::test]
@@ -35,10 +52,17 @@ async fn claim_updates_the_card_in_place_and_notes_it_in_the_thread() {
     let card = w.card(1).await;
 
     let ack = w.press(&card, ANA, "mb_claim").await;
-    assert_eq!(ack, Value::Null, "button presses are acknowledged empty, at once");
+    assert_eq!(
+        ack,
+        Value::Null,
+        "button presses are acknowledged empty, at once"
+    );
     let card = w.wait_card_text(&card, "held by <@U0ANA>").await;
     assert!(blocks_text(&card).contains("*Claimed*"));
-    assert_eq!(buttons(&card), ["mb_reply", "mb_resolve", "mb_unclaim", "mb_ignore"]);
+    assert_eq!(
+        buttons(&card),
+        ["mb_reply", "mb_resolve", "mb_unclaim", "mb_ignore"]
+    );
     w.wait_note(&card, "<@U0ANA> claimed this ticket").await;
 
     w.press(&card, ANA, "mb_unclaim").await;
@@ -59,22 +83,43 @@ async fn reply_through_the_modal_is_published_once_in_the_customers_thread() {
     let _bot = w.start_bot().await;
     let card = w.card(1).await;
 
-    let ack = w.reply_via_modal(&card, ANA, "Not down: we are fixing a login issue.").await;
+    let ack = w
+        .reply_via_modal(&card, ANA, "Not down: we are fixing a login issue.")
+        .await;
     assert_eq!(ack, Value::Null, "accepted: the modal closes");
     let modal = &w.slack.views()[0];
     let modal_text = modal.to_string();
-    assert!(modal_text.contains("is the app down?"), "the mention is quoted: {modal_text}");
-    assert!(modal_text.contains("500 characters"), "the limit is shown: {modal_text}");
+    assert!(
+        modal_text.contains("is the app down?"),
+        "the mention is quoted: {modal_text}"
+    );
+    assert!(
+        modal_text.contains("500 characters"),
+        "the limit is shown: {modal_text}"
+    );
 
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
     assert_eq!(posted.len(), 1);
-    assert_eq!(posted[0].status, "@bob@elsewhere.example Not down: we are fixing a login issue.");
-    assert_eq!(posted[0].in_reply_to_id.as_deref(), Some(ids.status_id.as_str()));
-    assert_eq!(posted[0].visibility.as_deref(), Some("unlisted"), "never wider than the mention");
+    assert_eq!(
+        posted[0].status,
+        "@bob@elsewhere.example Not down: we are fixing a login issue."
+    );
+    assert_eq!(
+        posted[0].in_reply_to_id.as_deref(),
+        Some(ids.status_id.as_str())
+    );
+    assert_eq!(
+        posted[0].visibility.as_deref(),
+        Some("unlisted"),
+        "never wider than the mention"
+    );
     assert!(posted[0].idempotency_key.is_some());
 
     let card = w.wait_card_text(&card, "published").await;
-    assert!(blocks_text(&card).contains(&posted[0].id), "the reply's link is on the card");
+    assert!(
+        blocks_text(&card).contains(&posted[0].id),
+        "the reply's link is on the card"
+    );
     assert!(blocks_text(&card).contains("*Replied*"));
     w.wait_note(&card, "Reply published").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -94,17 +139,31 @@ async fn slash_command_lists_claims_replies_and_resolves_without_buttons() {
     let list = w.slash(ANA, "").await;
     assert_eq!(list["response_type"], "ephemeral");
     let list = list["text"].as_str().unwrap();
-    assert!(list.contains("Open mention tickets (2)") && list.contains("#1") && list.contains("#2"), "{list}");
+    assert!(
+        list.contains("Open mention tickets (2)") && list.contains("#1") && list.contains("#2"),
+        "{list}"
+    );
 
     let claimed = w.slash(ANA, "claim 1").await;
     assert_eq!(claimed["text"], "Done: claimed ticket #1.");
     w.wait_card_text(&first, "held by <@U0ANA>").await;
 
-    let replied = w.slash(ANA, "reply 1 Refund issued today, sorry for the wait!").await;
-    assert!(replied["text"].as_str().unwrap().contains("reply queued"), "{replied}");
+    let replied = w
+        .slash(ANA, "reply 1 Refund issued today, sorry for the wait!")
+        .await;
+    assert!(
+        replied["text"].as_str().unwrap().contains("reply queued"),
+        "{replied}"
+    );
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
-    assert_eq!(posted[0].status, "@carol Refund issued today, sorry for the wait!");
-    assert_eq!(posted[0].in_reply_to_id.as_deref(), Some(ids.status_id.as_str()));
+    assert_eq!(
+        posted[0].status,
+        "@carol Refund issued today, sorry for the wait!"
+    );
+    assert_eq!(
+        posted[0].in_reply_to_id.as_deref(),
+        Some(ids.status_id.as_str())
+    );
 
     let resolved = w.slash(ANA, "resolve 1").await;
     assert_eq!(resolved["text"], "Done: resolved ticket #1.");
@@ -113,11 +172,26 @@ async fn slash_command_lists_claims_replies_and_resolves_without_buttons() {
     w.wait_note(&first, "resolved this ticket").await;
 
     let list = w.slash(ANA, "list").await;
-    assert!(list["text"].as_str().unwrap().contains("Open mention tickets (1)"), "{list}");
+    assert!(
+        list["text"]
+            .as_str()
+            .unwrap()
+            .contains("Open mention tickets (1)"),
+        "{list}"
+    );
     let unknown = w.slash(ANA, "frobnicate 1").await;
-    assert!(unknown["text"].as_str().unwrap().contains("Unknown subcommand `frobnicate`"));
+    assert!(unknown["text"]
+        .as_str()
+        .unwrap()
+        .contains("Unknown subcommand `frobnicate`"));
     let missing = w.slash(ANA, "claim 99").await;
-    assert!(missing["text"].as_str().unwrap().contains("There is no ticket 99"), "{missing}");
+    assert!(
+        missing["text"]
+            .as_str()
+            .unwrap()
+            .contains("There is no ticket 99"),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
@@ -132,12 +206,25 @@ async fn a_non_agent_is_refused_privately_and_nothing_changes() {
     let said = w.wait_ephemeral(EVE, "Only support agents").await;
     assert!(said.contains("Ticket #1"), "{said}");
     let cmd = w.slash(EVE, "reply 1 hi").await;
-    assert!(cmd["text"].as_str().unwrap().contains("Only support agents"), "{cmd}");
+    assert!(
+        cmd["text"]
+            .as_str()
+            .unwrap()
+            .contains("Only support agents"),
+        "{cmd}"
+    );
     let list = w.slash(EVE, "").await;
-    assert!(list["text"].as_str().unwrap().contains("Only support agents"));
+    assert!(list["text"]
+        .as_str()
+        .unwrap()
+        .contains("Only support agents"));
 
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    assert_eq!(w.slack.count("chat.update"), updates_before, "the card did not change");
+    assert_eq!(
+        w.slack.count("chat.update"),
+        updates_before,
+        "the card did not change"
+    );
     assert!(w.notes(&card).is_empty());
     assert!(w.mastodon.posted_statuses().is_empty());
     assert!(w.slack.views().is_empty(), "no reply modal for a non-agent");
@@ -150,8 +237,12 @@ async fn two_agents_claiming_at_once_have_exactly_one_winner() {
     let _bot = w.start_bot().await;
     let card = w.card(1).await;
 
-    let a = w.slack.block_actions_on(CHANNEL, &card.ts, ANA, "ana", "mb_claim");
-    let b = w.slack.block_actions_on(CHANNEL, &card.ts, BEN, "ben", "mb_claim");
+    let a = w
+        .slack
+        .block_actions_on(CHANNEL, &card.ts, ANA, "ana", "mb_claim");
+    let b = w
+        .slack
+        .block_actions_on(CHANNEL, &card.ts, BEN, "ben", "mb_claim");
     let (ra, rb) = tokio::join!(
         w.slack.send_envelope("interactive", a),
         w.slack.send_envelope("interactive", b)
@@ -160,17 +251,27 @@ async fn two_agents_claiming_at_once_have_exactly_one_winner() {
 
     w.slack
         .wait_until(WAIT, "the loser to be told", |s| {
-            s.ephemerals().iter().any(|e| e.to_string().contains("Already claimed by"))
+            s.ephemerals()
+                .iter()
+                .any(|e| e.to_string().contains("Already claimed by"))
         })
         .await;
     let card = w.wait_card_text(&card, "held by").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let claims: Vec<_> = w.notes(&card).into_iter().filter(|n| n.contains("claimed this ticket")).collect();
+    let claims: Vec<_> = w
+        .notes(&card)
+        .into_iter()
+        .filter(|n| n.contains("claimed this ticket"))
+        .collect();
     assert_eq!(claims.len(), 1, "{claims:?}");
     let winner = if claims[0].contains(ANA) { ANA } else { BEN };
     let loser = if winner == ANA { BEN } else { ANA };
     let told = w.wait_ephemeral(loser, "Already claimed by").await;
-    assert!(told.contains(&winner.to_lowercase()), "the loser learns who has it: {told}");
+    let winner_name = if winner == ANA { "ana" } else { "ben" };
+    assert!(
+        told.contains(&format!("Already claimed by {winner_name}")),
+        "the loser learns who has it: {told}"
+    );
     assert!(blocks_text(&w.card_now(&card)).contains(&format!("held by <@{winner}>")));
 }
 
@@ -188,16 +289,29 @@ async fn a_too_long_reply_is_refused_inside_the_modal_and_nothing_is_sent() {
     let msg = ack["errors"]["reply"].as_str().unwrap();
     assert!(msg.contains("the limit is 100"), "{msg}");
     // A link counts as 23 however long it is: this fits.
-    let with_link = format!("see https://status.example.com/{} for details", "x".repeat(150));
+    let with_link = format!(
+        "see https://status.example.com/{} for details",
+        "x".repeat(150)
+    );
     let ok = w.reply_via_modal(&card, ANA, &with_link).await;
     assert_eq!(ok, Value::Null, "{ok}");
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
     assert!(posted[0].status.ends_with("for details"));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(w.mastodon.posted_statuses().len(), 1, "the refused reply was never sent");
+    assert_eq!(
+        w.mastodon.posted_statuses().len(),
+        1,
+        "the refused reply was never sent"
+    );
 
     let cmd = w.slash(ANA, &format!("reply 1 {long}")).await;
-    assert!(cmd["text"].as_str().unwrap().contains("still being published") || cmd["text"].as_str().unwrap().contains("the limit is 100"));
+    assert!(
+        cmd["text"]
+            .as_str()
+            .unwrap()
+            .contains("still being published")
+            || cmd["text"].as_str().unwrap().contains("the limit is 100")
+    );
 }
 
 #[tokio::test]
@@ -211,7 +325,10 @@ async fn mastodon_429_and_5xx_are_retried_with_the_servers_hint_and_nothing_is_d
     let bot = w.start_bot().await;
     let card = w.card(1).await;
 
-    w.mastodon.fail_next("/api/v1/statuses", vec![Fault::too_many_requests(1), Fault::status(502)]);
+    w.mastodon.fail_next(
+        "/api/v1/statuses",
+        vec![Fault::too_many_requests(1), Fault::status(502)],
+    );
     w.reply_via_modal(&card, ANA, "yes!").await;
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
     assert_eq!(posted[0].status, "@alice yes!");
@@ -220,7 +337,10 @@ async fn mastodon_429_and_5xx_are_retried_with_the_servers_hint_and_nothing_is_d
     assert_eq!(w.mastodon.posted_statuses().len(), 1);
     assert_eq!(w.cards().len(), 1);
     let log = bot.log();
-    assert!(log.contains("retry_in_ms=1000"), "Retry-After: 1 was honoured:\n{log}");
+    assert!(
+        log.contains("retry_in_ms=1000"),
+        "Retry-After: 1 was honoured:\n{log}"
+    );
 }
 
 #[tokio::test]
@@ -233,7 +353,11 @@ async fn a_reply_refused_for_good_is_shown_on_the_card_with_the_platforms_reason
 
     w.reply_via_modal(&card, ANA, "sorry to see you go").await;
     let card = w.wait_card_text(&card, "not published").await;
-    assert!(blocks_text(&card).contains("Record not found"), "{}", blocks_text(&card));
+    assert!(
+        blocks_text(&card).contains("Record not found"),
+        "{}",
+        blocks_text(&card)
+    );
     assert!(blocks_text(&card).contains("*Reply failed*"));
     w.wait_note(&card, "Reply not published").await;
     assert!(w.mastodon.posted_statuses().is_empty());
@@ -254,9 +378,13 @@ async fn messages_in_a_cards_thread_are_internal_notes_never_relayed() {
         "Internal: customer is a VIP, check the account first",
     );
     w.slack.send_envelope("events_api", event).await;
-    bot.wait_for_log("internal note recorded (not relayed)", WAIT).await;
+    bot.wait_for_log("internal note recorded (not relayed)", WAIT)
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(w.mastodon.posted_statuses().is_empty(), "nothing goes to the customer");
+    assert!(
+        w.mastodon.posted_statuses().is_empty(),
+        "nothing goes to the customer"
+    );
 }
 
 #[tokio::test]
@@ -265,7 +393,15 @@ async fn unknown_buttons_are_refused_and_change_nothing() {
     w.mastodon.add_mention("alice", "hi");
     let bot = w.start_bot().await;
     let card = w.card(1).await;
-    let payload = crate::fakes::slack::block_actions(ANA, "ana", "mb_teleport", "1", CHANNEL, &card.ts, &crate::fakes::slack::new_trigger_id());
+    let payload = crate::fakes::slack::block_actions(
+        ANA,
+        "ana",
+        "mb_teleport",
+        "1",
+        CHANNEL,
+        &card.ts,
+        &crate::fakes::slack::new_trigger_id(),
+    );
     w.slack.send_envelope("interactive", payload).await;
     w.wait_ephemeral(ANA, "not one mentionbridge knows").await;
     bot.wait_for_log("unknown button pressed", WAIT).await;

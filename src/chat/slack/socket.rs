@@ -7,13 +7,8 @@ use crate::config::Secret;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
 
-fn state(
-    states: &SlackClientEventsUserState,
-) -> impl std::future::Future<Output = Option<Arc<Slack>>> + '_ {
-    async move {
-        let guard = states.read().await;
-        guard.get_user_state::<Arc<Slack>>().cloned()
-    }
+async fn state(states: &SlackClientEventsUserState) -> Option<Arc<Slack>> {
+    states.read().await.get_user_state::<Arc<Slack>>().cloned()
 }
 
 async fn on_interaction(
