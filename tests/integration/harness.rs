@@ -14,6 +14,9 @@ pub const ANA: &str = "U0ANA";
 pub const BEN: &str = "U0BEN";
 /// In the channel, but not an agent.
 pub const EVE: &str = "U0EVE";
+/// An agent only through the agents' user group.
+pub const GIA: &str = "U0GIA";
+pub const AGENT_GROUP: &str = "S0AGENTS";
 pub const SIGNING_SECRET: &str = "test-signing-secret-8f742231b10e";
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -45,9 +48,11 @@ impl World {
     }
 
     pub async fn with_mode(mode: Mode) -> World {
+        let slack = FakeSlack::start().await;
+        slack.set_usergroup(AGENT_GROUP, &[GIA]);
         World {
             mastodon: FakeMastodon::start().await,
-            slack: FakeSlack::start().await,
+            slack,
             dir: tempfile::tempdir().unwrap(),
             mode,
             http_port: free_port(),
@@ -75,6 +80,7 @@ app_token = "${{TEST_SLACK_APP_TOKEN}}"
 signing_secret = "${{TEST_SLACK_SIGNING_SECRET}}"
 channel = "{CHANNEL}"
 agent_user_ids = ["{ANA}", "{BEN}"]
+agent_usergroup = "{AGENT_GROUP}"
 
 [mastodon]
 instance_url = "{mastodon}"

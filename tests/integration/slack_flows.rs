@@ -433,3 +433,51 @@ async fn socket_mode_drops_are_survived_and_work_continues() {
     w.press(&card, ANA, "mb_resolve").await;
     w.wait_card_text(&card, "*Resolved*").await;
 }
+
+#[tokio::test]
+async fn members_of_the_agents_user_group_may_act() {
+    let w = World::new().await;
+    w.mastodon.add_mention("alice", "group test");
+    let _bot = w.start_bot().await;
+    let card = w.card(1).await;
+    w.slack
+        .wait_until(WAIT, "the user group to be resolved", |s| {
+            s.count("usergroups.users.list") >= 1
+        })
+        .await;
+    w.press(&card, GIA, "mb_claim").await;
+    w.wait_card_text(&card, "held by <@U0GIA>").await;
+}
+
+#[tokio::test]
+async fn slack_429_is_honoured_and_the_card_is_still_posted_once() {
+    let w = World::new().await;
+    w.slack.fail_next(
+        "chat.postMessage",
+        vec![crate::fakes::Fault::too_many_requests(1)],
+    );
+    w.mastodon.add_mention("alice", "rate limited card");
+    let bot = w.start_bot().await;
+    w.card(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(w.cards().len(), 1);
+    assert_eq!(
+        w.slack.count("chat.postMessage"),
+        2,
+        "one refused, one accepted"
+    );
+    let log = bot.log();
+    assert!(
+        log.contains("Slack rate-limited chat.postMessage") && log.contains("retry_in_ms=1000"),
+        "{log}"
+    );
+    // Secrets never reach the log, even at debug level.
+    for secret in [
+        w.slack.bot_token(),
+        w.slack.app_token(),
+        w.mastodon.token(),
+        SIGNING_SECRET,
+    ] {
+        assert!(!log.contains(secret), "a secret leaked into the log");
+    }
+}
