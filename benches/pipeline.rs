@@ -3,9 +3,11 @@
 //! - mentions/s ingested (visible on Mastodon → stored as tickets, flushed),
 //! - p50/p99 latency from "visible on the fake Mastodon" to "card posted on the fake Slack"
 //!   (the fake Slack's message ts is its receive time; no rate limiting in the fake),
-//! - peak RSS of the whole process (bot and both fakes).
+//! - peak RSS of the bot alone: a second pass runs the real `mentionbridge` binary as its
+//!   own process against the same kind of load and reads its VmHWM.
 //!
 //! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`.
+//! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
@@ -27,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Notify};
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+fn peak_rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -59,29 +61,20 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    println!("-- burst: {n} mentions appear on Mastodon at once");
+    in_process_pass(n, n, Duration::ZERO).await;
+    println!("-- steady: 1000 mentions at 100/s (10 every 100 ms)");
+    in_process_pass(1000, 10, Duration::from_millis(100)).await;
+    println!("-- memory: {n} mentions at once, the bot in its own process");
+    bot_process_pass(n).await;
+}
+
+/// The real watcher, store and outbox sender in this process, against in-process fakes.
+async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     let mastodon = FakeMastodon::start().await;
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[store]
-path = "bench.sled"
-[slack]
-api_url = "{}"
-bot_token = "${{B}}"
-app_token = "${{A}}"
-channel = "C0SUPPORT"
-agent_user_ids = ["U0ANA"]
-[mastodon]
-instance_url = "{}"
-access_token = "${{M}}"
-poll_interval_secs = 0.1
-[outbox]
-concurrency = 16
-"#,
-        slack.api_url(),
-        mastodon.url()
-    );
+    let text = bench_config(&slack, &mastodon);
     let tokens: HashMap<&str, String> = HashMap::from([
         ("B", slack.bot_token().to_string()),
         ("A", slack.app_token().to_string()),
@@ -129,23 +122,13 @@ concurrency = 16
     // Let the first poll fix the cursor at "the beginning".
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // Offer the load in bursts (500 every 50 ms ≈ 10,000/s), remembering when each
-    // mention became visible on Mastodon.
+    // Remember when each mention became visible on Mastodon.
     let mut visible: HashMap<String, f64> = HashMap::with_capacity(n);
     let started = Instant::now();
-    let mut added = 0;
-    while added < n {
-        let burst = (n - added).min(500);
-        for i in 0..burst {
-            let ids = mastodon.add_mention(
-                &format!("customer{}", added + i),
-                "my order is late, please help",
-            );
-            visible.insert(ids.status_id, unix_now());
-        }
-        added += burst;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    offer_load(&mastodon, n, burst, pause, |id| {
+        visible.insert(id, unix_now());
+    })
+    .await;
     while store.ticket_count() < n {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -170,7 +153,6 @@ concurrency = 16
         .collect();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(latencies.len(), n, "every mention got exactly one card");
-    println!("mentions: {n} (offered in bursts of 500 every 50 ms; poll interval 0.1 s; outbox concurrency 16)");
     println!(
         "ingested: {:.0} mentions/s ({:.2} s until all {n} were stored and flushed)",
         n as f64 / ingest_secs,
@@ -188,7 +170,94 @@ concurrency = 16
         latencies.last().unwrap()
     );
     println!(
-        "peak RSS (bot + both fakes in one process): {:.1} MiB",
-        peak_rss_mib()
+        "peak RSS so far (bot + both fakes in one process): {:.1} MiB",
+        peak_rss_mib("self")
     );
+}
+
+/// The same load against the real binary in its own process, to read the bot's own
+/// memory high-water mark (the fakes keep every message and request they saw).
+async fn bot_process_pass(n: usize) {
+    let mastodon = FakeMastodon::start().await;
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bot-config.toml");
+    std::fs::write(&config, bench_config(&slack, &mastodon)).unwrap();
+    let mut bot = tokio::process::Command::new(env!("CARGO_BIN_EXE_mentionbridge"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("B", slack.bot_token())
+        .env("A", slack.app_token())
+        .env("M", mastodon.token())
+        .env("MENTIONBRIDGE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = bot.id().unwrap().to_string();
+    while slack.open_connections() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    offer_load(&mastodon, n, n, Duration::ZERO, |_| {}).await;
+    while slack.messages("C0SUPPORT").len() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rss = peak_rss_mib(&pid);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = bot.wait().await;
+    println!("bot as its own process: {n} cards in {secs:.2} s; peak RSS {rss:.1} MiB");
+}
+
+/// The config both passes use: Socket Mode against the fakes, secrets from B, A and M.
+fn bench_config(slack: &FakeSlack, mastodon: &FakeMastodon) -> String {
+    format!(
+        r#"
+[store]
+path = "bench.sled"
+[slack]
+api_url = "{}"
+bot_token = "${{B}}"
+app_token = "${{A}}"
+channel = "C0SUPPORT"
+agent_user_ids = ["U0ANA"]
+[mastodon]
+instance_url = "{}"
+access_token = "${{M}}"
+poll_interval_secs = 0.1
+[outbox]
+concurrency = 16
+"#,
+        slack.api_url(),
+        mastodon.url()
+    )
+}
+
+/// Offer the load in bursts of `burst` every `pause`, telling `seen` each mention's
+/// status id as it becomes visible.
+async fn offer_load(
+    mastodon: &FakeMastodon,
+    n: usize,
+    burst: usize,
+    pause: Duration,
+    mut seen: impl FnMut(String),
+) {
+    let mut added = 0;
+    while added < n {
+        let burst = (n - added).min(burst);
+        for i in 0..burst {
+            let ids = mastodon.add_mention(
+                &format!("customer{}", added + i),
+                "my order is late, please help",
+            );
+            seen(ids.status_id);
+        }
+        added += burst;
+        tokio::time::sleep(pause).await;
+    }
 }

@@ -97,7 +97,8 @@ impl OutboxSender {
             let mut taken: HashSet<(TicketId, Lane)> = HashSet::new();
             let mut batch = Vec::new();
             let mut next_due: Option<Duration> = None;
-            for job in self.store.jobs()? {
+            for job in self.store.pending_jobs() {
+                let job = job?;
                 if !taken.insert((job.ticket, lane(&job.effect))) {
                     continue;
                 }
