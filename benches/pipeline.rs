@@ -90,11 +90,10 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     let wake = Arc::new(Notify::new());
     let desk = Arc::new(DeskService::new(
         store.clone(),
-        Desk {
-            agents: config.slack.agent_user_ids.iter().cloned().collect(),
-            group_members: Default::default(),
-            text_rules: source.text_rules(),
-        },
+        Desk::new(
+            config.slack.agent_user_ids.iter().cloned(),
+            source.text_rules(),
+        ),
         wake.clone(),
     ));
     let surface = Arc::new(Slack::new(&config.slack, desk).unwrap());

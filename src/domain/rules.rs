@@ -17,6 +17,15 @@ pub struct Desk {
 }
 
 impl Desk {
+    /// A desk whose agents are the configured user ids (groups are resolved later).
+    pub fn new(agents: impl IntoIterator<Item = String>, text_rules: TextRules) -> Desk {
+        Desk {
+            agents: agents.into_iter().collect(),
+            group_members: HashSet::new(),
+            text_rules,
+        }
+    }
+
     pub fn is_agent(&self, who: &AgentRef) -> bool {
         self.agents.contains(&who.user_id) || self.group_members.contains(&who.user_id)
     }
@@ -143,6 +152,34 @@ pub fn compose_reply(mention: &Mention, text: &str) -> String {
     }
 }
 
+/// Most actions change what the card shows and leave a line in its thread.
+fn card_change(note: Note, what: &'static str) -> (Vec<Effect>, &'static str, Option<String>) {
+    (
+        vec![Effect::UpdateCards, Effect::ThreadNote(note)],
+        what,
+        None,
+    )
+}
+
+fn ensure_open(ticket: &Ticket) -> Result<(), Rejection> {
+    match ticket.stage {
+        Stage::Resolved | Stage::Ignored => Err(Rejection::Closed {
+            stage: ticket.stage,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Only the holder may change a claimed ticket.
+fn ensure_not_held_by_other(ticket: &Ticket, actor: &AgentRef) -> Result<(), Rejection> {
+    match &ticket.holder {
+        Some(c) if !c.agent.same_person(actor) => Err(Rejection::NotYours {
+            holder: c.agent.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Judge an agent's action on a ticket. Pure: same inputs, same answer.
 pub fn apply(
     ticket: &Ticket,
@@ -156,17 +193,9 @@ pub fn apply(
     }
     let mut next = ticket.clone();
     next.updated_at = now;
-    let held_by_other = ticket
-        .holder
-        .as_ref()
-        .filter(|c| !c.agent.same_person(actor));
     let (effects, what, detail) = match action {
         AgentAction::Claim => {
-            if ticket.is_closed() {
-                return Err(Rejection::Closed {
-                    stage: ticket.stage,
-                });
-            }
+            ensure_open(ticket)?;
             match &ticket.holder {
                 Some(c) if c.agent.same_person(actor) => return Err(Rejection::AlreadyYours),
                 Some(c) => {
@@ -181,46 +210,19 @@ pub fn apply(
                 agent: actor.clone(),
                 since: now,
             });
-            (
-                vec![
-                    Effect::UpdateCards,
-                    Effect::ThreadNote(Note::Claimed { by: actor.clone() }),
-                ],
-                "claimed",
-                None,
-            )
+            card_change(Note::Claimed { by: actor.clone() }, "claimed")
         }
         AgentAction::Unclaim => {
-            match &ticket.holder {
-                None => return Err(Rejection::NotClaimed),
-                Some(c) if !c.agent.same_person(actor) => {
-                    return Err(Rejection::NotYours {
-                        holder: c.agent.clone(),
-                    })
-                }
-                Some(_) => {}
+            if ticket.holder.is_none() {
+                return Err(Rejection::NotClaimed);
             }
+            ensure_not_held_by_other(ticket, actor)?;
             next.holder = None;
-            (
-                vec![
-                    Effect::UpdateCards,
-                    Effect::ThreadNote(Note::Unclaimed { by: actor.clone() }),
-                ],
-                "unclaimed",
-                None,
-            )
+            card_change(Note::Unclaimed { by: actor.clone() }, "unclaimed")
         }
         AgentAction::Reply { text } => {
-            if ticket.is_closed() {
-                return Err(Rejection::Closed {
-                    stage: ticket.stage,
-                });
-            }
-            if let Some(c) = held_by_other {
-                return Err(Rejection::NotYours {
-                    holder: c.agent.clone(),
-                });
-            }
+            ensure_open(ticket)?;
+            ensure_not_held_by_other(ticket, actor)?;
             if text.trim().is_empty() {
                 return Err(Rejection::EmptyReply);
             }
@@ -266,16 +268,8 @@ pub fn apply(
             )
         }
         AgentAction::Resolve | AgentAction::Ignore => {
-            if ticket.is_closed() {
-                return Err(Rejection::Closed {
-                    stage: ticket.stage,
-                });
-            }
-            if let Some(c) = held_by_other {
-                return Err(Rejection::NotYours {
-                    holder: c.agent.clone(),
-                });
-            }
+            ensure_open(ticket)?;
+            ensure_not_held_by_other(ticket, actor)?;
             let resolve = action == AgentAction::Resolve;
             next.stage = if resolve {
                 Stage::Resolved
@@ -309,14 +303,7 @@ pub fn apply(
             };
             next.holder = None;
             next.closed_by = None;
-            (
-                vec![
-                    Effect::UpdateCards,
-                    Effect::ThreadNote(Note::Reopened { by: actor.clone() }),
-                ],
-                "reopened",
-                None,
-            )
+            card_change(Note::Reopened { by: actor.clone() }, "reopened")
         }
     };
     let audit = audit(ticket, Some(actor), what, detail, now);

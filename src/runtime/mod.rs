@@ -48,11 +48,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let wake = Arc::new(Notify::new());
     let desk = Arc::new(DeskService::new(
         store.clone(),
-        Desk {
-            agents: config.slack.agent_user_ids.iter().cloned().collect(),
-            group_members: Default::default(),
-            text_rules: mastodon.text_rules(),
-        },
+        Desk::new(
+            config.slack.agent_user_ids.iter().cloned(),
+            mastodon.text_rules(),
+        ),
         wake.clone(),
     ));
     let slack = Arc::new(Slack::new(&config.slack, desk.clone()).map_err(RunError::Slack)?);

@@ -22,16 +22,16 @@ const PAGE: u32 = 80;
 /// The cursor before any notification.
 const BEGINNING: &str = "0";
 
+/// Why talking to Mastodon failed outside the outbox (start-up checks). The messages
+/// already name the URL, the status and what to check.
 #[derive(Debug, Error)]
 pub enum MastodonError {
-    #[error("Mastodon at {url} could not be reached: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("Mastodon answered {status} for {url}: {hint}")]
-    Refused {
-        url: String,
-        status: u16,
-        hint: String,
-    },
+    /// Network trouble, 429 or 5xx: worth trying again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A 4xx: the token or the URL needs fixing.
+    #[error("{0}")]
+    Refused(String),
     #[error("Mastodon sent an unexpected answer for {url}: {reason}")]
     Unexpected { url: String, reason: String },
 }
@@ -111,10 +111,7 @@ impl Mastodon {
             .user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| MastodonError::Unreachable {
-                url: config.instance_url.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| MastodonError::Unavailable(format!("cannot build an HTTP client: {e}")))?;
         let mut client = Mastodon {
             http,
             base: config.instance_url.clone(),
@@ -295,21 +292,10 @@ impl Mastodon {
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MastodonError> {
-        let (status, headers, body) =
-            self.send(Method::GET, path, |r| r)
-                .await
-                .map_err(|e| MastodonError::Unreachable {
-                    url: self.url(path),
-                    reason: e.to_string(),
-                })?;
-        if !status.is_success() {
-            let reason = self.failure(path, status, &headers, &body).to_string();
-            return Err(MastodonError::Refused {
-                url: self.url(path),
-                status: status.as_u16(),
-                hint: reason,
-            });
-        }
+        let body = self.get(path).await.map_err(|e| match e {
+            DeliveryError::Retry { reason, .. } => MastodonError::Unavailable(reason),
+            DeliveryError::Permanent { reason } => MastodonError::Refused(reason),
+        })?;
         serde_json::from_slice(&body).map_err(|e| MastodonError::Unexpected {
             url: self.url(path),
             reason: e.to_string(),
