@@ -90,13 +90,16 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     let wake = Arc::new(Notify::new());
     let desk = Arc::new(DeskService::new(
         store.clone(),
-        Desk::new(
-            config.slack.agent_user_ids.iter().cloned(),
-            source.text_rules(),
-        ),
+        Desk::new(source.text_rules()),
         wake.clone(),
     ));
-    let surface = Arc::new(Slack::new(&config.slack, desk).unwrap());
+    let surface = Arc::new(
+        Slack::new(
+            config.slack.as_ref().expect("bench config has [slack]"),
+            desk,
+        )
+        .unwrap(),
+    );
     surface.verify().await.unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
     let src: Arc<dyn Source> = source.clone();

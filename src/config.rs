@@ -74,7 +74,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     http: RawHttp,
-    slack: RawSlack,
+    slack: Option<RawSlack>,
+    discord: Option<RawDiscord>,
     mastodon: RawMastodon,
     #[serde(default)]
     outbox: RawOutbox,
@@ -133,6 +134,39 @@ fn default_slash() -> String {
     "/mentions".into()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscordMode {
+    /// Interactions arrive over the gateway websocket the bot opens (no public URL).
+    Gateway,
+    /// Discord posts signed interactions to `/discord/interactions` on the HTTP server.
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscord {
+    #[serde(default = "default_discord_mode")]
+    mode: DiscordMode,
+    #[serde(default = "default_discord_api")]
+    api_url: String,
+    bot_token: String,
+    public_key: Option<String>,
+    guild_id: String,
+    channel_id: String,
+    #[serde(default)]
+    agent_role_ids: Vec<String>,
+    #[serde(default)]
+    agent_user_ids: Vec<String>,
+}
+
+fn default_discord_mode() -> DiscordMode {
+    DiscordMode::Gateway
+}
+fn default_discord_api() -> String {
+    "https://discord.com/api/v10".into()
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMastodon {
@@ -187,7 +221,9 @@ pub struct Config {
     pub source_path: PathBuf,
     pub store_path: PathBuf,
     pub http_listen: std::net::SocketAddr,
-    pub slack: SlackConfig,
+    /// Cards go to every configured surface: Slack, Discord, or both.
+    pub slack: Option<SlackConfig>,
+    pub discord: Option<DiscordConfig>,
     pub mastodon: MastodonConfig,
     pub outbox: OutboxConfig,
 }
@@ -204,6 +240,20 @@ pub struct SlackConfig {
     pub agent_user_ids: Vec<String>,
     pub agent_usergroup: Option<String>,
     pub slash_command: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    pub mode: DiscordMode,
+    /// REST base, without a trailing slash, e.g. `https://discord.com/api/v10`.
+    pub api_url: String,
+    pub bot_token: Secret,
+    /// The application's Ed25519 public key (hex), for HTTP mode.
+    pub public_key: Option<String>,
+    pub guild_id: String,
+    pub channel_id: String,
+    pub agent_role_ids: Vec<String>,
+    pub agent_user_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,34 +410,7 @@ impl Validator<'_> {
         }
     }
 
-    fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
-        let store_path = {
-            let p = PathBuf::from(self.interpolate("store", "path", &raw.store.path));
-            if p.as_os_str().is_empty() {
-                self.problem(
-                    "store",
-                    "path",
-                    "expected a directory path for the sled store",
-                );
-            }
-            // Relative to the config file, so the bot can be started from anywhere.
-            if p.is_relative() {
-                path.parent().unwrap_or(Path::new(".")).join(p)
-            } else {
-                p
-            }
-        };
-        let listen = raw.http.listen.clone();
-        let http_listen = listen.parse().unwrap_or_else(|_| {
-            self.problem(
-                "http",
-                "listen",
-                format!("expected an address like 127.0.0.1:8080, found {listen:?}"),
-            );
-            ([127, 0, 0, 1], 8080).into()
-        });
-
-        let s = &raw.slack;
+    fn slack(&mut self, s: &RawSlack) -> SlackConfig {
         let api_url = self.base_url("slack", "api_url", &s.api_url);
         let bot_token = self.secret("slack", "bot_token", &s.bot_token);
         let app_token = s
@@ -457,6 +480,124 @@ impl Validator<'_> {
             );
         }
 
+        SlackConfig {
+            mode: s.mode,
+            api_url,
+            bot_token,
+            app_token,
+            signing_secret,
+            channel: s.channel.clone(),
+            agent_user_ids: s.agent_user_ids.clone(),
+            agent_usergroup: s.agent_usergroup.clone(),
+            slash_command: s.slash_command.clone(),
+        }
+    }
+
+    fn discord(&mut self, d: &RawDiscord) -> DiscordConfig {
+        let api_url = self.base_url("discord", "api_url", &d.api_url);
+        let bot_token = self.secret("discord", "bot_token", &d.bot_token);
+        let public_key = d
+            .public_key
+            .as_deref()
+            .map(|k| self.interpolate("discord", "public_key", k));
+        if let Some(k) = &public_key {
+            if k.len() != 64 || hex::decode(k).is_err() {
+                self.problem(
+                    "discord",
+                    "public_key",
+                    "expected the application's public key: 64 hex characters (General Information → Public Key)",
+                );
+            }
+        }
+        if d.mode == DiscordMode::Http && public_key.is_none() {
+            self.problem(
+                "discord",
+                "mode",
+                "http mode needs `public_key` to verify Discord's signatures",
+            );
+        }
+        for (key, value) in [("guild_id", &d.guild_id), ("channel_id", &d.channel_id)] {
+            if !looks_like_snowflake(value) {
+                self.problem(
+                    "discord",
+                    key,
+                    format!("expected a Discord id (17 to 20 digits; Developer Mode → Copy ID), found {value:?}"),
+                );
+            }
+        }
+        for (key, ids) in [
+            ("agent_role_ids", &d.agent_role_ids),
+            ("agent_user_ids", &d.agent_user_ids),
+        ] {
+            for id in ids {
+                if !looks_like_snowflake(id) {
+                    self.problem(
+                        "discord",
+                        key,
+                        format!("expected Discord ids (17 to 20 digits), found {id:?}"),
+                    );
+                }
+            }
+        }
+        if d.agent_role_ids.is_empty() && d.agent_user_ids.is_empty() {
+            self.problem(
+                "discord",
+                "agent_role_ids",
+                "no agents configured: set agent_role_ids and/or agent_user_ids, or nobody can act on a ticket",
+            );
+        }
+        DiscordConfig {
+            mode: d.mode,
+            api_url,
+            bot_token,
+            public_key,
+            guild_id: d.guild_id.clone(),
+            channel_id: d.channel_id.clone(),
+            agent_role_ids: d.agent_role_ids.clone(),
+            agent_user_ids: d.agent_user_ids.clone(),
+        }
+    }
+
+    fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
+        let store_path = {
+            let p = PathBuf::from(self.interpolate("store", "path", &raw.store.path));
+            if p.as_os_str().is_empty() {
+                self.problem(
+                    "store",
+                    "path",
+                    "expected a directory path for the sled store",
+                );
+            }
+            // Relative to the config file, so the bot can be started from anywhere.
+            if p.is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                p
+            }
+        };
+        let listen = raw.http.listen.clone();
+        let http_listen = listen.parse().unwrap_or_else(|_| {
+            self.problem(
+                "http",
+                "listen",
+                format!("expected an address like 127.0.0.1:8080, found {listen:?}"),
+            );
+            ([127, 0, 0, 1], 8080).into()
+        });
+
+        let slack = raw.slack.as_ref().map(|s| self.slack(s));
+        let discord = raw.discord.as_ref().map(|d| self.discord(d));
+        if slack.is_none() && discord.is_none() {
+            self.problems.push(Problem {
+                path: self.path.into(),
+                line: None,
+                key: "slack / discord".into(),
+                message:
+                    "no chat surface configured: add a [slack] or a [discord] section (or both)"
+                        .into(),
+            });
+        }
+
         let m = &raw.mastodon;
         let instance_url = self.base_url("mastodon", "instance_url", &m.instance_url);
         let access_token = self.secret("mastodon", "access_token", &m.access_token);
@@ -482,17 +623,8 @@ impl Validator<'_> {
             source_path: path.to_path_buf(),
             store_path,
             http_listen,
-            slack: SlackConfig {
-                mode: s.mode,
-                api_url,
-                bot_token,
-                app_token,
-                signing_secret,
-                channel: s.channel.clone(),
-                agent_user_ids: s.agent_user_ids.clone(),
-                agent_usergroup: s.agent_usergroup.clone(),
-                slash_command: s.slash_command.clone(),
-            },
+            slack,
+            discord,
             mastodon: MastodonConfig {
                 instance_url,
                 access_token,
@@ -506,6 +638,10 @@ impl Validator<'_> {
             },
         }
     }
+}
+
+fn looks_like_snowflake(s: &str) -> bool {
+    (17..=20).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit())
 }
 
 fn looks_like_slack_id(s: &str, prefixes: &[char]) -> bool {
@@ -579,10 +715,12 @@ access_token = "${MASTODON_TOKEN}"
     fn a_complete_file_parses_with_defaults_and_secrets_from_the_environment() {
         let c = parse(GOOD, &env_all).unwrap();
         assert_eq!(c.mastodon.instance_url, "https://social.example");
-        assert_eq!(c.slack.api_url, "https://slack.com/api");
-        assert_eq!(c.slack.bot_token.expose(), "value-of-SLACK_BOT_TOKEN");
+        let slack = c.slack.as_ref().unwrap();
+        assert_eq!(slack.api_url, "https://slack.com/api");
+        assert_eq!(slack.bot_token.expose(), "value-of-SLACK_BOT_TOKEN");
         assert_eq!(c.store_path, PathBuf::from("/etc/mb/data/bot.sled"));
-        assert_eq!(c.slack.mode, SlackMode::Socket);
+        assert_eq!(slack.mode, SlackMode::Socket);
+        assert!(c.discord.is_none());
         assert!(
             !format!("{c:?}").contains("value-of"),
             "secrets leak into Debug"
@@ -638,6 +776,45 @@ access_token = "${MASTODON_TOKEN}"
             "{err}"
         );
         assert!(!err.contains("abc123secret"), "{err}");
+    }
+
+    #[test]
+    fn discord_alone_is_a_complete_desk_and_its_ids_are_checked() {
+        let discord_only = GOOD[..GOOD.find("[slack]").unwrap()].to_string()
+            + r#"
+[discord]
+bot_token = "${DISCORD_BOT_TOKEN}"
+guild_id = "1100000000000000001"
+channel_id = "1100000000000000002"
+agent_role_ids = ["1100000000000000003"]
+
+[mastodon]
+instance_url = "https://social.example/"
+access_token = "${MASTODON_TOKEN}"
+"#;
+        let c = parse(&discord_only, &env_all).unwrap();
+        assert!(c.slack.is_none());
+        let d = c.discord.unwrap();
+        assert_eq!(d.api_url, "https://discord.com/api/v10");
+        assert_eq!(d.mode, DiscordMode::Gateway);
+
+        let bad = discord_only
+            .replace("\"1100000000000000002\"", "\"#support\"")
+            .replace("[discord]\n", "[discord]\nmode = \"http\"\n");
+        let err = parse(&bad, &env_all).unwrap_err().to_string();
+        assert!(
+            err.contains(":10: `discord.channel_id`: expected a Discord id"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`discord.mode`: http mode needs `public_key`"),
+            "{err}"
+        );
+
+        let none = GOOD[..GOOD.find("[slack]").unwrap()].to_string()
+            + "[mastodon]\ninstance_url = \"https://social.example\"\naccess_token = \"${MASTODON_TOKEN}\"\n";
+        let err = parse(&none, &env_all).unwrap_err().to_string();
+        assert!(err.contains("no chat surface configured"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The bot's own HTTP server: Slack's HTTP mode (Events API, interactivity and slash
-//! commands, every request's signature checked before anything is read) and `/healthz`.
+//! commands) and Discord's interactions endpoint, every request's signature and age
+//! checked before anything is read; and `/healthz`.
 
+use crate::chat::discord::signature::InteractionVerifier;
+use crate::chat::discord::Discord;
 use crate::chat::slack::{signature, Slack};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,13 +14,54 @@ use axum::{Json, Router};
 use slack_morphism::prelude::*;
 use std::sync::Arc;
 
-pub fn router(slack: Arc<Slack>) -> Router {
-    Router::new()
-        .route("/slack/events", post(events))
-        .route("/slack/interactivity", post(interactivity))
-        .route("/slack/commands", post(commands))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(slack)
+/// Routes for the surfaces that run in HTTP mode.
+pub fn router(slack: Option<Arc<Slack>>, discord: Option<Arc<Discord>>) -> Router {
+    let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
+    if let Some(slack) = slack {
+        app = app.merge(
+            Router::new()
+                .route("/slack/events", post(events))
+                .route("/slack/interactivity", post(interactivity))
+                .route("/slack/commands", post(commands))
+                .with_state(slack),
+        );
+    }
+    if let Some(discord) = discord {
+        let verifier = Arc::new(InteractionVerifier::new(
+            discord.config().public_key.as_deref().unwrap_or_default(),
+        ));
+        app = app.merge(
+            Router::new()
+                .route("/discord/interactions", post(discord_interaction))
+                .with_state((discord, verifier)),
+        );
+    }
+    app
+}
+
+async fn discord_interaction(
+    State((discord, verifier)): State<(Arc<Discord>, Arc<InteractionVerifier>)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = verifier.verify(
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+        &body,
+        chrono::Utc::now().timestamp(),
+    ) {
+        tracing::warn!(reason = %e, "refused an unsigned or badly signed Discord interaction");
+        return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    let interaction: serenity::all::Interaction = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return bad_request("Discord interaction", e),
+    };
+    match discord.answer(interaction).await {
+        Some(answer) => Json(answer).into_response(),
+        None => bad_request("Discord interaction", "unsupported interaction type"),
+    }
 }
 
 fn checked(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {

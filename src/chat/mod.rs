@@ -1,10 +1,11 @@
 //! Ports to the team chat surfaces. A `Surface` renders and keeps cards in sync; each
 //! surface module also turns its own inbound events into desk actions.
 
+pub mod discord;
 pub mod slack;
 
 use crate::delivery::DeliveryError;
-use crate::domain::{Note, SurfaceKind, Ticket};
+use crate::domain::{AgentRef, Note, SurfaceKind, Ticket};
 use crate::sources::BoxFuture;
 use crate::store::CardRef;
 use chrono::{DateTime, Utc};
@@ -36,4 +37,32 @@ pub trait Surface: Send + Sync {
         maybe_posted: bool,
         queued_at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// How a surface writes agents, customer text and quotes in its own markup.
+pub trait Markup {
+    fn who(&self, agent: &AgentRef) -> String;
+    fn escape(&self, text: &str) -> String;
+    fn quote(&self, text: &str) -> String;
+}
+
+/// The wording of a card's thread line, the same on every surface.
+pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
+    match note {
+        Note::Claimed { by } => format!("🙋 {} claimed this ticket.", m.who(by)),
+        Note::Unclaimed { by } => format!("↩️ {} released this ticket.", m.who(by)),
+        Note::ReplyQueued { by, text } => {
+            format!("📤 {} is replying:\n{}", m.who(by), m.quote(text))
+        }
+        Note::ReplyPublished { url } => format!("✅ Reply published: {url}"),
+        Note::ReplyFailed { reason } => format!("❌ Reply not published: {}", m.escape(reason)),
+        Note::Resolved { by } => format!("✅ {} resolved this ticket.", m.who(by)),
+        Note::Ignored { by } => format!("🚫 {} ignored this ticket.", m.who(by)),
+        Note::Reopened { by } => format!("🔄 {} reopened this ticket.", m.who(by)),
+        Note::CardLost { surface, reason } => format!(
+            "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
+            surface.label(),
+            m.escape(reason)
+        ),
+    }
 }

@@ -88,6 +88,16 @@ impl Mention {
 #[serde(rename_all = "lowercase")]
 pub enum SurfaceKind {
     Slack,
+    Discord,
+}
+
+impl SurfaceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SurfaceKind::Slack => "Slack",
+            SurfaceKind::Discord => "Discord",
+        }
+    }
 }
 
 /// An agent (or would-be agent) as a chat surface identifies them.
@@ -96,6 +106,10 @@ pub struct AgentRef {
     pub surface: SurfaceKind,
     pub user_id: String,
     pub name: String,
+    /// The roles the surface reported with this action (Discord); used to judge it,
+    /// never stored.
+    #[serde(skip)]
+    pub roles: Vec<String>,
 }
 
 impl AgentRef {
@@ -250,14 +264,36 @@ pub enum SystemEvent {
 /// A line for the card's thread: surfaces render it in their own idiom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Note {
-    Claimed { by: AgentRef },
-    Unclaimed { by: AgentRef },
-    ReplyQueued { by: AgentRef, text: String },
-    ReplyPublished { url: String },
-    ReplyFailed { reason: String },
-    Resolved { by: AgentRef },
-    Ignored { by: AgentRef },
-    Reopened { by: AgentRef },
+    Claimed {
+        by: AgentRef,
+    },
+    Unclaimed {
+        by: AgentRef,
+    },
+    ReplyQueued {
+        by: AgentRef,
+        text: String,
+    },
+    ReplyPublished {
+        url: String,
+    },
+    ReplyFailed {
+        reason: String,
+    },
+    Resolved {
+        by: AgentRef,
+    },
+    Ignored {
+        by: AgentRef,
+    },
+    Reopened {
+        by: AgentRef,
+    },
+    /// A card on another surface disappeared (deleted message or channel).
+    CardLost {
+        surface: SurfaceKind,
+        reason: String,
+    },
 }
 
 /// What the core asks the outside world to do; each becomes an outbox job.

@@ -3,31 +3,52 @@
 use super::model::*;
 use super::text::TextRules;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+
+/// Who counts as an agent on one chat surface.
+#[derive(Debug, Clone, Default)]
+pub struct Roster {
+    /// User ids configured as agents.
+    pub user_ids: HashSet<String>,
+    /// Roles whose members are agents (Discord role ids).
+    pub role_ids: HashSet<String>,
+    /// Members of the configured agent groups, as last resolved by the surface (Slack
+    /// user groups).
+    pub group_members: HashSet<String>,
+}
+
+impl Roster {
+    pub fn admits(&self, who: &AgentRef) -> bool {
+        self.user_ids.contains(&who.user_id)
+            || self.group_members.contains(&who.user_id)
+            || who.roles.iter().any(|r| self.role_ids.contains(r))
+    }
+}
 
 /// What the core needs to know about the desk to judge an action.
 #[derive(Debug, Clone, Default)]
 pub struct Desk {
-    /// Surface user ids configured as agents.
-    pub agents: HashSet<String>,
-    /// Members of the configured agent user groups, as last resolved by the surface.
-    pub group_members: HashSet<String>,
+    pub rosters: HashMap<SurfaceKind, Roster>,
     pub text_rules: TextRules,
 }
 
 impl Desk {
-    /// A desk whose agents are the configured user ids (groups are resolved later).
-    pub fn new(agents: impl IntoIterator<Item = String>, text_rules: TextRules) -> Desk {
+    pub fn new(text_rules: TextRules) -> Desk {
         Desk {
-            agents: agents.into_iter().collect(),
-            group_members: HashSet::new(),
+            rosters: HashMap::new(),
             text_rules,
         }
     }
 
+    pub fn roster_mut(&mut self, surface: SurfaceKind) -> &mut Roster {
+        self.rosters.entry(surface).or_default()
+    }
+
     pub fn is_agent(&self, who: &AgentRef) -> bool {
-        self.agents.contains(&who.user_id) || self.group_members.contains(&who.user_id)
+        self.rosters
+            .get(&who.surface)
+            .is_some_and(|r| r.admits(who))
     }
 }
 
@@ -390,18 +411,20 @@ mod tests {
             surface: SurfaceKind::Slack,
             user_id: id.into(),
             name: format!("name-{id}"),
+            roles: vec![],
         }
     }
 
     fn desk() -> Desk {
-        Desk {
-            agents: ["ANA", "BEN"].into_iter().map(String::from).collect(),
-            group_members: ["GIA"].into_iter().map(String::from).collect(),
-            text_rules: TextRules {
-                max_chars: 30,
-                url_weight: 23,
-            },
-        }
+        let mut desk = Desk::new(TextRules {
+            max_chars: 30,
+            url_weight: 23,
+        });
+        let slack = desk.roster_mut(SurfaceKind::Slack);
+        slack.user_ids = ["ANA", "BEN"].into_iter().map(String::from).collect();
+        slack.group_members = ["GIA"].into_iter().map(String::from).collect();
+        desk.roster_mut(SurfaceKind::Discord).role_ids = ["R-SUPPORT".to_string()].into();
+        desk
     }
 
     fn ticket() -> Ticket {
@@ -439,6 +462,19 @@ mod tests {
         );
         // Group members are agents too.
         assert!(run(&tk, AgentAction::Claim, "GIA", 1).is_ok());
+        // On Discord, a role makes an agent; the same user id on another surface does not.
+        let mut discord = AgentRef {
+            surface: SurfaceKind::Discord,
+            user_id: "ANA".into(),
+            name: "ana".into(),
+            roles: vec![],
+        };
+        assert_eq!(
+            apply(&tk, AgentAction::Claim, &discord, &desk(), t(1)),
+            Err(Rejection::NotAnAgent)
+        );
+        discord.roles = vec!["R-OTHER".into(), "R-SUPPORT".into()];
+        assert!(apply(&tk, AgentAction::Claim, &discord, &desk(), t(1)).is_ok());
     }
 
     #[test]

@@ -67,8 +67,12 @@ impl DeskService {
     }
 
     /// The members of the configured agent user groups, as the surface last resolved them.
-    pub fn set_group_members(&self, members: HashSet<String>) {
-        self.desk.write().expect("desk lock").group_members = members;
+    pub fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>) {
+        self.desk
+            .write()
+            .expect("desk lock")
+            .roster_mut(surface)
+            .group_members = members;
     }
 
     pub fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {

@@ -5,10 +5,11 @@ pub mod desk;
 pub mod outbox;
 pub mod watcher;
 
+use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
 use crate::chat::Surface;
-use crate::config::{Config, SlackMode};
-use crate::domain::Desk;
+use crate::config::{Config, DiscordMode, SlackMode};
+use crate::domain::{Desk, SurfaceKind};
 use crate::sources::mastodon::{Mastodon, MastodonError};
 use crate::sources::{Publisher, Source};
 use crate::store::{Store, StoreError};
@@ -28,6 +29,8 @@ pub enum RunError {
     Mastodon(MastodonError),
     #[error("Slack credentials check failed: {0}")]
     Slack(SlackError),
+    #[error("Discord credentials check failed: {0}")]
+    Discord(DiscordError),
     #[error("the HTTP server could not listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -46,22 +49,44 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
 
     let wake = Arc::new(Notify::new());
-    let desk = Arc::new(DeskService::new(
-        store.clone(),
-        Desk::new(
-            config.slack.agent_user_ids.iter().cloned(),
-            mastodon.text_rules(),
-        ),
-        wake.clone(),
-    ));
-    let slack = Arc::new(Slack::new(&config.slack, desk.clone()).map_err(RunError::Slack)?);
-    slack.verify().await.map_err(RunError::Slack)?;
+    let mut roster = Desk::new(mastodon.text_rules());
+    if let Some(s) = &config.slack {
+        roster.roster_mut(SurfaceKind::Slack).user_ids = s.agent_user_ids.iter().cloned().collect();
+    }
+    if let Some(d) = &config.discord {
+        let r = roster.roster_mut(SurfaceKind::Discord);
+        r.user_ids = d.agent_user_ids.iter().cloned().collect();
+        r.role_ids = d.agent_role_ids.iter().cloned().collect();
+    }
+    let desk = Arc::new(DeskService::new(store.clone(), roster, wake.clone()));
+
+    let slack = match &config.slack {
+        Some(c) => {
+            let slack = Arc::new(Slack::new(c, desk.clone()).map_err(RunError::Slack)?);
+            slack.verify().await.map_err(RunError::Slack)?;
+            Some(slack)
+        }
+        None => None,
+    };
+    let discord = match &config.discord {
+        Some(c) => {
+            let discord = Arc::new(Discord::new(c, desk.clone()).map_err(RunError::Discord)?);
+            discord.verify().await.map_err(RunError::Discord)?;
+            Some(discord)
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
     let mut tasks = tokio::task::JoinSet::new();
 
-    if config.slack.agent_usergroup.is_some() {
-        let slack = slack.clone();
+    if let Some(slack) = slack
+        .clone()
+        .filter(|s| s.config().agent_usergroup.is_some())
+    {
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             loop {
@@ -86,7 +111,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
 
     let publisher: Arc<dyn Publisher> = mastodon.clone();
-    let surfaces: Vec<Arc<dyn Surface>> = vec![slack.clone()];
+    let mut surfaces: Vec<Arc<dyn Surface>> = Vec::new();
+    if let Some(s) = &slack {
+        surfaces.push(s.clone());
+    }
+    if let Some(d) = &discord {
+        surfaces.push(d.clone());
+    }
     let sender = Arc::new(OutboxSender::new(
         store.clone(),
         surfaces,
@@ -96,45 +127,56 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     tasks.spawn(sender.run(stop_rx.clone()));
 
-    let http_wanted = config.slack.mode == SlackMode::Http;
-    if http_wanted {
+    let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);
+    let discord_http = discord
+        .clone()
+        .filter(|d| d.config().mode == DiscordMode::Http);
+    if slack_http.is_some() || discord_http.is_some() {
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| RunError::Listen {
                 addr: config.http_listen.to_string(),
                 source,
             })?;
-        tracing::info!(addr = %config.http_listen, "HTTP server listening (Slack events, interactivity, commands)");
-        let app = crate::http::router(slack.clone());
-        let mut stop = stop_rx.clone();
+        tracing::info!(addr = %config.http_listen, "HTTP server listening (Slack and/or Discord interactions)");
+        let app = crate::http::router(slack_http, discord_http);
+        let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-            if let Err(e) = served {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
     }
 
-    if config.slack.mode == SlackMode::Socket {
-        let app_token = config
-            .slack
+    if let Some(slack) = slack.filter(|s| s.config().mode == SlackMode::Socket) {
+        let app_token = slack
+            .config()
             .app_token
             .clone()
             .expect("validated: socket mode has an app token");
-        let mut stop = stop_rx.clone();
-        let slack = slack.clone();
+        let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
-            let stopped = async move {
-                let _ = stop.changed().await;
-            };
-            if let Err(e) = run_socket_mode(slack, app_token, 1, stopped).await {
+            if let Err(e) = run_socket_mode(slack, app_token, 1, stop).await {
                 tracing::error!(error = %e, "Slack Socket Mode stopped");
             }
         });
+    }
+
+    if let Some(discord) = discord {
+        if let Err(e) = discord.register_commands().await {
+            tracing::error!(error = %e, "could not register the /mentions command in the Discord guild");
+        }
+        if discord.config().mode == DiscordMode::Gateway {
+            let stop = stopped(stop_rx.clone());
+            tasks.spawn(async move {
+                if let Err(e) = run_gateway(discord, stop).await {
+                    tracing::error!(error = %e, "Discord gateway stopped");
+                }
+            });
+        }
     }
 
     tracing::info!(store = %config.store_path.display(), "mentionbridge running");

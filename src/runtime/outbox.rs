@@ -182,8 +182,9 @@ impl OutboxSender {
                         + chrono::Duration::from_std(self.config.max_backoff).unwrap_or_default();
                     self.store.defer(job.id, at, &reason)
                 }
+                // Per-card refusals are handled where they happen; this is the rest.
                 _ => {
-                    tracing::warn!(ticket = %job.ticket, %reason, "card update or note refused (card deleted?); skipped");
+                    tracing::warn!(ticket = %job.ticket, %reason, "card update or note refused; skipped");
                     self.store.complete(&job, None, now)
                 }
             },
@@ -206,33 +207,81 @@ impl OutboxSender {
         match &job.effect {
             Effect::PostCards => {
                 let existing = self.store.cards(ticket.id).map_err(store_err)?;
+                let mut posted_somewhere = !existing.is_empty();
+                let mut refused = Vec::new();
+                let mut retry = None;
                 for surface in &self.surfaces {
                     if existing.iter().any(|c| c.surface == surface.kind()) {
                         continue;
                     }
-                    let card = surface.post_card(&ticket, maybe_done).await?;
-                    self.store.save_card(ticket.id, &card).map_err(store_err)?;
-                    tracing::info!(ticket = %ticket.id, surface = ?card.surface, message = %card.message_id, "card posted");
+                    match surface.post_card(&ticket, maybe_done).await {
+                        Ok(card) => {
+                            self.store.save_card(ticket.id, &card).map_err(store_err)?;
+                            posted_somewhere = true;
+                            tracing::info!(ticket = %ticket.id, surface = ?card.surface, message = %card.message_id, "card posted");
+                        }
+                        Err(DeliveryError::Permanent { reason }) => {
+                            refused.push((surface.kind(), reason))
+                        }
+                        Err(e) => retry = Some(e),
+                    }
+                }
+                // Cards already posted are saved: a retry only tries the missing ones.
+                if let Some(e) = retry {
+                    return Err(e);
+                }
+                if !refused.is_empty() {
+                    if !posted_somewhere {
+                        let reasons: Vec<String> = refused.into_iter().map(|(_, r)| r).collect();
+                        return Err(DeliveryError::Permanent {
+                            reason: reasons.join("; "),
+                        });
+                    }
+                    for (surface, reason) in refused {
+                        tracing::error!(ticket = %ticket.id, ?surface, %reason, "card could not be posted on one surface; told the others");
+                        self.store
+                            .report_lost_card(
+                                ticket.id,
+                                surface,
+                                &format!("could not be posted: {reason}"),
+                                Utc::now(),
+                            )
+                            .map_err(store_err)?;
+                    }
                 }
                 Ok(Some(SystemEvent::CardPosted))
             }
-            Effect::UpdateCards => {
+            Effect::UpdateCards | Effect::ThreadNote(_) => {
+                let mut retry = None;
                 for card in self.store.cards(ticket.id).map_err(store_err)? {
-                    if let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) {
-                        surface.update_card(&card, &ticket).await?;
+                    let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface)
+                    else {
+                        continue;
+                    };
+                    let sent = match &job.effect {
+                        Effect::ThreadNote(note) => {
+                            surface
+                                .post_note(&card, note, maybe_done, job.created_at)
+                                .await
+                        }
+                        _ => surface.update_card(&card, &ticket).await,
+                    };
+                    match sent {
+                        Ok(()) => {}
+                        // The message or channel is gone: stop syncing it, tell the others.
+                        Err(DeliveryError::Permanent { reason }) => {
+                            tracing::error!(ticket = %ticket.id, surface = ?card.surface, %reason, "card is gone; reported on the other surfaces");
+                            self.store
+                                .report_lost_card(ticket.id, card.surface, &reason, Utc::now())
+                                .map_err(store_err)?;
+                        }
+                        Err(e) => retry = Some(e),
                     }
                 }
-                Ok(None)
-            }
-            Effect::ThreadNote(note) => {
-                for card in self.store.cards(ticket.id).map_err(store_err)? {
-                    if let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) {
-                        surface
-                            .post_note(&card, note, maybe_done, job.created_at)
-                            .await?;
-                    }
+                match retry {
+                    Some(e) => Err(e),
+                    None => Ok(None),
                 }
-                Ok(None)
             }
             Effect::PublishReply { seq } => {
                 let Some(reply) = ticket.reply(*seq) else {

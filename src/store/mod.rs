@@ -3,7 +3,7 @@
 //! or before the external call a change leads to (the outbox rule).
 
 use crate::domain::{
-    apply_system, AuditEntry, Effect, Mention, Rejection, SurfaceKind, SystemEvent, Ticket,
+    apply_system, AuditEntry, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent, Ticket,
     TicketId, Transition,
 };
 use chrono::{DateTime, Utc};
@@ -34,8 +34,12 @@ pub enum StoreError {
 pub struct CardRef {
     pub surface: SurfaceKind,
     pub channel: String,
-    /// The message id on the surface (Slack `ts`).
+    /// The message id on the surface (Slack `ts`, Discord snowflake).
     pub message_id: String,
+    /// Where the card's notes go when it is not the message's own reply thread
+    /// (a Discord thread channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
 }
 
 /// One effect waiting to be carried out.
@@ -318,6 +322,41 @@ impl Store {
         finish(result)
     }
 
+    /// A card on `surface` is gone (or could not be posted): forget it, so it is no longer
+    /// kept in sync, and queue a note about it for the ticket's other cards.
+    pub fn report_lost_card(
+        &self,
+        ticket: TicketId,
+        surface: SurfaceKind,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (&self.cards, &self.card_index, &self.outbox, &self.audit);
+        let result = trees.transaction(|(cards, card_index, outbox, audit)| {
+            if let Some(raw) = cards.remove(card_key(ticket, surface))? {
+                let card: CardRef = tx_dec(&raw)?;
+                card_index.remove(card_index_key(surface, &card.channel, &card.message_id))?;
+            }
+            let note = Note::CardLost {
+                surface,
+                reason: reason.to_string(),
+            };
+            enqueue(outbox, ticket, Effect::ThreadNote(note), now)?;
+            append_audit(
+                audit,
+                &AuditEntry {
+                    ticket,
+                    at: now,
+                    actor: None,
+                    what: format!("{} card lost", surface.label()),
+                    detail: Some(reason.to_string()),
+                },
+            )?;
+            Ok(())
+        });
+        finish(result)
+    }
+
     /// A job is done: remove it and fold what the outside world reported into the ticket
     /// (queuing any follow-up effects), in one transaction.
     pub fn complete(
@@ -476,7 +515,14 @@ mod tests {
             surface: SurfaceKind::Slack,
             user_id: id.into(),
             name: id.into(),
+            roles: vec![],
         }
+    }
+
+    fn desk_of(ids: &[&str]) -> Desk {
+        let mut desk = Desk::default();
+        desk.roster_mut(SurfaceKind::Slack).user_ids = ids.iter().map(|s| s.to_string()).collect();
+        desk
     }
 
     #[test]
@@ -506,10 +552,8 @@ mod tests {
     fn concurrent_claims_have_exactly_one_winner() {
         let store = Store::temporary().unwrap();
         store.ingest("src", &[mention("a")], None, now()).unwrap();
-        let desk = Desk {
-            agents: (0..8).map(|i| format!("U{i}")).collect(),
-            ..Desk::default()
-        };
+        let ids: Vec<String> = (0..8).map(|i| format!("U{i}")).collect();
+        let desk = desk_of(&ids.iter().map(String::as_str).collect::<Vec<_>>());
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -598,10 +642,7 @@ mod tests {
     fn completing_a_publish_records_the_outcome_once_and_queues_follow_ups() {
         let store = Store::temporary().unwrap();
         store.ingest("src", &[mention("a")], None, now()).unwrap();
-        let desk = Desk {
-            agents: ["U1".to_string()].into(),
-            ..Desk::default()
-        };
+        let desk = desk_of(&["U1"]);
         store
             .act(TicketId(1), |t| {
                 apply(

@@ -1,8 +1,9 @@
 //! How a ticket looks in Slack: the Block Kit card, the reply modal, thread notes and the
 //! `/mentions` list. Pure functions from domain values to slack-morphism types.
 
+use crate::chat::Markup;
 use crate::domain::text::TextRules;
-use crate::domain::{AgentRef, Note, ReplyState, Stage, Ticket, TicketId, Visibility};
+use crate::domain::{AgentRef, Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
 
@@ -74,8 +75,13 @@ fn quote(s: &str) -> String {
         .join("\n")
 }
 
+/// An agent as Slack shows them: a live mention for Slack users, the name and surface
+/// for agents working from another surface.
 fn who(agent: &AgentRef) -> String {
-    format!("<@{}>", agent.user_id)
+    match agent.surface {
+        SurfaceKind::Slack => format!("<@{}>", agent.user_id),
+        other => format!("*{}* ({})", escape(&agent.name), other.label()),
+    }
 }
 
 fn md(s: impl Into<String>) -> SlackBlockText {
@@ -298,25 +304,23 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules) -> SlackView {
     )
 }
 
-pub fn note_text(note: &Note) -> String {
-    match note {
-        Note::Claimed { by } => format!(":raising_hand: {} claimed this ticket.", who(by)),
-        Note::Unclaimed { by } => format!(
-            ":leftwards_arrow_with_hook: {} released this ticket.",
-            who(by)
-        ),
-        Note::ReplyQueued { by, text } => {
-            format!(":outbox_tray: {} is replying:\n{}", who(by), quote(text))
-        }
-        Note::ReplyPublished { url } => format!(":white_check_mark: Reply published: {url}"),
-        Note::ReplyFailed { reason } => format!(":x: Reply not published: {}", escape(reason)),
-        Note::Resolved { by } => format!(":white_check_mark: {} resolved this ticket.", who(by)),
-        Note::Ignored { by } => format!(":no_entry_sign: {} ignored this ticket.", who(by)),
-        Note::Reopened { by } => format!(
-            ":arrows_counterclockwise: {} reopened this ticket.",
-            who(by)
-        ),
+/// Slack's markup for the surface-neutral wording of notes.
+pub struct SlackMarkup;
+
+impl Markup for SlackMarkup {
+    fn who(&self, agent: &AgentRef) -> String {
+        who(agent)
     }
+    fn escape(&self, text: &str) -> String {
+        escape(text)
+    }
+    fn quote(&self, text: &str) -> String {
+        quote(text)
+    }
+}
+
+pub fn note_text(note: &Note) -> String {
+    crate::chat::note_sentence(note, &SlackMarkup)
 }
 
 /// `/mentions` (or `/mentions list`): open tickets, oldest first.

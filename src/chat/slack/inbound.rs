@@ -14,6 +14,7 @@ fn agent(id: &SlackUserId, name: Option<&String>) -> AgentRef {
         surface: SurfaceKind::Slack,
         user_id: id.to_string(),
         name: name.cloned().unwrap_or_else(|| format!("<@{id}>")),
+        roles: Vec::new(),
     }
 }
 

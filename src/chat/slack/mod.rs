@@ -160,7 +160,7 @@ impl Slack {
             .await
             .map_err(|e| delivery_error("usergroups.users.list", e))?;
         let members = resp.users.into_iter().map(|u| u.to_string()).collect();
-        self.desk.set_group_members(members);
+        self.desk.set_group_members(SurfaceKind::Slack, members);
         Ok(())
     }
 
@@ -191,6 +191,7 @@ impl Slack {
                     surface: SurfaceKind::Slack,
                     channel: self.config.channel.clone(),
                     message_id: m.origin.ts.to_string(),
+                    thread_id: None,
                 }));
             }
             match resp
@@ -231,6 +232,7 @@ impl Slack {
             surface: SurfaceKind::Slack,
             channel: resp.channel.to_string(),
             message_id: resp.ts.to_string(),
+            thread_id: None,
         })
     }
 

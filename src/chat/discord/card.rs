@@ -1,0 +1,412 @@
+//! How a ticket looks in Discord: an embed with buttons, the reply modal, the slash
+//! command definition and thread lines, built with serenity's builders.
+
+use crate::chat::Markup;
+use crate::domain::text::TextRules;
+use crate::domain::{
+    AgentAction, AgentRef, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility,
+};
+use serenity::all::{
+    ButtonStyle, CommandOptionType, CreateActionRow, CreateButton, CreateCommand,
+    CreateCommandOption, CreateEmbed, CreateEmbedAuthor, CreateEmbedFooter, CreateInputText,
+    CreateModal, InputTextStyle, Timestamp,
+};
+
+pub const COMMAND: &str = "mentions";
+pub const REPLY_MODAL: &str = "mb:reply";
+pub const REPLY_INPUT: &str = "text";
+
+/// The card's buttons: custom ids are `mb:<verb>:<ticket>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    Claim,
+    Unclaim,
+    Reply,
+    Resolve,
+    Ignore,
+    Reopen,
+}
+
+impl Button {
+    const ALL: [Button; 6] = [
+        Button::Claim,
+        Button::Unclaim,
+        Button::Reply,
+        Button::Resolve,
+        Button::Ignore,
+        Button::Reopen,
+    ];
+
+    fn verb(self) -> &'static str {
+        match self {
+            Button::Claim => "claim",
+            Button::Unclaim => "unclaim",
+            Button::Reply => "reply",
+            Button::Resolve => "resolve",
+            Button::Ignore => "ignore",
+            Button::Reopen => "reopen",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Button::Claim => "Claim",
+            Button::Unclaim => "Unclaim",
+            Button::Reply => "Reply",
+            Button::Resolve => "Resolve",
+            Button::Ignore => "Ignore",
+            Button::Reopen => "Reopen",
+        }
+    }
+
+    pub fn custom_id(self, ticket: TicketId) -> String {
+        format!("mb:{}:{}", self.verb(), ticket)
+    }
+
+    /// `mb:claim:42` → (Claim, 42). None for anything we did not make.
+    pub fn parse(custom_id: &str) -> Option<(Button, TicketId)> {
+        let mut parts = custom_id.splitn(3, ':');
+        if parts.next()? != "mb" {
+            return None;
+        }
+        let verb = parts.next()?;
+        let ticket = parts.next()?.parse().ok()?;
+        Button::ALL
+            .into_iter()
+            .find(|b| b.verb() == verb)
+            .map(|b| (b, ticket))
+    }
+
+    /// The action a button stands for (Reply opens a modal instead).
+    pub fn action(self) -> Option<AgentAction> {
+        match self {
+            Button::Claim => Some(AgentAction::Claim),
+            Button::Unclaim => Some(AgentAction::Unclaim),
+            Button::Resolve => Some(AgentAction::Resolve),
+            Button::Ignore => Some(AgentAction::Ignore),
+            Button::Reopen => Some(AgentAction::Reopen),
+            Button::Reply => None,
+        }
+    }
+}
+
+/// Discord markdown: escape what would otherwise format or ping.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '(' | ')' | '<' | '@'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn quote(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("> {}", escape(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn who(agent: &AgentRef) -> String {
+    match agent.surface {
+        SurfaceKind::Discord => format!("<@{}>", agent.user_id),
+        other => format!("**{}** ({})", escape(&agent.name), other.label()),
+    }
+}
+
+pub struct DiscordMarkup;
+
+impl Markup for DiscordMarkup {
+    fn who(&self, agent: &AgentRef) -> String {
+        who(agent)
+    }
+    fn escape(&self, text: &str) -> String {
+        escape(text)
+    }
+    fn quote(&self, text: &str) -> String {
+        quote(text)
+    }
+}
+
+fn visibility_label(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "public",
+        Visibility::Unlisted => "unlisted",
+        Visibility::Private => "followers-only",
+        Visibility::Direct => "direct message",
+    }
+}
+
+fn colour(ticket: &Ticket) -> u32 {
+    match (ticket.stage, &ticket.holder) {
+        (Stage::Resolved, _) => 0x002e_b86f,
+        (Stage::Ignored, _) => 0x0080_848e,
+        (Stage::Replied, _) => 0x0058_65f2,
+        (_, Some(_)) => 0x00f0_b232,
+        _ => 0x00ed_4245,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+pub fn card_title(ticket: &Ticket) -> String {
+    format!("{} mention #{}", ticket.mention.platform.label(), ticket.id)
+}
+
+pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
+    let m = &ticket.mention;
+    let mut embed = CreateEmbed::new()
+        .title(card_title(ticket))
+        .url(&m.url)
+        .author(
+            CreateEmbedAuthor::new(truncate(
+                &format!("{} (@{})", m.author.name, m.author.handle),
+                256,
+            ))
+            .url(&m.author.profile_url),
+        )
+        .description(truncate(&escape(&m.text), 4000))
+        .colour(colour(ticket))
+        .field("State", ticket.state_label(), true)
+        .field(
+            "Posted",
+            format!("<t:{}:R>", m.created_at.timestamp()),
+            true,
+        )
+        .footer(CreateEmbedFooter::new(format!(
+            "{} · {} {}",
+            m.platform.label(),
+            visibility_label(m.visibility),
+            if m.in_reply_to.is_some() {
+                "reply"
+            } else {
+                "mention"
+            }
+        )));
+    if let Ok(ts) = Timestamp::from_unix_timestamp(m.created_at.timestamp()) {
+        embed = embed.timestamp(ts);
+    }
+    if let Some(c) = &ticket.holder {
+        embed = embed.field(
+            "Held by",
+            format!("{} since <t:{}:t>", who(&c.agent), c.since.timestamp()),
+            true,
+        );
+    }
+    if let Some(by) = &ticket.closed_by {
+        embed = embed.field("Closed by", who(by), true);
+    }
+    for r in ticket.replies.iter().rev().take(5).rev() {
+        let outcome = match &r.state {
+            ReplyState::Pending => "⏳ sending…".to_string(),
+            ReplyState::Published { url, .. } => format!("✅ [published]({url})"),
+            ReplyState::Failed { reason } => format!("❌ not published: {}", escape(reason)),
+        };
+        embed = embed.field(
+            format!("Reply by {}", truncate(&r.by.name, 200)),
+            truncate(&format!("{outcome}\n{}", quote(&r.text)), 1024),
+            false,
+        );
+    }
+    embed
+}
+
+pub fn card_buttons(ticket: &Ticket) -> Vec<CreateActionRow> {
+    let buttons: &[Button] = match (ticket.stage, &ticket.holder) {
+        (Stage::Resolved | Stage::Ignored, _) => &[Button::Reopen],
+        (_, Some(_)) => &[
+            Button::Reply,
+            Button::Resolve,
+            Button::Unclaim,
+            Button::Ignore,
+        ],
+        (_, None) => &[
+            Button::Claim,
+            Button::Reply,
+            Button::Resolve,
+            Button::Ignore,
+        ],
+    };
+    let row = buttons
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            CreateButton::new(b.custom_id(ticket.id))
+                .label(b.label())
+                .style(if i == 0 {
+                    ButtonStyle::Primary
+                } else {
+                    ButtonStyle::Secondary
+                })
+        })
+        .collect();
+    vec![CreateActionRow::Buttons(row)]
+}
+
+pub fn thread_name(ticket: &Ticket) -> String {
+    truncate(
+        &format!("Ticket #{} · @{}", ticket.id, ticket.mention.author.handle),
+        100,
+    )
+}
+
+pub fn reply_modal(ticket: &Ticket, rules: TextRules) -> CreateModal {
+    let m = &ticket.mention;
+    let input = CreateInputText::new(
+        InputTextStyle::Paragraph,
+        truncate(
+            &format!(
+                "Reply ({} counts {} chars max)",
+                m.platform.label(),
+                rules.max_chars
+            ),
+            45,
+        ),
+        REPLY_INPUT,
+    )
+    .placeholder(truncate(
+        &format!("To @{}: {}", m.author.handle, m.text.replace('\n', " ")),
+        100,
+    ))
+    .required(true)
+    .max_length(4000);
+    CreateModal::new(
+        format!("{REPLY_MODAL}:{}", ticket.id),
+        truncate(&format!("Reply to mention #{}", ticket.id), 45),
+    )
+    .components(vec![CreateActionRow::InputText(input)])
+}
+
+fn ticket_option(verb: &str) -> CreateCommandOption {
+    CreateCommandOption::new(
+        CommandOptionType::SubCommand,
+        verb,
+        format!("{} a mention ticket", capitalise(verb)),
+    )
+    .add_sub_option(
+        CreateCommandOption::new(CommandOptionType::Integer, "ticket", "Ticket number")
+            .required(true)
+            .min_int_value(1)
+            .set_autocomplete(true),
+    )
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen`.
+pub fn command() -> CreateCommand {
+    let mut cmd = CreateCommand::new(COMMAND)
+        .description("Social media mention tickets")
+        .dm_permission(false)
+        .add_option(CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "list",
+            "List open mention tickets",
+        ));
+    for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
+        cmd = cmd.add_option(ticket_option(verb));
+    }
+    cmd.add_option(
+        ticket_option("reply").add_sub_option(
+            CreateCommandOption::new(
+                CommandOptionType::String,
+                "text",
+                "Your answer to the customer",
+            )
+            .required(true)
+            .max_length(4000),
+        ),
+    )
+}
+
+/// `/mentions list`: open tickets, oldest first, as an ephemeral message.
+pub fn open_list(tickets: &[Ticket]) -> String {
+    if tickets.is_empty() {
+        return "No open mention tickets. 🎉".into();
+    }
+    let mut out = format!("**Open mention tickets ({}):**\n", tickets.len());
+    for t in tickets.iter().take(20) {
+        let holder = t
+            .holder
+            .as_ref()
+            .map(|c| format!(" · {}", who(&c.agent)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "• **#{}** {}{} · `@{}`: {} (<{}>)\n",
+            t.id,
+            t.state_label(),
+            holder,
+            t.mention.author.handle.replace('`', "'"),
+            escape(&truncate(&t.mention.text.replace('\n', " "), 80)),
+            t.mention.url
+        ));
+    }
+    if tickets.len() > 20 {
+        out.push_str(&format!("…and {} more.", tickets.len() - 20));
+    }
+    truncate(&out, 2000)
+}
+
+/// Autocomplete choices for a ticket option: open tickets matching what was typed.
+pub fn ticket_choices(tickets: &[Ticket], typed: &str) -> Vec<(String, u64)> {
+    let typed = typed.trim().trim_start_matches('#');
+    tickets
+        .iter()
+        .filter(|t| typed.is_empty() || t.id.to_string().starts_with(typed))
+        .take(25)
+        .map(|t| {
+            let name = truncate(
+                &format!(
+                    "#{} {} @{}: {}",
+                    t.id,
+                    t.state_label(),
+                    t.mention.author.handle,
+                    t.mention.text.replace('\n', " ")
+                ),
+                100,
+            );
+            (name, t.id.0)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_ids_round_trip_and_strangers_are_refused() {
+        let id = Button::Resolve.custom_id(TicketId(42));
+        assert_eq!(id, "mb:resolve:42");
+        assert_eq!(Button::parse(&id), Some((Button::Resolve, TicketId(42))));
+        assert_eq!(Button::parse("mb:teleport:42"), None);
+        assert_eq!(Button::parse("other:claim:42"), None);
+        assert_eq!(Button::parse("mb:claim:x"), None);
+    }
+
+    #[test]
+    fn markdown_and_mentions_in_customer_text_are_neutralised() {
+        assert_eq!(
+            escape("**hi** @everyone <@123>"),
+            "\\*\\*hi\\*\\* \\@everyone \\<\\@123\\>"
+        );
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+}

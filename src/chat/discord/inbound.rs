@@ -1,0 +1,258 @@
+//! Discord interactions turned into desk actions: buttons, the reply modal's submission,
+//! `/mentions` and its autocomplete. Every interaction gets its first answer within
+//! Discord's 3 s: when the work is slow, a deferral goes first and the real answer follows.
+
+use super::card::{self, Button};
+use super::Discord;
+use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
+use reqwest::Method;
+use serenity::all::{
+    ActionRowComponent, CommandInteraction, ComponentInteraction, CreateAutocompleteResponse,
+    CreateInteractionResponse, CreateInteractionResponseMessage, Interaction, Member,
+    ModalInteraction, ResolvedValue, User,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Answer with a deferral when the real answer takes longer than this (Discord allows 3 s).
+const DEFER_AFTER: Duration = Duration::from_millis(2000);
+
+fn actor(member: Option<&Member>, user: &User) -> AgentRef {
+    let name = member
+        .and_then(|m| m.nick.clone())
+        .or_else(|| user.global_name.clone())
+        .unwrap_or_else(|| user.name.clone());
+    AgentRef {
+        surface: SurfaceKind::Discord,
+        user_id: user.id.to_string(),
+        name,
+        roles: member
+            .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn ephemeral(text: impl Into<String>) -> CreateInteractionResponse {
+    let text: String = text.into();
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(text.chars().take(2000).collect::<String>())
+            .ephemeral(true),
+    )
+}
+
+/// What kind of deferral fits an interaction whose answer is late.
+#[derive(Clone, Copy)]
+enum Late {
+    /// A button: acknowledge now, tell the agent with a follow-up message.
+    Component,
+    /// A command or modal: "thinking…" now, then edit that original answer.
+    Thinking,
+    /// Autocomplete cannot wait: answer with no choices.
+    Choices,
+}
+
+impl Discord {
+    /// The first answer to an interaction (None: nothing to say, e.g. a ping we do not
+    /// recognise). A late answer is sent as a follow-up by a background task.
+    pub async fn answer(
+        self: &Arc<Self>,
+        interaction: Interaction,
+    ) -> Option<CreateInteractionResponse> {
+        let (token, late) = match &interaction {
+            Interaction::Component(c) => (c.token.clone(), Late::Component),
+            Interaction::Command(c) => (c.token.clone(), Late::Thinking),
+            Interaction::Modal(m) => (m.token.clone(), Late::Thinking),
+            Interaction::Autocomplete(a) => (a.token.clone(), Late::Choices),
+            Interaction::Ping(_) => return Some(CreateInteractionResponse::Pong),
+            _ => return None,
+        };
+        let me = self.clone();
+        let mut work = tokio::spawn(async move { me.handle(interaction).await });
+        tokio::select! {
+            done = &mut work => done.ok().flatten(),
+            _ = tokio::time::sleep(DEFER_AFTER) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(Some(answer)) = work.await {
+                        me.answer_late(&token, late, answer).await;
+                    }
+                });
+                Some(match late {
+                    Late::Component => CreateInteractionResponse::Acknowledge,
+                    Late::Thinking => CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true)),
+                    Late::Choices => CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new()),
+                })
+            }
+        }
+    }
+
+    /// Deliver an answer that missed the 3 s window through the interaction's webhook.
+    async fn answer_late(&self, token: &str, late: Late, answer: CreateInteractionResponse) {
+        let CreateInteractionResponse::Message(message) = answer else {
+            return;
+        };
+        let Some(app) = self.application_id() else {
+            return;
+        };
+        let body = serde_json::to_value(message).expect("message serializes");
+        let (method, path) = match late {
+            Late::Thinking => (
+                Method::PATCH,
+                format!("/webhooks/{app}/{token}/messages/@original"),
+            ),
+            _ => (Method::POST, format!("/webhooks/{app}/{token}")),
+        };
+        if let Err(e) = self.call(method, &path, Some(&body)).await {
+            tracing::warn!(error = %e, "could not deliver a late interaction answer");
+        }
+    }
+
+    /// Gateway interactions are answered by a callback request.
+    pub(super) async fn respond(&self, id: &str, token: &str, answer: &CreateInteractionResponse) {
+        let body = serde_json::to_value(answer).expect("interaction response serializes");
+        if let Err(e) = self
+            .call(
+                Method::POST,
+                &format!("/interactions/{id}/{token}/callback"),
+                Some(&body),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not answer a Discord interaction");
+        }
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        interaction: Interaction,
+    ) -> Option<CreateInteractionResponse> {
+        match interaction {
+            Interaction::Component(c) => Some(self.on_button(&c).await),
+            Interaction::Modal(m) => Some(self.on_modal(&m).await),
+            Interaction::Command(c) => Some(self.on_command(&c).await),
+            Interaction::Autocomplete(a) => Some(self.on_autocomplete(&a)),
+            _ => None,
+        }
+    }
+
+    async fn on_button(&self, c: &ComponentInteraction) -> CreateInteractionResponse {
+        let who = actor(c.member.as_ref(), &c.user);
+        let Some((button, ticket)) = Button::parse(&c.data.custom_id) else {
+            tracing::warn!(custom_id = %c.data.custom_id, user = %who.user_id, "unknown button pressed; nothing changed");
+            return ephemeral(
+                "That button is not one mentionbridge knows (an old card?). Nothing changed.",
+            );
+        };
+        match button.action() {
+            None => match self
+                .desk
+                .preview(ticket, AgentAction::Reply { text: ".".into() }, &who)
+            {
+                Ok(t) => {
+                    CreateInteractionResponse::Modal(card::reply_modal(&t, self.desk.text_rules()))
+                }
+                Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+            },
+            Some(action) => match self.desk.act(ticket, action, &who).await {
+                // The card itself is updated by the outbox, on every surface at once.
+                Ok(_) => CreateInteractionResponse::Acknowledge,
+                Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+            },
+        }
+    }
+
+    async fn on_modal(&self, m: &ModalInteraction) -> CreateInteractionResponse {
+        let who = actor(m.member.as_ref(), &m.user);
+        let Some(ticket) = m
+            .data
+            .custom_id
+            .strip_prefix(card::REPLY_MODAL)
+            .and_then(|rest| rest.trim_start_matches(':').parse::<TicketId>().ok())
+        else {
+            return ephemeral("This form is not one mentionbridge knows. Nothing was sent.");
+        };
+        let text = m
+            .data
+            .components
+            .iter()
+            .flat_map(|row| row.components.iter())
+            .find_map(|c| match c {
+                ActionRowComponent::InputText(t) if t.custom_id == card::REPLY_INPUT => {
+                    t.value.clone()
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        match self.desk.act(ticket, AgentAction::Reply { text }, &who).await {
+            Ok(_) => ephemeral(format!(
+                "Reply to ticket #{ticket} queued; its link appears in the card's thread once published."
+            )),
+            // Discord modals cannot show an inline error: say exactly why, nothing was sent.
+            Err(e) => ephemeral(format!("Ticket #{ticket}: {e} Nothing was sent.")),
+        }
+    }
+
+    async fn on_command(&self, c: &CommandInteraction) -> CreateInteractionResponse {
+        let who = actor(c.member.as_deref(), &c.user);
+        let options = c.data.options();
+        let Some((verb, args)) = options.first().and_then(|o| match &o.value {
+            ResolvedValue::SubCommand(args) => Some((o.name, args)),
+            _ => None,
+        }) else {
+            return ephemeral("Use `/mentions list` or `/mentions claim <ticket>`.");
+        };
+        if verb == "list" {
+            if !self.desk.is_agent(&who) {
+                return ephemeral(Rejection::NotAnAgent.to_string());
+            }
+            return match self.desk.open_tickets() {
+                Ok(t) => ephemeral(card::open_list(&t)),
+                Err(e) => ephemeral(e.to_string()),
+            };
+        }
+        let arg = |name: &str| args.iter().find(|a| a.name == name).map(|a| &a.value);
+        let Some(ResolvedValue::Integer(n)) = arg("ticket") else {
+            return ephemeral("Which ticket? Pick one from the list.");
+        };
+        let ticket = TicketId(u64::try_from(*n).unwrap_or(0));
+        let (action, done) = match verb {
+            "claim" => (AgentAction::Claim, "claimed"),
+            "unclaim" => (AgentAction::Unclaim, "released"),
+            "resolve" => (AgentAction::Resolve, "resolved"),
+            "ignore" => (AgentAction::Ignore, "ignored"),
+            "reopen" => (AgentAction::Reopen, "reopened"),
+            "reply" => {
+                let text = match arg("text") {
+                    Some(ResolvedValue::String(s)) => s.to_string(),
+                    _ => String::new(),
+                };
+                (AgentAction::Reply { text }, "reply queued for")
+            }
+            other => return ephemeral(format!("Unknown subcommand `{other}`.")),
+        };
+        match self.desk.act(ticket, action, &who).await {
+            Ok(_) => ephemeral(format!("Done: {done} ticket #{ticket}.")),
+            Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+        }
+    }
+
+    fn on_autocomplete(&self, a: &CommandInteraction) -> CreateInteractionResponse {
+        let who = actor(a.member.as_deref(), &a.user);
+        let typed = a
+            .data
+            .autocomplete()
+            .map(|o| o.value.to_string())
+            .unwrap_or_default();
+        let choices = if self.desk.is_agent(&who) {
+            self.desk.open_tickets().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut response = CreateAutocompleteResponse::new();
+        for (name, value) in card::ticket_choices(&choices, &typed) {
+            response = response.add_int_choice(name, value as i64);
+        }
+        CreateInteractionResponse::Autocomplete(response)
+    }
+}

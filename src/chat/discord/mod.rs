@@ -1,0 +1,413 @@
+//! Discord: cards as embeds with buttons, a thread per card for the audit lines, the
+//! reply modal and `/mentions` guild commands. serenity runs the gateway and supplies the
+//! models and builders; REST calls go through one small reqwest client of ours so that the
+//! base URL is configurable and a 429's `retry_after` reaches the outbox's backoff (with
+//! its rate limiter disabled, serenity neither retries a 429 nor reports its wait).
+
+pub mod card;
+mod gateway;
+mod inbound;
+pub mod signature;
+
+use crate::chat::Surface;
+use crate::config::{DiscordConfig, Secret};
+use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::domain::{Note, SurfaceKind, Ticket};
+use crate::runtime::desk::DeskService;
+use crate::sources::BoxFuture;
+use crate::store::CardRef;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use serenity::all::{CreateAllowedMentions, CreateMessage, EditMessage};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use thiserror::Error;
+
+pub use gateway::run_gateway;
+
+#[derive(Debug, Error)]
+pub enum DiscordError {
+    #[error("Discord at {url}: {reason}")]
+    Unavailable { url: String, reason: String },
+    #[error("Discord refused {what}: {reason}{hint}")]
+    Refused {
+        what: &'static str,
+        reason: String,
+        hint: &'static str,
+    },
+}
+
+pub struct Discord {
+    http: reqwest::Client,
+    token: Secret,
+    config: DiscordConfig,
+    desk: Arc<DeskService>,
+    application_id: RwLock<Option<String>>,
+    bot_user_id: RwLock<Option<String>>,
+}
+
+/// Discord's error body: `{"message": "...", "code": 10008}`; a 429 adds `retry_after`.
+fn discord_reason(body: &Value, status: StatusCode) -> String {
+    let message = body["message"].as_str().unwrap_or("").to_string();
+    match body["code"].as_i64() {
+        Some(code) if code != 0 => format!("{message} ({code})"),
+        _ if !message.is_empty() => message,
+        _ => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+impl Discord {
+    pub fn new(config: &DiscordConfig, desk: Arc<DeskService>) -> Result<Discord, DiscordError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "DiscordBot (https://github.com/mentionbridge/mentionbridge, ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            ))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| DiscordError::Unavailable {
+                url: config.api_url.clone(),
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Discord {
+            http,
+            token: config.bot_token.clone(),
+            config: config.clone(),
+            desk,
+            application_id: RwLock::new(None),
+            bot_user_id: RwLock::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &DiscordConfig {
+        &self.config
+    }
+
+    pub fn desk(&self) -> &Arc<DeskService> {
+        &self.desk
+    }
+
+    fn application_id(&self) -> Option<String> {
+        self.application_id.read().expect("app id lock").clone()
+    }
+
+    fn bot_user_id(&self) -> Option<String> {
+        self.bot_user_id.read().expect("bot id lock").clone()
+    }
+
+    /// One REST call. Non-2xx answers become the outbox's two kinds of failure, with
+    /// Discord's own words and, for a 429, its `retry_after`.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, DeliveryError> {
+        let url = format!("{}{}", self.config.api_url, path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .header("Authorization", format!("Bot {}", self.token.expose()));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            DeliveryError::retry(format!(
+                "Discord {method} {path} could not be sent: {}",
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    "connection failed".to_string()
+                }
+            ))
+        })?;
+        let status = resp.status();
+        let header_wait = retry_after_secs(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let json: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if status.is_success() {
+            return Ok(json);
+        }
+        let reason = format!(
+            "Discord answered {} for {method} {path}: {}",
+            status.as_u16(),
+            discord_reason(&json, status)
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let body_wait = json["retry_after"]
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64);
+            return Err(DeliveryError::Retry {
+                after: body_wait.or(header_wait),
+                reason,
+            });
+        }
+        if status.is_server_error() {
+            return Err(DeliveryError::retry(reason));
+        }
+        Err(DeliveryError::Permanent { reason })
+    }
+
+    /// Check the bot token (`GET /users/@me`) and learn the application id.
+    pub async fn verify(&self) -> Result<(), DiscordError> {
+        let refused = |what: &'static str| {
+            move |e: DeliveryError| match e {
+                DeliveryError::Permanent { reason } => DiscordError::Refused {
+                    what,
+                    hint: if reason.contains(" 401 ") {
+                        " (check DISCORD_BOT_TOKEN in discord.bot_token: the bot token from the Bot page)"
+                    } else {
+                        ""
+                    },
+                    reason,
+                },
+                DeliveryError::Retry { reason, .. } => DiscordError::Unavailable {
+                    url: self.config.api_url.clone(),
+                    reason,
+                },
+            }
+        };
+        let me = self
+            .call(Method::GET, "/users/@me", None)
+            .await
+            .map_err(refused("the bot token"))?;
+        let app = self
+            .call(Method::GET, "/applications/@me", None)
+            .await
+            .map_err(refused("the application lookup"))?;
+        *self.bot_user_id.write().expect("bot id lock") = me["id"].as_str().map(String::from);
+        *self.application_id.write().expect("app id lock") = app["id"].as_str().map(String::from);
+        tracing::info!(bot = %me["username"].as_str().unwrap_or("?"), application = %app["id"].as_str().unwrap_or("?"), "Discord bot token verified");
+        Ok(())
+    }
+
+    /// Register `/mentions` in the guild. A bulk overwrite, so a restart replaces the
+    /// command instead of adding a second one.
+    pub async fn register_commands(&self) -> Result<(), DeliveryError> {
+        let app = self
+            .application_id()
+            .ok_or_else(|| DeliveryError::retry("application id unknown (verify first)"))?;
+        let body = serde_json::to_value(vec![card::command()]).expect("commands serialize");
+        self.call(
+            Method::PUT,
+            &format!(
+                "/applications/{app}/guilds/{}/commands",
+                self.config.guild_id
+            ),
+            Some(&body),
+        )
+        .await?;
+        tracing::info!(guild = %self.config.guild_id, "Discord /mentions command registered");
+        Ok(())
+    }
+
+    /// A nonce Discord uses to drop a duplicate create (`enforce_nonce`): stable for the
+    /// ticket, distinct across installs because it folds in the mention's remote id.
+    fn card_nonce(ticket: &Ticket) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in ticket.mention.remote_id.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("mb{}x{:x}", ticket.id, h % 0xffff_ffff)
+    }
+
+    /// After a crash the card may exist already: look among the channel's recent
+    /// messages for ours (same title and link to the original).
+    async fn find_card(&self, ticket: &Ticket) -> Result<Option<String>, DeliveryError> {
+        let recent = self
+            .call(
+                Method::GET,
+                &format!("/channels/{}/messages?limit=100", self.config.channel_id),
+                None,
+            )
+            .await?;
+        let title = card::card_title(ticket);
+        let ours = self.bot_user_id();
+        Ok(recent.as_array().into_iter().flatten().find_map(|m| {
+            let by_us = ours.is_none() || m["author"]["id"].as_str() == ours.as_deref();
+            let embed = &m["embeds"][0];
+            (by_us
+                && embed["title"] == title.as_str()
+                && embed["url"] == ticket.mention.url.as_str())
+            .then(|| m["id"].as_str().map(String::from))
+            .flatten()
+        }))
+    }
+
+    async fn open_thread(
+        &self,
+        ticket: &Ticket,
+        message_id: &str,
+    ) -> Result<Option<String>, DeliveryError> {
+        let body = json!({"name": card::thread_name(ticket), "auto_archive_duration": 10080});
+        let path = format!(
+            "/channels/{}/messages/{message_id}/threads",
+            self.config.channel_id
+        );
+        match self.call(Method::POST, &path, Some(&body)).await {
+            Ok(thread) => Ok(thread["id"].as_str().map(String::from)),
+            // Already there (a retry): a thread started from a message shares its id.
+            Err(DeliveryError::Permanent { reason }) if reason.contains("(160004)") => {
+                Ok(Some(message_id.to_string()))
+            }
+            Err(DeliveryError::Permanent { reason }) => {
+                tracing::warn!(ticket = %ticket.id, %reason, "could not open a thread for the card; notes will be replies to it");
+                Ok(None)
+            }
+            Err(retry) => Err(retry),
+        }
+    }
+
+    async fn post_card_inner(
+        &self,
+        ticket: &Ticket,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        let existing = if maybe_posted {
+            self.find_card(ticket).await?
+        } else {
+            None
+        };
+        let message_id = match existing {
+            Some(id) => {
+                tracing::info!(ticket = %ticket.id, message = %id, "Discord card was already posted before the restart; adopting it");
+                id
+            }
+            None => {
+                let msg = CreateMessage::new()
+                    .embed(card::card_embed(ticket))
+                    .components(card::card_buttons(ticket))
+                    .nonce(serenity::all::Nonce::String(Self::card_nonce(ticket)))
+                    .enforce_nonce(true);
+                let body = serde_json::to_value(msg).expect("message serializes");
+                let posted = self
+                    .call(
+                        Method::POST,
+                        &format!("/channels/{}/messages", self.config.channel_id),
+                        Some(&body),
+                    )
+                    .await?;
+                posted["id"].as_str().map(String::from).ok_or_else(|| {
+                    DeliveryError::retry("Discord accepted the card but sent no message id")
+                })?
+            }
+        };
+        let thread_id = self.open_thread(ticket, &message_id).await?;
+        Ok(CardRef {
+            surface: SurfaceKind::Discord,
+            channel: self.config.channel_id.clone(),
+            message_id,
+            thread_id,
+        })
+    }
+
+    async fn update_card_inner(
+        &self,
+        card: &CardRef,
+        ticket: &Ticket,
+    ) -> Result<(), DeliveryError> {
+        let edit = EditMessage::new()
+            .embed(card::card_embed(ticket))
+            .components(card::card_buttons(ticket));
+        let body = serde_json::to_value(edit).expect("edit serializes");
+        self.call(
+            Method::PATCH,
+            &format!("/channels/{}/messages/{}", card.channel, card.message_id),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn post_note_inner(
+        &self,
+        card: &CardRef,
+        note: &Note,
+        maybe_posted: bool,
+    ) -> Result<(), DeliveryError> {
+        let text = crate::chat::note_sentence(note, &card::DiscordMarkup);
+        let text: String = text.chars().take(2000).collect();
+        let channel = card
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| card.channel.clone());
+        if maybe_posted {
+            let recent = self
+                .call(
+                    Method::GET,
+                    &format!("/channels/{channel}/messages?limit=50"),
+                    None,
+                )
+                .await?;
+            let ours = self.bot_user_id();
+            let already = recent.as_array().into_iter().flatten().any(|m| {
+                m["content"] == text.as_str()
+                    && (ours.is_none() || m["author"]["id"].as_str() == ours.as_deref())
+            });
+            if already {
+                return Ok(());
+            }
+        }
+        // Lines name agents without pinging them.
+        let mut msg = CreateMessage::new()
+            .content(text)
+            .allowed_mentions(CreateAllowedMentions::new());
+        if card.thread_id.is_none() {
+            msg = msg.reference_message((
+                serenity::all::ChannelId::new(card.channel.parse().unwrap_or(1)),
+                serenity::all::MessageId::new(card.message_id.parse().unwrap_or(1)),
+            ));
+        }
+        let body = serde_json::to_value(msg).expect("message serializes");
+        self.call(
+            Method::POST,
+            &format!("/channels/{channel}/messages"),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl Surface for Discord {
+    fn kind(&self) -> SurfaceKind {
+        SurfaceKind::Discord
+    }
+
+    fn post_card<'a>(
+        &'a self,
+        ticket: &'a Ticket,
+        maybe_posted: bool,
+    ) -> BoxFuture<'a, Result<CardRef, DeliveryError>> {
+        Box::pin(self.post_card_inner(ticket, maybe_posted))
+    }
+
+    fn update_card<'a>(
+        &'a self,
+        card: &'a CardRef,
+        ticket: &'a Ticket,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.update_card_inner(card, ticket))
+    }
+
+    fn post_note<'a>(
+        &'a self,
+        card: &'a CardRef,
+        note: &'a Note,
+        maybe_posted: bool,
+        _queued_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.post_note_inner(card, note, maybe_posted))
+    }
+}

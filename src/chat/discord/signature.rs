@@ -1,0 +1,53 @@
+//! Discord's HTTP interactions are signed with the application's Ed25519 key over
+//! `timestamp + body`. serenity's `Verifier` checks the signature; it does not check the
+//! timestamp's age, so a captured request could be replayed forever: we refuse anything
+//! older than five minutes.
+
+use serenity::interactions_endpoint::Verifier;
+use thiserror::Error;
+
+pub const MAX_AGE_SECS: i64 = 300;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("missing X-Signature-Ed25519 or X-Signature-Timestamp header")]
+    Missing,
+    #[error("X-Signature-Timestamp is not a Unix time")]
+    BadTimestamp,
+    #[error("request is {0} s away from now (more than 5 minutes): refused as a possible replay")]
+    Stale(i64),
+    #[error("invalid request signature")]
+    Mismatch,
+}
+
+pub struct InteractionVerifier(Verifier);
+
+impl InteractionVerifier {
+    /// `public_key_hex` was validated as 64 hex characters by the config.
+    pub fn new(public_key_hex: &str) -> InteractionVerifier {
+        InteractionVerifier(Verifier::new(public_key_hex))
+    }
+
+    pub fn verify(
+        &self,
+        signature: Option<&str>,
+        timestamp: Option<&str>,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), SignatureError> {
+        let (Some(sig), Some(ts)) = (signature, timestamp) else {
+            return Err(SignatureError::Missing);
+        };
+        let ts_num: i64 = ts
+            .trim()
+            .parse()
+            .map_err(|_| SignatureError::BadTimestamp)?;
+        let skew = (now_unix - ts_num).abs();
+        if skew > MAX_AGE_SECS {
+            return Err(SignatureError::Stale(skew));
+        }
+        self.0
+            .verify(sig, ts, body)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
