@@ -6,6 +6,7 @@
 //! depend on test-only crate paths.
 #![allow(dead_code)]
 
+pub mod discord;
 pub mod mastodon;
 pub mod slack;
 

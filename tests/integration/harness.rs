@@ -1,6 +1,7 @@
 //! Runs the real `mentionbridge` binary against the fakes, with a config written into a
 //! temporary directory that survives restarts of the bot (so the sled store does too).
 
+use crate::fakes::discord::FakeDiscord;
 use crate::fakes::mastodon::FakeMastodon;
 use crate::fakes::slack::{FakeSlack, SlackMessage};
 use serde_json::{json, Value};
@@ -20,17 +21,31 @@ pub const AGENT_GROUP: &str = "S0AGENTS";
 pub const SIGNING_SECRET: &str = "test-signing-secret-8f742231b10e";
 pub const WAIT: Duration = Duration::from_secs(15);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How a surface reaches the bot: its own websocket (Slack Socket Mode, Discord gateway)
+/// or signed HTTP requests to the bot's server.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
     Socket,
     Http,
 }
 
+/// Discord people and roles (snowflakes), mirroring Ana, Ben and Eve on Slack.
+pub const D_ANA: &str = "1200000000000000001";
+pub const D_BEN: &str = "1200000000000000002";
+pub const D_EVE: &str = "1200000000000000003";
+/// Members with this role are agents (Ana has it; Ben is listed by user id).
+pub const D_SUPPORT_ROLE: &str = "1300000000000000001";
+pub const D_OTHER_ROLE: &str = "1300000000000000002";
+pub const D_CHANNEL: &str = crate::fakes::discord::DEFAULT_CHANNEL;
+
 pub struct World {
     pub mastodon: FakeMastodon,
     pub slack: FakeSlack,
+    pub discord: FakeDiscord,
     pub dir: tempfile::TempDir,
-    pub mode: Mode,
+    /// Which surfaces the bot is configured with, and how each reaches it.
+    pub slack_mode: Option<Mode>,
+    pub discord_mode: Option<Mode>,
     pub http_port: u16,
 }
 
@@ -43,44 +58,58 @@ fn free_port() -> u16 {
 }
 
 impl World {
+    /// A Slack team (Socket Mode).
     pub async fn new() -> World {
-        Self::with_mode(Mode::Socket).await
+        Self::with(Some(Mode::Socket), None).await
+    }
+
+    /// A Discord team (gateway).
+    pub async fn discord() -> World {
+        Self::with(None, Some(Mode::Socket)).await
+    }
+
+    /// A team working in both.
+    pub async fn both() -> World {
+        Self::with(Some(Mode::Socket), Some(Mode::Socket)).await
     }
 
     pub async fn with_mode(mode: Mode) -> World {
+        Self::with(Some(mode), None).await
+    }
+
+    pub async fn with(slack_mode: Option<Mode>, discord_mode: Option<Mode>) -> World {
         let slack = FakeSlack::start().await;
         slack.set_usergroup(AGENT_GROUP, &[GIA]);
         World {
             mastodon: FakeMastodon::start().await,
             slack,
+            discord: FakeDiscord::start().await,
             dir: tempfile::tempdir().unwrap(),
-            mode,
+            slack_mode,
+            discord_mode,
             http_port: free_port(),
         }
     }
 
+    pub fn slack_driver(&self) -> crate::drivers::SlackDriver {
+        crate::drivers::SlackDriver {
+            slack: self.slack.clone(),
+        }
+    }
+
+    pub fn discord_driver(&self) -> crate::drivers::DiscordDriver {
+        crate::drivers::DiscordDriver::new(self.discord.clone())
+    }
+
     pub fn config_text(&self) -> String {
-        let mode = match self.mode {
-            Mode::Socket => "socket",
-            Mode::Http => "http",
-        };
-        format!(
+        let mode = |m: Mode, socket: &str| if m == Mode::Socket { socket.to_string() } else { "http".to_string() };
+        let mut text = format!(
             r#"
 [store]
 path = "store.sled"
 
 [http]
 listen = "127.0.0.1:{port}"
-
-[slack]
-mode = "{mode}"
-api_url = "{slack_api}"
-bot_token = "${{TEST_SLACK_BOT_TOKEN}}"
-app_token = "${{TEST_SLACK_APP_TOKEN}}"
-signing_secret = "${{TEST_SLACK_SIGNING_SECRET}}"
-channel = "{CHANNEL}"
-agent_user_ids = ["{ANA}", "{BEN}"]
-agent_usergroup = "{AGENT_GROUP}"
 
 [mastodon]
 instance_url = "{mastodon}"
@@ -92,9 +121,45 @@ initial_backfill = 20
 max_backoff_secs = 5
 "#,
             port = self.http_port,
-            slack_api = self.slack.api_url(),
             mastodon = self.mastodon.url(),
-        )
+        );
+        if let Some(m) = self.slack_mode {
+            text.push_str(&format!(
+                r#"
+[slack]
+mode = "{mode}"
+api_url = "{slack_api}"
+bot_token = "${{TEST_SLACK_BOT_TOKEN}}"
+app_token = "${{TEST_SLACK_APP_TOKEN}}"
+signing_secret = "${{TEST_SLACK_SIGNING_SECRET}}"
+channel = "{CHANNEL}"
+agent_user_ids = ["{ANA}", "{BEN}"]
+agent_usergroup = "{AGENT_GROUP}"
+"#,
+                mode = mode(m, "socket"),
+                slack_api = self.slack.api_url(),
+            ));
+        }
+        if let Some(m) = self.discord_mode {
+            text.push_str(&format!(
+                r#"
+[discord]
+mode = "{mode}"
+api_url = "{discord_api}"
+bot_token = "${{TEST_DISCORD_BOT_TOKEN}}"
+public_key = "{public_key}"
+guild_id = "{guild}"
+channel_id = "{D_CHANNEL}"
+agent_role_ids = ["{D_SUPPORT_ROLE}"]
+agent_user_ids = ["{D_BEN}"]
+"#,
+                mode = mode(m, "gateway"),
+                discord_api = self.discord.api_url(),
+                public_key = crate::fakes::discord::public_key_hex(),
+                guild = crate::fakes::discord::GUILD_ID,
+            ));
+        }
+        text
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -111,6 +176,7 @@ max_backoff_secs = 5
             .env("TEST_SLACK_APP_TOKEN", self.slack.app_token())
             .env("TEST_SLACK_SIGNING_SECRET", SIGNING_SECRET)
             .env("TEST_MASTODON_TOKEN", self.mastodon.token())
+            .env("TEST_DISCORD_BOT_TOKEN", self.discord.token())
             .env("MENTIONBRIDGE_LOG", "info,mentionbridge=debug")
             .env_remove("MENTIONBRIDGE_FAILPOINT")
             .stdin(Stdio::null())
@@ -136,18 +202,31 @@ max_backoff_secs = 5
         }
         cmd.stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        let connections_before = self.slack.connections();
+        let slack_before = self.slack.connections();
+        let discord_before = self.discord.ready_count();
         let child = cmd.spawn().expect("the bot binary starts");
         let bot = Bot { child, log };
-        match self.mode {
-            Mode::Socket => {
-                let slack = self.slack.clone();
-                bot.wait_or_dump(WAIT, "Socket Mode connection", move || {
-                    slack.open_connections() >= 1 && slack.connections() > connections_before
-                })
+        if self.slack_mode == Some(Mode::Socket) {
+            let slack = self.slack.clone();
+            bot.wait_or_dump(WAIT, "Slack Socket Mode connection", move || {
+                slack.open_connections() >= 1 && slack.connections() > slack_before
+            })
+            .await;
+        }
+        if self.discord_mode == Some(Mode::Socket) {
+            let discord = self.discord.clone();
+            bot.wait_or_dump(WAIT, "Discord gateway READY", move || discord.ready_count() > discord_before)
                 .await;
-            }
-            Mode::Http => bot.wait_for_log("HTTP server listening", WAIT).await,
+        }
+        if self.discord_mode.is_some() {
+            let discord = self.discord.clone();
+            bot.wait_or_dump(WAIT, "the /mentions guild command", move || {
+                !discord.guild_commands(crate::fakes::discord::GUILD_ID).is_empty()
+            })
+            .await;
+        }
+        if [self.slack_mode, self.discord_mode].contains(&Some(Mode::Http)) {
+            bot.wait_for_log("HTTP server listening", WAIT).await;
         }
         bot
     }
@@ -195,26 +274,6 @@ max_backoff_secs = 5
         self.card_now(card)
     }
 
-    pub fn notes(&self, card: &SlackMessage) -> Vec<String> {
-        self.slack
-            .thread(CHANNEL, &card.ts)
-            .into_iter()
-            .filter(|m| m.bot_id.is_some())
-            .map(|m| m.text)
-            .collect()
-    }
-
-    pub async fn wait_note(&self, card: &SlackMessage, needle: &str) {
-        let ts = card.ts.clone();
-        self.slack
-            .wait_until(WAIT, &format!("a thread note containing {needle:?}"), |s| {
-                s.thread(CHANNEL, &ts)
-                    .iter()
-                    .any(|m| m.text.contains(needle))
-            })
-            .await;
-    }
-
     /// Press a card's button as `user` over Socket Mode; returns the ack payload.
     pub async fn press(&self, card: &SlackMessage, user: &str, action_id: &str) -> Value {
         let payload =
@@ -241,17 +300,6 @@ max_backoff_secs = 5
             .slack
             .submission_for_view(&view_id, user, &user.to_lowercase(), values);
         self.slack.send_envelope("interactive", payload).await
-    }
-
-    pub async fn slash(&self, user: &str, text: &str) -> Value {
-        let payload = crate::fakes::slack::slash_command(
-            user,
-            &user.to_lowercase(),
-            "/mentions",
-            text,
-            CHANNEL,
-        );
-        self.slack.send_envelope("slash_commands", payload).await
     }
 
     pub async fn wait_ephemeral(&self, user: &str, needle: &str) -> String {

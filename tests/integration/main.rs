@@ -3,8 +3,13 @@
 mod fakes;
 
 mod cli;
+mod discord_flows;
+mod drivers;
+mod fakes_discord_selftest;
 mod fakes_selftest;
 mod harness;
 mod http_mode;
+mod mixed_team;
 mod restarts;
+mod scenarios;
 mod slack_flows;

@@ -4,39 +4,6 @@
 use crate::harness::*;
 
 #[tokio::test]
-async fn killed_after_the_outbox_write_and_before_the_publish_then_restarted_sends_exactly_one_reply(
-) {
-    let w = World::new().await;
-    let ids = w.mastodon.add_mention("alice", "where is my parcel?");
-    let bot = w
-        .start_bot_with(&[("MENTIONBRIDGE_FAILPOINT", "before-publish")])
-        .await;
-    let card = w.card(1).await;
-
-    w.reply_via_modal(&card, ANA, "It ships tomorrow.").await;
-    bot.wait_for_log("FAILPOINT before-publish reached", WAIT)
-        .await;
-    assert!(
-        w.mastodon.posted_statuses().is_empty(),
-        "stopped before the send"
-    );
-    bot.kill().await;
-
-    let bot = w.start_bot().await;
-    let posted = w.mastodon.wait_for_posts(1, WAIT).await;
-    assert_eq!(posted[0].status, "@alice It ships tomorrow.");
-    assert_eq!(
-        posted[0].in_reply_to_id.as_deref(),
-        Some(ids.status_id.as_str())
-    );
-    w.wait_card_text(&card, "published").await;
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!(w.mastodon.posted_statuses().len(), 1, "exactly one status");
-    assert_eq!(w.cards().len(), 1, "exactly one card");
-    drop(bot);
-}
-
-#[tokio::test]
 async fn killed_while_mastodon_was_answering_then_restarted_finds_its_reply_instead_of_sending_again(
 ) {
     let w = World::new().await;

@@ -1,0 +1,209 @@
+//! What only Discord has: the embed card and its thread, guild commands and autocomplete,
+//! gateway drops, Discord's 429s and nonces, and the signed HTTP interactions endpoint.
+//! The scenarios every surface shares are in `scenarios.rs`.
+
+use crate::drivers::{json_text, Driver, Who};
+use crate::fakes::discord::{sign, GUILD_ID};
+use crate::fakes::Fault;
+use crate::harness::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_registered_once() {
+    let w = World::discord().await;
+    let ids = w.mastodon.add_mention("alice@other.social", "My **order** never arrived @everyone");
+    let bot = w.start_bot().await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+
+    let m = w.discord.message(D_CHANNEL, &card.id).unwrap();
+    let embed = &m.embeds[0];
+    assert_eq!(embed["title"], "Mastodon mention #1");
+    assert!(embed["url"].as_str().unwrap().contains(&ids.status_id), "link to the original: {embed}");
+    assert!(embed["author"]["name"].as_str().unwrap().contains("@alice@other.social"));
+    assert_eq!(
+        embed["description"], "My \\*\\*order\\*\\* never arrived \\@everyone",
+        "customer text cannot format or ping"
+    );
+    let text = json_text(&m.embeds);
+    assert!(text.contains("Open") && text.contains(":R>"), "state and age: {text}");
+    assert_eq!(d.buttons(&card), ["claim", "reply", "resolve", "ignore"]);
+    assert!(m.nonce.is_some(), "posted with a nonce");
+    let thread = w.discord.thread_of(&card.id).expect("a thread on the card");
+    assert!(w.discord.channel(&thread).unwrap()["name"].as_str().unwrap().starts_with("Ticket #1"));
+
+    let commands = w.discord.guild_commands(GUILD_ID);
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0]["name"], "mentions");
+    let subs: Vec<&str> = commands[0]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(subs, ["list", "claim", "unclaim", "resolve", "ignore", "reopen", "reply"]);
+    let identify = &w.discord.identify_payloads()[0];
+    assert_eq!(identify["d"]["intents"], 1, "GUILDS only: no privileged intent");
+
+    let (status, _) = bot.terminate().await;
+    assert!(status.success());
+    let _bot = w.start_bot().await;
+    assert_eq!(w.discord.guild_commands(GUILD_ID).len(), 1, "a restart does not duplicate the command");
+    assert_eq!(w.discord.command_overwrites().len(), 2, "registered by bulk overwrite each start");
+}
+
+#[tokio::test]
+async fn ticket_numbers_are_offered_as_the_agent_types() {
+    let w = World::discord().await;
+    for i in 0..12 {
+        w.mastodon.add_mention(&format!("c{i}"), "help");
+    }
+    let _bot = w.start_bot().await;
+    let d = w.discord_driver();
+    d.card(12).await;
+    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
+    let options = json!([{"type": 1, "name": "claim", "options": [{"type": 4, "name": "ticket", "value": "1", "focused": true}]}]);
+    let payload = w
+        .discord
+        .autocomplete_interaction(id, name, roles, "mentions", options, D_CHANNEL);
+    let answer = d.interact(Who::Ana, payload).await;
+    assert_eq!(answer["type"], 8, "{answer}");
+    let values: Vec<i64> = answer["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(values, [1, 10, 11, 12], "open tickets whose number starts with 1");
+
+    let (id, name, roles) = crate::drivers::discord_user(Who::Eve);
+    let options = json!([{"type": 1, "name": "claim", "options": [{"type": 4, "name": "ticket", "value": "", "focused": true}]}]);
+    let payload = w
+        .discord
+        .autocomplete_interaction(id, name, roles, "mentions", options, D_CHANNEL);
+    let answer = d.interact(Who::Eve, payload).await;
+    assert_eq!(answer["data"]["choices"], json!([]), "nothing offered to a non-agent");
+}
+
+#[tokio::test]
+async fn gateway_drops_are_survived_and_buttons_keep_working() {
+    let w = World::discord().await;
+    w.mastodon.add_mention("alice", "first");
+    let _bot = w.start_bot().await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+
+    let ready = w.discord.ready_count();
+    w.discord.drop_gateway();
+    w.discord.wait_for_ready(ready + 1, WAIT).await;
+    d.press(&card, Who::Ana, "claim").await;
+    d.wait_card_text(&card, &d.mention(Who::Ana)).await;
+
+    let ready = w.discord.ready_count();
+    w.discord.send_reconnect();
+    w.discord.wait_for_ready(ready + 1, WAIT).await;
+    d.press(&card, Who::Ana, "resolve").await;
+    d.wait_card_text(&card, "Resolved").await;
+}
+
+#[tokio::test]
+async fn discord_429_is_honoured_and_the_card_is_posted_once() {
+    let w = World::discord().await;
+    let route = format!("POST /channels/{D_CHANNEL}/messages");
+    w.discord.fail_next(&route, vec![Fault::too_many_requests(1)]);
+    w.mastodon.add_mention("alice", "rate limited card");
+    let bot = w.start_bot().await;
+    let d = w.discord_driver();
+    d.card(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(d.cards().len(), 1);
+    let log = bot.log();
+    assert!(log.contains("Discord answered 429") && log.contains("retry_in_ms=1000"), "{log}");
+    assert!(!log.contains(w.discord.token()), "the token never reaches the log");
+}
+
+#[tokio::test]
+async fn killed_after_discord_created_the_card_but_before_it_was_recorded_posts_no_second_card() {
+    let w = World::discord().await;
+    w.mastodon.add_mention("alice", "hello?");
+    w.discord
+        .lose_next_answers(&format!("POST /channels/{D_CHANNEL}/messages"), 1);
+    let bot = w.start_bot().await;
+    let d = w.discord_driver();
+    d.card(1).await; // on Discord, but the bot never heard back
+    bot.kill().await;
+
+    let bot = w.start_bot().await;
+    bot.wait_for_log("card posted", WAIT).await;
+    let card = d.card(1).await;
+    d.press(&card, Who::Ana, "claim").await;
+    d.wait_card_text(&card, &d.mention(Who::Ana)).await;
+    assert_eq!(d.cards().len(), 1, "one card, and it is the live one");
+    assert!(w.discord.thread_of(&card.id).is_some());
+}
+
+#[tokio::test]
+async fn unknown_buttons_are_refused_privately() {
+    let w = World::discord().await;
+    w.mastodon.add_mention("alice", "hi");
+    let bot = w.start_bot().await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
+    let mut payload = w
+        .discord
+        .component_interaction(D_CHANNEL, &card.id, id, name, roles, "mb:claim:1");
+    payload["data"]["custom_id"] = json!("mb:teleport:1");
+    d.interact(Who::Ana, payload).await;
+    d.wait_told(Who::Ana, "not one mentionbridge knows").await;
+    bot.wait_for_log("unknown button pressed", WAIT).await;
+    assert_eq!(d.card_updates(), 0);
+}
+
+#[tokio::test]
+async fn the_http_interactions_endpoint_verifies_signature_and_age() {
+    let w = World::with(None, Some(Mode::Http)).await;
+    w.mastodon.add_mention("alice", "over http");
+    let _bot = w.start_bot().await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+    let endpoint = format!("http://127.0.0.1:{}/discord/interactions", w.http_port);
+
+    let (status, pong) = w.discord.deliver_http(&endpoint, &w.discord.ping_interaction()).await;
+    assert_eq!((status, pong), (200, json!({"type": 1})));
+
+    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
+    let press = w
+        .discord
+        .component_interaction(D_CHANNEL, &card.id, id, name, roles, "mb:claim:1");
+    let body = press.to_string();
+    let post = |sig: String, ts: String, body: String| {
+        let endpoint = endpoint.clone();
+        async move {
+            reqwest::Client::new()
+                .post(endpoint)
+                .header("content-type", "application/json")
+                .header("x-signature-ed25519", sig)
+                .header("x-signature-timestamp", ts)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let now = chrono::Utc::now().timestamp().to_string();
+    let forged = post(sign(&now, &body.replace("ana", "eve")), now.clone(), body.clone()).await;
+    assert_eq!(forged.status(), 401);
+    let old = (chrono::Utc::now().timestamp() - 600).to_string();
+    let stale = post(sign(&old, &body), old, body.clone()).await;
+    assert_eq!(stale.status(), 401, "a correctly signed but old request is a replay");
+    assert!(stale.text().await.unwrap().contains("more than 5 minutes"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(d.card_updates(), 0, "nothing changed");
+
+    let (status, answer) = w.discord.deliver_http(&endpoint, &press).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["type"], 6, "acknowledged: {answer}");
+    d.wait_card_text(&card, &d.mention(Who::Ana)).await;
+    let _: Value = answer;
+}

@@ -1,0 +1,402 @@
+//! One way to drive either chat surface, so the support team's scenarios are written once
+//! and run against Slack and Discord alike.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// The people in the tests: Ana and Ben are agents, Eve is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    Ana,
+    Ben,
+    Eve,
+}
+
+/// A ticket's card on one surface.
+#[derive(Clone, Debug)]
+pub struct Card {
+    pub id: String,
+    pub ticket: u64,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Driver {
+    fn surface(&self) -> &'static str;
+    /// How the card and notes name this person when they hold a ticket.
+    fn mention(&self, who: Who) -> String;
+    /// The `n`th card (by ticket number), once posted.
+    async fn card(&self, n: usize) -> Card;
+    fn cards(&self) -> Vec<Card>;
+    /// Everything a person reads on the card.
+    fn card_text(&self, card: &Card) -> String;
+    /// The card's buttons, as verbs: claim, unclaim, reply, resolve, ignore, reopen.
+    fn buttons(&self, card: &Card) -> Vec<String>;
+    async fn press(&self, card: &Card, who: Who, verb: &str);
+    /// Open the reply form and submit `text`: Ok when accepted, Err with the refusal.
+    async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String>;
+    /// `/mentions <args>`; returns the private answer.
+    async fn command(&self, who: Who, args: &str) -> String;
+    /// What this person was told privately so far.
+    fn told(&self, who: Who) -> Vec<String>;
+    fn card_updates(&self) -> usize;
+    fn forms_opened(&self) -> usize;
+    fn notes(&self, card: &Card) -> Vec<String>;
+
+    async fn wait_told(&self, who: Who, needle: &str) -> String {
+        let what = format!("{who:?} to be told {needle:?} on {}", self.surface());
+        crate::fakes::wait_until(WAIT, &what, || self.told(who).iter().any(|t| t.contains(needle))).await;
+        self.told(who).into_iter().rev().find(|t| t.contains(needle)).unwrap_or_default()
+    }
+
+    async fn wait_card_text(&self, card: &Card, needle: &str) -> String {
+        let what = format!("the {} card of ticket {} to show {needle:?}", self.surface(), card.ticket);
+        crate::fakes::wait_until(WAIT, &what, || self.card_text(card).contains(needle)).await;
+        self.card_text(card)
+    }
+
+    async fn wait_note(&self, card: &Card, needle: &str) {
+        let what = format!("a {} thread line containing {needle:?}", self.surface());
+        crate::fakes::wait_until(WAIT, &what, || self.notes(card).iter().any(|n| n.contains(needle))).await;
+    }
+}
+
+pub fn slack_user(who: Who) -> &'static str {
+    match who {
+        Who::Ana => ANA,
+        Who::Ben => BEN,
+        Who::Eve => EVE,
+    }
+}
+
+pub struct SlackDriver {
+    pub slack: crate::fakes::slack::FakeSlack,
+}
+
+impl Driver for SlackDriver {
+    fn surface(&self) -> &'static str {
+        "Slack"
+    }
+
+    fn mention(&self, who: Who) -> String {
+        format!("<@{}>", slack_user(who))
+    }
+
+    async fn card(&self, n: usize) -> Card {
+        self.slack
+            .wait_until(WAIT, &format!("Slack card #{n}"), |s| {
+                s.messages(CHANNEL).iter().filter(|m| m.metadata.is_some()).count() >= n
+            })
+            .await;
+        self.cards().remove(n - 1)
+    }
+
+    fn cards(&self) -> Vec<Card> {
+        let mut cards: Vec<Card> = self
+            .slack
+            .messages(CHANNEL)
+            .into_iter()
+            .filter(|m| m.metadata.is_some())
+            .map(|m| Card {
+                ticket: ticket_of(&m),
+                id: m.ts,
+            })
+            .collect();
+        cards.sort_by_key(|c| c.ticket);
+        cards
+    }
+
+    fn card_text(&self, card: &Card) -> String {
+        self.slack.message(CHANNEL, &card.id).map(|m| blocks_text(&m)).unwrap_or_default()
+    }
+
+    fn buttons(&self, card: &Card) -> Vec<String> {
+        let m = self.slack.message(CHANNEL, &card.id).expect("card exists");
+        buttons(&m)
+            .into_iter()
+            .map(|b| b.trim_start_matches("mb_").to_string())
+            .collect()
+    }
+
+    async fn press(&self, card: &Card, who: Who, verb: &str) {
+        let user = slack_user(who);
+        let payload = self
+            .slack
+            .block_actions_on(CHANNEL, &card.id, user, &user.to_lowercase(), &format!("mb_{verb}"));
+        let ack = self.slack.send_envelope("interactive", payload).await;
+        assert_eq!(ack, Value::Null, "button presses are acknowledged empty, at once");
+    }
+
+    async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String> {
+        let user = slack_user(who);
+        let before = self.slack.views().len();
+        self.press(card, who, "reply").await;
+        self.slack
+            .wait_until(WAIT, "the reply modal to open", |s| s.views().len() > before)
+            .await;
+        let view_id = self.slack.views()[before]["view_id"].as_str().unwrap().to_string();
+        let values = json!({"reply": {"text": {"type": "plain_text_input", "value": text}}});
+        let payload = self
+            .slack
+            .submission_for_view(&view_id, user, &user.to_lowercase(), values);
+        let ack = self.slack.send_envelope("interactive", payload).await;
+        if ack == Value::Null {
+            Ok(())
+        } else {
+            assert_eq!(ack["response_action"], "errors", "{ack}");
+            Err(ack["errors"]["reply"].as_str().unwrap_or_default().to_string())
+        }
+    }
+
+    async fn command(&self, who: Who, args: &str) -> String {
+        let user = slack_user(who);
+        let payload = crate::fakes::slack::slash_command(user, &user.to_lowercase(), "/mentions", args, CHANNEL);
+        let answer = self.slack.send_envelope("slash_commands", payload).await;
+        assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+        answer["text"].as_str().unwrap_or_default().to_string()
+    }
+
+    fn told(&self, who: Who) -> Vec<String> {
+        self.slack
+            .ephemerals()
+            .into_iter()
+            .filter(|e| e["user"] == slack_user(who))
+            .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn card_updates(&self) -> usize {
+        self.slack.count("chat.update")
+    }
+
+    fn forms_opened(&self) -> usize {
+        self.slack.views().len()
+    }
+
+    fn notes(&self, card: &Card) -> Vec<String> {
+        self.slack
+            .thread(CHANNEL, &card.id)
+            .into_iter()
+            .filter(|m| m.bot_id.is_some())
+            .map(|m| m.text)
+            .collect()
+    }
+}
+
+/// Shared bookkeeping for drivers that learn answers asynchronously.
+#[derive(Clone, Default)]
+pub struct Told(pub Arc<Mutex<Vec<(Who, String)>>>);
+
+impl Told {
+    pub fn push(&self, who: Who, text: String) {
+        self.0.lock().unwrap().push((who, text));
+    }
+
+    pub fn of(&self, who: Who) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(w, _)| *w == who)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+}
+
+pub fn discord_user(who: Who) -> (&'static str, &'static str, &'static [&'static str]) {
+    match who {
+        Who::Ana => (D_ANA, "ana", &[D_SUPPORT_ROLE]),
+        Who::Ben => (D_BEN, "ben", &[]),
+        Who::Eve => (D_EVE, "eve", &[D_OTHER_ROLE]),
+    }
+}
+
+pub struct DiscordDriver {
+    pub discord: crate::fakes::discord::FakeDiscord,
+    told: Told,
+    forms: Arc<Mutex<usize>>,
+}
+
+/// Every string in a JSON value, one per line: what a person reads in an embed.
+pub fn json_text(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(v, &mut out);
+    out
+}
+
+impl DiscordDriver {
+    pub fn new(discord: crate::fakes::discord::FakeDiscord) -> Self {
+        DiscordDriver {
+            discord,
+            told: Told::default(),
+            forms: Arc::new(Mutex::new(0)),
+        }
+    }
+
+    /// Dispatch an interaction as `who` and return the bot's first answer, remembering
+    /// what the person was told privately.
+    pub async fn interact(&self, who: Who, payload: Value) -> Value {
+        let id = self.discord.send_interaction(payload);
+        let answer = self.discord.wait_for_callback(&id, WAIT).await;
+        match answer["type"].as_u64() {
+            Some(4) => {
+                assert_eq!(answer["data"]["flags"], 64, "answers are private (ephemeral): {answer}");
+                self.told
+                    .push(who, answer["data"]["content"].as_str().unwrap_or_default().to_string());
+            }
+            Some(9) => *self.forms.lock().unwrap() += 1,
+            _ => {}
+        }
+        answer
+    }
+
+    fn command_options(args: &str) -> Value {
+        let mut words = args.split_whitespace();
+        let verb = words.next().unwrap_or("list");
+        let mut options = Vec::new();
+        if let Some(n) = words.next() {
+            options.push(json!({"type": 4, "name": "ticket", "value": n.parse::<i64>().unwrap_or(0)}));
+        }
+        let rest: Vec<&str> = words.collect();
+        if verb == "reply" {
+            options.push(json!({"type": 3, "name": "text", "value": rest.join(" ")}));
+        }
+        json!([{"type": 1, "name": verb, "options": options}])
+    }
+}
+
+impl Driver for DiscordDriver {
+    fn surface(&self) -> &'static str {
+        "Discord"
+    }
+
+    fn mention(&self, who: Who) -> String {
+        format!("<@{}>", discord_user(who).0)
+    }
+
+    async fn card(&self, n: usize) -> Card {
+        self.discord
+            .wait_until(WAIT, &format!("Discord card #{n}"), |d| {
+                d.messages(D_CHANNEL).iter().filter(|m| m.embeds[0]["title"].is_string()).count() >= n
+            })
+            .await;
+        self.cards().remove(n - 1)
+    }
+
+    fn cards(&self) -> Vec<Card> {
+        let mut cards: Vec<Card> = self
+            .discord
+            .messages(D_CHANNEL)
+            .into_iter()
+            .filter_map(|m| {
+                let title = m.embeds[0]["title"].as_str()?.to_string();
+                let ticket = title.rsplit('#').next()?.parse().ok()?;
+                Some(Card { id: m.id, ticket })
+            })
+            .collect();
+        cards.sort_by_key(|c| c.ticket);
+        cards
+    }
+
+    fn card_text(&self, card: &Card) -> String {
+        self.discord
+            .message(D_CHANNEL, &card.id)
+            .map(|m| json_text(&m.embeds))
+            .unwrap_or_default()
+    }
+
+    fn buttons(&self, card: &Card) -> Vec<String> {
+        let m = self.discord.message(D_CHANNEL, &card.id).expect("card exists");
+        m.components
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+            .filter_map(|b| b["custom_id"].as_str().and_then(|c| c.split(':').nth(1)).map(String::from))
+            .collect()
+    }
+
+    async fn press(&self, card: &Card, who: Who, verb: &str) {
+        let (id, name, roles) = discord_user(who);
+        let payload = self.discord.component_interaction(
+            D_CHANNEL,
+            &card.id,
+            id,
+            name,
+            roles,
+            &format!("mb:{verb}:{}", card.ticket),
+        );
+        let answer = self.interact(who, payload).await;
+        assert!(matches!(answer["type"].as_u64(), Some(4 | 6 | 9)), "{answer}");
+    }
+
+    async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String> {
+        let (id, name, roles) = discord_user(who);
+        let payload = self.discord.component_interaction(
+            D_CHANNEL,
+            &card.id,
+            id,
+            name,
+            roles,
+            &format!("mb:reply:{}", card.ticket),
+        );
+        let modal = self.interact(who, payload).await;
+        assert_eq!(modal["type"], 9, "Reply opens a form: {modal}");
+        let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
+        let submit = self
+            .discord
+            .modal_submit(id, name, roles, &custom_id, &[("text", text)], D_CHANNEL);
+        let answer = self.interact(who, submit).await;
+        let said = answer["data"]["content"].as_str().unwrap_or_default().to_string();
+        if said.contains("queued") {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    }
+
+    async fn command(&self, who: Who, args: &str) -> String {
+        let (id, name, roles) = discord_user(who);
+        let payload = self.discord.command_interaction(
+            id,
+            name,
+            roles,
+            "mentions",
+            Self::command_options(args),
+            D_CHANNEL,
+        );
+        let answer = self.interact(who, payload).await;
+        assert_eq!(answer["type"], 4, "{answer}");
+        answer["data"]["content"].as_str().unwrap_or_default().to_string()
+    }
+
+    fn told(&self, who: Who) -> Vec<String> {
+        self.told.of(who)
+    }
+
+    fn card_updates(&self) -> usize {
+        self.discord.count("PATCH", "/api/v10/channels/")
+    }
+
+    fn forms_opened(&self) -> usize {
+        *self.forms.lock().unwrap()
+    }
+
+    fn notes(&self, card: &Card) -> Vec<String> {
+        match self.discord.thread_of(&card.id) {
+            Some(thread) => self.discord.messages(&thread).into_iter().map(|m| m.content).collect(),
+            None => Vec::new(),
+        }
+    }
+}
