@@ -58,6 +58,10 @@ async fn discord_interaction(
         Ok(i) => i,
         Err(e) => return bad_request("Discord interaction", e),
     };
+    // Discord's documented PONG is exactly `{"type": 1}`.
+    if matches!(interaction, serenity::all::Interaction::Ping(_)) {
+        return Json(serde_json::json!({ "type": 1 })).into_response();
+    }
     match discord.answer(interaction).await {
         Some(answer) => Json(answer).into_response(),
         None => bad_request("Discord interaction", "unsupported interaction type"),

@@ -37,14 +37,13 @@ async fn check_config_names_the_file_line_and_key_and_all_missing_variables() {
     let bad = w
         .config_text()
         .replace("channel = \"C0SUPPORT\"", "channel = \"#support\"");
+    let line = 1 + bad.lines().position(|l| l.contains("#support")).unwrap();
     let path = w.dir.path().join("bad.toml");
     std::fs::write(&path, bad).unwrap();
     let (ok, err) = mentionbridge(&w, &["check-config"], &path, &[]).await;
     assert!(!ok);
-    assert!(
-        err.contains("bad.toml:14: `slack.channel`: expected a Slack channel id"),
-        "{err}"
-    );
+    let expected = format!("bad.toml:{line}: `slack.channel`: expected a Slack channel id");
+    assert!(err.contains(&expected), "{err}");
 
     let unset = [
         ("TEST_SLACK_BOT_TOKEN", None),

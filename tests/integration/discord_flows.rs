@@ -6,7 +6,7 @@ use crate::drivers::{json_text, Driver, Who};
 use crate::fakes::discord::{sign, GUILD_ID};
 use crate::fakes::Fault;
 use crate::harness::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_registered_once() {
@@ -22,7 +22,7 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
     assert!(embed["url"].as_str().unwrap().contains(&ids.status_id), "link to the original: {embed}");
     assert!(embed["author"]["name"].as_str().unwrap().contains("@alice@other.social"));
     assert_eq!(
-        embed["description"], "My \\*\\*order\\*\\* never arrived \\@everyone",
+        embed["description"], "\\@brand My \\*\\*order\\*\\* never arrived \\@everyone",
         "customer text cannot format or ping"
     );
     let text = json_text(&m.embeds);
@@ -43,7 +43,7 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
         .collect();
     assert_eq!(subs, ["list", "claim", "unclaim", "resolve", "ignore", "reopen", "reply"]);
     let identify = &w.discord.identify_payloads()[0];
-    assert_eq!(identify["d"]["intents"], 1, "GUILDS only: no privileged intent");
+    assert_eq!(identify["intents"], 1, "GUILDS only: no privileged intent");
 
     let (status, _) = bot.terminate().await;
     assert!(status.success());
@@ -205,5 +205,4 @@ async fn the_http_interactions_endpoint_verifies_signature_and_age() {
     assert_eq!(status, 200);
     assert_eq!(answer["type"], 6, "acknowledged: {answer}");
     d.wait_card_text(&card, &d.mention(Who::Ana)).await;
-    let _: Value = answer;
 }

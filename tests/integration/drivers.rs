@@ -69,6 +69,15 @@ pub fn slack_user(who: Who) -> &'static str {
     }
 }
 
+/// The username Slack sends with a person's interactions.
+pub fn slack_name(who: Who) -> &'static str {
+    match who {
+        Who::Ana => "ana",
+        Who::Ben => "ben",
+        Who::Eve => "eve",
+    }
+}
+
 pub struct SlackDriver {
     pub slack: crate::fakes::slack::FakeSlack,
 }
@@ -119,10 +128,9 @@ impl Driver for SlackDriver {
     }
 
     async fn press(&self, card: &Card, who: Who, verb: &str) {
-        let user = slack_user(who);
         let payload = self
             .slack
-            .block_actions_on(CHANNEL, &card.id, user, &user.to_lowercase(), &format!("mb_{verb}"));
+            .block_actions_on(CHANNEL, &card.id, slack_user(who), slack_name(who), &format!("mb_{verb}"));
         let ack = self.slack.send_envelope("interactive", payload).await;
         assert_eq!(ack, Value::Null, "button presses are acknowledged empty, at once");
     }
@@ -136,9 +144,7 @@ impl Driver for SlackDriver {
             .await;
         let view_id = self.slack.views()[before]["view_id"].as_str().unwrap().to_string();
         let values = json!({"reply": {"text": {"type": "plain_text_input", "value": text}}});
-        let payload = self
-            .slack
-            .submission_for_view(&view_id, user, &user.to_lowercase(), values);
+        let payload = self.slack.submission_for_view(&view_id, user, slack_name(who), values);
         let ack = self.slack.send_envelope("interactive", payload).await;
         if ack == Value::Null {
             Ok(())
@@ -150,7 +156,7 @@ impl Driver for SlackDriver {
 
     async fn command(&self, who: Who, args: &str) -> String {
         let user = slack_user(who);
-        let payload = crate::fakes::slack::slash_command(user, &user.to_lowercase(), "/mentions", args, CHANNEL);
+        let payload = crate::fakes::slack::slash_command(user, slack_name(who), "/mentions", args, CHANNEL);
         let answer = self.slack.send_envelope("slash_commands", payload).await;
         assert_eq!(answer["response_type"], "ephemeral", "{answer}");
         answer["text"].as_str().unwrap_or_default().to_string()

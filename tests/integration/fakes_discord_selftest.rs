@@ -665,6 +665,15 @@ async fn discord_faults_429_and_lost_answers() {
         header(&statuses[2], "x-ratelimit-bucket")
     );
 
+    // Buckets are shared by route (same X-RateLimit-Bucket) but counted per channel.
+    fake.add_channel("1100000000000000011", "other");
+    let other = api(&fake, "GET", "/channels/1100000000000000011/messages", None).await;
+    assert_eq!(other.status, 200, "counted per top-level resource");
+    assert_eq!(
+        header(&other, "x-ratelimit-bucket"),
+        header(&statuses[0], "x-ratelimit-bucket")
+    );
+
     // serenity does not decode Discord's 429 body (it has no "code").
     fake.set_enforce_rate_limit(false);
     fake.fail_next("POST /channels/", vec![Fault::too_many_requests(1)]);
