@@ -35,6 +35,9 @@ pub struct DeskService {
     store: Store,
     desk: RwLock<Desk>,
     outbox_wake: Arc<Notify>,
+    /// Test hook (`MENTIONBRIDGE_FAILPOINT=slow-desk`): every action takes 2.5 s, so
+    /// tests can watch a surface defer its answer.
+    slow: bool,
 }
 
 impl DeskService {
@@ -43,6 +46,8 @@ impl DeskService {
             store,
             desk: RwLock::new(desk),
             outbox_wake,
+            slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
+                == Ok("slow-desk"),
         }
     }
 
@@ -106,6 +111,9 @@ impl DeskService {
         action: AgentAction,
         actor: &AgentRef,
     ) -> Result<Ticket, ActError> {
+        if self.slow {
+            tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        }
         let desk = self.desk();
         let now = Utc::now();
         let outcome = self

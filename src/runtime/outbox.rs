@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 /// A test hook: `MENTIONBRIDGE_FAILPOINT=before-publish` (or `before-post-card`) makes the
 /// process stop dead after the attempt is persisted and before the call goes out, so a
-/// test can SIGKILL it exactly there.
+/// test can SIGKILL it exactly there. (`slow-desk` slows agent actions: see DeskService.)
 pub const FAILPOINT_ENV: &str = "MENTIONBRIDGE_FAILPOINT";
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

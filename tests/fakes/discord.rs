@@ -495,6 +495,7 @@ struct DState {
     rate_limit: u32,
     rate_window: Duration,
     enforce_rate_limit: bool,
+    require_user_agent: bool,
     interaction_deadline: Duration,
     nonce_window: Duration,
     approved_intents: u64,
@@ -1371,9 +1372,17 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         None => {}
     }
-    let enforce = lock(&shared).enforce_rate_limit;
+    let (enforce, require_ua) = {
+        let st = lock(&shared);
+        (st.enforce_rate_limit, st.require_user_agent)
+    };
     if enforce && rl.5 {
         let mut resp = too_many_requests(rl.3, false);
+        set_rate_headers(resp.headers_mut(), &rl);
+        return resp;
+    }
+    if let Some((status, out)) = header_problem(&headers, !bytes.is_empty(), require_ua) {
+        let mut resp = json_response(status, Some(&out));
         set_rate_headers(resp.headers_mut(), &rl);
         return resp;
     }
@@ -1394,6 +1403,53 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return std::future::pending::<Response>().await;
     }
     resp
+}
+
+/// Discord's documented header requirements: a body needs `Content-Type`
+/// `application/json` (the fake parses JSON only), and, when required, a
+/// `User-Agent: DiscordBot ($url, $version)`.
+fn header_problem(headers: &HeaderMap, has_body: bool, require_ua: bool) -> Option<(u16, Value)> {
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    if require_ua && !get("user-agent").starts_with("discordbot") {
+        return Some((
+            400,
+            json!({
+                "message": "fake Discord: a User-Agent like \"DiscordBot ($url, $versionNumber)\" is required (Discord may block requests without one)",
+                "code": 0
+            }),
+        ));
+    }
+    if has_body {
+        let ct = get("content-type");
+        if ct.starts_with("multipart/form-data")
+            || ct.starts_with("application/x-www-form-urlencoded")
+        {
+            return Some((
+                400,
+                json!({"message": "fake Discord: only application/json bodies are supported", "code": 0}),
+            ));
+        }
+        if !ct.starts_with("application/json") {
+            return Some((
+                400,
+                json!({
+                    "message": "Invalid Form Body",
+                    "code": 50035,
+                    "errors": {"_errors": [{
+                        "code": "CONTENT_TYPE_INVALID",
+                        "message": "Expected \"Content-Type\" header to be one of {'application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'}."
+                    }]}
+                }),
+            ));
+        }
+    }
+    None
 }
 
 fn handle_rest(
@@ -2783,6 +2839,7 @@ impl FakeDiscord {
                 rate_limit: 50,
                 rate_window: Duration::from_secs(1),
                 enforce_rate_limit: false,
+                require_user_agent: false,
                 interaction_deadline: Duration::from_secs(3),
                 nonce_window: Duration::from_secs(300),
                 approved_intents: INTENT_GUILD_MEMBERS
@@ -2943,6 +3000,12 @@ impl FakeDiscord {
     /// Answer 429 (Discord's body, `Retry-After`) once a bucket is exhausted.
     pub fn set_enforce_rate_limit(&self, enforce: bool) {
         lock(&self.shared).enforce_rate_limit = enforce;
+    }
+
+    /// Refuse REST requests without a `User-Agent: DiscordBot (...)` (Discord documents
+    /// that such requests may be blocked; the fake answers 400). Default off.
+    pub fn set_require_user_agent(&self, require: bool) {
+        lock(&self.shared).require_user_agent = require;
     }
 
     /// Privileged intents the app is approved for (default: all three). Identifying

@@ -11,7 +11,9 @@ use serde_json::json;
 #[tokio::test]
 async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_registered_once() {
     let w = World::discord().await;
-    let ids = w.mastodon.add_mention("alice@other.social", "My **order** never arrived @everyone");
+    let ids = w
+        .mastodon
+        .add_mention("alice@other.social", "My **order** never arrived @everyone");
     let bot = w.start_bot().await;
     let d = w.discord_driver();
     let card = d.card(1).await;
@@ -19,18 +21,30 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
     let m = w.discord.message(D_CHANNEL, &card.id).unwrap();
     let embed = &m.embeds[0];
     assert_eq!(embed["title"], "Mastodon mention #1");
-    assert!(embed["url"].as_str().unwrap().contains(&ids.status_id), "link to the original: {embed}");
-    assert!(embed["author"]["name"].as_str().unwrap().contains("@alice@other.social"));
+    assert!(
+        embed["url"].as_str().unwrap().contains(&ids.status_id),
+        "link to the original: {embed}"
+    );
+    assert!(embed["author"]["name"]
+        .as_str()
+        .unwrap()
+        .contains("@alice@other.social"));
     assert_eq!(
         embed["description"], "\\@brand My \\*\\*order\\*\\* never arrived \\@everyone",
         "customer text cannot format or ping"
     );
     let text = json_text(&m.embeds);
-    assert!(text.contains("Open") && text.contains(":R>"), "state and age: {text}");
+    assert!(
+        text.contains("Open") && text.contains(":R>"),
+        "state and age: {text}"
+    );
     assert_eq!(d.buttons(&card), ["claim", "reply", "resolve", "ignore"]);
     assert!(m.nonce.is_some(), "posted with a nonce");
     let thread = w.discord.thread_of(&card.id).expect("a thread on the card");
-    assert!(w.discord.channel(&thread).unwrap()["name"].as_str().unwrap().starts_with("Ticket #1"));
+    assert!(w.discord.channel(&thread).unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("Ticket #1"));
 
     let commands = w.discord.guild_commands(GUILD_ID);
     assert_eq!(commands.len(), 1);
@@ -41,15 +55,26 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(subs, ["list", "claim", "unclaim", "resolve", "ignore", "reopen", "reply"]);
+    assert_eq!(
+        subs,
+        ["list", "claim", "unclaim", "resolve", "ignore", "reopen", "reply"]
+    );
     let identify = &w.discord.identify_payloads()[0];
     assert_eq!(identify["intents"], 1, "GUILDS only: no privileged intent");
 
     let (status, _) = bot.terminate().await;
     assert!(status.success());
     let _bot = w.start_bot().await;
-    assert_eq!(w.discord.guild_commands(GUILD_ID).len(), 1, "a restart does not duplicate the command");
-    assert_eq!(w.discord.command_overwrites().len(), 2, "registered by bulk overwrite each start");
+    assert_eq!(
+        w.discord.guild_commands(GUILD_ID).len(),
+        1,
+        "a restart does not duplicate the command"
+    );
+    assert_eq!(
+        w.discord.command_overwrites().len(),
+        2,
+        "registered by bulk overwrite each start"
+    );
 }
 
 #[tokio::test]
@@ -74,7 +99,11 @@ async fn ticket_numbers_are_offered_as_the_agent_types() {
         .iter()
         .map(|c| c["value"].as_i64().unwrap())
         .collect();
-    assert_eq!(values, [1, 10, 11, 12], "open tickets whose number starts with 1");
+    assert_eq!(
+        values,
+        [1, 10, 11, 12],
+        "open tickets whose number starts with 1"
+    );
 
     let (id, name, roles) = crate::drivers::discord_user(Who::Eve);
     let options = json!([{"type": 1, "name": "claim", "options": [{"type": 4, "name": "ticket", "value": "", "focused": true}]}]);
@@ -82,7 +111,11 @@ async fn ticket_numbers_are_offered_as_the_agent_types() {
         .discord
         .autocomplete_interaction(id, name, roles, "mentions", options, D_CHANNEL);
     let answer = d.interact(Who::Eve, payload).await;
-    assert_eq!(answer["data"]["choices"], json!([]), "nothing offered to a non-agent");
+    assert_eq!(
+        answer["data"]["choices"],
+        json!([]),
+        "nothing offered to a non-agent"
+    );
 }
 
 #[tokio::test]
@@ -110,7 +143,8 @@ async fn gateway_drops_are_survived_and_buttons_keep_working() {
 async fn discord_429_is_honoured_and_the_card_is_posted_once() {
     let w = World::discord().await;
     let route = format!("POST /channels/{D_CHANNEL}/messages");
-    w.discord.fail_next(&route, vec![Fault::too_many_requests(1)]);
+    w.discord
+        .fail_next(&route, vec![Fault::too_many_requests(1)]);
     w.mastodon.add_mention("alice", "rate limited card");
     let bot = w.start_bot().await;
     let d = w.discord_driver();
@@ -118,8 +152,14 @@ async fn discord_429_is_honoured_and_the_card_is_posted_once() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(d.cards().len(), 1);
     let log = bot.log();
-    assert!(log.contains("Discord answered 429") && log.contains("retry_in_ms=1000"), "{log}");
-    assert!(!log.contains(w.discord.token()), "the token never reaches the log");
+    assert!(
+        log.contains("Discord answered 429") && log.contains("retry_in_ms=1000"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(w.discord.token()),
+        "the token never reaches the log"
+    );
 }
 
 #[tokio::test]
@@ -150,9 +190,9 @@ async fn unknown_buttons_are_refused_privately() {
     let d = w.discord_driver();
     let card = d.card(1).await;
     let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
-    let mut payload = w
-        .discord
-        .component_interaction(D_CHANNEL, &card.id, id, name, roles, "mb:claim:1");
+    let mut payload =
+        w.discord
+            .component_interaction(D_CHANNEL, &card.id, id, name, roles, "mb:claim:1");
     payload["data"]["custom_id"] = json!("mb:teleport:1");
     d.interact(Who::Ana, payload).await;
     d.wait_told(Who::Ana, "not one mentionbridge knows").await;
@@ -169,7 +209,10 @@ async fn the_http_interactions_endpoint_verifies_signature_and_age() {
     let card = d.card(1).await;
     let endpoint = format!("http://127.0.0.1:{}/discord/interactions", w.http_port);
 
-    let (status, pong) = w.discord.deliver_http(&endpoint, &w.discord.ping_interaction()).await;
+    let (status, pong) = w
+        .discord
+        .deliver_http(&endpoint, &w.discord.ping_interaction())
+        .await;
     assert_eq!((status, pong), (200, json!({"type": 1})));
 
     let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
@@ -192,11 +235,20 @@ async fn the_http_interactions_endpoint_verifies_signature_and_age() {
         }
     };
     let now = chrono::Utc::now().timestamp().to_string();
-    let forged = post(sign(&now, &body.replace("ana", "eve")), now.clone(), body.clone()).await;
+    let forged = post(
+        sign(&now, &body.replace("ana", "eve")),
+        now.clone(),
+        body.clone(),
+    )
+    .await;
     assert_eq!(forged.status(), 401);
     let old = (chrono::Utc::now().timestamp() - 600).to_string();
     let stale = post(sign(&old, &body), old, body.clone()).await;
-    assert_eq!(stale.status(), 401, "a correctly signed but old request is a replay");
+    assert_eq!(
+        stale.status(),
+        401,
+        "a correctly signed but old request is a replay"
+    );
     assert!(stale.text().await.unwrap().contains("more than 5 minutes"));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(d.card_updates(), 0, "nothing changed");
@@ -205,4 +257,37 @@ async fn the_http_interactions_endpoint_verifies_signature_and_age() {
     assert_eq!(status, 200);
     assert_eq!(answer["type"], 6, "acknowledged: {answer}");
     d.wait_card_text(&card, &d.mention(Who::Ana)).await;
+}
+
+#[tokio::test]
+async fn slow_answers_are_deferred_within_three_seconds_then_delivered() {
+    let w = World::discord().await;
+    w.mastodon.add_mention("alice", "slow day");
+    let _bot = w
+        .start_bot_with(&[("MENTIONBRIDGE_FAILPOINT", "slow-desk")])
+        .await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+
+    // A button: acknowledged in time (the fake refuses callbacks after 3 s), then done.
+    d.press(&card, Who::Ana, "claim").await;
+    d.wait_card_text(&card, &d.mention(Who::Ana)).await;
+
+    // A command: "thinking…" in time, then the answer replaces it.
+    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
+    let options = json!([{"type": 1, "name": "resolve", "options": [{"type": 4, "name": "ticket", "value": 1}]}]);
+    let payload = w
+        .discord
+        .command_interaction(id, name, roles, "mentions", options, D_CHANNEL);
+    let interaction = w.discord.send_interaction(payload);
+    let first = w.discord.wait_for_callback(&interaction, WAIT).await;
+    assert_eq!(first["type"], 5, "deferred: {first}");
+    assert_eq!(first["data"]["flags"], 64, "and private");
+    w.discord
+        .wait_until(WAIT, "the late answer", |f| {
+            f.original_response(&interaction)
+                .is_some_and(|m| m.content == "Done: resolved ticket #1.")
+        })
+        .await;
+    d.wait_card_text(&card, "Resolved").await;
 }

@@ -45,19 +45,33 @@ pub trait Driver {
 
     async fn wait_told(&self, who: Who, needle: &str) -> String {
         let what = format!("{who:?} to be told {needle:?} on {}", self.surface());
-        crate::fakes::wait_until(WAIT, &what, || self.told(who).iter().any(|t| t.contains(needle))).await;
-        self.told(who).into_iter().rev().find(|t| t.contains(needle)).unwrap_or_default()
+        crate::fakes::wait_until(WAIT, &what, || {
+            self.told(who).iter().any(|t| t.contains(needle))
+        })
+        .await;
+        self.told(who)
+            .into_iter()
+            .rev()
+            .find(|t| t.contains(needle))
+            .unwrap_or_default()
     }
 
     async fn wait_card_text(&self, card: &Card, needle: &str) -> String {
-        let what = format!("the {} card of ticket {} to show {needle:?}", self.surface(), card.ticket);
+        let what = format!(
+            "the {} card of ticket {} to show {needle:?}",
+            self.surface(),
+            card.ticket
+        );
         crate::fakes::wait_until(WAIT, &what, || self.card_text(card).contains(needle)).await;
         self.card_text(card)
     }
 
     async fn wait_note(&self, card: &Card, needle: &str) {
         let what = format!("a {} thread line containing {needle:?}", self.surface());
-        crate::fakes::wait_until(WAIT, &what, || self.notes(card).iter().any(|n| n.contains(needle))).await;
+        crate::fakes::wait_until(WAIT, &what, || {
+            self.notes(card).iter().any(|n| n.contains(needle))
+        })
+        .await;
     }
 }
 
@@ -94,7 +108,11 @@ impl Driver for SlackDriver {
     async fn card(&self, n: usize) -> Card {
         self.slack
             .wait_until(WAIT, &format!("Slack card #{n}"), |s| {
-                s.messages(CHANNEL).iter().filter(|m| m.metadata.is_some()).count() >= n
+                s.messages(CHANNEL)
+                    .iter()
+                    .filter(|m| m.metadata.is_some())
+                    .count()
+                    >= n
             })
             .await;
         self.cards().remove(n - 1)
@@ -116,7 +134,10 @@ impl Driver for SlackDriver {
     }
 
     fn card_text(&self, card: &Card) -> String {
-        self.slack.message(CHANNEL, &card.id).map(|m| blocks_text(&m)).unwrap_or_default()
+        self.slack
+            .message(CHANNEL, &card.id)
+            .map(|m| blocks_text(&m))
+            .unwrap_or_default()
     }
 
     fn buttons(&self, card: &Card) -> Vec<String> {
@@ -128,11 +149,19 @@ impl Driver for SlackDriver {
     }
 
     async fn press(&self, card: &Card, who: Who, verb: &str) {
-        let payload = self
-            .slack
-            .block_actions_on(CHANNEL, &card.id, slack_user(who), slack_name(who), &format!("mb_{verb}"));
+        let payload = self.slack.block_actions_on(
+            CHANNEL,
+            &card.id,
+            slack_user(who),
+            slack_name(who),
+            &format!("mb_{verb}"),
+        );
         let ack = self.slack.send_envelope("interactive", payload).await;
-        assert_eq!(ack, Value::Null, "button presses are acknowledged empty, at once");
+        assert_eq!(
+            ack,
+            Value::Null,
+            "button presses are acknowledged empty, at once"
+        );
     }
 
     async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String> {
@@ -140,23 +169,34 @@ impl Driver for SlackDriver {
         let before = self.slack.views().len();
         self.press(card, who, "reply").await;
         self.slack
-            .wait_until(WAIT, "the reply modal to open", |s| s.views().len() > before)
+            .wait_until(WAIT, "the reply modal to open", |s| {
+                s.views().len() > before
+            })
             .await;
-        let view_id = self.slack.views()[before]["view_id"].as_str().unwrap().to_string();
+        let view_id = self.slack.views()[before]["view_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let values = json!({"reply": {"text": {"type": "plain_text_input", "value": text}}});
-        let payload = self.slack.submission_for_view(&view_id, user, slack_name(who), values);
+        let payload = self
+            .slack
+            .submission_for_view(&view_id, user, slack_name(who), values);
         let ack = self.slack.send_envelope("interactive", payload).await;
         if ack == Value::Null {
             Ok(())
         } else {
             assert_eq!(ack["response_action"], "errors", "{ack}");
-            Err(ack["errors"]["reply"].as_str().unwrap_or_default().to_string())
+            Err(ack["errors"]["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
         }
     }
 
     async fn command(&self, who: Who, args: &str) -> String {
         let user = slack_user(who);
-        let payload = crate::fakes::slack::slash_command(user, slack_name(who), "/mentions", args, CHANNEL);
+        let payload =
+            crate::fakes::slack::slash_command(user, slack_name(who), "/mentions", args, CHANNEL);
         let answer = self.slack.send_envelope("slash_commands", payload).await;
         assert_eq!(answer["response_type"], "ephemeral", "{answer}");
         answer["text"].as_str().unwrap_or_default().to_string()
@@ -257,9 +297,17 @@ impl DiscordDriver {
         let answer = self.discord.wait_for_callback(&id, WAIT).await;
         match answer["type"].as_u64() {
             Some(4) => {
-                assert_eq!(answer["data"]["flags"], 64, "answers are private (ephemeral): {answer}");
-                self.told
-                    .push(who, answer["data"]["content"].as_str().unwrap_or_default().to_string());
+                assert_eq!(
+                    answer["data"]["flags"], 64,
+                    "answers are private (ephemeral): {answer}"
+                );
+                self.told.push(
+                    who,
+                    answer["data"]["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
             }
             Some(9) => *self.forms.lock().unwrap() += 1,
             _ => {}
@@ -272,7 +320,8 @@ impl DiscordDriver {
         let verb = words.next().unwrap_or("list");
         let mut options = Vec::new();
         if let Some(n) = words.next() {
-            options.push(json!({"type": 4, "name": "ticket", "value": n.parse::<i64>().unwrap_or(0)}));
+            options
+                .push(json!({"type": 4, "name": "ticket", "value": n.parse::<i64>().unwrap_or(0)}));
         }
         let rest: Vec<&str> = words.collect();
         if verb == "reply" {
@@ -294,7 +343,11 @@ impl Driver for DiscordDriver {
     async fn card(&self, n: usize) -> Card {
         self.discord
             .wait_until(WAIT, &format!("Discord card #{n}"), |d| {
-                d.messages(D_CHANNEL).iter().filter(|m| m.embeds[0]["title"].is_string()).count() >= n
+                d.messages(D_CHANNEL)
+                    .iter()
+                    .filter(|m| m.embeds[0]["title"].is_string())
+                    .count()
+                    >= n
             })
             .await;
         self.cards().remove(n - 1)
@@ -323,13 +376,21 @@ impl Driver for DiscordDriver {
     }
 
     fn buttons(&self, card: &Card) -> Vec<String> {
-        let m = self.discord.message(D_CHANNEL, &card.id).expect("card exists");
+        let m = self
+            .discord
+            .message(D_CHANNEL, &card.id)
+            .expect("card exists");
         m.components
             .as_array()
             .into_iter()
             .flatten()
             .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-            .filter_map(|b| b["custom_id"].as_str().and_then(|c| c.split(':').nth(1)).map(String::from))
+            .filter_map(|b| {
+                b["custom_id"]
+                    .as_str()
+                    .and_then(|c| c.split(':').nth(1))
+                    .map(String::from)
+            })
             .collect()
     }
 
@@ -344,7 +405,10 @@ impl Driver for DiscordDriver {
             &format!("mb:{verb}:{}", card.ticket),
         );
         let answer = self.interact(who, payload).await;
-        assert!(matches!(answer["type"].as_u64(), Some(4 | 6 | 9)), "{answer}");
+        assert!(
+            matches!(answer["type"].as_u64(), Some(4 | 6 | 9)),
+            "{answer}"
+        );
     }
 
     async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String> {
@@ -360,11 +424,14 @@ impl Driver for DiscordDriver {
         let modal = self.interact(who, payload).await;
         assert_eq!(modal["type"], 9, "Reply opens a form: {modal}");
         let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
-        let submit = self
-            .discord
-            .modal_submit(id, name, roles, &custom_id, &[("text", text)], D_CHANNEL);
+        let submit =
+            self.discord
+                .modal_submit(id, name, roles, &custom_id, &[("text", text)], D_CHANNEL);
         let answer = self.interact(who, submit).await;
-        let said = answer["data"]["content"].as_str().unwrap_or_default().to_string();
+        let said = answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if said.contains("queued") {
             Ok(())
         } else {
@@ -384,7 +451,10 @@ impl Driver for DiscordDriver {
         );
         let answer = self.interact(who, payload).await;
         assert_eq!(answer["type"], 4, "{answer}");
-        answer["data"]["content"].as_str().unwrap_or_default().to_string()
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn told(&self, who: Who) -> Vec<String> {
@@ -401,7 +471,12 @@ impl Driver for DiscordDriver {
 
     fn notes(&self, card: &Card) -> Vec<String> {
         match self.discord.thread_of(&card.id) {
-            Some(thread) => self.discord.messages(&thread).into_iter().map(|m| m.content).collect(),
+            Some(thread) => self
+                .discord
+                .messages(&thread)
+                .into_iter()
+                .map(|m| m.content)
+                .collect(),
             None => Vec::new(),
         }
     }

@@ -276,9 +276,38 @@ async fn discord_rest_identity_auth_and_errors() {
     assert_eq!(raw.status().as_u16(), 400);
     assert_eq!(raw.json::<Value>().await.expect("json")["code"], 50109);
 
+    let no_ct = http()
+        .post(format!("{}{}", fake.api_url(), path))
+        .header("authorization", format!("Bot {BOT_TOKEN}"))
+        .body(r#"{"content":"x"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(no_ct.status().as_u16(), 400);
+    let no_ct: Value = no_ct.json().await.expect("json");
+    assert_eq!(no_ct["code"], 50035);
+    assert_eq!(
+        no_ct["errors"]["_errors"][0]["code"],
+        "CONTENT_TYPE_INVALID"
+    );
+    fake.set_require_user_agent(true);
+    assert_eq!(api(&fake, "GET", "/users/@me", None).await.status, 400);
+    let with_ua = http()
+        .get(format!("{}/users/@me", fake.api_url()))
+        .header("authorization", format!("Bot {BOT_TOKEN}"))
+        .header(
+            "user-agent",
+            "DiscordBot (https://example.org/mentionbridge, 0.1.0)",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(with_ua.status().as_u16(), 200);
+    fake.set_require_user_agent(false);
+
     assert_eq!(api(&fake, "GET", "/nope", None).await.status, 404);
-    assert_eq!(fake.count("GET", "/users/@me"), 3);
-    assert_eq!(fake.count("POST", "/api/v10/channels/"), 6);
+    assert_eq!(fake.count("GET", "/users/@me"), 5);
+    assert_eq!(fake.count("POST", "/api/v10/channels/"), 7);
 }
 
 #[tokio::test]

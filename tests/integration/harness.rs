@@ -102,7 +102,13 @@ impl World {
     }
 
     pub fn config_text(&self) -> String {
-        let mode = |m: Mode, socket: &str| if m == Mode::Socket { socket.to_string() } else { "http".to_string() };
+        let mode = |m: Mode, socket: &str| {
+            if m == Mode::Socket {
+                socket.to_string()
+            } else {
+                "http".to_string()
+            }
+        };
         let mut text = format!(
             r#"
 [store]
@@ -215,13 +221,17 @@ agent_user_ids = ["{D_BEN}"]
         }
         if self.discord_mode == Some(Mode::Socket) {
             let discord = self.discord.clone();
-            bot.wait_or_dump(WAIT, "Discord gateway READY", move || discord.ready_count() > discord_before)
-                .await;
+            bot.wait_or_dump(WAIT, "Discord gateway READY", move || {
+                discord.ready_count() > discord_before
+            })
+            .await;
         }
         if self.discord_mode.is_some() {
             let discord = self.discord.clone();
             bot.wait_or_dump(WAIT, "the /mentions guild command", move || {
-                !discord.guild_commands(crate::fakes::discord::GUILD_ID).is_empty()
+                !discord
+                    .guild_commands(crate::fakes::discord::GUILD_ID)
+                    .is_empty()
             })
             .await;
         }

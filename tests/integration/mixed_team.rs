@@ -13,8 +13,13 @@ async fn a_claim_in_discord_shows_in_slack_and_the_reply_goes_out_once() {
 
     discord.press(&d_card, Who::Ana, "claim").await;
     let text = slack.wait_card_text(&s_card, "ana").await;
-    assert!(text.contains("*ana* (Discord)") && text.contains("Claimed"), "{text}");
-    slack.wait_note(&s_card, "*ana* (Discord) claimed this ticket").await;
+    assert!(
+        text.contains("*ana* (Discord)") && text.contains("Claimed"),
+        "{text}"
+    );
+    slack
+        .wait_note(&s_card, "*ana* (Discord) claimed this ticket")
+        .await;
     discord.wait_note(&d_card, "claimed this ticket").await;
 
     // Ana holds it: Ben cannot reply or resolve from Slack.
@@ -22,13 +27,21 @@ async fn a_claim_in_discord_shows_in_slack_and_the_reply_goes_out_once() {
     slack.wait_told(Who::Ben, "held by ana").await;
     assert_eq!(slack.forms_opened(), 0);
 
-    discord.reply_via_modal(&d_card, Who::Ana, "Yes, here to help!").await.expect("accepted");
+    discord
+        .reply_via_modal(&d_card, Who::Ana, "Yes, here to help!")
+        .await
+        .expect("accepted");
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
     slack.wait_card_text(&s_card, &posted[0].id).await;
     discord.wait_card_text(&d_card, &posted[0].id).await;
     slack.press(&s_card, Who::Ben, "resolve").await;
     crate::fakes::wait_until(WAIT, "Ben to be refused twice", || {
-        slack.told(Who::Ben).iter().filter(|t| t.contains("held by ana")).count() == 2
+        slack
+            .told(Who::Ben)
+            .iter()
+            .filter(|t| t.contains("held by ana"))
+            .count()
+            == 2
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -43,22 +56,43 @@ async fn a_claim_race_across_surfaces_has_exactly_one_winner() {
     let (slack, discord) = (w.slack_driver(), w.discord_driver());
     let (s_card, d_card) = (slack.card(1).await, discord.card(1).await);
 
-    tokio::join!(slack.press(&s_card, Who::Ana, "claim"), discord.press(&d_card, Who::Ben, "claim"));
+    tokio::join!(
+        slack.press(&s_card, Who::Ana, "claim"),
+        discord.press(&d_card, Who::Ben, "claim")
+    );
     crate::fakes::wait_until(WAIT, "the loser to be told", || {
-        slack.told(Who::Ana).iter().chain(discord.told(Who::Ben).iter()).any(|t| t.contains("Already claimed by"))
+        slack
+            .told(Who::Ana)
+            .iter()
+            .chain(discord.told(Who::Ben).iter())
+            .any(|t| t.contains("Already claimed by"))
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let claims = |notes: Vec<String>| notes.into_iter().filter(|n| n.contains("claimed this ticket")).count();
+    let claims = |notes: Vec<String>| {
+        notes
+            .into_iter()
+            .filter(|n| n.contains("claimed this ticket"))
+            .count()
+    };
     assert_eq!(claims(slack.notes(&s_card)), 1);
     assert_eq!(claims(discord.notes(&d_card)), 1);
-    let slack_won = discord.told(Who::Ben).iter().any(|t| t.contains("Already claimed by"));
+    let slack_won = discord
+        .told(Who::Ben)
+        .iter()
+        .any(|t| t.contains("Already claimed by"));
     let slack_text = slack.card_text(&s_card);
     let discord_text = discord.card_text(&d_card);
     if slack_won {
-        assert!(slack_text.contains("<@U0ANA>") && discord_text.contains("**ana** (Slack)"), "{discord_text}");
+        assert!(
+            slack_text.contains("<@U0ANA>") && discord_text.contains("**ana** (Slack)"),
+            "{discord_text}"
+        );
     } else {
-        assert!(slack_text.contains("*ben* (Discord)") && discord_text.contains(&format!("<@{D_BEN}>")), "{slack_text}");
+        assert!(
+            slack_text.contains("*ben* (Discord)") && discord_text.contains(&format!("<@{D_BEN}>")),
+            "{slack_text}"
+        );
     }
 }
 
@@ -74,12 +108,17 @@ async fn a_deleted_discord_card_is_reported_in_slack_and_slack_keeps_working() {
     slack.press(&s_card, Who::Ana, "claim").await;
     slack.wait_card_text(&s_card, "<@U0ANA>").await;
     slack.wait_note(&s_card, "Discord card is gone").await;
-    bot.wait_for_log("card is gone; reported on the other surfaces", WAIT).await;
+    bot.wait_for_log("card is gone; reported on the other surfaces", WAIT)
+        .await;
 
     // Later actions keep Slack in sync and leave the lost card alone.
     let patches = discord.card_updates();
     slack.press(&s_card, Who::Ana, "resolve").await;
     slack.wait_card_text(&s_card, "Resolved").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(discord.card_updates(), patches, "the lost card is no longer updated");
+    assert_eq!(
+        discord.card_updates(),
+        patches,
+        "the lost card is no longer updated"
+    );
 }

@@ -4,7 +4,10 @@
 use crate::drivers::{Driver, Who};
 use crate::harness::*;
 
-pub async fn claim_updates_the_card_in_place_and_notes_it_in_the_thread<D: Driver>(w: &World, d: &D) {
+pub async fn claim_updates_the_card_in_place_and_notes_it_in_the_thread<D: Driver>(
+    w: &World,
+    d: &D,
+) {
     w.mastodon.add_mention("alice", "help please");
     let _bot = w.start_bot().await;
     let card = d.card(1).await;
@@ -22,8 +25,12 @@ pub async fn claim_updates_the_card_in_place_and_notes_it_in_the_thread<D: Drive
     d.wait_note(&card, "released this ticket").await;
 }
 
-pub async fn reply_through_the_form_is_published_once_in_the_customers_thread<D: Driver>(w: &World, d: &D) {
-    w.mastodon.set_id_style(crate::fakes::mastodon::IdStyle::Ulid);
+pub async fn reply_through_the_form_is_published_once_in_the_customers_thread<D: Driver>(
+    w: &World,
+    d: &D,
+) {
+    w.mastodon
+        .set_id_style(crate::fakes::mastodon::IdStyle::Ulid);
     let ids = w
         .mastodon
         .mention("bob@elsewhere.example", "is the app down?")
@@ -36,19 +43,35 @@ pub async fn reply_through_the_form_is_published_once_in_the_customers_thread<D:
         .await
         .expect("accepted");
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
-    assert_eq!(posted[0].status, "@bob@elsewhere.example Not down: we are fixing a login issue.");
-    assert_eq!(posted[0].in_reply_to_id.as_deref(), Some(ids.status_id.as_str()));
-    assert_eq!(posted[0].visibility.as_deref(), Some("unlisted"), "never wider than the mention");
+    assert_eq!(
+        posted[0].status,
+        "@bob@elsewhere.example Not down: we are fixing a login issue."
+    );
+    assert_eq!(
+        posted[0].in_reply_to_id.as_deref(),
+        Some(ids.status_id.as_str())
+    );
+    assert_eq!(
+        posted[0].visibility.as_deref(),
+        Some("unlisted"),
+        "never wider than the mention"
+    );
     assert!(posted[0].idempotency_key.is_some());
 
     let text = d.wait_card_text(&card, &posted[0].id).await;
-    assert!(text.contains("Replied"), "the reply's link and state are on the card: {text}");
+    assert!(
+        text.contains("Replied"),
+        "the reply's link and state are on the card: {text}"
+    );
     d.wait_note(&card, "Reply published").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(w.mastodon.posted_statuses().len(), 1, "exactly one status");
 }
 
-pub async fn slash_command_lists_claims_replies_and_resolves_without_buttons<D: Driver>(w: &World, d: &D) {
+pub async fn slash_command_lists_claims_replies_and_resolves_without_buttons<D: Driver>(
+    w: &World,
+    d: &D,
+) {
     let ids = w.mastodon.add_mention("carol", "refund?");
     w.mastodon.add_mention("dave", "shipping to Malaysia?");
     let _bot = w.start_bot().await;
@@ -56,22 +79,45 @@ pub async fn slash_command_lists_claims_replies_and_resolves_without_buttons<D: 
     let first = d.card(1).await;
 
     let list = d.command(Who::Ana, "list").await;
-    assert!(list.contains("Open mention tickets (2)") && list.contains("#1") && list.contains("#2"), "{list}");
-    assert_eq!(d.command(Who::Ana, "claim 1").await, "Done: claimed ticket #1.");
+    assert!(
+        list.contains("Open mention tickets (2)") && list.contains("#1") && list.contains("#2"),
+        "{list}"
+    );
+    assert_eq!(
+        d.command(Who::Ana, "claim 1").await,
+        "Done: claimed ticket #1."
+    );
     d.wait_card_text(&first, &d.mention(Who::Ana)).await;
 
-    let replied = d.command(Who::Ana, "reply 1 Refund issued today, sorry for the wait!").await;
+    let replied = d
+        .command(Who::Ana, "reply 1 Refund issued today, sorry for the wait!")
+        .await;
     assert!(replied.contains("reply queued"), "{replied}");
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
-    assert_eq!(posted[0].status, "@carol Refund issued today, sorry for the wait!");
-    assert_eq!(posted[0].in_reply_to_id.as_deref(), Some(ids.status_id.as_str()));
+    assert_eq!(
+        posted[0].status,
+        "@carol Refund issued today, sorry for the wait!"
+    );
+    assert_eq!(
+        posted[0].in_reply_to_id.as_deref(),
+        Some(ids.status_id.as_str())
+    );
 
-    assert_eq!(d.command(Who::Ana, "resolve 1").await, "Done: resolved ticket #1.");
+    assert_eq!(
+        d.command(Who::Ana, "resolve 1").await,
+        "Done: resolved ticket #1."
+    );
     d.wait_card_text(&first, "Resolved").await;
     assert_eq!(d.buttons(&first), ["reopen"]);
     d.wait_note(&first, "resolved this ticket").await;
-    assert!(d.command(Who::Ana, "list").await.contains("Open mention tickets (1)"));
-    assert!(d.command(Who::Ana, "claim 99").await.contains("There is no ticket 99"));
+    assert!(d
+        .command(Who::Ana, "list")
+        .await
+        .contains("Open mention tickets (1)"));
+    assert!(d
+        .command(Who::Ana, "claim 99")
+        .await
+        .contains("There is no ticket 99"));
 }
 
 pub async fn a_non_agent_is_refused_privately_and_nothing_changes<D: Driver>(w: &World, d: &D) {
@@ -85,8 +131,14 @@ pub async fn a_non_agent_is_refused_privately_and_nothing_changes<D: Driver>(w: 
     assert!(said.contains("Ticket #1"), "{said}");
     d.press(&card, Who::Eve, "reply").await;
     d.wait_told(Who::Eve, "Only support agents").await;
-    assert!(d.command(Who::Eve, "reply 1 hi").await.contains("Only support agents"));
-    assert!(d.command(Who::Eve, "list").await.contains("Only support agents"));
+    assert!(d
+        .command(Who::Eve, "reply 1 hi")
+        .await
+        .contains("Only support agents"));
+    assert!(d
+        .command(Who::Eve, "list")
+        .await
+        .contains("Only support agents"));
 
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(d.card_updates(), updates_before, "the card did not change");
@@ -100,7 +152,10 @@ pub async fn two_agents_claiming_at_once_have_exactly_one_winner<D: Driver>(w: &
     let _bot = w.start_bot().await;
     let card = d.card(1).await;
 
-    tokio::join!(d.press(&card, Who::Ana, "claim"), d.press(&card, Who::Ben, "claim"));
+    tokio::join!(
+        d.press(&card, Who::Ana, "claim"),
+        d.press(&card, Who::Ben, "claim")
+    );
     crate::fakes::wait_until(WAIT, "the loser to be told", || {
         [Who::Ana, Who::Ben]
             .iter()
@@ -108,7 +163,11 @@ pub async fn two_agents_claiming_at_once_have_exactly_one_winner<D: Driver>(w: &
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let claims: Vec<_> = d.notes(&card).into_iter().filter(|n| n.contains("claimed this ticket")).collect();
+    let claims: Vec<_> = d
+        .notes(&card)
+        .into_iter()
+        .filter(|n| n.contains("claimed this ticket"))
+        .collect();
     assert_eq!(claims.len(), 1, "{claims:?}");
     let (winner, loser) = if claims[0].contains(&d.mention(Who::Ana)) {
         (Who::Ana, Who::Ben)
@@ -116,8 +175,15 @@ pub async fn two_agents_claiming_at_once_have_exactly_one_winner<D: Driver>(w: &
         (Who::Ben, Who::Ana)
     };
     let told = d.wait_told(loser, "Already claimed by").await;
-    assert!(told.contains(&format!("{winner:?}").to_lowercase()), "the loser learns who has it: {told}");
-    assert!(d.told(winner).is_empty(), "the winner is not told anything: {:?}", d.told(winner));
+    assert!(
+        told.contains(&format!("{winner:?}").to_lowercase()),
+        "the loser learns who has it: {told}"
+    );
+    assert!(
+        d.told(winner).is_empty(),
+        "the winner is not told anything: {:?}",
+        d.told(winner)
+    );
     assert!(d.card_text(&card).contains(&d.mention(winner)));
 }
 
@@ -131,41 +197,72 @@ pub async fn a_too_long_reply_is_refused_and_nothing_is_sent<D: Driver>(w: &Worl
     let refusal = d.reply_via_modal(&card, Who::Ana, &long).await.unwrap_err();
     assert!(refusal.contains("the limit is 100"), "{refusal}");
     // A link counts as 23 however long it is: this fits.
-    let with_link = format!("see https://status.example.com/{} for details", "x".repeat(150));
-    d.reply_via_modal(&card, Who::Ana, &with_link).await.expect("fits");
+    let with_link = format!(
+        "see https://status.example.com/{} for details",
+        "x".repeat(150)
+    );
+    d.reply_via_modal(&card, Who::Ana, &with_link)
+        .await
+        .expect("fits");
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
     assert!(posted[0].status.ends_with("for details"));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(w.mastodon.posted_statuses().len(), 1, "the refused reply was never sent");
+    assert_eq!(
+        w.mastodon.posted_statuses().len(),
+        1,
+        "the refused reply was never sent"
+    );
 }
 
-pub async fn a_reply_refused_for_good_is_shown_on_the_card_with_the_platforms_reason<D: Driver>(w: &World, d: &D) {
+pub async fn a_reply_refused_for_good_is_shown_on_the_card_with_the_platforms_reason<D: Driver>(
+    w: &World,
+    d: &D,
+) {
     let ids = w.mastodon.add_mention("alice", "delete me later");
     let _bot = w.start_bot().await;
     let card = d.card(1).await;
     w.mastodon.delete_status(&ids.status_id);
 
-    d.reply_via_modal(&card, Who::Ana, "sorry to see you go").await.expect("accepted");
+    d.reply_via_modal(&card, Who::Ana, "sorry to see you go")
+        .await
+        .expect("accepted");
     let text = d.wait_card_text(&card, "not published").await;
-    assert!(text.contains("Record not found") && text.contains("Reply failed"), "{text}");
+    assert!(
+        text.contains("Record not found") && text.contains("Reply failed"),
+        "{text}"
+    );
     d.wait_note(&card, "Reply not published").await;
     assert!(w.mastodon.posted_statuses().is_empty());
 }
 
-pub async fn killed_before_the_publish_then_restarted_sends_exactly_one_reply<D: Driver>(w: &World, d: &D) {
+pub async fn killed_before_the_publish_then_restarted_sends_exactly_one_reply<D: Driver>(
+    w: &World,
+    d: &D,
+) {
     let ids = w.mastodon.add_mention("alice", "where is my parcel?");
-    let bot = w.start_bot_with(&[("MENTIONBRIDGE_FAILPOINT", "before-publish")]).await;
+    let bot = w
+        .start_bot_with(&[("MENTIONBRIDGE_FAILPOINT", "before-publish")])
+        .await;
     let card = d.card(1).await;
 
-    d.reply_via_modal(&card, Who::Ana, "It ships tomorrow.").await.expect("accepted");
-    bot.wait_for_log("FAILPOINT before-publish reached", WAIT).await;
-    assert!(w.mastodon.posted_statuses().is_empty(), "stopped before the send");
+    d.reply_via_modal(&card, Who::Ana, "It ships tomorrow.")
+        .await
+        .expect("accepted");
+    bot.wait_for_log("FAILPOINT before-publish reached", WAIT)
+        .await;
+    assert!(
+        w.mastodon.posted_statuses().is_empty(),
+        "stopped before the send"
+    );
     bot.kill().await;
 
     let _bot = w.start_bot().await;
     let posted = w.mastodon.wait_for_posts(1, WAIT).await;
     assert_eq!(posted[0].status, "@alice It ships tomorrow.");
-    assert_eq!(posted[0].in_reply_to_id.as_deref(), Some(ids.status_id.as_str()));
+    assert_eq!(
+        posted[0].in_reply_to_id.as_deref(),
+        Some(ids.status_id.as_str())
+    );
     d.wait_card_text(&card, "published").await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(w.mastodon.posted_statuses().len(), 1, "exactly one status");
