@@ -5,7 +5,7 @@ pub mod discord;
 pub mod slack;
 
 use crate::delivery::DeliveryError;
-use crate::domain::{AgentRef, Note, SurfaceKind, Ticket};
+use crate::domain::{AgentAction, AgentRef, Note, Stage, SurfaceKind, Ticket};
 use crate::sources::BoxFuture;
 use crate::store::CardRef;
 use chrono::{DateTime, Utc};
@@ -39,11 +39,132 @@ pub trait Surface: Send + Sync {
     ) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
-/// How a surface writes agents, customer text and quotes in its own markup.
+/// How a surface writes agents, customer text, quotes, emphasis and links in its own
+/// markup.
 pub trait Markup {
     fn who(&self, agent: &AgentRef) -> String;
     fn escape(&self, text: &str) -> String;
     fn quote(&self, text: &str) -> String;
+    fn bold(&self, text: &str) -> String;
+    fn link(&self, url: &str, label: &str) -> String;
+}
+
+/// A card's buttons, the same on every surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardButton {
+    Claim,
+    Unclaim,
+    Reply,
+    Resolve,
+    Ignore,
+    Reopen,
+}
+
+impl CardButton {
+    const ALL: [CardButton; 6] = [
+        CardButton::Claim,
+        CardButton::Unclaim,
+        CardButton::Reply,
+        CardButton::Resolve,
+        CardButton::Ignore,
+        CardButton::Reopen,
+    ];
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            CardButton::Claim => "claim",
+            CardButton::Unclaim => "unclaim",
+            CardButton::Reply => "reply",
+            CardButton::Resolve => "resolve",
+            CardButton::Ignore => "ignore",
+            CardButton::Reopen => "reopen",
+        }
+    }
+
+    pub fn from_verb(verb: &str) -> Option<CardButton> {
+        CardButton::ALL.into_iter().find(|b| b.verb() == verb)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CardButton::Claim => "Claim",
+            CardButton::Unclaim => "Unclaim",
+            CardButton::Reply => "Reply",
+            CardButton::Resolve => "Resolve",
+            CardButton::Ignore => "Ignore",
+            CardButton::Reopen => "Reopen",
+        }
+    }
+
+    /// The action a button stands for; Reply opens a form instead.
+    pub fn action(self) -> Option<AgentAction> {
+        match self {
+            CardButton::Claim => Some(AgentAction::Claim),
+            CardButton::Unclaim => Some(AgentAction::Unclaim),
+            CardButton::Resolve => Some(AgentAction::Resolve),
+            CardButton::Ignore => Some(AgentAction::Ignore),
+            CardButton::Reopen => Some(AgentAction::Reopen),
+            CardButton::Reply => None,
+        }
+    }
+
+    /// The buttons a card shows in the ticket's state, the most likely next step first.
+    pub fn for_ticket(ticket: &Ticket) -> &'static [CardButton] {
+        use CardButton::*;
+        match (ticket.stage, &ticket.holder) {
+            (Stage::Resolved | Stage::Ignored, _) => &[Reopen],
+            (_, Some(_)) => &[Reply, Resolve, Unclaim, Ignore],
+            (_, None) => &[Claim, Reply, Resolve, Ignore],
+        }
+    }
+}
+
+/// `/mentions list`: open tickets, oldest first, at most `max` of them.
+pub fn open_list(tickets: &[Ticket], m: &dyn Markup, max: usize) -> String {
+    if tickets.is_empty() {
+        return "No open mention tickets. 🎉".into();
+    }
+    let mut out = m.bold(&format!("Open mention tickets ({}):", tickets.len())) + "\n";
+    for t in tickets.iter().take(max) {
+        let preview: String = t.mention.text.replace('\n', " ").chars().take(80).collect();
+        let holder = t
+            .holder
+            .as_ref()
+            .map(|c| format!(" · {}", m.who(&c.agent)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "• {} {}{} · @{}: {} ({})\n",
+            m.bold(&format!("#{}", t.id)),
+            t.state_label(),
+            holder,
+            m.escape(&t.mention.author.handle),
+            m.escape(&preview),
+            m.link(&t.mention.url, "original")
+        ));
+    }
+    if tickets.len() > max {
+        out.push_str(&format!("…and {} more.", tickets.len() - max));
+    }
+    out
+}
+
+/// Why a signed request's timestamp is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staleness {
+    NotATime,
+    /// Seconds away from now.
+    TooOld(i64),
+}
+
+/// Signed requests older (or newer) than five minutes are refused, so a captured request
+/// cannot be replayed.
+pub fn check_request_age(timestamp: &str, now_unix: i64) -> Result<(), Staleness> {
+    let ts: i64 = timestamp.trim().parse().map_err(|_| Staleness::NotATime)?;
+    let skew = (now_unix - ts).abs();
+    if skew > 300 {
+        return Err(Staleness::TooOld(skew));
+    }
+    Ok(())
 }
 
 /// The wording of a card's thread line, the same on every surface.

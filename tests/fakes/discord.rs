@@ -6,7 +6,7 @@
 //!
 //! Semantics worth knowing:
 //! - One guild [`GUILD_ID`], one application [`APP_ID`] whose bot user has the same id
-//!   (as for every app created since 2020), one text channel [`DEFAULT_CHANNEL`] at
+//!   (as Discord does for current applications), one text channel [`DEFAULT_CHANNEL`] at
 //!   start. Ids are real snowflakes (time-ordered, compare numerically).
 //! - Auth: `Authorization: Bot <BOT_TOKEN>` on every route except `GET /gateway`, the
 //!   interaction callback and the interaction webhooks (authenticated by their token).
@@ -41,6 +41,15 @@
 //!   bot's own REST actions are dispatched like Discord does (MESSAGE_CREATE/UPDATE
 //!   with the GUILD_MESSAGES intent, THREAD_CREATE with GUILDS), message content of
 //!   other users' messages is blanked without the MESSAGE_CONTENT intent.
+//! - Headers: a request body needs `Content-Type: application/json` (else 50035
+//!   `CONTENT_TYPE_INVALID`, as documented); `set_require_user_agent(true)` also
+//!   refuses requests without `User-Agent: DiscordBot (...)`.
+//! - serenity 0.12.5 (checked by removing fields one by one) fails to decode an
+//!   interaction without `id`, `application_id`, `type`, `data`, `token`, `version`,
+//!   `channel_id` (deprecated in the docs, still required), `locale`, `entitlements`,
+//!   `attachment_size_limit`, a non-null `authorizing_integration_owners`, and for
+//!   components the full `message`; a `member` needs `user`, `roles`, `deaf`, `mute`,
+//!   `flags`. A gateway event serenity cannot decode is dropped with only a log line.
 use super::{next_random, now_millis, Fault};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -2332,7 +2341,9 @@ fn interaction_callback_inner(
         3 => &[4, 5, 6, 7, 9],
         4 => &[8],
         5 if from_component => &[4, 5, 6, 7],
-        5 => &[4, 5],
+        // DEFERRED_UPDATE_MESSAGE is documented for component interactions only, but
+        // serenity's docs report that it works for every modal submit.
+        5 => &[4, 5, 6],
         _ => &[],
     };
     if !allowed.contains(&kind) {

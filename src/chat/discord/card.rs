@@ -1,11 +1,9 @@
 //! How a ticket looks in Discord: an embed with buttons, the reply modal, the slash
 //! command definition and thread lines, built with serenity's builders.
 
-use crate::chat::Markup;
+use crate::chat::{CardButton, Markup};
 use crate::domain::text::TextRules;
-use crate::domain::{
-    AgentAction, AgentRef, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility,
-};
+use crate::domain::{AgentRef, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use serenity::all::{
     ButtonStyle, CommandOptionType, CreateActionRow, CreateButton, CreateCommand,
     CreateCommandOption, CreateEmbed, CreateEmbedAuthor, CreateEmbedFooter, CreateInputText,
@@ -16,78 +14,19 @@ pub const COMMAND: &str = "mentions";
 pub const REPLY_MODAL: &str = "mb:reply";
 pub const REPLY_INPUT: &str = "text";
 
-/// The card's buttons: custom ids are `mb:<verb>:<ticket>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Button {
-    Claim,
-    Unclaim,
-    Reply,
-    Resolve,
-    Ignore,
-    Reopen,
+/// Discord custom ids of the card's buttons: `mb:<verb>:<ticket>`.
+pub fn custom_id(button: CardButton, ticket: TicketId) -> String {
+    format!("mb:{}:{}", button.verb(), ticket)
 }
 
-impl Button {
-    const ALL: [Button; 6] = [
-        Button::Claim,
-        Button::Unclaim,
-        Button::Reply,
-        Button::Resolve,
-        Button::Ignore,
-        Button::Reopen,
-    ];
-
-    fn verb(self) -> &'static str {
-        match self {
-            Button::Claim => "claim",
-            Button::Unclaim => "unclaim",
-            Button::Reply => "reply",
-            Button::Resolve => "resolve",
-            Button::Ignore => "ignore",
-            Button::Reopen => "reopen",
-        }
+/// `mb:claim:42` → (Claim, 42). None for anything we did not make.
+pub fn parse_custom_id(custom_id: &str) -> Option<(CardButton, TicketId)> {
+    let mut parts = custom_id.splitn(3, ':');
+    if parts.next()? != "mb" {
+        return None;
     }
-
-    fn label(self) -> &'static str {
-        match self {
-            Button::Claim => "Claim",
-            Button::Unclaim => "Unclaim",
-            Button::Reply => "Reply",
-            Button::Resolve => "Resolve",
-            Button::Ignore => "Ignore",
-            Button::Reopen => "Reopen",
-        }
-    }
-
-    pub fn custom_id(self, ticket: TicketId) -> String {
-        format!("mb:{}:{}", self.verb(), ticket)
-    }
-
-    /// `mb:claim:42` → (Claim, 42). None for anything we did not make.
-    pub fn parse(custom_id: &str) -> Option<(Button, TicketId)> {
-        let mut parts = custom_id.splitn(3, ':');
-        if parts.next()? != "mb" {
-            return None;
-        }
-        let verb = parts.next()?;
-        let ticket = parts.next()?.parse().ok()?;
-        Button::ALL
-            .into_iter()
-            .find(|b| b.verb() == verb)
-            .map(|b| (b, ticket))
-    }
-
-    /// The action a button stands for (Reply opens a modal instead).
-    pub fn action(self) -> Option<AgentAction> {
-        match self {
-            Button::Claim => Some(AgentAction::Claim),
-            Button::Unclaim => Some(AgentAction::Unclaim),
-            Button::Resolve => Some(AgentAction::Resolve),
-            Button::Ignore => Some(AgentAction::Ignore),
-            Button::Reopen => Some(AgentAction::Reopen),
-            Button::Reply => None,
-        }
-    }
+    let button = CardButton::from_verb(parts.next()?)?;
+    Some((button, parts.next()?.parse().ok()?))
 }
 
 /// Discord markdown: escape what would otherwise format or ping.
@@ -130,6 +69,13 @@ impl Markup for DiscordMarkup {
     }
     fn quote(&self, text: &str) -> String {
         quote(text)
+    }
+    fn bold(&self, text: &str) -> String {
+        format!("**{text}**")
+    }
+    fn link(&self, url: &str, label: &str) -> String {
+        // Angle brackets keep Discord from unfurling a preview of every link.
+        format!("[{label}](<{url}>)")
     }
 }
 
@@ -224,26 +170,11 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
 }
 
 pub fn card_buttons(ticket: &Ticket) -> Vec<CreateActionRow> {
-    let buttons: &[Button] = match (ticket.stage, &ticket.holder) {
-        (Stage::Resolved | Stage::Ignored, _) => &[Button::Reopen],
-        (_, Some(_)) => &[
-            Button::Reply,
-            Button::Resolve,
-            Button::Unclaim,
-            Button::Ignore,
-        ],
-        (_, None) => &[
-            Button::Claim,
-            Button::Reply,
-            Button::Resolve,
-            Button::Ignore,
-        ],
-    };
-    let row = buttons
+    let row = CardButton::for_ticket(ticket)
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            CreateButton::new(b.custom_id(ticket.id))
+            CreateButton::new(custom_id(*b, ticket.id))
                 .label(b.label())
                 .style(if i == 0 {
                     ButtonStyle::Primary
@@ -338,30 +269,7 @@ pub fn command() -> CreateCommand {
 
 /// `/mentions list`: open tickets, oldest first, as an ephemeral message.
 pub fn open_list(tickets: &[Ticket]) -> String {
-    if tickets.is_empty() {
-        return "No open mention tickets. 🎉".into();
-    }
-    let mut out = format!("**Open mention tickets ({}):**\n", tickets.len());
-    for t in tickets.iter().take(20) {
-        let holder = t
-            .holder
-            .as_ref()
-            .map(|c| format!(" · {}", who(&c.agent)))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "• **#{}** {}{} · `@{}`: {} (<{}>)\n",
-            t.id,
-            t.state_label(),
-            holder,
-            t.mention.author.handle.replace('`', "'"),
-            escape(&truncate(&t.mention.text.replace('\n', " "), 80)),
-            t.mention.url
-        ));
-    }
-    if tickets.len() > 20 {
-        out.push_str(&format!("…and {} more.", tickets.len() - 20));
-    }
-    truncate(&out, 2000)
+    truncate(&crate::chat::open_list(tickets, &DiscordMarkup, 20), 2000)
 }
 
 /// Autocomplete choices for a ticket option: open tickets matching what was typed.
@@ -393,12 +301,15 @@ mod tests {
 
     #[test]
     fn custom_ids_round_trip_and_strangers_are_refused() {
-        let id = Button::Resolve.custom_id(TicketId(42));
+        let id = custom_id(CardButton::Resolve, TicketId(42));
         assert_eq!(id, "mb:resolve:42");
-        assert_eq!(Button::parse(&id), Some((Button::Resolve, TicketId(42))));
-        assert_eq!(Button::parse("mb:teleport:42"), None);
-        assert_eq!(Button::parse("other:claim:42"), None);
-        assert_eq!(Button::parse("mb:claim:x"), None);
+        assert_eq!(
+            parse_custom_id(&id),
+            Some((CardButton::Resolve, TicketId(42)))
+        );
+        assert_eq!(parse_custom_id("mb:teleport:42"), None);
+        assert_eq!(parse_custom_id("other:claim:42"), None);
+        assert_eq!(parse_custom_id("mb:claim:x"), None);
     }
 
     #[test]

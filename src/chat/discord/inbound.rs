@@ -2,7 +2,7 @@
 //! `/mentions` and its autocomplete. Every interaction gets its first answer within
 //! Discord's 3 s: when the work is slow, a deferral goes first and the real answer follows.
 
-use super::card::{self, Button};
+use super::card;
 use super::Discord;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use reqwest::Method;
@@ -138,7 +138,7 @@ impl Discord {
 
     async fn on_button(&self, c: &ComponentInteraction) -> CreateInteractionResponse {
         let who = actor(c.member.as_ref(), &c.user);
-        let Some((button, ticket)) = Button::parse(&c.data.custom_id) else {
+        let Some((button, ticket)) = card::parse_custom_id(&c.data.custom_id) else {
             tracing::warn!(custom_id = %c.data.custom_id, user = %who.user_id, "unknown button pressed; nothing changed");
             return ephemeral(
                 "That button is not one mentionbridge knows (an old card?). Nothing changed.",

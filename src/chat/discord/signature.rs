@@ -3,10 +3,18 @@
 //! timestamp's age, so a captured request could be replayed forever: we refuse anything
 //! older than five minutes.
 
+use crate::chat::{check_request_age, Staleness};
 use serenity::interactions_endpoint::Verifier;
 use thiserror::Error;
 
-pub const MAX_AGE_SECS: i64 = 300;
+impl From<Staleness> for SignatureError {
+    fn from(s: Staleness) -> Self {
+        match s {
+            Staleness::NotATime => SignatureError::BadTimestamp,
+            Staleness::TooOld(skew) => SignatureError::Stale(skew),
+        }
+    }
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SignatureError {
@@ -38,14 +46,7 @@ impl InteractionVerifier {
         let (Some(sig), Some(ts)) = (signature, timestamp) else {
             return Err(SignatureError::Missing);
         };
-        let ts_num: i64 = ts
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::BadTimestamp)?;
-        let skew = (now_unix - ts_num).abs();
-        if skew > MAX_AGE_SECS {
-            return Err(SignatureError::Stale(skew));
-        }
+        check_request_age(ts, now_unix)?;
         self.0
             .verify(sig, ts, body)
             .map_err(|_| SignatureError::Mismatch)

@@ -1,7 +1,7 @@
 //! How a ticket looks in Slack: the Block Kit card, the reply modal, thread notes and the
 //! `/mentions` list. Pure functions from domain values to slack-morphism types.
 
-use crate::chat::Markup;
+use crate::chat::{CardButton, Markup};
 use crate::domain::text::TextRules;
 use crate::domain::{AgentRef, Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use slack_morphism::prelude::*;
@@ -12,52 +12,13 @@ pub const REPLY_CALLBACK: &str = "mb_reply";
 pub const REPLY_BLOCK: &str = "reply";
 pub const REPLY_INPUT: &str = "text";
 
-/// The card's buttons, by `action_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Button {
-    Claim,
-    Unclaim,
-    Reply,
-    Resolve,
-    Ignore,
-    Reopen,
+/// Slack `action_id`s of the card's buttons: `mb_<verb>`.
+pub fn action_id(button: CardButton) -> String {
+    format!("mb_{}", button.verb())
 }
 
-impl Button {
-    pub const ALL: [Button; 6] = [
-        Button::Claim,
-        Button::Unclaim,
-        Button::Reply,
-        Button::Resolve,
-        Button::Ignore,
-        Button::Reopen,
-    ];
-
-    pub fn action_id(self) -> &'static str {
-        match self {
-            Button::Claim => "mb_claim",
-            Button::Unclaim => "mb_unclaim",
-            Button::Reply => "mb_reply",
-            Button::Resolve => "mb_resolve",
-            Button::Ignore => "mb_ignore",
-            Button::Reopen => "mb_reopen",
-        }
-    }
-
-    pub fn from_action_id(id: &str) -> Option<Button> {
-        Button::ALL.into_iter().find(|b| b.action_id() == id)
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Button::Claim => "Claim",
-            Button::Unclaim => "Unclaim",
-            Button::Reply => "Reply",
-            Button::Resolve => "Resolve",
-            Button::Ignore => "Ignore",
-            Button::Reopen => "Reopen",
-        }
-    }
+pub fn button_of_action_id(id: &str) -> Option<CardButton> {
+    id.strip_prefix("mb_").and_then(CardButton::from_verb)
 }
 
 /// Escape text for mrkdwn: Slack treats `&`, `<` and `>` as control characters.
@@ -206,27 +167,12 @@ pub fn card_blocks(ticket: &Ticket) -> Vec<SlackBlock> {
         );
     }
 
-    let buttons: &[Button] = match (ticket.stage, &ticket.holder) {
-        (Stage::Resolved | Stage::Ignored, _) => &[Button::Reopen],
-        (_, Some(_)) => &[
-            Button::Reply,
-            Button::Resolve,
-            Button::Unclaim,
-            Button::Ignore,
-        ],
-        (_, None) => &[
-            Button::Claim,
-            Button::Reply,
-            Button::Resolve,
-            Button::Ignore,
-        ],
-    };
-    let elements = buttons
+    let elements = CardButton::for_ticket(ticket)
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let mut el = SlackBlockButtonElement::new(b.label().into())
-                .with_action_id(b.action_id().into())
+                .with_action_id(action_id(*b).into())
                 .with_value(ticket.id.to_string());
             if i == 0 {
                 el = el.with_style(SlackBlockButtonStyle::Primary);
@@ -317,6 +263,12 @@ impl Markup for SlackMarkup {
     fn quote(&self, text: &str) -> String {
         quote(text)
     }
+    fn bold(&self, text: &str) -> String {
+        format!("*{text}*")
+    }
+    fn link(&self, url: &str, label: &str) -> String {
+        format!("<{url}|{label}>")
+    }
 }
 
 pub fn note_text(note: &Note) -> String {
@@ -325,31 +277,7 @@ pub fn note_text(note: &Note) -> String {
 
 /// `/mentions` (or `/mentions list`): open tickets, oldest first.
 pub fn open_list(tickets: &[Ticket]) -> String {
-    if tickets.is_empty() {
-        return "No open mention tickets. :tada:".into();
-    }
-    let mut out = format!("*Open mention tickets ({}):*\n", tickets.len());
-    for t in tickets.iter().take(30) {
-        let preview: String = t.mention.text.chars().take(80).collect();
-        let holder = t
-            .holder
-            .as_ref()
-            .map(|c| format!(" · {}", who(&c.agent)))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "• *#{}* {}{} · `@{}`: {} (<{}|original>)\n",
-            t.id,
-            t.state_label(),
-            holder,
-            escape(&t.mention.author.handle),
-            escape(&preview.replace('\n', " ")),
-            t.mention.url
-        ));
-    }
-    if tickets.len() > 30 {
-        out.push_str(&format!("…and {} more.", tickets.len() - 30));
-    }
-    out
+    crate::chat::open_list(tickets, &SlackMarkup, 30)
 }
 
 pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>`";

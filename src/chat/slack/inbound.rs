@@ -1,7 +1,7 @@
 //! Slack's inbound events turned into desk actions: button presses, the reply modal's
 //! submission, `/mentions`, and messages in a card's thread (internal notes).
 
-use super::card::{self, Button};
+use super::card;
 use super::Slack;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use crate::runtime::desk::ActError;
@@ -60,7 +60,7 @@ impl Slack {
             .map(|c| c.id.to_string())
             .unwrap_or_else(|| self.config.channel.clone());
         for action in ev.actions.iter().flatten() {
-            let Some(button) = Button::from_action_id(action.action_id.as_ref()) else {
+            let Some(button) = card::button_of_action_id(action.action_id.as_ref()) else {
                 tracing::warn!(action_id = %action.action_id, user = %actor.user_id, "unknown button pressed; nothing changed");
                 self.ephemeral(
                     &channel,
@@ -84,33 +84,9 @@ impl Slack {
                 .await;
                 continue;
             };
-            let result = match button {
-                Button::Reply => self.open_reply_modal(ticket, &actor, &ev.trigger_id).await,
-                Button::Claim => self
-                    .desk
-                    .act(ticket, AgentAction::Claim, &actor)
-                    .await
-                    .map(drop),
-                Button::Unclaim => self
-                    .desk
-                    .act(ticket, AgentAction::Unclaim, &actor)
-                    .await
-                    .map(drop),
-                Button::Resolve => self
-                    .desk
-                    .act(ticket, AgentAction::Resolve, &actor)
-                    .await
-                    .map(drop),
-                Button::Ignore => self
-                    .desk
-                    .act(ticket, AgentAction::Ignore, &actor)
-                    .await
-                    .map(drop),
-                Button::Reopen => self
-                    .desk
-                    .act(ticket, AgentAction::Reopen, &actor)
-                    .await
-                    .map(drop),
+            let result = match button.action() {
+                None => self.open_reply_modal(ticket, &actor, &ev.trigger_id).await,
+                Some(action) => self.desk.act(ticket, action, &actor).await.map(drop),
             };
             if let Err(e) = result {
                 self.ephemeral(&channel, &actor.user_id, &format!("Ticket #{ticket}: {e}"))

@@ -2,11 +2,19 @@
 //! "v0:{timestamp}:{body}"))`, and requests older than five minutes are refused so a
 //! captured request cannot be replayed.
 
+use crate::chat::{check_request_age, Staleness};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
 
-pub const MAX_AGE_SECS: i64 = 300;
+impl From<Staleness> for SignatureError {
+    fn from(s: Staleness) -> Self {
+        match s {
+            Staleness::NotATime => SignatureError::BadTimestamp,
+            Staleness::TooOld(skew) => SignatureError::Stale(skew),
+        }
+    }
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SignatureError {
@@ -30,14 +38,7 @@ pub fn verify(
     let (Some(ts), Some(sig)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
-    let ts_num: i64 = ts
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
-    let skew = (now_unix - ts_num).abs();
-    if skew > MAX_AGE_SECS {
-        return Err(SignatureError::Stale(skew));
-    }
+    check_request_age(ts, now_unix)?;
     let expected = sig
         .strip_prefix("v0=")
         .and_then(|h| hex::decode(h).ok())
