@@ -17,7 +17,7 @@ use fakes::slack::FakeSlack;
 use mentionbridge::chat::slack::Slack;
 use mentionbridge::chat::Surface;
 use mentionbridge::config::Config;
-use mentionbridge::domain::Desk;
+use mentionbridge::domain::{Desk, Platform};
 use mentionbridge::runtime::desk::DeskService;
 use mentionbridge::runtime::outbox::OutboxSender;
 use mentionbridge::runtime::watcher::watch_source;
@@ -90,7 +90,7 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     let wake = Arc::new(Notify::new());
     let desk = Arc::new(DeskService::new(
         store.clone(),
-        Desk::new(source.text_rules()),
+        Desk::new().with_rules(Platform::Mastodon, source.text_rules()),
         wake.clone(),
     ));
     let surface = Arc::new(
@@ -110,12 +110,12 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
         Duration::from_secs(5),
         stop_rx.clone(),
     ));
-    let publisher: Arc<dyn Publisher> = source.clone();
+    let publishers: Vec<Arc<dyn Publisher>> = vec![source.clone()];
     let surfaces: Vec<Arc<dyn Surface>> = vec![surface];
     let sender = Arc::new(OutboxSender::new(
         store.clone(),
         surfaces,
-        publisher,
+        publishers,
         wake,
         config.outbox.clone(),
     ));

@@ -29,12 +29,29 @@ impl std::str::FromStr for TicketId {
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Mastodon,
+    Bluesky,
+    X,
+    /// A network we only hear about (through the inbound webhook) and cannot answer on.
+    Other,
 }
 
 impl Platform {
     pub fn label(self) -> &'static str {
         match self {
             Platform::Mastodon => "Mastodon",
+            Platform::Bluesky => "Bluesky",
+            Platform::X => "X",
+            Platform::Other => "Other",
+        }
+    }
+
+    /// The platform a listening tool names (`"mastodon"`, `"bluesky"`, `"x"`/`"twitter"`).
+    pub fn from_name(name: &str) -> Platform {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "mastodon" => Platform::Mastodon,
+            "bluesky" | "bsky" => Platform::Bluesky,
+            "x" | "twitter" => Platform::X,
+            _ => Platform::Other,
         }
     }
 }
@@ -61,6 +78,9 @@ pub struct Author {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mention {
     pub platform: Platform,
+    /// The network's own name when `platform` is `Other` (e.g. "Instagram").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// The brand account on that platform (a bridge may watch several).
     pub account: String,
     pub remote_id: String,
@@ -74,6 +94,14 @@ pub struct Mention {
 }
 
 impl Mention {
+    /// The network's name as agents know it.
+    pub fn network_label(&self) -> &str {
+        match (&self.platform, &self.network) {
+            (Platform::Other, Some(n)) => n,
+            (p, _) => p.label(),
+        }
+    }
+
     /// The key that makes a mention unique across restarts and sources.
     pub fn dedupe_key(&self) -> String {
         format!(

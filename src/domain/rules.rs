@@ -30,15 +30,19 @@ impl Roster {
 #[derive(Debug, Clone, Default)]
 pub struct Desk {
     pub rosters: HashMap<SurfaceKind, Roster>,
-    pub text_rules: TextRules,
+    /// How each platform we can answer on counts a reply; a platform missing here has
+    /// no publisher configured.
+    pub text_rules: HashMap<Platform, TextRules>,
 }
 
 impl Desk {
-    pub fn new(text_rules: TextRules) -> Desk {
-        Desk {
-            rosters: HashMap::new(),
-            text_rules,
-        }
+    pub fn new() -> Desk {
+        Desk::default()
+    }
+
+    pub fn with_rules(mut self, platform: Platform, rules: TextRules) -> Desk {
+        self.text_rules.insert(platform, rules);
+        self
     }
 
     pub fn roster_mut(&mut self, surface: SurfaceKind) -> &mut Roster {
@@ -74,6 +78,14 @@ pub enum Rejection {
         length: usize,
         limit: usize,
         platform: Platform,
+    },
+    /// Bluesky's second limit: the encoded size.
+    ReplyTooManyBytes {
+        bytes: usize,
+        limit: usize,
+    },
+    CannotReplyOn {
+        network: String,
     },
     ReplyInFlight,
 }
@@ -117,6 +129,14 @@ impl fmt::Display for Rejection {
                 "The reply is {length} characters as {} counts them (with the @mention); the limit is {limit}. Shorten it by {}.",
                 platform.label(),
                 length - limit
+            ),
+            Rejection::ReplyTooManyBytes { bytes, limit } => write!(
+                f,
+                "The reply is {bytes} bytes; Bluesky allows {limit}. Shorten it (emoji and non-Latin letters take several bytes each)."
+            ),
+            Rejection::CannotReplyOn { network } => write!(
+                f,
+                "mentionbridge cannot post on {network}: open the original to answer there, then resolve the ticket."
             ),
             Rejection::ReplyInFlight => write!(
                 f,
@@ -250,13 +270,24 @@ pub fn apply(
             if ticket.pending_reply().is_some() {
                 return Err(Rejection::ReplyInFlight);
             }
+            let Some(rules) = desk.text_rules.get(&ticket.mention.platform) else {
+                return Err(Rejection::CannotReplyOn {
+                    network: ticket.mention.network_label().to_string(),
+                });
+            };
             let full = compose_reply(&ticket.mention, &text);
-            let length = desk.text_rules.count(&full);
-            if length > desk.text_rules.max_chars {
+            let length = rules.count(&full);
+            if length > rules.max_chars {
                 return Err(Rejection::ReplyTooLong {
                     length,
-                    limit: desk.text_rules.max_chars,
+                    limit: rules.max_chars,
                     platform: ticket.mention.platform,
+                });
+            }
+            if !rules.fits(&full) {
+                return Err(Rejection::ReplyTooManyBytes {
+                    bytes: full.len(),
+                    limit: crate::domain::text::BLUESKY_MAX_BYTES,
                 });
             }
             // Replying to an unclaimed ticket claims it: the person answering owns it.
@@ -416,10 +447,7 @@ mod tests {
     }
 
     fn desk() -> Desk {
-        let mut desk = Desk::new(TextRules {
-            max_chars: 30,
-            url_weight: 23,
-        });
+        let mut desk = Desk::new().with_rules(Platform::Mastodon, TextRules::mastodon(30, 23));
         let slack = desk.roster_mut(SurfaceKind::Slack);
         slack.user_ids = ["ANA", "BEN"].into_iter().map(String::from).collect();
         slack.group_members = ["GIA"].into_iter().map(String::from).collect();
@@ -430,6 +458,7 @@ mod tests {
     fn ticket() -> Ticket {
         let mention = Mention {
             platform: Platform::Mastodon,
+            network: None,
             account: "brand".into(),
             remote_id: "1".into(),
             url: "https://m.example/@alice/1".into(),
@@ -594,6 +623,57 @@ mod tests {
             run(&held, AgentAction::Reply { text: "hi".into() }, "ANA", 2),
             Err(Rejection::NotYours { .. })
         ));
+    }
+
+    #[test]
+    fn each_platform_counts_its_own_way_and_unanswerable_networks_are_said_so() {
+        let mut tk = ticket();
+        tk.mention.platform = Platform::Bluesky;
+        tk.mention.author.handle = "alice.bsky.social".into();
+        let desk = desk().with_rules(Platform::Bluesky, TextRules::bluesky());
+        // 300 graphemes fit…
+        let ok = "ø".repeat(300 - "@alice.bsky.social ".chars().count());
+        assert!(apply(
+            &tk,
+            AgentAction::Reply { text: ok },
+            &agent("ANA"),
+            &desk,
+            t(1)
+        )
+        .is_ok());
+        // …but 200 family emoji are over 3000 bytes.
+        let heavy = "👨‍👩‍👧".repeat(200);
+        assert_eq!(
+            apply(
+                &tk,
+                AgentAction::Reply { text: heavy },
+                &agent("ANA"),
+                &desk,
+                t(1)
+            ),
+            Err(Rejection::ReplyTooManyBytes {
+                bytes: 3619,
+                limit: 3000
+            })
+        );
+
+        tk.mention.platform = Platform::Other;
+        tk.mention.network = Some("Instagram".into());
+        let err = apply(
+            &tk,
+            AgentAction::Reply { text: "hi".into() },
+            &agent("ANA"),
+            &desk,
+            t(1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::CannotReplyOn {
+                network: "Instagram".into()
+            }
+        );
+        assert!(err.to_string().contains("open the original"));
     }
 
     #[test]

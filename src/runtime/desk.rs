@@ -2,8 +2,8 @@
 //! with its effects in one transaction, make it durable, then wake the outbox sender.
 
 use crate::domain::{
-    apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Rejection, SurfaceKind,
-    Ticket, TicketId,
+    apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Platform, Rejection,
+    SurfaceKind, Ticket, TicketId,
 };
 use crate::store::{Store, StoreError};
 use chrono::Utc;
@@ -63,12 +63,14 @@ impl DeskService {
         self.desk.read().expect("desk lock").is_agent(who)
     }
 
-    pub fn text_rules(&self) -> TextRules {
-        self.desk.read().expect("desk lock").text_rules
-    }
-
-    pub fn set_text_rules(&self, rules: TextRules) {
-        self.desk.write().expect("desk lock").text_rules = rules;
+    /// How replies on `platform` are counted, if we can reply there at all.
+    pub fn text_rules(&self, platform: Platform) -> Option<TextRules> {
+        self.desk
+            .read()
+            .expect("desk lock")
+            .text_rules
+            .get(&platform)
+            .copied()
     }
 
     /// The members of the configured agent user groups, as the surface last resolved them.

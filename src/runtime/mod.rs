@@ -9,7 +9,7 @@ use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
 use crate::chat::Surface;
 use crate::config::{Config, DiscordMode, SlackMode};
-use crate::domain::{Desk, SurfaceKind};
+use crate::domain::{Desk, Platform, SurfaceKind};
 use crate::sources::mastodon::{Mastodon, MastodonError};
 use crate::sources::{Publisher, Source};
 use crate::store::{Store, StoreError};
@@ -49,7 +49,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
 
     let wake = Arc::new(Notify::new());
-    let mut roster = Desk::new(mastodon.text_rules());
+    let mut roster = Desk::new().with_rules(Platform::Mastodon, mastodon.text_rules());
     if let Some(s) = &config.slack {
         roster.roster_mut(SurfaceKind::Slack).user_ids = s.agent_user_ids.iter().cloned().collect();
     }
@@ -110,7 +110,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         stop_rx.clone(),
     ));
 
-    let publisher: Arc<dyn Publisher> = mastodon.clone();
+    let publishers: Vec<Arc<dyn Publisher>> = vec![mastodon.clone()];
     let mut surfaces: Vec<Arc<dyn Surface>> = Vec::new();
     if let Some(s) = &slack {
         surfaces.push(s.clone());
@@ -121,7 +121,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let sender = Arc::new(OutboxSender::new(
         store.clone(),
         surfaces,
-        publisher,
+        publishers,
         wake.clone(),
         config.outbox.clone(),
     ));

@@ -7,11 +7,11 @@
 use crate::chat::Surface;
 use crate::config::OutboxConfig;
 use crate::delivery::{backoff, DeliveryError};
-use crate::domain::{Effect, ReplyState, SystemEvent, TicketId};
+use crate::domain::{Effect, Platform, ReplyState, SystemEvent, TicketId};
 use crate::sources::{Publisher, ReplyRequest};
 use crate::store::{Job, Store, StoreError};
 use chrono::Utc;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -38,7 +38,7 @@ fn lane(effect: &Effect) -> Lane {
 pub struct OutboxSender {
     store: Store,
     surfaces: Vec<Arc<dyn Surface>>,
-    publisher: Arc<dyn Publisher>,
+    publishers: HashMap<Platform, Arc<dyn Publisher>>,
     wake: Arc<Notify>,
     config: OutboxConfig,
     failpoint: Option<String>,
@@ -53,14 +53,14 @@ impl OutboxSender {
     pub fn new(
         store: Store,
         surfaces: Vec<Arc<dyn Surface>>,
-        publisher: Arc<dyn Publisher>,
+        publishers: Vec<Arc<dyn Publisher>>,
         wake: Arc<Notify>,
         config: OutboxConfig,
     ) -> Self {
         OutboxSender {
             store,
             surfaces,
-            publisher,
+            publishers: publishers.into_iter().map(|p| (p.platform(), p)).collect(),
             wake,
             config,
             failpoint: std::env::var(FAILPOINT_ENV).ok(),
@@ -311,7 +311,16 @@ impl OutboxSender {
                         })
                         .collect(),
                 };
-                match self.publisher.publish(&request).await {
+                let Some(publisher) = self.publishers.get(&ticket.mention.platform) else {
+                    return Ok(Some(SystemEvent::ReplyFailed {
+                        seq: *seq,
+                        reason: format!(
+                            "no {} account is configured to publish from",
+                            ticket.mention.network_label()
+                        ),
+                    }));
+                };
+                match publisher.publish(&request).await {
                     Ok(p) => {
                         tracing::info!(ticket = %ticket.id, remote_id = %p.remote_id, "reply published");
                         Ok(Some(SystemEvent::ReplyPublished {

@@ -165,10 +165,10 @@ impl Mastodon {
                     Some(Configuration {
                         statuses: Some(s), ..
                     }),
-            }) => TextRules {
-                max_chars: s.max_characters.unwrap_or(defaults.max_chars),
-                url_weight: s.characters_reserved_per_url.unwrap_or(defaults.url_weight),
-            },
+            }) => TextRules::mastodon(
+                s.max_characters.unwrap_or(defaults.max_chars),
+                s.characters_reserved_per_url.unwrap_or(23),
+            ),
             Ok(_) => defaults,
             Err(e) => {
                 tracing::warn!(error = %e, "instance limits unknown, assuming Mastodon's defaults (500 characters)");
@@ -320,6 +320,7 @@ impl Mastodon {
         };
         Mention {
             platform: Platform::Mastodon,
+            network: None,
             account: self.me.acct.clone(),
             url: status
                 .url

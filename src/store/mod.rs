@@ -494,6 +494,7 @@ mod tests {
     fn mention(id: &str) -> Mention {
         Mention {
             platform: Platform::Mastodon,
+            network: None,
             account: "brand".into(),
             remote_id: id.into(),
             url: format!("https://m.example/@alice/{id}"),
@@ -520,7 +521,10 @@ mod tests {
     }
 
     fn desk_of(ids: &[&str]) -> Desk {
-        let mut desk = Desk::default();
+        let mut desk = Desk::new().with_rules(
+            Platform::Mastodon,
+            crate::domain::text::TextRules::default(),
+        );
         desk.roster_mut(SurfaceKind::Slack).user_ids = ids.iter().map(|s| s.to_string()).collect();
         desk
     }

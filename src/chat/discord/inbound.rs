@@ -149,9 +149,10 @@ impl Discord {
                 .desk
                 .preview(ticket, AgentAction::Reply { text: ".".into() }, &who)
             {
-                Ok(t) => {
-                    CreateInteractionResponse::Modal(card::reply_modal(&t, self.desk.text_rules()))
-                }
+                Ok(t) => CreateInteractionResponse::Modal(card::reply_modal(
+                    &t,
+                    self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                )),
                 Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
             },
             Some(action) => match self.desk.act(ticket, action, &who).await {

@@ -209,11 +209,10 @@ pub fn ticket_of_metadata(metadata: Option<&SlackMessageMetadata>) -> Option<(Ti
 pub fn reply_modal(ticket: &Ticket, rules: TextRules) -> SlackView {
     let m = &ticket.mention;
     let hint = format!(
-        "{} allows {} characters, counted with the @{} prefix we add; each link counts as {}. The reply is {} like the mention.",
+        "{} allows {}, counted with the @{} prefix we add. The reply is {} like the mention.",
         m.platform.label(),
-        rules.max_chars,
+        rules.describe(),
         m.author.handle,
-        rules.url_weight,
         visibility_label(m.visibility)
     );
     let input = SlackBlockPlainTextInputElement::new()

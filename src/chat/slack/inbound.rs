@@ -105,7 +105,10 @@ impl Slack {
         let t = self
             .desk
             .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)?;
-        let view = card::reply_modal(&t, self.desk.text_rules());
+        let view = card::reply_modal(
+            &t,
+            self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+        );
         if let Err(e) = self
             .session()
             .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
