@@ -76,7 +76,9 @@ struct RawConfig {
     http: RawHttp,
     slack: Option<RawSlack>,
     discord: Option<RawDiscord>,
-    mastodon: RawMastodon,
+    mastodon: Option<RawMastodon>,
+    bluesky: Option<RawBluesky>,
+    x: Option<RawX>,
     #[serde(default)]
     outbox: RawOutbox,
 }
@@ -169,6 +171,60 @@ fn default_discord_api() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawBluesky {
+    #[serde(default = "default_bluesky_service")]
+    service_url: String,
+    handle: String,
+    app_password: String,
+    #[serde(default = "default_poll")]
+    poll_interval_secs: f64,
+    #[serde(default)]
+    keywords: Vec<String>,
+}
+
+fn default_bluesky_service() -> String {
+    "https://bsky.social".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XAuth {
+    /// OAuth 1.0a user context: consumer key/secret and access token/secret (no expiry).
+    Oauth1,
+    /// OAuth 2.0 user context with a refresh token (`offline.access`).
+    Oauth2,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawX {
+    #[serde(default = "default_x_api")]
+    api_url: String,
+    user_id: String,
+    auth: XAuth,
+    consumer_key: Option<String>,
+    consumer_secret: Option<String>,
+    access_token: Option<String>,
+    access_token_secret: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+    #[serde(default = "default_x_poll")]
+    poll_interval_secs: f64,
+    #[serde(default)]
+    keywords: Vec<String>,
+    daily_request_budget: u32,
+}
+
+fn default_x_api() -> String {
+    "https://api.x.com".into()
+}
+fn default_x_poll() -> f64 {
+    120.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawMastodon {
     instance_url: String,
     access_token: String,
@@ -224,7 +280,10 @@ pub struct Config {
     /// Cards go to every configured surface: Slack, Discord, or both.
     pub slack: Option<SlackConfig>,
     pub discord: Option<DiscordConfig>,
-    pub mastodon: MastodonConfig,
+    /// The social platforms watched; at least one.
+    pub mastodon: Option<MastodonConfig>,
+    pub bluesky: Option<BlueskyConfig>,
+    pub x: Option<XConfig>,
     pub outbox: OutboxConfig,
 }
 
@@ -264,6 +323,45 @@ pub struct MastodonConfig {
     pub poll_interval: Duration,
     pub include_filtered: bool,
     pub initial_backfill: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlueskyConfig {
+    /// The PDS or entryway, without a trailing slash (`https://bsky.social`).
+    pub service_url: String,
+    pub handle: String,
+    pub app_password: Secret,
+    pub poll_interval: Duration,
+    /// Searched with `app.bsky.feed.searchPosts` besides the notifications.
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum XCredentials {
+    Oauth1 {
+        consumer_key: Secret,
+        consumer_secret: Secret,
+        access_token: Secret,
+        access_token_secret: Secret,
+    },
+    Oauth2 {
+        client_id: String,
+        client_secret: Option<Secret>,
+        refresh_token: Secret,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct XConfig {
+    /// Without a trailing slash (`https://api.x.com`).
+    pub api_url: String,
+    /// The brand account's numeric user id.
+    pub user_id: String,
+    pub credentials: XCredentials,
+    pub poll_interval: Duration,
+    pub keywords: Vec<String>,
+    /// Requests allowed per UTC day (every X request costs money).
+    pub daily_request_budget: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -558,6 +656,133 @@ impl Validator<'_> {
         }
     }
 
+    fn mastodon(&mut self, m: &RawMastodon) -> MastodonConfig {
+        let instance_url = self.base_url("mastodon", "instance_url", &m.instance_url);
+        let access_token = self.secret("mastodon", "access_token", &m.access_token);
+        if m.initial_backfill > 80 {
+            self.problem(
+                "mastodon",
+                "initial_backfill",
+                "expected 0 to 80 (one page of notifications)",
+            );
+        }
+
+        MastodonConfig {
+            instance_url,
+            access_token,
+            poll_interval: self.poll_interval("mastodon", m.poll_interval_secs),
+            include_filtered: m.include_filtered,
+            initial_backfill: m.initial_backfill,
+        }
+    }
+
+    fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
+        if !(secs.is_finite() && secs >= 0.1) {
+            self.problem(
+                section,
+                "poll_interval_secs",
+                "expected a number of seconds, at least 0.1",
+            );
+        }
+        Duration::from_secs_f64(secs.clamp(0.1, 86_400.0))
+    }
+
+    fn bluesky(&mut self, b: &RawBluesky) -> BlueskyConfig {
+        let service_url = self.base_url("bluesky", "service_url", &b.service_url);
+        let app_password = self.secret("bluesky", "app_password", &b.app_password);
+        let handle = b.handle.trim_start_matches('@').to_string();
+        if !handle.contains('.') {
+            self.problem(
+                "bluesky",
+                "handle",
+                format!(
+                    "expected a handle like brand.bsky.social, found {:?}",
+                    b.handle
+                ),
+            );
+        }
+        BlueskyConfig {
+            service_url,
+            handle,
+            app_password,
+            poll_interval: self.poll_interval("bluesky", b.poll_interval_secs),
+            keywords: b.keywords.clone(),
+        }
+    }
+
+    fn x(&mut self, x: &RawX) -> XConfig {
+        let api_url = self.base_url("x", "api_url", &x.api_url);
+        if x.user_id.is_empty() || !x.user_id.chars().all(|c| c.is_ascii_digit()) {
+            self.problem(
+                "x",
+                "user_id",
+                format!(
+                    "expected the account's numeric user id, found {:?}",
+                    x.user_id
+                ),
+            );
+        }
+        let need = |v: &Option<String>, key: &'static str, this: &mut Self| -> Secret {
+            match v {
+                Some(v) => this.secret("x", key, v),
+                None => {
+                    this.problem(
+                        "x",
+                        key,
+                        format!(
+                            "required with auth = \"{}\"",
+                            if matches!(x.auth, XAuth::Oauth1) {
+                                "oauth1"
+                            } else {
+                                "oauth2"
+                            }
+                        ),
+                    );
+                    Secret::default()
+                }
+            }
+        };
+        let credentials = match x.auth {
+            XAuth::Oauth1 => XCredentials::Oauth1 {
+                consumer_key: need(&x.consumer_key, "consumer_key", self),
+                consumer_secret: need(&x.consumer_secret, "consumer_secret", self),
+                access_token: need(&x.access_token, "access_token", self),
+                access_token_secret: need(&x.access_token_secret, "access_token_secret", self),
+            },
+            XAuth::Oauth2 => {
+                let refresh_token = need(&x.refresh_token, "refresh_token", self);
+                let client_id = x.client_id.clone().unwrap_or_else(|| {
+                    self.problem("x", "client_id", "required with auth = \"oauth2\"");
+                    String::new()
+                });
+                let client_secret = x
+                    .client_secret
+                    .as_deref()
+                    .map(|s| self.secret("x", "client_secret", s));
+                XCredentials::Oauth2 {
+                    client_id,
+                    client_secret,
+                    refresh_token,
+                }
+            }
+        };
+        if x.daily_request_budget == 0 {
+            self.problem(
+                "x",
+                "daily_request_budget",
+                "expected the number of requests allowed per day (every X request costs money)",
+            );
+        }
+        XConfig {
+            api_url,
+            user_id: x.user_id.clone(),
+            credentials,
+            poll_interval: self.poll_interval("x", x.poll_interval_secs),
+            keywords: x.keywords.clone(),
+            daily_request_budget: x.daily_request_budget,
+        }
+    }
+
     fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
         let store_path = {
             let p = PathBuf::from(self.interpolate("store", "path", &raw.store.path));
@@ -598,22 +823,18 @@ impl Validator<'_> {
             });
         }
 
-        let m = &raw.mastodon;
-        let instance_url = self.base_url("mastodon", "instance_url", &m.instance_url);
-        let access_token = self.secret("mastodon", "access_token", &m.access_token);
-        if !(m.poll_interval_secs.is_finite() && m.poll_interval_secs >= 0.1) {
-            self.problem(
-                "mastodon",
-                "poll_interval_secs",
-                "expected a number of seconds, at least 0.1 (Mastodon allows 300 requests / 5 min, so 1 or more is kind)",
-            );
-        }
-        if m.initial_backfill > 80 {
-            self.problem(
-                "mastodon",
-                "initial_backfill",
-                "expected 0 to 80 (one page of notifications)",
-            );
+        let mastodon = raw.mastodon.as_ref().map(|m| self.mastodon(m));
+        let bluesky = raw.bluesky.as_ref().map(|b| self.bluesky(b));
+        let x = raw.x.as_ref().map(|x| self.x(x));
+        if mastodon.is_none() && bluesky.is_none() && x.is_none() {
+            self.problems.push(Problem {
+                path: self.path.into(),
+                line: None,
+                key: "mastodon / bluesky / x".into(),
+                message:
+                    "no social platform configured: add a [mastodon], [bluesky] or [x] section"
+                        .into(),
+            });
         }
         if raw.outbox.concurrency == 0 || raw.outbox.concurrency > 64 {
             self.problem("outbox", "concurrency", "expected 1 to 64");
@@ -625,13 +846,9 @@ impl Validator<'_> {
             http_listen,
             slack,
             discord,
-            mastodon: MastodonConfig {
-                instance_url,
-                access_token,
-                poll_interval: Duration::from_secs_f64(m.poll_interval_secs.clamp(0.1, 86_400.0)),
-                include_filtered: m.include_filtered,
-                initial_backfill: m.initial_backfill,
-            },
+            mastodon,
+            bluesky,
+            x,
             outbox: OutboxConfig {
                 concurrency: raw.outbox.concurrency.clamp(1, 64),
                 max_backoff: Duration::from_secs(raw.outbox.max_backoff_secs.max(1)),
@@ -714,7 +931,10 @@ access_token = "${MASTODON_TOKEN}"
     #[test]
     fn a_complete_file_parses_with_defaults_and_secrets_from_the_environment() {
         let c = parse(GOOD, &env_all).unwrap();
-        assert_eq!(c.mastodon.instance_url, "https://social.example");
+        assert_eq!(
+            c.mastodon.as_ref().unwrap().instance_url,
+            "https://social.example"
+        );
         let slack = c.slack.as_ref().unwrap();
         assert_eq!(slack.api_url, "https://slack.com/api");
         assert_eq!(slack.bot_token.expose(), "value-of-SLACK_BOT_TOKEN");

@@ -72,6 +72,10 @@ pub struct Author {
     pub handle: String,
     pub name: String,
     pub profile_url: String,
+    /// The platform's stable id for the person (Mastodon account id, Bluesky DID, X
+    /// user id): private messages go to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// One post on a social platform that names the brand, normalised.
@@ -91,6 +95,10 @@ pub struct Mention {
     pub created_at: DateTime<Utc>,
     pub in_reply_to: Option<String>,
     pub visibility: Visibility,
+    /// What the platform's publisher needs to reply in the thread, opaque to everyone
+    /// else (Bluesky: the post's CID and its thread root as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_context: Option<String>,
 }
 
 impl Mention {
@@ -184,6 +192,9 @@ pub struct Reply {
     /// The exact text that goes out (with the @handle prefix).
     pub text: String,
     pub visibility: Visibility,
+    /// Sent as a private message (Mastodon direct, Bluesky chat, X DM), not in the thread.
+    #[serde(default)]
+    pub private: bool,
     pub by: AgentRef,
     pub at: DateTime<Utc>,
     pub state: ReplyState,
@@ -255,7 +266,14 @@ impl Ticket {
 pub enum AgentAction {
     Claim,
     Unclaim,
-    Reply { text: String },
+    Reply {
+        text: String,
+    },
+    /// Answer in private, optionally after a short public acknowledgement.
+    ReplyPrivately {
+        text: String,
+        public_ack: Option<String>,
+    },
     Resolve,
     Ignore,
     Reopen,
@@ -267,6 +285,7 @@ impl AgentAction {
             AgentAction::Claim => "claim",
             AgentAction::Unclaim => "unclaim",
             AgentAction::Reply { .. } => "reply",
+            AgentAction::ReplyPrivately { .. } => "reply privately",
             AgentAction::Resolve => "resolve",
             AgentAction::Ignore => "ignore",
             AgentAction::Reopen => "reopen",

@@ -221,6 +221,99 @@ fn ensure_not_held_by_other(ticket: &Ticket, actor: &AgentRef) -> Result<(), Rej
     }
 }
 
+/// Check and queue one or more replies (text, private?) as a single decision: either all
+/// are accepted or none is.
+fn queue_replies(
+    ticket: &Ticket,
+    next: &mut Ticket,
+    actor: &AgentRef,
+    desk: &Desk,
+    now: DateTime<Utc>,
+    parts: &[(String, bool)],
+) -> Result<(Vec<Effect>, &'static str, Option<String>), Rejection> {
+    ensure_open(ticket)?;
+    ensure_not_held_by_other(ticket, actor)?;
+    if parts.iter().any(|(text, _)| text.trim().is_empty()) {
+        return Err(Rejection::EmptyReply);
+    }
+    if ticket.pending_reply().is_some() {
+        return Err(Rejection::ReplyInFlight);
+    }
+    let Some(rules) = desk.text_rules.get(&ticket.mention.platform) else {
+        return Err(Rejection::CannotReplyOn {
+            network: ticket.mention.network_label().to_string(),
+        });
+    };
+    let mut effects = Vec::new();
+    let mut notes = Vec::new();
+    let first_seq = ticket.replies.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
+    for (seq, (text, private)) in (first_seq..).zip(parts) {
+        // A chat or DM goes to the person directly; on Mastodon a private message is a
+        // direct status, addressed by the handle like a public reply.
+        let full = if *private && ticket.mention.platform != Platform::Mastodon {
+            text.trim().to_string()
+        } else {
+            compose_reply(&ticket.mention, text)
+        };
+        let length = rules.count(&full);
+        if length > rules.max_chars {
+            return Err(Rejection::ReplyTooLong {
+                length,
+                limit: rules.max_chars,
+                platform: ticket.mention.platform,
+            });
+        }
+        if !rules.fits(&full) {
+            return Err(Rejection::ReplyTooManyBytes {
+                bytes: full.len(),
+                limit: crate::domain::text::BLUESKY_MAX_BYTES,
+            });
+        }
+        next.replies.push(Reply {
+            seq,
+            text: full.clone(),
+            visibility: if *private {
+                Visibility::Direct
+            } else {
+                ticket.mention.visibility
+            },
+            private: *private,
+            by: actor.clone(),
+            at: now,
+            state: ReplyState::Pending,
+        });
+        effects.push(Effect::PublishReply { seq });
+        notes.push(Note::ReplyQueued {
+            by: actor.clone(),
+            text: if *private {
+                format!("(private) {full}")
+            } else {
+                full.clone()
+            },
+        });
+    }
+    // Replying to an unclaimed ticket claims it: the person answering owns it.
+    if next.holder.is_none() {
+        next.holder = Some(Claim {
+            agent: actor.clone(),
+            since: now,
+        });
+    }
+    effects.push(Effect::UpdateCards);
+    effects.extend(notes.into_iter().map(Effect::ThreadNote));
+    let detail = next.replies[ticket.replies.len()..]
+        .iter()
+        .map(|r| r.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let what = if parts.iter().any(|(_, private)| *private) {
+        "private reply queued"
+    } else {
+        "reply queued"
+    };
+    Ok((effects, what, Some(detail)))
+}
+
 /// Judge an agent's action on a ticket. Pure: same inputs, same answer.
 pub fn apply(
     ticket: &Ticket,
@@ -262,62 +355,16 @@ pub fn apply(
             card_change(Note::Unclaimed { by: actor.clone() }, "unclaimed")
         }
         AgentAction::Reply { text } => {
-            ensure_open(ticket)?;
-            ensure_not_held_by_other(ticket, actor)?;
-            if text.trim().is_empty() {
-                return Err(Rejection::EmptyReply);
+            queue_replies(ticket, &mut next, actor, desk, now, &[(text, false)])?
+        }
+        AgentAction::ReplyPrivately { text, public_ack } => {
+            let mut parts = Vec::new();
+            // The short public "we've sent you a DM" goes first, so the customer looks.
+            if let Some(ack) = public_ack.filter(|a| !a.trim().is_empty()) {
+                parts.push((ack, false));
             }
-            if ticket.pending_reply().is_some() {
-                return Err(Rejection::ReplyInFlight);
-            }
-            let Some(rules) = desk.text_rules.get(&ticket.mention.platform) else {
-                return Err(Rejection::CannotReplyOn {
-                    network: ticket.mention.network_label().to_string(),
-                });
-            };
-            let full = compose_reply(&ticket.mention, &text);
-            let length = rules.count(&full);
-            if length > rules.max_chars {
-                return Err(Rejection::ReplyTooLong {
-                    length,
-                    limit: rules.max_chars,
-                    platform: ticket.mention.platform,
-                });
-            }
-            if !rules.fits(&full) {
-                return Err(Rejection::ReplyTooManyBytes {
-                    bytes: full.len(),
-                    limit: crate::domain::text::BLUESKY_MAX_BYTES,
-                });
-            }
-            // Replying to an unclaimed ticket claims it: the person answering owns it.
-            if next.holder.is_none() {
-                next.holder = Some(Claim {
-                    agent: actor.clone(),
-                    since: now,
-                });
-            }
-            let seq = ticket.replies.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
-            next.replies.push(Reply {
-                seq,
-                text: full.clone(),
-                visibility: ticket.mention.visibility,
-                by: actor.clone(),
-                at: now,
-                state: ReplyState::Pending,
-            });
-            (
-                vec![
-                    Effect::PublishReply { seq },
-                    Effect::UpdateCards,
-                    Effect::ThreadNote(Note::ReplyQueued {
-                        by: actor.clone(),
-                        text: full.clone(),
-                    }),
-                ],
-                "reply queued",
-                Some(full),
-            )
+            parts.push((text, true));
+            queue_replies(ticket, &mut next, actor, desk, now, &parts)?
         }
         AgentAction::Resolve | AgentAction::Ignore => {
             ensure_open(ticket)?;
@@ -466,12 +513,14 @@ mod tests {
                 handle: "alice@m.example".into(),
                 name: "Alice".into(),
                 profile_url: "https://m.example/@alice".into(),
+                id: None,
             },
             text: "my order is late".into(),
             language: Some("en".into()),
             created_at: t(0),
             in_reply_to: None,
             visibility: Visibility::Unlisted,
+            reply_context: None,
         };
         let mut tk = Ticket::open(TicketId(7), mention, t(0));
         tk.stage = Stage::Posted;

@@ -9,9 +9,8 @@ use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
 use crate::chat::Surface;
 use crate::config::{Config, DiscordMode, SlackMode};
-use crate::domain::{Desk, Platform, SurfaceKind};
-use crate::sources::mastodon::{Mastodon, MastodonError};
-use crate::sources::{Publisher, Source};
+use crate::domain::{Desk, SurfaceKind};
+
 use crate::store::{Store, StoreError};
 use desk::DeskService;
 use outbox::OutboxSender;
@@ -25,8 +24,8 @@ use tokio::sync::{watch, Notify};
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("Mastodon credentials check failed: {0}")]
-    Mastodon(MastodonError),
+    #[error(transparent)]
+    Platform(#[from] crate::sources::ConnectError),
     #[error("Slack credentials check failed: {0}")]
     Slack(SlackError),
     #[error("Discord credentials check failed: {0}")]
@@ -42,14 +41,13 @@ pub enum RunError {
 /// taken, in-flight sends finish (or stay queued), and the store is flushed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let store = Store::open(&config.store_path)?;
-    let mastodon = Arc::new(
-        Mastodon::connect(&config.mastodon)
-            .await
-            .map_err(RunError::Mastodon)?,
-    );
+    let platforms = crate::sources::connect_all(&config, &store).await?;
 
     let wake = Arc::new(Notify::new());
-    let mut roster = Desk::new().with_rules(Platform::Mastodon, mastodon.text_rules());
+    let mut roster = Desk::new();
+    for p in &platforms.publishers {
+        roster = roster.with_rules(p.platform(), p.text_rules());
+    }
     if let Some(s) = &config.slack {
         roster.roster_mut(SurfaceKind::Slack).user_ids = s.agent_user_ids.iter().cloned().collect();
     }
@@ -101,16 +99,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         });
     }
 
-    let source: Arc<dyn Source> = mastodon.clone();
-    tasks.spawn(watcher::watch_source(
-        source,
-        store.clone(),
-        wake.clone(),
-        config.outbox.max_backoff,
-        stop_rx.clone(),
-    ));
+    for source in platforms.sources.iter().cloned() {
+        tasks.spawn(watcher::watch_source(
+            source,
+            store.clone(),
+            wake.clone(),
+            config.outbox.max_backoff,
+            stop_rx.clone(),
+        ));
+    }
 
-    let publishers: Vec<Arc<dyn Publisher>> = vec![mastodon.clone()];
+    let publishers = platforms.publishers.clone();
     let mut surfaces: Vec<Arc<dyn Surface>> = Vec::new();
     if let Some(s) = &slack {
         surfaces.push(s.clone());

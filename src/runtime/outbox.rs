@@ -295,7 +295,11 @@ impl OutboxSender {
                     seq: *seq,
                     text: reply.text.clone(),
                     visibility: reply.visibility,
+                    private: reply.private,
                     in_reply_to: ticket.mention.remote_id.clone(),
+                    reply_context: ticket.mention.reply_context.clone(),
+                    author_id: ticket.mention.author.id.clone(),
+                    author_handle: ticket.mention.author.handle.clone(),
                     idempotency_key: format!(
                         "mentionbridge-{}-{}-{}",
                         ticket.mention.account, ticket.mention.remote_id, seq

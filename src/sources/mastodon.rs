@@ -335,6 +335,7 @@ impl Mastodon {
                     status.account.display_name.clone()
                 },
                 profile_url: status.account.url.clone().unwrap_or_default(),
+                id: Some(status.account.id.clone()),
             },
             text,
             language: status.language,
@@ -347,6 +348,7 @@ impl Mastodon {
                 _ => Visibility::Public,
             },
             remote_id: status.id,
+            reply_context: None,
         }
     }
 

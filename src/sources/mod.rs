@@ -9,7 +9,9 @@ use crate::domain::{text::TextRules, Mention, Platform, TicketId, Visibility};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+use thiserror::Error;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -36,7 +38,14 @@ pub struct ReplyRequest {
     pub seq: u32,
     pub text: String,
     pub visibility: Visibility,
+    /// A private message to the author (Mastodon direct, Bluesky chat, X DM).
+    pub private: bool,
     pub in_reply_to: String,
+    /// The mention's `reply_context` (platform-specific thread data).
+    pub reply_context: Option<String>,
+    /// The author's platform id and handle, for private messages.
+    pub author_id: Option<String>,
+    pub author_handle: String,
     /// Stable across retries and restarts.
     pub idempotency_key: String,
     /// A previous try may have reached the platform: look before posting again.
@@ -59,4 +68,41 @@ pub trait Publisher: Send + Sync {
         &'a self,
         reply: &'a ReplyRequest,
     ) -> BoxFuture<'a, Result<Published, DeliveryError>>;
+}
+
+/// The social platforms the config names, connected and checked.
+#[derive(Default)]
+pub struct Platforms {
+    pub sources: Vec<Arc<dyn Source>>,
+    pub publishers: Vec<Arc<dyn Publisher>>,
+}
+
+#[derive(Debug, Error)]
+#[error("{platform} credentials check failed: {message}")]
+pub struct ConnectError {
+    pub platform: &'static str,
+    pub message: String,
+}
+
+/// Connect to every configured platform once (checking its credentials), in a fixed
+/// order so a failure names the first platform that is wrong.
+pub async fn connect_all(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+) -> Result<Platforms, ConnectError> {
+    let _ = store; // Bluesky and X keep sessions and budgets in the store.
+    let mut platforms = Platforms::default();
+    if let Some(c) = &config.mastodon {
+        let m = Arc::new(
+            mastodon::Mastodon::connect(c)
+                .await
+                .map_err(|e| ConnectError {
+                    platform: "Mastodon",
+                    message: e.to_string(),
+                })?,
+        );
+        platforms.sources.push(m.clone());
+        platforms.publishers.push(m);
+    }
+    Ok(platforms)
 }

@@ -70,6 +70,9 @@ pub struct Store {
     outbox: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
+    /// Small per-source state that must survive restarts (a Bluesky session, an X
+    /// request budget), by key.
+    state: sled::Tree,
 }
 
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -145,6 +148,7 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
+            state: db.open_tree("state")?,
             db,
         })
     }
@@ -160,6 +164,16 @@ impl Store {
             .cursors
             .get(source)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Remember source state; the caller flushes when it must survive a crash.
+    pub fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.state.insert(key, value)?;
+        Ok(())
     }
 
     /// Store new mentions as tickets (skipping ones already seen), queue their cards and
@@ -502,12 +516,14 @@ mod tests {
                 handle: "alice".into(),
                 name: "Alice".into(),
                 profile_url: "https://m.example/@alice".into(),
+                id: None,
             },
             text: "help".into(),
             language: None,
             created_at: now(),
             in_reply_to: None,
             visibility: Visibility::Public,
+            reply_context: None,
         }
     }
 

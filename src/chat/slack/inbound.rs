@@ -191,6 +191,10 @@ impl Slack {
             "reply" => AgentAction::Reply {
                 text: String::new(),
             },
+            "dm" => AgentAction::ReplyPrivately {
+                text: String::new(),
+                public_ack: None,
+            },
             other => {
                 return ephemeral_response(format!(
                     "Unknown subcommand `{}`. {}",
@@ -202,18 +206,21 @@ impl Slack {
         let Some(ticket) = words.next().and_then(|w| w.parse::<TicketId>().ok()) else {
             return ephemeral_response(format!("Which ticket? {}", card::USAGE));
         };
+        // Everything after the ticket number, as typed (keeps line breaks).
+        let body = || {
+            text.trim_start()
+                .splitn(3, char::is_whitespace)
+                .nth(2)
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
         let action = match action {
-            AgentAction::Reply { .. } => {
-                // Everything after the ticket number, as typed (keeps line breaks).
-                let body = text
-                    .trim_start()
-                    .splitn(3, char::is_whitespace)
-                    .nth(2)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                AgentAction::Reply { text: body }
-            }
+            AgentAction::Reply { .. } => AgentAction::Reply { text: body() },
+            AgentAction::ReplyPrivately { .. } => AgentAction::ReplyPrivately {
+                text: body(),
+                public_ack: None,
+            },
             a => a,
         };
         let verb_done = match &action {
@@ -223,6 +230,7 @@ impl Slack {
             AgentAction::Ignore => "ignored",
             AgentAction::Reopen => "reopened",
             AgentAction::Reply { .. } => "reply queued for",
+            AgentAction::ReplyPrivately { .. } => "private reply queued for",
         };
         match self.desk.act(ticket, action, &actor).await {
             Ok(_) => ephemeral_response(format!("Done: {verb_done} ticket #{ticket}.")),
