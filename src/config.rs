@@ -79,6 +79,7 @@ struct RawConfig {
     mastodon: Option<RawMastodon>,
     bluesky: Option<RawBluesky>,
     x: Option<RawX>,
+    webhook: Option<RawWebhook>,
     #[serde(default)]
     outbox: RawOutbox,
 }
@@ -167,6 +168,12 @@ fn default_discord_mode() -> DiscordMode {
 }
 fn default_discord_api() -> String {
     "https://discord.com/api/v10".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,7 +291,15 @@ pub struct Config {
     pub mastodon: Option<MastodonConfig>,
     pub bluesky: Option<BlueskyConfig>,
     pub x: Option<XConfig>,
+    /// The inbound webhook for listening tools (`POST /ingest/mentions`).
+    pub webhook: Option<WebhookConfig>,
     pub outbox: OutboxConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The shared HMAC-SHA256 key senders sign with.
+    pub secret: Secret,
 }
 
 #[derive(Debug, Clone)]
@@ -826,14 +841,23 @@ impl Validator<'_> {
         let mastodon = raw.mastodon.as_ref().map(|m| self.mastodon(m));
         let bluesky = raw.bluesky.as_ref().map(|b| self.bluesky(b));
         let x = raw.x.as_ref().map(|x| self.x(x));
-        if mastodon.is_none() && bluesky.is_none() && x.is_none() {
+        let webhook = raw.webhook.as_ref().map(|w| {
+            let secret = self.secret("webhook", "secret", &w.secret);
+            if !secret.expose().is_empty() && secret.expose().len() < 16 {
+                self.problem(
+                    "webhook",
+                    "secret",
+                    "expected at least 16 characters (it signs every request)",
+                );
+            }
+            WebhookConfig { secret }
+        });
+        if mastodon.is_none() && bluesky.is_none() && x.is_none() && webhook.is_none() {
             self.problems.push(Problem {
                 path: self.path.into(),
                 line: None,
-                key: "mastodon / bluesky / x".into(),
-                message:
-                    "no social platform configured: add a [mastodon], [bluesky] or [x] section"
-                        .into(),
+                key: "mastodon / bluesky / x / webhook".into(),
+                message: "no source of mentions configured: add a [mastodon], [bluesky], [x] or [webhook] section".into(),
             });
         }
         if raw.outbox.concurrency == 0 || raw.outbox.concurrency > 64 {
@@ -849,6 +873,7 @@ impl Validator<'_> {
             mastodon,
             bluesky,
             x,
+            webhook,
             outbox: OutboxConfig {
                 concurrency: raw.outbox.concurrency.clamp(1, 64),
                 max_backoff: Duration::from_secs(raw.outbox.max_backoff_secs.max(1)),

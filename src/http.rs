@@ -5,6 +5,10 @@
 use crate::chat::discord::signature::InteractionVerifier;
 use crate::chat::discord::Discord;
 use crate::chat::slack::{signature, Slack};
+use crate::config::Secret;
+use crate::sources::webhook;
+use crate::store::Store;
+use tokio::sync::Notify;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,9 +18,27 @@ use axum::{Json, Router};
 use slack_morphism::prelude::*;
 use std::sync::Arc;
 
-/// Routes for the surfaces that run in HTTP mode.
-pub fn router(slack: Option<Arc<Slack>>, discord: Option<Arc<Discord>>) -> Router {
+/// What the inbound webhook needs: where to store mentions, the signing key, and whom
+/// to wake once they are stored.
+#[derive(Clone)]
+pub struct Ingest {
+    pub store: Store,
+    pub secret: Secret,
+    pub wake: Arc<Notify>,
+}
+
+/// Routes for the surfaces that run in HTTP mode, and the inbound webhook.
+pub fn router(slack: Option<Arc<Slack>>, discord: Option<Arc<Discord>>, ingest: Option<Ingest>) -> Router {
     let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
+    if let Some(ingest) = ingest {
+        app = app.merge(
+            Router::new()
+                .route(webhook::PATH, post(ingest_mentions))
+                // Larger bodies are refused by axum before we read them (413).
+                .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+                .with_state(ingest),
+        );
+    }
     if let Some(slack) = slack {
         app = app.merge(
             Router::new()
@@ -37,6 +59,60 @@ pub fn router(slack: Option<Arc<Slack>>, discord: Option<Arc<Discord>>) -> Route
         );
     }
     app
+}
+
+async fn ingest_mentions(State(ingest): State<Ingest>, headers: HeaderMap, body: Bytes) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refuse = |status: StatusCode, e: webhook::IngestError| {
+        tracing::warn!(reason = %e, "refused a webhook delivery");
+        (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+    };
+    if let Err(e) = webhook::verify(
+        ingest.secret.expose(),
+        header(webhook::TIMESTAMP_HEADER),
+        header(webhook::SIGNATURE_HEADER),
+        &body,
+        chrono::Utc::now().timestamp(),
+    ) {
+        return refuse(StatusCode::UNAUTHORIZED, e);
+    }
+    let mentions = match webhook::parse(&body) {
+        Ok(m) => m,
+        Err(e @ webhook::IngestError::NotJson(_)) => return refuse(StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    let stored = ingest
+        .store
+        .ingest("webhook", &mentions, None, chrono::Utc::now())
+        .map_err(|e| e.to_string());
+    let flushed = match stored {
+        Ok(created) => ingest.store.flush().await.map(|_| created).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match flushed {
+        // Accepted only now: the mentions are on disk and their cards are queued.
+        Ok(created) => {
+            ingest.wake.notify_one();
+            tracing::info!(received = mentions.len(), new_tickets = created.len(), "webhook mentions stored");
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({
+                    "received": mentions.len(),
+                    "new_tickets": created.iter().map(|t| t.0).collect::<Vec<_>>(),
+                    "duplicates": mentions.len() - created.len(),
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook mentions could not be stored");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "error": "could not store the mentions; retry later" })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn discord_interaction(

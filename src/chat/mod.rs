@@ -55,19 +55,24 @@ pub enum CardButton {
     Claim,
     Unclaim,
     Reply,
+    ReplyPrivately,
     Resolve,
     Ignore,
     Reopen,
+    /// A link to the post, for networks we cannot answer on.
+    OpenOriginal,
 }
 
 impl CardButton {
-    const ALL: [CardButton; 6] = [
+    const ALL: [CardButton; 8] = [
         CardButton::Claim,
         CardButton::Unclaim,
         CardButton::Reply,
+        CardButton::ReplyPrivately,
         CardButton::Resolve,
         CardButton::Ignore,
         CardButton::Reopen,
+        CardButton::OpenOriginal,
     ];
 
     pub fn verb(self) -> &'static str {
@@ -75,9 +80,11 @@ impl CardButton {
             CardButton::Claim => "claim",
             CardButton::Unclaim => "unclaim",
             CardButton::Reply => "reply",
+            CardButton::ReplyPrivately => "dm",
             CardButton::Resolve => "resolve",
             CardButton::Ignore => "ignore",
             CardButton::Reopen => "reopen",
+            CardButton::OpenOriginal => "open",
         }
     }
 
@@ -90,9 +97,11 @@ impl CardButton {
             CardButton::Claim => "Claim",
             CardButton::Unclaim => "Unclaim",
             CardButton::Reply => "Reply",
+            CardButton::ReplyPrivately => "Reply privately",
             CardButton::Resolve => "Resolve",
             CardButton::Ignore => "Ignore",
             CardButton::Reopen => "Reopen",
+            CardButton::OpenOriginal => "Open original",
         }
     }
 
@@ -104,17 +113,28 @@ impl CardButton {
             CardButton::Resolve => Some(AgentAction::Resolve),
             CardButton::Ignore => Some(AgentAction::Ignore),
             CardButton::Reopen => Some(AgentAction::Reopen),
-            CardButton::Reply => None,
+            CardButton::Reply | CardButton::ReplyPrivately | CardButton::OpenOriginal => None,
         }
     }
 
     /// The buttons a card shows in the ticket's state, the most likely next step first.
-    pub fn for_ticket(ticket: &Ticket) -> &'static [CardButton] {
+    /// Where we cannot answer (`can_reply` false) the card links to the original and
+    /// Resolve reads "Mark answered".
+    pub fn for_ticket(ticket: &Ticket, can_reply: bool) -> &'static [CardButton] {
         use CardButton::*;
-        match (ticket.stage, &ticket.holder) {
-            (Stage::Resolved | Stage::Ignored, _) => &[Reopen],
-            (_, Some(_)) => &[Reply, Resolve, Unclaim, Ignore],
-            (_, None) => &[Claim, Reply, Resolve, Ignore],
+        match (ticket.stage, &ticket.holder, can_reply) {
+            (Stage::Resolved | Stage::Ignored, _, _) => &[Reopen],
+            (_, Some(_), true) => &[Reply, ReplyPrivately, Resolve, Unclaim, Ignore],
+            (_, None, true) => &[Claim, Reply, ReplyPrivately, Resolve, Ignore],
+            (_, Some(_), false) => &[OpenOriginal, Resolve, Unclaim, Ignore],
+            (_, None, false) => &[Claim, OpenOriginal, Resolve, Ignore],
+        }
+    }
+
+    pub fn label_for(self, can_reply: bool) -> &'static str {
+        match (self, can_reply) {
+            (CardButton::Resolve, false) => "Mark answered",
+            (b, _) => b.label(),
         }
     }
 }

@@ -130,15 +130,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let discord_http = discord
         .clone()
         .filter(|d| d.config().mode == DiscordMode::Http);
-    if slack_http.is_some() || discord_http.is_some() {
+    let ingest = config.webhook.as_ref().map(|w| crate::http::Ingest {
+        store: store.clone(),
+        secret: w.secret.clone(),
+        wake: wake.clone(),
+    });
+    if slack_http.is_some() || discord_http.is_some() || ingest.is_some() {
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| RunError::Listen {
                 addr: config.http_listen.to_string(),
                 source,
             })?;
-        tracing::info!(addr = %config.http_listen, "HTTP server listening (Slack and/or Discord interactions)");
-        let app = crate::http::router(slack_http, discord_http);
+        tracing::info!(addr = %config.http_listen, "HTTP server listening (chat interactions and/or the mentions webhook)");
+        let app = crate::http::router(slack_http, discord_http, ingest);
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, app)

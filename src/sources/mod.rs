@@ -3,6 +3,7 @@
 //! nothing else in the program knows a platform's wire format.
 
 pub mod mastodon;
+pub mod webhook;
 
 use crate::delivery::DeliveryError;
 use crate::domain::{text::TextRules, Mention, Platform, TicketId, Visibility};

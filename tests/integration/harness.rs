@@ -47,6 +47,9 @@ pub struct World {
     pub slack_mode: Option<Mode>,
     pub discord_mode: Option<Mode>,
     pub http_port: u16,
+    /// More config sections (e.g. `[bluesky]` pointing at a fake), set before the bot
+    /// first starts.
+    pub extra_config: std::sync::Mutex<String>,
 }
 
 fn free_port() -> u16 {
@@ -88,6 +91,7 @@ impl World {
             slack_mode,
             discord_mode,
             http_port: free_port(),
+            extra_config: std::sync::Mutex::new(String::new()),
         }
     }
 
@@ -165,6 +169,7 @@ agent_user_ids = ["{D_BEN}"]
                 guild = crate::fakes::discord::GUILD_ID,
             ));
         }
+        text.push_str(&self.extra_config.lock().unwrap());
         text
     }
 

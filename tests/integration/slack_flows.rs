@@ -33,7 +33,7 @@ async fn a_mention_becomes_a_card_with_everything_an_agent_needs() {
     );
     assert_eq!(
         buttons(&card),
-        ["mb_claim", "mb_reply", "mb_resolve", "mb_ignore"]
+        ["mb_claim", "mb_reply", "mb_dm", "mb_resolve", "mb_ignore"]
     );
     let meta = card.metadata.as_ref().unwrap();
     assert_eq!(meta["event_type"], "mentionbridge_ticket");

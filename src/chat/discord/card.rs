@@ -13,6 +13,8 @@ use serenity::all::{
 pub const COMMAND: &str = "mentions";
 pub const REPLY_MODAL: &str = "mb:reply";
 pub const REPLY_INPUT: &str = "text";
+pub const PRIVATE_MODAL: &str = "mb:dm";
+pub const ACK_INPUT: &str = "ack";
 
 /// Discord custom ids of the card's buttons: `mb:<verb>:<ticket>`.
 pub fn custom_id(button: CardButton, ticket: TicketId) -> String {
@@ -35,7 +37,7 @@ pub fn escape(s: &str) -> String {
     for c in s.chars() {
         if matches!(
             c,
-            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '(' | ')' | '<' | '@'
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '<' | '@'
         ) {
             out.push('\\');
         }
@@ -169,13 +171,16 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     embed
 }
 
-pub fn card_buttons(ticket: &Ticket) -> Vec<CreateActionRow> {
-    let row = CardButton::for_ticket(ticket)
+pub fn card_buttons(ticket: &Ticket, can_reply: bool) -> Vec<CreateActionRow> {
+    let row = CardButton::for_ticket(ticket, can_reply)
         .iter()
         .enumerate()
         .map(|(i, b)| {
+            if *b == CardButton::OpenOriginal {
+                return CreateButton::new_link(&ticket.mention.url).label(b.label());
+            }
             CreateButton::new(custom_id(*b, ticket.id))
-                .label(b.label())
+                .label(b.label_for(can_reply))
                 .style(if i == 0 {
                     ButtonStyle::Primary
                 } else {
@@ -193,38 +198,46 @@ pub fn thread_name(ticket: &Ticket) -> String {
     )
 }
 
-pub fn reply_modal(ticket: &Ticket, rules: TextRules) -> CreateModal {
+/// The reply form; with `private`, a private message plus an optional short public
+/// acknowledgement. Discord forms hold only text inputs, so the mention is quoted in the
+/// placeholder.
+pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> CreateModal {
     let m = &ticket.mention;
-    let input = CreateInputText::new(
-        InputTextStyle::Paragraph,
-        truncate(
-            &format!(
-                "Reply ({} counts {} chars max)",
-                m.platform.label(),
-                rules.max_chars
-            ),
-            45,
-        ),
-        REPLY_INPUT,
-    )
-    .placeholder(truncate(
-        &format!("To @{}: {}", m.author.handle, m.text.replace('\n', " ")),
-        100,
-    ))
-    .required(true)
-    .max_length(4000);
-    CreateModal::new(
-        format!("{REPLY_MODAL}:{}", ticket.id),
-        truncate(&format!("Reply to mention #{}", ticket.id), 45),
-    )
-    .components(vec![CreateActionRow::InputText(input)])
+    let label = if private {
+        format!("Private message ({} max)", rules.max_chars)
+    } else {
+        format!("Reply ({} counts {} chars max)", m.platform.label(), rules.max_chars)
+    };
+    let input = CreateInputText::new(InputTextStyle::Paragraph, truncate(&label, 45), REPLY_INPUT)
+        .placeholder(truncate(
+            &format!("To @{}: {}", m.author.handle, m.text.replace('\n', " ")),
+            100,
+        ))
+        .required(true)
+        .max_length(4000);
+    let mut rows = vec![CreateActionRow::InputText(input)];
+    if private {
+        rows.push(CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Short, "Public acknowledgement (optional)", ACK_INPUT)
+                .placeholder("We've sent you a DM.")
+                .required(false)
+                .max_length(280),
+        ));
+    }
+    let (prefix, title) = if private {
+        (PRIVATE_MODAL, format!("Reply privately to #{}", ticket.id))
+    } else {
+        (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
+    };
+    CreateModal::new(format!("{prefix}:{}", ticket.id), truncate(&title, 45)).components(rows)
 }
 
 fn ticket_option(verb: &str) -> CreateCommandOption {
+    let what = if verb == "dm" { "reply privately to" } else { verb };
     CreateCommandOption::new(
         CommandOptionType::SubCommand,
         verb,
-        format!("{} a mention ticket", capitalise(verb)),
+        format!("{} a mention ticket", capitalise(what)),
     )
     .add_sub_option(
         CreateCommandOption::new(CommandOptionType::Integer, "ticket", "Ticket number")
@@ -254,6 +267,11 @@ pub fn command() -> CreateCommand {
     for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
         cmd = cmd.add_option(ticket_option(verb));
     }
+    cmd = cmd.add_option(ticket_option("dm").add_sub_option(
+        CreateCommandOption::new(CommandOptionType::String, "text", "Your private message to the customer")
+            .required(true)
+            .max_length(4000),
+    ));
     cmd.add_option(
         ticket_option("reply").add_sub_option(
             CreateCommandOption::new(

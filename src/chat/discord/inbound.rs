@@ -3,6 +3,7 @@
 //! Discord's 3 s: when the work is slow, a deferral goes first and the real answer follows.
 
 use super::card;
+use crate::chat::CardButton;
 use super::Discord;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use reqwest::Method;
@@ -152,6 +153,7 @@ impl Discord {
                 Ok(t) => CreateInteractionResponse::Modal(card::reply_modal(
                     &t,
                     self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                    button == CardButton::ReplyPrivately,
                 )),
                 Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
             },
@@ -165,27 +167,35 @@ impl Discord {
 
     async fn on_modal(&self, m: &ModalInteraction) -> CreateInteractionResponse {
         let who = actor(m.member.as_ref(), &m.user);
-        let Some(ticket) = m
-            .data
-            .custom_id
-            .strip_prefix(card::REPLY_MODAL)
-            .and_then(|rest| rest.trim_start_matches(':').parse::<TicketId>().ok())
-        else {
+        let parsed = [(card::REPLY_MODAL, false), (card::PRIVATE_MODAL, true)]
+            .into_iter()
+            .find_map(|(prefix, private)| {
+                let rest = m.data.custom_id.strip_prefix(prefix)?.strip_prefix(':')?;
+                Some((rest.parse::<TicketId>().ok()?, private))
+            });
+        let Some((ticket, private)) = parsed else {
             return ephemeral("This form is not one mentionbridge knows. Nothing was sent.");
         };
-        let text = m
-            .data
-            .components
-            .iter()
-            .flat_map(|row| row.components.iter())
-            .find_map(|c| match c {
-                ActionRowComponent::InputText(t) if t.custom_id == card::REPLY_INPUT => {
-                    t.value.clone()
-                }
-                _ => None,
-            })
-            .unwrap_or_default();
-        match self.desk.act(ticket, AgentAction::Reply { text }, &who).await {
+        let field = |id: &str| {
+            m.data
+                .components
+                .iter()
+                .flat_map(|row| row.components.iter())
+                .find_map(|c| match c {
+                    ActionRowComponent::InputText(t) if t.custom_id == id => t.value.clone(),
+                    _ => None,
+                })
+        };
+        let text = field(card::REPLY_INPUT).unwrap_or_default();
+        let action = if private {
+            AgentAction::ReplyPrivately {
+                text,
+                public_ack: field(card::ACK_INPUT),
+            }
+        } else {
+            AgentAction::Reply { text }
+        };
+        match self.desk.act(ticket, action, &who).await {
             Ok(_) => ephemeral(format!(
                 "Reply to ticket #{ticket} queued; its link appears in the card's thread once published."
             )),
@@ -223,12 +233,16 @@ impl Discord {
             "resolve" => (AgentAction::Resolve, "resolved"),
             "ignore" => (AgentAction::Ignore, "ignored"),
             "reopen" => (AgentAction::Reopen, "reopened"),
-            "reply" => {
+            "reply" | "dm" => {
                 let text = match arg("text") {
                     Some(ResolvedValue::String(s)) => s.to_string(),
                     _ => String::new(),
                 };
-                (AgentAction::Reply { text }, "reply queued for")
+                if verb == "dm" {
+                    (AgentAction::ReplyPrivately { text, public_ack: None }, "private reply queued for")
+                } else {
+                    (AgentAction::Reply { text }, "reply queued for")
+                }
             }
             other => return ephemeral(format!("Unknown subcommand `{other}`.")),
         };

@@ -11,6 +11,8 @@ pub const METADATA_EVENT: &str = "mentionbridge_ticket";
 pub const REPLY_CALLBACK: &str = "mb_reply";
 pub const REPLY_BLOCK: &str = "reply";
 pub const REPLY_INPUT: &str = "text";
+pub const PRIVATE_CALLBACK: &str = "mb_reply_private";
+pub const ACK_BLOCK: &str = "ack";
 
 /// Slack `action_id`s of the card's buttons: `mb_<verb>`.
 pub fn action_id(button: CardButton) -> String {
@@ -98,7 +100,7 @@ pub fn card_metadata(ticket: &Ticket) -> SlackMessageMetadata {
     ]))
 }
 
-pub fn card_blocks(ticket: &Ticket) -> Vec<SlackBlock> {
+pub fn card_blocks(ticket: &Ticket, can_reply: bool) -> Vec<SlackBlock> {
     let m = &ticket.mention;
     let mut blocks: Vec<SlackBlock> = Vec::new();
     blocks.push(
@@ -167,13 +169,18 @@ pub fn card_blocks(ticket: &Ticket) -> Vec<SlackBlock> {
         );
     }
 
-    let elements = CardButton::for_ticket(ticket)
+    let elements = CardButton::for_ticket(ticket, can_reply)
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let mut el = SlackBlockButtonElement::new(b.label().into())
+            let mut el = SlackBlockButtonElement::new(b.label_for(can_reply).into())
                 .with_action_id(action_id(*b).into())
                 .with_value(ticket.id.to_string());
+            if *b == CardButton::OpenOriginal {
+                if let Ok(url) = ticket.mention.url.parse() {
+                    el = el.with_url(url);
+                }
+            }
             if i == 0 {
                 el = el.with_style(SlackBlockButtonStyle::Primary);
             }
@@ -188,10 +195,10 @@ pub fn card_blocks(ticket: &Ticket) -> Vec<SlackBlock> {
     blocks
 }
 
-pub fn card_content(ticket: &Ticket) -> SlackMessageContent {
+pub fn card_content(ticket: &Ticket, can_reply: bool) -> SlackMessageContent {
     SlackMessageContent::new()
         .with_text(card_text(ticket))
-        .with_blocks(card_blocks(ticket))
+        .with_blocks(card_blocks(ticket, can_reply))
         .with_metadata(card_metadata(ticket))
 }
 
@@ -206,47 +213,86 @@ pub fn ticket_of_metadata(metadata: Option<&SlackMessageMetadata>) -> Option<(Ti
     Some((id, payload.get("remote_id").cloned().unwrap_or_default()))
 }
 
-pub fn reply_modal(ticket: &Ticket, rules: TextRules) -> SlackView {
+/// The reply form; with `private`, a private message plus an optional short public
+/// acknowledgement ("We've sent you a DM").
+pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> SlackView {
     let m = &ticket.mention;
-    let hint = format!(
-        "{} allows {}, counted with the @{} prefix we add. The reply is {} like the mention.",
-        m.platform.label(),
-        rules.describe(),
-        m.author.handle,
-        visibility_label(m.visibility)
-    );
+    let hint = if private {
+        format!(
+            "Sent to @{} privately ({}). Counted as {} counts: {}.",
+            m.author.handle,
+            private_channel(m.platform),
+            m.platform.label(),
+            rules.describe()
+        )
+    } else {
+        format!(
+            "{} allows {}, counted with the @{} prefix we add. The reply is {} like the mention.",
+            m.platform.label(),
+            rules.describe(),
+            m.author.handle,
+            visibility_label(m.visibility)
+        )
+    };
     let input = SlackBlockPlainTextInputElement::new()
         .with_action_id(REPLY_INPUT.into())
         .with_multiline(true)
         .with_focus_on_load(true)
         .with_placeholder(format!("Your answer to @{}", m.author.handle).into());
-    let label: String = format!("Reply to @{}", m.author.handle)
-        .chars()
-        .take(150)
-        .collect();
+    let label: String = format!(
+        "{} @{}",
+        if private { "Private message to" } else { "Reply to" },
+        m.author.handle
+    )
+    .chars()
+    .take(150)
+    .collect();
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackSectionBlock::new()
+            .with_text(md(format!(
+                "*{}* (`@{}`) wrote:\n{}",
+                escape(&m.author.name),
+                escape(&m.author.handle),
+                quote(&m.text)
+            )))
+            .into(),
+        SlackInputBlock::new(label.into(), input.into())
+            .with_block_id(REPLY_BLOCK.into())
+            .with_hint(hint.into())
+            .into(),
+    ];
+    if private {
+        let ack = SlackBlockPlainTextInputElement::new()
+            .with_action_id(REPLY_INPUT.into())
+            .with_placeholder("We've sent you a DM.".into());
+        blocks.push(
+            SlackInputBlock::new("Public acknowledgement (optional)".into(), ack.into())
+                .with_block_id(ACK_BLOCK.into())
+                .with_optional(true)
+                .with_hint("Posted first, in public, in the customer's thread.".into())
+                .into(),
+        );
+    }
     SlackView::Modal(
         SlackModalView::new(
-            "Reply to mention".into(),
-            vec![
-                SlackSectionBlock::new()
-                    .with_text(md(format!(
-                        "*{}* (`@{}`) wrote:\n{}",
-                        escape(&m.author.name),
-                        escape(&m.author.handle),
-                        quote(&m.text)
-                    )))
-                    .into(),
-                SlackInputBlock::new(label.into(), input.into())
-                    .with_block_id(REPLY_BLOCK.into())
-                    .with_hint(hint.into())
-                    .into(),
-            ],
+            if private { "Reply privately" } else { "Reply to mention" }.into(),
+            blocks,
         )
-        .with_submit("Send reply".into())
+        .with_submit(if private { "Send privately" } else { "Send reply" }.into())
         .with_close("Cancel".into())
-        .with_callback_id(REPLY_CALLBACK.into())
+        .with_callback_id(if private { PRIVATE_CALLBACK } else { REPLY_CALLBACK }.into())
         .with_private_metadata(ticket.id.to_string()),
     )
+}
+
+/// How each platform delivers a private reply, in its users' words.
+pub fn private_channel(platform: crate::domain::Platform) -> &'static str {
+    match platform {
+        crate::domain::Platform::Mastodon => "a direct message",
+        crate::domain::Platform::Bluesky => "a Bluesky chat",
+        crate::domain::Platform::X => "an X DM",
+        crate::domain::Platform::Other => "not available",
+    }
 }
 
 /// Slack's markup for the surface-neutral wording of notes.

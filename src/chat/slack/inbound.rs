@@ -2,6 +2,7 @@
 //! submission, `/mentions`, and messages in a card's thread (internal notes).
 
 use super::card;
+use crate::chat::CardButton;
 use super::Slack;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use crate::runtime::desk::ActError;
@@ -84,9 +85,12 @@ impl Slack {
                 .await;
                 continue;
             };
-            let result = match button.action() {
-                None => self.open_reply_modal(ticket, &actor, &ev.trigger_id).await,
-                Some(action) => self.desk.act(ticket, action, &actor).await.map(drop),
+            let result = match (button, button.action()) {
+                (CardButton::Reply, _) => self.open_reply_modal(ticket, &actor, &ev.trigger_id, false).await,
+                (CardButton::ReplyPrivately, _) => self.open_reply_modal(ticket, &actor, &ev.trigger_id, true).await,
+                (_, Some(action)) => self.desk.act(ticket, action, &actor).await.map(drop),
+                // A link button: Slack opened the URL; nothing to do here.
+                (_, None) => Ok(()),
             };
             if let Err(e) = result {
                 self.ephemeral(&channel, &actor.user_id, &format!("Ticket #{ticket}: {e}"))
@@ -100,6 +104,7 @@ impl Slack {
         ticket: TicketId,
         actor: &AgentRef,
         trigger: &SlackTriggerId,
+        private: bool,
     ) -> Result<(), ActError> {
         // Judge first with a placeholder text: nobody should type an answer they cannot send.
         let t = self
@@ -108,6 +113,7 @@ impl Slack {
         let view = card::reply_modal(
             &t,
             self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+            private,
         );
         if let Err(e) = self
             .session()
@@ -127,9 +133,11 @@ impl Slack {
         let SlackView::Modal(modal) = &ev.view.view else {
             return None;
         };
-        if modal.callback_id.as_ref().map(|c| c.as_ref()) != Some(card::REPLY_CALLBACK) {
-            return None;
-        }
+        let private = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
+            Some(card::REPLY_CALLBACK) => false,
+            Some(card::PRIVATE_CALLBACK) => true,
+            _ => return None,
+        };
         let error = |msg: String| Some(HashMap::from([(card::REPLY_BLOCK.to_string(), msg)]));
         let Some(ticket) = modal
             .private_metadata
@@ -141,22 +149,31 @@ impl Slack {
                     .into(),
             );
         };
-        let text = ev
-            .view
-            .state_params
-            .state
-            .as_ref()
-            .and_then(|s| s.values.get(&card::REPLY_BLOCK.into()))
-            .and_then(|b| b.get(&card::REPLY_INPUT.into()))
-            .and_then(|v| v.value.clone())
-            .unwrap_or_default();
+        let field = |block: &str| {
+            ev.view
+                .state_params
+                .state
+                .as_ref()
+                .and_then(|s| s.values.get(&block.into()))
+                .and_then(|b| b.get(&card::REPLY_INPUT.into()))
+                .and_then(|v| v.value.clone())
+        };
+        let text = field(card::REPLY_BLOCK).unwrap_or_default();
+        let action = if private {
+            AgentAction::ReplyPrivately {
+                text,
+                public_ack: field(card::ACK_BLOCK),
+            }
+        } else {
+            AgentAction::Reply { text }
+        };
         let actor = agent(
             &ev.user.id,
             ev.user.username.as_ref().or(ev.user.name.as_ref()),
         );
         match self
             .desk
-            .act(ticket, AgentAction::Reply { text }, &actor)
+            .act(ticket, action, &actor)
             .await
         {
             Ok(_) => None,
