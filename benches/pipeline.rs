@@ -86,7 +86,11 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     .expect("bench config");
 
     let store = Store::open(&config.store_path).unwrap();
-    let source = Arc::new(Mastodon::connect(config.mastodon.as_ref().unwrap()).await.unwrap());
+    let source = Arc::new(
+        Mastodon::connect(config.mastodon.as_ref().unwrap())
+            .await
+            .unwrap(),
+    );
     let wake = Arc::new(Notify::new());
     let desk = Arc::new(DeskService::new(
         store.clone(),

@@ -8,7 +8,6 @@ use crate::chat::slack::{signature, Slack};
 use crate::config::Secret;
 use crate::sources::webhook;
 use crate::store::Store;
-use tokio::sync::Notify;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use slack_morphism::prelude::*;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// What the inbound webhook needs: where to store mentions, the signing key, and whom
 /// to wake once they are stored.
@@ -28,7 +28,11 @@ pub struct Ingest {
 }
 
 /// Routes for the surfaces that run in HTTP mode, and the inbound webhook.
-pub fn router(slack: Option<Arc<Slack>>, discord: Option<Arc<Discord>>, ingest: Option<Ingest>) -> Router {
+pub fn router(
+    slack: Option<Arc<Slack>>,
+    discord: Option<Arc<Discord>>,
+    ingest: Option<Ingest>,
+) -> Router {
     let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
     if let Some(ingest) = ingest {
         app = app.merge(
@@ -61,7 +65,11 @@ pub fn router(slack: Option<Arc<Slack>>, discord: Option<Arc<Discord>>, ingest: 
     app
 }
 
-async fn ingest_mentions(State(ingest): State<Ingest>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ingest_mentions(
+    State(ingest): State<Ingest>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let refuse = |status: StatusCode, e: webhook::IngestError| {
         tracing::warn!(reason = %e, "refused a webhook delivery");
@@ -86,14 +94,23 @@ async fn ingest_mentions(State(ingest): State<Ingest>, headers: HeaderMap, body:
         .ingest("webhook", &mentions, None, chrono::Utc::now())
         .map_err(|e| e.to_string());
     let flushed = match stored {
-        Ok(created) => ingest.store.flush().await.map(|_| created).map_err(|e| e.to_string()),
+        Ok(created) => ingest
+            .store
+            .flush()
+            .await
+            .map(|_| created)
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
     match flushed {
         // Accepted only now: the mentions are on disk and their cards are queued.
         Ok(created) => {
             ingest.wake.notify_one();
-            tracing::info!(received = mentions.len(), new_tickets = created.len(), "webhook mentions stored");
+            tracing::info!(
+                received = mentions.len(),
+                new_tickets = created.len(),
+                "webhook mentions stored"
+            );
             (
                 StatusCode::ACCEPTED,
                 Json(serde_json::json!({

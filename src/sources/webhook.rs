@@ -45,7 +45,13 @@ impl From<Staleness> for IngestError {
     }
 }
 
-pub fn verify(secret: &str, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], now_unix: i64) -> Result<(), IngestError> {
+pub fn verify(
+    secret: &str,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), IngestError> {
     let (Some(ts), Some(sig)) = (timestamp, signature) else {
         return Err(IngestError::Unsigned);
     };
@@ -55,11 +61,13 @@ pub fn verify(secret: &str, timestamp: Option<&str>, signature: Option<&str>, bo
         .strip_prefix("sha256=")
         .and_then(|h| hex::decode(h).ok())
         .ok_or(IngestError::BadSignature)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(ts.trim().as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.verify_slice(&expected).map_err(|_| IngestError::BadSignature)
+    mac.verify_slice(&expected)
+        .map_err(|_| IngestError::BadSignature)
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +104,8 @@ fn public() -> String {
 pub fn parse(body: &[u8]) -> Result<Vec<Mention>, IngestError> {
     // Parse as generic JSON first, so a syntax error names its line and column, and a
     // schema error names the mention and the field.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| IngestError::NotJson(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::NotJson(e.to_string()))?;
     let items = match value {
         serde_json::Value::Array(items) => items,
         one => vec![one],
@@ -109,14 +118,20 @@ pub fn parse(body: &[u8]) -> Result<Vec<Mention>, IngestError> {
         .enumerate()
         .map(|(index, item)| {
             let invalid = |message: String| IngestError::Invalid { index, message };
-            let wire: WireMention = serde_json::from_value(item).map_err(|e| invalid(e.to_string()))?;
+            let wire: WireMention =
+                serde_json::from_value(item).map_err(|e| invalid(e.to_string()))?;
             to_mention(wire).map_err(invalid)
         })
         .collect()
 }
 
 fn to_mention(w: WireMention) -> Result<Mention, String> {
-    let required = [("source", &w.source), ("id", &w.id), ("url", &w.url), ("author.handle", &w.author.handle)];
+    let required = [
+        ("source", &w.source),
+        ("id", &w.id),
+        ("url", &w.url),
+        ("author.handle", &w.author.handle),
+    ];
     for (field, value) in required {
         if value.trim().is_empty() {
             return Err(format!("`{field}` must not be empty"));
@@ -130,7 +145,11 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
         "unlisted" => Visibility::Unlisted,
         "private" => Visibility::Private,
         "direct" => Visibility::Direct,
-        other => return Err(format!("`visibility` must be public, unlisted, private or direct, got {other:?}")),
+        other => {
+            return Err(format!(
+                "`visibility` must be public, unlisted, private or direct, got {other:?}"
+            ))
+        }
     };
     // We can only answer natively when the sender gives the platform's own post id.
     let named = Platform::from_name(&w.platform);
@@ -145,7 +164,10 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
         // The dedupe key is (platform, account, remote id): the account names the tool,
         // the remote id is the tool's own id unless the post's native id is known.
         account: format!("webhook:{}", w.source.trim()),
-        remote_id: w.remote_id.clone().unwrap_or_else(|| w.id.trim().to_string()),
+        remote_id: w
+            .remote_id
+            .clone()
+            .unwrap_or_else(|| w.id.trim().to_string()),
         url: w.url,
         author: Author {
             name: w.author.name.unwrap_or_else(|| handle.clone()),
@@ -165,7 +187,9 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
 fn pretty(name: &str) -> String {
     let name = name.trim();
     let mut c = name.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_else(|| "Unknown".into())
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_else(|| "Unknown".into())
 }
 
 #[cfg(test)]
@@ -185,16 +209,40 @@ mod tests {
     #[test]
     fn signatures_are_checked_with_a_five_minute_window() {
         let ts = "1800000000";
-        assert_eq!(verify(SECRET, Some(ts), Some(&sign(ts, ONE)), ONE.as_bytes(), 1800000100), Ok(()));
         assert_eq!(
-            verify(SECRET, Some(ts), Some(&sign(ts, ONE)), ONE.replace("love", "hate").as_bytes(), 1800000100),
+            verify(
+                SECRET,
+                Some(ts),
+                Some(&sign(ts, ONE)),
+                ONE.as_bytes(),
+                1800000100
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                SECRET,
+                Some(ts),
+                Some(&sign(ts, ONE)),
+                ONE.replace("love", "hate").as_bytes(),
+                1800000100
+            ),
             Err(IngestError::BadSignature)
         );
         assert_eq!(
-            verify(SECRET, Some(ts), Some(&sign(ts, ONE)), ONE.as_bytes(), 1800000301),
+            verify(
+                SECRET,
+                Some(ts),
+                Some(&sign(ts, ONE)),
+                ONE.as_bytes(),
+                1800000301
+            ),
             Err(IngestError::Stale(301))
         );
-        assert_eq!(verify(SECRET, None, None, ONE.as_bytes(), 0), Err(IngestError::Unsigned));
+        assert_eq!(
+            verify(SECRET, None, None, ONE.as_bytes(), 0),
+            Err(IngestError::Unsigned)
+        );
     }
 
     #[test]
@@ -209,26 +257,54 @@ mod tests {
 
     #[test]
     fn a_native_post_id_makes_a_mention_answerable_on_its_platform() {
-        let body = ONE.replace("\"instagram\"", "\"mastodon\"").replace("\"text\"", "\"remote_id\":\"1099\",\"text\"");
+        let body = ONE
+            .replace("\"instagram\"", "\"mastodon\"")
+            .replace("\"text\"", "\"remote_id\":\"1099\",\"text\"");
         let m = parse(body.as_bytes()).unwrap().remove(0);
-        assert_eq!((m.platform, m.remote_id.as_str()), (Platform::Mastodon, "1099"));
+        assert_eq!(
+            (m.platform, m.remote_id.as_str()),
+            (Platform::Mastodon, "1099")
+        );
         // Without the native id it cannot be answered there.
-        let m = parse(ONE.replace("\"instagram\"", "\"mastodon\"").as_bytes()).unwrap().remove(0);
+        let m = parse(ONE.replace("\"instagram\"", "\"mastodon\"").as_bytes())
+            .unwrap()
+            .remove(0);
         assert_eq!(m.platform, Platform::Other);
     }
 
     #[test]
     fn malformed_deliveries_say_exactly_what_is_wrong() {
         let err = parse(b"{\"source\": ").unwrap_err().to_string();
-        assert!(err.starts_with("body is not valid JSON: EOF while parsing"), "{err}");
-        let err = parse(ONE.replace("\"id\":\"bw-1\",", "").as_bytes()).unwrap_err().to_string();
-        assert!(err.contains("mention 0") && err.contains("missing field `id`"), "{err}");
-        let err = parse(ONE.replace("https://instagram.com/p/abc", "instagram.com").as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("body is not valid JSON: EOF while parsing"),
+            "{err}"
+        );
+        let err = parse(ONE.replace("\"id\":\"bw-1\",", "").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mention 0") && err.contains("missing field `id`"),
+            "{err}"
+        );
+        let err = parse(
+            ONE.replace("https://instagram.com/p/abc", "instagram.com")
+                .as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`url` must be an http(s) URL"), "{err}");
-        let err = parse(ONE.replace("2026-11-25T10:00:00Z", "yesterday").as_bytes()).unwrap_err().to_string();
-        assert!(err.starts_with("mention 0: input contains invalid characters"), "{err}");
+        let err = parse(ONE.replace("2026-11-25T10:00:00Z", "yesterday").as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("mention 0: input contains invalid characters"),
+            "{err}"
+        );
         let batch = format!("[{}]", vec![ONE; 101].join(","));
-        assert_eq!(parse(batch.as_bytes()).unwrap_err(), IngestError::TooMany(101));
+        assert_eq!(
+            parse(batch.as_bytes()).unwrap_err(),
+            IngestError::TooMany(101)
+        );
         let two = format!("[{ONE},{}]", ONE.replace("bw-1", "bw-2"));
         assert_eq!(parse(two.as_bytes()).unwrap().len(), 2);
     }

@@ -38,7 +38,10 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
         text.contains("Open") && text.contains(":R>"),
         "state and age: {text}"
     );
-    assert_eq!(d.buttons(&card), ["claim", "reply", "dm", "resolve", "ignore"]);
+    assert_eq!(
+        d.buttons(&card),
+        ["claim", "reply", "dm", "resolve", "ignore"]
+    );
     assert!(m.nonce.is_some(), "posted with a nonce");
     let thread = w.discord.thread_of(&card.id).expect("a thread on the card");
     assert!(w.discord.channel(&thread).unwrap()["name"]

@@ -36,7 +36,13 @@ pub trait Driver {
     /// Open the reply form and submit `text`: Ok when accepted, Err with the refusal.
     async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String>;
     /// Open the private-reply form and submit it, with an optional public acknowledgement.
-    async fn reply_privately_via_form(&self, card: &Card, who: Who, text: &str, ack: Option<&str>) -> Result<(), String>;
+    async fn reply_privately_via_form(
+        &self,
+        card: &Card,
+        who: Who,
+        text: &str,
+        ack: Option<&str>,
+    ) -> Result<(), String>;
     /// `/mentions <args>`; returns the private answer.
     async fn command(&self, who: Who, args: &str) -> String;
     /// What this person was told privately so far.
@@ -195,24 +201,40 @@ impl Driver for SlackDriver {
         }
     }
 
-    async fn reply_privately_via_form(&self, card: &Card, who: Who, text: &str, ack: Option<&str>) -> Result<(), String> {
+    async fn reply_privately_via_form(
+        &self,
+        card: &Card,
+        who: Who,
+        text: &str,
+        ack: Option<&str>,
+    ) -> Result<(), String> {
         let user = slack_user(who);
         let before = self.slack.views().len();
         self.press(card, who, "dm").await;
         self.slack
-            .wait_until(WAIT, "the private reply modal to open", |s| s.views().len() > before)
+            .wait_until(WAIT, "the private reply modal to open", |s| {
+                s.views().len() > before
+            })
             .await;
-        let view_id = self.slack.views()[before]["view_id"].as_str().unwrap().to_string();
+        let view_id = self.slack.views()[before]["view_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let values = json!({
             "reply": {"text": {"type": "plain_text_input", "value": text}},
             "ack": {"text": {"type": "plain_text_input", "value": ack}},
         });
-        let payload = self.slack.submission_for_view(&view_id, user, slack_name(who), values);
+        let payload = self
+            .slack
+            .submission_for_view(&view_id, user, slack_name(who), values);
         let answer = self.slack.send_envelope("interactive", payload).await;
         if answer == Value::Null {
             Ok(())
         } else {
-            Err(answer["errors"]["reply"].as_str().unwrap_or_default().to_string())
+            Err(answer["errors"]["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
         }
     }
 
@@ -462,11 +484,22 @@ impl Driver for DiscordDriver {
         }
     }
 
-    async fn reply_privately_via_form(&self, card: &Card, who: Who, text: &str, ack: Option<&str>) -> Result<(), String> {
+    async fn reply_privately_via_form(
+        &self,
+        card: &Card,
+        who: Who,
+        text: &str,
+        ack: Option<&str>,
+    ) -> Result<(), String> {
         let (id, name, roles) = discord_user(who);
-        let payload = self
-            .discord
-            .component_interaction(D_CHANNEL, &card.id, id, name, roles, &format!("mb:dm:{}", card.ticket));
+        let payload = self.discord.component_interaction(
+            D_CHANNEL,
+            &card.id,
+            id,
+            name,
+            roles,
+            &format!("mb:dm:{}", card.ticket),
+        );
         let modal = self.interact(who, payload).await;
         assert_eq!(modal["type"], 9, "Reply privately opens a form: {modal}");
         let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
@@ -474,9 +507,14 @@ impl Driver for DiscordDriver {
         if let Some(ack) = ack {
             fields.push(("ack", ack));
         }
-        let submit = self.discord.modal_submit(id, name, roles, &custom_id, &fields, D_CHANNEL);
+        let submit = self
+            .discord
+            .modal_submit(id, name, roles, &custom_id, &fields, D_CHANNEL);
         let answer = self.interact(who, submit).await;
-        let said = answer["data"]["content"].as_str().unwrap_or_default().to_string();
+        let said = answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if said.contains("queued") {
             Ok(())
         } else {

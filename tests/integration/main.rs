@@ -13,3 +13,4 @@ mod mixed_team;
 mod restarts;
 mod scenarios;
 mod slack_flows;
+mod webhook_flows;

@@ -11,12 +11,18 @@ pub async fn claim_updates_the_card_in_place_and_notes_it_in_the_thread<D: Drive
     w.mastodon.add_mention("alice", "help please");
     let _bot = w.start_bot().await;
     let card = d.card(1).await;
-    assert_eq!(d.buttons(&card), ["claim", "reply", "dm", "resolve", "ignore"]);
+    assert_eq!(
+        d.buttons(&card),
+        ["claim", "reply", "dm", "resolve", "ignore"]
+    );
 
     d.press(&card, Who::Ana, "claim").await;
     let text = d.wait_card_text(&card, &d.mention(Who::Ana)).await;
     assert!(text.contains("Claimed"), "{text}");
-    assert_eq!(d.buttons(&card), ["reply", "dm", "resolve", "unclaim", "ignore"]);
+    assert_eq!(
+        d.buttons(&card),
+        ["reply", "dm", "resolve", "unclaim", "ignore"]
+    );
     d.wait_note(&card, "claimed this ticket").await;
 
     d.press(&card, Who::Ana, "unclaim").await;
@@ -269,19 +275,40 @@ pub async fn killed_before_the_publish_then_restarted_sends_exactly_one_reply<D:
     assert_eq!(d.cards().len(), 1, "exactly one card");
 }
 
-pub async fn a_private_reply_goes_as_a_direct_message_after_a_public_acknowledgement<D: Driver>(w: &World, d: &D) {
-    let ids = w.mastodon.add_mention("alice@other.social", "my account number is wrong");
+pub async fn a_private_reply_goes_as_a_direct_message_after_a_public_acknowledgement<D: Driver>(
+    w: &World,
+    d: &D,
+) {
+    let ids = w
+        .mastodon
+        .add_mention("alice@other.social", "my account number is wrong");
     let _bot = w.start_bot().await;
     let card = d.card(1).await;
 
-    d.reply_privately_via_form(&card, Who::Ana, "Please send us the last 4 digits here.", Some("We've sent you a DM."))
-        .await
-        .expect("accepted");
+    d.reply_privately_via_form(
+        &card,
+        Who::Ana,
+        "Please send us the last 4 digits here.",
+        Some("We've sent you a DM."),
+    )
+    .await
+    .expect("accepted");
     let posted = w.mastodon.wait_for_posts(2, WAIT).await;
     assert_eq!(posted[0].status, "@alice@other.social We've sent you a DM.");
-    assert_eq!(posted[0].visibility.as_deref(), Some("public"), "the acknowledgement is public, first");
-    assert_eq!(posted[1].status, "@alice@other.social Please send us the last 4 digits here.");
-    assert_eq!(posted[1].visibility.as_deref(), Some("direct"), "the answer is private");
+    assert_eq!(
+        posted[0].visibility.as_deref(),
+        Some("public"),
+        "the acknowledgement is public, first"
+    );
+    assert_eq!(
+        posted[1].status,
+        "@alice@other.social Please send us the last 4 digits here."
+    );
+    assert_eq!(
+        posted[1].visibility.as_deref(),
+        Some("direct"),
+        "the answer is private"
+    );
     for p in &posted {
         assert_eq!(p.in_reply_to_id.as_deref(), Some(ids.status_id.as_str()));
     }

@@ -110,7 +110,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 pub fn card_title(ticket: &Ticket) -> String {
-    format!("{} mention #{}", ticket.mention.platform.label(), ticket.id)
+    format!("{} mention #{}", ticket.mention.network_label(), ticket.id)
 }
 
 pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
@@ -118,13 +118,17 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     let mut embed = CreateEmbed::new()
         .title(card_title(ticket))
         .url(&m.url)
-        .author(
-            CreateEmbedAuthor::new(truncate(
+        .author({
+            let author = CreateEmbedAuthor::new(truncate(
                 &format!("{} (@{})", m.author.name, m.author.handle),
                 256,
-            ))
-            .url(&m.author.profile_url),
-        )
+            ));
+            if m.author.profile_url.is_empty() {
+                author
+            } else {
+                author.url(&m.author.profile_url)
+            }
+        })
         .description(truncate(&escape(&m.text), 4000))
         .colour(colour(ticket))
         .field("State", ticket.state_label(), true)
@@ -135,7 +139,7 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
         )
         .footer(CreateEmbedFooter::new(format!(
             "{} · {} {}",
-            m.platform.label(),
+            m.network_label(),
             visibility_label(m.visibility),
             if m.in_reply_to.is_some() {
                 "reply"
@@ -206,7 +210,11 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> CreateMo
     let label = if private {
         format!("Private message ({} max)", rules.max_chars)
     } else {
-        format!("Reply ({} counts {} chars max)", m.platform.label(), rules.max_chars)
+        format!(
+            "Reply ({} counts {} chars max)",
+            m.platform.label(),
+            rules.max_chars
+        )
     };
     let input = CreateInputText::new(InputTextStyle::Paragraph, truncate(&label, 45), REPLY_INPUT)
         .placeholder(truncate(
@@ -218,10 +226,14 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> CreateMo
     let mut rows = vec![CreateActionRow::InputText(input)];
     if private {
         rows.push(CreateActionRow::InputText(
-            CreateInputText::new(InputTextStyle::Short, "Public acknowledgement (optional)", ACK_INPUT)
-                .placeholder("We've sent you a DM.")
-                .required(false)
-                .max_length(280),
+            CreateInputText::new(
+                InputTextStyle::Short,
+                "Public acknowledgement (optional)",
+                ACK_INPUT,
+            )
+            .placeholder("We've sent you a DM.")
+            .required(false)
+            .max_length(280),
         ));
     }
     let (prefix, title) = if private {
@@ -233,7 +245,11 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> CreateMo
 }
 
 fn ticket_option(verb: &str) -> CreateCommandOption {
-    let what = if verb == "dm" { "reply privately to" } else { verb };
+    let what = if verb == "dm" {
+        "reply privately to"
+    } else {
+        verb
+    };
     CreateCommandOption::new(
         CommandOptionType::SubCommand,
         verb,
@@ -267,11 +283,17 @@ pub fn command() -> CreateCommand {
     for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
         cmd = cmd.add_option(ticket_option(verb));
     }
-    cmd = cmd.add_option(ticket_option("dm").add_sub_option(
-        CreateCommandOption::new(CommandOptionType::String, "text", "Your private message to the customer")
+    cmd = cmd.add_option(
+        ticket_option("dm").add_sub_option(
+            CreateCommandOption::new(
+                CommandOptionType::String,
+                "text",
+                "Your private message to the customer",
+            )
             .required(true)
             .max_length(4000),
-    ));
+        ),
+    );
     cmd.add_option(
         ticket_option("reply").add_sub_option(
             CreateCommandOption::new(

@@ -3,8 +3,8 @@
 //! Discord's 3 s: when the work is slow, a deferral goes first and the real answer follows.
 
 use super::card;
-use crate::chat::CardButton;
 use super::Discord;
+use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use reqwest::Method;
 use serenity::all::{
@@ -239,7 +239,13 @@ impl Discord {
                     _ => String::new(),
                 };
                 if verb == "dm" {
-                    (AgentAction::ReplyPrivately { text, public_ack: None }, "private reply queued for")
+                    (
+                        AgentAction::ReplyPrivately {
+                            text,
+                            public_ack: None,
+                        },
+                        "private reply queued for",
+                    )
                 } else {
                     (AgentAction::Reply { text }, "reply queued for")
                 }

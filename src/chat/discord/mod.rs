@@ -287,7 +287,10 @@ impl Discord {
             None => {
                 let msg = CreateMessage::new()
                     .embed(card::card_embed(ticket))
-                    .components(card::card_buttons(ticket, self.desk.text_rules(ticket.mention.platform).is_some()))
+                    .components(card::card_buttons(
+                        ticket,
+                        self.desk.text_rules(ticket.mention.platform).is_some(),
+                    ))
                     .nonce(serenity::all::Nonce::String(Self::card_nonce(ticket)))
                     .enforce_nonce(true);
                 let body = serde_json::to_value(msg).expect("message serializes");
@@ -319,7 +322,10 @@ impl Discord {
     ) -> Result<(), DeliveryError> {
         let edit = EditMessage::new()
             .embed(card::card_embed(ticket))
-            .components(card::card_buttons(ticket, self.desk.text_rules(ticket.mention.platform).is_some()));
+            .components(card::card_buttons(
+                ticket,
+                self.desk.text_rules(ticket.mention.platform).is_some(),
+            ));
         let body = serde_json::to_value(edit).expect("edit serializes");
         self.call(
             Method::PATCH,

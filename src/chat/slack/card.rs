@@ -86,7 +86,7 @@ pub fn card_text(ticket: &Ticket) -> String {
     let preview: String = m.text.chars().take(140).collect();
     format!(
         "{} mention #{} from @{}: {}",
-        m.platform.label(),
+        m.network_label(),
         ticket.id,
         m.author.handle,
         preview
@@ -106,10 +106,13 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool) -> Vec<SlackBlock> {
     blocks.push(
         SlackSectionBlock::new()
             .with_text(md(format!(
-                "*{}* <{}|{}> (`@{}`) · {} {}",
-                m.platform.label(),
-                m.author.profile_url,
-                escape(&m.author.name),
+                "*{}* {} (`@{}`) · {} {}",
+                m.network_label(),
+                if m.author.profile_url.is_empty() {
+                    format!("*{}*", escape(&m.author.name))
+                } else {
+                    format!("<{}|{}>", m.author.profile_url, escape(&m.author.name))
+                },
                 escape(&m.author.handle),
                 visibility_label(m.visibility),
                 if m.in_reply_to.is_some() {
@@ -241,7 +244,11 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> SlackVie
         .with_placeholder(format!("Your answer to @{}", m.author.handle).into());
     let label: String = format!(
         "{} @{}",
-        if private { "Private message to" } else { "Reply to" },
+        if private {
+            "Private message to"
+        } else {
+            "Reply to"
+        },
         m.author.handle
     )
     .chars()
@@ -275,12 +282,31 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> SlackVie
     }
     SlackView::Modal(
         SlackModalView::new(
-            if private { "Reply privately" } else { "Reply to mention" }.into(),
+            if private {
+                "Reply privately"
+            } else {
+                "Reply to mention"
+            }
+            .into(),
             blocks,
         )
-        .with_submit(if private { "Send privately" } else { "Send reply" }.into())
+        .with_submit(
+            if private {
+                "Send privately"
+            } else {
+                "Send reply"
+            }
+            .into(),
+        )
         .with_close("Cancel".into())
-        .with_callback_id(if private { PRIVATE_CALLBACK } else { REPLY_CALLBACK }.into())
+        .with_callback_id(
+            if private {
+                PRIVATE_CALLBACK
+            } else {
+                REPLY_CALLBACK
+            }
+            .into(),
+        )
         .with_private_metadata(ticket.id.to_string()),
     )
 }

@@ -2,8 +2,8 @@
 //! submission, `/mentions`, and messages in a card's thread (internal notes).
 
 use super::card;
-use crate::chat::CardButton;
 use super::Slack;
+use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use crate::runtime::desk::ActError;
 use slack_morphism::prelude::*;
@@ -86,8 +86,14 @@ impl Slack {
                 continue;
             };
             let result = match (button, button.action()) {
-                (CardButton::Reply, _) => self.open_reply_modal(ticket, &actor, &ev.trigger_id, false).await,
-                (CardButton::ReplyPrivately, _) => self.open_reply_modal(ticket, &actor, &ev.trigger_id, true).await,
+                (CardButton::Reply, _) => {
+                    self.open_reply_modal(ticket, &actor, &ev.trigger_id, false)
+                        .await
+                }
+                (CardButton::ReplyPrivately, _) => {
+                    self.open_reply_modal(ticket, &actor, &ev.trigger_id, true)
+                        .await
+                }
                 (_, Some(action)) => self.desk.act(ticket, action, &actor).await.map(drop),
                 // A link button: Slack opened the URL; nothing to do here.
                 (_, None) => Ok(()),
@@ -171,11 +177,7 @@ impl Slack {
             &ev.user.id,
             ev.user.username.as_ref().or(ev.user.name.as_ref()),
         );
-        match self
-            .desk
-            .act(ticket, action, &actor)
-            .await
-        {
+        match self.desk.act(ticket, action, &actor).await {
             Ok(_) => None,
             Err(e) => error(e.to_string()),
         }

@@ -219,7 +219,10 @@ impl Slack {
         }
         let req = SlackApiChatPostMessageRequest::new(
             self.config.channel.clone().into(),
-            card::card_content(ticket, self.desk.text_rules(ticket.mention.platform).is_some()),
+            card::card_content(
+                ticket,
+                self.desk.text_rules(ticket.mention.platform).is_some(),
+            ),
         )
         .with_unfurl_links(false)
         .with_unfurl_media(false);
@@ -243,7 +246,10 @@ impl Slack {
     ) -> Result<(), DeliveryError> {
         let req = SlackApiChatUpdateRequest::new(
             card.channel.clone().into(),
-            card::card_content(ticket, self.desk.text_rules(ticket.mention.platform).is_some()),
+            card::card_content(
+                ticket,
+                self.desk.text_rules(ticket.mention.platform).is_some(),
+            ),
             card.message_id.clone().into(),
         );
         self.session()
