@@ -2,8 +2,10 @@
 //! `Publisher` sends an agent's reply back. One module per platform implements both;
 //! nothing else in the program knows a platform's wire format.
 
+pub mod bluesky;
 pub mod mastodon;
 pub mod webhook;
+pub mod x;
 
 use crate::delivery::DeliveryError;
 use crate::domain::{text::TextRules, Mention, Platform, TicketId, Visibility};
@@ -91,7 +93,6 @@ pub async fn connect_all(
     config: &crate::config::Config,
     store: &crate::store::Store,
 ) -> Result<Platforms, ConnectError> {
-    let _ = store; // Bluesky and X keep sessions and budgets in the store.
     let mut platforms = Platforms::default();
     if let Some(c) = &config.mastodon {
         let m = Arc::new(
@@ -104,6 +105,30 @@ pub async fn connect_all(
         );
         platforms.sources.push(m.clone());
         platforms.publishers.push(m);
+    }
+    if let Some(c) = &config.bluesky {
+        let b = Arc::new(
+            bluesky::Bluesky::connect(c, store.clone())
+                .await
+                .map_err(|e| ConnectError {
+                    platform: "Bluesky",
+                    message: e.to_string(),
+                })?,
+        );
+        platforms.sources.push(b.clone());
+        platforms.publishers.push(b);
+    }
+    if let Some(c) = &config.x {
+        let x = Arc::new(
+            x::X::connect(c, store.clone())
+                .await
+                .map_err(|e| ConnectError {
+                    platform: "X",
+                    message: e.to_string(),
+                })?,
+        );
+        platforms.sources.push(x.clone());
+        platforms.publishers.push(x);
     }
     Ok(platforms)
 }

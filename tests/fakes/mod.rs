@@ -6,9 +6,11 @@
 //! depend on test-only crate paths.
 #![allow(dead_code)]
 
+pub mod bluesky;
 pub mod discord;
 pub mod mastodon;
 pub mod slack;
+pub mod x;
 
 use std::time::{Duration, Instant};
 

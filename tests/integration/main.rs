@@ -2,6 +2,7 @@
 #[path = "../fakes/mod.rs"]
 mod fakes;
 
+mod bluesky_flows;
 mod cli;
 mod discord_flows;
 mod drivers;
@@ -14,3 +15,4 @@ mod restarts;
 mod scenarios;
 mod slack_flows;
 mod webhook_flows;
+mod x_flows;
