@@ -104,19 +104,21 @@ async fn ingest_mentions(
     };
     match flushed {
         // Accepted only now: the mentions are on disk and their cards are queued.
-        Ok(created) => {
+        Ok(done) => {
             ingest.wake.notify_one();
             tracing::info!(
                 received = mentions.len(),
-                new_tickets = created.len(),
+                new_tickets = done.new_tickets.len(),
+                followups = done.followups.len(),
                 "webhook mentions stored"
             );
             (
                 StatusCode::ACCEPTED,
                 Json(serde_json::json!({
                     "received": mentions.len(),
-                    "new_tickets": created.iter().map(|t| t.0).collect::<Vec<_>>(),
-                    "duplicates": mentions.len() - created.len(),
+                    "new_tickets": done.new_tickets.iter().map(|t| t.0).collect::<Vec<_>>(),
+                    "followups": done.followups.iter().map(|t| t.0).collect::<Vec<_>>(),
+                    "duplicates": done.duplicates,
                 })),
             )
                 .into_response()

@@ -200,6 +200,16 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         Note::Resolved { by } => format!("✅ {} resolved this ticket.", m.who(by)),
         Note::Ignored { by } => format!("🚫 {} ignored this ticket.", m.who(by)),
         Note::Reopened { by } => format!("🔄 {} reopened this ticket.", m.who(by)),
+        Note::CustomerFollowUp {
+            text,
+            url,
+            reopened,
+        } => format!(
+            "💬 The customer wrote again{}:\n{}\n{}",
+            if *reopened { " (ticket reopened)" } else { "" },
+            m.quote(text),
+            m.link(url, "view post")
+        ),
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),

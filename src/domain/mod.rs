@@ -8,4 +8,4 @@ mod rules;
 pub mod text;
 
 pub use model::*;
-pub use rules::{apply, apply_system, Desk, Rejection, Transition};
+pub use rules::{apply, apply_followup, apply_system, Desk, Rejection, Roster, Transition};

@@ -200,6 +200,15 @@ pub struct Reply {
     pub state: ReplyState,
 }
 
+/// A later post by the customer in the same conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub remote_id: String,
+    pub url: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
     pub id: TicketId,
@@ -210,6 +219,12 @@ pub struct Ticket {
     pub updated_at: DateTime<Utc>,
     pub closed_by: Option<AgentRef>,
     pub replies: Vec<Reply>,
+    /// The customer's later posts in the same conversation, oldest first.
+    #[serde(default)]
+    pub followups: Vec<FollowUp>,
+    /// The customer wrote since the last answer: the card says so.
+    #[serde(default)]
+    pub customer_replied: bool,
 }
 
 impl Ticket {
@@ -223,6 +238,8 @@ impl Ticket {
             updated_at: now,
             closed_by: None,
             replies: Vec::new(),
+            followups: Vec::new(),
+            customer_replied: false,
         }
     }
 
@@ -254,6 +271,7 @@ impl Ticket {
             {
                 "Reply failed".into()
             }
+            _ if self.customer_replied => "Customer replied".into(),
             (Stage::Replied, _) => "Replied".into(),
             (_, Some(_)) => "Claimed".into(),
             _ => "Open".into(),
@@ -335,6 +353,12 @@ pub enum Note {
     },
     Reopened {
         by: AgentRef,
+    },
+    /// The customer wrote again in the conversation (and, if it was closed, reopened it).
+    CustomerFollowUp {
+        text: String,
+        url: String,
+        reopened: bool,
     },
     /// A card on another surface disappeared (deleted message or channel).
     CardLost {

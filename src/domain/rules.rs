@@ -292,6 +292,7 @@ fn queue_replies(
             },
         });
     }
+    next.customer_replied = false;
     // Replying to an unclaimed ticket claims it: the person answering owns it.
     if next.holder.is_none() {
         next.holder = Some(Claim {
@@ -411,6 +412,54 @@ pub fn apply(
         effects,
         audit,
     })
+}
+
+/// The customer wrote again in the conversation: the post joins the ticket, the card
+/// says "Customer replied", and a closed ticket is reopened (unclaimed, for whoever is on).
+pub fn apply_followup(ticket: &Ticket, mention: &Mention, now: DateTime<Utc>) -> Transition {
+    let mut next = ticket.clone();
+    let reopened = ticket.is_closed();
+    next.followups.push(FollowUp {
+        remote_id: mention.remote_id.clone(),
+        url: mention.url.clone(),
+        text: mention.text.clone(),
+        at: mention.created_at,
+    });
+    next.customer_replied = true;
+    next.updated_at = now;
+    if reopened {
+        next.stage = if ticket
+            .replies
+            .iter()
+            .any(|r| matches!(r.state, ReplyState::Published { .. }))
+        {
+            Stage::Replied
+        } else {
+            Stage::Posted
+        };
+        next.holder = None;
+        next.closed_by = None;
+    }
+    let note = Note::CustomerFollowUp {
+        text: mention.text.clone(),
+        url: mention.url.clone(),
+        reopened,
+    };
+    Transition {
+        audit: audit(
+            ticket,
+            None,
+            if reopened {
+                "customer wrote again; reopened"
+            } else {
+                "customer follow-up"
+            },
+            Some(mention.url.clone()),
+            now,
+        ),
+        ticket: next,
+        effects: vec![Effect::UpdateCards, Effect::ThreadNote(note)],
+    }
 }
 
 /// Record what the outside world reported. Idempotent: reporting the same outcome twice
@@ -765,6 +814,36 @@ mod tests {
             3
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_follow_up_is_flagged_and_reopens_a_closed_ticket_for_anyone() {
+        let resolved = run(&ticket(), AgentAction::Resolve, "ANA", 1)
+            .unwrap()
+            .ticket;
+        let mut later = ticket().mention;
+        later.remote_id = "2".into();
+        later.text = "still broken".into();
+        let tr = apply_followup(&resolved, &later, t(60));
+        assert_eq!(tr.ticket.stage, Stage::Posted);
+        assert_eq!(tr.ticket.holder, None);
+        assert_eq!(tr.ticket.state_label(), "Customer replied");
+        assert_eq!(tr.ticket.followups.len(), 1);
+        assert!(matches!(
+            &tr.effects[1],
+            Effect::ThreadNote(Note::CustomerFollowUp { reopened: true, .. })
+        ));
+        // An agent's answer clears the flag.
+        let answered = run(
+            &tr.ticket,
+            AgentAction::Reply {
+                text: "on it".into(),
+            },
+            "BEN",
+            61,
+        )
+        .unwrap();
+        assert!(!answered.ticket.customer_replied);
     }
 
     #[test]

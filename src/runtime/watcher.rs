@@ -4,7 +4,7 @@
 
 use crate::delivery::{backoff, DeliveryError};
 use crate::sources::Source;
-use crate::store::Store;
+use crate::store::{Ingested, Store};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +21,10 @@ pub async fn watch_source(
     let mut failures: u32 = 0;
     loop {
         let pause = match poll_once(source.as_ref(), &store, &key).await {
-            Ok((created, more)) => {
+            Ok((done, more)) => {
                 failures = 0;
-                if created > 0 {
-                    tracing::info!(source = %key, new_tickets = created, "mentions stored");
+                if done.changed() {
+                    tracing::info!(source = %key, new_tickets = done.new_tickets.len(), followups = done.followups.len(), "mentions stored");
                     wake_outbox.notify_one();
                 }
                 if more {
@@ -61,7 +61,7 @@ async fn poll_once(
     source: &dyn Source,
     store: &Store,
     key: &str,
-) -> Result<(usize, bool), DeliveryError> {
+) -> Result<(Ingested, bool), DeliveryError> {
     let store_err = |e: crate::store::StoreError| DeliveryError::retry(e.to_string());
     let cursor = store.cursor(key).map_err(store_err)?;
     let batch = source.poll(cursor.as_deref()).await?;
@@ -70,5 +70,5 @@ async fn poll_once(
         .map_err(store_err)?;
     // Durable before anything is acknowledged or acted on.
     store.flush().await.map_err(store_err)?;
-    Ok((created.len(), batch.more))
+    Ok((created, batch.more))
 }

@@ -3,8 +3,8 @@
 //! or before the external call a change leads to (the outbox rule).
 
 use crate::domain::{
-    apply_system, AuditEntry, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent, Ticket,
-    TicketId, Transition,
+    apply_followup, apply_system, AuditEntry, Effect, Mention, Note, Rejection, SurfaceKind,
+    SystemEvent, Ticket, TicketId, Transition,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -54,6 +54,22 @@ pub struct Job {
     pub not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
+}
+
+/// What an ingest did with a batch of mentions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ingested {
+    pub new_tickets: Vec<TicketId>,
+    /// Tickets a customer's follow-up joined (and reopened if they were closed).
+    pub followups: Vec<TicketId>,
+    pub duplicates: usize,
+}
+
+impl Ingested {
+    /// Anything for the outbox to do.
+    pub fn changed(&self) -> bool {
+        !self.new_tickets.is_empty() || !self.followups.is_empty()
+    }
 }
 
 /// The outcome of an agent's action as the store committed it.
@@ -176,15 +192,17 @@ impl Store {
         Ok(())
     }
 
-    /// Store new mentions as tickets (skipping ones already seen), queue their cards and
-    /// move the source's cursor, all in one transaction. Returns the new tickets' ids.
+    /// Store new mentions, in one transaction with the source's new cursor. A mention
+    /// already seen is skipped; one that answers a post of an open or closed ticket's
+    /// conversation (the mention, a follow-up, or our reply), by the same author, joins
+    /// that ticket; anything else becomes a new ticket with its cards queued.
     pub fn ingest(
         &self,
         source: &str,
         mentions: &[Mention],
         cursor: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<TicketId>, StoreError> {
+    ) -> Result<Ingested, StoreError> {
         let trees = (
             &self.tickets,
             &self.dedupe,
@@ -194,10 +212,20 @@ impl Store {
             &self.meta,
         );
         let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
-            let mut created = Vec::new();
+            let mut done = Ingested::default();
             for m in mentions {
                 let dk = m.dedupe_key();
                 if dedupe.get(dk.as_bytes())?.is_some() {
+                    done.duplicates += 1;
+                    continue;
+                }
+                if let Some(id) = conversation_of(tickets, dedupe, m)? {
+                    let raw = tickets.get(key(id.0))?.expect("indexed tickets exist");
+                    let ticket: Ticket = tx_dec(&raw)?;
+                    let tr = apply_followup(&ticket, m, now);
+                    commit_transition(tickets, outbox, audit, &tr, now)?;
+                    dedupe.insert(dk.as_bytes(), &key(id.0))?;
+                    done.followups.push(id);
                     continue;
                 }
                 let next = match meta.get("next_ticket")? {
@@ -220,12 +248,12 @@ impl Store {
                         detail: Some(m.url.clone()),
                     },
                 )?;
-                created.push(id);
+                done.new_tickets.push(id);
             }
             if let Some(c) = cursor {
                 cursors.insert(source, c.as_bytes())?;
             }
-            Ok(created)
+            Ok(done)
         });
         finish(result)
     }
@@ -379,8 +407,8 @@ impl Store {
         event: Option<SystemEvent>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let trees = (&self.tickets, &self.outbox, &self.audit);
-        let result = trees.transaction(|(tickets, outbox, audit)| {
+        let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
+        let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
             outbox.remove(&key(job.id))?;
             if let Some(ev) = &event {
                 let Some(raw) = tickets.get(key(job.ticket.0))? else {
@@ -389,6 +417,13 @@ impl Store {
                     )));
                 };
                 let ticket: Ticket = tx_dec(&raw)?;
+                // Our published reply is part of the conversation: an answer to it is a
+                // follow-up on this ticket.
+                if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
+                    let mut ours = ticket.mention.clone();
+                    ours.remote_id = remote_id.clone();
+                    dedupe.insert(ours.dedupe_key().as_bytes(), &key(ticket.id.0))?;
+                }
                 let tr = apply_system(&ticket, ev.clone(), now);
                 commit_transition(tickets, outbox, audit, &tr, now)?;
             }
@@ -435,6 +470,31 @@ impl Store {
             .map(|v| dec(&v?))
             .collect()
     }
+}
+
+/// The ticket whose conversation `m` continues: it answers a post we know (the first
+/// mention, a follow-up, or one of our replies) and comes from the same author.
+fn conversation_of(
+    tickets: &TransactionalTree,
+    dedupe: &TransactionalTree,
+    m: &Mention,
+) -> TxResult<Option<TicketId>> {
+    let Some(parent) = &m.in_reply_to else {
+        return Ok(None);
+    };
+    let mut parent_key = m.clone();
+    parent_key.remote_id = parent.clone();
+    let Some(raw) = dedupe.get(parent_key.dedupe_key().as_bytes())? else {
+        return Ok(None);
+    };
+    let id = TicketId(u64::from_be_bytes(
+        raw.as_ref().try_into().unwrap_or([0; 8]),
+    ));
+    let Some(raw) = tickets.get(key(id.0))? else {
+        return Ok(None);
+    };
+    let ticket: Ticket = tx_dec(&raw)?;
+    Ok((ticket.mention.author.handle == m.author.handle).then_some(id))
 }
 
 fn enqueue(
@@ -551,11 +611,16 @@ mod tests {
         let ids = store
             .ingest("src", &[mention("a"), mention("b")], Some("n2"), now())
             .unwrap();
-        assert_eq!(ids, vec![TicketId(1), TicketId(2)]);
+        assert_eq!(ids.new_tickets, vec![TicketId(1), TicketId(2)]);
         let again = store
             .ingest("src", &[mention("b"), mention("c")], Some("n3"), now())
             .unwrap();
-        assert_eq!(again, vec![TicketId(3)], "b was already a ticket");
+        assert_eq!(
+            again.new_tickets,
+            vec![TicketId(3)],
+            "b was already a ticket"
+        );
+        assert_eq!(again.duplicates, 1);
         assert_eq!(store.cursor("src").unwrap().as_deref(), Some("n3"));
         let jobs = store.jobs().unwrap();
         assert_eq!(jobs.len(), 3);

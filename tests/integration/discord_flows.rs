@@ -43,7 +43,13 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
         ["claim", "reply", "dm", "resolve", "ignore"]
     );
     assert!(m.nonce.is_some(), "posted with a nonce");
-    let thread = w.discord.thread_of(&card.id).expect("a thread on the card");
+    // The thread is opened right after the card is posted.
+    w.discord
+        .wait_until(WAIT, "a thread on the card", |f| {
+            f.thread_of(&card.id).is_some()
+        })
+        .await;
+    let thread = w.discord.thread_of(&card.id).unwrap();
     assert!(w.discord.channel(&thread).unwrap()["name"]
         .as_str()
         .unwrap()

@@ -4,6 +4,7 @@ mod fakes;
 
 mod bluesky_flows;
 mod cli;
+mod conversations;
 mod discord_flows;
 mod drivers;
 mod fakes_discord_selftest;
