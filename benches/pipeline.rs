@@ -107,15 +107,16 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     surface.verify().await.unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
     let src: Arc<dyn Source> = source.clone();
+    let surfaces: Vec<Arc<dyn Surface>> = vec![surface];
     let watcher = tokio::spawn(watch_source(
         src,
         store.clone(),
         wake.clone(),
         Duration::from_secs(5),
+        surfaces.clone(),
         stop_rx.clone(),
     ));
     let publishers: Vec<Arc<dyn Publisher>> = vec![source.clone()];
-    let surfaces: Vec<Arc<dyn Surface>> = vec![surface];
     let sender = Arc::new(OutboxSender::new(
         store.clone(),
         surfaces,

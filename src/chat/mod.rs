@@ -28,6 +28,9 @@ pub trait Surface: Send + Sync {
         ticket: &'a Ticket,
     ) -> BoxFuture<'a, Result<(), DeliveryError>>;
 
+    /// Say something to the whole team in the cards channel (a source stopped, say).
+    fn announce<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), DeliveryError>>;
+
     /// Add a line to the card's thread. With `maybe_posted`, look for it first
     /// (posted at or after `queued_at`).
     fn post_note<'a>(

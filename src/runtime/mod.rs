@@ -99,16 +99,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         });
     }
 
-    for source in platforms.sources.iter().cloned() {
-        tasks.spawn(watcher::watch_source(
-            source,
-            store.clone(),
-            wake.clone(),
-            config.outbox.max_backoff,
-            stop_rx.clone(),
-        ));
-    }
-
     let publishers = platforms.publishers.clone();
     let mut surfaces: Vec<Arc<dyn Surface>> = Vec::new();
     if let Some(s) = &slack {
@@ -116,6 +106,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     if let Some(d) = &discord {
         surfaces.push(d.clone());
+    }
+    for source in platforms.sources.iter().cloned() {
+        tasks.spawn(watcher::watch_source(
+            source,
+            store.clone(),
+            wake.clone(),
+            config.outbox.max_backoff,
+            surfaces.clone(),
+            stop_rx.clone(),
+        ));
     }
     let sender = Arc::new(OutboxSender::new(
         store.clone(),

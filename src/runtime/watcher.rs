@@ -2,6 +2,7 @@
 //! the new cursor (one transaction, flushed), wake the outbox, sleep, repeat. A restart
 //! resumes from the stored cursor, so nothing is skipped and nothing is re-posted.
 
+use crate::chat::Surface;
 use crate::delivery::{backoff, DeliveryError};
 use crate::sources::Source;
 use crate::store::{Ingested, Store};
@@ -10,15 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+/// Where a watcher tells the team that its source stopped for a reason a person must
+/// act on (a spent budget, a revoked token).
+pub type Announcers = Vec<Arc<dyn Surface>>;
+
 pub async fn watch_source(
     source: Arc<dyn Source>,
     store: Store,
     wake_outbox: Arc<Notify>,
     max_backoff: Duration,
+    announcers: Announcers,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let key = source.cursor_key();
     let mut failures: u32 = 0;
+    // Each distinct refusal is announced once a day, not at every poll.
+    let mut announced: Option<(chrono::NaiveDate, String)> = None;
     loop {
         let pause = match poll_once(source.as_ref(), &store, &key).await {
             Ok((done, more)) => {
@@ -41,6 +49,16 @@ pub async fn watch_source(
             }
             Err(DeliveryError::Permanent { reason }) => {
                 tracing::error!(source = %key, %reason, "polling refused; will try again later");
+                let today = Utc::now().date_naive();
+                if announced.as_ref() != Some(&(today, reason.clone())) {
+                    let text = format!("Mentions are not being collected: {reason}");
+                    for surface in &announcers {
+                        if let Err(e) = surface.announce(&text).await {
+                            tracing::warn!(error = %e, "could not warn the team in chat");
+                        }
+                    }
+                    announced = Some((today, reason));
+                }
                 source.poll_interval().max(max_backoff)
             }
         };

@@ -263,6 +263,22 @@ async fn x_budget_spent_stops_polling_but_replies_still_go_out() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(x.count("GET", &mentions), polled, "no more polling today");
     assert!(bot.log().contains("polling paused until 00:00 UTC"));
+    // The team is told in the channel, once.
+    let warnings = |slack: &crate::fakes::slack::FakeSlack| {
+        slack
+            .messages(CHANNEL)
+            .into_iter()
+            .filter(|m| {
+                m.text.contains("Mentions are not being collected")
+                    && m.text.contains("budget of 6 spent")
+            })
+            .count()
+    };
+    w.slack
+        .wait_until(WAIT, "a budget warning in the channel", |s| {
+            warnings(s) == 1
+        })
+        .await;
 
     d.reply_via_modal(&card, Who::Ana, "Still answering.")
         .await

@@ -391,6 +391,22 @@ impl Surface for Discord {
         SurfaceKind::Discord
     }
 
+    fn announce<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let msg = CreateMessage::new()
+                .content(format!("⚠️ {}", card::escape(text)))
+                .allowed_mentions(CreateAllowedMentions::new());
+            let body = serde_json::to_value(msg).expect("message serializes");
+            self.call(
+                Method::POST,
+                &format!("/channels/{}/messages", self.config.channel_id),
+                Some(&body),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     fn post_card<'a>(
         &'a self,
         ticket: &'a Ticket,

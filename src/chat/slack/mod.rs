@@ -323,6 +323,20 @@ impl Surface for Slack {
         SurfaceKind::Slack
     }
 
+    fn announce<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let req = SlackApiChatPostMessageRequest::new(
+                self.config.channel.clone().into(),
+                SlackMessageContent::new().with_text(format!(":warning: {}", card::escape(text))),
+            );
+            self.session()
+                .chat_post_message(&req)
+                .await
+                .map_err(|e| delivery_error("chat.postMessage", e))?;
+            Ok(())
+        })
+    }
+
     fn post_card<'a>(
         &'a self,
         ticket: &'a Ticket,
