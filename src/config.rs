@@ -241,6 +241,8 @@ struct RawMastodon {
     include_filtered: bool,
     #[serde(default = "default_backfill")]
     initial_backfill: u32,
+    #[serde(default)]
+    hashtags: Vec<String>,
 }
 
 fn default_poll() -> f64 {
@@ -338,6 +340,8 @@ pub struct MastodonConfig {
     pub poll_interval: Duration,
     pub include_filtered: bool,
     pub initial_backfill: u32,
+    /// Keyword watches: public posts with these hashtags are tickets too.
+    pub hashtags: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -688,6 +692,12 @@ impl Validator<'_> {
             poll_interval: self.poll_interval("mastodon", m.poll_interval_secs),
             include_filtered: m.include_filtered,
             initial_backfill: m.initial_backfill,
+            hashtags: m
+                .hashtags
+                .iter()
+                .map(|t| t.trim().trim_start_matches('#').to_string())
+                .filter(|t| !t.is_empty())
+                .collect(),
         }
     }
 

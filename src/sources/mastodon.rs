@@ -12,13 +12,49 @@ use crate::delivery::{retry_after_secs, DeliveryError};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use chrono::{DateTime, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
 const PAGE: u32 = 80;
+/// Hashtag timelines page by at most 40.
+const TAG_PAGE: u32 = 40;
+
+/// One feed read: its mentions (oldest first), where to continue, and whether more wait.
+struct Feed {
+    mentions: Vec<Mention>,
+    cursor: String,
+    more: bool,
+}
+
+/// Where each feed of this account continues; stored as the source's one cursor.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+struct FeedCursors {
+    #[serde(default)]
+    notifications: Option<String>,
+    #[serde(default)]
+    hashtags: std::collections::BTreeMap<String, String>,
+}
+
+impl FeedCursors {
+    fn parse(cursor: Option<&str>) -> FeedCursors {
+        match cursor {
+            Some(c) if c.starts_with('{') => serde_json::from_str(c).unwrap_or_default(),
+            // An older plain cursor is the notifications position.
+            Some(c) => FeedCursors {
+                notifications: Some(c.to_string()),
+                ..FeedCursors::default()
+            },
+            None => FeedCursors::default(),
+        }
+    }
+
+    fn encode(&self) -> String {
+        serde_json::to_string(self).expect("cursors serialize")
+    }
+}
 /// The cursor before any notification.
 const BEGINNING: &str = "0";
 
@@ -353,53 +389,106 @@ impl Mastodon {
     }
 
     async fn poll_once(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
+        let mut position = FeedCursors::parse(cursor);
+        let include = if self.config.include_filtered {
+            "&include_filtered=true"
+        } else {
+            ""
+        };
+        let notifications = self
+            .read_feed(
+                "/api/v1/notifications?types[]=mention",
+                include,
+                PAGE,
+                position.notifications.as_deref(),
+                |body| {
+                    let page: Vec<Notification> = serde_json::from_slice(body)?;
+                    Ok(page
+                        .into_iter()
+                        .map(|n| (n.id, n.status.filter(|_| n.kind == "mention")))
+                        .collect())
+                },
+            )
+            .await?;
+        position.notifications = Some(notifications.cursor);
+        let mut mentions = notifications.mentions;
+        let mut more = notifications.more;
+        // Keyword watches: the public timeline of each hashtag.
+        for tag in &self.config.hashtags {
+            let path = format!("/api/v1/timelines/tag/{}?", urlencode(tag));
+            let feed = self
+                .read_feed(
+                    &path,
+                    "",
+                    TAG_PAGE,
+                    position.hashtags.get(tag).map(String::as_str),
+                    |body| {
+                        let page: Vec<Status> = serde_json::from_slice(body)?;
+                        Ok(page.into_iter().map(|s| (s.id.clone(), Some(s))).collect())
+                    },
+                )
+                .await?;
+            position.hashtags.insert(tag.clone(), feed.cursor);
+            mentions.extend(feed.mentions);
+            more |= feed.more;
+        }
+        mentions.sort_by_key(|m| m.created_at);
+        Ok(Batch {
+            mentions,
+            cursor: Some(position.encode()),
+            more,
+        })
+    }
+
+    /// Read one feed forward from its cursor. `page` turns a body into (item id, status)
+    /// pairs, newest first as Mastodon sends them; our own statuses are left out.
+    async fn read_feed(
+        &self,
+        path: &str,
+        extra: &str,
+        page_size: u32,
+        cursor: Option<&str>,
+        page: impl Fn(&[u8]) -> Result<Vec<(String, Option<Status>)>, serde_json::Error>,
+    ) -> Result<Feed, DeliveryError> {
         let (limit, position) = match cursor {
             // min_id walks forward from the cursor: the oldest unseen page first, so a
             // burst larger than a page is never skipped.
-            Some(c) => (PAGE, format!("&min_id={}", urlencode(c))),
+            Some(c) => (page_size, format!("&min_id={}", urlencode(c))),
             // First start: take the newest few, so a new install does not flood the channel.
             None => (self.config.initial_backfill.max(1), String::new()),
         };
-        let path = format!(
-            "/api/v1/notifications?types[]=mention&limit={limit}{position}{}",
-            if self.config.include_filtered {
-                "&include_filtered=true"
-            } else {
-                ""
-            }
-        );
+        let path = format!("{path}&limit={limit}{position}{extra}").replace("?&", "?");
         let body = self.get(&path).await?;
-        let page: Vec<Notification> =
-            serde_json::from_slice(&body).map_err(|e| DeliveryError::Permanent {
-                reason: format!(
-                    "Mastodon sent notifications we cannot read from {}: {e}",
-                    self.url(&path)
-                ),
-            })?;
-        // Newest first on the wire; the newest id is where the next poll starts.
-        // A first start with no mention at all still fixes a starting point ("0" sorts
-        // before every Mastodon, GoToSocial and Pleroma id), so a burst arriving before
-        // the next poll is read in full instead of only its newest page.
-        let next_cursor = page
+        let items = page(&body).map_err(|e| DeliveryError::Permanent {
+            reason: format!(
+                "Mastodon sent a page we cannot read from {}: {e}",
+                self.url(&path)
+            ),
+        })?;
+        // Newest first on the wire; the newest id is where the next read starts. A first
+        // start with nothing at all still fixes a starting point ("0" sorts before every
+        // Mastodon, GoToSocial and Pleroma id), so a burst arriving before the next poll
+        // is read in full instead of only its newest page.
+        let next = items
             .first()
-            .map(|n| n.id.clone())
+            .map(|(id, _)| id.clone())
             .or(cursor.map(String::from))
-            .or_else(|| Some(BEGINNING.to_string()));
-        let full = page.len() as u32 >= limit && cursor.is_some();
-        let mut mentions: Vec<Mention> = page
+            .unwrap_or_else(|| BEGINNING.to_string());
+        let more = items.len() as u32 >= limit && cursor.is_some();
+        let mut mentions: Vec<Mention> = items
             .into_iter()
-            .filter(|n| n.kind == "mention")
-            .filter_map(|n| n.status)
+            .filter_map(|(_, status)| status)
+            .filter(|s| s.account.id != self.me.id)
             .map(|s| self.to_mention(s))
             .collect();
         mentions.reverse();
         if cursor.is_none() && self.config.initial_backfill == 0 {
             mentions.clear();
         }
-        Ok(Batch {
+        Ok(Feed {
             mentions,
-            cursor: next_cursor,
-            more: full,
+            cursor: next,
+            more,
         })
     }
 

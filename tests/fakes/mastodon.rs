@@ -802,6 +802,32 @@ impl FakeMastodon {
         )
     }
 
+    /// A public status that does not mention the brand (found through hashtag
+    /// timelines); returns its id.
+    pub fn add_status(&self, author_acct: &str, text: &str) -> String {
+        let mut st = lock(&self.shared);
+        st.ensure_account(author_acct);
+        let (content, mentions) = st.render(text, None);
+        let status_id = st.ids.status_id();
+        let rec = StatusRec {
+            id: status_id.clone(),
+            account: author_acct.to_string(),
+            text: text.to_string(),
+            content,
+            in_reply_to_id: None,
+            in_reply_to_account_id: None,
+            visibility: "public".to_string(),
+            language: Some("en".to_string()),
+            created_at: Utc::now(),
+            mentions,
+            deleted: false,
+        };
+        let idx = st.statuses.len();
+        st.status_idx.insert(status_id.clone(), idx);
+        st.statuses.push(rec);
+        status_id
+    }
+
     /// Builder: `fake.mention("alice", "hi").visibility("direct").in_reply_to(id).add()`.
     pub fn mention(&self, author_acct: &str, text: &str) -> MentionBuilder<'_> {
         MentionBuilder {
@@ -1151,6 +1177,7 @@ async fn route(
             json_response(200, &v)
         }
         (Method::GET, ["api", "v1", "notifications"]) => list_notifications(shared, query),
+        (Method::GET, ["api", "v1", "timelines", "tag", tag]) => tag_timeline(shared, tag, query),
         (Method::GET, ["api", "v1", "notifications", id]) => {
             let st = lock(shared);
             match st.notif_idx.get(*id).map(|&i| &st.notifications[i]) {
@@ -1260,6 +1287,74 @@ fn instance_json(st: &MState) -> Value {
         "contact": {"email": "admin@127.0.0.1", "account": st.account_json(BRAND_ACCT)},
         "rules": []
     })
+}
+
+/// `GET /api/v1/timelines/tag/:hashtag`: public statuses with the hashtag, newest first,
+/// with `max_id`, `since_id`, `min_id` and `limit` (default 20, at most 40) as Mastodon.
+fn tag_timeline(shared: &Arc<Shared>, tag: &str, query: &str) -> Response {
+    let params = parse_pairs(query);
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let limit = get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 40);
+    let st = lock(shared);
+    let key_of = |id: &str| match st.status_idx.get(id) {
+        Some(&i) => 2 * i + 1,
+        None => {
+            2 * st
+                .statuses
+                .partition_point(|s| (s.id.len(), s.id.as_str()) < (id.len(), id))
+        }
+    };
+    let (max_key, since_key, min_key) = (
+        get("max_id").map(|id| key_of(&id)),
+        get("since_id").map(|id| key_of(&id)),
+        get("min_id").map(|id| key_of(&id)),
+    );
+    let needle = format!("#{}", tag.to_lowercase());
+    let visible: Vec<usize> = (0..st.statuses.len())
+        .filter(|&i| {
+            let s = &st.statuses[i];
+            !s.deleted
+                && s.visibility == "public"
+                && s.text
+                    .to_lowercase()
+                    .split(|c: char| c.is_whitespace())
+                    .any(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()) == needle)
+                && max_key.map_or(true, |m| 2 * i + 1 < m)
+        })
+        .collect();
+    let page: Vec<usize> = if let Some(min) = min_key {
+        let mut p: Vec<usize> = visible
+            .iter()
+            .copied()
+            .filter(|&i| 2 * i + 1 > min)
+            .take(limit)
+            .collect();
+        p.reverse();
+        p
+    } else {
+        visible
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&i| since_key.map_or(true, |s| 2 * i + 1 > s))
+            .take(limit)
+            .collect()
+    };
+    let body: Vec<Value> = page
+        .iter()
+        .map(|&i| st.status_json(&st.statuses[i]))
+        .collect();
+    json_response(200, &Value::Array(body))
 }
 
 fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {

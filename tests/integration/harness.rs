@@ -50,6 +50,8 @@ pub struct World {
     /// More config sections (e.g. `[bluesky]` pointing at a fake), set before the bot
     /// first starts.
     pub extra_config: std::sync::Mutex<String>,
+    /// Lines added to the `[mastodon]` section (e.g. `hashtags = ["brand"]`).
+    pub mastodon_extra: std::sync::Mutex<String>,
 }
 
 fn free_port() -> u16 {
@@ -92,6 +94,7 @@ impl World {
             discord_mode,
             http_port: free_port(),
             extra_config: std::sync::Mutex::new(String::new()),
+            mastodon_extra: std::sync::Mutex::new(String::new()),
         }
     }
 
@@ -126,12 +129,14 @@ instance_url = "{mastodon}"
 access_token = "${{TEST_MASTODON_TOKEN}}"
 poll_interval_secs = 0.2
 initial_backfill = 20
+{mastodon_extra}
 
 [outbox]
 max_backoff_secs = 5
 "#,
             port = self.http_port,
             mastodon = self.mastodon.url(),
+            mastodon_extra = self.mastodon_extra.lock().unwrap(),
         );
         if let Some(m) = self.slack_mode {
             text.push_str(&format!(

@@ -2,6 +2,7 @@
 //! as internal notes, user groups, Slack's own rate limits. The scenarios every surface
 //! shares are in `scenarios.rs`.
 
+use crate::drivers::Driver;
 use crate::fakes::Fault;
 use crate::harness::*;
 
@@ -189,4 +190,33 @@ async fn slack_429_is_honoured_and_the_card_is_still_posted_once() {
     ] {
         assert!(!log.contains(secret), "a secret leaked into the log");
     }
+}
+
+#[tokio::test]
+async fn a_hashtag_watch_turns_public_posts_into_tickets_without_duplicates() {
+    let w = World::new().await;
+    *w.mastodon_extra.lock().unwrap() = "hashtags = [\"#brandco\"]".into();
+    w.mastodon
+        .add_status("dana", "Loving the new #BrandCo app!");
+    w.mastodon.add_status("erik", "unrelated #weather post");
+    let _bot = w.start_bot().await;
+    let d = w.slack_driver();
+    let card = d.card(1).await;
+    assert!(d.card_text(&card).contains("Loving the new #BrandCo app!"));
+
+    // A post that both mentions us and carries the hashtag is one ticket, not two; more
+    // posts after the first poll are read from where the last one stopped.
+    w.mastodon.add_mention("frank", "help #brandco");
+    for i in 0..3 {
+        w.mastodon.add_status("gina", &format!("#brandco post {i}"));
+    }
+    d.card(5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        d.cards().len(),
+        5,
+        "{:?}",
+        d.cards().iter().map(|c| d.card_text(c)).collect::<Vec<_>>()
+    );
+    assert!(w.mastodon.count("GET", "/api/v1/timelines/tag/brandco") >= 2);
 }
