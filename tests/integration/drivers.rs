@@ -104,6 +104,43 @@ pub struct SlackDriver {
     pub slack: crate::fakes::slack::FakeSlack,
 }
 
+impl SlackDriver {
+    /// Press `verb`, wait for its modal, submit `values`: Ok when the modal closes, Err
+    /// with the inline error Slack would show under the reply field.
+    async fn submit_form(
+        &self,
+        card: &Card,
+        who: Who,
+        verb: &str,
+        values: Value,
+    ) -> Result<(), String> {
+        let before = self.slack.views().len();
+        self.press(card, who, verb).await;
+        self.slack
+            .wait_until(WAIT, &format!("the {verb} modal to open"), |s| {
+                s.views().len() > before
+            })
+            .await;
+        let view_id = self.slack.views()[before]["view_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let payload =
+            self.slack
+                .submission_for_view(&view_id, slack_user(who), slack_name(who), values);
+        let ack = self.slack.send_envelope("interactive", payload).await;
+        if ack == Value::Null {
+            Ok(())
+        } else {
+            assert_eq!(ack["response_action"], "errors", "{ack}");
+            Err(ack["errors"]["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
+        }
+    }
+}
+
 impl Driver for SlackDriver {
     fn surface(&self) -> &'static str {
         "Slack"
@@ -173,32 +210,8 @@ impl Driver for SlackDriver {
     }
 
     async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String> {
-        let user = slack_user(who);
-        let before = self.slack.views().len();
-        self.press(card, who, "reply").await;
-        self.slack
-            .wait_until(WAIT, "the reply modal to open", |s| {
-                s.views().len() > before
-            })
-            .await;
-        let view_id = self.slack.views()[before]["view_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
         let values = json!({"reply": {"text": {"type": "plain_text_input", "value": text}}});
-        let payload = self
-            .slack
-            .submission_for_view(&view_id, user, slack_name(who), values);
-        let ack = self.slack.send_envelope("interactive", payload).await;
-        if ack == Value::Null {
-            Ok(())
-        } else {
-            assert_eq!(ack["response_action"], "errors", "{ack}");
-            Err(ack["errors"]["reply"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string())
-        }
+        self.submit_form(card, who, "reply", values).await
     }
 
     async fn reply_privately_via_form(
@@ -208,34 +221,11 @@ impl Driver for SlackDriver {
         text: &str,
         ack: Option<&str>,
     ) -> Result<(), String> {
-        let user = slack_user(who);
-        let before = self.slack.views().len();
-        self.press(card, who, "dm").await;
-        self.slack
-            .wait_until(WAIT, "the private reply modal to open", |s| {
-                s.views().len() > before
-            })
-            .await;
-        let view_id = self.slack.views()[before]["view_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
         let values = json!({
             "reply": {"text": {"type": "plain_text_input", "value": text}},
             "ack": {"text": {"type": "plain_text_input", "value": ack}},
         });
-        let payload = self
-            .slack
-            .submission_for_view(&view_id, user, slack_name(who), values);
-        let answer = self.slack.send_envelope("interactive", payload).await;
-        if answer == Value::Null {
-            Ok(())
-        } else {
-            Err(answer["errors"]["reply"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string())
-        }
+        self.submit_form(card, who, "dm", values).await
     }
 
     async fn command(&self, who: Who, args: &str) -> String {

@@ -354,22 +354,10 @@ pub fn ticket_of(card: &SlackMessage) -> u64 {
 
 /// Everything a person can read on a card, flattened.
 pub fn blocks_text(card: &SlackMessage) -> String {
-    fn walk(v: &Value, out: &mut String) {
-        match v {
-            Value::String(s) => {
-                out.push_str(s);
-                out.push('\n');
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = String::new();
-    if let Some(b) = &card.blocks {
-        walk(b, &mut out);
-    }
-    out
+    card.blocks
+        .as_ref()
+        .map(crate::drivers::json_text)
+        .unwrap_or_default()
 }
 
 /// The action ids of a card's buttons.
