@@ -8,4 +8,5 @@ pub mod domain;
 pub mod http;
 pub mod runtime;
 pub mod sources;
+pub mod stats;
 pub mod store;

@@ -4,6 +4,7 @@
 //! as arguments.
 
 mod model;
+pub mod oncall;
 mod rules;
 pub mod text;
 

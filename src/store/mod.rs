@@ -470,6 +470,16 @@ impl Store {
             .map(|v| dec(&v?))
             .collect()
     }
+
+    /// Every ticket, whatever its stage, in ticket number order (for stats and exports).
+    pub fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.tickets.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    /// The whole audit log in key order: by ticket, then oldest first.
+    pub fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit.iter().values().map(|v| dec(&v?)).collect()
+    }
 }
 
 /// The ticket whose conversation `m` continues: it answers a post we know (the first
