@@ -72,8 +72,9 @@ pub enum SlackMode {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     store: RawStore,
+    http: Option<RawHttp>,
     #[serde(default)]
-    http: RawHttp,
+    sla: RawSla,
     slack: Option<RawSlack>,
     discord: Option<RawDiscord>,
     mastodon: Option<RawMastodon>,
@@ -107,6 +108,25 @@ impl Default for RawHttp {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    #[serde(default = "default_first_response")]
+    first_response_minutes: u64,
+}
+
+impl Default for RawSla {
+    fn default() -> Self {
+        RawSla {
+            first_response_minutes: default_first_response(),
+        }
+    }
+}
+
+fn default_first_response() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +306,11 @@ pub struct Config {
     pub source_path: PathBuf,
     pub store_path: PathBuf,
     pub http_listen: std::net::SocketAddr,
+    /// An `[http]` section was given: serve `/healthz` and `/metrics` even when no
+    /// surface or webhook needs the server.
+    pub http_configured: bool,
+    /// The first-response target (default 60 minutes).
+    pub first_response_target: Duration,
     /// Cards go to every configured surface: Slack, Discord, or both.
     pub slack: Option<SlackConfig>,
     pub discord: Option<DiscordConfig>,
@@ -396,6 +421,43 @@ impl Config {
             source,
         })?;
         Config::parse(path, &text, &|var| std::env::var(var).ok())
+    }
+
+    /// Only the store's location, for operator commands that need no credentials
+    /// (`export`): secrets need not be set.
+    pub fn store_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+            ConfigError::Syntax {
+                path: shown.clone(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let Some(store) = table
+            .get("store")
+            .and_then(|s| s.get("path"))
+            .and_then(|p| p.as_str())
+        else {
+            return Err(ConfigError::Invalid(vec![Problem {
+                path: shown,
+                line: locate_key(&text, "store", "path"),
+                key: "store.path".into(),
+                message: "expected the store directory".into(),
+            }]));
+        };
+        let p = PathBuf::from(store);
+        Ok(if p.is_relative() {
+            path.parent().unwrap_or(Path::new(".")).join(p)
+        } else {
+            p
+        })
     }
 
     /// Parse and validate; `env` looks up variables (injected so tests need no globals).
@@ -825,7 +887,14 @@ impl Validator<'_> {
                 p
             }
         };
-        let listen = raw.http.listen.clone();
+        let listen = raw.http.clone().unwrap_or_default().listen;
+        if raw.sla.first_response_minutes == 0 {
+            self.problem(
+                "sla",
+                "first_response_minutes",
+                "expected a number of minutes, at least 1",
+            );
+        }
         let http_listen = listen.parse().unwrap_or_else(|_| {
             self.problem(
                 "http",
@@ -878,6 +947,8 @@ impl Validator<'_> {
             source_path: path.to_path_buf(),
             store_path,
             http_listen,
+            http_configured: raw.http.is_some(),
+            first_response_target: Duration::from_secs(raw.sla.first_response_minutes.max(1) * 60),
             slack,
             discord,
             mastodon,

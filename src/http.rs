@@ -27,13 +27,28 @@ pub struct Ingest {
     pub wake: Arc<Notify>,
 }
 
-/// Routes for the surfaces that run in HTTP mode, and the inbound webhook.
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct Metrics {
+    pub store: Store,
+    pub first_response_target: std::time::Duration,
+}
+
+/// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
+/// `/metrics` (Prometheus text format).
 pub fn router(
     slack: Option<Arc<Slack>>,
     discord: Option<Arc<Discord>>,
     ingest: Option<Ingest>,
+    metrics: Metrics,
 ) -> Router {
-    let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
+    let mut app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(
+            Router::new()
+                .route("/metrics", get(prometheus))
+                .with_state(metrics),
+        );
     if let Some(ingest) = ingest {
         app = app.merge(
             Router::new()
@@ -63,6 +78,24 @@ pub fn router(
         );
     }
     app
+}
+
+async fn prometheus(State(metrics): State<Metrics>) -> Response {
+    match metrics.store.all_tickets() {
+        Ok(tickets) => {
+            let sla = chrono::Duration::from_std(metrics.first_response_target)
+                .unwrap_or_else(|_| chrono::Duration::hours(1));
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                crate::stats::prometheus(&tickets, chrono::Utc::now(), sla),
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 async fn ingest_mentions(

@@ -28,6 +28,25 @@ enum Command {
         #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
         config: PathBuf,
     },
+    /// Write every ticket (and, as JSON lines, the audit log) for a spreadsheet or an
+    /// archive. Stop the bot first: the store is opened exclusively.
+    Export {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Where to write; standard output when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// Tickets then audit entries, one JSON object per line.
+    Jsonl,
+    /// One row per ticket (RFC 4180).
+    Csv,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +71,17 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(2)
             }
         },
+        Command::Export {
+            config,
+            format,
+            output,
+        } => match export(&config, format, output.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Run { config } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -69,6 +99,30 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+fn export(
+    config: &std::path::Path,
+    format: ExportFormat,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let store_path = Config::store_path_of(config)?;
+    let store = mentionbridge::store::Store::open(&store_path)?;
+    let tickets = store.all_tickets()?;
+    let mut out: Box<dyn std::io::Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    match format {
+        ExportFormat::Jsonl => {
+            mentionbridge::stats::export_jsonl(&tickets, &store.audit_all()?, &mut out)?
+        }
+        ExportFormat::Csv => mentionbridge::stats::export_csv_tickets(&tickets, &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn run(config: Config) -> anyhow::Result<()> {

@@ -99,7 +99,8 @@ impl Window {
         let hours = length.num_hours();
         if length != Duration::hours(hours) || hours == 0 {
             human(length)
-        } else if hours % 24 == 0 {
+        } else if hours % 24 == 0 && hours > 24 {
+            // "24h" reads as people ask for it; longer spans in days.
             format!("{}d", hours / 24)
         } else {
             format!("{hours}h")

@@ -18,6 +18,8 @@ pub enum ActError {
     Rejected(Rejection),
     #[error("There is no ticket {0}.")]
     NoSuchTicket(TicketId),
+    #[error("{0}")]
+    Invalid(String),
     #[error("The desk could not save that ({0}); nothing changed. Try again.")]
     Store(StoreError),
 }
@@ -33,6 +35,8 @@ impl From<StoreError> for ActError {
 
 pub struct DeskService {
     store: Store,
+    /// The first-response target the numbers are measured against.
+    sla: std::time::Duration,
     desk: RwLock<Desk>,
     outbox_wake: Arc<Notify>,
     /// Test hook (`MENTIONBRIDGE_FAILPOINT=slow-desk`): every action takes 2.5 s, so
@@ -44,6 +48,7 @@ impl DeskService {
     pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
         DeskService {
             store,
+            sla: std::time::Duration::from_secs(3600),
             desk: RwLock::new(desk),
             outbox_wake,
             slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
@@ -53,6 +58,33 @@ impl DeskService {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn with_sla(mut self, first_response: std::time::Duration) -> Self {
+        self.sla = first_response;
+        self
+    }
+
+    /// `/mentions stats [24h|7d|30d]`: the team's numbers, for agents only.
+    pub fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let window = crate::stats::Window::parse(
+            if window.trim().is_empty() {
+                "7d"
+            } else {
+                window
+            },
+            Utc::now(),
+        )
+        .map_err(|e| ActError::Invalid(e.to_string()))?;
+        let tickets = self.store.all_tickets()?;
+        let sla =
+            chrono::Duration::from_std(self.sla).unwrap_or_else(|_| chrono::Duration::hours(1));
+        Ok(crate::stats::render_text(&crate::stats::summarize(
+            &tickets, &window, sla,
+        )))
     }
 
     fn desk(&self) -> Desk {

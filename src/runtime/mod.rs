@@ -56,7 +56,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         r.user_ids = d.agent_user_ids.iter().cloned().collect();
         r.role_ids = d.agent_role_ids.iter().cloned().collect();
     }
-    let desk = Arc::new(DeskService::new(store.clone(), roster, wake.clone()));
+    let desk = Arc::new(
+        DeskService::new(store.clone(), roster, wake.clone())
+            .with_sla(config.first_response_target),
+    );
 
     let slack = match &config.slack {
         Some(c) => {
@@ -135,7 +138,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         secret: w.secret.clone(),
         wake: wake.clone(),
     });
-    if slack_http.is_some() || discord_http.is_some() || ingest.is_some() {
+    if slack_http.is_some() || discord_http.is_some() || ingest.is_some() || config.http_configured
+    {
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| RunError::Listen {
@@ -143,7 +147,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 source,
             })?;
         tracing::info!(addr = %config.http_listen, "HTTP server listening (chat interactions and/or the mentions webhook)");
-        let app = crate::http::router(slack_http, discord_http, ingest);
+        let metrics = crate::http::Metrics {
+            store: store.clone(),
+            first_response_target: config.first_response_target,
+        };
+        let app = crate::http::router(slack_http, discord_http, ingest, metrics);
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, app)

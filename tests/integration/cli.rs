@@ -88,3 +88,88 @@ async fn run_says_which_credential_failed_without_printing_it() {
         "the secret leaked: {err}"
     );
 }
+
+#[tokio::test]
+async fn metrics_are_served_and_tickets_export_for_a_spreadsheet() {
+    let w = World::new().await;
+    w.mastodon
+        .add_mention("alice", "refund, please; \"asap\"\nthanks");
+    let bot = w.start_bot().await;
+    let d = w.slack_driver();
+    crate::drivers::Driver::card(&d, 1).await;
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE mentionbridge_first_response_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mentionbridge_tickets_opened_total{platform=\"mastodon\"} 1"),
+        "{text}"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", w.http_port))
+        .await
+        .unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    // While the bot runs the store is locked: export says so instead of corrupting it.
+    let (ok, err) = mentionbridge(&w, &["export"], &w.config_path(), &[]).await;
+    assert!(
+        !ok && err.contains("is another mentionbridge running on it?"),
+        "{err}"
+    );
+    let (status, _) = bot.terminate().await;
+    assert!(status.success());
+
+    // No secrets are needed to export.
+    let csv_path = w.dir.path().join("tickets.csv");
+    let unset = [
+        ("TEST_SLACK_BOT_TOKEN", None),
+        ("TEST_MASTODON_TOKEN", None),
+    ];
+    let args = [
+        "export",
+        "--format",
+        "csv",
+        "--output",
+        csv_path.to_str().unwrap(),
+    ];
+    let (ok, err) = mentionbridge(&w, &args, &w.config_path(), &unset).await;
+    assert!(ok, "{err}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.split("\r\n");
+    assert!(lines.next().unwrap().starts_with("id,"), "{csv}");
+    assert!(
+        csv.contains("\"@brand refund, please; \"\"asap\"\"\nthanks\""),
+        "{csv}"
+    );
+
+    let out = w
+        .command()
+        .args(["export", "--config"])
+        .arg(w.config_path())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let jsonl = String::from_utf8(out.stdout).unwrap();
+    let kinds: Vec<String> = jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("ticket"));
+    assert!(kinds.iter().any(|k| k == "audit"));
+}

@@ -353,6 +353,14 @@ impl DiscordDriver {
     fn command_options(args: &str) -> Value {
         let mut words = args.split_whitespace();
         let verb = words.next().unwrap_or("list");
+        if verb == "stats" {
+            let window: Vec<Value> = words
+                .next()
+                .map(|w| json!({"type": 3, "name": "window", "value": w}))
+                .into_iter()
+                .collect();
+            return json!([{"type": 1, "name": "stats", "options": window}]);
+        }
         let mut options = Vec::new();
         if let Some(n) = words.next() {
             options

@@ -320,6 +320,39 @@ pub async fn a_private_reply_goes_as_a_direct_message_after_a_public_acknowledge
     assert_eq!(w.mastodon.posted_statuses().len(), 2);
 }
 
+pub async fn the_numbers_are_asked_for_in_chat<D: Driver>(w: &World, d: &D) {
+    w.mastodon.add_mention("alice", "one");
+    w.mastodon.add_mention("bob", "two");
+    let _bot = w.start_bot().await;
+    d.card(2).await;
+    let first = d.card(1).await;
+    d.reply_via_modal(&first, Who::Ana, "hello!")
+        .await
+        .expect("accepted");
+    w.mastodon.wait_for_posts(1, WAIT).await;
+    d.wait_card_text(&first, "published").await;
+
+    let report = d.command(Who::Ana, "stats 24h").await;
+    assert!(report.starts_with("Mentions in the last 24h"), "{report}");
+    assert!(
+        report.contains("• 2 opened; now 1 open, 1 replied, 0 resolved, 0 ignored"),
+        "{report}"
+    );
+    assert!(report.contains("(1 answered, 1 unanswered)"), "{report}");
+    assert!(
+        report.contains("Within the 60 min target: 1 of 1 (100%)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ana ("),
+        "the agent of the first reply is named: {report}"
+    );
+    assert!(d
+        .command(Who::Eve, "stats")
+        .await
+        .contains("Only support agents"));
+}
+
 /// Instantiate each scenario once per surface.
 macro_rules! on_every_surface {
     ($($scenario:ident),* $(,)?) => {
@@ -356,4 +389,5 @@ on_every_surface!(
     a_reply_refused_for_good_is_shown_on_the_card_with_the_platforms_reason,
     killed_before_the_publish_then_restarted_sends_exactly_one_reply,
     a_private_reply_goes_as_a_direct_message_after_a_public_acknowledgement,
+    the_numbers_are_asked_for_in_chat,
 );

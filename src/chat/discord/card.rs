@@ -279,7 +279,20 @@ pub fn command() -> CreateCommand {
             CommandOptionType::SubCommand,
             "list",
             "List open mention tickets",
-        ));
+        ))
+        .add_option(
+            CreateCommandOption::new(
+                CommandOptionType::SubCommand,
+                "stats",
+                "Response times and SLA",
+            )
+            .add_sub_option(
+                CreateCommandOption::new(CommandOptionType::String, "window", "Period")
+                    .add_string_choice("last 24 hours", "24h")
+                    .add_string_choice("last 7 days", "7d")
+                    .add_string_choice("last 30 days", "30d"),
+            ),
+        );
     for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
         cmd = cmd.add_option(ticket_option(verb));
     }

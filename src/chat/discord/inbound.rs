@@ -223,6 +223,16 @@ impl Discord {
             };
         }
         let arg = |name: &str| args.iter().find(|a| a.name == name).map(|a| &a.value);
+        if verb == "stats" {
+            let window = match arg("window") {
+                Some(ResolvedValue::String(s)) => s.to_string(),
+                _ => "7d".to_string(),
+            };
+            return match self.desk.stats(&who, &window) {
+                Ok(report) => ephemeral(report),
+                Err(e) => ephemeral(e.to_string()),
+            };
+        }
         let Some(ResolvedValue::Integer(n)) = arg("ticket") else {
             return ephemeral("Which ticket? Pick one from the list.");
         };

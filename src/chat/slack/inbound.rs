@@ -198,6 +198,13 @@ impl Slack {
                 Err(e) => ephemeral_response(e.to_string()),
             };
         }
+        if verb == "stats" {
+            let window = words.next().unwrap_or("7d");
+            return match self.desk.stats(&actor, window) {
+                Ok(report) => ephemeral_response(report),
+                Err(e) => ephemeral_response(e.to_string()),
+            };
+        }
         if verb == "help" {
             return ephemeral_response(card::USAGE);
         }
