@@ -71,6 +71,10 @@ pub enum SlackMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// The brand's name, for canned replies' `{brand}`.
+    brand: Option<String>,
+    #[serde(default)]
+    canned: Vec<crate::domain::canned::CannedReply>,
     store: RawStore,
     http: Option<RawHttp>,
     #[serde(default)]
@@ -311,6 +315,9 @@ pub struct Config {
     pub http_configured: bool,
     /// The first-response target (default 60 minutes).
     pub first_response_target: Duration,
+    pub brand: String,
+    /// The library of standard answers (`[[canned]]`).
+    pub canned: Vec<crate::domain::canned::CannedReply>,
     /// Cards go to every configured surface: Slack, Discord, or both.
     pub slack: Option<SlackConfig>,
     pub discord: Option<DiscordConfig>,
@@ -763,6 +770,46 @@ impl Validator<'_> {
         }
     }
 
+    fn canned(
+        &mut self,
+        library: &[crate::domain::canned::CannedReply],
+    ) -> Vec<crate::domain::canned::CannedReply> {
+        let mut seen = std::collections::HashSet::new();
+        for c in library {
+            if c.id.is_empty()
+                || !c
+                    .id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                self.problem(
+                    "canned",
+                    "id",
+                    format!(
+                        "expected a short id of letters, digits, - or _, found {:?}",
+                        c.id
+                    ),
+                );
+            }
+            if !seen.insert(c.id.clone()) {
+                self.problem("canned", "id", format!("{:?} is used twice", c.id));
+            }
+            let unknown = c.unknown_variables();
+            if !unknown.is_empty() {
+                self.problem(
+                    "canned",
+                    "text",
+                    format!(
+                        "canned reply {:?} has unknown variables {} (known: {{author}}, {{agent}}, {{ticket}}, {{brand}})",
+                        c.id,
+                        unknown.join(", ")
+                    ),
+                );
+            }
+        }
+        library.to_vec()
+    }
+
     fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
         if !(secs.is_finite() && secs >= 0.1) {
             self.problem(
@@ -948,6 +995,8 @@ impl Validator<'_> {
             store_path,
             http_listen,
             http_configured: raw.http.is_some(),
+            brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
+            canned: self.canned(&raw.canned),
             first_response_target: Duration::from_secs(raw.sla.first_response_minutes.max(1) * 60),
             slack,
             discord,

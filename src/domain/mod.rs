@@ -3,6 +3,7 @@
 //! numbers, so every rule is exhaustively unit-testable; time and the agent roster come in
 //! as arguments.
 
+pub mod canned;
 mod model;
 pub mod oncall;
 mod rules;

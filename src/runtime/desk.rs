@@ -1,6 +1,7 @@
 //! The desk as the chat surfaces see it: judge an agent's action with the core, commit it
 //! with its effects in one transaction, make it durable, then wake the outbox sender.
 
+use crate::domain::canned::{choices_for, CannedReply};
 use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
@@ -37,6 +38,8 @@ pub struct DeskService {
     store: Store,
     /// The first-response target the numbers are measured against.
     sla: std::time::Duration,
+    canned: Vec<CannedReply>,
+    brand: String,
     desk: RwLock<Desk>,
     outbox_wake: Arc<Notify>,
     /// Test hook (`MENTIONBRIDGE_FAILPOINT=slow-desk`): every action takes 2.5 s, so
@@ -49,6 +52,8 @@ impl DeskService {
         DeskService {
             store,
             sla: std::time::Duration::from_secs(3600),
+            canned: Vec::new(),
+            brand: String::new(),
             desk: RwLock::new(desk),
             outbox_wake,
             slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
@@ -63,6 +68,64 @@ impl DeskService {
     pub fn with_sla(mut self, first_response: std::time::Duration) -> Self {
         self.sla = first_response;
         self
+    }
+
+    pub fn with_canned(mut self, library: Vec<CannedReply>, brand: String) -> Self {
+        self.canned = library;
+        self.brand = brand;
+        self
+    }
+
+    /// The canned replies that fit a ticket (its language first), for the card's picker.
+    pub fn canned_for(&self, ticket: &Ticket) -> Vec<CannedReply> {
+        choices_for(&self.canned, ticket)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// `/mentions canned`: the whole library.
+    pub fn canned_list(&self, who: &AgentRef) -> Result<String, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        if self.canned.is_empty() {
+            return Ok("No canned replies are configured ([[canned]] in bot-config.toml).".into());
+        }
+        Ok(self
+            .canned
+            .iter()
+            .map(|c| {
+                format!(
+                    "• {} ({}{}): {}",
+                    c.title,
+                    c.id,
+                    c.language
+                        .as_deref()
+                        .map(|l| format!(", {l}"))
+                        .unwrap_or_default(),
+                    c.text
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// A canned reply filled in for this ticket and agent, if the agent may reply now.
+    pub fn canned_text(
+        &self,
+        id: TicketId,
+        canned_id: &str,
+        who: &AgentRef,
+    ) -> Result<(Ticket, String), ActError> {
+        let ticket = self.preview(id, AgentAction::Reply { text: ".".into() }, who)?;
+        let canned = self
+            .canned
+            .iter()
+            .find(|c| c.id == canned_id)
+            .ok_or_else(|| ActError::Invalid(format!("There is no canned reply `{canned_id}`.")))?;
+        let text = canned.render(&ticket, who, &self.brand);
+        Ok((ticket, text))
     }
 
     /// `/mentions stats [24h|7d|30d]`: the team's numbers, for agents only.

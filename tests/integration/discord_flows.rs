@@ -66,7 +66,10 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
         .collect();
     assert_eq!(
         subs,
-        ["list", "stats", "claim", "unclaim", "resolve", "ignore", "reopen", "dm", "reply"]
+        [
+            "list", "stats", "canned", "claim", "unclaim", "resolve", "ignore", "reopen", "dm",
+            "reply"
+        ]
     );
     let identify = &w.discord.identify_payloads()[0];
     assert_eq!(identify["intents"], 1, "GUILDS only: no privileged intent");

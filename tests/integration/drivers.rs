@@ -43,6 +43,15 @@ pub trait Driver {
         text: &str,
         ack: Option<&str>,
     ) -> Result<(), String>;
+    /// Pick a canned reply on the card: returns the text the form opened with, then submits
+    /// `edit(text)`.
+    async fn reply_with_canned(
+        &self,
+        card: &Card,
+        who: Who,
+        canned: &str,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>);
     /// `/mentions <args>`; returns the private answer.
     async fn command(&self, who: Who, args: &str) -> String;
     /// What this person was told privately so far.
@@ -226,6 +235,58 @@ impl Driver for SlackDriver {
             "ack": {"text": {"type": "plain_text_input", "value": ack}},
         });
         self.submit_form(card, who, "dm", values).await
+    }
+
+    async fn reply_with_canned(
+        &self,
+        card: &Card,
+        who: Who,
+        canned: &str,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>) {
+        let before = self.slack.views().len();
+        let mut payload = self.slack.block_actions_on(
+            CHANNEL,
+            &card.id,
+            slack_user(who),
+            slack_name(who),
+            "mb_canned",
+        );
+        payload["actions"][0]["type"] = json!("static_select");
+        payload["actions"][0]["selected_option"] = json!({
+            "text": {"type": "plain_text", "text": canned, "emoji": true},
+            "value": format!("{}:{canned}", card.ticket),
+        });
+        if let Some(a) = payload["actions"][0].as_object_mut() {
+            a.remove("value");
+        }
+        self.slack.send_envelope("interactive", payload).await;
+        self.slack
+            .wait_until(WAIT, "the reply modal to open", |s| {
+                s.views().len() > before
+            })
+            .await;
+        let opened = &self.slack.views()[before];
+        let view_id = opened["view_id"].as_str().unwrap().to_string();
+        let filled = opened["view"]["blocks"][1]["element"]["initial_value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let values =
+            json!({"reply": {"text": {"type": "plain_text_input", "value": edit(&filled)}}});
+        let payload =
+            self.slack
+                .submission_for_view(&view_id, slack_user(who), slack_name(who), values);
+        let ack = self.slack.send_envelope("interactive", payload).await;
+        let result = if ack == Value::Null {
+            Ok(())
+        } else {
+            Err(ack["errors"]["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
+        };
+        (filled, result)
     }
 
     async fn command(&self, who: Who, args: &str) -> String {
@@ -428,6 +489,7 @@ impl Driver for DiscordDriver {
             .into_iter()
             .flatten()
             .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["type"] == 2)
             .filter_map(|b| {
                 b["custom_id"]
                     .as_str()
@@ -518,6 +580,54 @@ impl Driver for DiscordDriver {
         } else {
             Err(said)
         }
+    }
+
+    async fn reply_with_canned(
+        &self,
+        card: &Card,
+        who: Who,
+        canned: &str,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>) {
+        let (id, name, roles) = discord_user(who);
+        let payload = self.discord.select_interaction(
+            D_CHANNEL,
+            &card.id,
+            id,
+            name,
+            roles,
+            &format!("mb:canned:{}", card.ticket),
+            &[canned],
+        );
+        let modal = self.interact(who, payload).await;
+        assert_eq!(modal["type"], 9, "a canned reply opens the form: {modal}");
+        let filled = modal["data"]["components"][0]["components"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
+        let edited = edit(&filled);
+        let submit = self.discord.modal_submit(
+            id,
+            name,
+            roles,
+            &custom_id,
+            &[("text", edited.as_str())],
+            D_CHANNEL,
+        );
+        let answer = self.interact(who, submit).await;
+        let said = answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (
+            filled,
+            if said.contains("queued") {
+                Ok(())
+            } else {
+                Err(said)
+            },
+        )
     }
 
     async fn command(&self, who: Who, args: &str) -> String {

@@ -118,6 +118,20 @@ impl World {
         };
         let mut text = format!(
             r#"
+brand = "BrandCo"
+
+[[canned]]
+id = "refund"
+title = "Refund on its way"
+language = "en"
+text = "Hi {{author}}, your refund is on its way. {{agent}}, {{brand}} (ticket {{ticket}})"
+
+[[canned]]
+id = "tak"
+title = "Tak for din besked"
+language = "da"
+text = "Tak, {{author}}!"
+
 [store]
 path = "store.sled"
 
@@ -371,6 +385,9 @@ pub fn buttons(card: &SlackMessage) -> Vec<String> {
         .flatten()
     {
         for el in block["elements"].as_array().into_iter().flatten() {
+            if el["type"] != "button" {
+                continue;
+            }
             if let Some(id) = el["action_id"].as_str() {
                 ids.push(id.to_string());
             }

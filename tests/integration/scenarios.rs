@@ -353,6 +353,38 @@ pub async fn the_numbers_are_asked_for_in_chat<D: Driver>(w: &World, d: &D) {
         .contains("Only support agents"));
 }
 
+pub async fn a_canned_reply_fills_the_form_and_is_edited_before_sending<D: Driver>(
+    w: &World,
+    d: &D,
+) {
+    w.mastodon.add_mention("alice", "where is my refund?");
+    let _bot = w.start_bot().await;
+    let card = d.card(1).await;
+    let list = d.command(Who::Ana, "canned").await;
+    assert!(
+        list.contains("Refund on its way") && list.contains("Tak for din besked"),
+        "{list}"
+    );
+
+    let (filled, sent) = d
+        .reply_with_canned(&card, Who::Ana, "refund", &|t| {
+            format!("{t} Sorry for the wait!")
+        })
+        .await;
+    sent.expect("accepted");
+    assert!(filled.starts_with("Hi "), "{filled}");
+    assert!(
+        filled.contains("your refund is on its way. ana, BrandCo (ticket 1)"),
+        "variables filled in: {filled}"
+    );
+    let posted = w.mastodon.wait_for_posts(1, WAIT).await;
+    assert_eq!(
+        posted[0].status,
+        format!("@alice {filled} Sorry for the wait!"),
+        "the edited text is what goes out"
+    );
+}
+
 /// Instantiate each scenario once per surface.
 macro_rules! on_every_surface {
     ($($scenario:ident),* $(,)?) => {
@@ -390,4 +422,5 @@ on_every_surface!(
     killed_before_the_publish_then_restarted_sends_exactly_one_reply,
     a_private_reply_goes_as_a_direct_message_after_a_public_acknowledgement,
     the_numbers_are_asked_for_in_chat,
+    a_canned_reply_fills_the_form_and_is_edited_before_sending,
 );

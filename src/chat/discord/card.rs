@@ -2,12 +2,14 @@
 //! command definition and thread lines, built with serenity's builders.
 
 use crate::chat::{CardButton, Markup};
+use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
 use crate::domain::{AgentRef, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use serenity::all::{
     ButtonStyle, CommandOptionType, CreateActionRow, CreateButton, CreateCommand,
     CreateCommandOption, CreateEmbed, CreateEmbedAuthor, CreateEmbedFooter, CreateInputText,
-    CreateModal, InputTextStyle, Timestamp,
+    CreateModal, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, InputTextStyle,
+    Timestamp,
 };
 
 pub const COMMAND: &str = "mentions";
@@ -15,6 +17,7 @@ pub const REPLY_MODAL: &str = "mb:reply";
 pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_MODAL: &str = "mb:dm";
 pub const ACK_INPUT: &str = "ack";
+pub const CANNED_MENU: &str = "mb:canned";
 
 /// Discord custom ids of the card's buttons: `mb:<verb>:<ticket>`.
 pub fn custom_id(button: CardButton, ticket: TicketId) -> String {
@@ -175,7 +178,11 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     embed
 }
 
-pub fn card_buttons(ticket: &Ticket, can_reply: bool) -> Vec<CreateActionRow> {
+pub fn card_buttons(
+    ticket: &Ticket,
+    can_reply: bool,
+    canned: &[CannedReply],
+) -> Vec<CreateActionRow> {
     let row = CardButton::for_ticket(ticket, can_reply)
         .iter()
         .enumerate()
@@ -192,7 +199,23 @@ pub fn card_buttons(ticket: &Ticket, can_reply: bool) -> Vec<CreateActionRow> {
                 })
         })
         .collect();
-    vec![CreateActionRow::Buttons(row)]
+    let mut rows = vec![CreateActionRow::Buttons(row)];
+    // The canned-reply picker: choosing one opens the reply form with it filled in.
+    if can_reply && !ticket.is_closed() && !canned.is_empty() {
+        let options = canned
+            .iter()
+            .take(25)
+            .map(|c| CreateSelectMenuOption::new(truncate(&c.title, 100), c.id.clone()))
+            .collect();
+        rows.push(CreateActionRow::SelectMenu(
+            CreateSelectMenu::new(
+                format!("{CANNED_MENU}:{}", ticket.id),
+                CreateSelectMenuKind::String { options },
+            )
+            .placeholder("Canned reply…"),
+        ));
+    }
+    rows
 }
 
 pub fn thread_name(ticket: &Ticket) -> String {
@@ -205,7 +228,12 @@ pub fn thread_name(ticket: &Ticket) -> String {
 /// The reply form; with `private`, a private message plus an optional short public
 /// acknowledgement. Discord forms hold only text inputs, so the mention is quoted in the
 /// placeholder.
-pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> CreateModal {
+pub fn reply_modal(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+) -> CreateModal {
     let m = &ticket.mention;
     let label = if private {
         format!("Private message ({} max)", rules.max_chars)
@@ -223,6 +251,10 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> CreateMo
         ))
         .required(true)
         .max_length(4000);
+    let input = match initial {
+        Some(text) => input.value(text),
+        None => input,
+    };
     let mut rows = vec![CreateActionRow::InputText(input)];
     if private {
         rows.push(CreateActionRow::InputText(
@@ -293,6 +325,11 @@ pub fn command() -> CreateCommand {
                     .add_string_choice("last 30 days", "30d"),
             ),
         );
+    cmd = cmd.add_option(CreateCommandOption::new(
+        CommandOptionType::SubCommand,
+        "canned",
+        "List the canned replies",
+    ));
     for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
         cmd = cmd.add_option(ticket_option(verb));
     }

@@ -8,9 +8,9 @@ use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use reqwest::Method;
 use serenity::all::{
-    ActionRowComponent, CommandInteraction, ComponentInteraction, CreateAutocompleteResponse,
-    CreateInteractionResponse, CreateInteractionResponseMessage, Interaction, Member,
-    ModalInteraction, ResolvedValue, User,
+    ActionRowComponent, CommandInteraction, ComponentInteraction, ComponentInteractionDataKind,
+    CreateAutocompleteResponse, CreateInteractionResponse, CreateInteractionResponseMessage,
+    Interaction, Member, ModalInteraction, ResolvedValue, User,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +139,29 @@ impl Discord {
 
     async fn on_button(&self, c: &ComponentInteraction) -> CreateInteractionResponse {
         let who = actor(c.member.as_ref(), &c.user);
+        if let Some(ticket) = c
+            .data
+            .custom_id
+            .strip_prefix(card::CANNED_MENU)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|t| t.parse::<TicketId>().ok())
+        {
+            let chosen = match &c.data.kind {
+                ComponentInteractionDataKind::StringSelect { values } => {
+                    values.first().cloned().unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            return match self.desk.canned_text(ticket, &chosen, &who) {
+                Ok((t, text)) => CreateInteractionResponse::Modal(card::reply_modal(
+                    &t,
+                    self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                    false,
+                    Some(&text),
+                )),
+                Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+            };
+        }
         let Some((button, ticket)) = card::parse_custom_id(&c.data.custom_id) else {
             tracing::warn!(custom_id = %c.data.custom_id, user = %who.user_id, "unknown button pressed; nothing changed");
             return ephemeral(
@@ -154,6 +177,7 @@ impl Discord {
                     &t,
                     self.desk.text_rules(t.mention.platform).unwrap_or_default(),
                     button == CardButton::ReplyPrivately,
+                    None,
                 )),
                 Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
             },
@@ -223,6 +247,12 @@ impl Discord {
             };
         }
         let arg = |name: &str| args.iter().find(|a| a.name == name).map(|a| &a.value);
+        if verb == "canned" {
+            return match self.desk.canned_list(&who) {
+                Ok(list) => ephemeral(list),
+                Err(e) => ephemeral(e.to_string()),
+            };
+        }
         if verb == "stats" {
             let window = match arg("window") {
                 Some(ResolvedValue::String(s)) => s.to_string(),

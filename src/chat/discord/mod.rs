@@ -290,6 +290,7 @@ impl Discord {
                     .components(card::card_buttons(
                         ticket,
                         self.desk.text_rules(ticket.mention.platform).is_some(),
+                        &self.desk.canned_for(ticket),
                     ))
                     .nonce(serenity::all::Nonce::String(Self::card_nonce(ticket)))
                     .enforce_nonce(true);
@@ -325,6 +326,7 @@ impl Discord {
             .components(card::card_buttons(
                 ticket,
                 self.desk.text_rules(ticket.mention.platform).is_some(),
+                &self.desk.canned_for(ticket),
             ));
         let body = serde_json::to_value(edit).expect("edit serializes");
         self.call(

@@ -2,6 +2,7 @@
 //! `/mentions` list. Pure functions from domain values to slack-morphism types.
 
 use crate::chat::{CardButton, Markup};
+use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
 use crate::domain::{AgentRef, Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use slack_morphism::prelude::*;
@@ -13,6 +14,7 @@ pub const REPLY_BLOCK: &str = "reply";
 pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_CALLBACK: &str = "mb_reply_private";
 pub const ACK_BLOCK: &str = "ack";
+pub const CANNED_ACTION: &str = "mb_canned";
 
 /// Slack `action_id`s of the card's buttons: `mb_<verb>`.
 pub fn action_id(button: CardButton) -> String {
@@ -100,7 +102,7 @@ pub fn card_metadata(ticket: &Ticket) -> SlackMessageMetadata {
     ]))
 }
 
-pub fn card_blocks(ticket: &Ticket, can_reply: bool) -> Vec<SlackBlock> {
+pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> Vec<SlackBlock> {
     let m = &ticket.mention;
     let mut blocks: Vec<SlackBlock> = Vec::new();
     blocks.push(
@@ -172,7 +174,7 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool) -> Vec<SlackBlock> {
         );
     }
 
-    let elements = CardButton::for_ticket(ticket, can_reply)
+    let mut elements: Vec<SlackActionBlockElement> = CardButton::for_ticket(ticket, can_reply)
         .iter()
         .enumerate()
         .map(|(i, b)| {
@@ -190,6 +192,26 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool) -> Vec<SlackBlock> {
             el.into()
         })
         .collect();
+    // The canned-reply picker: choosing one opens the reply form with it filled in.
+    if can_reply && !ticket.is_closed() && !canned.is_empty() {
+        let options = canned
+            .iter()
+            .take(100)
+            .map(|c| {
+                SlackBlockChoiceItem::new(
+                    c.title.chars().take(75).collect::<String>().into(),
+                    format!("{}:{}", ticket.id, c.id),
+                )
+            })
+            .collect();
+        elements.push(
+            SlackBlockStaticSelectElement::new()
+                .with_action_id(CANNED_ACTION.into())
+                .with_placeholder("Canned reply…".into())
+                .with_options(options)
+                .into(),
+        );
+    }
     blocks.push(
         SlackActionsBlock::new(elements)
             .with_block_id(format!("mb_actions_{}", ticket.id).into())
@@ -198,10 +220,14 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool) -> Vec<SlackBlock> {
     blocks
 }
 
-pub fn card_content(ticket: &Ticket, can_reply: bool) -> SlackMessageContent {
+pub fn card_content(
+    ticket: &Ticket,
+    can_reply: bool,
+    canned: &[CannedReply],
+) -> SlackMessageContent {
     SlackMessageContent::new()
         .with_text(card_text(ticket))
-        .with_blocks(card_blocks(ticket, can_reply))
+        .with_blocks(card_blocks(ticket, can_reply, canned))
         .with_metadata(card_metadata(ticket))
 }
 
@@ -218,7 +244,12 @@ pub fn ticket_of_metadata(metadata: Option<&SlackMessageMetadata>) -> Option<(Ti
 
 /// The reply form; with `private`, a private message plus an optional short public
 /// acknowledgement ("We've sent you a DM").
-pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> SlackView {
+pub fn reply_modal(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+) -> SlackView {
     let m = &ticket.mention;
     let hint = if private {
         format!(
@@ -237,11 +268,14 @@ pub fn reply_modal(ticket: &Ticket, rules: TextRules, private: bool) -> SlackVie
             visibility_label(m.visibility)
         )
     };
-    let input = SlackBlockPlainTextInputElement::new()
+    let mut input = SlackBlockPlainTextInputElement::new()
         .with_action_id(REPLY_INPUT.into())
         .with_multiline(true)
         .with_focus_on_load(true)
         .with_placeholder(format!("Your answer to @{}", m.author.handle).into());
+    if let Some(text) = initial {
+        input = input.with_initial_value(text.to_string());
+    }
     let label: String = format!(
         "{} @{}",
         if private {

@@ -61,6 +61,35 @@ impl Slack {
             .map(|c| c.id.to_string())
             .unwrap_or_else(|| self.config.channel.clone());
         for action in ev.actions.iter().flatten() {
+            if action.action_id.as_ref() == card::CANNED_ACTION {
+                let chosen = action
+                    .selected_option
+                    .as_ref()
+                    .map(|o| o.value.clone())
+                    .unwrap_or_default();
+                let parsed = chosen
+                    .split_once(':')
+                    .and_then(|(t, c)| Some((t.parse::<TicketId>().ok()?, c.to_string())));
+                let result = match parsed {
+                    Some((ticket, canned)) => {
+                        match self.desk.canned_text(ticket, &canned, &actor) {
+                            Ok((t, text)) => {
+                                self.show_reply_modal(&t, &ev.trigger_id, false, Some(&text))
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => Err(ActError::Invalid(
+                        "That canned reply is not one mentionbridge knows.".into(),
+                    )),
+                };
+                if let Err(e) = result {
+                    self.ephemeral(&channel, &actor.user_id, &e.to_string())
+                        .await;
+                }
+                continue;
+            }
             let Some(button) = card::button_of_action_id(action.action_id.as_ref()) else {
                 tracing::warn!(action_id = %action.action_id, user = %actor.user_id, "unknown button pressed; nothing changed");
                 self.ephemeral(
@@ -116,17 +145,28 @@ impl Slack {
         let t = self
             .desk
             .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)?;
+        self.show_reply_modal(&t, trigger, private, None).await
+    }
+
+    async fn show_reply_modal(
+        &self,
+        t: &crate::domain::Ticket,
+        trigger: &SlackTriggerId,
+        private: bool,
+        initial: Option<&str>,
+    ) -> Result<(), ActError> {
         let view = card::reply_modal(
-            &t,
+            t,
             self.desk.text_rules(t.mention.platform).unwrap_or_default(),
             private,
+            initial,
         );
         if let Err(e) = self
             .session()
             .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
             .await
         {
-            tracing::warn!(ticket = %ticket, error = %super::delivery_error("views.open", e), "could not open the reply modal");
+            tracing::warn!(ticket = %t.id, error = %super::delivery_error("views.open", e), "could not open the reply modal");
         }
         Ok(())
     }
@@ -202,6 +242,12 @@ impl Slack {
             let window = words.next().unwrap_or("7d");
             return match self.desk.stats(&actor, window) {
                 Ok(report) => ephemeral_response(report),
+                Err(e) => ephemeral_response(e.to_string()),
+            };
+        }
+        if verb == "canned" {
+            return match self.desk.canned_list(&actor) {
+                Ok(list) => ephemeral_response(card::escape(&list)),
                 Err(e) => ephemeral_response(e.to_string()),
             };
         }

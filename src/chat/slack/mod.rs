@@ -222,6 +222,7 @@ impl Slack {
             card::card_content(
                 ticket,
                 self.desk.text_rules(ticket.mention.platform).is_some(),
+                &self.desk.canned_for(ticket),
             ),
         )
         .with_unfurl_links(false)
@@ -249,6 +250,7 @@ impl Slack {
             card::card_content(
                 ticket,
                 self.desk.text_rules(ticket.mention.platform).is_some(),
+                &self.desk.canned_for(ticket),
             ),
             card.message_id.clone().into(),
         );
