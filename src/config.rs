@@ -79,6 +79,8 @@ struct RawConfig {
     http: Option<RawHttp>,
     #[serde(default)]
     sla: RawSla,
+    #[serde(default)]
+    oncall: RawOnCall,
     slack: Option<RawSlack>,
     discord: Option<RawDiscord>,
     mastodon: Option<RawMastodon>,
@@ -112,6 +114,13 @@ impl Default for RawHttp {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnCall {
+    #[serde(default)]
+    rotation: Vec<crate::domain::oncall::Rotation>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +325,8 @@ pub struct Config {
     /// The first-response target (default 60 minutes).
     pub first_response_target: Duration,
     pub brand: String,
+    /// On-call rotations (`[[oncall.rotation]]`); overrides come from chat at run time.
+    pub oncall: crate::domain::oncall::Schedule,
     /// The library of standard answers (`[[canned]]`).
     pub canned: Vec<crate::domain::canned::CannedReply>,
     /// Cards go to every configured surface: Slack, Discord, or both.
@@ -810,6 +821,26 @@ impl Validator<'_> {
         library.to_vec()
     }
 
+    fn oncall(&mut self, raw: &RawOnCall) -> crate::domain::oncall::Schedule {
+        let schedule = crate::domain::oncall::Schedule {
+            rotations: raw.rotation.clone(),
+            overrides: Vec::new(),
+        };
+        for problem in schedule.validate() {
+            self.problems.push(Problem {
+                path: self.path.into(),
+                line: self
+                    .text
+                    .lines()
+                    .position(|l| l.trim() == "[[oncall.rotation]]")
+                    .map(|i| i + 1),
+                key: "oncall.rotation".into(),
+                message: problem,
+            });
+        }
+        schedule
+    }
+
     fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
         if !(secs.is_finite() && secs >= 0.1) {
             self.problem(
@@ -996,6 +1027,7 @@ impl Validator<'_> {
             http_listen,
             http_configured: raw.http.is_some(),
             brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
+            oncall: self.oncall(&raw.oncall),
             canned: self.canned(&raw.canned),
             first_response_target: Duration::from_secs(raw.sla.first_response_minutes.max(1) * 60),
             slack,

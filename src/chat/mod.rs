@@ -220,3 +220,35 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         ),
     }
 }
+
+/// `/mentions oncall`: who is on call now, in the surface's own words for its agents
+/// (`slack:U…` becomes a Slack mention on Slack, `discord:…` a Discord one on Discord).
+pub fn on_call_text(
+    now: &crate::runtime::desk::OnCallNow,
+    surface: SurfaceKind,
+    m: &dyn Markup,
+) -> String {
+    let name = |key: &String| match key.split_once(':') {
+        Some((s, id)) if s.eq_ignore_ascii_case(surface.label()) => format!("<@{id}>"),
+        _ => m.escape(key),
+    };
+    let list = |keys: &[String]| {
+        if keys.is_empty() {
+            "nobody".to_string()
+        } else {
+            keys.iter().map(name).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut out = format!("On call now: {} (primary)", list(&now.primary));
+    if !now.secondary.is_empty() {
+        out.push_str(&format!(", {} (secondary)", list(&now.secondary)));
+    }
+    out.push('.');
+    if let Some(next) = now.next_change {
+        out.push_str(&format!(
+            " Next change: {} UTC.",
+            next.format("%a %Y-%m-%d %H:%M")
+        ));
+    }
+    out
+}

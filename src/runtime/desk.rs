@@ -2,6 +2,7 @@
 //! with its effects in one transaction, make it durable, then wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
+use crate::domain::oncall::{Layer, Override, Schedule};
 use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
@@ -45,6 +46,19 @@ pub struct DeskService {
     /// Test hook (`MENTIONBRIDGE_FAILPOINT=slow-desk`): every action takes 2.5 s, so
     /// tests can watch a surface defer its answer.
     slow: bool,
+    /// The configured rotations; chat overrides live in the store.
+    oncall: Schedule,
+}
+
+const OVERRIDES_KEY: &str = "oncall:overrides";
+
+/// Who is on call now and when that changes, with agents as member keys
+/// (`slack:U…`, `discord:…`) for the surface to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnCallNow {
+    pub primary: Vec<String>,
+    pub secondary: Vec<String>,
+    pub next_change: Option<chrono::DateTime<Utc>>,
 }
 
 impl DeskService {
@@ -54,6 +68,7 @@ impl DeskService {
             sla: std::time::Duration::from_secs(3600),
             canned: Vec::new(),
             brand: String::new(),
+            oncall: Schedule::default(),
             desk: RwLock::new(desk),
             outbox_wake,
             slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
@@ -68,6 +83,84 @@ impl DeskService {
     pub fn with_sla(mut self, first_response: std::time::Duration) -> Self {
         self.sla = first_response;
         self
+    }
+
+    pub fn with_oncall(mut self, schedule: Schedule) -> Self {
+        self.oncall = schedule;
+        self
+    }
+
+    fn overrides(&self) -> Result<Vec<Override>, ActError> {
+        Ok(self
+            .store
+            .state(OVERRIDES_KEY)?
+            .and_then(|raw| serde_json::from_slice(&raw).ok())
+            .unwrap_or_default())
+    }
+
+    /// `/mentions oncall`: who is on call right now, and until when.
+    pub fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let now = Utc::now();
+        let mut schedule = self.oncall.clone();
+        schedule.overrides = self.overrides()?;
+        let on = schedule.on_call(now);
+        Ok(OnCallNow {
+            primary: on.primary,
+            secondary: on.secondary,
+            next_change: schedule.next_change(now),
+        })
+    }
+
+    /// `/mentions oncall override <member|me> <4h>`: put someone on call (primary) from
+    /// now for a while; stored, so it survives restarts.
+    pub async fn override_on_call(
+        &self,
+        who: &AgentRef,
+        member: &str,
+        length: &str,
+    ) -> Result<Override, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let member = if member.eq_ignore_ascii_case("me") {
+            format!(
+                "{}:{}",
+                who.surface.label().to_ascii_lowercase(),
+                who.user_id
+            )
+        } else {
+            member.trim().to_string()
+        };
+        let valid_member =
+            matches!(member.split_once(':'), Some(("slack" | "discord", id)) if !id.is_empty());
+        if !valid_member {
+            return Err(ActError::Invalid(format!(
+                "`{member}` is not an agent: use `me`, `slack:U0123ABCD` or `discord:112233445566778899`."
+            )));
+        }
+        let length = parse_length(length).ok_or_else(|| {
+            ActError::Invalid(format!(
+                "`{length}` is not a duration: use e.g. 30m, 4h or 2d (up to 7d)."
+            ))
+        })?;
+        let now = Utc::now();
+        let added = Override::lasting(member, Layer::Primary, now, length);
+        let mut all: Vec<Override> = self
+            .overrides()?
+            .into_iter()
+            .filter(|o| o.until > now)
+            .collect();
+        all.push(added.clone());
+        self.store.set_state(
+            OVERRIDES_KEY,
+            &serde_json::to_vec(&all).expect("overrides serialize"),
+        )?;
+        self.store.flush().await?;
+        tracing::info!(member = %added.member, until = %added.until, by = %who.user_id, "on-call override");
+        Ok(added)
     }
 
     pub fn with_canned(mut self, library: Vec<CannedReply>, brand: String) -> Self {
@@ -251,5 +344,34 @@ impl DeskService {
         })?;
         self.store.flush().await?;
         Ok(Some(ticket))
+    }
+}
+
+/// "30m", "4h", "2d": from one minute to a week.
+fn parse_length(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    let d = match unit {
+        "m" | "min" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => return None,
+    };
+    (d >= chrono::Duration::minutes(1) && d <= chrono::Duration::days(7)).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_length;
+
+    #[test]
+    fn override_lengths_read_like_people_write_them() {
+        assert_eq!(parse_length("4h"), Some(chrono::Duration::hours(4)));
+        assert_eq!(parse_length("30m"), Some(chrono::Duration::minutes(30)));
+        assert_eq!(parse_length("2d"), Some(chrono::Duration::days(2)));
+        assert_eq!(parse_length("8d"), None, "at most a week");
+        assert_eq!(parse_length("0h"), None);
+        assert_eq!(parse_length("four hours"), None);
     }
 }

@@ -59,7 +59,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let desk = Arc::new(
         DeskService::new(store.clone(), roster, wake.clone())
             .with_sla(config.first_response_target)
-            .with_canned(config.canned.clone(), config.brand.clone()),
+            .with_canned(config.canned.clone(), config.brand.clone())
+            .with_oncall(config.oncall.clone()),
     );
 
     let slack = match &config.slack {

@@ -414,6 +414,17 @@ impl DiscordDriver {
     fn command_options(args: &str) -> Value {
         let mut words = args.split_whitespace();
         let verb = words.next().unwrap_or("list");
+        if verb == "oncall" {
+            let rest: Vec<&str> = words.collect();
+            let options = match rest.as_slice() {
+                ["override", member, length] => json!([
+                    {"type": 3, "name": "override", "value": member},
+                    {"type": 3, "name": "for", "value": length},
+                ]),
+                _ => json!([]),
+            };
+            return json!([{"type": 1, "name": "oncall", "options": options}]);
+        }
         if verb == "stats" {
             let window: Vec<Value> = words
                 .next()

@@ -132,6 +132,15 @@ title = "Tak for din besked"
 language = "da"
 text = "Tak, {{author}}!"
 
+[[oncall.rotation]]
+name = "everyone"
+time_zone = "Asia/Kolkata"
+members = ["slack:{ANA}", "discord:{D_ANA}"]
+shifts = [
+    {{ days = ["mon-sun"], start = "00:00", end = "12:00" }},
+    {{ days = ["mon-sun"], start = "12:00", end = "00:00" }},
+]
+
 [store]
 path = "store.sled"
 

@@ -385,6 +385,43 @@ pub async fn a_canned_reply_fills_the_form_and_is_edited_before_sending<D: Drive
     );
 }
 
+pub async fn who_is_on_call_and_a_stored_override<D: Driver>(w: &World, d: &D) {
+    let bot = w.start_bot().await;
+    let now = d.command(Who::Ana, "oncall").await;
+    assert!(now.starts_with("On call now: "), "{now}");
+    assert!(
+        now.contains(&d.mention(Who::Ana)),
+        "the rotation's member, in this surface's words: {now}"
+    );
+    assert!(
+        !now.contains("Next change"),
+        "the rotation covers every hour with the same people: {now}"
+    );
+
+    let set = d.command(Who::Ben, "oncall override me 4h").await;
+    assert!(set.contains("is on call until"), "{set}");
+    let now = d.command(Who::Ben, "oncall").await;
+    assert!(
+        now.contains(&d.mention(Who::Ben)) && !now.contains(&d.mention(Who::Ana)),
+        "the override replaces the rotation: {now}"
+    );
+    let bad = d.command(Who::Ben, "oncall override me forever").await;
+    assert!(bad.contains("is not a duration"), "{bad}");
+    assert!(d
+        .command(Who::Eve, "oncall")
+        .await
+        .contains("Only support agents"));
+
+    // Overrides are stored: a restart keeps them.
+    let (status, _) = bot.terminate().await;
+    assert!(status.success());
+    let _bot = w.start_bot().await;
+    assert!(d
+        .command(Who::Ana, "oncall")
+        .await
+        .contains(&d.mention(Who::Ben)));
+}
+
 /// Instantiate each scenario once per surface.
 macro_rules! on_every_surface {
     ($($scenario:ident),* $(,)?) => {
@@ -423,4 +460,5 @@ on_every_surface!(
     a_private_reply_goes_as_a_direct_message_after_a_public_acknowledgement,
     the_numbers_are_asked_for_in_chat,
     a_canned_reply_fills_the_form_and_is_edited_before_sending,
+    who_is_on_call_and_a_stored_override,
 );

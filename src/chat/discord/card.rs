@@ -330,6 +330,23 @@ pub fn command() -> CreateCommand {
         "canned",
         "List the canned replies",
     ));
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "oncall",
+            "Who is on call; or put someone on call",
+        )
+        .add_sub_option(CreateCommandOption::new(
+            CommandOptionType::String,
+            "override",
+            "Put on call now: me, slack:U… or discord:…",
+        ))
+        .add_sub_option(CreateCommandOption::new(
+            CommandOptionType::String,
+            "for",
+            "How long, e.g. 4h",
+        )),
+    );
     for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
         cmd = cmd.add_option(ticket_option(verb));
     }

@@ -247,6 +247,32 @@ impl Discord {
             };
         }
         let arg = |name: &str| args.iter().find(|a| a.name == name).map(|a| &a.value);
+        if verb == "oncall" {
+            let text = |name: &str| match arg(name) {
+                Some(ResolvedValue::String(s)) => Some(s.to_string()),
+                _ => None,
+            };
+            let answer = match (text("override"), text("for")) {
+                (None, _) => self.desk.on_call_now(&who).map(|now| {
+                    crate::chat::on_call_text(&now, SurfaceKind::Discord, &card::DiscordMarkup)
+                }),
+                (Some(member), Some(length)) => self
+                    .desk
+                    .override_on_call(&who, &member, &length)
+                    .await
+                    .map(|o| {
+                        format!(
+                            "{} is on call until <t:{}:t>.",
+                            card::escape(&o.member),
+                            o.until.timestamp()
+                        )
+                    }),
+                (Some(_), None) => Err(crate::runtime::desk::ActError::Invalid(
+                    "Say for how long, e.g. `for: 4h`.".into(),
+                )),
+            };
+            return ephemeral(answer.unwrap_or_else(|e| e.to_string()));
+        }
         if verb == "canned" {
             return match self.desk.canned_list(&who) {
                 Ok(list) => ephemeral(list),

@@ -245,6 +245,28 @@ impl Slack {
                 Err(e) => ephemeral_response(e.to_string()),
             };
         }
+        if verb == "oncall" {
+            let answer = match (words.next(), words.next(), words.next()) {
+                (None, _, _) => self.desk.on_call_now(&actor).map(|now| {
+                    crate::chat::on_call_text(&now, SurfaceKind::Slack, &card::SlackMarkup)
+                }),
+                (Some("override"), Some(member), Some(length)) => self
+                    .desk
+                    .override_on_call(&actor, member, length)
+                    .await
+                    .map(|o| {
+                        format!(
+                            "{} is on call until {} UTC.",
+                            card::escape(&o.member),
+                            o.until.format("%a %H:%M")
+                        )
+                    }),
+                _ => Err(ActError::Invalid(
+                    "Use `/mentions oncall` or `/mentions oncall override me 4h`.".into(),
+                )),
+            };
+            return ephemeral_response(answer.unwrap_or_else(|e| e.to_string()));
+        }
         if verb == "canned" {
             return match self.desk.canned_list(&actor) {
                 Ok(list) => ephemeral_response(card::escape(&list)),
