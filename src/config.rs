@@ -116,11 +116,23 @@ fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOnCall {
     #[serde(default)]
     rotation: Vec<crate::domain::oncall::Rotation>,
+    /// Mention the on-call agents in a new ticket's thread.
+    #[serde(default = "default_true")]
+    page_new_tickets: bool,
+}
+
+impl Default for RawOnCall {
+    fn default() -> Self {
+        RawOnCall {
+            rotation: Vec::new(),
+            page_new_tickets: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -327,6 +339,7 @@ pub struct Config {
     pub brand: String,
     /// On-call rotations (`[[oncall.rotation]]`); overrides come from chat at run time.
     pub oncall: crate::domain::oncall::Schedule,
+    pub page_new_tickets: bool,
     /// The library of standard answers (`[[canned]]`).
     pub canned: Vec<crate::domain::canned::CannedReply>,
     /// Cards go to every configured surface: Slack, Discord, or both.
@@ -1028,6 +1041,7 @@ impl Validator<'_> {
             http_configured: raw.http.is_some(),
             brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
             oncall: self.oncall(&raw.oncall),
+            page_new_tickets: raw.oncall.page_new_tickets,
             canned: self.canned(&raw.canned),
             first_response_target: Duration::from_secs(raw.sla.first_response_minutes.max(1) * 60),
             slack,

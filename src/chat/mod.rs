@@ -50,6 +50,15 @@ pub trait Markup {
     fn quote(&self, text: &str) -> String;
     fn bold(&self, text: &str) -> String;
     fn link(&self, url: &str, label: &str) -> String;
+    /// An on-call member key (`slack:U…`, `discord:…`): a live mention on its own surface.
+    fn member(&self, key: &str) -> String;
+}
+
+/// The member key's id when it belongs to `surface`.
+pub fn member_id(key: &str, surface: SurfaceKind) -> Option<&str> {
+    key.split_once(':')
+        .filter(|(s, _)| s.eq_ignore_ascii_case(surface.label()))
+        .map(|(_, id)| id)
 }
 
 /// A card's buttons, the same on every surface.
@@ -213,6 +222,14 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
             m.quote(text),
             m.link(url, "view post")
         ),
+        Note::Paged { members } => format!(
+            "📣 New ticket for {} (on call).",
+            members
+                .iter()
+                .map(|k| m.member(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
@@ -228,10 +245,8 @@ pub fn on_call_text(
     surface: SurfaceKind,
     m: &dyn Markup,
 ) -> String {
-    let name = |key: &String| match key.split_once(':') {
-        Some((s, id)) if s.eq_ignore_ascii_case(surface.label()) => format!("<@{id}>"),
-        _ => m.escape(key),
-    };
+    let _ = surface;
+    let name = |key: &String| m.member(key);
     let list = |keys: &[String]| {
         if keys.is_empty() {
             "nobody".to_string()

@@ -360,6 +360,10 @@ pub enum Note {
         url: String,
         reopened: bool,
     },
+    /// A new ticket, for whoever is on call (member keys such as `slack:U…`).
+    Paged {
+        members: Vec<String>,
+    },
     /// A card on another surface disappeared (deleted message or channel).
     CardLost {
         surface: SurfaceKind,

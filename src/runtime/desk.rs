@@ -48,6 +48,7 @@ pub struct DeskService {
     slow: bool,
     /// The configured rotations; chat overrides live in the store.
     oncall: Schedule,
+    page_new_tickets: bool,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -69,6 +70,7 @@ impl DeskService {
             canned: Vec::new(),
             brand: String::new(),
             oncall: Schedule::default(),
+            page_new_tickets: false,
             desk: RwLock::new(desk),
             outbox_wake,
             slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
@@ -85,9 +87,21 @@ impl DeskService {
         self
     }
 
-    pub fn with_oncall(mut self, schedule: Schedule) -> Self {
+    pub fn with_oncall(mut self, schedule: Schedule, page_new_tickets: bool) -> Self {
         self.oncall = schedule;
+        self.page_new_tickets = page_new_tickets;
         self
+    }
+
+    /// The primary on-call agents to page about a new ticket (empty: paging is off or
+    /// nobody is on).
+    pub fn on_call_to_page(&self, now: chrono::DateTime<Utc>) -> Vec<String> {
+        if !self.page_new_tickets {
+            return Vec::new();
+        }
+        let mut schedule = self.oncall.clone();
+        schedule.overrides = self.overrides().unwrap_or_default();
+        schedule.on_call(now).primary
     }
 
     fn overrides(&self) -> Result<Vec<Override>, ActError> {

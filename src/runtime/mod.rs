@@ -60,7 +60,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         DeskService::new(store.clone(), roster, wake.clone())
             .with_sla(config.first_response_target)
             .with_canned(config.canned.clone(), config.brand.clone())
-            .with_oncall(config.oncall.clone()),
+            .with_oncall(config.oncall.clone(), config.page_new_tickets),
     );
 
     let slack = match &config.slack {
@@ -122,13 +122,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             stop_rx.clone(),
         ));
     }
-    let sender = Arc::new(OutboxSender::new(
-        store.clone(),
-        surfaces,
-        publishers,
-        wake.clone(),
-        config.outbox.clone(),
-    ));
+    let sender = Arc::new(
+        OutboxSender::new(
+            store.clone(),
+            surfaces,
+            publishers,
+            wake.clone(),
+            config.outbox.clone(),
+        )
+        .with_pager(desk.clone()),
+    );
     tasks.spawn(sender.run(stop_rx.clone()));
 
     let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);

@@ -42,6 +42,8 @@ pub struct OutboxSender {
     wake: Arc<Notify>,
     config: OutboxConfig,
     failpoint: Option<String>,
+    /// Whom to page about a new ticket (the on-call agents), if paging is on.
+    pager: Option<Arc<crate::runtime::desk::DeskService>>,
 }
 
 enum Outcome {
@@ -64,7 +66,14 @@ impl OutboxSender {
             wake,
             config,
             failpoint: std::env::var(FAILPOINT_ENV).ok(),
+            pager: None,
         }
+    }
+
+    /// Page the on-call agents in a new ticket's thread once its card is up.
+    pub fn with_pager(mut self, desk: Arc<crate::runtime::desk::DeskService>) -> Self {
+        self.pager = Some(desk);
+        self
     }
 
     /// Work until `shutdown` flips; a batch in flight is finished first.
@@ -157,7 +166,22 @@ impl OutboxSender {
     fn settle(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
         let now = Utc::now();
         match outcome {
-            Outcome::Done(event) => self.store.complete(&job, event, now),
+            Outcome::Done(event) => {
+                let page = match (&self.pager, &job.effect, &event) {
+                    (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => {
+                        desk.on_call_to_page(now)
+                    }
+                    _ => Vec::new(),
+                };
+                let more: Vec<Effect> = if page.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Effect::ThreadNote(crate::domain::Note::Paged {
+                        members: page,
+                    })]
+                };
+                self.store.complete_with(&job, event, &more, now)
+            }
             Outcome::Failed(DeliveryError::Retry { after, reason }) => {
                 let wait = backoff(
                     job.attempts.saturating_sub(1),

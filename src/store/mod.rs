@@ -407,9 +407,23 @@ impl Store {
         event: Option<SystemEvent>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.complete_with(job, event, &[], now)
+    }
+
+    /// `complete`, also queuing `more` effects for the ticket in the same transaction.
+    pub fn complete_with(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        more: &[Effect],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
         let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
             outbox.remove(&key(job.id))?;
+            for effect in more {
+                enqueue(outbox, job.ticket, effect.clone(), now)?;
+            }
             if let Some(ev) = &event {
                 let Some(raw) = tickets.get(key(job.ticket.0))? else {
                     return Err(ConflictableTransactionError::Abort(Abort::Missing(

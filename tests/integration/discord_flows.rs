@@ -305,3 +305,40 @@ async fn slow_answers_are_deferred_within_three_seconds_then_delivered() {
         .await;
     d.wait_card_text(&card, "Resolved").await;
 }
+
+#[tokio::test]
+async fn a_page_pings_the_on_call_agent_and_nobody_else() {
+    let w = World::discord().await;
+    w.page_on_call
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    w.mastodon.add_mention("alice", "ping me");
+    let _bot = w.start_bot().await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+    d.wait_note(&card, "New ticket for").await;
+    let thread = w.discord.thread_of(&card.id).unwrap();
+    let bodies: Vec<serde_json::Value> = w
+        .discord
+        .requests()
+        .into_iter()
+        .filter(|(m, p, _)| m == "POST" && p.contains(&format!("/channels/{thread}/messages")))
+        .map(|(_, _, b)| b)
+        .collect();
+    let page = bodies
+        .iter()
+        .find(|b| {
+            b["content"]
+                .as_str()
+                .unwrap_or("")
+                .contains("New ticket for")
+        })
+        .expect("the page was posted in the card's thread");
+    assert_eq!(page["allowed_mentions"]["users"], json!([D_ANA]), "{page}");
+    let others: Vec<_> = bodies.iter().filter(|b| !std::ptr::eq(*b, page)).collect();
+    assert!(
+        others.iter().all(|b| b["allowed_mentions"]["users"]
+            .as_array()
+            .map_or(true, |u| u.is_empty())),
+        "other lines ping nobody: {others:?}"
+    );
+}

@@ -52,6 +52,8 @@ pub struct World {
     pub extra_config: std::sync::Mutex<String>,
     /// Lines added to the `[mastodon]` section (e.g. `hashtags = ["brand"]`).
     pub mastodon_extra: std::sync::Mutex<String>,
+    /// Page the on-call agents about new tickets (off by default so threads stay quiet).
+    pub page_on_call: std::sync::atomic::AtomicBool,
 }
 
 fn free_port() -> u16 {
@@ -95,6 +97,7 @@ impl World {
             http_port: free_port(),
             extra_config: std::sync::Mutex::new(String::new()),
             mastodon_extra: std::sync::Mutex::new(String::new()),
+            page_on_call: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -132,6 +135,9 @@ title = "Tak for din besked"
 language = "da"
 text = "Tak, {{author}}!"
 
+[oncall]
+page_new_tickets = {page}
+
 [[oncall.rotation]]
 name = "everyone"
 time_zone = "Asia/Kolkata"
@@ -160,6 +166,7 @@ max_backoff_secs = 5
             port = self.http_port,
             mastodon = self.mastodon.url(),
             mastodon_extra = self.mastodon_extra.lock().unwrap(),
+            page = self.page_on_call.load(std::sync::atomic::Ordering::SeqCst),
         );
         if let Some(m) = self.slack_mode {
             text.push_str(&format!(

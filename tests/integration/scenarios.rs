@@ -422,6 +422,26 @@ pub async fn who_is_on_call_and_a_stored_override<D: Driver>(w: &World, d: &D) {
         .contains(&d.mention(Who::Ben)));
 }
 
+pub async fn a_new_ticket_pages_whoever_is_on_call<D: Driver>(w: &World, d: &D) {
+    w.page_on_call
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    w.mastodon
+        .add_mention("alice", "urgent: checkout is broken");
+    let _bot = w.start_bot().await;
+    let card = d.card(1).await;
+    d.wait_note(&card, "New ticket for").await;
+    let page = d
+        .notes(&card)
+        .into_iter()
+        .find(|n| n.contains("New ticket for"))
+        .unwrap();
+    assert!(
+        page.contains(&d.mention(Who::Ana)),
+        "the on-call agent is mentioned: {page}"
+    );
+    assert!(!page.contains(&d.mention(Who::Ben)), "{page}");
+}
+
 /// Instantiate each scenario once per surface.
 macro_rules! on_every_surface {
     ($($scenario:ident),* $(,)?) => {
@@ -461,4 +481,5 @@ on_every_surface!(
     the_numbers_are_asked_for_in_chat,
     a_canned_reply_fills_the_form_and_is_edited_before_sending,
     who_is_on_call_and_a_stored_override,
+    a_new_ticket_pages_whoever_is_on_call,
 );

@@ -78,6 +78,12 @@ impl Markup for DiscordMarkup {
     fn bold(&self, text: &str) -> String {
         format!("**{text}**")
     }
+    fn member(&self, key: &str) -> String {
+        match crate::chat::member_id(key, SurfaceKind::Discord) {
+            Some(id) => format!("<@{id}>"),
+            None => escape(key),
+        }
+    }
     fn link(&self, url: &str, label: &str) -> String {
         // Angle brackets keep Discord from unfurling a preview of every link.
         format!("[{label}](<{url}>)")

@@ -368,9 +368,19 @@ impl Discord {
             }
         }
         // Lines name agents without pinging them.
+        // Lines name agents without pinging them, except a page: that is its point.
+        let paged: Vec<serenity::all::UserId> = match note {
+            Note::Paged { members } => members
+                .iter()
+                .filter_map(|k| crate::chat::member_id(k, SurfaceKind::Discord))
+                .filter_map(|id| id.parse::<u64>().ok())
+                .map(serenity::all::UserId::new)
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut msg = CreateMessage::new()
             .content(text)
-            .allowed_mentions(CreateAllowedMentions::new());
+            .allowed_mentions(CreateAllowedMentions::new().users(paged));
         if card.thread_id.is_none() {
             msg = msg.reference_message((
                 serenity::all::ChannelId::new(card.channel.parse().unwrap_or(1)),

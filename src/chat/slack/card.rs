@@ -371,6 +371,12 @@ impl Markup for SlackMarkup {
     fn bold(&self, text: &str) -> String {
         format!("*{text}*")
     }
+    fn member(&self, key: &str) -> String {
+        match crate::chat::member_id(key, SurfaceKind::Slack) {
+            Some(id) => format!("<@{id}>"),
+            None => escape(key),
+        }
+    }
     fn link(&self, url: &str, label: &str) -> String {
         format!("<{url}|{label}>")
     }
