@@ -45,13 +45,32 @@ pub trait Surface: Send + Sync {
 /// How a surface writes agents, customer text, quotes, emphasis and links in its own
 /// markup.
 pub trait Markup {
-    fn who(&self, agent: &AgentRef) -> String;
+    fn surface(&self) -> SurfaceKind;
     fn escape(&self, text: &str) -> String;
     fn quote(&self, text: &str) -> String;
     fn bold(&self, text: &str) -> String;
     fn link(&self, url: &str, label: &str) -> String;
+
+    /// An agent: a live mention on their own surface, their name and surface elsewhere.
+    fn who(&self, agent: &AgentRef) -> String {
+        if agent.surface == self.surface() {
+            format!("<@{}>", agent.user_id)
+        } else {
+            format!(
+                "{} ({})",
+                self.bold(&self.escape(&agent.name)),
+                agent.surface.label()
+            )
+        }
+    }
+
     /// An on-call member key (`slack:U…`, `discord:…`): a live mention on its own surface.
-    fn member(&self, key: &str) -> String;
+    fn member(&self, key: &str) -> String {
+        match member_id(key, self.surface()) {
+            Some(id) => format!("<@{id}>"),
+            None => self.escape(key),
+        }
+    }
 }
 
 /// The member key's id when it belongs to `surface`.
@@ -240,12 +259,7 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
 
 /// `/mentions oncall`: who is on call now, in the surface's own words for its agents
 /// (`slack:U…` becomes a Slack mention on Slack, `discord:…` a Discord one on Discord).
-pub fn on_call_text(
-    now: &crate::runtime::desk::OnCallNow,
-    surface: SurfaceKind,
-    m: &dyn Markup,
-) -> String {
-    let _ = surface;
+pub fn on_call_text(now: &crate::runtime::desk::OnCallNow, m: &dyn Markup) -> String {
     let name = |key: &String| m.member(key);
     let list = |keys: &[String]| {
         if keys.is_empty() {

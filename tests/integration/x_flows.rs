@@ -151,7 +151,15 @@ async fn x_private_reply_is_exactly_one_direct_message_and_a_closed_inbox_is_exp
     x.set_accepts_dms("bob", false);
     let _bot = with_oauth1(&w, &x, 100_000, &[]).await;
     let d = w.slack_driver();
-    let card = d.card(1).await;
+    d.card(2).await;
+    // Both arrive in one poll; find each by its text rather than by order.
+    let by_text = |needle: &str| {
+        d.cards()
+            .into_iter()
+            .find(|c| d.card_text(c).contains(needle))
+            .unwrap_or_else(|| panic!("a card with {needle:?}"))
+    };
+    let card = by_text("my account number is wrong");
     d.reply_privately_via_form(&card, Who::Ana, "Send us the last 4 digits here.", None)
         .await
         .expect("accepted");
@@ -160,7 +168,7 @@ async fn x_private_reply_is_exactly_one_direct_message_and_a_closed_inbox_is_exp
     assert_eq!(dms[0].recipient_id, x.user_id("alice"));
     d.wait_card_text(&card, "published").await;
 
-    let card2 = d.card(2).await;
+    let card2 = by_text("me too");
     d.reply_privately_via_form(&card2, Who::Ana, "Write to us here.", None)
         .await
         .expect("accepted");

@@ -4,7 +4,7 @@
 use crate::chat::{CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
-use crate::domain::{AgentRef, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
+use crate::domain::{ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use serenity::all::{
     ButtonStyle, CommandOptionType, CreateActionRow, CreateButton, CreateCommand,
     CreateCommandOption, CreateEmbed, CreateEmbedAuthor, CreateEmbedFooter, CreateInputText,
@@ -56,18 +56,11 @@ fn quote(s: &str) -> String {
         .join("\n")
 }
 
-fn who(agent: &AgentRef) -> String {
-    match agent.surface {
-        SurfaceKind::Discord => format!("<@{}>", agent.user_id),
-        other => format!("**{}** ({})", escape(&agent.name), other.label()),
-    }
-}
-
 pub struct DiscordMarkup;
 
 impl Markup for DiscordMarkup {
-    fn who(&self, agent: &AgentRef) -> String {
-        who(agent)
+    fn surface(&self) -> SurfaceKind {
+        SurfaceKind::Discord
     }
     fn escape(&self, text: &str) -> String {
         escape(text)
@@ -77,12 +70,6 @@ impl Markup for DiscordMarkup {
     }
     fn bold(&self, text: &str) -> String {
         format!("**{text}**")
-    }
-    fn member(&self, key: &str) -> String {
-        match crate::chat::member_id(key, SurfaceKind::Discord) {
-            Some(id) => format!("<@{id}>"),
-            None => escape(key),
-        }
     }
     fn link(&self, url: &str, label: &str) -> String {
         // Angle brackets keep Discord from unfurling a preview of every link.
@@ -162,12 +149,16 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     if let Some(c) = &ticket.holder {
         embed = embed.field(
             "Held by",
-            format!("{} since <t:{}:t>", who(&c.agent), c.since.timestamp()),
+            format!(
+                "{} since <t:{}:t>",
+                DiscordMarkup.who(&c.agent),
+                c.since.timestamp()
+            ),
             true,
         );
     }
     if let Some(by) = &ticket.closed_by {
-        embed = embed.field("Closed by", who(by), true);
+        embed = embed.field("Closed by", DiscordMarkup.who(by), true);
     }
     for r in ticket.replies.iter().rev().take(5).rev() {
         let outcome = match &r.state {

@@ -253,9 +253,10 @@ impl Discord {
                 _ => None,
             };
             let answer = match (text("override"), text("for")) {
-                (None, _) => self.desk.on_call_now(&who).map(|now| {
-                    crate::chat::on_call_text(&now, SurfaceKind::Discord, &card::DiscordMarkup)
-                }),
+                (None, _) => self
+                    .desk
+                    .on_call_now(&who)
+                    .map(|now| crate::chat::on_call_text(&now, &card::DiscordMarkup)),
                 (Some(member), Some(length)) => self
                     .desk
                     .override_on_call(&who, &member, &length)

@@ -4,7 +4,7 @@
 use crate::chat::{CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
-use crate::domain::{AgentRef, Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
+use crate::domain::{Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
 
@@ -38,15 +38,6 @@ fn quote(s: &str) -> String {
         .map(|l| format!("> {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// An agent as Slack shows them: a live mention for Slack users, the name and surface
-/// for agents working from another surface.
-fn who(agent: &AgentRef) -> String {
-    match agent.surface {
-        SurfaceKind::Slack => format!("<@{}>", agent.user_id),
-        other => format!("*{}* ({})", escape(&agent.name), other.label()),
-    }
 }
 
 fn md(s: impl Into<String>) -> SlackBlockText {
@@ -142,12 +133,12 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
     if let Some(c) = &ticket.holder {
         status.push_str(&format!(
             " · held by {} since {}",
-            who(&c.agent),
+            SlackMarkup.who(&c.agent),
             slack_date(c.since, "{time}")
         ));
     }
     if let Some(by) = &ticket.closed_by {
-        status.push_str(&format!(" · closed by {}", who(by)));
+        status.push_str(&format!(" · closed by {}", SlackMarkup.who(by)));
     }
     blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
@@ -166,7 +157,7 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             SlackSectionBlock::new()
                 .with_text(md(format!(
                     "{} replied ({}):\n{}",
-                    who(&r.by),
+                    SlackMarkup.who(&r.by),
                     outcome,
                     quote(&r.text)
                 )))
@@ -359,8 +350,8 @@ pub fn private_channel(platform: crate::domain::Platform) -> &'static str {
 pub struct SlackMarkup;
 
 impl Markup for SlackMarkup {
-    fn who(&self, agent: &AgentRef) -> String {
-        who(agent)
+    fn surface(&self) -> SurfaceKind {
+        SurfaceKind::Slack
     }
     fn escape(&self, text: &str) -> String {
         escape(text)
@@ -370,12 +361,6 @@ impl Markup for SlackMarkup {
     }
     fn bold(&self, text: &str) -> String {
         format!("*{text}*")
-    }
-    fn member(&self, key: &str) -> String {
-        match crate::chat::member_id(key, SurfaceKind::Slack) {
-            Some(id) => format!("<@{id}>"),
-            None => escape(key),
-        }
     }
     fn link(&self, url: &str, label: &str) -> String {
         format!("<{url}|{label}>")

@@ -247,9 +247,10 @@ impl Slack {
         }
         if verb == "oncall" {
             let answer = match (words.next(), words.next(), words.next()) {
-                (None, _, _) => self.desk.on_call_now(&actor).map(|now| {
-                    crate::chat::on_call_text(&now, SurfaceKind::Slack, &card::SlackMarkup)
-                }),
+                (None, _, _) => self
+                    .desk
+                    .on_call_now(&actor)
+                    .map(|now| crate::chat::on_call_text(&now, &card::SlackMarkup)),
                 (Some("override"), Some(member), Some(length)) => self
                     .desk
                     .override_on_call(&actor, member, length)
