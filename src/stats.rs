@@ -745,10 +745,13 @@ pub fn export_jsonl(
 }
 
 /// A CSV field per RFC 4180: quoted, with quotes doubled, when it holds a comma, a
-/// quote, CR or LF.
+/// quote, CR or LF. Text a spreadsheet would run as a formula (starting with `=`, `+`,
+/// `-`, `@`, tab or CR: customers' posts often start with `@brand`) gets a leading `'`,
+/// which spreadsheets show as plain text (OWASP's CSV-injection advice).
 fn csv_field(cell: &Value) -> String {
     let text = match cell {
         Value::Null => String::new(),
+        Value::String(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
@@ -765,9 +768,8 @@ fn write_csv_row(out: &mut impl Write, cells: &[Value]) -> io::Result<()> {
     out.write_all(b"\r\n")
 }
 
-/// The tickets as RFC 4180 CSV (UTF-8, CRLF line ends, a header row), for a spreadsheet.
-/// Fields are written as they are: a spreadsheet may treat a customer's text starting
-/// with `=`, `+`, `-` or `@` as a formula.
+/// The tickets as RFC 4180 CSV (UTF-8, CRLF line ends, a header row), for a spreadsheet;
+/// text that a spreadsheet would run as a formula is neutralised (see `csv_field`).
 pub fn export_csv_tickets(tickets: &[Ticket], out: &mut impl Write) -> io::Result<()> {
     let header: Vec<Value> = TICKET_COLUMNS.iter().map(|c| Value::from(*c)).collect();
     write_csv_row(out, &header)?;
@@ -1567,5 +1569,17 @@ mod tests {
             text.starts_with("{\"kind\":\"ticket\",\"id\":1,"),
             "kind first"
         );
+    }
+
+    #[test]
+    fn csv_text_that_a_spreadsheet_would_run_is_neutralised() {
+        assert_eq!(
+            csv_field(&Value::from("=HYPERLINK(\"x\")")),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(csv_field(&Value::from("@brand hi")), "'@brand hi");
+        assert_eq!(csv_field(&Value::from("-1")), "'-1");
+        assert_eq!(csv_field(&Value::from(-1)), "-1", "numbers are numbers");
+        assert_eq!(csv_field(&Value::from("plain")), "plain");
     }
 }

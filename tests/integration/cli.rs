@@ -148,7 +148,7 @@ async fn metrics_are_served_and_tickets_export_for_a_spreadsheet() {
     let mut lines = csv.split("\r\n");
     assert!(lines.next().unwrap().starts_with("id,"), "{csv}");
     assert!(
-        csv.contains("\"@brand refund, please; \"\"asap\"\"\nthanks\""),
+        csv.contains("\"'@brand refund, please; \"\"asap\"\"\nthanks\""),
         "{csv}"
     );
 
