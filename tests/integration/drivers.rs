@@ -411,6 +411,57 @@ impl DiscordDriver {
         answer
     }
 
+    /// A press of the card's `verb` component (a select when `values` is not empty).
+    fn press_payload(&self, card: &Card, who: Who, verb: &str, values: &[&str]) -> Value {
+        let (id, name, roles) = discord_user(who);
+        let custom_id = format!("mb:{verb}:{}", card.ticket);
+        if values.is_empty() {
+            self.discord
+                .component_interaction(D_CHANNEL, &card.id, id, name, roles, &custom_id)
+        } else {
+            self.discord
+                .select_interaction(D_CHANNEL, &card.id, id, name, roles, &custom_id, values)
+        }
+    }
+
+    /// Send a press that must open a form; returns the form's first field's prefilled
+    /// text and the form's custom id.
+    async fn open_form(&self, who: Who, payload: Value) -> (String, String) {
+        let modal = self.interact(who, payload).await;
+        assert_eq!(modal["type"], 9, "a form opens: {modal}");
+        let filled = modal["data"]["components"][0]["components"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (
+            filled,
+            modal["data"]["custom_id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Submit a form: Ok when the reply was queued, Err with what the agent was told.
+    async fn submit_form(
+        &self,
+        who: Who,
+        modal_id: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let (id, name, roles) = discord_user(who);
+        let submit = self
+            .discord
+            .modal_submit(id, name, roles, modal_id, fields, D_CHANNEL);
+        let answer = self.interact(who, submit).await;
+        let said = answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if said.contains("queued") {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    }
+
     fn command_options(args: &str) -> Value {
         let mut words = args.split_whitespace();
         let verb = words.next().unwrap_or("list");
@@ -511,15 +562,7 @@ impl Driver for DiscordDriver {
     }
 
     async fn press(&self, card: &Card, who: Who, verb: &str) {
-        let (id, name, roles) = discord_user(who);
-        let payload = self.discord.component_interaction(
-            D_CHANNEL,
-            &card.id,
-            id,
-            name,
-            roles,
-            &format!("mb:{verb}:{}", card.ticket),
-        );
+        let payload = self.press_payload(card, who, verb, &[]);
         let answer = self.interact(who, payload).await;
         assert!(
             matches!(answer["type"].as_u64(), Some(4 | 6 | 9)),
@@ -528,31 +571,9 @@ impl Driver for DiscordDriver {
     }
 
     async fn reply_via_modal(&self, card: &Card, who: Who, text: &str) -> Result<(), String> {
-        let (id, name, roles) = discord_user(who);
-        let payload = self.discord.component_interaction(
-            D_CHANNEL,
-            &card.id,
-            id,
-            name,
-            roles,
-            &format!("mb:reply:{}", card.ticket),
-        );
-        let modal = self.interact(who, payload).await;
-        assert_eq!(modal["type"], 9, "Reply opens a form: {modal}");
-        let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
-        let submit =
-            self.discord
-                .modal_submit(id, name, roles, &custom_id, &[("text", text)], D_CHANNEL);
-        let answer = self.interact(who, submit).await;
-        let said = answer["data"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if said.contains("queued") {
-            Ok(())
-        } else {
-            Err(said)
-        }
+        let payload = self.press_payload(card, who, "reply", &[]);
+        let (_, modal_id) = self.open_form(who, payload).await;
+        self.submit_form(who, &modal_id, &[("text", text)]).await
     }
 
     async fn reply_privately_via_form(
@@ -562,35 +583,13 @@ impl Driver for DiscordDriver {
         text: &str,
         ack: Option<&str>,
     ) -> Result<(), String> {
-        let (id, name, roles) = discord_user(who);
-        let payload = self.discord.component_interaction(
-            D_CHANNEL,
-            &card.id,
-            id,
-            name,
-            roles,
-            &format!("mb:dm:{}", card.ticket),
-        );
-        let modal = self.interact(who, payload).await;
-        assert_eq!(modal["type"], 9, "Reply privately opens a form: {modal}");
-        let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
+        let payload = self.press_payload(card, who, "dm", &[]);
+        let (_, modal_id) = self.open_form(who, payload).await;
         let mut fields = vec![("text", text)];
         if let Some(ack) = ack {
             fields.push(("ack", ack));
         }
-        let submit = self
-            .discord
-            .modal_submit(id, name, roles, &custom_id, &fields, D_CHANNEL);
-        let answer = self.interact(who, submit).await;
-        let said = answer["data"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if said.contains("queued") {
-            Ok(())
-        } else {
-            Err(said)
-        }
+        self.submit_form(who, &modal_id, &fields).await
     }
 
     async fn reply_with_canned(
@@ -600,45 +599,13 @@ impl Driver for DiscordDriver {
         canned: &str,
         edit: &dyn Fn(&str) -> String,
     ) -> (String, Result<(), String>) {
-        let (id, name, roles) = discord_user(who);
-        let payload = self.discord.select_interaction(
-            D_CHANNEL,
-            &card.id,
-            id,
-            name,
-            roles,
-            &format!("mb:canned:{}", card.ticket),
-            &[canned],
-        );
-        let modal = self.interact(who, payload).await;
-        assert_eq!(modal["type"], 9, "a canned reply opens the form: {modal}");
-        let filled = modal["data"]["components"][0]["components"][0]["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let custom_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
+        let payload = self.press_payload(card, who, "canned", &[canned]);
+        let (filled, modal_id) = self.open_form(who, payload).await;
         let edited = edit(&filled);
-        let submit = self.discord.modal_submit(
-            id,
-            name,
-            roles,
-            &custom_id,
-            &[("text", edited.as_str())],
-            D_CHANNEL,
-        );
-        let answer = self.interact(who, submit).await;
-        let said = answer["data"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        (
-            filled,
-            if said.contains("queued") {
-                Ok(())
-            } else {
-                Err(said)
-            },
-        )
+        let sent = self
+            .submit_form(who, &modal_id, &[("text", edited.as_str())])
+            .await;
+        (filled, sent)
     }
 
     async fn command(&self, who: Who, args: &str) -> String {
