@@ -7,6 +7,7 @@ pub mod canned;
 mod model;
 pub mod oncall;
 mod rules;
+pub mod sla;
 pub mod text;
 
 pub use model::*;
