@@ -1332,7 +1332,24 @@ fn tag_timeline(shared: &Arc<Shared>, tag: &str, query: &str) -> Response {
                 && max_key.map_or(true, |m| 2 * i + 1 < m)
         })
         .collect();
-    let page: Vec<usize> = if let Some(min) = min_key {
+    let page = paginate(&visible, min_key, since_key, limit);
+    let body: Vec<Value> = page
+        .iter()
+        .map(|&i| st.status_json(&st.statuses[i]))
+        .collect();
+    json_response(200, &Value::Array(body))
+}
+
+/// Mastodon's page of `visible` indices (creation order; key of index i is 2i+1), newest
+/// first: with `min_id` the oldest `limit` after it (paginate_by_min_id, then reversed),
+/// otherwise the newest `limit` after `since_id`.
+fn paginate(
+    visible: &[usize],
+    min_key: Option<usize>,
+    since_key: Option<usize>,
+    limit: usize,
+) -> Vec<usize> {
+    if let Some(min) = min_key {
         let mut p: Vec<usize> = visible
             .iter()
             .copied()
@@ -1349,12 +1366,7 @@ fn tag_timeline(shared: &Arc<Shared>, tag: &str, query: &str) -> Response {
             .filter(|&i| since_key.map_or(true, |s| 2 * i + 1 > s))
             .take(limit)
             .collect()
-    };
-    let body: Vec<Value> = page
-        .iter()
-        .map(|&i| st.status_json(&st.statuses[i]))
-        .collect();
-    json_response(200, &Value::Array(body))
+    }
 }
 
 fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
@@ -1408,25 +1420,7 @@ fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
         })
         .collect();
 
-    let page: Vec<usize> = if let Some(min) = min_key {
-        // paginate_by_min_id: oldest first after min_id, then reversed.
-        let mut p: Vec<usize> = visible
-            .iter()
-            .copied()
-            .filter(|&i| 2 * i + 1 > min)
-            .take(limit)
-            .collect();
-        p.reverse();
-        p
-    } else {
-        visible
-            .iter()
-            .rev()
-            .copied()
-            .filter(|&i| since_key.map_or(true, |s| 2 * i + 1 > s))
-            .take(limit)
-            .collect()
-    };
+    let page = paginate(&visible, min_key, since_key, limit);
 
     let body: Vec<Value> = page
         .iter()
