@@ -2,6 +2,10 @@
 //! names the file, line and key of any mistake. Every external base URL lives here so that
 //! self-hosted instances (and the test fakes) can be reached.
 
+use crate::domain::oncall::Schedule;
+use crate::domain::routes::{Route, Routes, DEFAULT_ROUTE};
+use crate::domain::sla::SlaPolicy;
+use crate::domain::Platform;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -78,7 +82,9 @@ struct RawConfig {
     store: RawStore,
     http: Option<RawHttp>,
     #[serde(default)]
-    sla: RawSla,
+    sla: RawPolicy,
+    #[serde(default)]
+    route: Vec<RawRoute>,
     #[serde(default)]
     oncall: RawOnCall,
     slack: Option<RawSlack>,
@@ -124,6 +130,14 @@ struct RawOnCall {
     /// Mention the on-call agents in a new ticket's thread.
     #[serde(default = "default_true")]
     page_new_tickets: bool,
+    /// Post a digest in the channel whenever the people on call change.
+    #[serde(default = "default_true")]
+    handoff_digest: bool,
+    /// At a hand-off, release unanswered tickets held by agents going off call.
+    #[serde(default)]
+    release_claims_at_handoff: bool,
+    /// The default route's off-hours acknowledgement.
+    off_hours_ack: Option<String>,
 }
 
 impl Default for RawOnCall {
@@ -131,28 +145,43 @@ impl Default for RawOnCall {
         RawOnCall {
             rotation: Vec::new(),
             page_new_tickets: true,
+            handoff_digest: true,
+            release_claims_at_handoff: false,
+            off_hours_ack: None,
         }
     }
+}
+
+/// SLA targets: `[sla]` for every route, `[route.sla]` to differ for one route.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    first_response_minutes: Option<u64>,
+    resolution_hours: Option<f64>,
+    warn_at: Option<f64>,
+    escalate_unclaimed_after_minutes: Option<Vec<u64>>,
+    remind_idle_claim_minutes: Option<u64>,
+    release_idle_claim_minutes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSla {
-    #[serde(default = "default_first_response")]
-    first_response_minutes: u64,
+struct RawRoute {
+    name: String,
+    #[serde(default)]
+    platforms: Vec<String>,
+    #[serde(default)]
+    languages: Vec<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    page: Option<bool>,
+    #[serde(default)]
+    rotations: Vec<String>,
+    off_hours_ack: Option<String>,
+    #[serde(default)]
+    sla: RawPolicy,
 }
 
-impl Default for RawSla {
-    fn default() -> Self {
-        RawSla {
-            first_response_minutes: default_first_response(),
-        }
-    }
-}
-
-fn default_first_response() -> u64 {
-    60
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,8 +363,12 @@ pub struct Config {
     /// An `[http]` section was given: serve `/healthz` and `/metrics` even when no
     /// surface or webhook needs the server.
     pub http_configured: bool,
-    /// The first-response target (default 60 minutes).
+    /// The default first-response target (default 60 minutes).
     pub first_response_target: Duration,
+    /// Routes (`[[route]]`) and the default route (`[sla]`, `[oncall]`).
+    pub routes: crate::domain::routes::Routes,
+    pub handoff_digest: bool,
+    pub release_claims_at_handoff: bool,
     pub brand: String,
     /// On-call rotations (`[[oncall.rotation]]`); overrides come from chat at run time.
     pub oncall: crate::domain::oncall::Schedule,
@@ -834,8 +867,8 @@ impl Validator<'_> {
         library.to_vec()
     }
 
-    fn oncall(&mut self, raw: &RawOnCall) -> crate::domain::oncall::Schedule {
-        let schedule = crate::domain::oncall::Schedule {
+    fn oncall(&mut self, raw: &RawOnCall) -> Schedule {
+        let schedule = Schedule {
             rotations: raw.rotation.clone(),
             overrides: Vec::new(),
         };
@@ -852,6 +885,183 @@ impl Validator<'_> {
             });
         }
         schedule
+    }
+
+    fn problem_at(&mut self, line: Option<usize>, key: String, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: self.path.into(),
+            line,
+            key,
+            message: message.into(),
+        });
+    }
+
+    /// A policy from `raw`, taking what it leaves out from `base`. `line` and `key` say
+    /// where a mistake is reported.
+    fn policy(
+        &mut self,
+        raw: &RawPolicy,
+        base: &SlaPolicy,
+        line: &dyn Fn(&str) -> Option<usize>,
+        key: &str,
+    ) -> SlaPolicy {
+        let mut p = base.clone();
+        let minutes = |m: u64| chrono::Duration::minutes(m as i64);
+        if let Some(m) = raw.first_response_minutes {
+            if m == 0 {
+                self.problem_at(
+                    line("first_response_minutes"),
+                    format!("{key}.first_response_minutes"),
+                    "expected a number of minutes, at least 1",
+                );
+            }
+            p.first_response = minutes(m.max(1));
+        }
+        if let Some(h) = raw.resolution_hours {
+            if !(h.is_finite() && h > 0.0) {
+                self.problem_at(
+                    line("resolution_hours"),
+                    format!("{key}.resolution_hours"),
+                    "expected a positive number of hours",
+                );
+            } else {
+                p.resolution = Some(chrono::Duration::seconds((h * 3600.0) as i64));
+            }
+        }
+        if let Some(w) = raw.warn_at {
+            if !(w > 0.0 && w < 1.0) {
+                self.problem_at(
+                    line("warn_at"),
+                    format!("{key}.warn_at"),
+                    format!("expected a share of the target between 0 and 1 (e.g. 0.75), found {w}"),
+                );
+            } else {
+                p.warn_at = w;
+            }
+        }
+        if let Some(levels) = &raw.escalate_unclaimed_after_minutes {
+            if levels.iter().any(|m| *m == 0) || levels.windows(2).any(|w| w[0] >= w[1]) {
+                self.problem_at(
+                    line("escalate_unclaimed_after_minutes"),
+                    format!("{key}.escalate_unclaimed_after_minutes"),
+                    "expected rising minutes, e.g. [15, 30] (level 1: secondary on-call, level 2: the channel)",
+                );
+            }
+            p.unclaimed_escalation = levels.iter().map(|m| minutes(*m)).collect();
+        }
+        if let Some(m) = raw.remind_idle_claim_minutes {
+            p.idle_claim_reminder = minutes(m.max(1));
+        }
+        if let Some(m) = raw.release_idle_claim_minutes {
+            p.idle_claim_release = minutes(m.max(1));
+        }
+        if p.idle_claim_release <= p.idle_claim_reminder {
+            self.problem_at(
+                line("release_idle_claim_minutes"),
+                format!("{key}.release_idle_claim_minutes"),
+                "must be longer than remind_idle_claim_minutes (remind first, then release)",
+            );
+        }
+        p
+    }
+
+    fn off_hours_ack(&mut self, text: &Option<String>, line: Option<usize>, key: String) -> Option<String> {
+        let text = text.as_ref()?;
+        let unknown: Vec<&str> = text
+            .match_indices('{')
+            .filter_map(|(i, _)| text[i..].find('}').map(|j| &text[i..i + j + 1]))
+            .filter(|v| !matches!(*v, "{author}" | "{brand}" | "{expected}"))
+            .collect();
+        if text.trim().is_empty() || !unknown.is_empty() {
+            self.problem_at(
+                line,
+                key,
+                format!(
+                    "expected a short public answer; unknown variables: {} (known: {{author}}, {{brand}}, {{expected}})",
+                    if unknown.is_empty() { "none, but it is empty".to_string() } else { unknown.join(", ") }
+                ),
+            );
+        }
+        Some(text.clone())
+    }
+
+    fn routes(&mut self, raw: &RawConfig, schedule: &Schedule) -> Routes {
+        let text = self.text;
+        let sla_line = |k: &str| locate_key(text, "sla", k);
+        let base = self.policy(&raw.sla, &SlaPolicy::default(), &sla_line, "sla");
+        let ack_line = locate_key(text, "oncall", "off_hours_ack");
+        let mut default = Route::default_route(base.clone(), raw.oncall.page_new_tickets);
+        default.off_hours_ack =
+            self.off_hours_ack(&raw.oncall.off_hours_ack, ack_line, "oncall.off_hours_ack".into());
+        let headers: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim().split('#').next().map(str::trim) == Some("[[route]]"))
+            .map(|(i, _)| i + 1)
+            .collect();
+        let mut names = BTreeSet::new();
+        let mut routes = Vec::new();
+        for (i, r) in raw.route.iter().enumerate() {
+            let header = headers.get(i).copied();
+            // The line of `key` within this route's part of the file.
+            let next_header = headers.get(i + 1).copied().unwrap_or(usize::MAX);
+            let line_of = |k: &str| {
+                header.and_then(|h| {
+                    text.lines()
+                        .enumerate()
+                        .skip(h)
+                        .take_while(|(n, _)| n + 1 < next_header)
+                        .find(|(_, l)| l.split_once('=').is_some_and(|(lk, _)| lk.trim() == k))
+                        .map(|(n, _)| n + 1)
+                        .or(Some(h))
+                })
+            };
+            let key = format!("route[{i}]");
+            if r.name.trim().is_empty() || r.name == DEFAULT_ROUTE || !names.insert(r.name.clone()) {
+                self.problem_at(
+                    line_of("name"),
+                    format!("{key}.name"),
+                    format!("expected a unique route name other than \"default\", found {:?}", r.name),
+                );
+            }
+            let mut platforms = Vec::new();
+            for p in &r.platforms {
+                match p.to_ascii_lowercase().as_str() {
+                    "mastodon" => platforms.push(Platform::Mastodon),
+                    "bluesky" => platforms.push(Platform::Bluesky),
+                    "x" | "twitter" => platforms.push(Platform::X),
+                    "other" | "webhook" => platforms.push(Platform::Other),
+                    _ => self.problem_at(
+                        line_of("platforms"),
+                        format!("{key}.platforms"),
+                        format!("{p:?} is not a platform (mastodon, bluesky, x, other)"),
+                    ),
+                }
+            }
+            for rotation in &r.rotations {
+                if !schedule.rotations.iter().any(|x| &x.name == rotation) {
+                    self.problem_at(
+                        line_of("rotations"),
+                        format!("{key}.rotations"),
+                        format!("there is no [[oncall.rotation]] named {rotation:?}"),
+                    );
+                }
+            }
+            let sla = self.policy(&r.sla, &base, &line_of, &format!("{key}.sla"));
+            let off_hours_ack =
+                self.off_hours_ack(&r.off_hours_ack, line_of("off_hours_ack"), format!("{key}.off_hours_ack"));
+            routes.push(Route {
+                name: r.name.clone(),
+                platforms,
+                languages: r.languages.iter().map(|l| l.to_ascii_lowercase()).collect(),
+                keywords: r.keywords.iter().map(|k| k.to_lowercase()).collect(),
+                sla,
+                page: r.page.unwrap_or(raw.oncall.page_new_tickets),
+                rotations: r.rotations.clone(),
+                off_hours_ack,
+            });
+        }
+        Routes { routes, default }
     }
 
     fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
@@ -979,13 +1189,6 @@ impl Validator<'_> {
             }
         };
         let listen = raw.http.clone().unwrap_or_default().listen;
-        if raw.sla.first_response_minutes == 0 {
-            self.problem(
-                "sla",
-                "first_response_minutes",
-                "expected a number of minutes, at least 1",
-            );
-        }
         let http_listen = listen.parse().unwrap_or_else(|_| {
             self.problem(
                 "http",
@@ -1034,16 +1237,26 @@ impl Validator<'_> {
             self.problem("outbox", "concurrency", "expected 1 to 64");
         }
 
+        let oncall = self.oncall(&raw.oncall);
+        let routes = self.routes(&raw, &oncall);
         Config {
             source_path: path.to_path_buf(),
             store_path,
             http_listen,
             http_configured: raw.http.is_some(),
             brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
-            oncall: self.oncall(&raw.oncall),
+            first_response_target: routes
+                .default
+                .sla
+                .first_response
+                .to_std()
+                .unwrap_or(Duration::from_secs(3600)),
+            routes,
+            oncall,
             page_new_tickets: raw.oncall.page_new_tickets,
+            handoff_digest: raw.oncall.handoff_digest,
+            release_claims_at_handoff: raw.oncall.release_claims_at_handoff,
             canned: self.canned(&raw.canned),
-            first_response_target: Duration::from_secs(raw.sla.first_response_minutes.max(1) * 60),
             slack,
             discord,
             mastodon,

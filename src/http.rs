@@ -90,7 +90,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
                     axum::http::header::CONTENT_TYPE,
                     "text/plain; version=0.0.4; charset=utf-8",
                 )],
-                crate::stats::prometheus(&tickets, chrono::Utc::now(), sla),
+                crate::stats::prometheus(&tickets, crate::clock::now(), sla),
             )
                 .into_response()
         }
@@ -124,7 +124,7 @@ async fn ingest_mentions(
     };
     let stored = ingest
         .store
-        .ingest("webhook", &mentions, None, chrono::Utc::now())
+        .ingest("webhook", &mentions, None, crate::clock::now())
         .map_err(|e| e.to_string());
     let flushed = match stored {
         Ok(created) => ingest

@@ -2,6 +2,7 @@
 //! answers go back to the social platform exactly once.
 
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod domain;

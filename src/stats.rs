@@ -200,7 +200,7 @@ pub fn first_response(ticket: &Ticket) -> Option<(Duration, &AgentRef)> {
     ticket
         .replies
         .iter()
-        .filter(|r| matches!(r.state, ReplyState::Published { .. }))
+        .filter(|r| !r.auto && matches!(r.state, ReplyState::Published { .. }))
         .min_by_key(|r| (r.at, r.seq))
         .map(|r| {
             let waited = (r.at - ticket.mention.created_at).max(Duration::zero());
@@ -889,6 +889,7 @@ mod tests {
             by,
             at: when,
             state,
+            auto: false,
         });
         t.updated_at = t.updated_at.max(when);
         t

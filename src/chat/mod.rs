@@ -31,6 +31,15 @@ pub trait Surface: Send + Sync {
     /// Say something to the whole team in the cards channel (a source stopped, say).
     fn announce<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), DeliveryError>>;
 
+    /// Post a shift hand-off digest in the cards channel. With `maybe_posted`, look for
+    /// it first (posted at or after `queued_at`).
+    fn post_digest<'a>(
+        &'a self,
+        digest: &'a crate::domain::handoff::Digest,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+
     /// Add a line to the card's thread. With `maybe_posted`, look for it first
     /// (posted at or after `queued_at`).
     fn post_note<'a>(
@@ -63,6 +72,9 @@ pub trait Markup {
             )
         }
     }
+
+    /// Calls everyone active in the channel (`<!here>` on Slack, `@here` on Discord).
+    fn channel_ping(&self) -> &'static str;
 
     /// An on-call member key (`slack:U…`, `discord:…`): a live mention on its own surface.
     fn member(&self, key: &str) -> String {
@@ -249,12 +261,135 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        Note::SlaWarning {
+            minutes_left,
+            members,
+        } => format!(
+            "⏳ {minutes_left} min left to answer this customer{}.",
+            for_whom(members, m)
+        ),
+        Note::SlaBreached { members } => format!(
+            "🔴 The first-response target passed without an answer{}.",
+            for_whom(members, m)
+        ),
+        Note::Escalated {
+            level,
+            members,
+            channel,
+        } => {
+            let who = if *channel {
+                format!("{} anyone who can take it", m.channel_ping())
+            } else {
+                people(members, m)
+            };
+            format!("🚨 Escalated (level {level}): {who}, this ticket needs an owner.")
+        }
+        Note::ClaimReminder {
+            holder,
+            idle_minutes,
+        } => format!(
+            "⏰ {}, you claimed this {idle_minutes} min ago and the customer has no answer yet.",
+            m.member(&holder.member_key())
+        ),
+        Note::ClaimReleased {
+            holder,
+            why,
+            members,
+        } => format!(
+            "↩️ {}'s claim was released ({}); it is open for {}.",
+            m.who(holder),
+            m.escape(why),
+            if members.is_empty() {
+                "anyone".to_string()
+            } else {
+                people(members, m)
+            }
+        ),
+        Note::ResolutionOverdue { members } => format!(
+            "🟠 The resolution target passed and this ticket is still open{}.",
+            for_whom(members, m)
+        ),
+        Note::OffHoursAcknowledged => {
+            "🌙 Nobody is on shift: the customer was told when to expect an answer.".to_string()
+        }
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
             m.escape(reason)
         ),
     }
+}
+
+fn people(members: &[String], m: &dyn Markup) -> String {
+    members
+        .iter()
+        .map(|k| m.member(k))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn for_whom(members: &[String], m: &dyn Markup) -> String {
+    if members.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", people(members, m))
+    }
+}
+
+/// The shift hand-off summary posted in the cards channel.
+pub fn digest_text(d: &crate::domain::handoff::Digest, m: &dyn Markup) -> String {
+    let list = |keys: &[String]| {
+        if keys.is_empty() {
+            "nobody".to_string()
+        } else {
+            people(keys, m)
+        }
+    };
+    let tickets = |ids: &[crate::domain::TicketId]| {
+        ids.iter()
+            .map(|id| format!("#{id}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!(
+        "🔁 {} at {} UTC: {} going off, {} coming on.\n",
+        m.bold("Shift hand-off"),
+        d.at.format("%a %Y-%m-%d %H:%M"),
+        list(&d.outgoing),
+        list(&d.incoming)
+    );
+    out.push_str(&format!(
+        "• Open: {} · Answered this shift: {}\n",
+        d.open, d.answered
+    ));
+    out.push_str(&format!(
+        "• Breaching: {}\n",
+        if d.breaching.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} ({})", d.breaching.len(), tickets(&d.breaching))
+        }
+    ));
+    if d.held_by_outgoing.is_empty() {
+        out.push_str("• Held by people going off shift: none");
+    } else {
+        let held: Vec<String> = d
+            .held_by_outgoing
+            .iter()
+            .map(|(id, key)| format!("#{id} ({})", m.member(key)))
+            .collect();
+        out.push_str(&format!(
+            "• Held by people going off shift: {}",
+            held.join(", ")
+        ));
+    }
+    if !d.released.is_empty() {
+        out.push_str(&format!(
+            "\n• Released for the incoming shift: {}",
+            tickets(&d.released)
+        ));
+    }
+    out
 }
 
 /// `/mentions oncall`: who is on call now, in the surface's own words for its agents

@@ -4,11 +4,15 @@
 //! as arguments.
 
 pub mod canned;
+pub mod handoff;
 mod model;
 pub mod oncall;
+pub mod routes;
 mod rules;
 pub mod sla;
 pub mod text;
 
 pub use model::*;
-pub use rules::{apply, apply_followup, apply_system, Desk, Rejection, Roster, Transition};
+pub use rules::{
+    apply, apply_followup, apply_system, compose_reply, Desk, Rejection, Roster, Transition,
+};

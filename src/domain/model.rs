@@ -149,6 +149,15 @@ pub struct AgentRef {
 }
 
 impl AgentRef {
+    /// The agent as on-call schedules name them: `slack:U…`, `discord:…`.
+    pub fn member_key(&self) -> String {
+        format!(
+            "{}:{}",
+            self.surface.label().to_ascii_lowercase(),
+            self.user_id
+        )
+    }
+
     pub fn same_person(&self, other: &AgentRef) -> bool {
         self.surface == other.surface && self.user_id == other.user_id
     }
@@ -198,6 +207,10 @@ pub struct Reply {
     pub by: AgentRef,
     pub at: DateTime<Utc>,
     pub state: ReplyState,
+    /// Sent by the desk itself (the off-hours acknowledgement), not an agent's answer:
+    /// it stops no SLA clock and counts as no response.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
 }
 
 /// A later post by the customer in the same conversation.
@@ -225,6 +238,19 @@ pub struct Ticket {
     /// The customer wrote since the last answer: the card says so.
     #[serde(default)]
     pub customer_replied: bool,
+    /// The route the mention matched (its SLA, paging and off-hours rules); empty for
+    /// the default route.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub route: String,
+    /// When the first response is due under the route's target, stamped on arrival.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond_by: Option<DateTime<Utc>>,
+    /// What the SLA clocks already did about this ticket, so each step happens once.
+    #[serde(default)]
+    pub sla: super::sla::SlaMarks,
+    /// The customer was told the team is off shift (once per conversation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off_hours_acked: bool,
 }
 
 impl Ticket {
@@ -240,7 +266,32 @@ impl Ticket {
             replies: Vec::new(),
             followups: Vec::new(),
             customer_replied: false,
+            route: String::new(),
+            respond_by: None,
+            sla: Default::default(),
+            off_hours_acked: false,
         }
+    }
+
+    /// When an agent's first answer went out, if one did (the desk's own off-hours
+    /// acknowledgement is not an answer).
+    pub fn first_answer(&self) -> Option<DateTime<Utc>> {
+        self.replies
+            .iter()
+            .filter(|r| !r.auto && matches!(r.state, ReplyState::Published { .. }))
+            .map(|r| r.at)
+            .min()
+    }
+
+    /// The SLA clocks run while the ticket is open and no agent's answer is out or on
+    /// its way.
+    pub fn awaiting_answer(&self) -> bool {
+        !self.is_closed()
+            && self.first_answer().is_none()
+            && !self
+                .replies
+                .iter()
+                .any(|r| !r.auto && matches!(r.state, ReplyState::Pending))
     }
 
     pub fn is_closed(&self) -> bool {
@@ -364,11 +415,68 @@ pub enum Note {
     Paged {
         members: Vec<String>,
     },
+    /// The first-response target is near: `left` minutes remain (the holder, or the
+    /// on-call agents, are named).
+    SlaWarning {
+        minutes_left: i64,
+        members: Vec<String>,
+    },
+    /// The first-response target passed without an answer.
+    SlaBreached {
+        members: Vec<String>,
+    },
+    /// Nobody claimed the ticket in time: the next level is called (level 1 the
+    /// secondary on-call, level 2 and up the whole channel).
+    Escalated {
+        level: usize,
+        members: Vec<String>,
+        channel: bool,
+    },
+    /// The holder has not answered for `idle_minutes`.
+    ClaimReminder {
+        holder: AgentRef,
+        idle_minutes: i64,
+    },
+    /// The holder's claim was released (idle too long, or their shift ended) for the
+    /// agents on call.
+    ClaimReleased {
+        holder: AgentRef,
+        why: String,
+        members: Vec<String>,
+    },
+    /// The resolution target passed with the ticket still open.
+    ResolutionOverdue {
+        members: Vec<String>,
+    },
+    /// The customer was told the team is off shift.
+    OffHoursAcknowledged,
     /// A card on another surface disappeared (deleted message or channel).
     CardLost {
         surface: SurfaceKind,
         reason: String,
     },
+}
+
+impl Note {
+    /// The on-call members (keys like `slack:U…`) a note calls by name: they get a
+    /// notification, everyone else named is only mentioned.
+    pub fn pings(&self) -> Vec<String> {
+        match self {
+            Note::Paged { members }
+            | Note::SlaWarning { members, .. }
+            | Note::SlaBreached { members }
+            | Note::Escalated { members, .. }
+            | Note::ClaimReleased { members, .. }
+            | Note::ResolutionOverdue { members } => members.clone(),
+            Note::ClaimReminder { holder, .. } => vec![holder.member_key()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The note calls the whole channel (`@here`).
+    pub fn pings_channel(&self) -> bool {
+        matches!(self, Note::Escalated { channel: true, .. })
+    }
 }
 
 /// What the core asks the outside world to do; each becomes an outbox job.
@@ -378,6 +486,8 @@ pub enum Effect {
     UpdateCards,
     ThreadNote(Note),
     PublishReply { seq: u32 },
+    /// A shift hand-off summary for the channel (not about one ticket).
+    Digest(super::handoff::Digest),
 }
 
 /// One append-only line of the audit log.

@@ -281,6 +281,7 @@ fn queue_replies(
             by: actor.clone(),
             at: now,
             state: ReplyState::Pending,
+            auto: false,
         });
         effects.push(Effect::PublishReply { seq });
         notes.push(Note::ReplyQueued {
@@ -392,11 +393,7 @@ pub fn apply(
             if !ticket.is_closed() {
                 return Err(Rejection::NotClosed);
             }
-            next.stage = if ticket
-                .replies
-                .iter()
-                .any(|r| matches!(r.state, ReplyState::Published { .. }))
-            {
+            next.stage = if ticket.first_answer().is_some() {
                 Stage::Replied
             } else {
                 Stage::Posted
@@ -428,11 +425,7 @@ pub fn apply_followup(ticket: &Ticket, mention: &Mention, now: DateTime<Utc>) ->
     next.customer_replied = true;
     next.updated_at = now;
     if reopened {
-        next.stage = if ticket
-            .replies
-            .iter()
-            .any(|r| matches!(r.state, ReplyState::Published { .. }))
-        {
+        next.stage = if ticket.first_answer().is_some() {
             Stage::Replied
         } else {
             Stage::Posted
@@ -485,7 +478,8 @@ pub fn apply_system(ticket: &Ticket, event: SystemEvent, now: DateTime<Utc>) -> 
                         remote_id,
                         url: url.clone(),
                     };
-                    if !next.is_closed() {
+                    // The desk's own acknowledgement answers nobody's question.
+                    if !ticket.is_closed() && !r.auto {
                         next.stage = Stage::Replied;
                     }
                     effects = vec![

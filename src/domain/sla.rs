@@ -1,10 +1,11 @@
-//! SLA clocks, as pure functions of a ticket, what was already done about it, and `now`:
-//! when the first response is due, what should happen next (a warning, a breach, an
-//! escalation, a reminder to an idle holder, releasing their claim), and when to look
-//! again. The runtime's scheduler (not built yet) calls these with the real clock; tests
-//! call them with any instant, so nothing here sleeps or reads time.
+//! SLA clocks, as pure functions of a ticket (which carries what was already done about
+//! it) and `now`: when the first response is due, what should happen next (a warning, a
+//! breach, an escalation, a reminder to an idle holder, releasing their claim, an overdue
+//! resolution), and when to look again; and the transition that records a step with the
+//! thread notes it calls for. The runtime's scheduler calls these with the desk's clock;
+//! tests call them with any instant, so nothing here sleeps or reads time.
 
-use super::{ReplyState, Ticket};
+use super::{AgentRef, AuditEntry, Effect, Note, Ticket, Transition};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct SlaPolicy {
     /// The customer gets a first answer within this (default 60 min).
     pub first_response: Duration,
+    /// The ticket is resolved within this, if set.
+    pub resolution: Option<Duration>,
     /// Warn when this share of the first-response time is used (default 0.75).
     pub warn_at: f64,
     /// An unclaimed ticket escalates one level at each of these ages: level 1 (the
@@ -28,6 +31,7 @@ impl Default for SlaPolicy {
     fn default() -> Self {
         SlaPolicy {
             first_response: Duration::minutes(60),
+            resolution: None,
             warn_at: 0.75,
             unclaimed_escalation: vec![Duration::minutes(15), Duration::minutes(30)],
             idle_claim_reminder: Duration::minutes(20),
@@ -38,6 +42,7 @@ impl Default for SlaPolicy {
 
 /// What was already done about a ticket's clocks, so each step happens once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SlaMarks {
     pub warned: bool,
     pub breached: bool,
@@ -46,6 +51,7 @@ pub struct SlaMarks {
     /// The claim (by its start) whose holder was reminded / released.
     pub reminded_claim: Option<DateTime<Utc>>,
     pub released_claim: Option<DateTime<Utc>>,
+    pub resolution_overdue: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,26 +66,21 @@ pub enum SlaStep {
     RemindHolder,
     /// The holder still has not answered: free the ticket for someone else.
     ReleaseClaim,
+    /// The resolution target passed with the ticket still open.
+    ResolutionOverdue,
 }
 
 /// When the first public or private answer was sent, if it was.
 pub fn first_answer(ticket: &Ticket) -> Option<DateTime<Utc>> {
-    ticket
-        .replies
-        .iter()
-        .filter(|r| matches!(r.state, ReplyState::Published { .. }))
-        .map(|r| r.at)
-        .min()
+    ticket.first_answer()
 }
 
-/// When the first response is due: the customer's post time plus the target.
+/// When the first response is due: as stamped on arrival, else the customer's post time
+/// plus the target.
 pub fn first_response_due(ticket: &Ticket, policy: &SlaPolicy) -> DateTime<Utc> {
-    ticket.mention.created_at + policy.first_response
-}
-
-/// The clocks run while the ticket is open and unanswered.
-fn running(ticket: &Ticket) -> bool {
-    !ticket.is_closed() && first_answer(ticket).is_none() && ticket.pending_reply().is_none()
+    ticket
+        .respond_by
+        .unwrap_or(ticket.mention.created_at + policy.first_response)
 }
 
 /// The steps due at `now` that have not happened yet, in the order to take them.
@@ -90,17 +91,25 @@ pub fn due_steps(
     now: DateTime<Utc>,
 ) -> Vec<SlaStep> {
     let mut steps = Vec::new();
-    if !running(ticket) {
+    if let Some(resolution) = policy.resolution {
+        if !ticket.is_closed()
+            && !marks.resolution_overdue
+            && now >= ticket.mention.created_at + resolution
+        {
+            steps.push(SlaStep::ResolutionOverdue);
+        }
+    }
+    if !ticket.awaiting_answer() {
         return steps;
     }
     let due = first_response_due(ticket, policy);
-    let warn_from = ticket.mention.created_at + scaled(policy.first_response, policy.warn_at);
+    let warn_from = warn_from(ticket, policy);
     if now >= due {
         if !marks.breached {
-            steps.push(SlaStep::Breach);
+            steps.insert(0, SlaStep::Breach);
         }
     } else if now >= warn_from && !marks.warned {
-        steps.push(SlaStep::Warn { left: due - now });
+        steps.insert(0, SlaStep::Warn { left: due - now });
     }
     match &ticket.holder {
         None => {
@@ -128,6 +137,12 @@ pub fn due_steps(
     steps
 }
 
+fn warn_from(ticket: &Ticket, policy: &SlaPolicy) -> DateTime<Utc> {
+    let due = first_response_due(ticket, policy);
+    let span = due - ticket.mention.created_at;
+    ticket.mention.created_at + scaled(span, policy.warn_at)
+}
+
 /// The earliest instant, from `now` on, at which a step could become due (None: the
 /// clocks have stopped). The scheduler sleeps until then; tests jump there.
 pub fn next_check(
@@ -136,31 +151,35 @@ pub fn next_check(
     policy: &SlaPolicy,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    if !running(ticket) {
-        return None;
-    }
     let mut candidates = Vec::new();
-    // A warning is moot once the target has passed.
-    if !marks.warned && !marks.breached {
-        candidates.push(ticket.mention.created_at + scaled(policy.first_response, policy.warn_at));
+    if let Some(resolution) = policy.resolution {
+        if !ticket.is_closed() && !marks.resolution_overdue {
+            candidates.push(ticket.mention.created_at + resolution);
+        }
     }
-    if !marks.breached {
-        candidates.push(first_response_due(ticket, policy));
-    }
-    match &ticket.holder {
-        None => candidates.extend(
-            policy
-                .unclaimed_escalation
-                .iter()
-                .skip(marks.escalated)
-                .map(|after| ticket.opened_at + *after),
-        ),
-        Some(claim) => {
-            if marks.reminded_claim != Some(claim.since) {
-                candidates.push(claim.since + policy.idle_claim_reminder);
-            }
-            if marks.released_claim != Some(claim.since) {
-                candidates.push(claim.since + policy.idle_claim_release);
+    if ticket.awaiting_answer() {
+        // A warning is moot once the target has passed.
+        if !marks.warned && !marks.breached {
+            candidates.push(warn_from(ticket, policy));
+        }
+        if !marks.breached {
+            candidates.push(first_response_due(ticket, policy));
+        }
+        match &ticket.holder {
+            None => candidates.extend(
+                policy
+                    .unclaimed_escalation
+                    .iter()
+                    .skip(marks.escalated)
+                    .map(|after| ticket.opened_at + *after),
+            ),
+            Some(claim) => {
+                if marks.reminded_claim != Some(claim.since) {
+                    candidates.push(claim.since + policy.idle_claim_reminder);
+                }
+                if marks.released_claim != Some(claim.since) {
+                    candidates.push(claim.since + policy.idle_claim_release);
+                }
             }
         }
     }
@@ -172,11 +191,215 @@ fn scaled(d: Duration, share: f64) -> Duration {
     Duration::milliseconds((d.num_milliseconds() as f64 * share.clamp(0.0, 1.0)) as i64)
 }
 
+/// Who is on call for the ticket's route right now, as member keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OnDuty {
+    pub primary: Vec<String>,
+    pub secondary: Vec<String>,
+}
+
+/// Record `steps` on the ticket (so each happens once) with the notes that chase the
+/// right people: a warning goes to the holder (or the primary on-call), a breach and an
+/// escalation climb one level each (level 1 the secondary on-call, then the channel), a
+/// reminder goes to the idle holder, and a released claim goes back to the primary
+/// on-call. `None` when there is nothing to do.
+pub fn apply_steps(
+    ticket: &Ticket,
+    steps: &[SlaStep],
+    on_duty: &OnDuty,
+    now: DateTime<Utc>,
+) -> Option<Transition> {
+    if steps.is_empty() {
+        return None;
+    }
+    let mut next = ticket.clone();
+    let mut notes = Vec::new();
+    let mut card_changes = false;
+    let mut what = Vec::new();
+    let holder_or_primary = |t: &Ticket| match &t.holder {
+        Some(c) => vec![c.agent.member_key()],
+        None => on_duty.primary.clone(),
+    };
+    let escalate = |next: &mut Ticket, notes: &mut Vec<Note>, level: usize| {
+        next.sla.escalated = next.sla.escalated.max(level);
+        let (members, channel) = if level == 1 && !on_duty.secondary.is_empty() {
+            (on_duty.secondary.clone(), false)
+        } else {
+            (Vec::new(), true)
+        };
+        notes.push(Note::Escalated {
+            level,
+            members,
+            channel,
+        });
+    };
+    for step in steps {
+        match *step {
+            SlaStep::Warn { left } => {
+                next.sla.warned = true;
+                card_changes = true;
+                notes.push(Note::SlaWarning {
+                    minutes_left: (left.num_seconds() + 59) / 60,
+                    members: holder_or_primary(&next),
+                });
+                what.push("first-response warning".to_string());
+            }
+            SlaStep::Breach => {
+                next.sla.breached = true;
+                card_changes = true;
+                notes.push(Note::SlaBreached {
+                    members: holder_or_primary(&next),
+                });
+                let level = next.sla.escalated + 1;
+                escalate(&mut next, &mut notes, level);
+                what.push(format!("first-response target breached; escalated to level {level}"));
+            }
+            SlaStep::Escalate { level } => {
+                if level > next.sla.escalated {
+                    escalate(&mut next, &mut notes, level);
+                    what.push(format!("unclaimed; escalated to level {level}"));
+                }
+            }
+            SlaStep::RemindHolder => {
+                if let Some(claim) = &ticket.holder {
+                    next.sla.reminded_claim = Some(claim.since);
+                    notes.push(Note::ClaimReminder {
+                        holder: claim.agent.clone(),
+                        idle_minutes: (now - claim.since).num_minutes(),
+                    });
+                    what.push("idle claim reminded".to_string());
+                }
+            }
+            SlaStep::ReleaseClaim => {
+                if let Some(claim) = next.holder.take() {
+                    next.sla.released_claim = Some(claim.since);
+                    card_changes = true;
+                    notes.push(released(
+                        &claim.agent,
+                        format!("no answer {} min after claiming", (now - claim.since).num_minutes()),
+                        on_duty,
+                    ));
+                    what.push("idle claim released".to_string());
+                }
+            }
+            SlaStep::ResolutionOverdue => {
+                next.sla.resolution_overdue = true;
+                card_changes = true;
+                notes.push(Note::ResolutionOverdue {
+                    members: holder_or_primary(&next),
+                });
+                what.push("resolution target passed".to_string());
+            }
+        }
+    }
+    if notes.is_empty() {
+        return None;
+    }
+    let mut effects = Vec::new();
+    if card_changes {
+        effects.push(Effect::UpdateCards);
+    }
+    effects.extend(notes.into_iter().map(Effect::ThreadNote));
+    Some(Transition {
+        audit: AuditEntry {
+            ticket: ticket.id,
+            at: now,
+            actor: None,
+            what: format!("sla: {}", what.join("; ")),
+            detail: None,
+        },
+        ticket: next,
+        effects,
+    })
+}
+
+fn released(holder: &AgentRef, why: String, on_duty: &OnDuty) -> Note {
+    Note::ClaimReleased {
+        holder: holder.clone(),
+        why,
+        members: on_duty.primary.clone(),
+    }
+}
+
+/// A shift ended for the holder of an unanswered ticket: free it for the incoming shift.
+pub fn release_at_handoff(
+    ticket: &Ticket,
+    incoming: &OnDuty,
+    now: DateTime<Utc>,
+) -> Option<Transition> {
+    let claim = ticket.holder.as_ref()?;
+    if !ticket.awaiting_answer() {
+        return None;
+    }
+    let mut next = ticket.clone();
+    next.holder = None;
+    next.updated_at = now;
+    Some(Transition {
+        audit: AuditEntry {
+            ticket: ticket.id,
+            at: now,
+            actor: None,
+            what: "claim released at shift hand-off".into(),
+            detail: Some(claim.agent.member_key()),
+        },
+        ticket: next,
+        effects: vec![
+            Effect::UpdateCards,
+            Effect::ThreadNote(released(
+                &claim.agent,
+                "their shift ended".into(),
+                incoming,
+            )),
+        ],
+    })
+}
+
+/// The customer wrote while nobody is on shift: a short public acknowledgement, once per
+/// conversation. It is the desk's own reply (`auto`), so the SLA clocks keep running.
+pub fn acknowledge_off_hours(
+    ticket: &Ticket,
+    text: &str,
+    by: AgentRef,
+    now: DateTime<Utc>,
+) -> Option<Transition> {
+    if ticket.off_hours_acked || ticket.is_closed() || !ticket.replies.is_empty() {
+        return None;
+    }
+    let mut next = ticket.clone();
+    next.off_hours_acked = true;
+    let seq = 1;
+    next.replies.push(super::Reply {
+        seq,
+        text: super::rules::compose_reply(&ticket.mention, text),
+        visibility: ticket.mention.visibility,
+        private: false,
+        by,
+        at: now,
+        state: super::ReplyState::Pending,
+        auto: true,
+    });
+    Some(Transition {
+        audit: AuditEntry {
+            ticket: ticket.id,
+            at: now,
+            actor: None,
+            what: "off-hours acknowledgement queued".into(),
+            detail: Some(next.replies[0].text.clone()),
+        },
+        ticket: next,
+        effects: vec![
+            Effect::PublishReply { seq },
+            Effect::ThreadNote(Note::OffHoursAcknowledged),
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{
-        AgentRef, Author, Claim, Mention, Platform, Reply, SurfaceKind, TicketId, Visibility,
+        AgentRef, Author, Claim, Mention, Platform, Reply, ReplyState, SurfaceKind, TicketId,
+        Visibility,
     };
     use chrono::TimeZone;
 
@@ -240,6 +463,7 @@ mod tests {
                         marks.released_claim = ticket.holder.as_ref().map(|c| c.since);
                         ticket.holder = None;
                     }
+                    SlaStep::ResolutionOverdue => marks.resolution_overdue = true,
                 }
             }
             match next_check(&ticket, &marks, policy, now) {
@@ -310,6 +534,7 @@ mod tests {
                 remote_id: "2".into(),
                 url: String::new(),
             },
+            auto: false,
         });
         assert!(due_steps(
             &answered,
@@ -351,6 +576,7 @@ mod tests {
             state: ReplyState::Failed {
                 reason: "gone".into(),
             },
+            auto: false,
         });
         assert!(
             due_steps(&failed, &SlaMarks::default(), &SlaPolicy::default(), t(60))

@@ -3,6 +3,8 @@
 
 use crate::domain::canned::{choices_for, CannedReply};
 use crate::domain::oncall::{Layer, Override, Schedule};
+use crate::domain::routes::Routes;
+use crate::domain::sla::OnDuty;
 use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
@@ -48,7 +50,7 @@ pub struct DeskService {
     slow: bool,
     /// The configured rotations; chat overrides live in the store.
     oncall: Schedule,
-    page_new_tickets: bool,
+    routes: Routes,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -70,7 +72,7 @@ impl DeskService {
             canned: Vec::new(),
             brand: String::new(),
             oncall: Schedule::default(),
-            page_new_tickets: false,
+            routes: Routes::default(),
             desk: RwLock::new(desk),
             outbox_wake,
             slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
@@ -87,21 +89,39 @@ impl DeskService {
         self
     }
 
-    pub fn with_oncall(mut self, schedule: Schedule, page_new_tickets: bool) -> Self {
+    pub fn with_oncall(mut self, schedule: Schedule, routes: Routes) -> Self {
         self.oncall = schedule;
-        self.page_new_tickets = page_new_tickets;
+        self.routes = routes;
         self
     }
 
-    /// The primary on-call agents to page about a new ticket (empty: paging is off or
-    /// nobody is on).
-    pub fn on_call_to_page(&self, now: chrono::DateTime<Utc>) -> Vec<String> {
-        if !self.page_new_tickets {
-            return Vec::new();
-        }
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// The whole schedule with the overrides set from chat.
+    pub fn schedule(&self) -> Schedule {
         let mut schedule = self.oncall.clone();
         schedule.overrides = self.overrides().unwrap_or_default();
-        schedule.on_call(now).primary
+        schedule
+    }
+
+    /// Who is on call for a ticket's route at `now`.
+    pub fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnDuty {
+        let on = self.routes.of(ticket).schedule(&self.schedule()).on_call(now);
+        OnDuty {
+            primary: on.primary,
+            secondary: on.secondary,
+        }
+    }
+
+    /// The primary on-call agents to page about a new ticket (empty: its route does not
+    /// page, or nobody is on).
+    pub fn on_call_to_page(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<String> {
+        if !self.routes.of(ticket).page {
+            return Vec::new();
+        }
+        self.on_duty(ticket, now).primary
     }
 
     fn overrides(&self) -> Result<Vec<Override>, ActError> {
@@ -117,9 +137,8 @@ impl DeskService {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
-        let now = Utc::now();
-        let mut schedule = self.oncall.clone();
-        schedule.overrides = self.overrides()?;
+        let now = crate::clock::now();
+        let schedule = self.schedule();
         let on = schedule.on_call(now);
         Ok(OnCallNow {
             primary: on.primary,
@@ -160,7 +179,7 @@ impl DeskService {
                 "`{length}` is not a duration: use e.g. 30m, 4h or 2d (up to 7d)."
             ))
         })?;
-        let now = Utc::now();
+        let now = crate::clock::now();
         let added = Override::lasting(member, Layer::Primary, now, length);
         let mut all: Vec<Override> = self
             .overrides()?
@@ -246,7 +265,7 @@ impl DeskService {
             } else {
                 window
             },
-            Utc::now(),
+            crate::clock::now(),
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
         let tickets = self.store.all_tickets()?;
@@ -301,7 +320,7 @@ impl DeskService {
         actor: &AgentRef,
     ) -> Result<Ticket, ActError> {
         let ticket = self.ticket(id)?;
-        apply(&ticket, action, actor, &self.desk(), Utc::now())
+        apply(&ticket, action, actor, &self.desk(), crate::clock::now())
             .map(|t| t.ticket)
             .map_err(ActError::Rejected)?;
         Ok(ticket)
@@ -319,7 +338,7 @@ impl DeskService {
             tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         }
         let desk = self.desk();
-        let now = Utc::now();
+        let now = crate::clock::now();
         let outcome = self
             .store
             .act(id, |t| apply(t, action.clone(), actor, &desk, now))?;
@@ -351,7 +370,7 @@ impl DeskService {
         };
         self.store.append_audit(&AuditEntry {
             ticket,
-            at: Utc::now(),
+            at: crate::clock::now(),
             actor: Some(author.clone()),
             what: "internal note".into(),
             detail: Some(text.to_string()),

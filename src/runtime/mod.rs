@@ -3,6 +3,7 @@
 
 pub mod desk;
 pub mod outbox;
+pub mod scheduler;
 pub mod watcher;
 
 use crate::chat::discord::{run_gateway, Discord, DiscordError};
@@ -40,7 +41,16 @@ pub enum RunError {
 /// Start everything, run until `shutdown` resolves, then stop in order: no new work is
 /// taken, in-flight sends finish (or stay queued), and the store is flushed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let store = Store::open(&config.store_path)?;
+    let routes = config.routes.clone();
+    let store = Store::open(&config.store_path)?.with_router(Arc::new(move |m| {
+        let route = routes.route_for(m);
+        let name = if route.name == crate::domain::routes::DEFAULT_ROUTE {
+            String::new()
+        } else {
+            route.name.clone()
+        };
+        (name, route.sla.first_response)
+    }));
     let platforms = crate::sources::connect_all(&config, &store).await?;
 
     let wake = Arc::new(Notify::new());
@@ -60,7 +70,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         DeskService::new(store.clone(), roster, wake.clone())
             .with_sla(config.first_response_target)
             .with_canned(config.canned.clone(), config.brand.clone())
-            .with_oncall(config.oncall.clone(), config.page_new_tickets),
+            .with_oncall(config.oncall.clone(), config.routes.clone()),
     );
 
     let slack = match &config.slack {
@@ -133,6 +143,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .with_pager(desk.clone()),
     );
     tasks.spawn(sender.run(stop_rx.clone()));
+    let scheduler = scheduler::Scheduler {
+        store: store.clone(),
+        desk: desk.clone(),
+        wake_outbox: wake.clone(),
+        brand: config.brand.clone(),
+        handoff_digest: config.handoff_digest,
+        release_claims_at_handoff: config.release_claims_at_handoff,
+        surface: if config.slack.is_some() {
+            SurfaceKind::Slack
+        } else {
+            SurfaceKind::Discord
+        },
+    };
+    tasks.spawn(scheduler.run(stop_rx.clone()));
 
     let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);
     let discord_http = discord

@@ -164,13 +164,17 @@ impl OutboxSender {
     }
 
     fn settle(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
-        let now = Utc::now();
+        // Outcomes are desk history (the desk's clock); retry times are wall-clock.
+        let now = crate::clock::now();
+        let wall = Utc::now();
         match outcome {
             Outcome::Done(event) => {
                 let page = match (&self.pager, &job.effect, &event) {
-                    (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => {
-                        desk.on_call_to_page(now)
-                    }
+                    (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => self
+                        .store
+                        .ticket(job.ticket)?
+                        .map(|t| desk.on_call_to_page(&t, now))
+                        .unwrap_or_default(),
                     _ => Vec::new(),
                 };
                 let more: Vec<Effect> = if page.is_empty() {
@@ -189,7 +193,7 @@ impl OutboxSender {
                     self.config.max_backoff,
                 );
                 tracing::warn!(ticket = %job.ticket, job = job.id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
-                let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                let at = wall + chrono::Duration::from_std(wait).unwrap_or_default();
                 self.store.defer(job.id, at, &reason)
             }
             Outcome::Failed(DeliveryError::Permanent { reason }) => match job.effect {
@@ -202,7 +206,7 @@ impl OutboxSender {
                     // Never drop a mention: keep it queued (a channel fixed in config and a
                     // restart will post it) and say so loudly.
                     tracing::error!(ticket = %job.ticket, %reason, "card cannot be posted; the mention stays queued");
-                    let at = now
+                    let at = wall
                         + chrono::Duration::from_std(self.config.max_backoff).unwrap_or_default();
                     self.store.defer(job.id, at, &reason)
                 }
@@ -224,10 +228,26 @@ impl OutboxSender {
 
     async fn try_execute(&self, job: &Job) -> Result<Option<SystemEvent>, DeliveryError> {
         let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+        let maybe_done = job.attempts > 1;
+        if let Effect::Digest(digest) = &job.effect {
+            let mut retry = None;
+            for surface in &self.surfaces {
+                match surface
+                    .post_digest(digest, maybe_done, job.created_at)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(DeliveryError::Permanent { reason }) => {
+                        tracing::error!(surface = ?surface.kind(), %reason, "hand-off digest refused");
+                    }
+                    Err(e) => retry = Some(e),
+                }
+            }
+            return retry.map_or(Ok(None), Err);
+        }
         let Some(ticket) = self.store.ticket(job.ticket).map_err(store_err)? else {
             return Ok(None);
         };
-        let maybe_done = job.attempts > 1;
         match &job.effect {
             Effect::PostCards => {
                 let existing = self.store.cards(ticket.id).map_err(store_err)?;
@@ -268,7 +288,7 @@ impl OutboxSender {
                                 ticket.id,
                                 surface,
                                 &format!("could not be posted: {reason}"),
-                                Utc::now(),
+                                crate::clock::now(),
                             )
                             .map_err(store_err)?;
                     }
@@ -296,7 +316,7 @@ impl OutboxSender {
                         Err(DeliveryError::Permanent { reason }) => {
                             tracing::error!(ticket = %ticket.id, surface = ?card.surface, %reason, "card is gone; reported on the other surfaces");
                             self.store
-                                .report_lost_card(ticket.id, card.surface, &reason, Utc::now())
+                                .report_lost_card(ticket.id, card.surface, &reason, crate::clock::now())
                                 .map_err(store_err)?;
                         }
                         Err(e) => retry = Some(e),
@@ -307,6 +327,7 @@ impl OutboxSender {
                     None => Ok(None),
                 }
             }
+            Effect::Digest(_) => Ok(None),
             Effect::PublishReply { seq } => {
                 let Some(reply) = ticket.reply(*seq) else {
                     return Ok(None);

@@ -89,7 +89,15 @@ pub struct Store {
     /// Small per-source state that must survive restarts (a Bluesky session, an X
     /// request budget), by key.
     state: sled::Tree,
+    /// Stamps a new ticket with its route and first-response deadline.
+    router: Option<Router>,
 }
+
+/// For a new mention: the route it takes and that route's first-response target.
+pub type Router = std::sync::Arc<dyn Fn(&Mention) -> (String, chrono::Duration) + Send + Sync>;
+
+/// The outbox key of jobs that concern no ticket (shift hand-off digests).
+pub const DESK_JOBS: TicketId = TicketId(0);
 
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -165,8 +173,15 @@ impl Store {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             state: db.open_tree("state")?,
+            router: None,
             db,
         })
+    }
+
+    /// Stamp each new ticket with its route and first-response deadline.
+    pub fn with_router(mut self, router: Router) -> Store {
+        self.router = Some(router);
+        self
     }
 
     /// Make everything written so far durable.
@@ -235,7 +250,12 @@ impl Store {
                 meta.insert("next_ticket", &key(next + 1))?;
                 let id = TicketId(next);
                 dedupe.insert(dk.as_bytes(), &key(id.0))?;
-                let ticket = Ticket::open(id, m.clone(), now);
+                let mut ticket = Ticket::open(id, m.clone(), now);
+                if let Some(route) = &self.router {
+                    let (name, first_response) = route(m);
+                    ticket.route = name;
+                    ticket.respond_by = Some(m.created_at + first_response);
+                }
                 tickets.insert(&key(id.0), enc(&ticket))?;
                 enqueue(outbox, id, Effect::PostCards, now)?;
                 append_audit(
@@ -308,6 +328,47 @@ impl Store {
             Err(TransactionError::Abort(Abort::Rejected(r))) => Ok(Err(r)),
             Err(e) => finish(Err(e)),
         }
+    }
+
+    /// A change the desk itself decides (an SLA step, a claim released at hand-off, an
+    /// off-hours acknowledgement), judged on the ticket as stored and committed with its
+    /// effects in one transaction. `None` from `decide`: nothing to do, nothing written.
+    pub fn transition(
+        &self,
+        id: TicketId,
+        decide: impl Fn(&Ticket) -> Option<Transition>,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let trees = (&self.tickets, &self.outbox, &self.audit);
+        let result = trees.transaction(|(tickets, outbox, audit)| {
+            let Some(raw) = tickets.get(key(id.0))? else {
+                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
+            };
+            let ticket: Ticket = tx_dec(&raw)?;
+            let Some(tr) = decide(&ticket) else {
+                return Ok(None);
+            };
+            commit_transition(tickets, outbox, audit, &tr, tr.audit.at)?;
+            Ok(Some(tr.ticket))
+        });
+        finish(result)
+    }
+
+    /// Queue a job that concerns no ticket, together with a piece of desk state (e.g.
+    /// the hand-off digest and the instant it covers), in one transaction.
+    pub fn queue_desk_job(
+        &self,
+        effect: Effect,
+        state_key: &str,
+        state_value: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (&self.outbox, &self.state);
+        let result = trees.transaction(|(outbox, state)| {
+            enqueue(outbox, DESK_JOBS, effect.clone(), now)?;
+            state.insert(state_key, state_value)?;
+            Ok(())
+        });
+        finish(result)
     }
 
     /// Pending jobs in the order they were queued.

@@ -68,6 +68,9 @@ impl Markup for DiscordMarkup {
     fn quote(&self, text: &str) -> String {
         quote(text)
     }
+    fn channel_ping(&self) -> &'static str {
+        "@here"
+    }
     fn bold(&self, text: &str) -> String {
         format!("**{text}**")
     }
@@ -159,6 +162,21 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     }
     if let Some(by) = &ticket.closed_by {
         embed = embed.field("Closed by", DiscordMarkup.who(by), true);
+    }
+    if let Some(due) = ticket.respond_by.filter(|_| ticket.awaiting_answer()) {
+        // Discord renders `<t:…:R>` live ("in 12 minutes", "3 minutes ago").
+        embed = embed.field(
+            if ticket.sla.breached {
+                "🔴 Reply overdue"
+            } else {
+                "Reply due"
+            },
+            format!("<t:{}:R>", due.timestamp()),
+            true,
+        );
+    }
+    if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
+        embed = embed.field("Route", escape(&ticket.route), true);
     }
     for r in ticket.replies.iter().rev().take(5).rev() {
         let outcome = match &r.state {

@@ -367,26 +367,69 @@ impl Discord {
                 return Ok(());
             }
         }
-        // Lines name agents without pinging them.
-        // Lines name agents without pinging them, except a page: that is its point.
-        let paged: Vec<serenity::all::UserId> = match note {
-            Note::Paged { members } => members
-                .iter()
-                .filter_map(|k| crate::chat::member_id(k, SurfaceKind::Discord))
-                .filter_map(|id| id.parse::<u64>().ok())
-                .map(serenity::all::UserId::new)
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut msg = CreateMessage::new()
-            .content(text)
-            .allowed_mentions(CreateAllowedMentions::new().users(paged));
+        // Lines name agents without pinging them, except the people a page, a warning
+        // or an escalation calls: that is its point.
+        let pinged: Vec<serenity::all::UserId> = note
+            .pings()
+            .iter()
+            .filter_map(|k| crate::chat::member_id(k, SurfaceKind::Discord))
+            .filter_map(|id| id.parse::<u64>().ok())
+            .map(serenity::all::UserId::new)
+            .collect();
+        let mut msg = CreateMessage::new().content(text).allowed_mentions(
+            CreateAllowedMentions::new()
+                .users(pinged)
+                .everyone(note.pings_channel()),
+        );
         if card.thread_id.is_none() {
             msg = msg.reference_message((
                 serenity::all::ChannelId::new(card.channel.parse().unwrap_or(1)),
                 serenity::all::MessageId::new(card.message_id.parse().unwrap_or(1)),
             ));
         }
+        let body = serde_json::to_value(msg).expect("message serializes");
+        self.call(
+            Method::POST,
+            &format!("/channels/{channel}/messages"),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl Discord {
+    async fn post_digest_inner(
+        &self,
+        digest: &crate::domain::handoff::Digest,
+        maybe_posted: bool,
+    ) -> Result<(), DeliveryError> {
+        let text: String = crate::chat::digest_text(digest, &card::DiscordMarkup)
+            .chars()
+            .take(2000)
+            .collect();
+        let channel = &self.config.channel_id;
+        if maybe_posted {
+            let recent = self
+                .call(
+                    Method::GET,
+                    &format!("/channels/{channel}/messages?limit=50"),
+                    None,
+                )
+                .await?;
+            if recent
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["content"] == text.as_str())
+            {
+                return Ok(());
+            }
+        }
+        // A summary: it names people without pinging them.
+        let msg = CreateMessage::new()
+            .content(text)
+            .allowed_mentions(CreateAllowedMentions::new());
         let body = serde_json::to_value(msg).expect("message serializes");
         self.call(
             Method::POST,
@@ -443,5 +486,14 @@ impl Surface for Discord {
         _queued_at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(self.post_note_inner(card, note, maybe_posted))
+    }
+
+    fn post_digest<'a>(
+        &'a self,
+        digest: &'a crate::domain::handoff::Digest,
+        maybe_posted: bool,
+        _queued_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.post_digest_inner(digest, maybe_posted))
     }
 }

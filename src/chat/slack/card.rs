@@ -140,6 +140,24 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
     if let Some(by) = &ticket.closed_by {
         status.push_str(&format!(" · closed by {}", SlackMarkup.who(by)));
     }
+    if let Some(due) = ticket.respond_by.filter(|_| ticket.awaiting_answer()) {
+        // A message does not tick: the card is re-rendered at the warning and the breach.
+        if ticket.sla.breached {
+            status.push_str(&format!(
+                " · :red_circle: *reply overdue* since {}",
+                slack_date(due, "{time}")
+            ));
+        } else {
+            status.push_str(&format!(
+                " · {}reply due by {}",
+                if ticket.sla.warned { ":hourglass: " } else { "" },
+                slack_date(due, "{time}")
+            ));
+        }
+    }
+    if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
+        status.push_str(&format!(" · route {}", escape(&ticket.route)));
+    }
     blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
             SlackBlockMarkDownText::new(status),
@@ -157,7 +175,11 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             SlackSectionBlock::new()
                 .with_text(md(format!(
                     "{} replied ({}):\n{}",
-                    SlackMarkup.who(&r.by),
+                    if r.auto {
+                        escape(&r.by.name)
+                    } else {
+                        SlackMarkup.who(&r.by)
+                    },
                     outcome,
                     quote(&r.text)
                 )))
@@ -358,6 +380,9 @@ impl Markup for SlackMarkup {
     }
     fn quote(&self, text: &str) -> String {
         quote(text)
+    }
+    fn channel_ping(&self) -> &'static str {
+        "<!here>"
     }
     fn bold(&self, text: &str) -> String {
         format!("*{text}*")

@@ -307,6 +307,46 @@ impl Slack {
         Ok(())
     }
 
+    async fn post_digest_inner(
+        &self,
+        digest: &crate::domain::handoff::Digest,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> Result<(), DeliveryError> {
+        let text = crate::chat::digest_text(digest, &card::SlackMarkup);
+        if maybe_posted {
+            let req = SlackApiConversationsHistoryRequest::new()
+                .with_channel(self.config.channel.clone().into())
+                .with_oldest(SlackTs::new(format!(
+                    "{}.000000",
+                    (queued_at - chrono::Duration::minutes(1)).timestamp()
+                )))
+                .with_limit(200);
+            let resp = self
+                .session()
+                .conversations_history(&req)
+                .await
+                .map_err(|e| delivery_error("conversations.history", e))?;
+            if resp
+                .messages
+                .iter()
+                .any(|m| m.content.text.as_deref() == Some(text.as_str()))
+            {
+                return Ok(());
+            }
+        }
+        let req = SlackApiChatPostMessageRequest::new(
+            self.config.channel.clone().into(),
+            SlackMessageContent::new().with_text(text),
+        )
+        .with_unfurl_links(false);
+        self.session()
+            .chat_post_message(&req)
+            .await
+            .map_err(|e| delivery_error("chat.postMessage", e))?;
+        Ok(())
+    }
+
     /// Tell one person something only they see, in the channel they acted in.
     pub(crate) async fn ephemeral(&self, channel: &str, user: &str, text: &str) {
         let req = SlackApiChatPostEphemeralRequest::new(
@@ -363,5 +403,14 @@ impl Surface for Slack {
         queued_at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(self.post_note_inner(card, note, maybe_posted, queued_at))
+    }
+
+    fn post_digest<'a>(
+        &'a self,
+        digest: &'a crate::domain::handoff::Digest,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.post_digest_inner(digest, maybe_posted, queued_at))
     }
 }

@@ -1,0 +1,250 @@
+//! Routes: which promise a mention gets. A route matches mentions by platform, language
+//! and keywords, and carries its SLA policy, whether new tickets page the on-call agents,
+//! which rotations serve it, and an optional off-hours acknowledgement. The first
+//! matching route wins; anything else takes the default route.
+
+use super::oncall::Schedule;
+use super::sla::SlaPolicy;
+use super::{Mention, Platform, Ticket};
+use chrono::Duration;
+
+/// The name of the route every unmatched mention takes.
+pub const DEFAULT_ROUTE: &str = "default";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: String,
+    /// Empty: any platform.
+    pub platforms: Vec<Platform>,
+    /// Language codes as the platform reports them (`de`, `pt`); empty: any.
+    pub languages: Vec<String>,
+    /// Any of these words in the text (case-insensitive); empty: any text.
+    pub keywords: Vec<String>,
+    pub sla: SlaPolicy,
+    /// Mention the on-call agents in a new ticket's thread.
+    pub page: bool,
+    /// The rotations that serve this route (by name); empty: all of them.
+    pub rotations: Vec<String>,
+    /// Answer the customer publicly when nobody is on shift (`{author}`, `{brand}`,
+    /// `{expected}`); `None`: stay silent.
+    pub off_hours_ack: Option<String>,
+}
+
+impl Route {
+    pub fn default_route(sla: SlaPolicy, page: bool) -> Route {
+        Route {
+            name: DEFAULT_ROUTE.into(),
+            platforms: Vec::new(),
+            languages: Vec::new(),
+            keywords: Vec::new(),
+            sla,
+            page,
+            rotations: Vec::new(),
+            off_hours_ack: None,
+        }
+    }
+
+    pub fn matches(&self, m: &Mention) -> bool {
+        let platform = self.platforms.is_empty() || self.platforms.contains(&m.platform);
+        let language = self.languages.is_empty()
+            || m.language.as_deref().is_some_and(|l| {
+                self.languages
+                    .iter()
+                    .any(|want| l.eq_ignore_ascii_case(want) || primary_tag(l) == want.as_str())
+            });
+        let text = m.text.to_lowercase();
+        let keyword =
+            self.keywords.is_empty() || self.keywords.iter().any(|k| text.contains(k.as_str()));
+        platform && language && keyword
+    }
+
+    /// The schedule as this route sees it: only its rotations, every override.
+    pub fn schedule(&self, all: &Schedule) -> Schedule {
+        if self.rotations.is_empty() {
+            return all.clone();
+        }
+        Schedule {
+            rotations: all
+                .rotations
+                .iter()
+                .filter(|r| self.rotations.contains(&r.name))
+                .cloned()
+                .collect(),
+            overrides: all.overrides.clone(),
+        }
+    }
+}
+
+fn primary_tag(language: &str) -> String {
+    language
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routes {
+    pub routes: Vec<Route>,
+    pub default: Route,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            routes: Vec::new(),
+            default: Route::default_route(SlaPolicy::default(), true),
+        }
+    }
+}
+
+impl Routes {
+    pub fn route_for(&self, m: &Mention) -> &Route {
+        self.routes
+            .iter()
+            .find(|r| r.matches(m))
+            .unwrap_or(&self.default)
+    }
+
+    /// A ticket's route by the name stamped on it; a route since removed from the
+    /// configuration falls back to the default.
+    pub fn of(&self, ticket: &Ticket) -> &Route {
+        self.routes
+            .iter()
+            .find(|r| r.name == ticket.route)
+            .unwrap_or(&self.default)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().chain(std::iter::once(&self.default))
+    }
+}
+
+/// The off-hours acknowledgement for a ticket: the route's text with `{author}`,
+/// `{brand}` and `{expected}` ("within about 3 hours") filled in.
+pub fn off_hours_text(template: &str, ticket: &Ticket, brand: &str, wait: Duration) -> String {
+    template
+        .replace("{author}", &format!("@{}", ticket.mention.author.handle))
+        .replace("{brand}", brand)
+        .replace("{expected}", &expected_wait(wait))
+}
+
+/// A wait as a customer reads it, rounded up: "within about 40 minutes", "within about
+/// 6 hours".
+pub fn expected_wait(wait: Duration) -> String {
+    let minutes = wait.num_minutes().max(1);
+    if minutes < 60 {
+        let m = (minutes + 9) / 10 * 10;
+        format!("within about {m} minutes")
+    } else {
+        let h = (minutes + 59) / 60;
+        format!(
+            "within about {h} hour{}",
+            if h == 1 { "" } else { "s" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Author, Mention, TicketId, Visibility};
+    use chrono::{TimeZone, Utc};
+
+    fn mention(platform: Platform, lang: Option<&str>, text: &str) -> Mention {
+        Mention {
+            platform,
+            network: None,
+            account: "brand".into(),
+            remote_id: "1".into(),
+            url: "https://m.example/1".into(),
+            author: Author {
+                handle: "kim".into(),
+                name: "Kim".into(),
+                profile_url: String::new(),
+                id: None,
+            },
+            text: text.into(),
+            language: lang.map(str::to_string),
+            created_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+        }
+    }
+
+    fn route(name: &str) -> Route {
+        Route {
+            name: name.into(),
+            ..Route::default_route(SlaPolicy::default(), true)
+        }
+    }
+
+    #[test]
+    fn the_first_matching_route_wins_and_the_rest_take_the_default() {
+        let routes = Routes {
+            routes: vec![
+                Route {
+                    keywords: vec!["outage".into()],
+                    ..route("incidents")
+                },
+                Route {
+                    languages: vec!["de".into()],
+                    ..route("dach")
+                },
+                Route {
+                    platforms: vec![Platform::X],
+                    ..route("x")
+                },
+            ],
+            default: Route::default_route(SlaPolicy::default(), true),
+        };
+        let pick = |m: &Mention| routes.route_for(m).name.clone();
+        assert_eq!(
+            pick(&mention(Platform::X, Some("de"), "Total OUTAGE here")),
+            "incidents"
+        );
+        assert_eq!(pick(&mention(Platform::X, Some("de-AT"), "Hallo")), "dach");
+        assert_eq!(pick(&mention(Platform::X, Some("en"), "hi")), "x");
+        assert_eq!(pick(&mention(Platform::Mastodon, None, "hi")), "default");
+    }
+
+    #[test]
+    fn a_ticket_keeps_its_route_by_name_and_a_removed_route_falls_back() {
+        let routes = Routes {
+            routes: vec![route("vip")],
+            ..Routes::default()
+        };
+        let mut t = crate::domain::Ticket::open(
+            TicketId(1),
+            mention(Platform::Mastodon, None, "hi"),
+            Utc::now(),
+        );
+        t.route = "vip".into();
+        assert_eq!(routes.of(&t).name, "vip");
+        t.route = "gone".into();
+        assert_eq!(routes.of(&t).name, DEFAULT_ROUTE);
+    }
+
+    #[test]
+    fn the_acknowledgement_promises_a_rounded_up_wait() {
+        let t = crate::domain::Ticket::open(
+            TicketId(1),
+            mention(Platform::Mastodon, None, "hi"),
+            Utc::now(),
+        );
+        let text = off_hours_text(
+            "Thanks {author}! {brand} is offline; we'll answer {expected}.",
+            &t,
+            "BrandCo",
+            Duration::minutes(5 * 60 + 1),
+        );
+        assert_eq!(
+            text,
+            "Thanks @kim! BrandCo is offline; we'll answer within about 6 hours."
+        );
+        assert_eq!(expected_wait(Duration::minutes(31)), "within about 40 minutes");
+        assert_eq!(expected_wait(Duration::minutes(60)), "within about 1 hour");
+        assert_eq!(expected_wait(Duration::seconds(10)), "within about 10 minutes");
+    }
+}

@@ -1,0 +1,227 @@
+//! The scheduler: runs the SLA clocks of open tickets (warnings, breaches, escalations,
+//! idle-claim reminders and releases), acknowledges mentions that arrive while nobody is
+//! on shift, and posts the hand-off digest when the people on call change. Every step is
+//! committed to the store (with its outbox jobs) before anything is sent, and what was
+//! done is recorded on the ticket or in desk state, so a restart neither repeats nor
+//! skips a step. It sleeps until the next step is due, never more than 30 s.
+
+use crate::domain::handoff;
+use crate::domain::sla::{
+    acknowledge_off_hours, apply_steps, due_steps, first_response_due, next_check,
+    release_at_handoff, OnDuty,
+};
+use crate::domain::{AgentRef, Effect, SurfaceKind, Ticket};
+use crate::runtime::desk::DeskService;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Desk state: the last shift hand-off a digest was queued for.
+const LAST_HANDOFF: &str = "handoff:last";
+/// Off-hours acknowledgements go only to mentions this fresh (not to a backlog found
+/// after the feature is switched on or after a long outage).
+const ACK_WITHIN: chrono::Duration = chrono::Duration::hours(1);
+
+pub struct Scheduler {
+    pub store: Store,
+    pub desk: Arc<DeskService>,
+    pub wake_outbox: Arc<Notify>,
+    pub brand: String,
+    pub handoff_digest: bool,
+    pub release_claims_at_handoff: bool,
+    /// The surface whose name the desk's own replies are recorded under.
+    pub surface: SurfaceKind,
+}
+
+impl Scheduler {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        // A test drives the clock by hand: look at it often instead of trusting sleeps.
+        let longest = if crate::clock::is_manual() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(30)
+        };
+        loop {
+            let now = crate::clock::now();
+            let next = match self.tick(now).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler round failed; retrying shortly");
+                    None
+                }
+            };
+            let wait = next
+                .map(|t| (t - now).to_std().unwrap_or_default())
+                .unwrap_or(longest)
+                .min(longest);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// One round at `now`; returns when the next step is due, if any is pending.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut changed = false;
+        let mut earliest = |t: Option<DateTime<Utc>>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+            }
+        };
+        for ticket in self.store.open_tickets()? {
+            let route = self.desk.routes().of(&ticket).clone();
+            if let Some(template) = &route.off_hours_ack {
+                changed |= self.maybe_acknowledge(&ticket, template, now)?;
+            }
+            let mut current = ticket;
+            if !due_steps(&current, &current.sla, &route.sla, now).is_empty() {
+                let on_duty = self.desk.on_duty(&current, now);
+                if let Some(after) = self.store.transition(current.id, |t| {
+                    apply_steps(t, &due_steps(t, &t.sla, &route.sla, now), &on_duty, now)
+                })? {
+                    tracing::info!(ticket = %after.id, route = %route.name, "SLA step taken");
+                    current = after;
+                    changed = true;
+                }
+            }
+            earliest(next_check(&current, &current.sla, &route.sla, now));
+        }
+        if self.handoff_digest {
+            let (queued, next_edge) = self.handoff(now)?;
+            changed |= queued;
+            earliest(next_edge);
+        }
+        if changed {
+            self.store.flush().await?;
+            self.wake_outbox.notify_one();
+        }
+        Ok(next)
+    }
+
+    /// Tell the customer when to expect an answer, if nobody on the ticket's route was
+    /// on shift when it arrived. Once per conversation (recorded on the ticket).
+    fn maybe_acknowledge(
+        &self,
+        ticket: &Ticket,
+        template: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if ticket.off_hours_acked
+            || !ticket.replies.is_empty()
+            || now - ticket.opened_at > ACK_WITHIN
+        {
+            return Ok(false);
+        }
+        let route = self.desk.routes().of(ticket);
+        let schedule = route.schedule(&self.desk.schedule());
+        if schedule.rotations.is_empty() || !schedule.on_call(ticket.opened_at).primary.is_empty()
+        {
+            return Ok(false);
+        }
+        let Some(rules) = self.desk.text_rules(ticket.mention.platform) else {
+            return Ok(false);
+        };
+        let wait = schedule
+            .next_change(now)
+            .map(|t| t - now)
+            .unwrap_or(route.sla.first_response);
+        let text = crate::domain::routes::off_hours_text(template, ticket, &self.brand, wait);
+        let full = crate::domain::compose_reply(&ticket.mention, &text);
+        if rules.count(&full) > rules.max_chars || !rules.fits(&full) {
+            tracing::warn!(ticket = %ticket.id, route = %route.name, "the off-hours acknowledgement is too long for the platform; not sent");
+            return Ok(false);
+        }
+        let by = AgentRef {
+            surface: self.surface,
+            user_id: String::new(),
+            name: "mentionbridge (off-hours)".into(),
+            roles: Vec::new(),
+        };
+        let done = self
+            .store
+            .transition(ticket.id, |t| {
+                acknowledge_off_hours(t, &text, by.clone(), now)
+            })?
+            .is_some();
+        if done {
+            tracing::info!(ticket = %ticket.id, route = %route.name, "off-hours acknowledgement queued");
+        }
+        Ok(done)
+    }
+
+    /// Queue the digest for the latest change of the people on call since the last one
+    /// handled (one digest, however many changes a downtime skipped). Returns whether
+    /// one was queued and when the next change is.
+    fn handoff(&self, now: DateTime<Utc>) -> Result<(bool, Option<DateTime<Utc>>), StoreError> {
+        let schedule = self.desk.schedule();
+        if schedule.rotations.is_empty() && schedule.overrides.is_empty() {
+            return Ok((false, None));
+        }
+        let last = self
+            .store
+            .state(LAST_HANDOFF)?
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let Some(last) = last else {
+            // First start: nothing to hand over yet.
+            self.store
+                .set_state(LAST_HANDOFF, now.to_rfc3339().as_bytes())?;
+            return Ok((false, schedule.next_change(now)));
+        };
+        let (mut since, mut edge) = (last, None);
+        let mut cursor = last;
+        for _ in 0..1000 {
+            match schedule.next_change(cursor) {
+                Some(e) if e <= now => {
+                    if let Some(previous) = edge {
+                        since = previous;
+                    }
+                    edge = Some(e);
+                    cursor = e;
+                }
+                _ => break,
+            }
+        }
+        let Some(at) = edge else {
+            return Ok((false, schedule.next_change(now)));
+        };
+        let before = schedule.on_call(at - chrono::Duration::seconds(1));
+        let after = schedule.on_call(at);
+        let routes = self.desk.routes();
+        let tickets = self.store.all_tickets()?;
+        let mut digest = handoff::digest(&tickets, &before, &after, since, at, |t| {
+            first_response_due(t, &routes.of(t).sla)
+        });
+        if self.release_claims_at_handoff {
+            let incoming = OnDuty {
+                primary: after.primary.clone(),
+                secondary: after.secondary.clone(),
+            };
+            for (id, _) in &digest.held_by_outgoing {
+                if self
+                    .store
+                    .transition(*id, |t| release_at_handoff(t, &incoming, now))?
+                    .is_some()
+                {
+                    digest.released.push(*id);
+                }
+            }
+        }
+        tracing::info!(at = %at, open = digest.open, breaching = digest.breaching.len(), "shift hand-off digest queued");
+        self.store.queue_desk_job(
+            Effect::Digest(digest),
+            LAST_HANDOFF,
+            at.to_rfc3339().as_bytes(),
+            now,
+        )?;
+        Ok((true, schedule.next_change(now)))
+    }
+}
