@@ -182,7 +182,6 @@ struct RawRoute {
     sla: RawPolicy,
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSlack {
@@ -363,8 +362,6 @@ pub struct Config {
     /// An `[http]` section was given: serve `/healthz` and `/metrics` even when no
     /// surface or webhook needs the server.
     pub http_configured: bool,
-    /// The default first-response target (default 60 minutes).
-    pub first_response_target: Duration,
     /// Routes (`[[route]]`) and the default route (`[sla]`, `[oncall]`).
     pub routes: crate::domain::routes::Routes,
     pub handoff_digest: bool,
@@ -933,7 +930,9 @@ impl Validator<'_> {
                 self.problem_at(
                     line("warn_at"),
                     format!("{key}.warn_at"),
-                    format!("expected a share of the target between 0 and 1 (e.g. 0.75), found {w}"),
+                    format!(
+                        "expected a share of the target between 0 and 1 (e.g. 0.75), found {w}"
+                    ),
                 );
             } else {
                 p.warn_at = w;
@@ -965,7 +964,12 @@ impl Validator<'_> {
         p
     }
 
-    fn off_hours_ack(&mut self, text: &Option<String>, line: Option<usize>, key: String) -> Option<String> {
+    fn off_hours_ack(
+        &mut self,
+        text: &Option<String>,
+        line: Option<usize>,
+        key: String,
+    ) -> Option<String> {
         let text = text.as_ref()?;
         let unknown: Vec<&str> = text
             .match_indices('{')
@@ -991,8 +995,11 @@ impl Validator<'_> {
         let base = self.policy(&raw.sla, &SlaPolicy::default(), &sla_line, "sla");
         let ack_line = locate_key(text, "oncall", "off_hours_ack");
         let mut default = Route::default_route(base.clone(), raw.oncall.page_new_tickets);
-        default.off_hours_ack =
-            self.off_hours_ack(&raw.oncall.off_hours_ack, ack_line, "oncall.off_hours_ack".into());
+        default.off_hours_ack = self.off_hours_ack(
+            &raw.oncall.off_hours_ack,
+            ack_line,
+            "oncall.off_hours_ack".into(),
+        );
         let headers: Vec<usize> = text
             .lines()
             .enumerate()
@@ -1017,11 +1024,15 @@ impl Validator<'_> {
                 })
             };
             let key = format!("route[{i}]");
-            if r.name.trim().is_empty() || r.name == DEFAULT_ROUTE || !names.insert(r.name.clone()) {
+            if r.name.trim().is_empty() || r.name == DEFAULT_ROUTE || !names.insert(r.name.clone())
+            {
                 self.problem_at(
                     line_of("name"),
                     format!("{key}.name"),
-                    format!("expected a unique route name other than \"default\", found {:?}", r.name),
+                    format!(
+                        "expected a unique route name other than \"default\", found {:?}",
+                        r.name
+                    ),
                 );
             }
             let mut platforms = Vec::new();
@@ -1048,8 +1059,11 @@ impl Validator<'_> {
                 }
             }
             let sla = self.policy(&r.sla, &base, &line_of, &format!("{key}.sla"));
-            let off_hours_ack =
-                self.off_hours_ack(&r.off_hours_ack, line_of("off_hours_ack"), format!("{key}.off_hours_ack"));
+            let off_hours_ack = self.off_hours_ack(
+                &r.off_hours_ack,
+                line_of("off_hours_ack"),
+                format!("{key}.off_hours_ack"),
+            );
             routes.push(Route {
                 name: r.name.clone(),
                 platforms,
@@ -1245,12 +1259,6 @@ impl Validator<'_> {
             http_listen,
             http_configured: raw.http.is_some(),
             brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
-            first_response_target: routes
-                .default
-                .sla
-                .first_response
-                .to_std()
-                .unwrap_or(Duration::from_secs(3600)),
             routes,
             oncall,
             page_new_tickets: raw.oncall.page_new_tickets,

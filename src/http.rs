@@ -30,8 +30,7 @@ pub struct Ingest {
 /// What `/metrics` reads.
 #[derive(Clone)]
 pub struct Metrics {
-    pub store: Store,
-    pub first_response_target: std::time::Duration,
+    pub desk: std::sync::Arc<crate::runtime::desk::DeskService>,
 }
 
 /// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
@@ -81,19 +80,15 @@ pub fn router(
 }
 
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
-    match metrics.store.all_tickets() {
-        Ok(tickets) => {
-            let sla = chrono::Duration::from_std(metrics.first_response_target)
-                .unwrap_or_else(|_| chrono::Duration::hours(1));
-            (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )],
-                crate::stats::prometheus(&tickets, crate::clock::now(), sla),
-            )
-                .into_response()
-        }
+    match metrics.desk.store().all_tickets() {
+        Ok(tickets) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::stats::prometheus_with(&tickets, crate::clock::now(), &metrics.desk.targets()),
+        )
+            .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

@@ -30,6 +30,11 @@
 //!   50% (90%) of the tickets took no longer.
 //! - **Per agent**: the agent who sent the first published reply, keyed `surface:user_id`
 //!   (e.g. `slack:U024BE7LH`); their group holds the tickets they answered first.
+//! - **Per route**: the route stamped on the ticket when it arrived, each judged against
+//!   its own route's first-response target.
+//! - **Per shift**: the rotation(s) whose primary shift was on when the ticket was opened
+//!   (`emea`, `americas+apac` during an overlap, `off shift` when nobody was).
+//! - The desk's own off-hours acknowledgement is not a response.
 
 use crate::domain::{AgentRef, AuditEntry, Platform, ReplyState, Stage, Ticket};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -192,6 +197,28 @@ pub struct Summary {
     pub by_platform: Vec<Group>,
     /// Agents who answered first, busiest first.
     pub by_agent: Vec<Group>,
+    pub by_route: Vec<Group>,
+    pub by_shift: Vec<Group>,
+}
+
+/// How each ticket is judged: its route's first-response target, and the shift it
+/// arrived in.
+pub struct Targets<'a> {
+    /// The default route's target (what the text calls "the target").
+    pub default_sla: Duration,
+    pub sla_of: Box<dyn Fn(&Ticket) -> Duration + 'a>,
+    pub shift_of: Box<dyn Fn(&Ticket) -> Option<String> + 'a>,
+}
+
+impl Targets<'_> {
+    /// One target for every ticket, no shifts.
+    pub fn flat(sla: Duration) -> Targets<'static> {
+        Targets {
+            default_sla: sla,
+            sla_of: Box::new(move |_| sla),
+            shift_of: Box::new(|_| None),
+        }
+    }
 }
 
 /// The earliest published reply: how long the customer waited for it, and who sent it.
@@ -333,10 +360,17 @@ fn breakdown<'a>(
 /// The numbers of the tickets opened in `window`, judged against a first-response
 /// target of `sla` as of the window's end.
 pub fn summarize(tickets: &[Ticket], window: &Window, sla: Duration) -> Summary {
+    summarize_with(tickets, window, &Targets::flat(sla))
+}
+
+/// The numbers of the tickets opened in `window`, each judged against its route's
+/// target as of the window's end, broken down by platform, agent, route and shift.
+pub fn summarize_with(tickets: &[Ticket], window: &Window, targets: &Targets) -> Summary {
+    let sla = targets.default_sla;
     let facts: Vec<Facts> = tickets
         .iter()
         .filter(|t| window.contains(t.opened_at))
-        .map(|t| Facts::of(t, window.to, sla))
+        .map(|t| Facts::of(t, window.to, (targets.sla_of)(t)))
         .collect();
     let mut overall = Tally::default();
     for f in &facts {
@@ -350,12 +384,29 @@ pub fn summarize(tickets: &[Ticket], window: &Window, sla: Duration) -> Summary 
         f.first_response
             .map(|(_, agent)| (agent_key(agent), agent_label(agent)))
     });
+    let by_route = breakdown(&facts, |f| {
+        let r = route_key(f.ticket);
+        Some((r.clone(), r))
+    });
+    let by_shift = breakdown(&facts, |f| {
+        (targets.shift_of)(f.ticket).map(|s| (s.clone(), s))
+    });
     Summary {
         window: window.clone(),
         sla,
         overall: overall.finish(),
         by_platform,
         by_agent,
+        by_route,
+        by_shift,
+    }
+}
+
+fn route_key(t: &Ticket) -> String {
+    if t.route.is_empty() {
+        crate::domain::routes::DEFAULT_ROUTE.to_string()
+    } else {
+        t.route.clone()
     }
 }
 
@@ -481,9 +532,14 @@ pub fn render_text(summary: &Summary) -> String {
     let sections = [
         ("By platform", &summary.by_platform, "opened"),
         ("By agent (first reply)", &summary.by_agent, "answered"),
+        ("By route", &summary.by_route, "opened"),
+        ("By shift", &summary.by_shift, "opened"),
     ];
     for (title, groups, counted) in sections {
-        if groups.is_empty() {
+        // One default route is no breakdown.
+        let only_default =
+            groups.len() == 1 && groups[0].key == crate::domain::routes::DEFAULT_ROUTE;
+        if groups.is_empty() || only_default {
             continue;
         }
         let _ = writeln!(out, "{title}:");
@@ -545,7 +601,15 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std
 /// Every stage and platform is always present (zeros included) so series never vanish.
 /// `sla_breaches_total` can only fall if a breached ticket is later ignored as spam.
 pub fn prometheus(tickets: &[Ticket], now: DateTime<Utc>, sla: Duration) -> String {
-    let facts: Vec<Facts> = tickets.iter().map(|t| Facts::of(t, now, sla)).collect();
+    prometheus_with(tickets, now, &Targets::flat(sla))
+}
+
+/// The Prometheus text exposition, each ticket judged against its route's target.
+pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets) -> String {
+    let facts: Vec<Facts> = tickets
+        .iter()
+        .map(|t| Facts::of(t, now, (targets.sla_of)(t)))
+        .collect();
     let mut out = String::new();
 
     family(
@@ -619,6 +683,41 @@ pub fn prometheus(tickets: &[Ticket], now: DateTime<Utc>, sla: Duration) -> Stri
         .filter(|f| f.verdict == Verdict::Breached)
         .count();
     sample(&mut out, "mentionbridge_sla_breaches_total", &[], breaches);
+
+    let mut per_route: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for f in &facts {
+        let entry = per_route.entry(route_key(f.ticket)).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(f.verdict == Verdict::Breached);
+    }
+    family(
+        &mut out,
+        "mentionbridge_route_tickets_opened_total",
+        "counter",
+        "Tickets opened since the store began, by route.",
+    );
+    for (route, (opened, _)) in &per_route {
+        sample(
+            &mut out,
+            "mentionbridge_route_tickets_opened_total",
+            &[("route", route)],
+            opened,
+        );
+    }
+    family(
+        &mut out,
+        "mentionbridge_route_sla_breaches_total",
+        "counter",
+        "First-response breaches by route, each against its route's target.",
+    );
+    for (route, (_, breached)) in &per_route {
+        sample(
+            &mut out,
+            "mentionbridge_route_sla_breaches_total",
+            &[("route", route)],
+            breached,
+        );
+    }
 
     family(
         &mut out,
@@ -986,6 +1085,54 @@ mod tests {
             reply(t11, bo(), mins(30), published(), false),
             reply(t12, ana(), mins(1), published(), false),
         ]
+    }
+
+    #[test]
+    fn each_route_is_judged_by_its_own_target_and_each_shift_counts_its_arrivals() {
+        // X mentions take the "vip" route (30 min); the rest the default (60 min).
+        // Tickets opened before noon arrived on the "emea" shift, the rest on "americas".
+        let tickets: Vec<Ticket> = week()
+            .into_iter()
+            .map(|mut t| {
+                if t.mention.platform == Platform::X {
+                    t.route = "vip".into();
+                }
+                t
+            })
+            .collect();
+        let targets = Targets {
+            default_sla: mins(60),
+            sla_of: Box::new(|t| if t.route == "vip" { mins(30) } else { mins(60) }),
+            shift_of: Box::new(|t| {
+                Some(if t.opened_at.format("%H").to_string() < "12".to_string() {
+                    "emea".into()
+                } else {
+                    "americas".into()
+                })
+            }),
+        };
+        let s = summarize_with(&tickets, &Window::parse("7d", now()).unwrap(), &targets);
+        let figures = |groups: &[Group], key: &str| {
+            let f = &groups.iter().find(|g| g.key == key).unwrap().figures;
+            (f.tickets, f.within_sla, f.sla_due)
+        };
+        // By hand (see `week`): vip = #5 (+45 min, late for 30) and #6 (unanswered).
+        assert_eq!(figures(&s.by_route, "vip"), (2, 0, 2));
+        // default: #1 #2 #4 #11 met; #3 #7 #10 breached; #8 pending; #9 ignored.
+        assert_eq!(figures(&s.by_route, "default"), (9, 4, 7));
+        // americas: #6 (12:00) and #10 (14:10), both breached.
+        assert_eq!(figures(&s.by_shift, "americas"), (2, 0, 2));
+        // emea: the other nine; #5 now breaches its 30 min target.
+        assert_eq!(figures(&s.by_shift, "emea"), (9, 4, 7));
+        // Overall: 4 of 9 due within their own route's target.
+        assert_eq!((s.overall.within_sla, s.overall.sla_due), (4, 9));
+        let text = render_text(&s);
+        assert!(text.contains("By route:\n• default: 9 opened"), "{text}");
+        assert!(text.contains("• emea: 9 opened"), "{text}");
+
+        let metrics = prometheus_with(&tickets, now(), &targets);
+        assert!(metrics.contains("mentionbridge_route_tickets_opened_total{route=\"vip\"} 2"));
+        assert!(metrics.contains("mentionbridge_route_sla_breaches_total{route=\"vip\"} 2"));
     }
 
     fn week_summary() -> Summary {

@@ -485,7 +485,9 @@ pub enum Effect {
     PostCards,
     UpdateCards,
     ThreadNote(Note),
-    PublishReply { seq: u32 },
+    PublishReply {
+        seq: u32,
+    },
     /// A shift hand-off summary for the channel (not about one ticket).
     Digest(super::handoff::Digest),
 }

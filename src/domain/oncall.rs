@@ -347,6 +347,22 @@ impl Schedule {
         edges.into_iter().collect()
     }
 
+    /// The shift a moment belongs to, for the numbers: the primary rotations on at `at`
+    /// joined by `+` (`emea`, `americas+apac` in an overlap), or `off shift`.
+    pub fn shift_label(&self, at: DateTime<Utc>) -> String {
+        let on: Vec<&str> = self
+            .rotations
+            .iter()
+            .filter(|r| r.layer == Layer::Primary && r.shift_at(at).is_some())
+            .map(|r| r.name.as_str())
+            .collect();
+        if on.is_empty() {
+            "off shift".into()
+        } else {
+            on.join("+")
+        }
+    }
+
     /// Start and end (UTC) of the named rotation's shift running at `at`, for "answered
     /// this shift" counts; `None` between shifts or for an unknown rotation.
     pub fn shift_window(

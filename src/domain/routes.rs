@@ -138,10 +138,7 @@ pub fn expected_wait(wait: Duration) -> String {
         format!("within about {m} minutes")
     } else {
         let h = (minutes + 59) / 60;
-        format!(
-            "within about {h} hour{}",
-            if h == 1 { "" } else { "s" }
-        )
+        format!("within about {h} hour{}", if h == 1 { "" } else { "s" })
     }
 }
 
@@ -243,8 +240,14 @@ mod tests {
             text,
             "Thanks @kim! BrandCo is offline; we'll answer within about 6 hours."
         );
-        assert_eq!(expected_wait(Duration::minutes(31)), "within about 40 minutes");
+        assert_eq!(
+            expected_wait(Duration::minutes(31)),
+            "within about 40 minutes"
+        );
         assert_eq!(expected_wait(Duration::minutes(60)), "within about 1 hour");
-        assert_eq!(expected_wait(Duration::seconds(10)), "within about 10 minutes");
+        assert_eq!(
+            expected_wait(Duration::seconds(10)),
+            "within about 10 minutes"
+        );
     }
 }

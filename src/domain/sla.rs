@@ -252,7 +252,9 @@ pub fn apply_steps(
                 });
                 let level = next.sla.escalated + 1;
                 escalate(&mut next, &mut notes, level);
-                what.push(format!("first-response target breached; escalated to level {level}"));
+                what.push(format!(
+                    "first-response target breached; escalated to level {level}"
+                ));
             }
             SlaStep::Escalate { level } => {
                 if level > next.sla.escalated {
@@ -276,7 +278,10 @@ pub fn apply_steps(
                     card_changes = true;
                     notes.push(released(
                         &claim.agent,
-                        format!("no answer {} min after claiming", (now - claim.since).num_minutes()),
+                        format!(
+                            "no answer {} min after claiming",
+                            (now - claim.since).num_minutes()
+                        ),
                         on_duty,
                     ));
                     what.push("idle claim released".to_string());
@@ -345,11 +350,7 @@ pub fn release_at_handoff(
         ticket: next,
         effects: vec![
             Effect::UpdateCards,
-            Effect::ThreadNote(released(
-                &claim.agent,
-                "their shift ended".into(),
-                incoming,
-            )),
+            Effect::ThreadNote(released(&claim.agent, "their shift ended".into(), incoming)),
         ],
     })
 }

@@ -39,8 +39,6 @@ impl From<StoreError> for ActError {
 
 pub struct DeskService {
     store: Store,
-    /// The first-response target the numbers are measured against.
-    sla: std::time::Duration,
     canned: Vec<CannedReply>,
     brand: String,
     desk: RwLock<Desk>,
@@ -68,7 +66,6 @@ impl DeskService {
     pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
         DeskService {
             store,
-            sla: std::time::Duration::from_secs(3600),
             canned: Vec::new(),
             brand: String::new(),
             oncall: Schedule::default(),
@@ -82,11 +79,6 @@ impl DeskService {
 
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    pub fn with_sla(mut self, first_response: std::time::Duration) -> Self {
-        self.sla = first_response;
-        self
     }
 
     pub fn with_oncall(mut self, schedule: Schedule, routes: Routes) -> Self {
@@ -108,7 +100,11 @@ impl DeskService {
 
     /// Who is on call for a ticket's route at `now`.
     pub fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnDuty {
-        let on = self.routes.of(ticket).schedule(&self.schedule()).on_call(now);
+        let on = self
+            .routes
+            .of(ticket)
+            .schedule(&self.schedule())
+            .on_call(now);
         OnDuty {
             primary: on.primary,
             secondary: on.secondary,
@@ -269,11 +265,21 @@ impl DeskService {
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
         let tickets = self.store.all_tickets()?;
-        let sla =
-            chrono::Duration::from_std(self.sla).unwrap_or_else(|_| chrono::Duration::hours(1));
-        Ok(crate::stats::render_text(&crate::stats::summarize(
-            &tickets, &window, sla,
+        Ok(crate::stats::render_text(&crate::stats::summarize_with(
+            &tickets,
+            &window,
+            &self.targets(),
         )))
+    }
+
+    /// How the numbers judge each ticket: its route's target, the shift it arrived in.
+    pub fn targets(&self) -> crate::stats::Targets<'_> {
+        let has_shifts = !self.oncall.rotations.is_empty();
+        crate::stats::Targets {
+            default_sla: self.routes.default.sla.first_response,
+            sla_of: Box::new(|t| self.routes.of(t).sla.first_response),
+            shift_of: Box::new(move |t| has_shifts.then(|| self.oncall.shift_label(t.opened_at))),
+        }
     }
 
     fn desk(&self) -> Desk {

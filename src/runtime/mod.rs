@@ -68,7 +68,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let desk = Arc::new(
         DeskService::new(store.clone(), roster, wake.clone())
-            .with_sla(config.first_response_target)
             .with_canned(config.canned.clone(), config.brand.clone())
             .with_oncall(config.oncall.clone(), config.routes.clone()),
     );
@@ -176,10 +175,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 source,
             })?;
         tracing::info!(addr = %config.http_listen, "HTTP server listening (chat interactions and/or the mentions webhook)");
-        let metrics = crate::http::Metrics {
-            store: store.clone(),
-            first_response_target: config.first_response_target,
-        };
+        let metrics = crate::http::Metrics { desk: desk.clone() };
         let app = crate::http::router(slack_http, discord_http, ingest, metrics);
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {

@@ -316,7 +316,12 @@ impl OutboxSender {
                         Err(DeliveryError::Permanent { reason }) => {
                             tracing::error!(ticket = %ticket.id, surface = ?card.surface, %reason, "card is gone; reported on the other surfaces");
                             self.store
-                                .report_lost_card(ticket.id, card.surface, &reason, crate::clock::now())
+                                .report_lost_card(
+                                    ticket.id,
+                                    card.surface,
+                                    &reason,
+                                    crate::clock::now(),
+                                )
                                 .map_err(store_err)?;
                         }
                         Err(e) => retry = Some(e),

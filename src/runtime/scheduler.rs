@@ -121,8 +121,7 @@ impl Scheduler {
         }
         let route = self.desk.routes().of(ticket);
         let schedule = route.schedule(&self.desk.schedule());
-        if schedule.rotations.is_empty() || !schedule.on_call(ticket.opened_at).primary.is_empty()
-        {
+        if schedule.rotations.is_empty() || !schedule.on_call(ticket.opened_at).primary.is_empty() {
             return Ok(false);
         }
         let Some(rules) = self.desk.text_rules(ticket.mention.platform) else {

@@ -84,7 +84,12 @@ async fn poll_once(
     let cursor = store.cursor(key).map_err(store_err)?;
     let batch = source.poll(cursor.as_deref()).await?;
     let created = store
-        .ingest(key, &batch.mentions, batch.cursor.as_deref(), crate::clock::now())
+        .ingest(
+            key,
+            &batch.mentions,
+            batch.cursor.as_deref(),
+            crate::clock::now(),
+        )
         .map_err(store_err)?;
     // Durable before anything is acknowledged or acted on.
     store.flush().await.map_err(store_err)?;

@@ -150,7 +150,11 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
         } else {
             status.push_str(&format!(
                 " · {}reply due by {}",
-                if ticket.sla.warned { ":hourglass: " } else { "" },
+                if ticket.sla.warned {
+                    ":hourglass: "
+                } else {
+                    ""
+                },
                 slack_date(due, "{time}")
             ));
         }
