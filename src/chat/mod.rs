@@ -359,8 +359,8 @@ pub fn digest_text(d: &crate::domain::handoff::Digest, m: &dyn Markup) -> String
         list(&d.incoming)
     );
     out.push_str(&format!(
-        "• Open: {} · Answered this shift: {}\n",
-        d.open, d.answered
+        "• Waiting for an answer: {} · Answered, not resolved: {} · Answered this shift: {}\n",
+        d.waiting, d.answered_open, d.answered
     ));
     out.push_str(&format!(
         "• Breaching: {}\n",

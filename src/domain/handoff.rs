@@ -17,10 +17,14 @@ pub struct Digest {
     /// Primary on call after and before the hand-off (member keys).
     pub incoming: Vec<String>,
     pub outgoing: Vec<String>,
-    pub open: usize,
+    /// Open tickets still waiting for an agent (unanswered, or the customer wrote again).
+    pub waiting: usize,
+    /// Open tickets answered and not resolved yet.
+    pub answered_open: usize,
     /// Open, unanswered, and past the first-response target.
     pub breaching: Vec<TicketId>,
-    /// Open tickets held by someone going off call, with the holder's member key.
+    /// Tickets waiting for an agent and held by someone going off call, with the
+    /// holder's member key.
     pub held_by_outgoing: Vec<(TicketId, String)>,
     /// Tickets whose first answer went out during the ending shift.
     pub answered: usize,
@@ -41,6 +45,7 @@ pub fn digest(
 ) -> Digest {
     let going_off = |key: &String| !after.primary.contains(key) && !after.secondary.contains(key);
     let open: Vec<&Ticket> = tickets.iter().filter(|t| !t.is_closed()).collect();
+    let waiting = |t: &&&Ticket| t.awaiting_answer() || t.customer_replied;
     Digest {
         at,
         since,
@@ -51,7 +56,8 @@ pub fn digest(
             .filter(|k| !after.primary.contains(k))
             .cloned()
             .collect(),
-        open: open.len(),
+        waiting: open.iter().filter(waiting).count(),
+        answered_open: open.iter().filter(|t| !waiting(t)).count(),
         breaching: open
             .iter()
             .filter(|t| t.awaiting_answer() && due(t) <= at)
@@ -59,6 +65,7 @@ pub fn digest(
             .collect(),
         held_by_outgoing: open
             .iter()
+            .filter(waiting)
             .filter_map(|t| {
                 let key = t.holder.as_ref()?.agent.member_key();
                 (before.primary.contains(&key) || before.secondary.contains(&key))
@@ -178,7 +185,8 @@ mod tests {
         });
         assert_eq!(d.incoming, vec!["slack:UB".to_string()]);
         assert_eq!(d.outgoing, vec!["slack:UA".to_string()]);
-        assert_eq!(d.open, 6);
+        // Waiting: 1, 2, 3 and 6 (only the desk's acknowledgement); 4 and 5 were answered.
+        assert_eq!((d.waiting, d.answered_open), (4, 2));
         // Ticket 3 is not due yet; 4 and 5 were answered; the auto reply is no answer.
         assert_eq!(d.breaching, vec![TicketId(1), TicketId(2), TicketId(6)]);
         assert_eq!(d.held_by_outgoing, vec![(TicketId(1), "slack:UA".into())]);

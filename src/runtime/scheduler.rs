@@ -214,7 +214,7 @@ impl Scheduler {
                 }
             }
         }
-        tracing::info!(at = %at, open = digest.open, breaching = digest.breaching.len(), "shift hand-off digest queued");
+        tracing::info!(at = %at, waiting = digest.waiting, breaching = digest.breaching.len(), "shift hand-off digest queued");
         self.store.queue_desk_job(
             Effect::Digest(digest),
             LAST_HANDOFF,

@@ -234,6 +234,8 @@ struct MState {
     faults: Vec<FaultRule>,
     requests: Vec<(String, String)>,
     rate: RateState,
+    /// When set, new mentions are written at this instant (a test walking simulated time).
+    clock: Option<DateTime<Utc>>,
 }
 
 struct Shared {
@@ -691,6 +693,7 @@ impl FakeMastodon {
                 forced_remaining: None,
                 enforce: false,
             },
+            clock: None,
         };
         state.accounts.insert(
             BRAND_ACCT.to_string(),
@@ -779,6 +782,11 @@ impl FakeMastodon {
         lock(&self.shared).rate.enforce = enforce;
     }
 
+    /// Write new mentions at `at` (a test's simulated time) instead of the real time.
+    pub fn set_clock(&self, at: Option<DateTime<Utc>>) {
+        lock(&self.shared).clock = at;
+    }
+
     /// A public mention of the brand by `author_acct` ("alice" or "alice@remote.example").
     pub fn add_mention(&self, author_acct: &str, text: &str) -> MentionIds {
         self.insert_mention(author_acct, text, "public", None, false, Some("en"))
@@ -860,7 +868,7 @@ impl FakeMastodon {
         });
         let (content, mentions) = st.render(text, Some(BRAND_ACCT));
         let status_id = st.ids.status_id();
-        let now = Utc::now();
+        let now = st.clock.unwrap_or_else(Utc::now);
         let rec = StatusRec {
             id: status_id.clone(),
             account: author.to_string(),

@@ -54,6 +54,8 @@ pub struct World {
     pub mastodon_extra: std::sync::Mutex<String>,
     /// Page the on-call agents about new tickets (off by default so threads stay quiet).
     pub page_on_call: std::sync::atomic::AtomicBool,
+    /// Replaces the default `[oncall]` section (one always-on rotation) when set.
+    pub oncall_config: std::sync::Mutex<Option<String>>,
 }
 
 fn free_port() -> u16 {
@@ -98,6 +100,7 @@ impl World {
             extra_config: std::sync::Mutex::new(String::new()),
             mastodon_extra: std::sync::Mutex::new(String::new()),
             page_on_call: std::sync::atomic::AtomicBool::new(false),
+            oncall_config: std::sync::Mutex::new(None),
         }
     }
 
@@ -135,18 +138,7 @@ title = "Tak for din besked"
 language = "da"
 text = "Tak, {{author}}!"
 
-[oncall]
-page_new_tickets = {page}
-
-[[oncall.rotation]]
-name = "everyone"
-time_zone = "Asia/Kolkata"
-members = ["slack:{ANA}", "discord:{D_ANA}"]
-shifts = [
-    {{ days = ["mon-sun"], start = "00:00", end = "12:00" }},
-    {{ days = ["mon-sun"], start = "12:00", end = "00:00" }},
-]
-
+{oncall}
 [store]
 path = "store.sled"
 
@@ -166,7 +158,25 @@ max_backoff_secs = 5
             port = self.http_port,
             mastodon = self.mastodon.url(),
             mastodon_extra = self.mastodon_extra.lock().unwrap(),
-            page = self.page_on_call.load(std::sync::atomic::Ordering::SeqCst),
+            oncall = self
+                .oncall_config
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| format!(
+                    r#"[oncall]
+page_new_tickets = {page}
+
+[[oncall.rotation]]
+name = "everyone"
+time_zone = "Asia/Kolkata"
+members = ["slack:{ANA}", "discord:{D_ANA}"]
+shifts = [
+    {{ days = ["mon-sun"], start = "00:00", end = "12:00" }},
+    {{ days = ["mon-sun"], start = "12:00", end = "00:00" }},
+]"#,
+                    page = self.page_on_call.load(std::sync::atomic::Ordering::SeqCst),
+                )),
         );
         if let Some(m) = self.slack_mode {
             text.push_str(&format!(
@@ -206,6 +216,18 @@ agent_user_ids = ["{D_BEN}"]
         }
         text.push_str(&self.extra_config.lock().unwrap());
         text
+    }
+
+    /// The desk's clock file (the `MENTIONBRIDGE_CLOCK_FILE` test hook).
+    pub fn clock_file(&self) -> PathBuf {
+        self.dir.path().join("clock.txt")
+    }
+
+    /// Move the desk's clock (atomically, so the bot never reads half a time).
+    pub fn set_clock(&self, at: chrono::DateTime<chrono::Utc>) {
+        let tmp = self.dir.path().join("clock.tmp");
+        std::fs::write(&tmp, at.to_rfc3339()).unwrap();
+        std::fs::rename(&tmp, self.clock_file()).unwrap();
     }
 
     pub fn config_path(&self) -> PathBuf {

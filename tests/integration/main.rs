@@ -9,6 +9,7 @@ mod discord_flows;
 mod drivers;
 mod fakes_discord_selftest;
 mod fakes_selftest;
+mod follow_the_sun;
 mod harness;
 mod http_mode;
 mod mixed_team;
