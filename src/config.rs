@@ -939,7 +939,7 @@ impl Validator<'_> {
             }
         }
         if let Some(levels) = &raw.escalate_unclaimed_after_minutes {
-            if levels.iter().any(|m| *m == 0) || levels.windows(2).any(|w| w[0] >= w[1]) {
+            if levels.contains(&0) || levels.windows(2).any(|w| w[0] >= w[1]) {
                 self.problem_at(
                     line("escalate_unclaimed_after_minutes"),
                     format!("{key}.escalate_unclaimed_after_minutes"),
@@ -948,16 +948,36 @@ impl Validator<'_> {
             }
             p.unclaimed_escalation = levels.iter().map(|m| minutes(*m)).collect();
         }
+        for (value, key_name) in [
+            (raw.remind_idle_claim_minutes, "remind_idle_claim_minutes"),
+            (raw.release_idle_claim_minutes, "release_idle_claim_minutes"),
+        ] {
+            if value == Some(0) {
+                self.problem_at(
+                    line(key_name),
+                    format!("{key}.{key_name}"),
+                    "expected a number of minutes, at least 1",
+                );
+            }
+        }
         if let Some(m) = raw.remind_idle_claim_minutes {
             p.idle_claim_reminder = minutes(m.max(1));
         }
         if let Some(m) = raw.release_idle_claim_minutes {
             p.idle_claim_release = minutes(m.max(1));
         }
-        if p.idle_claim_release <= p.idle_claim_reminder {
+        // Judged where it is set: a route that sets neither inherits a checked pair.
+        let sets_either =
+            raw.remind_idle_claim_minutes.is_some() || raw.release_idle_claim_minutes.is_some();
+        if sets_either && p.idle_claim_release <= p.idle_claim_reminder {
+            let key_name = if raw.release_idle_claim_minutes.is_some() {
+                "release_idle_claim_minutes"
+            } else {
+                "remind_idle_claim_minutes"
+            };
             self.problem_at(
-                line("release_idle_claim_minutes"),
-                format!("{key}.release_idle_claim_minutes"),
+                line(key_name),
+                format!("{key}.{key_name}"),
                 "must be longer than remind_idle_claim_minutes (remind first, then release)",
             );
         }
@@ -1003,7 +1023,13 @@ impl Validator<'_> {
         let headers: Vec<usize> = text
             .lines()
             .enumerate()
-            .filter(|(_, l)| l.trim().split('#').next().map(str::trim) == Some("[[route]]"))
+            .filter(|(_, l)| {
+                l.split('#').next().is_some_and(|h| {
+                    h.chars()
+                        .filter(|c| !c.is_whitespace())
+                        .eq("[[route]]".chars())
+                })
+            })
             .map(|(i, _)| i + 1)
             .collect();
         let mut names = BTreeSet::new();
@@ -1467,5 +1493,285 @@ access_token = "${MASTODON_TOKEN}"
             err.contains("`slack.mode`: socket mode needs `app_token`"),
             "{err}"
         );
+    }
+
+    /// Two routes and the default route's own `[sla]` and `[oncall]` keys, after `GOOD`.
+    const ROUTES: &str = r#"
+[sla]
+first_response_minutes = 90
+warn_at = 0.5
+resolution_hours = 8
+
+[oncall]
+handoff_digest = false
+release_claims_at_handoff = true
+off_hours_ack = "Thanks {author}! {brand} is back {expected}."
+
+[[oncall.rotation]]
+name = "emea"
+time_zone = "Europe/Berlin"
+members = ["slack:U0ANA"]
+shifts = [{ days = ["mon-fri"], start = "09:00", end = "17:00" }]
+
+[[route]]
+name = "billing"
+platforms = ["Mastodon", "bluesky"]
+languages = ["DE", "pt-BR"]
+keywords = ["Refund", "INVOICE"]
+page = false
+rotations = ["emea"]
+off_hours_ack = "Billing answers {expected}."
+
+[route.sla]
+first_response_minutes = 30
+escalate_unclaimed_after_minutes = [5, 10]
+
+[[route]]
+name = "vip"
+keywords = ["urgent"]
+"#;
+
+    fn routed() -> String {
+        format!("{GOOD}{ROUTES}")
+    }
+
+    /// The 1-based line numbers of the lines reading exactly `line` (trimmed).
+    fn lines_of(text: &str, line: &str) -> Vec<usize> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == line)
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    /// The line number of the only line reading `line`.
+    fn line_of(text: &str, line: &str) -> usize {
+        match lines_of(text, line)[..] {
+            [n] => n,
+            ref found => panic!("{line:?} is on lines {found:?}, expected exactly one"),
+        }
+    }
+
+    fn minutes(m: i64) -> chrono::Duration {
+        chrono::Duration::minutes(m)
+    }
+
+    #[test]
+    fn routes_keep_their_own_targets_and_take_the_rest_from_the_sla_section() {
+        let c = parse(&routed(), &env_all).unwrap();
+        let names: Vec<_> = c.routes.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["billing", "vip"]);
+
+        let default = &c.routes.default;
+        assert_eq!(default.name, DEFAULT_ROUTE);
+        assert_eq!(default.sla.first_response, minutes(90));
+        assert_eq!(default.sla.warn_at, 0.5);
+        assert_eq!(default.sla.resolution, Some(chrono::Duration::hours(8)));
+        assert_eq!(
+            default.off_hours_ack.as_deref(),
+            Some("Thanks {author}! {brand} is back {expected}.")
+        );
+
+        let billing = &c.routes.routes[0];
+        assert_eq!(
+            billing.sla.first_response,
+            minutes(30),
+            "its own target wins"
+        );
+        assert_eq!(billing.sla.warn_at, 0.5, "inherited from [sla]");
+        assert_eq!(billing.sla.resolution, Some(chrono::Duration::hours(8)));
+        assert_eq!(
+            billing.sla.unclaimed_escalation,
+            vec![minutes(5), minutes(10)]
+        );
+        assert_eq!(
+            billing.sla.idle_claim_reminder,
+            SlaPolicy::default().idle_claim_reminder
+        );
+        assert_eq!(
+            billing.platforms,
+            vec![Platform::Mastodon, Platform::Bluesky]
+        );
+        assert_eq!(billing.languages, ["de", "pt-br"]);
+        assert_eq!(billing.keywords, ["refund", "invoice"]);
+        assert!(!billing.page);
+        assert_eq!(billing.rotations, ["emea"]);
+        assert_eq!(
+            billing.off_hours_ack.as_deref(),
+            Some("Billing answers {expected}.")
+        );
+
+        let vip = &c.routes.routes[1];
+        assert_eq!(
+            vip.sla, default.sla,
+            "a route without [route.sla] is the default's"
+        );
+        assert!(vip.page, "page follows [oncall] page_new_tickets");
+        assert!(vip.platforms.is_empty() && vip.rotations.is_empty());
+        assert_eq!(vip.off_hours_ack, None);
+
+        assert!(!c.handoff_digest);
+        assert!(c.release_claims_at_handoff);
+    }
+
+    #[test]
+    fn without_routes_every_mention_takes_the_default_route_and_hand_offs_keep_claims() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert!(c.routes.routes.is_empty());
+        assert_eq!(c.routes.default.sla, SlaPolicy::default());
+        assert_eq!(c.routes.default.off_hours_ack, None);
+        assert!(c.handoff_digest);
+        assert!(!c.release_claims_at_handoff);
+    }
+
+    #[test]
+    fn route_and_sla_mistakes_name_the_key_and_its_line() {
+        let good = routed();
+        // (what the mistake is, the file with it, the line it is on, the key, the message)
+        let cases: Vec<(&str, String, usize, &str, &str)> = {
+            let with = |from: &str, to: &str| {
+                assert!(good.contains(from), "{from:?} is not in the test file");
+                good.replacen(from, to, 1)
+            };
+            let dup = with("name = \"vip\"", "name = \"billing\"");
+            let dup_line = lines_of(&dup, "name = \"billing\"")[1];
+            let default = with("name = \"vip\"", "name = \"default\"");
+            let default_line = line_of(&default, "name = \"default\"");
+            let platform = with("\"bluesky\"]", "\"myspace\"]");
+            let platform_line = line_of(&platform, "platforms = [\"Mastodon\", \"myspace\"]");
+            let rotation = with("rotations = [\"emea\"]", "rotations = [\"apac\"]");
+            let rotation_line = line_of(&rotation, "rotations = [\"apac\"]");
+            let warn = with(
+                "first_response_minutes = 30\n",
+                "first_response_minutes = 30\nwarn_at = 1.5\n",
+            );
+            let warn_line = line_of(&warn, "warn_at = 1.5");
+            let falling = with("[5, 10]", "[30, 15]");
+            let falling_line = line_of(&falling, "escalate_unclaimed_after_minutes = [30, 15]");
+            let release = with(
+                "first_response_minutes = 30\n",
+                "first_response_minutes = 30\nremind_idle_claim_minutes = 30\nrelease_idle_claim_minutes = 30\n",
+            );
+            let release_line = line_of(&release, "release_idle_claim_minutes = 30");
+            let ack = with("Billing answers {expected}.", "Billing answers {name}.");
+            let ack_line = line_of(&ack, "off_hours_ack = \"Billing answers {name}.\"");
+            let sla_warn = with("warn_at = 0.5", "warn_at = 1.5");
+            let sla_warn_line = line_of(&sla_warn, "warn_at = 1.5");
+            let oncall_ack = with("Thanks {author}!", "Thanks {name}!");
+            let oncall_ack_line = line_of(
+                &oncall_ack,
+                "off_hours_ack = \"Thanks {name}! {brand} is back {expected}.\"",
+            );
+            vec![
+                (
+                    "a name used twice",
+                    dup,
+                    dup_line,
+                    "route[1].name",
+                    "expected a unique route name",
+                ),
+                (
+                    "the reserved name",
+                    default,
+                    default_line,
+                    "route[1].name",
+                    "other than \"default\"",
+                ),
+                (
+                    "an unknown platform",
+                    platform,
+                    platform_line,
+                    "route[0].platforms",
+                    "\"myspace\" is not a platform",
+                ),
+                (
+                    "an unknown rotation",
+                    rotation,
+                    rotation_line,
+                    "route[0].rotations",
+                    "there is no [[oncall.rotation]] named \"apac\"",
+                ),
+                (
+                    "a share above 1",
+                    warn,
+                    warn_line,
+                    "route[0].sla.warn_at",
+                    "found 1.5",
+                ),
+                (
+                    "falling levels",
+                    falling,
+                    falling_line,
+                    "route[0].sla.escalate_unclaimed_after_minutes",
+                    "expected rising minutes",
+                ),
+                (
+                    "release no later than remind",
+                    release,
+                    release_line,
+                    "route[0].sla.release_idle_claim_minutes",
+                    "must be longer than remind_idle_claim_minutes",
+                ),
+                (
+                    "an unknown variable",
+                    ack,
+                    ack_line,
+                    "route[0].off_hours_ack",
+                    "unknown variables: {name}",
+                ),
+                (
+                    "a share above 1 in [sla]",
+                    sla_warn,
+                    sla_warn_line,
+                    "sla.warn_at",
+                    "found 1.5",
+                ),
+                (
+                    "an unknown variable in [oncall]",
+                    oncall_ack,
+                    oncall_ack_line,
+                    "oncall.off_hours_ack",
+                    "unknown variables: {name}",
+                ),
+            ]
+        };
+        for (what, text, line, key, message) in cases {
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let want = format!("/etc/mb/bot-config.toml:{line}: `{key}`: ");
+            assert!(
+                err.starts_with(&want),
+                "{what}: expected {want:?}…, got:\n{err}"
+            );
+            assert!(
+                err.contains(message),
+                "{what}: expected {message:?} in:\n{err}"
+            );
+            assert_eq!(
+                err.lines().count(),
+                1,
+                "{what}: one mistake, one problem:\n{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_route_is_a_syntax_error_on_its_line() {
+        for (from, to, unknown) in [
+            ("page = false", "pager = false", "pager"),
+            (
+                "first_response_minutes = 30",
+                "first_response_mins = 30",
+                "first_response_mins",
+            ),
+        ] {
+            let text = routed().replacen(from, to, 1);
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let line = line_of(&text, to);
+            assert!(
+                err.starts_with(&format!("/etc/mb/bot-config.toml:{line}:")),
+                "expected line {line}:\n{err}"
+            );
+            assert!(err.contains(&format!("unknown field `{unknown}`")), "{err}");
+        }
     }
 }

@@ -207,8 +207,11 @@ pub struct Targets<'a> {
     /// The default route's target (what the text calls "the target").
     pub default_sla: Duration,
     pub sla_of: Box<dyn Fn(&Ticket) -> Duration + 'a>,
-    pub shift_of: Box<dyn Fn(&Ticket) -> Option<String> + 'a>,
+    pub shift_of: ShiftOf<'a>,
 }
+
+/// The shift a ticket arrived in, if shifts are configured.
+pub type ShiftOf<'a> = Box<dyn Fn(&Ticket) -> Option<String> + 'a>;
 
 impl Targets<'_> {
     /// One target for every ticket, no shifts.
@@ -1104,7 +1107,7 @@ mod tests {
             default_sla: mins(60),
             sla_of: Box::new(|t| if t.route == "vip" { mins(30) } else { mins(60) }),
             shift_of: Box::new(|t| {
-                Some(if t.opened_at.format("%H").to_string() < "12".to_string() {
+                Some(if t.opened_at.format("%H").to_string().as_str() < "12" {
                     "emea".into()
                 } else {
                     "americas".into()

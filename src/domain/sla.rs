@@ -235,7 +235,8 @@ pub fn apply_steps(
     };
     for step in steps {
         match *step {
-            SlaStep::Warn { left } => {
+            // Each step checks its own mark, so a stale step list repeats nothing.
+            SlaStep::Warn { left } if !next.sla.warned => {
                 next.sla.warned = true;
                 card_changes = true;
                 notes.push(Note::SlaWarning {
@@ -244,7 +245,7 @@ pub fn apply_steps(
                 });
                 what.push("first-response warning".to_string());
             }
-            SlaStep::Breach => {
+            SlaStep::Breach if !next.sla.breached => {
                 next.sla.breached = true;
                 card_changes = true;
                 notes.push(Note::SlaBreached {
@@ -263,7 +264,11 @@ pub fn apply_steps(
                 }
             }
             SlaStep::RemindHolder => {
-                if let Some(claim) = &ticket.holder {
+                if let Some(claim) = ticket
+                    .holder
+                    .as_ref()
+                    .filter(|c| next.sla.reminded_claim != Some(c.since))
+                {
                     next.sla.reminded_claim = Some(claim.since);
                     notes.push(Note::ClaimReminder {
                         holder: claim.agent.clone(),
@@ -287,7 +292,7 @@ pub fn apply_steps(
                     what.push("idle claim released".to_string());
                 }
             }
-            SlaStep::ResolutionOverdue => {
+            SlaStep::ResolutionOverdue if !next.sla.resolution_overdue => {
                 next.sla.resolution_overdue = true;
                 card_changes = true;
                 notes.push(Note::ResolutionOverdue {
@@ -295,6 +300,7 @@ pub fn apply_steps(
                 });
                 what.push("resolution target passed".to_string());
             }
+            _ => {}
         }
     }
     if notes.is_empty() {
@@ -599,5 +605,455 @@ mod tests {
             Some(t(45))
         );
         assert_eq!(first_response_due(&ticket(), &policy), t(60));
+    }
+
+    fn on_duty() -> OnDuty {
+        OnDuty {
+            primary: vec!["slack:UPRIME".into()],
+            secondary: vec!["slack:USECOND".into()],
+        }
+    }
+
+    fn claimed_by_ana(since: DateTime<Utc>) -> Ticket {
+        let mut tk = ticket();
+        tk.holder = Some(Claim {
+            agent: ana(),
+            since,
+        });
+        tk
+    }
+
+    fn answer(at: DateTime<Utc>) -> Reply {
+        Reply {
+            seq: 1,
+            text: "@alice on it".into(),
+            visibility: Visibility::Public,
+            private: false,
+            by: ana(),
+            at,
+            state: ReplyState::Published {
+                remote_id: "2".into(),
+                url: String::new(),
+            },
+            auto: false,
+        }
+    }
+
+    fn notes(tr: &Transition) -> Vec<Note> {
+        tr.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::ThreadNote(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn updates_cards(tr: &Transition) -> bool {
+        tr.effects.contains(&Effect::UpdateCards)
+    }
+
+    /// One scheduler round: the steps due on the ticket as it stands, recorded.
+    fn round(tk: &Ticket, policy: &SlaPolicy, now: DateTime<Utc>) -> Option<Transition> {
+        apply_steps(tk, &due_steps(tk, &tk.sla, policy, now), &on_duty(), now)
+    }
+
+    #[test]
+    fn an_unclaimed_ticket_calls_the_secondary_on_call_first_then_the_whole_channel() {
+        let level1 = apply_steps(
+            &ticket(),
+            &[SlaStep::Escalate { level: 1 }],
+            &on_duty(),
+            t(17),
+        )
+        .unwrap();
+        assert_eq!(
+            notes(&level1),
+            vec![Note::Escalated {
+                level: 1,
+                members: vec!["slack:USECOND".into()],
+                channel: false,
+            }]
+        );
+        assert_eq!(level1.ticket.sla.escalated, 1);
+
+        // Nobody on the secondary layer: level 1 already calls the channel.
+        let nobody_secondary = OnDuty {
+            secondary: vec![],
+            ..on_duty()
+        };
+        let alone = apply_steps(
+            &ticket(),
+            &[SlaStep::Escalate { level: 1 }],
+            &nobody_secondary,
+            t(17),
+        )
+        .unwrap();
+        assert_eq!(
+            notes(&alone),
+            vec![Note::Escalated {
+                level: 1,
+                members: vec![],
+                channel: true,
+            }]
+        );
+
+        // Level 2 is the channel, however many secondaries are on.
+        let level2 = apply_steps(
+            &level1.ticket,
+            &[SlaStep::Escalate { level: 2 }],
+            &on_duty(),
+            t(32),
+        )
+        .unwrap();
+        assert_eq!(
+            notes(&level2),
+            vec![Note::Escalated {
+                level: 2,
+                members: vec![],
+                channel: true,
+            }]
+        );
+        assert_eq!(level2.ticket.sla.escalated, 2);
+
+        // A level already reached is not called again.
+        assert_eq!(
+            apply_steps(
+                &level2.ticket,
+                &[SlaStep::Escalate { level: 2 }],
+                &on_duty(),
+                t(33)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_warning_names_the_holder_or_else_the_primary_on_call_with_the_minutes_left_rounded_up() {
+        let almost_15 = SlaStep::Warn {
+            left: Duration::minutes(14) + Duration::seconds(30),
+        };
+        let unclaimed = apply_steps(&ticket(), &[almost_15], &on_duty(), t(45)).unwrap();
+        assert_eq!(
+            notes(&unclaimed),
+            vec![Note::SlaWarning {
+                minutes_left: 15,
+                members: vec!["slack:UPRIME".into()],
+            }]
+        );
+        assert!(unclaimed.ticket.sla.warned);
+        assert!(updates_cards(&unclaimed), "the card shows the warning");
+
+        let held = apply_steps(&claimed_by_ana(t(40)), &[almost_15], &on_duty(), t(45)).unwrap();
+        assert_eq!(
+            notes(&held),
+            vec![Note::SlaWarning {
+                minutes_left: 15,
+                members: vec![ana().member_key()],
+            }]
+        );
+        assert_eq!(ana().member_key(), "slack:U1");
+
+        // Whole minutes stay whole.
+        let exactly = SlaStep::Warn {
+            left: Duration::minutes(15),
+        };
+        let tr = apply_steps(&ticket(), &[exactly], &on_duty(), t(45)).unwrap();
+        assert!(matches!(
+            notes(&tr)[..],
+            [Note::SlaWarning {
+                minutes_left: 15,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_breach_is_recorded_and_calls_one_level_above_the_last_escalation() {
+        let mut tk = ticket();
+        tk.sla.escalated = 2;
+        let tr = apply_steps(&tk, &[SlaStep::Breach], &on_duty(), t(60)).unwrap();
+        assert_eq!(
+            notes(&tr),
+            vec![
+                Note::SlaBreached {
+                    members: vec!["slack:UPRIME".into()],
+                },
+                Note::Escalated {
+                    level: 3,
+                    members: vec![],
+                    channel: true,
+                },
+            ]
+        );
+        assert!(tr.ticket.sla.breached);
+        assert_eq!(tr.ticket.sla.escalated, 3);
+        assert!(updates_cards(&tr));
+        assert!(due_steps(&tr.ticket, &tr.ticket.sla, &SlaPolicy::default(), t(60)).is_empty());
+
+        // A held ticket that was never escalated: the holder hears of the breach and the
+        // secondary on-call is called in.
+        let held =
+            apply_steps(&claimed_by_ana(t(5)), &[SlaStep::Breach], &on_duty(), t(60)).unwrap();
+        assert_eq!(
+            notes(&held),
+            vec![
+                Note::SlaBreached {
+                    members: vec!["slack:U1".into()],
+                },
+                Note::Escalated {
+                    level: 1,
+                    members: vec!["slack:USECOND".into()],
+                    channel: false,
+                },
+            ]
+        );
+        assert_eq!(held.ticket.sla.escalated, 1);
+    }
+
+    #[test]
+    fn an_idle_holder_is_reminded_by_name_once() {
+        let policy = SlaPolicy::default();
+        let tk = claimed_by_ana(t(5));
+        assert_eq!(
+            due_steps(&tk, &tk.sla, &policy, t(25)),
+            vec![SlaStep::RemindHolder]
+        );
+        let tr = round(&tk, &policy, t(25)).unwrap();
+        assert_eq!(
+            notes(&tr),
+            vec![Note::ClaimReminder {
+                holder: ana(),
+                idle_minutes: 20,
+            }]
+        );
+        assert_eq!(tr.ticket.sla.reminded_claim, Some(t(5)));
+        assert_eq!(tr.ticket.holder, tk.holder, "a reminder keeps the claim");
+        assert_eq!(round(&tr.ticket, &policy, t(25)), None);
+    }
+
+    #[test]
+    fn an_idle_claim_is_released_for_the_primary_on_call_and_only_once() {
+        let policy = SlaPolicy::default();
+        let mut tk = claimed_by_ana(t(5));
+        tk.sla.warned = true;
+        tk.sla.reminded_claim = Some(t(5));
+        let steps = due_steps(&tk, &tk.sla, &policy, t(45));
+        assert_eq!(steps, vec![SlaStep::ReleaseClaim]);
+
+        let tr = apply_steps(&tk, &steps, &on_duty(), t(45)).unwrap();
+        let next = tr.ticket.clone();
+        assert_eq!(next.holder, None);
+        assert_eq!(next.sla.released_claim, Some(t(5)));
+        assert!(updates_cards(&tr));
+        assert_eq!(
+            notes(&tr),
+            vec![Note::ClaimReleased {
+                holder: ana(),
+                why: "no answer 40 min after claiming".into(),
+                members: vec!["slack:UPRIME".into()],
+            }]
+        );
+
+        // Taking the due steps again on the released ticket repeats nothing: what is left
+        // is the unclaimed clock, already past both escalation ages.
+        let again = due_steps(&next, &next.sla, &policy, t(45));
+        assert_eq!(again, vec![SlaStep::Escalate { level: 2 }]);
+        let escalated = apply_steps(&next, &again, &on_duty(), t(45)).unwrap();
+        assert!(!notes(&escalated)
+            .iter()
+            .any(|n| matches!(n, Note::ClaimReleased { .. })));
+        assert!(due_steps(&escalated.ticket, &escalated.ticket.sla, &policy, t(45)).is_empty());
+    }
+
+    #[test]
+    fn rounds_fed_back_at_the_same_instant_settle_and_never_repeat_a_step() {
+        let policy = SlaPolicy::default();
+        // (ticket, when the scheduler looks, the notes all rounds together should leave)
+        let cases = vec![
+            (
+                claimed_by_ana(t(5)),
+                t(45),
+                vec![
+                    Note::SlaWarning {
+                        minutes_left: 15,
+                        members: vec!["slack:U1".into()],
+                    },
+                    Note::ClaimReleased {
+                        holder: ana(),
+                        why: "no answer 40 min after claiming".into(),
+                        members: vec!["slack:UPRIME".into()],
+                    },
+                    Note::Escalated {
+                        level: 2,
+                        members: vec![],
+                        channel: true,
+                    },
+                ],
+            ),
+            // First looked at after the target: breach, then both levels, once each.
+            (
+                ticket(),
+                t(60),
+                vec![
+                    Note::SlaBreached {
+                        members: vec!["slack:UPRIME".into()],
+                    },
+                    Note::Escalated {
+                        level: 1,
+                        members: vec!["slack:USECOND".into()],
+                        channel: false,
+                    },
+                    Note::Escalated {
+                        level: 2,
+                        members: vec![],
+                        channel: true,
+                    },
+                ],
+            ),
+        ];
+        for (start, now, want) in cases {
+            let mut tk = start;
+            let mut left = Vec::new();
+            let mut rounds = 0;
+            while let Some(tr) = round(&tk, &policy, now) {
+                rounds += 1;
+                assert!(
+                    rounds <= 3,
+                    "still taking steps after {rounds} rounds: {left:?}"
+                );
+                left.extend(notes(&tr));
+                tk = tr.ticket;
+            }
+            assert_eq!(left, want);
+            assert_eq!(round(&tk, &policy, now), None);
+        }
+    }
+
+    #[test]
+    fn a_claim_is_released_at_hand_off_only_while_the_customer_still_waits() {
+        let incoming = OnDuty {
+            primary: vec!["slack:UNEXT".into()],
+            secondary: vec![],
+        };
+        assert_eq!(release_at_handoff(&ticket(), &incoming, t(30)), None);
+
+        let mut answered = claimed_by_ana(t(5));
+        answered.replies.push(answer(t(10)));
+        assert_eq!(release_at_handoff(&answered, &incoming, t(30)), None);
+
+        let tk = claimed_by_ana(t(5));
+        let tr = release_at_handoff(&tk, &incoming, t(30)).unwrap();
+        assert_eq!(tr.ticket.holder, None);
+        assert_eq!(tr.ticket.updated_at, t(30));
+        assert_eq!(
+            tr.effects,
+            vec![
+                Effect::UpdateCards,
+                Effect::ThreadNote(Note::ClaimReleased {
+                    holder: ana(),
+                    why: "their shift ended".into(),
+                    members: vec!["slack:UNEXT".into()],
+                }),
+            ]
+        );
+        assert_eq!(tr.audit.detail.as_deref(), Some("slack:U1"));
+    }
+
+    #[test]
+    fn off_hours_the_customer_is_told_once_and_the_clocks_keep_running() {
+        let bot = AgentRef {
+            user_id: String::new(),
+            name: "mentionbridge (off-hours)".into(),
+            ..ana()
+        };
+        let tk = ticket();
+        assert_eq!(tk.mention.author.handle, "alice");
+        let tr = acknowledge_off_hours(&tk, "we are back at 9:00.", bot.clone(), t(3)).unwrap();
+        let publishes: Vec<_> = tr
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::PublishReply { .. }))
+            .collect();
+        assert_eq!(publishes, vec![&Effect::PublishReply { seq: 1 }]);
+        assert!(notes(&tr).contains(&Note::OffHoursAcknowledged));
+        let acked = tr.ticket;
+        assert!(acked.off_hours_acked);
+        let [reply] = &acked.replies[..] else {
+            panic!("expected exactly one reply: {:?}", acked.replies);
+        };
+        assert_eq!(reply.seq, 1);
+        assert!(reply.auto);
+        assert!(reply.text.starts_with("@alice "), "{}", reply.text);
+        assert_eq!(reply.text, "@alice we are back at 9:00.");
+        assert_eq!(reply.state, ReplyState::Pending);
+        assert!(
+            acked.awaiting_answer(),
+            "a queued acknowledgement is no answer"
+        );
+
+        assert_eq!(acknowledge_off_hours(&acked, "again", bot, t(4)), None);
+
+        // Published, it is still the desk talking, not an agent: the target still counts.
+        let mut published = acked.clone();
+        published.replies[0].state = ReplyState::Published {
+            remote_id: "9".into(),
+            url: String::new(),
+        };
+        assert_eq!(published.first_answer(), None);
+        assert!(
+            due_steps(&published, &published.sla, &SlaPolicy::default(), t(60))
+                .contains(&SlaStep::Breach)
+        );
+    }
+
+    #[test]
+    fn an_answered_but_open_ticket_is_flagged_once_when_the_resolution_target_passes() {
+        let policy = SlaPolicy {
+            resolution: Some(Duration::hours(4)),
+            ..SlaPolicy::default()
+        };
+        let mut tk = ticket();
+        tk.replies.push(answer(t(10)));
+        assert_eq!(next_check(&tk, &tk.sla, &policy, t(11)), Some(t(240)));
+        assert!(due_steps(&tk, &tk.sla, &policy, t(239)).is_empty());
+        assert_eq!(
+            due_steps(&tk, &tk.sla, &policy, t(240)),
+            vec![SlaStep::ResolutionOverdue]
+        );
+
+        let tr = round(&tk, &policy, t(240)).unwrap();
+        assert_eq!(
+            notes(&tr),
+            vec![Note::ResolutionOverdue {
+                members: vec!["slack:UPRIME".into()],
+            }]
+        );
+        assert!(tr.ticket.sla.resolution_overdue);
+        assert!(updates_cards(&tr));
+        assert!(due_steps(&tr.ticket, &tr.ticket.sla, &policy, t(300)).is_empty());
+        assert_eq!(
+            next_check(&tr.ticket, &tr.ticket.sla, &policy, t(241)),
+            None
+        );
+
+        let mut resolved = tk;
+        resolved.stage = crate::domain::Stage::Resolved;
+        assert!(due_steps(&resolved, &resolved.sla, &policy, t(300)).is_empty());
+    }
+
+    #[test]
+    fn a_stale_list_of_steps_repeats_nothing() {
+        let tk = claimed_by_ana(t(5));
+        let steps = [
+            SlaStep::Warn {
+                left: Duration::minutes(15),
+            },
+            SlaStep::Breach,
+            SlaStep::RemindHolder,
+            SlaStep::ResolutionOverdue,
+        ];
+        let once = apply_steps(&tk, &steps, &on_duty(), t(60)).expect("first time: notes");
+        assert!(apply_steps(&once.ticket, &steps, &on_duty(), t(61)).is_none());
     }
 }

@@ -342,3 +342,86 @@ async fn a_page_pings_the_on_call_agent_and_nobody_else() {
         "other lines ping nobody: {others:?}"
     );
 }
+
+/// An unclaimed ticket calls the secondary on-call by name, then the whole channel; on
+/// Discord only those pings are allowed, and the card counts down to the deadline.
+#[tokio::test]
+async fn an_unclaimed_ticket_escalates_to_the_secondary_then_the_channel_on_discord() {
+    use chrono::TimeZone;
+    let w = World::discord().await;
+    *w.oncall_config.lock().unwrap() = Some(format!(
+        r#"[oncall]
+page_new_tickets = false
+
+[[oncall.rotation]]
+name = "front"
+time_zone = "UTC"
+members = ["discord:{D_ANA}"]
+shifts = [{{ days = ["mon-sun"], start = "00:00", end = "12:00" }}, {{ days = ["mon-sun"], start = "12:00", end = "00:00" }}]
+
+[[oncall.rotation]]
+name = "backup"
+time_zone = "UTC"
+layer = "secondary"
+members = ["discord:{D_BEN}"]
+shifts = [{{ days = ["mon-sun"], start = "00:00", end = "12:00" }}, {{ days = ["mon-sun"], start = "12:00", end = "00:00" }}]
+"#
+    ));
+    let start = chrono::Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    w.set_clock(start);
+    w.mastodon.set_clock(Some(start));
+    w.mastodon.add_mention("alice", "nobody home?");
+    let clock = w.clock_file().display().to_string();
+    let _bot = w
+        .start_bot_with(&[("MENTIONBRIDGE_CLOCK_FILE", clock.as_str())])
+        .await;
+    let d = w.discord_driver();
+    let card = d.card(1).await;
+    let due = (start + chrono::Duration::minutes(60)).timestamp();
+    assert!(
+        d.card_text(&card).contains(&format!("<t:{due}:R>")),
+        "{}",
+        d.card_text(&card)
+    );
+
+    let thread = w.discord.thread_of(&card.id).unwrap();
+    let posted = |needle: &str| {
+        w.discord
+            .requests()
+            .into_iter()
+            .filter(|(m, p, _)| m == "POST" && p.contains(&format!("/channels/{thread}/messages")))
+            .map(|(_, _, b)| b)
+            .find(|b| b["content"].as_str().unwrap_or("").contains(needle))
+    };
+    w.set_clock(start + chrono::Duration::minutes(15));
+    d.wait_note(&card, "Escalated (level 1)").await;
+    let level1 = posted("Escalated (level 1)").unwrap();
+    assert!(level1["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("<@{D_BEN}>")));
+    assert_eq!(
+        level1["allowed_mentions"]["users"],
+        json!([D_BEN]),
+        "{level1}"
+    );
+    assert!(
+        !level1["allowed_mentions"]["parse"]
+            .to_string()
+            .contains("everyone"),
+        "{level1}"
+    );
+
+    w.set_clock(start + chrono::Duration::minutes(30));
+    d.wait_note(&card, "Escalated (level 2)").await;
+    let level2 = posted("Escalated (level 2)").unwrap();
+    assert!(
+        level2["content"].as_str().unwrap().contains("@here"),
+        "{level2}"
+    );
+    assert_eq!(
+        level2["allowed_mentions"]["parse"],
+        json!(["everyone"]),
+        "{level2}"
+    );
+}
