@@ -257,11 +257,9 @@ pub fn apply_steps(
                     "first-response target breached; escalated to level {level}"
                 ));
             }
-            SlaStep::Escalate { level } => {
-                if level > next.sla.escalated {
-                    escalate(&mut next, &mut notes, level);
-                    what.push(format!("unclaimed; escalated to level {level}"));
-                }
+            SlaStep::Escalate { level } if level > next.sla.escalated => {
+                escalate(&mut next, &mut notes, level);
+                what.push(format!("unclaimed; escalated to level {level}"));
             }
             SlaStep::RemindHolder => {
                 if let Some(claim) = ticket
