@@ -350,22 +350,8 @@ impl Discord {
             .thread_id
             .clone()
             .unwrap_or_else(|| card.channel.clone());
-        if maybe_posted {
-            let recent = self
-                .call(
-                    Method::GET,
-                    &format!("/channels/{channel}/messages?limit=50"),
-                    None,
-                )
-                .await?;
-            let ours = self.bot_user_id();
-            let already = recent.as_array().into_iter().flatten().any(|m| {
-                m["content"] == text.as_str()
-                    && (ours.is_none() || m["author"]["id"].as_str() == ours.as_deref())
-            });
-            if already {
-                return Ok(());
-            }
+        if maybe_posted && self.recently_posted(&channel, &text).await? {
+            return Ok(());
         }
         // Lines name agents without pinging them, except the people a page, a warning
         // or an escalation calls: that is its point.
@@ -399,6 +385,23 @@ impl Discord {
 }
 
 impl Discord {
+    /// Whether the bot's own message with exactly `text` is among the channel's latest
+    /// (a retry after a send whose answer was lost).
+    async fn recently_posted(&self, channel: &str, text: &str) -> Result<bool, DeliveryError> {
+        let recent = self
+            .call(
+                Method::GET,
+                &format!("/channels/{channel}/messages?limit=50"),
+                None,
+            )
+            .await?;
+        let ours = self.bot_user_id();
+        Ok(recent.as_array().into_iter().flatten().any(|m| {
+            m["content"] == text
+                && (ours.is_none() || m["author"]["id"].as_str() == ours.as_deref())
+        }))
+    }
+
     async fn post_digest_inner(
         &self,
         digest: &crate::domain::handoff::Digest,
@@ -409,22 +412,8 @@ impl Discord {
             .take(2000)
             .collect();
         let channel = &self.config.channel_id;
-        if maybe_posted {
-            let recent = self
-                .call(
-                    Method::GET,
-                    &format!("/channels/{channel}/messages?limit=50"),
-                    None,
-                )
-                .await?;
-            if recent
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|m| m["content"] == text.as_str())
-            {
-                return Ok(());
-            }
+        if maybe_posted && self.recently_posted(channel, &text).await? {
+            return Ok(());
         }
         // A summary: it names people without pinging them.
         let msg = CreateMessage::new()

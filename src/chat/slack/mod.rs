@@ -268,43 +268,14 @@ impl Slack {
         maybe_posted: bool,
         queued_at: DateTime<Utc>,
     ) -> Result<(), DeliveryError> {
-        let text = card::note_text(note);
-        if maybe_posted {
-            let req = SlackApiConversationsRepliesRequest::new(
-                card.channel.clone().into(),
-                card.message_id.clone().into(),
-            )
-            .with_oldest(SlackTs::new(format!(
-                "{}.000000",
-                (queued_at - chrono::Duration::minutes(1)).timestamp()
-            )))
-            .with_limit(200);
-            let resp = self
-                .session()
-                .conversations_replies(&req)
-                .await
-                .map_err(|e| delivery_error("conversations.replies", e))?;
-            let ours = self.bot_user_id();
-            let already = resp.messages.iter().any(|m| {
-                m.content.text.as_deref() == Some(text.as_str())
-                    && (m.sender.bot_id.is_some()
-                        || m.sender.user.as_ref().map(|u| u.to_string()) == ours)
-            });
-            if already {
-                return Ok(());
-            }
-        }
-        let req = SlackApiChatPostMessageRequest::new(
-            card.channel.clone().into(),
-            SlackMessageContent::new().with_text(text),
+        self.post_text_once(
+            &card.channel,
+            Some(&card.message_id),
+            card::note_text(note),
+            maybe_posted,
+            queued_at,
         )
-        .with_thread_ts(card.message_id.clone().into())
-        .with_unfurl_links(false);
-        self.session()
-            .chat_post_message(&req)
-            .await
-            .map_err(|e| delivery_error("chat.postMessage", e))?;
-        Ok(())
+        .await
     }
 
     async fn post_digest_inner(
@@ -314,32 +285,69 @@ impl Slack {
         queued_at: DateTime<Utc>,
     ) -> Result<(), DeliveryError> {
         let text = crate::chat::digest_text(digest, &card::SlackMarkup);
+        self.post_text_once(&self.config.channel, None, text, maybe_posted, queued_at)
+            .await
+    }
+
+    /// Post `text` in the channel (or in a thread), unless `maybe_posted` and the bot's
+    /// own identical message since `queued_at` is already there.
+    async fn post_text_once(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: String,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> Result<(), DeliveryError> {
         if maybe_posted {
-            let req = SlackApiConversationsHistoryRequest::new()
-                .with_channel(self.config.channel.clone().into())
-                .with_oldest(SlackTs::new(format!(
-                    "{}.000000",
-                    (queued_at - chrono::Duration::minutes(1)).timestamp()
-                )))
-                .with_limit(200);
-            let resp = self
-                .session()
-                .conversations_history(&req)
-                .await
-                .map_err(|e| delivery_error("conversations.history", e))?;
-            if resp
-                .messages
-                .iter()
-                .any(|m| m.content.text.as_deref() == Some(text.as_str()))
-            {
+            let oldest = SlackTs::new(format!(
+                "{}.000000",
+                (queued_at - chrono::Duration::minutes(1)).timestamp()
+            ));
+            let messages = match thread_ts {
+                Some(ts) => {
+                    let req = SlackApiConversationsRepliesRequest::new(
+                        channel.to_string().into(),
+                        ts.to_string().into(),
+                    )
+                    .with_oldest(oldest)
+                    .with_limit(200);
+                    self.session()
+                        .conversations_replies(&req)
+                        .await
+                        .map_err(|e| delivery_error("conversations.replies", e))?
+                        .messages
+                }
+                None => {
+                    let req = SlackApiConversationsHistoryRequest::new()
+                        .with_channel(channel.to_string().into())
+                        .with_oldest(oldest)
+                        .with_limit(200);
+                    self.session()
+                        .conversations_history(&req)
+                        .await
+                        .map_err(|e| delivery_error("conversations.history", e))?
+                        .messages
+                }
+            };
+            let ours = self.bot_user_id();
+            let already = messages.iter().any(|m| {
+                m.content.text.as_deref() == Some(text.as_str())
+                    && (m.sender.bot_id.is_some()
+                        || m.sender.user.as_ref().map(|u| u.to_string()) == ours)
+            });
+            if already {
                 return Ok(());
             }
         }
-        let req = SlackApiChatPostMessageRequest::new(
-            self.config.channel.clone().into(),
+        let mut req = SlackApiChatPostMessageRequest::new(
+            channel.to_string().into(),
             SlackMessageContent::new().with_text(text),
         )
         .with_unfurl_links(false);
+        if let Some(ts) = thread_ts {
+            req = req.with_thread_ts(ts.to_string().into());
+        }
         self.session()
             .chat_post_message(&req)
             .await
