@@ -67,6 +67,69 @@ async fn main() {
     in_process_pass(1000, 10, Duration::from_millis(100)).await;
     println!("-- memory: {n} mentions at once, the bot in its own process");
     bot_process_pass(n).await;
+    println!("-- scheduler: SLA rounds over {n} open tickets");
+    scheduler_pass(n).await;
+}
+
+/// The SLA scheduler over `n` open tickets: a quiet round (nothing due), then the round
+/// in which every one of them breaches (one transaction per ticket), then quiet again.
+async fn scheduler_pass(n: usize) {
+    use chrono::{Duration as Span, Utc};
+    use mentionbridge::domain::{Author, Mention, Visibility};
+    use mentionbridge::runtime::scheduler::Scheduler;
+    let store = Store::temporary().unwrap();
+    let start = Utc::now();
+    let mentions: Vec<Mention> = (0..n)
+        .map(|i| Mention {
+            platform: Platform::Mastodon,
+            network: None,
+            account: "brand".into(),
+            remote_id: i.to_string(),
+            url: format!("https://m.example/{i}"),
+            author: Author {
+                handle: format!("c{i}"),
+                name: format!("C {i}"),
+                profile_url: String::new(),
+                id: None,
+            },
+            text: "where is my order".into(),
+            language: Some("en".into()),
+            created_at: start,
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+        })
+        .collect();
+    for chunk in mentions.chunks(1000) {
+        store.ingest("bench", chunk, None, start).unwrap();
+    }
+    let desk = Arc::new(DeskService::new(
+        store.clone(),
+        Desk::new(),
+        Arc::new(Notify::new()),
+    ));
+    let scheduler = Scheduler {
+        store: store.clone(),
+        desk,
+        wake_outbox: Arc::new(Notify::new()),
+        brand: "BrandCo".into(),
+        handoff_digest: false,
+        release_claims_at_handoff: false,
+        surface: mentionbridge::domain::SurfaceKind::Slack,
+    };
+    for (label, at) in [
+        ("quiet round", start + Span::minutes(1)),
+        ("every ticket breaches", start + Span::minutes(61)),
+        ("quiet again", start + Span::minutes(62)),
+    ] {
+        let began = Instant::now();
+        scheduler.tick(at).await.unwrap();
+        println!(
+            "scheduler {label}: {:.0} ms for {n} open tickets; outbox now {} jobs",
+            began.elapsed().as_secs_f64() * 1000.0,
+            store.jobs().unwrap().len()
+        );
+    }
 }
 
 /// The real watcher, store and outbox sender in this process, against in-process fakes.
