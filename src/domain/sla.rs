@@ -220,6 +220,8 @@ pub fn apply_steps(
         Some(c) => vec![c.agent.member_key()],
         None => on_duty.primary.clone(),
     };
+    // Several levels reached in one look (a late look, a breach on top of an age) call
+    // only the highest: one loud line, not a burst of them.
     let escalate = |next: &mut Ticket, notes: &mut Vec<Note>, level: usize| {
         next.sla.escalated = next.sla.escalated.max(level);
         let (members, channel) = if level == 1 && !on_duty.secondary.is_empty() {
@@ -227,6 +229,7 @@ pub fn apply_steps(
         } else {
             (Vec::new(), true)
         };
+        notes.retain(|n| !matches!(n, Note::Escalated { .. }));
         notes.push(Note::Escalated {
             level,
             members,
@@ -889,18 +892,14 @@ mod tests {
                     },
                 ],
             ),
-            // First looked at after the target: breach, then both levels, once each.
+            // First looked at after the target: the breach, and only the highest level
+            // reached (the channel, which includes the secondary), once.
             (
                 ticket(),
                 t(60),
                 vec![
                     Note::SlaBreached {
                         members: vec!["slack:UPRIME".into()],
-                    },
-                    Note::Escalated {
-                        level: 1,
-                        members: vec!["slack:USECOND".into()],
-                        channel: false,
                     },
                     Note::Escalated {
                         level: 2,
