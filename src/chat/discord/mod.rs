@@ -373,6 +373,13 @@ impl Discord {
                 serenity::all::MessageId::new(card.message_id.parse().unwrap_or(1)),
             ));
         }
+        self.send(&channel, msg).await
+    }
+}
+
+impl Discord {
+    /// Post a message in a channel or thread.
+    async fn send(&self, channel: &str, msg: CreateMessage) -> Result<(), DeliveryError> {
         let body = serde_json::to_value(msg).expect("message serializes");
         self.call(
             Method::POST,
@@ -382,9 +389,7 @@ impl Discord {
         .await?;
         Ok(())
     }
-}
 
-impl Discord {
     /// Whether the bot's own message with exactly `text` is among the channel's latest
     /// (a retry after a send whose answer was lost).
     async fn recently_posted(&self, channel: &str, text: &str) -> Result<bool, DeliveryError> {
@@ -419,14 +424,7 @@ impl Discord {
         let msg = CreateMessage::new()
             .content(text)
             .allowed_mentions(CreateAllowedMentions::new());
-        let body = serde_json::to_value(msg).expect("message serializes");
-        self.call(
-            Method::POST,
-            &format!("/channels/{channel}/messages"),
-            Some(&body),
-        )
-        .await?;
-        Ok(())
+        self.send(channel, msg).await
     }
 }
 
