@@ -70,11 +70,6 @@ pub enum SlaStep {
     ResolutionOverdue,
 }
 
-/// When the first public or private answer was sent, if it was.
-pub fn first_answer(ticket: &Ticket) -> Option<DateTime<Utc>> {
-    ticket.first_answer()
-}
-
 /// When the first response is due: as stamped on arrival, else the customer's post time
 /// plus the target.
 pub fn first_response_due(ticket: &Ticket, policy: &SlaPolicy) -> DateTime<Utc> {
@@ -560,7 +555,7 @@ mod tests {
             ),
             None
         );
-        assert_eq!(first_answer(&answered), Some(t(10)));
+        assert_eq!(answered.first_answer(), Some(t(10)));
 
         let mut resolved = ticket();
         resolved.stage = crate::domain::Stage::Resolved;

@@ -6,6 +6,7 @@
 //! skips a step. It sleeps until the next step is due, never more than 30 s.
 
 use crate::domain::handoff;
+use crate::domain::routes::Route;
 use crate::domain::sla::{
     acknowledge_off_hours, apply_steps, due_steps, first_response_due, next_check,
     release_at_handoff, OnDuty,
@@ -78,7 +79,7 @@ impl Scheduler {
         for ticket in self.store.open_tickets()? {
             let route = self.desk.routes().of(&ticket).clone();
             if let Some(template) = &route.off_hours_ack {
-                changed |= self.maybe_acknowledge(&ticket, template, now)?;
+                changed |= self.maybe_acknowledge(&ticket, &route, template, now)?;
             }
             let mut current = ticket;
             if !due_steps(&current, &current.sla, &route.sla, now).is_empty() {
@@ -110,6 +111,7 @@ impl Scheduler {
     fn maybe_acknowledge(
         &self,
         ticket: &Ticket,
+        route: &Route,
         template: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -119,7 +121,6 @@ impl Scheduler {
         {
             return Ok(false);
         }
-        let route = self.desk.routes().of(ticket);
         let schedule = route.schedule(&self.desk.schedule());
         if schedule.rotations.is_empty() || !schedule.on_call(ticket.opened_at).primary.is_empty() {
             return Ok(false);
