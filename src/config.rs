@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+/// Slack signing secrets are 32 hex characters; anything shorter is not one.
+pub const SLACK_SIGNING_SECRET_LEN: usize = 32;
+/// The webhook's shared key: long enough that it cannot be guessed.
+pub const WEBHOOK_SECRET_MIN_LEN: usize = 16;
+
 /// A value that came from the environment. Never printed.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -627,8 +632,54 @@ impl Validator<'_> {
                 key,
                 "secrets must come from the environment: write it as \"${SOME_VAR}\"",
             );
+            // The literal is neither used nor echoed.
+            return Secret::default();
         }
-        Secret(self.interpolate(section, key, value))
+        let missing_before = self.missing.len();
+        let secret = Secret(self.interpolate(section, key, value));
+        // A missing variable is already reported; an empty one is a credential that would
+        // accept (or send) anything, so it is refused here rather than at the first request.
+        if self.missing.len() == missing_before && secret.expose().trim().is_empty() {
+            self.problem(
+                section,
+                key,
+                if value.contains("${") {
+                    format!("{value} is set but empty: expected the credential itself")
+                } else {
+                    "is empty: expected a credential from the environment, e.g. \"${SOME_VAR}\""
+                        .to_string()
+                },
+            );
+        }
+        secret
+    }
+
+    /// A key that signs or verifies inbound requests: empty, whitespace or too short
+    /// for the real thing is refused, so no request is ever checked against a weak key.
+    fn signing_key(
+        &mut self,
+        section: &str,
+        key: &str,
+        value: &str,
+        min_len: usize,
+        what: &str,
+    ) -> Secret {
+        let missing_before = self.missing.len();
+        let problems_before = self.problems.len();
+        let secret = self.secret(section, key, value);
+        let unresolved = self.missing.len() != missing_before;
+        let already_refused = self.problems.len() != problems_before;
+        if !unresolved && !already_refused && secret.expose().trim().len() < min_len {
+            self.problem(
+                section,
+                key,
+                format!(
+                    "is {} characters long, too short to be real: expected {what}",
+                    secret.expose().trim().chars().count()
+                ),
+            );
+        }
+        secret
     }
 
     fn base_url(&mut self, section: &str, key: &str, value: &str) -> String {
@@ -657,10 +708,15 @@ impl Validator<'_> {
             .app_token
             .as_deref()
             .map(|t| self.secret("slack", "app_token", t));
-        let signing_secret = s
-            .signing_secret
-            .as_deref()
-            .map(|t| self.secret("slack", "signing_secret", t));
+        let signing_secret = s.signing_secret.as_deref().map(|t| {
+            self.signing_key(
+                "slack",
+                "signing_secret",
+                t,
+                SLACK_SIGNING_SECRET_LEN,
+                "the app's Signing Secret (Basic Information → App Credentials, 32 characters)",
+            )
+        });
         match s.mode {
             SlackMode::Socket if app_token.is_none() => self.problem(
                 "slack",
@@ -736,16 +792,25 @@ impl Validator<'_> {
     fn discord(&mut self, d: &RawDiscord) -> DiscordConfig {
         let api_url = self.base_url("discord", "api_url", &d.api_url);
         let bot_token = self.secret("discord", "bot_token", &d.bot_token);
-        let public_key = d
-            .public_key
-            .as_deref()
-            .map(|k| self.interpolate("discord", "public_key", k));
+        let missing_before = self.missing.len();
+        let public_key = d.public_key.as_deref().map(|k| {
+            self.interpolate("discord", "public_key", k)
+                .trim()
+                .to_string()
+        });
         if let Some(k) = &public_key {
-            if k.len() != 64 || hex::decode(k).is_err() {
+            let unresolved = self.missing.len() != missing_before;
+            let valid = crate::chat::discord::signature::InteractionVerifier::new(k).is_ok();
+            if !unresolved && !valid {
+                let found = if k.is_empty() {
+                    "it is empty".to_string()
+                } else {
+                    format!("found {} characters", k.chars().count())
+                };
                 self.problem(
                     "discord",
                     "public_key",
-                    "expected the application's public key: 64 hex characters (General Information → Public Key)",
+                    format!("expected the application's Ed25519 public key: 64 hex characters (General Information → Public Key); {found}"),
                 );
             }
         }
@@ -1255,14 +1320,13 @@ impl Validator<'_> {
         let bluesky = raw.bluesky.as_ref().map(|b| self.bluesky(b));
         let x = raw.x.as_ref().map(|x| self.x(x));
         let webhook = raw.webhook.as_ref().map(|w| {
-            let secret = self.secret("webhook", "secret", &w.secret);
-            if !secret.expose().is_empty() && secret.expose().len() < 16 {
-                self.problem(
-                    "webhook",
-                    "secret",
-                    "expected at least 16 characters (it signs every request)",
-                );
-            }
+            let secret = self.signing_key(
+                "webhook",
+                "secret",
+                &w.secret,
+                WEBHOOK_SECRET_MIN_LEN,
+                "a shared random key of at least 16 characters (it signs every request)",
+            );
             WebhookConfig { secret }
         });
         if mastodon.is_none() && bluesky.is_none() && x.is_none() && webhook.is_none() {
@@ -1392,6 +1456,78 @@ access_token = "${MASTODON_TOKEN}"
         assert!(
             !format!("{c:?}").contains("value-of"),
             "secrets leak into Debug"
+        );
+    }
+
+    /// Each credential that signs or verifies requests, as a config fragment that
+    /// enables it (the key's value is `$V`).
+    fn signing_keys() -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "slack.signing_secret",
+                GOOD.replace(
+                    "app_token = \"${SLACK_APP_TOKEN}\"\n",
+                    "mode = \"http\"\nsigning_secret = \"$V\"\n",
+                ),
+            ),
+            (
+                "webhook.secret",
+                format!("{GOOD}\n[webhook]\nsecret = \"$V\"\n"),
+            ),
+            (
+                "discord.public_key",
+                GOOD.replace("[slack]", "[other_slack]")
+                    .replace("[mastodon]", "[discord]\nmode = \"http\"\nbot_token = \"${DISCORD_BOT_TOKEN}\"\npublic_key = \"$V\"\nguild_id = \"1100000000000000001\"\nchannel_id = \"1100000000000000002\"\nagent_user_ids = [\"1200000000000000001\"]\n\n[mastodon]")
+                    .replace("[other_slack]\nbot_token = \"${SLACK_BOT_TOKEN}\"\napp_token = \"${SLACK_APP_TOKEN}\"\nchannel = \"C0SUPPORT\"\nagent_user_ids = [\"U0ANA\"]\n", ""),
+            ),
+        ]
+    }
+
+    #[test]
+    fn signing_keys_that_are_empty_short_or_resolve_to_nothing_fail_closed() {
+        let real_key = "d7ef5ce0a7ff6aa2ec5e0a0ff2d3d5e0ffb4f8e7a1c1a4e5f4b0c2d3e4f5a6b7";
+        let env = |var: &str| match var {
+            "EMPTY" => Some(String::new()),
+            "BLANK" => Some("   ".into()),
+            "SHORT" => Some("abc123".into()),
+            "GOOD_KEY" => Some(real_key.into()),
+            other => Some(format!("value-of-{other}-0123456789abcdef0123456789")),
+        };
+        for (key, fragment) in signing_keys() {
+            // The fragment itself is sound with a real key.
+            let good = fragment.replace("$V", "${GOOD_KEY}");
+            parse(&good, &env).unwrap_or_else(|e| panic!("{key} with a real key: {e}"));
+            let line = good
+                .lines()
+                .position(|l| l.contains("${GOOD_KEY}"))
+                .unwrap()
+                + 1;
+            for bad in ["${EMPTY}", "${BLANK}", "${SHORT}", "", "   "] {
+                let text = fragment.replace("$V", bad);
+                let err = parse(&text, &env)
+                    .err()
+                    .unwrap_or_else(|| panic!("{key} = {bad:?} was accepted"))
+                    .to_string();
+                assert!(
+                    err.contains(&format!("bot-config.toml:{line}: `{key}`")),
+                    "{key} = {bad:?}: {err}"
+                );
+                assert!(!err.contains("abc123"), "the short value is echoed: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn any_credential_set_to_an_empty_variable_is_refused() {
+        let env = |var: &str| {
+            (var != "MASTODON_TOKEN")
+                .then(|| format!("value-of-{var}"))
+                .or(Some(String::new()))
+        };
+        let err = parse(GOOD, &env).unwrap_err().to_string();
+        assert!(
+            err.contains(":13: `mastodon.access_token`: ${MASTODON_TOKEN} is set but empty"),
+            "{err}"
         );
     }
 

@@ -67,14 +67,18 @@ pub fn router(
         );
     }
     if let Some(discord) = discord {
-        let verifier = Arc::new(InteractionVerifier::new(
-            discord.config().public_key.as_deref().unwrap_or_default(),
-        ));
-        app = app.merge(
-            Router::new()
-                .route("/discord/interactions", post(discord_interaction))
-                .with_state((discord, verifier)),
-        );
+        // The config refuses a missing or bad key; should one get here anyway, the route
+        // is not served at all rather than served unverified.
+        match InteractionVerifier::new(discord.config().public_key.as_deref().unwrap_or_default()) {
+            Ok(verifier) => {
+                app = app.merge(
+                    Router::new()
+                        .route("/discord/interactions", post(discord_interaction))
+                        .with_state((discord, Arc::new(verifier))),
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "Discord interactions endpoint disabled"),
+        }
     }
     app
 }

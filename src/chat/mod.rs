@@ -223,7 +223,8 @@ pub enum Staleness {
 /// cannot be replayed.
 pub fn check_request_age(timestamp: &str, now_unix: i64) -> Result<(), Staleness> {
     let ts: i64 = timestamp.trim().parse().map_err(|_| Staleness::NotATime)?;
-    let skew = (now_unix - ts).abs();
+    // A hostile timestamp (i64::MIN, say) must not overflow the subtraction.
+    let skew = now_unix.saturating_sub(ts).saturating_abs();
     if skew > 300 {
         return Err(Staleness::TooOld(skew));
     }

@@ -20,6 +20,8 @@ pub const MAX_BATCH: usize = 100;
 /// Why a delivery was refused, as the sender will read it.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IngestError {
+    #[error("no webhook secret is configured: every delivery is refused")]
+    NoKey,
     #[error("missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")]
     Unsigned,
     #[error("{TIMESTAMP_HEADER} is not a Unix time in seconds")]
@@ -52,6 +54,10 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), IngestError> {
+    // Never verify against an empty key: anyone can compute that signature.
+    if secret.trim().len() < crate::config::WEBHOOK_SECRET_MIN_LEN {
+        return Err(IngestError::NoKey);
+    }
     let (Some(ts), Some(sig)) = (timestamp, signature) else {
         return Err(IngestError::Unsigned);
     };
@@ -243,6 +249,20 @@ mod tests {
             verify(SECRET, None, None, ONE.as_bytes(), 0),
             Err(IngestError::Unsigned)
         );
+    }
+
+    #[test]
+    fn an_empty_or_short_key_verifies_nothing_not_even_its_own_signature() {
+        let ts = "1800000000";
+        for key in ["", "   ", "short-key"] {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(format!("{ts}.{ONE}").as_bytes());
+            let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            assert_eq!(
+                verify(key, Some(ts), Some(&sig), ONE.as_bytes(), 1800000000),
+                Err(IngestError::NoKey)
+            );
+        }
     }
 
     #[test]

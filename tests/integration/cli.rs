@@ -173,3 +173,47 @@ async fn metrics_are_served_and_tickets_export_for_a_spreadsheet() {
     assert_eq!(kinds.first().map(String::as_str), Some("ticket"));
     assert!(kinds.iter().any(|k| k == "audit"));
 }
+
+/// A key that verifies inbound requests and is empty, blank or too short is a config
+/// error in `check-config` and `run`, naming the file, line and key; `run` then never
+/// opens its HTTP port, so no request is ever judged against a weak key.
+#[tokio::test]
+async fn weak_signing_keys_are_refused_before_anything_listens() {
+    let w = World::with_mode(Mode::Http).await;
+    w.extra_config
+        .lock()
+        .unwrap()
+        .push_str("\n[webhook]\nsecret = \"${TEST_WEBHOOK_SECRET}\"\n");
+    let path = w.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line_of = |needle: &str| 1 + text.lines().position(|l| l.contains(needle)).unwrap();
+    let good_webhook = ("TEST_WEBHOOK_SECRET", Some("a-webhook-secret-long-enough"));
+    let (ok, err) = mentionbridge(&w, &["check-config"], &path, &[good_webhook]).await;
+    assert!(ok, "{err}");
+
+    let cases = [
+        (
+            "TEST_SLACK_SIGNING_SECRET",
+            "slack.signing_secret",
+            "TEST_SLACK_SIGNING_SECRET}",
+        ),
+        (
+            "TEST_WEBHOOK_SECRET",
+            "webhook.secret",
+            "TEST_WEBHOOK_SECRET}",
+        ),
+    ];
+    for (var, key, needle) in cases {
+        for weak in ["", "  ", "abc"] {
+            let env = [good_webhook, (var, Some(weak))];
+            let expected = format!("bot-config.toml:{}: `{key}`", line_of(needle));
+            for cmd in ["check-config", "run"] {
+                let (ok, err) = mentionbridge(&w, &[cmd], &path, &env).await;
+                assert!(!ok, "{cmd} accepted {key} = {weak:?}");
+                assert!(err.contains(&expected), "{cmd}, {key} = {weak:?}: {err}");
+            }
+            let listening = std::net::TcpStream::connect(("127.0.0.1", w.http_port)).is_ok();
+            assert!(!listening, "the HTTP port opened with {key} = {weak:?}");
+        }
+    }
+}

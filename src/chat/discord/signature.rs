@@ -30,10 +30,22 @@ pub enum SignatureError {
 
 pub struct InteractionVerifier(Verifier);
 
+/// The configured public key is not an Ed25519 key.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("the Discord public key is not 64 hex characters of a valid Ed25519 key")]
+pub struct BadPublicKey;
+
 impl InteractionVerifier {
-    /// `public_key_hex` was validated as 64 hex characters by the config.
-    pub fn new(public_key_hex: &str) -> InteractionVerifier {
-        InteractionVerifier(Verifier::new(public_key_hex))
+    /// Fails closed: there is no verifier without a real key (serenity's own constructor
+    /// panics on a bad one).
+    pub fn new(public_key_hex: &str) -> Result<InteractionVerifier, BadPublicKey> {
+        let bytes: [u8; 32] = hex::decode(public_key_hex.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(BadPublicKey)?;
+        Verifier::try_new(bytes)
+            .map(InteractionVerifier)
+            .map_err(|_| BadPublicKey)
     }
 
     pub fn verify(

@@ -18,6 +18,8 @@ impl From<Staleness> for SignatureError {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SignatureError {
+    #[error("no signing secret is configured: every request is refused")]
+    NoKey,
     #[error("missing X-Slack-Request-Timestamp or X-Slack-Signature header")]
     Missing,
     #[error("X-Slack-Request-Timestamp is not a Unix time")]
@@ -35,6 +37,10 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), SignatureError> {
+    // Never verify against an empty key: anyone can compute that signature.
+    if signing_secret.trim().len() < crate::config::SLACK_SIGNING_SECRET_LEN {
+        return Err(SignatureError::NoKey);
+    }
     let (Some(ts), Some(sig)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
@@ -79,6 +85,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_or_short_key_verifies_nothing_not_even_its_own_signature() {
+        for key in ["", "   ", "short"] {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(format!("v0:{TS}:{BODY}").as_bytes());
+            let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+            assert_eq!(
+                verify(key, Some(TS), Some(&sig), BODY.as_bytes(), 1531420618),
+                Err(SignatureError::NoKey)
+            );
+        }
+    }
+
+    #[test]
     fn forged_stale_and_missing_are_refused() {
         let tampered = BODY.replace("roadrunner", "coyote");
         assert_eq!(
@@ -87,7 +106,7 @@ mod tests {
         );
         assert_eq!(
             verify(
-                "wrong-secret",
+                "a-wrong-secret-of-the-right-size",
                 Some(TS),
                 Some(SIG),
                 BODY.as_bytes(),
