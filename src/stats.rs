@@ -9,17 +9,18 @@
 //! - **Volume** (`tickets`): tickets whose `opened_at` (when the desk created the ticket)
 //!   falls in the window. Every other figure of a [`Summary`] is about that same cohort,
 //!   as the tickets stand now.
-//! - **First response**: from the mention's `created_at` (when the customer wrote, so a
-//!   polling delay counts against us) to the `at` of the earliest reply whose state is
+//! - **First response**: from when the desk received the mention (the ticket's
+//!   `opened_at`; the post's own claimed `created_at` can be years off and is never
+//!   trusted for a clock) to the `at` of the earliest reply whose state is
 //!   `Published`. `at` is when the agent sent it, not when the platform confirmed it.
 //!   Public and private replies both count; pending and failed replies do not. A ticket
 //!   with no published reply is *unanswered*. Follow-ups do not restart the clock.
-//! - **Resolution**: from the mention's `created_at` to the ticket's `updated_at` while
+//! - **Resolution**: from when the desk received the mention to the ticket's `updated_at` while
 //!   its stage is `Resolved` (the store keeps no separate resolution time; an update after
 //!   resolving, such as a late publish confirmation, moves it).
 //! - **Within target** (SLA): a ticket is *met* when its first response came within the
 //!   target (exactly at the target counts as met), *breached* when it came later or when
-//!   it is still unanswered after the target passed (`now > created_at + target`, where
+//!   it is still unanswered after the target passed (`now > received + target`, where
 //!   `now` is the window's `to`), and *pending* otherwise. The percentage is met over
 //!   met + breached, rounded down, so 100% means every one.
 //! - **Ignored** tickets (spam, noise) count in volume and stage counts only: they are
@@ -233,7 +234,7 @@ pub fn first_response(ticket: &Ticket) -> Option<(Duration, &AgentRef)> {
         .filter(|r| !r.auto && matches!(r.state, ReplyState::Published { .. }))
         .min_by_key(|r| (r.at, r.seq))
         .map(|r| {
-            let waited = (r.at - ticket.mention.created_at).max(Duration::zero());
+            let waited = (r.at - ticket.received_at()).max(Duration::zero());
             (waited, &r.by)
         })
 }
@@ -269,14 +270,14 @@ impl<'a> Facts<'a> {
             _ if ignored => Verdict::Exempt,
             Some((waited, _)) if waited <= sla => Verdict::Met,
             Some(_) => Verdict::Breached,
-            None if now > ticket.mention.created_at + sla => Verdict::Breached,
+            None if now > ticket.received_at() + sla => Verdict::Breached,
             None => Verdict::Pending,
         };
         Facts {
             ticket,
             first_response,
             resolution: resolved_at(ticket)
-                .map(|at| (at - ticket.mention.created_at).max(Duration::zero())),
+                .map(|at| (at - ticket.received_at()).max(Duration::zero())),
             verdict,
         }
     }
@@ -969,7 +970,7 @@ mod tests {
         state: ReplyState,
         private: bool,
     ) -> Ticket {
-        let when = t.mention.created_at + after;
+        let when = t.received_at() + after;
         if matches!(state, ReplyState::Published { .. }) && !t.is_closed() {
             t.stage = Stage::Replied;
         }

@@ -2,10 +2,13 @@
 //! surface module also turns its own inbound events into desk actions.
 
 pub mod discord;
+pub mod markup;
 pub mod slack;
 
+pub use markup::{member_id, Markup};
+
 use crate::delivery::DeliveryError;
-use crate::domain::{AgentAction, AgentRef, Note, Stage, SurfaceKind, Ticket};
+use crate::domain::{AgentAction, Note, Stage, SurfaceKind, Ticket};
 use crate::sources::BoxFuture;
 use crate::store::CardRef;
 use chrono::{DateTime, Utc};
@@ -49,47 +52,6 @@ pub trait Surface: Send + Sync {
         maybe_posted: bool,
         queued_at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), DeliveryError>>;
-}
-
-/// How a surface writes agents, customer text, quotes, emphasis and links in its own
-/// markup.
-pub trait Markup {
-    fn surface(&self) -> SurfaceKind;
-    fn escape(&self, text: &str) -> String;
-    fn quote(&self, text: &str) -> String;
-    fn bold(&self, text: &str) -> String;
-    fn link(&self, url: &str, label: &str) -> String;
-
-    /// An agent: a live mention on their own surface, their name and surface elsewhere.
-    fn who(&self, agent: &AgentRef) -> String {
-        if agent.surface == self.surface() {
-            format!("<@{}>", agent.user_id)
-        } else {
-            format!(
-                "{} ({})",
-                self.bold(&self.escape(&agent.name)),
-                agent.surface.label()
-            )
-        }
-    }
-
-    /// Calls everyone active in the channel (`<!here>` on Slack, `@here` on Discord).
-    fn channel_ping(&self) -> &'static str;
-
-    /// An on-call member key (`slack:U…`, `discord:…`): a live mention on its own surface.
-    fn member(&self, key: &str) -> String {
-        match member_id(key, self.surface()) {
-            Some(id) => format!("<@{id}>"),
-            None => self.escape(key),
-        }
-    }
-}
-
-/// The member key's id when it belongs to `surface`.
-pub fn member_id(key: &str, surface: SurfaceKind) -> Option<&str> {
-    key.split_once(':')
-        .filter(|(s, _)| s.eq_ignore_ascii_case(surface.label()))
-        .map(|(_, id)| id)
 }
 
 /// A card's buttons, the same on every surface.
@@ -182,31 +144,39 @@ impl CardButton {
     }
 }
 
-/// `/mentions list`: open tickets, oldest first, at most `max` of them.
-pub fn open_list(tickets: &[Ticket], m: &dyn Markup, max: usize) -> String {
+/// `/mentions list`: open tickets, oldest first, at most `max` of them and at most
+/// `max_len` characters in all (the surface's message limit).
+pub fn open_list(tickets: &[Ticket], m: &dyn Markup, max: usize, max_len: usize) -> String {
     if tickets.is_empty() {
         return "No open mention tickets. 🎉".into();
     }
     let mut out = m.bold(&format!("Open mention tickets ({}):", tickets.len())) + "\n";
+    // Room for the closing "…and N more." line.
+    let budget = max_len.saturating_sub(40);
+    let mut listed = 0;
     for t in tickets.iter().take(max) {
-        let preview: String = t.mention.text.replace('\n', " ").chars().take(80).collect();
         let holder = t
             .holder
             .as_ref()
-            .map(|c| format!(" · {}", m.who(&c.agent)))
+            .map(|c| format!(" · {}", m.name(&c.agent)))
             .unwrap_or_default();
-        out.push_str(&format!(
+        let line = format!(
             "• {} {}{} · @{}: {} ({})\n",
             m.bold(&format!("#{}", t.id)),
             t.state_label(),
             holder,
-            m.escape(&t.mention.author.handle),
-            m.escape(&preview),
+            m.fit(&t.mention.author.handle, 60).0,
+            m.fit(&t.mention.text.replace('\n', " "), 80).0,
             m.link(&t.mention.url, "original")
-        ));
+        );
+        if markup::surface_len(&out) + markup::surface_len(&line) > budget {
+            break;
+        }
+        out.push_str(&line);
+        listed += 1;
     }
-    if tickets.len() > max {
-        out.push_str(&format!("…and {} more.", tickets.len() - max));
+    if tickets.len() > listed {
+        out.push_str(&format!("…and {} more.", tickets.len() - listed));
     }
     out
 }
@@ -231,19 +201,34 @@ pub fn check_request_age(timestamp: &str, now_unix: i64) -> Result<(), Staleness
     Ok(())
 }
 
+/// How much of a customer's or agent's text a thread line quotes: well inside Discord's
+/// 2,000-character messages (and Slack's 4,000 for readable notifications) with room for
+/// the line's own words; the whole text is one click away.
+pub const NOTE_QUOTE_MAX: usize = 1500;
+
 /// The wording of a card's thread line, the same on every surface.
 pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
     match note {
-        Note::Claimed { by } => format!("🙋 {} claimed this ticket.", m.who(by)),
-        Note::Unclaimed { by } => format!("↩️ {} released this ticket.", m.who(by)),
+        // Lines about an action name the agent who did it: they clicked, they need no
+        // notification about it.
+        Note::Claimed { by } => format!("🙋 {} claimed this ticket.", m.name(by)),
+        Note::Unclaimed { by } => format!("↩️ {} released this ticket.", m.name(by)),
         Note::ReplyQueued { by, text } => {
-            format!("📤 {} is replying:\n{}", m.who(by), m.quote(text))
+            format!(
+                "📤 {} is replying:\n{}",
+                m.name(by),
+                m.fit_quote(text, NOTE_QUOTE_MAX).0
+            )
         }
-        Note::ReplyPublished { url } => format!("✅ Reply published: {url}"),
-        Note::ReplyFailed { reason } => format!("❌ Reply not published: {}", m.escape(reason)),
-        Note::Resolved { by } => format!("✅ {} resolved this ticket.", m.who(by)),
-        Note::Ignored { by } => format!("🚫 {} ignored this ticket.", m.who(by)),
-        Note::Reopened { by } => format!("🔄 {} reopened this ticket.", m.who(by)),
+        Note::ReplyPublished { url } => {
+            format!("✅ Reply published: {}", m.link(url, "view the reply"))
+        }
+        Note::ReplyFailed { reason } => {
+            format!("❌ Reply not published: {}", m.fit(reason, 500).0)
+        }
+        Note::Resolved { by } => format!("✅ {} resolved this ticket.", m.name(by)),
+        Note::Ignored { by } => format!("🚫 {} ignored this ticket.", m.name(by)),
+        Note::Reopened { by } => format!("🔄 {} reopened this ticket.", m.name(by)),
         Note::CustomerFollowUp {
             text,
             url,
@@ -251,7 +236,7 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         } => format!(
             "💬 The customer wrote again{}:\n{}\n{}",
             if *reopened { " (ticket reopened)" } else { "" },
-            m.quote(text),
+            m.fit_quote(text, NOTE_QUOTE_MAX).0,
             m.link(url, "view post")
         ),
         Note::Paged { members } => format!(
@@ -298,8 +283,8 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
             members,
         } => format!(
             "↩️ {}'s claim was released ({}); it is open for {}.",
-            m.who(holder),
-            m.escape(why),
+            m.name(holder),
+            m.fit(why, 200).0,
             if members.is_empty() {
                 "anyone".to_string()
             } else {
@@ -316,7 +301,7 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
-            m.escape(reason)
+            m.fit(reason, 500).0
         ),
     }
 }

@@ -253,7 +253,18 @@ pub struct Ticket {
     pub off_hours_acked: bool,
 }
 
+/// A post's claimed time further than this from when the desk received it is shown on
+/// the card beside the time of arrival.
+pub const CLOCK_SKEW_SHOWN_MINUTES: i64 = 5;
+
 impl Ticket {
+    /// When the desk received the mention. Every clock (first-response and resolution
+    /// targets, escalations, digests, numbers) starts here: the post's `created_at` is
+    /// what the platform or the customer claims and can be years off either way.
+    pub fn received_at(&self) -> DateTime<Utc> {
+        self.opened_at
+    }
+
     pub fn open(id: TicketId, mention: Mention, now: DateTime<Utc>) -> Ticket {
         Ticket {
             id,

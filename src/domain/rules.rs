@@ -420,7 +420,8 @@ pub fn apply_followup(ticket: &Ticket, mention: &Mention, now: DateTime<Utc>) ->
         remote_id: mention.remote_id.clone(),
         url: mention.url.clone(),
         text: mention.text.clone(),
-        at: mention.created_at,
+        // When the desk heard it: the post's own claimed time is not trusted.
+        at: now,
     });
     next.customer_replied = true;
     next.updated_at = now;

@@ -70,12 +70,12 @@ pub enum SlaStep {
     ResolutionOverdue,
 }
 
-/// When the first response is due: as stamped on arrival, else the customer's post time
-/// plus the target.
+/// When the first response is due: as stamped on arrival, else the time the desk received
+/// the mention plus the target.
 pub fn first_response_due(ticket: &Ticket, policy: &SlaPolicy) -> DateTime<Utc> {
     ticket
         .respond_by
-        .unwrap_or(ticket.mention.created_at + policy.first_response)
+        .unwrap_or(ticket.received_at() + policy.first_response)
 }
 
 /// The steps due at `now` that have not happened yet, in the order to take them.
@@ -89,7 +89,7 @@ pub fn due_steps(
     if let Some(resolution) = policy.resolution {
         if !ticket.is_closed()
             && !marks.resolution_overdue
-            && now >= ticket.mention.created_at + resolution
+            && now >= ticket.received_at() + resolution
         {
             steps.push(SlaStep::ResolutionOverdue);
         }
@@ -134,8 +134,8 @@ pub fn due_steps(
 
 fn warn_from(ticket: &Ticket, policy: &SlaPolicy) -> DateTime<Utc> {
     let due = first_response_due(ticket, policy);
-    let span = due - ticket.mention.created_at;
-    ticket.mention.created_at + scaled(span, policy.warn_at)
+    let span = due - ticket.received_at();
+    ticket.received_at() + scaled(span, policy.warn_at)
 }
 
 /// The earliest instant, from `now` on, at which a step could become due (None: the
@@ -149,7 +149,7 @@ pub fn next_check(
     let mut candidates = Vec::new();
     if let Some(resolution) = policy.resolution {
         if !ticket.is_closed() && !marks.resolution_overdue {
-            candidates.push(ticket.mention.created_at + resolution);
+            candidates.push(ticket.received_at() + resolution);
         }
     }
     if ticket.awaiting_answer() {
@@ -427,13 +427,14 @@ mod tests {
                 },
                 text: "help".into(),
                 language: None,
-                created_at: t(0),
+                // The post claims it was written two minutes before the desk saw it:
+                // the clocks start when the desk received it, never at the claimed time.
+                created_at: t(-2),
                 in_reply_to: None,
                 visibility: Visibility::Public,
                 reply_context: None,
             },
-            // Seen two minutes after the customer wrote: the clock started when they did.
-            t(2),
+            t(0),
         )
     }
 
@@ -483,8 +484,8 @@ mod tests {
         assert_eq!(
             log,
             vec![
-                (17, SlaStep::Escalate { level: 1 }),
-                (32, SlaStep::Escalate { level: 2 }),
+                (15, SlaStep::Escalate { level: 1 }),
+                (30, SlaStep::Escalate { level: 2 }),
                 (
                     45,
                     SlaStep::Warn {
@@ -591,13 +592,13 @@ mod tests {
     fn the_next_check_is_the_earliest_pending_edge() {
         let marks = SlaMarks::default();
         let policy = SlaPolicy::default();
-        assert_eq!(next_check(&ticket(), &marks, &policy, t(0)), Some(t(17)));
+        assert_eq!(next_check(&ticket(), &marks, &policy, t(0)), Some(t(15)));
         let after_escalations = SlaMarks {
             escalated: 2,
             ..SlaMarks::default()
         };
         assert_eq!(
-            next_check(&ticket(), &after_escalations, &policy, t(33)),
+            next_check(&ticket(), &after_escalations, &policy, t(31)),
             Some(t(45))
         );
         assert_eq!(first_response_due(&ticket(), &policy), t(60));

@@ -196,7 +196,9 @@ impl OutboxSender {
                 let at = wall + chrono::Duration::from_std(wait).unwrap_or_default();
                 self.store.defer(job.id, at, &reason)
             }
-            Outcome::Failed(DeliveryError::Permanent { reason }) => match job.effect {
+            Outcome::Failed(
+                DeliveryError::Permanent { reason } | DeliveryError::Gone { reason },
+            ) => match job.effect {
                 Effect::PublishReply { seq } => {
                     tracing::error!(ticket = %job.ticket, %reason, "reply refused by the platform; shown on the card");
                     self.store
@@ -237,7 +239,7 @@ impl OutboxSender {
                     .await
                 {
                     Ok(()) => {}
-                    Err(DeliveryError::Permanent { reason }) => {
+                    Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
                         tracing::error!(surface = ?surface.kind(), %reason, "hand-off digest refused");
                     }
                     Err(e) => retry = Some(e),
@@ -264,9 +266,9 @@ impl OutboxSender {
                             posted_somewhere = true;
                             tracing::info!(ticket = %ticket.id, surface = ?card.surface, message = %card.message_id, "card posted");
                         }
-                        Err(DeliveryError::Permanent { reason }) => {
-                            refused.push((surface.kind(), reason))
-                        }
+                        Err(
+                            DeliveryError::Permanent { reason } | DeliveryError::Gone { reason },
+                        ) => refused.push((surface.kind(), reason)),
                         Err(e) => retry = Some(e),
                     }
                 }
@@ -312,8 +314,14 @@ impl OutboxSender {
                     };
                     match sent {
                         Ok(()) => {}
-                        // The message or channel is gone: stop syncing it, tell the others.
+                        // Refused for good, but the card is still there (a revoked token,
+                        // a permission, an edit Slack will not take): the next change
+                        // renders the whole card again, so nothing is forgotten.
                         Err(DeliveryError::Permanent { reason }) => {
+                            tracing::error!(ticket = %ticket.id, surface = ?card.surface, %reason, "card update or thread line refused; the card is kept and re-rendered on the next change");
+                        }
+                        // The message or channel is gone: stop syncing it, tell the others.
+                        Err(DeliveryError::Gone { reason }) => {
                             tracing::error!(ticket = %ticket.id, surface = ?card.surface, %reason, "card is gone; reported on the other surfaces");
                             self.store
                                 .report_lost_card(
@@ -383,7 +391,7 @@ impl OutboxSender {
                             url: p.url,
                         }))
                     }
-                    Err(DeliveryError::Permanent { reason }) => {
+                    Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
                         Ok(Some(SystemEvent::ReplyFailed { seq: *seq, reason }))
                     }
                     Err(retry) => Err(retry),

@@ -47,7 +47,7 @@ pub async fn watch_source(
                 tracing::warn!(source = %key, %reason, retry_in_ms = wait.as_millis() as u64, "polling failed; backing off");
                 wait
             }
-            Err(DeliveryError::Permanent { reason }) => {
+            Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
                 tracing::error!(source = %key, %reason, "polling refused; will try again later");
                 let today = Utc::now().date_naive();
                 if announced.as_ref() != Some(&(today, reason.clone())) {

@@ -360,7 +360,9 @@ impl Bluesky {
             .await
             .map_err(|e| match e {
                 DeliveryError::Retry { reason, .. } => BlueskyError::Unavailable(reason),
-                DeliveryError::Permanent { reason } => BlueskyError::Refused(reason),
+                DeliveryError::Permanent { reason } | DeliveryError::Gone { reason } => {
+                    BlueskyError::Refused(reason)
+                }
             })?;
         let me: Profile =
             serde_json::from_slice(&answer).map_err(|e| BlueskyError::Unexpected {

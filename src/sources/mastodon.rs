@@ -330,7 +330,9 @@ impl Mastodon {
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MastodonError> {
         let body = self.get(path).await.map_err(|e| match e {
             DeliveryError::Retry { reason, .. } => MastodonError::Unavailable(reason),
-            DeliveryError::Permanent { reason } => MastodonError::Refused(reason),
+            DeliveryError::Permanent { reason } | DeliveryError::Gone { reason } => {
+                MastodonError::Refused(reason)
+            }
         })?;
         serde_json::from_slice(&body).map_err(|e| MastodonError::Unexpected {
             url: self.url(path),
@@ -613,70 +615,51 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Mastodon sends status content as HTML; agents read plain text.
+/// Mastodon sends status content as HTML; agents read plain text. The HTML is parsed by a
+/// real HTML parser (servers differ in what they emit: GoToSocial, Akkoma…), entities are
+/// decoded here, and the text is escaped again for each chat surface when a card renders.
 pub fn html_to_text(html: &str) -> String {
+    let fragment = scraper::Html::parse_fragment(html);
     let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&decode_entities(&rest[..lt]));
-        let Some(gt) = rest[lt..].find('>') else {
-            rest = &rest[lt..];
-            break;
-        };
-        let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
-        if tag.starts_with("br") {
-            out.push('\n');
-        } else if tag == "/p" {
-            out.push_str("\n\n");
+    write_text(fragment.root_element(), &mut out);
+    // Paragraphs are separated by one blank line, however the markup nested them.
+    let mut tidy = String::with_capacity(out.len());
+    let mut newlines = 0;
+    for c in out.trim().chars() {
+        if c == '\n' {
+            newlines += 1;
+            if newlines > 2 {
+                continue;
+            }
+        } else {
+            newlines = 0;
         }
-        rest = &rest[lt + gt + 1..];
+        tidy.push(c);
     }
-    out.push_str(&decode_entities(rest));
-    out.trim().to_string()
+    tidy
 }
 
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp..];
-        let end = after.find(';').filter(|e| *e <= 10);
-        let decoded = end.and_then(|e| {
-            let name = &after[1..e];
-            let c = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                "nbsp" => Some('\u{a0}'),
-                _ if name.starts_with("#x") || name.starts_with("#X") => {
-                    u32::from_str_radix(&name[2..], 16)
-                        .ok()
-                        .and_then(char::from_u32)
+fn write_text(element: scraper::ElementRef<'_>, out: &mut String) {
+    for child in element.children() {
+        if let Some(text) = child.value().as_text() {
+            out.push_str(text);
+        } else if let Some(el) = scraper::ElementRef::wrap(child) {
+            match el.value().name() {
+                "br" => out.push('\n'),
+                "script" | "style" | "template" => {}
+                "p" | "div" | "blockquote" | "pre" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4"
+                | "h5" | "h6" => {
+                    write_text(el, out);
+                    out.push_str("\n\n");
                 }
-                _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
-            }?;
-            Some((c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &after[e + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &after[1..];
+                "li" => {
+                    write_text(el, out);
+                    out.push('\n');
+                }
+                _ => write_text(el, out),
             }
         }
     }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -691,5 +674,17 @@ mod tests {
             "@brand my order & refund?\n\nline\ntwo 'ok' 😀"
         );
         assert_eq!(html_to_text("a &unknown; b & c"), "a &unknown; b & c");
+    }
+
+    #[test]
+    fn entities_that_decode_to_markup_stay_text_and_hidden_markup_is_not_read() {
+        // `&lt;!channel&gt;` decodes to `<!channel>`: plain text here, escaped by every
+        // surface when it renders. Comments and scripts are not the post's words.
+        let html = "<p>&lt;!channel&gt; &lt;@U0ANA&gt; &amp;lt;</p><!-- <b>x</b> --><script>alert(1)</script><p>ok</p>";
+        assert_eq!(html_to_text(html), "<!channel> <@U0ANA> &lt;\n\nok");
+        // Unclosed and broken markup is still text, never a panic.
+        assert_eq!(html_to_text("<p>a <b>b <i>c"), "a b c");
+        assert_eq!(html_to_text("a < b > c"), "a < b > c");
+        assert_eq!(html_to_text("<p></p><p></p><p>x</p>"), "x");
     }
 }

@@ -67,7 +67,9 @@ impl From<DeliveryError> for XError {
     fn from(e: DeliveryError) -> Self {
         match e {
             DeliveryError::Retry { reason, .. } => XError::Unavailable(reason),
-            DeliveryError::Permanent { reason } => XError::Refused(reason),
+            DeliveryError::Permanent { reason } | DeliveryError::Gone { reason } => {
+                XError::Refused(reason)
+            }
         }
     }
 }

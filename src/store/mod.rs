@@ -254,7 +254,7 @@ impl Store {
                 if let Some(route) = &self.router {
                     let (name, first_response) = route(m);
                     ticket.route = name;
-                    ticket.respond_by = Some(m.created_at + first_response);
+                    ticket.respond_by = Some(now + first_response);
                 }
                 tickets.insert(&key(id.0), enc(&ticket))?;
                 enqueue(outbox, id, Effect::PostCards, now)?;

@@ -30,7 +30,7 @@ async fn a_mention_becomes_an_embed_card_with_a_thread_and_the_command_is_regist
         .unwrap()
         .contains("@alice@other.social"));
     assert_eq!(
-        embed["description"], "\\@brand My \\*\\*order\\*\\* never arrived \\@everyone",
+        embed["description"], "\\@brand My \\*\\*order\\*\\* never arrived \\@\u{200B}everyone",
         "customer text cannot format or ping"
     );
     let text = json_text(&m.embeds);
@@ -384,6 +384,11 @@ shifts = [{{ days = ["mon-sun"], start = "00:00", end = "12:00" }}, {{ days = ["
         d.card_text(&card)
     );
 
+    w.discord
+        .wait_until(WAIT, "a thread on the card", |f| {
+            f.thread_of(&card.id).is_some()
+        })
+        .await;
     let thread = w.discord.thread_of(&card.id).unwrap();
     let posted = |needle: &str| {
         w.discord

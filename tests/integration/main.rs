@@ -11,6 +11,7 @@ mod fakes_discord_selftest;
 mod fakes_selftest;
 mod follow_the_sun;
 mod harness;
+mod hostile_content;
 mod http_mode;
 mod mixed_team;
 mod restarts;

@@ -1,10 +1,13 @@
 //! How a ticket looks in Discord: an embed with buttons, the reply modal, the slash
 //! command definition and thread lines, built with serenity's builders.
 
+use crate::chat::markup::{safe_url, surface_len};
 use crate::chat::{CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
-use crate::domain::{ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
+use crate::domain::{
+    ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility, CLOCK_SKEW_SHOWN_MINUTES,
+};
 use serenity::all::{
     ButtonStyle, CommandOptionType, CreateActionRow, CreateButton, CreateCommand,
     CreateCommandOption, CreateEmbed, CreateEmbedAuthor, CreateEmbedFooter, CreateInputText,
@@ -34,8 +37,12 @@ pub fn parse_custom_id(custom_id: &str) -> Option<(CardButton, TicketId)> {
     Some((button, parts.next()?.parse().ok()?))
 }
 
-/// Discord markdown: escape what would otherwise format or ping.
+/// Discord markdown: escape what would otherwise format, link or ping. A backslash before
+/// each markdown character keeps it literal (`<@123>`, `[label](url)`, `# heading`,
+/// `-# small`, `<t:…>`, `</cmd:…>` all stay text); mass mentions are defused as well, and
+/// every message we send also says whom it may ping (`allowed_mentions`).
 pub fn escape(s: &str) -> String {
+    let s = crate::chat::markup::defuse_mass_mentions(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(
@@ -50,10 +57,30 @@ pub fn escape(s: &str) -> String {
 }
 
 fn quote(s: &str) -> String {
-    s.lines()
-        .map(|l| format!("> {}", escape(l)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::chat::markup::quote_lines(s, escape)
+}
+
+/// Discord's documented limits (discord-api-docs, Embed and Component objects).
+pub mod limits {
+    pub const TITLE: usize = 256;
+    pub const DESCRIPTION: usize = 4096;
+    pub const FIELDS: usize = 25;
+    pub const FIELD_NAME: usize = 256;
+    pub const FIELD_VALUE: usize = 1024;
+    pub const FOOTER: usize = 2048;
+    pub const AUTHOR: usize = 256;
+    /// Title, description, field names and values, footer and author together.
+    pub const EMBED_TOTAL: usize = 6000;
+    pub const CONTENT: usize = 2000;
+    pub const BUTTON_LABEL: usize = 80;
+    pub const OPTIONS: usize = 25;
+    pub const OPTION_LABEL: usize = 100;
+    pub const THREAD_NAME: usize = 100;
+    pub const MODAL_TITLE: usize = 45;
+    pub const INPUT_LABEL: usize = 45;
+    pub const PLACEHOLDER: usize = 100;
+    pub const INPUT_VALUE: usize = 4000;
+    pub const URL: usize = 2000;
 }
 
 pub struct DiscordMarkup;
@@ -74,7 +101,7 @@ impl Markup for DiscordMarkup {
     fn bold(&self, text: &str) -> String {
         format!("**{text}**")
     }
-    fn link(&self, url: &str, label: &str) -> String {
+    fn raw_link(&self, url: &str, label: &str) -> String {
         // Angle brackets keep Discord from unfurling a preview of every link.
         format!("[{label}](<{url}>)")
     }
@@ -99,46 +126,48 @@ fn colour(ticket: &Ticket) -> u32 {
     }
 }
 
+/// Short plain texts (labels, titles, placeholders) cut to a limit at a grapheme
+/// boundary, with mass mentions in what they quote defused.
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-    t.push('…');
-    t
+    DiscordMarkup.fit_plain(s, max)
 }
 
 pub fn card_title(ticket: &Ticket) -> String {
-    format!("{} mention #{}", ticket.mention.network_label(), ticket.id)
+    format!(
+        "{} mention #{}",
+        DiscordMarkup.fit(ticket.mention.network_label(), 50).0,
+        ticket.id
+    )
+}
+
+/// The embed's characters as Discord adds them up against its 6,000 total.
+fn embed_len(e: &serde_json::Value) -> usize {
+    let len = |v: &serde_json::Value| v.as_str().map(surface_len).unwrap_or(0);
+    len(&e["title"])
+        + len(&e["description"])
+        + len(&e["footer"]["text"])
+        + len(&e["author"]["name"])
+        + e["fields"]
+            .as_array()
+            .map(|fs| fs.iter().map(|f| len(&f["name"]) + len(&f["value"])).sum())
+            .unwrap_or(0)
 }
 
 pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     let m = &ticket.mention;
+    let d = &DiscordMarkup;
     let mut embed = CreateEmbed::new()
         .title(card_title(ticket))
-        .url(&m.url)
-        .author({
-            let author = CreateEmbedAuthor::new(truncate(
-                &format!("{} (@{})", m.author.name, m.author.handle),
-                256,
-            ));
-            if m.author.profile_url.is_empty() {
-                author
-            } else {
-                author.url(&m.author.profile_url)
-            }
-        })
-        .description(truncate(&escape(&m.text), 4000))
+        .author(CreateEmbedAuthor::new(d.fit_plain(
+            &format!("{} (@{})", m.author.name, m.author.handle),
+            limits::AUTHOR,
+        )))
         .colour(colour(ticket))
         .field("State", ticket.state_label(), true)
-        .field(
-            "Posted",
-            format!("<t:{}:R>", m.created_at.timestamp()),
-            true,
-        )
+        .field("Posted", posted(ticket), true)
         .footer(CreateEmbedFooter::new(format!(
             "{} · {} {}",
-            m.network_label(),
+            d.fit_plain(m.network_label(), 50),
             visibility_label(m.visibility),
             if m.in_reply_to.is_some() {
                 "reply"
@@ -146,22 +175,37 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
                 "mention"
             }
         )));
+    // A link Discord would refuse (not a well-formed http(s) URL) is left out, so the card
+    // is still accepted; the post's address then shows as text.
+    let url = safe_url(&m.url).filter(|u| u.len() <= limits::URL);
+    match &url {
+        Some(url) => embed = embed.url(url),
+        None => {
+            embed = embed.field(
+                "Original",
+                d.fit(&format!("not a web link: {}", m.url), 300).0,
+                false,
+            )
+        }
+    }
+    if let Some(link) = safe_url(&m.author.profile_url)
+        .map(|u| d.raw_link(&u, "profile"))
+        .filter(|l| surface_len(l) <= limits::FIELD_VALUE)
+    {
+        embed = embed.field("Author", link, true);
+    }
     if let Ok(ts) = Timestamp::from_unix_timestamp(m.created_at.timestamp()) {
         embed = embed.timestamp(ts);
     }
     if let Some(c) = &ticket.holder {
         embed = embed.field(
             "Held by",
-            format!(
-                "{} since <t:{}:t>",
-                DiscordMarkup.who(&c.agent),
-                c.since.timestamp()
-            ),
+            format!("{} since <t:{}:t>", d.who(&c.agent), c.since.timestamp()),
             true,
         );
     }
     if let Some(by) = &ticket.closed_by {
-        embed = embed.field("Closed by", DiscordMarkup.who(by), true);
+        embed = embed.field("Closed by", d.who(by), true);
     }
     if let Some(due) = ticket.respond_by.filter(|_| ticket.awaiting_answer()) {
         // Discord renders `<t:…:R>` live ("in 12 minutes", "3 minutes ago").
@@ -176,21 +220,60 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
         );
     }
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
-        embed = embed.field("Route", escape(&ticket.route), true);
+        embed = embed.field("Route", d.fit(&ticket.route, 100).0, true);
     }
-    for r in ticket.replies.iter().rev().take(5).rev() {
-        let outcome = match &r.state {
+    for r in ticket.replies.iter().rev().take(MAX_REPLY_FIELDS).rev() {
+        let mut head = match &r.state {
             ReplyState::Pending => "⏳ sending…".to_string(),
-            ReplyState::Published { url, .. } => format!("✅ [published]({url})"),
-            ReplyState::Failed { reason } => format!("❌ not published: {}", escape(reason)),
+            ReplyState::Published { url, .. } => format!("✅ {}", d.link(url, "published")),
+            ReplyState::Failed { reason } => format!("❌ not published: {}", d.fit(reason, 300).0),
         };
+        if surface_len(&head) > 400 {
+            head = "✅ published".to_string();
+        }
+        head.push('\n');
+        let quoted = d.fit_quote(&r.text, MAX_REPLY_QUOTE).0;
         embed = embed.field(
-            format!("Reply by {}", truncate(&r.by.name, 200)),
-            truncate(&format!("{outcome}\n{}", quote(&r.text)), 1024),
+            format!("Reply by {}", d.fit_plain(&r.by.name, 200)),
+            head + &quoted,
             false,
         );
     }
-    embed
+    // The post gets whatever the 6,000-character total leaves, up to the description's
+    // own 4,096; a cut text ends with the mark and the way to the whole post.
+    let used = embed_len(&serde_json::to_value(&embed).unwrap_or_default());
+    let room = limits::DESCRIPTION.min(limits::EMBED_TOTAL.saturating_sub(used + 8));
+    let more = url
+        .map(|u| format!("\n{}", d.raw_link(&u, "read the whole post")))
+        .unwrap_or_default();
+    let (description, cut) = d.fit(&m.text, room);
+    let description = if cut {
+        d.fit(&m.text, room.saturating_sub(surface_len(&more))).0 + &more
+    } else {
+        description
+    };
+    embed.description(description)
+}
+
+/// Reply fields an embed shows, and how much of each reply they quote (the thread has
+/// every reply in full); with the other fields this leaves the post most of the total.
+const MAX_REPLY_FIELDS: usize = 3;
+const MAX_REPLY_QUOTE: usize = 500;
+
+/// When the post says it was written, and when the desk received it if the two differ by
+/// more than a few minutes (deadlines run from the desk's own clock).
+fn posted(ticket: &Ticket) -> String {
+    let m = &ticket.mention;
+    let received = ticket.received_at();
+    if (received - m.created_at).num_minutes().abs() > CLOCK_SKEW_SHOWN_MINUTES {
+        format!(
+            "received <t:{}:R> (the post says {})",
+            received.timestamp(),
+            m.created_at.format("%Y-%m-%d %H:%M UTC")
+        )
+    } else {
+        format!("<t:{}:R>", m.created_at.timestamp())
+    }
 }
 
 pub fn card_buttons(
@@ -203,7 +286,14 @@ pub fn card_buttons(
         .enumerate()
         .map(|(i, b)| {
             if *b == CardButton::OpenOriginal {
-                return CreateButton::new_link(&ticket.mention.url).label(b.label());
+                // Discord refuses a whole message whose link button is not a valid URL.
+                return match safe_url(&ticket.mention.url).filter(|u| u.len() <= limits::URL) {
+                    Some(url) => CreateButton::new_link(url).label(b.label()),
+                    None => CreateButton::new(format!("mb:nolink:{}", ticket.id))
+                        .label("Original: not a web link")
+                        .style(ButtonStyle::Secondary)
+                        .disabled(true),
+                };
             }
             CreateButton::new(custom_id(*b, ticket.id))
                 .label(b.label_for(can_reply))
@@ -219,8 +309,10 @@ pub fn card_buttons(
     if can_reply && !ticket.is_closed() && !canned.is_empty() {
         let options = canned
             .iter()
-            .take(25)
-            .map(|c| CreateSelectMenuOption::new(truncate(&c.title, 100), c.id.clone()))
+            .take(limits::OPTIONS)
+            .map(|c| {
+                CreateSelectMenuOption::new(truncate(&c.title, limits::OPTION_LABEL), c.id.clone())
+            })
             .collect();
         rows.push(CreateActionRow::SelectMenu(
             CreateSelectMenu::new(
@@ -236,7 +328,7 @@ pub fn card_buttons(
 pub fn thread_name(ticket: &Ticket) -> String {
     truncate(
         &format!("Ticket #{} · @{}", ticket.id, ticket.mention.author.handle),
-        100,
+        limits::THREAD_NAME,
     )
 }
 
@@ -259,15 +351,19 @@ pub fn reply_modal(
             rules.max_chars
         )
     };
-    let input = CreateInputText::new(InputTextStyle::Paragraph, truncate(&label, 45), REPLY_INPUT)
-        .placeholder(truncate(
-            &format!("To @{}: {}", m.author.handle, m.text.replace('\n', " ")),
-            100,
-        ))
-        .required(true)
-        .max_length(4000);
+    let input = CreateInputText::new(
+        InputTextStyle::Paragraph,
+        truncate(&label, limits::INPUT_LABEL),
+        REPLY_INPUT,
+    )
+    .placeholder(truncate(
+        &format!("To @{}: {}", m.author.handle, m.text.replace('\n', " ")),
+        limits::PLACEHOLDER,
+    ))
+    .required(true)
+    .max_length(limits::INPUT_VALUE as u16);
     let input = match initial {
-        Some(text) => input.value(text),
+        Some(text) => input.value(truncate(text, limits::INPUT_VALUE)),
         None => input,
     };
     let mut rows = vec![CreateActionRow::InputText(input)];
@@ -288,7 +384,11 @@ pub fn reply_modal(
     } else {
         (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
     };
-    CreateModal::new(format!("{prefix}:{}", ticket.id), truncate(&title, 45)).components(rows)
+    CreateModal::new(
+        format!("{prefix}:{}", ticket.id),
+        truncate(&title, limits::MODAL_TITLE),
+    )
+    .components(rows)
 }
 
 fn ticket_option(verb: &str) -> CreateCommandOption {
@@ -391,7 +491,7 @@ pub fn command() -> CreateCommand {
 
 /// `/mentions list`: open tickets, oldest first, as an ephemeral message.
 pub fn open_list(tickets: &[Ticket]) -> String {
-    truncate(&crate::chat::open_list(tickets, &DiscordMarkup, 20), 2000)
+    crate::chat::open_list(tickets, &DiscordMarkup, 20, limits::CONTENT)
 }
 
 /// Autocomplete choices for a ticket option: open tickets matching what was typed.
@@ -438,7 +538,7 @@ mod tests {
     fn markdown_and_mentions_in_customer_text_are_neutralised() {
         assert_eq!(
             escape("**hi** @everyone <@123>"),
-            "\\*\\*hi\\*\\* \\@everyone \\<\\@123\\>"
+            "\\*\\*hi\\*\\* \\@\u{200B}everyone \\<\\@123\\>"
         );
         assert_eq!(truncate("abcdef", 4), "abc…");
     }

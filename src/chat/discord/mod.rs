@@ -9,6 +9,7 @@ mod gateway;
 mod inbound;
 pub mod signature;
 
+use crate::chat::markup::cut_to;
 use crate::chat::Surface;
 use crate::config::{DiscordConfig, Secret};
 use crate::delivery::{retry_after_secs, DeliveryError};
@@ -46,6 +47,10 @@ pub struct Discord {
     application_id: RwLock<Option<String>>,
     bot_user_id: RwLock<Option<String>>,
 }
+
+/// Discord's JSON error codes for a message or channel that does not exist.
+const UNKNOWN_MESSAGE: i64 = 10008;
+const UNKNOWN_CHANNEL: i64 = 10003;
 
 /// Discord's error body: `{"message": "...", "code": 10008}`; a 429 adds `retry_after`.
 fn discord_reason(body: &Value, status: StatusCode) -> String {
@@ -156,6 +161,13 @@ impl Discord {
         if status.is_server_error() {
             return Err(DeliveryError::retry(reason));
         }
+        // Only Discord's own codes for a missing message or channel mean the card is gone.
+        if matches!(
+            json["code"].as_i64(),
+            Some(UNKNOWN_MESSAGE | UNKNOWN_CHANNEL)
+        ) {
+            return Err(DeliveryError::Gone { reason });
+        }
         Err(DeliveryError::Permanent { reason })
     }
 
@@ -163,15 +175,17 @@ impl Discord {
     pub async fn verify(&self) -> Result<(), DiscordError> {
         let refused = |what: &'static str| {
             move |e: DeliveryError| match e {
-                DeliveryError::Permanent { reason } => DiscordError::Refused {
-                    what,
-                    hint: if reason.contains(" 401 ") {
-                        " (check DISCORD_BOT_TOKEN in discord.bot_token: the bot token from the Bot page)"
-                    } else {
-                        ""
-                    },
-                    reason,
-                },
+                DeliveryError::Permanent { reason } | DeliveryError::Gone { reason } => {
+                    DiscordError::Refused {
+                        what,
+                        hint: if reason.contains(" 401 ") {
+                            " (check DISCORD_BOT_TOKEN in discord.bot_token: the bot token from the Bot page)"
+                        } else {
+                            ""
+                        },
+                        reason,
+                    }
+                }
                 DeliveryError::Retry { reason, .. } => DiscordError::Unavailable {
                     url: self.config.api_url.clone(),
                     reason,
@@ -261,7 +275,7 @@ impl Discord {
             Err(DeliveryError::Permanent { reason }) if reason.contains("(160004)") => {
                 Ok(Some(message_id.to_string()))
             }
-            Err(DeliveryError::Permanent { reason }) => {
+            Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
                 tracing::warn!(ticket = %ticket.id, %reason, "could not open a thread for the card; notes will be replies to it");
                 Ok(None)
             }
@@ -293,7 +307,9 @@ impl Discord {
                         &self.desk.canned_for(ticket),
                     ))
                     .nonce(serenity::all::Nonce::String(Self::card_nonce(ticket)))
-                    .enforce_nonce(true);
+                    .enforce_nonce(true)
+                    // A card calls nobody, whatever the customer wrote.
+                    .allowed_mentions(CreateAllowedMentions::new());
                 let body = serde_json::to_value(msg).expect("message serializes");
                 let posted = self
                     .call(
@@ -322,6 +338,7 @@ impl Discord {
         ticket: &Ticket,
     ) -> Result<(), DeliveryError> {
         let edit = EditMessage::new()
+            .allowed_mentions(CreateAllowedMentions::new())
             .embed(card::card_embed(ticket))
             .components(card::card_buttons(
                 ticket,
@@ -344,8 +361,10 @@ impl Discord {
         note: &Note,
         maybe_posted: bool,
     ) -> Result<(), DeliveryError> {
-        let text = crate::chat::note_sentence(note, &card::DiscordMarkup);
-        let text: String = text.chars().take(2000).collect();
+        let text = cut_to(
+            &crate::chat::note_sentence(note, &card::DiscordMarkup),
+            card::limits::CONTENT,
+        );
         let channel = card
             .thread_id
             .clone()
@@ -412,10 +431,10 @@ impl Discord {
         digest: &crate::domain::handoff::Digest,
         maybe_posted: bool,
     ) -> Result<(), DeliveryError> {
-        let text: String = crate::chat::digest_text(digest, &card::DiscordMarkup)
-            .chars()
-            .take(2000)
-            .collect();
+        let text = cut_to(
+            &crate::chat::digest_text(digest, &card::DiscordMarkup),
+            card::limits::CONTENT,
+        );
         let channel = &self.config.channel_id;
         if maybe_posted && self.recently_posted(channel, &text).await? {
             return Ok(());

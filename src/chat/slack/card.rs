@@ -1,10 +1,13 @@
 //! How a ticket looks in Slack: the Block Kit card, the reply modal, thread notes and the
 //! `/mentions` list. Pure functions from domain values to slack-morphism types.
 
+use crate::chat::markup::{safe_url, surface_len};
 use crate::chat::{CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
-use crate::domain::{Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility};
+use crate::domain::{
+    Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility, CLOCK_SKEW_SHOWN_MINUTES,
+};
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
 
@@ -25,19 +28,37 @@ pub fn button_of_action_id(id: &str) -> Option<CardButton> {
     id.strip_prefix("mb_").and_then(CardButton::from_verb)
 }
 
-/// Escape text for mrkdwn: Slack treats `&`, `<` and `>` as control characters.
+/// Escape text for mrkdwn: Slack treats `&`, `<` and `>` as control characters (every
+/// mention, link and date is written inside `<…>`); words that would call the channel
+/// are defused as well, for clients and integrations that link them.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    crate::chat::markup::defuse_mass_mentions(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
 fn quote(s: &str) -> String {
-    escape(s)
-        .lines()
-        .map(|l| format!("> {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::chat::markup::quote_lines(s, escape)
+}
+
+/// Slack's documented limits (docs.slack.dev, Block Kit reference).
+pub mod limits {
+    /// A section's or a context element's text object.
+    pub const TEXT: usize = 3000;
+    /// The message's `text`, shown in notifications when `blocks` is set.
+    pub const FALLBACK: usize = 4000;
+    /// Blocks in one message.
+    pub const MESSAGE_BLOCKS: usize = 50;
+    /// A `plain_text_input`'s placeholder, an option's text, a button's label.
+    pub const PLACEHOLDER: usize = 150;
+    pub const OPTION_TEXT: usize = 75;
+    pub const OPTIONS: usize = 100;
+    pub const BUTTON_URL: usize = 3000;
+    /// An input block's label, a hint.
+    pub const LABEL: usize = 2000;
+    /// A modal's title, submit and close labels.
+    pub const MODAL_TITLE: usize = 24;
 }
 
 fn md(s: impl Into<String>) -> SlackBlockText {
@@ -73,16 +94,17 @@ fn visibility_label(v: Visibility) -> &'static str {
     }
 }
 
-/// Fallback text for notifications and screen readers.
+/// Fallback text for notifications and screen readers. Slack parses it as mrkdwn, so it
+/// is escaped like every other field.
 pub fn card_text(ticket: &Ticket) -> String {
     let m = &ticket.mention;
-    let preview: String = m.text.chars().take(140).collect();
+    let t = &SlackMarkup;
     format!(
         "{} mention #{} from @{}: {}",
-        m.network_label(),
+        t.fit(m.network_label(), 50).0,
         ticket.id,
-        m.author.handle,
-        preview
+        t.fit(&m.author.handle, 100).0,
+        t.fit(&m.text.replace('\n', " "), 140).0
     )
 }
 
@@ -95,18 +117,20 @@ pub fn card_metadata(ticket: &Ticket) -> SlackMessageMetadata {
 
 pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> Vec<SlackBlock> {
     let m = &ticket.mention;
+    let t = &SlackMarkup;
     let mut blocks: Vec<SlackBlock> = Vec::new();
+    let profile = match safe_url(&m.author.profile_url) {
+        Some(url) => format!(" · {}", t.raw_link(&url, "profile")),
+        None => String::new(),
+    };
     blocks.push(
         SlackSectionBlock::new()
             .with_text(md(format!(
-                "*{}* {} (`@{}`) · {} {}",
-                m.network_label(),
-                if m.author.profile_url.is_empty() {
-                    format!("*{}*", escape(&m.author.name))
-                } else {
-                    format!("<{}|{}>", m.author.profile_url, escape(&m.author.name))
-                },
-                escape(&m.author.handle),
+                "*{}* {} (`@{}`){} · {} {}",
+                t.fit(m.network_label(), 50).0,
+                t.bold(&t.fit(&m.author.name, 100).0),
+                t.fit(&m.author.handle, 100).0.replace('`', "'"),
+                profile,
                 visibility_label(m.visibility),
                 if m.in_reply_to.is_some() {
                     "reply"
@@ -116,29 +140,32 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             )))
             .into(),
     );
+    // The post itself, cut to the section's limit with the way to the whole of it.
+    let more = format!("\n{}", t.link(&m.url, "read the whole post"));
+    let (text, cut) = t.fit_quote(&m.text, limits::TEXT - surface_len(&more));
     blocks.push(
         SlackSectionBlock::new()
-            .with_text(md(quote(&m.text)))
+            .with_text(md(if cut { text + &more } else { text }))
             .into(),
     );
 
     let mut status = format!(
-        "{} *{}* · ticket #{} · posted {} · <{}|View original>",
+        "{} *{}* · ticket #{} · {} · {}",
         state_emoji(ticket),
         ticket.state_label(),
         ticket.id,
-        slack_date(m.created_at, "{ago}"),
-        m.url
+        posted(ticket),
+        t.link(&m.url, "View original")
     );
     if let Some(c) = &ticket.holder {
         status.push_str(&format!(
             " · held by {} since {}",
-            SlackMarkup.who(&c.agent),
+            t.who(&c.agent),
             slack_date(c.since, "{time}")
         ));
     }
     if let Some(by) = &ticket.closed_by {
-        status.push_str(&format!(" · closed by {}", SlackMarkup.who(by)));
+        status.push_str(&format!(" · closed by {}", t.who(by)));
     }
     if let Some(due) = ticket.respond_by.filter(|_| ticket.awaiting_answer()) {
         // A message does not tick: the card is re-rendered at the warning and the breach.
@@ -160,7 +187,7 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
         }
     }
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
-        status.push_str(&format!(" · route {}", escape(&ticket.route)));
+        status.push_str(&format!(" · route {}", t.fit(&ticket.route, 100).0));
     }
     blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
@@ -169,24 +196,36 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
         .into(),
     );
 
-    for r in &ticket.replies {
+    // The latest replies, within the message's block budget (the thread has them all).
+    let shown = ticket.replies.len().min(MAX_REPLY_BLOCKS);
+    if shown < ticket.replies.len() {
+        blocks.push(
+            SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+                SlackBlockMarkDownText::new(format!(
+                    "{} earlier replies are in the thread.",
+                    ticket.replies.len() - shown
+                )),
+            )])
+            .into(),
+        );
+    }
+    for r in &ticket.replies[ticket.replies.len() - shown..] {
         let outcome = match &r.state {
             ReplyState::Pending => ":hourglass_flowing_sand: sending…".to_string(),
-            ReplyState::Published { url, .. } => format!(":white_check_mark: <{url}|published>"),
-            ReplyState::Failed { reason } => format!(":x: not published: {}", escape(reason)),
+            ReplyState::Published { url, .. } => {
+                format!(":white_check_mark: {}", t.link(url, "published"))
+            }
+            ReplyState::Failed { reason } => format!(":x: not published: {}", t.fit(reason, 300).0),
         };
+        let head = format!(
+            "{} replied ({}):\n",
+            if r.auto { t.name(&r.by) } else { t.who(&r.by) },
+            outcome,
+        );
+        let (quoted, _) = t.fit_quote(&r.text, limits::TEXT - surface_len(&head));
         blocks.push(
             SlackSectionBlock::new()
-                .with_text(md(format!(
-                    "{} replied ({}):\n{}",
-                    if r.auto {
-                        escape(&r.by.name)
-                    } else {
-                        SlackMarkup.who(&r.by)
-                    },
-                    outcome,
-                    quote(&r.text)
-                )))
+                .with_text(md(head + &quoted))
                 .into(),
         );
     }
@@ -199,7 +238,10 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
                 .with_action_id(action_id(*b).into())
                 .with_value(ticket.id.to_string());
             if *b == CardButton::OpenOriginal {
-                if let Ok(url) = ticket.mention.url.parse() {
+                if let Some(url) = safe_url(&ticket.mention.url)
+                    .filter(|u| u.len() <= limits::BUTTON_URL)
+                    .and_then(|u| u.parse().ok())
+                {
                     el = el.with_url(url);
                 }
             }
@@ -213,10 +255,10 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
     if can_reply && !ticket.is_closed() && !canned.is_empty() {
         let options = canned
             .iter()
-            .take(100)
+            .take(limits::OPTIONS)
             .map(|c| {
                 SlackBlockChoiceItem::new(
-                    c.title.chars().take(75).collect::<String>().into(),
+                    t.fit_plain(&c.title, limits::OPTION_TEXT).into(),
                     format!("{}:{}", ticket.id, c.id),
                 )
             })
@@ -235,6 +277,26 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             .into(),
     );
     blocks
+}
+
+/// Reply sections a card shows, so that it stays well inside Slack's 50 blocks.
+const MAX_REPLY_BLOCKS: usize = 20;
+
+/// When the post says it was written, and when the desk received it if the two differ by
+/// more than a few minutes (a platform's or a customer's clock can be years off; the
+/// desk's deadlines run from its own).
+fn posted(ticket: &Ticket) -> String {
+    let m = &ticket.mention;
+    let received = ticket.received_at();
+    if (received - m.created_at).num_minutes().abs() > CLOCK_SKEW_SHOWN_MINUTES {
+        format!(
+            "received {} (the post says {})",
+            slack_date(received, "{ago}"),
+            m.created_at.format("%Y-%m-%d %H:%M UTC")
+        )
+    } else {
+        format!("posted {}", slack_date(m.created_at, "{ago}"))
+    }
 }
 
 pub fn card_content(
@@ -268,20 +330,20 @@ pub fn reply_modal(
     initial: Option<&str>,
 ) -> SlackView {
     let m = &ticket.mention;
+    let t = &SlackMarkup;
+    let handle = t.fit_plain(&m.author.handle, 60);
     let hint = if private {
         format!(
-            "Sent to @{} privately ({}). Counted as {} counts: {}.",
-            m.author.handle,
+            "Sent to @{handle} privately ({}). Counted as {} counts: {}.",
             private_channel(m.platform),
             m.platform.label(),
             rules.describe()
         )
     } else {
         format!(
-            "{} allows {}, counted with the @{} prefix we add. The reply is {} like the mention.",
+            "{} allows {}, counted with the @{handle} prefix we add. The reply is {} like the mention.",
             m.platform.label(),
             rules.describe(),
-            m.author.handle,
             visibility_label(m.visibility)
         )
     };
@@ -289,34 +351,37 @@ pub fn reply_modal(
         .with_action_id(REPLY_INPUT.into())
         .with_multiline(true)
         .with_focus_on_load(true)
-        .with_placeholder(format!("Your answer to @{}", m.author.handle).into());
+        .with_placeholder(
+            t.fit_plain(&format!("Your answer to @{handle}"), limits::PLACEHOLDER)
+                .into(),
+        );
     if let Some(text) = initial {
-        input = input.with_initial_value(text.to_string());
+        input = input.with_initial_value(t.fit_plain(text, limits::TEXT));
     }
-    let label: String = format!(
-        "{} @{}",
-        if private {
-            "Private message to"
-        } else {
-            "Reply to"
-        },
-        m.author.handle
-    )
-    .chars()
-    .take(150)
-    .collect();
+    let label = t.fit_plain(
+        &format!(
+            "{} @{handle}",
+            if private {
+                "Private message to"
+            } else {
+                "Reply to"
+            },
+        ),
+        limits::LABEL.min(150),
+    );
+    let head = format!(
+        "*{}* (`@{}`) wrote:\n",
+        t.fit(&m.author.name, 100).0,
+        t.fit(&m.author.handle, 100).0.replace('`', "'"),
+    );
+    let (quoted, _) = t.fit_quote(&m.text, limits::TEXT - surface_len(&head));
     let mut blocks: Vec<SlackBlock> = vec![
         SlackSectionBlock::new()
-            .with_text(md(format!(
-                "*{}* (`@{}`) wrote:\n{}",
-                escape(&m.author.name),
-                escape(&m.author.handle),
-                quote(&m.text)
-            )))
+            .with_text(md(head + &quoted))
             .into(),
         SlackInputBlock::new(label.into(), input.into())
             .with_block_id(REPLY_BLOCK.into())
-            .with_hint(hint.into())
+            .with_hint(t.fit_plain(&hint, limits::LABEL).into())
             .into(),
     ];
     if private {
@@ -391,18 +456,22 @@ impl Markup for SlackMarkup {
     fn bold(&self, text: &str) -> String {
         format!("*{text}*")
     }
-    fn link(&self, url: &str, label: &str) -> String {
+    fn raw_link(&self, url: &str, label: &str) -> String {
         format!("<{url}|{label}>")
     }
 }
 
+/// A thread line, within what a notification shows.
 pub fn note_text(note: &Note) -> String {
-    crate::chat::note_sentence(note, &SlackMarkup)
+    crate::chat::markup::cut_to(
+        &crate::chat::note_sentence(note, &SlackMarkup),
+        limits::FALLBACK,
+    )
 }
 
 /// `/mentions` (or `/mentions list`): open tickets, oldest first.
 pub fn open_list(tickets: &[Ticket]) -> String {
-    crate::chat::open_list(tickets, &SlackMarkup, 30)
+    crate::chat::open_list(tickets, &SlackMarkup, 30, limits::FALLBACK)
 }
 
 pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions stats [24h|7d|30d]`";

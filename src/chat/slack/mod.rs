@@ -75,8 +75,15 @@ fn delivery_error(method: &str, e: SlackClientError) -> DeliveryError {
                     | "request_timeout"
             );
             let reason = format!("Slack refused {method}: {}", api.code);
+            // Only Slack's own words for a missing message or channel mean the card is gone.
+            let gone = matches!(
+                api.code.as_str(),
+                "message_not_found" | "channel_not_found" | "thread_not_found"
+            );
             if transient {
                 DeliveryError::retry(reason)
+            } else if gone {
+                DeliveryError::Gone { reason }
             } else {
                 DeliveryError::Permanent { reason }
             }
@@ -284,7 +291,10 @@ impl Slack {
         maybe_posted: bool,
         queued_at: DateTime<Utc>,
     ) -> Result<(), DeliveryError> {
-        let text = crate::chat::digest_text(digest, &card::SlackMarkup);
+        let text = crate::chat::markup::cut_to(
+            &crate::chat::digest_text(digest, &card::SlackMarkup),
+            card::limits::FALLBACK,
+        );
         self.post_text_once(&self.config.channel, None, text, maybe_posted, queued_at)
             .await
     }
