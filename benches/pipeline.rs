@@ -61,6 +61,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    // `BENCH_ONLY=render` runs only the rendering pass (quick before/after comparisons).
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("render") {
+        render_pass();
+        return;
+    }
     println!("-- burst: {n} mentions appear on Mastodon at once");
     in_process_pass(n, n, Duration::ZERO).await;
     println!("-- steady: 1000 mentions at 100/s (10 every 100 ms)");
@@ -69,6 +74,61 @@ async fn main() {
     bot_process_pass(n).await;
     println!("-- scheduler: SLA rounds over {n} open tickets");
     scheduler_pass(n).await;
+    render_pass();
+}
+
+/// Rendering one ticket's cards (Slack blocks and fallback text, the Discord embed,
+/// serialised as they are sent) for an ordinary post and for a hostile 10,000-character
+/// one that must be escaped and cut to every limit.
+fn render_pass() {
+    use chrono::Utc;
+    use mentionbridge::chat::discord::card as discord;
+    use mentionbridge::chat::slack::card as slack;
+    use mentionbridge::domain::{Author, Mention, Ticket, TicketId, Visibility};
+    println!("-- render: one ticket's Slack and Discord cards");
+    let ordinary = "Hi! My order #1234 never arrived, can you help? @brand".to_string();
+    let hostile = "<!channel> @everyone [bank](https://evil.example) 👨‍👩‍👧 refund &amp; ".repeat(160);
+    for (label, text) in [("ordinary post", ordinary), ("hostile 10k post", hostile)] {
+        let ticket = Ticket::open(
+            TicketId(1),
+            Mention {
+                platform: Platform::Mastodon,
+                network: None,
+                account: "brand".into(),
+                remote_id: "1".into(),
+                url: "https://m.example/@c/1".into(),
+                author: Author {
+                    handle: "customer@m.example".into(),
+                    name: "A <!here> customer".into(),
+                    profile_url: "https://m.example/@c".into(),
+                    id: None,
+                },
+                text,
+                language: None,
+                created_at: Utc::now(),
+                in_reply_to: None,
+                visibility: Visibility::Public,
+                reply_context: None,
+            },
+            Utc::now(),
+        );
+        let rounds = 2000;
+        let started = Instant::now();
+        let mut bytes = 0;
+        for _ in 0..rounds {
+            let blocks = slack::card_blocks(&ticket, true, &[]);
+            bytes += serde_json::to_string(&blocks).unwrap().len();
+            bytes += slack::card_text(&ticket).len();
+            bytes += serde_json::to_string(&discord::card_embed(&ticket))
+                .unwrap()
+                .len();
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+        println!(
+            "render {label}: {per:.1} µs per ticket (both surfaces), {} bytes sent",
+            bytes / rounds
+        );
+    }
 }
 
 /// The SLA scheduler over `n` open tickets: a quiet round (nothing due), then the round

@@ -147,11 +147,14 @@ pub fn cut_to(text: &str, max: usize) -> String {
 }
 
 /// `render(text)` if it fits in `max`; else `render` of the longest grapheme prefix that
-/// fits together with the mark.
+/// fits together with the mark. `render` never makes a text shorter (escaping and quoting only add), so a text longer
+/// than `max` is not rendered whole first.
 pub fn fit_with(text: &str, max: usize, render: impl Fn(&str) -> String) -> (String, bool) {
-    let whole = render(text);
-    if surface_len(&whole) <= max {
-        return (whole, false);
+    if text.len() <= max.saturating_mul(4) && surface_len(text) <= max {
+        let whole = render(text);
+        if surface_len(&whole) <= max {
+            return (whole, false);
+        }
     }
     let budget = max.saturating_sub(surface_len(CUT_MARK));
     // Each grapheme renders to at least one unit: more than `budget` of them never fit.
