@@ -98,6 +98,7 @@ async fn scheduler_pass(n: usize) {
             in_reply_to: None,
             visibility: Visibility::Public,
             reply_context: None,
+            external_id: None,
         })
         .collect();
     for chunk in mentions.chunks(1000) {

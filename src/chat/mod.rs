@@ -2,6 +2,7 @@
 //! surface module also turns its own inbound events into desk actions.
 
 pub mod discord;
+pub mod pacing;
 pub mod slack;
 
 use crate::delivery::DeliveryError;

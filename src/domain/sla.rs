@@ -431,6 +431,7 @@ mod tests {
                 in_reply_to: None,
                 visibility: Visibility::Public,
                 reply_context: None,
+                external_id: None,
             },
             // Seen two minutes after the customer wrote: the clock started when they did.
             t(2),

@@ -14,7 +14,7 @@ fn signature(ts: &str, body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn deliver(w: &World, body: &str, ts: i64, secret_ok: bool) -> (u16, Value) {
+pub(crate) async fn deliver(w: &World, body: &str, ts: i64, secret_ok: bool) -> (u16, Value) {
     let ts = ts.to_string();
     let sig = if secret_ok {
         signature(&ts, body)
@@ -34,11 +34,11 @@ async fn deliver(w: &World, body: &str, ts: i64, secret_ok: bool) -> (u16, Value
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn start(w: &World) -> Bot {
+pub(crate) async fn start(w: &World) -> Bot {
     *w.extra_config.lock().unwrap() = "\n[webhook]\nsecret = \"${TEST_WEBHOOK_SECRET}\"\n".into();
     let bot = w.start_bot_with(&[("TEST_WEBHOOK_SECRET", SECRET)]).await;
     bot.wait_for_log("HTTP server listening", WAIT).await;
