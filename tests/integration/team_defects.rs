@@ -36,6 +36,7 @@ async fn twenty_cards_under_slacks_channel_pace_draw_a_handful_of_429s_and_post_
         "each card exactly once"
     );
     let refused = w.slack.rate_limited();
+    eprintln!("Slack answered {refused} 429s for 20 cards");
     assert!(
         refused <= 5,
         "{refused} posts were refused with 429: one 429 must hold back every worker"
@@ -70,6 +71,7 @@ async fn twenty_cards_under_discords_route_buckets_draw_a_handful_of_429s() {
         "each card exactly once"
     );
     let refused = w.discord.rate_limited();
+    eprintln!("Discord answered {refused} 429s for 20 cards");
     assert!(refused <= 5, "{refused} requests were refused with 429");
 }
 
