@@ -107,7 +107,7 @@ impl Pacing {
                     if tries >= TRIES || wait > WAIT_IN_LINE_UP_TO {
                         return result;
                     }
-                    tracing::debug!(
+                    tracing::info!(
                         gate = key,
                         wait_ms = wait.as_millis() as u64,
                         "rate-limited; holding back every call through this gate"
