@@ -109,6 +109,7 @@ fn render_pass() {
                 in_reply_to: None,
                 visibility: Visibility::Public,
                 reply_context: None,
+                external_id: None,
             },
             Utc::now(),
         );
@@ -158,6 +159,7 @@ async fn scheduler_pass(n: usize) {
             in_reply_to: None,
             visibility: Visibility::Public,
             reply_context: None,
+            external_id: None,
         })
         .collect();
     for chunk in mentions.chunks(1000) {

@@ -100,6 +100,9 @@ struct RawConfig {
     webhook: Option<RawWebhook>,
     #[serde(default)]
     outbox: RawOutbox,
+    /// People with accounts on both surfaces, who are one agent.
+    #[serde(default)]
+    agents: Vec<crate::domain::agents::Agent>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -387,6 +390,8 @@ pub struct Config {
     /// The inbound webhook for listening tools (`POST /ingest/mentions`).
     pub webhook: Option<WebhookConfig>,
     pub outbox: OutboxConfig,
+    /// `[[agents]]`: which Slack and Discord accounts are one person (each an agent).
+    pub agents: crate::domain::agents::Agents,
 }
 
 #[derive(Debug, Clone)]
@@ -548,6 +553,7 @@ impl Config {
             env,
             problems: Vec::new(),
             missing: BTreeSet::new(),
+            agents_on: (false, false),
         };
         let config = v.build(raw, path);
         if !v.missing.is_empty() {
@@ -581,9 +587,28 @@ struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
     missing: BTreeSet<String>,
+    /// Some `[[agents]]` entry names a Slack account, a Discord account.
+    agents_on: (bool, bool),
 }
 
 impl Validator<'_> {
+    /// `[[agents]]`, each mistake reported at its entry's key.
+    fn agents(&mut self, list: &[crate::domain::agents::Agent]) -> crate::domain::agents::Agents {
+        let agents = crate::domain::agents::Agents::new(list.to_vec());
+        for p in agents.problems() {
+            self.problem_at(
+                locate_entry_key(self.text, "agents", p.index, p.key),
+                format!("agents[{}].{}", p.index, p.key),
+                p.message,
+            );
+        }
+        self.agents_on = (
+            list.iter().any(|a| a.slack.is_some()),
+            list.iter().any(|a| a.discord.is_some()),
+        );
+        agents
+    }
+
     fn problem(&mut self, section: &str, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             path: self.path.into(),
@@ -758,7 +783,7 @@ impl Validator<'_> {
                 );
             }
         }
-        if s.agent_user_ids.is_empty() && s.agent_usergroup.is_none() {
+        if s.agent_user_ids.is_empty() && s.agent_usergroup.is_none() && !self.agents_on.0 {
             self.problem(
                 "slack",
                 "agent_user_ids",
@@ -844,7 +869,7 @@ impl Validator<'_> {
                 }
             }
         }
-        if d.agent_role_ids.is_empty() && d.agent_user_ids.is_empty() {
+        if d.agent_role_ids.is_empty() && d.agent_user_ids.is_empty() && !self.agents_on.1 {
             self.problem(
                 "discord",
                 "agent_role_ids",
@@ -919,7 +944,7 @@ impl Validator<'_> {
                     "canned",
                     "text",
                     format!(
-                        "canned reply {:?} has unknown variables {} (known: {{author}}, {{agent}}, {{ticket}}, {{brand}})",
+                        "canned reply {:?} has unknown variables {} (known: {{author}}, {{author_name}}, {{agent}}, {{ticket}}, {{brand}})",
                         c.id,
                         unknown.join(", ")
                     ),
@@ -932,7 +957,7 @@ impl Validator<'_> {
     fn oncall(&mut self, raw: &RawOnCall) -> Schedule {
         let schedule = Schedule {
             rotations: raw.rotation.clone(),
-            overrides: Vec::new(),
+            ..Schedule::default()
         };
         for problem in schedule.validate() {
             self.problems.push(Problem {
@@ -1059,14 +1084,14 @@ impl Validator<'_> {
         let unknown: Vec<&str> = text
             .match_indices('{')
             .filter_map(|(i, _)| text[i..].find('}').map(|j| &text[i..i + j + 1]))
-            .filter(|v| !matches!(*v, "{author}" | "{brand}" | "{expected}"))
+            .filter(|v| !matches!(*v, "{author}" | "{author_name}" | "{brand}" | "{expected}"))
             .collect();
         if text.trim().is_empty() || !unknown.is_empty() {
             self.problem_at(
                 line,
                 key,
                 format!(
-                    "expected a short public answer; unknown variables: {} (known: {{author}}, {{brand}}, {{expected}})",
+                    "expected a short public answer; unknown variables: {} (known: {{author}}, {{author_name}}, {{brand}}, {{expected}})",
                     if unknown.is_empty() { "none, but it is empty".to_string() } else { unknown.join(", ") }
                 ),
             );
@@ -1303,6 +1328,7 @@ impl Validator<'_> {
             ([127, 0, 0, 1], 8080).into()
         });
 
+        let agents = self.agents(&raw.agents);
         let slack = raw.slack.as_ref().map(|s| self.slack(s));
         let discord = raw.discord.as_ref().map(|d| self.discord(d));
         if slack.is_none() && discord.is_none() {
@@ -1341,7 +1367,8 @@ impl Validator<'_> {
             self.problem("outbox", "concurrency", "expected 1 to 64");
         }
 
-        let oncall = self.oncall(&raw.oncall);
+        let mut oncall = self.oncall(&raw.oncall);
+        oncall.agents = agents.clone();
         let routes = self.routes(&raw, &oncall);
         Config {
             source_path: path.to_path_buf(),
@@ -1365,6 +1392,7 @@ impl Validator<'_> {
                 concurrency: raw.outbox.concurrency.clamp(1, 64),
                 max_backoff: Duration::from_secs(raw.outbox.max_backoff_secs.max(1)),
             },
+            agents,
         }
     }
 }
@@ -1378,6 +1406,37 @@ fn looks_like_slack_id(s: &str, prefixes: &[char]) -> bool {
         && s.starts_with(prefixes)
         && s.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The 1-based line of `key` in the `index`th (0-based) `[[section]]` entry, or of that
+/// entry's header when the key is not written.
+fn locate_entry_key(text: &str, section: &str, index: usize, key: &str) -> Option<usize> {
+    let header = format!("[[{section}]]");
+    let mut seen = 0;
+    let mut inside = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.split('#').next().unwrap_or("").trim();
+        if trimmed.starts_with('[') {
+            if inside.is_some() {
+                break;
+            }
+            if trimmed == header {
+                if seen == index {
+                    inside = Some(i + 1);
+                }
+                seen += 1;
+            }
+            continue;
+        }
+        if inside.is_some() {
+            if let Some((k, _)) = trimmed.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    inside
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -1909,5 +1968,59 @@ keywords = ["urgent"]
             );
             assert!(err.contains(&format!("unknown field `{unknown}`")), "{err}");
         }
+    }
+
+    #[test]
+    fn agents_link_accounts_and_their_mistakes_name_the_entry_line_and_key() {
+        let linked = format!(
+            "{GOOD}\n[[agents]]\nname = \"Kim\"\nslack = \"U0KIM\"\ndiscord = \"1200000000000000009\"\n"
+        );
+        let config = parse(&linked, &env_all).unwrap();
+        assert!(config
+            .agents
+            .same("slack:U0KIM", "discord:1200000000000000009"));
+        // On-call lists follow the person.
+        assert_eq!(config.oncall.agents, config.agents);
+
+        let bad = format!(
+            "{linked}\n[[agents]]\nname = \"Lee\"\nslack = \"lee\"\n\n[[agents]]\nname = \"Mo\"\ndiscord = \"1200000000000000009\"\n"
+        );
+        let err = parse(&bad, &env_all).unwrap_err().to_string();
+        let line_of = |needle: &str| 1 + bad.lines().position(|l| l == needle).unwrap();
+        assert!(
+            err.contains(&format!(
+                "bot-config.toml:{}: `agents[1].slack`: expected a Slack user id",
+                line_of("slack = \"lee\"")
+            )),
+            "{err}"
+        );
+        let second_discord = 1 + bad
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| *l == "discord = \"1200000000000000009\"")
+            .nth(1)
+            .unwrap()
+            .0;
+        assert!(
+            err.contains(&format!(
+                "bot-config.toml:{second_discord}: `agents[2].discord`: 1200000000000000009 is already \"Kim\"'s account"
+            )),
+            "{err}"
+        );
+        // An [[agents]] entry is an agent: a surface needs no other list.
+        let only_linked = linked.replace("agent_user_ids = [\"U0ANA\"]\n", "");
+        assert!(parse(&only_linked, &env_all).is_ok());
+    }
+
+    #[test]
+    fn author_name_is_a_known_variable_everywhere() {
+        let text = format!(
+            "{GOOD}\n[oncall]\noff_hours_ack = \"{{author}} hi {{author_name}}\"\n\n[[canned]]\nid = \"hi\"\ntitle = \"Hi\"\ntext = \"Hi {{author_name}} ({{author}})\"\n"
+        );
+        let parsed = parse(&text, &env_all);
+        assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
+        let unknown = text.replace("{author_name}", "{author_nam}");
+        let err = parse(&unknown, &env_all).unwrap_err().to_string();
+        assert!(err.contains("unknown variables"), "{err}");
     }
 }

@@ -955,6 +955,7 @@ mod tests {
             in_reply_to: None,
             visibility: Visibility::Public,
             reply_context: None,
+            external_id: None,
         };
         let mut t = Ticket::open(TicketId(id), mention, created);
         t.stage = Stage::Posted;

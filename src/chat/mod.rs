@@ -3,6 +3,7 @@
 
 pub mod discord;
 pub mod markup;
+pub mod pacing;
 pub mod slack;
 
 pub use markup::{member_id, Markup};

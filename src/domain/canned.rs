@@ -1,6 +1,8 @@
 //! Canned replies: a library of well-written standard answers, per language, with
-//! variables (`{author}`, `{agent}`, `{ticket}`, `{brand}`). An agent picks one on the card
-//! and the reply form opens with it filled in, ready to edit before sending.
+//! variables (`{author}` the customer's @handle, `{author_name}` their display name,
+//! `{agent}`, `{ticket}`, `{brand}`), the same variables as everywhere the desk writes to a
+//! customer. An agent picks one on the card and the reply form opens with it filled in,
+//! ready to edit before sending.
 
 use super::{AgentRef, Ticket};
 use serde::Deserialize;
@@ -18,13 +20,26 @@ pub struct CannedReply {
     pub text: String,
 }
 
-pub const VARIABLES: [&str; 4] = ["{author}", "{agent}", "{ticket}", "{brand}"];
+pub const VARIABLES: [&str; 5] = [
+    "{author}",
+    "{author_name}",
+    "{agent}",
+    "{ticket}",
+    "{brand}",
+];
+
+/// `{author}` (the customer's @handle, as the platform addresses them) and
+/// `{author_name}` (their display name) filled in: one meaning in every text the desk
+/// writes to a customer (canned replies, the off-hours acknowledgement).
+pub fn fill_author(text: &str, author: &crate::domain::Author) -> String {
+    text.replace("{author_name}", &author.name)
+        .replace("{author}", &format!("@{}", author.handle))
+}
 
 impl CannedReply {
     /// The text with its variables filled in for this ticket and agent.
     pub fn render(&self, ticket: &Ticket, agent: &AgentRef, brand: &str) -> String {
-        self.text
-            .replace("{author}", &ticket.mention.author.name)
+        fill_author(&self.text, &ticket.mention.author)
             .replace("{agent}", &agent.name)
             .replace("{ticket}", &ticket.id.to_string())
             .replace("{brand}", brand)
@@ -91,6 +106,7 @@ mod tests {
                 in_reply_to: None,
                 visibility: Visibility::Public,
                 reply_context: None,
+                external_id: None,
             },
             at,
         )
@@ -116,11 +132,11 @@ mod tests {
         let c = canned(
             "thanks",
             None,
-            "Hi {author}, {agent} from {brand} here (ticket {ticket}).",
+            "Hi {author_name} ({author}), {agent} from {brand} here (ticket {ticket}).",
         );
         assert_eq!(
             c.render(&ticket(None), &agent, "BrandCo"),
-            "Hi Sofie, Ana from BrandCo here (ticket 42)."
+            "Hi Sofie (@sofie), Ana from BrandCo here (ticket 42)."
         );
         assert!(c.unknown_variables().is_empty());
         assert_eq!(

@@ -3,6 +3,7 @@
 //! numbers, so every rule is exhaustively unit-testable; time and the agent roster come in
 //! as arguments.
 
+pub mod agents;
 pub mod canned;
 pub mod handoff;
 mod model;

@@ -99,6 +99,10 @@ pub struct Mention {
     /// else (Bluesky: the post's CID and its thread root as JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_context: Option<String>,
+    /// The listening tool's own id for the post (webhook deliveries): with the tool's
+    /// name in `account`, it identifies the delivery whatever else the body says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl Mention {
@@ -110,13 +114,130 @@ impl Mention {
         }
     }
 
-    /// The key that makes a mention unique across restarts and sources.
+    /// The key the source that brought the mention knows it by (platform, account, remote
+    /// id): a later post answering `remote_id` finds its conversation by it.
     pub fn dedupe_key(&self) -> String {
         format!(
             "{:?}\u{0}{}\u{0}{}",
             self.platform, self.account, self.remote_id
         )
     }
+
+    /// Every key the mention is remembered by; a mention matching any of them was seen
+    /// before. Besides the source's own key: the listening tool's (source, id) for a
+    /// webhook delivery, so a retry with a different body is still the same mention; and
+    /// the post's identity on its platform, so the same post brought by a poller and by a
+    /// webhook is one ticket.
+    pub fn dedupe_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.dedupe_key()];
+        if let Some(id) = &self.external_id {
+            keys.push(format!("tool\u{0}{}\u{0}{id}", self.account));
+        }
+        keys.extend(self.post_key());
+        keys
+    }
+
+    /// The post's identity across every path that can bring it to the desk, when its
+    /// platform has one: an X post's id, a Bluesky post's `at://did:…` URI (both global),
+    /// a Mastodon status's URL (its ids differ from server to server, its URL does not).
+    /// Other networks have none we can trust: two tools' posts are never merged on a
+    /// guess.
+    pub fn post_key(&self) -> Option<String> {
+        let platform = match self.platform {
+            Platform::Other => Platform::from_name(self.network.as_deref().unwrap_or("")),
+            p => p,
+        };
+        let native = (self.platform == platform).then_some(self.remote_id.as_str());
+        let id = match platform {
+            Platform::X => native
+                .filter(|id| is_x_id(id))
+                .map(str::to_string)
+                .or_else(|| x_id_of_url(&self.url)),
+            Platform::Bluesky => native
+                .filter(|id| id.starts_with("at://did:"))
+                .map(str::to_string)
+                .or_else(|| bluesky_uri_of_url(&self.url)),
+            Platform::Mastodon => mastodon_status_url(&self.url),
+            Platform::Other => None,
+        }?;
+        Some(format!("post\u{0}{}\u{0}{id}", platform.label()))
+    }
+
+    /// The post key of another post on the same platform by its native id (the post this
+    /// one answers, say), when an id alone is global there (X, Bluesky).
+    pub fn post_key_of(&self, remote_id: &str) -> Option<String> {
+        let mut other = self.clone();
+        other.remote_id = remote_id.to_string();
+        other.url = String::new();
+        other.external_id = None;
+        match self.platform {
+            Platform::X | Platform::Bluesky => other.post_key(),
+            _ => None,
+        }
+    }
+}
+
+fn is_x_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn parsed_http(url: &str) -> Option<url::Url> {
+    url::Url::parse(url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
+/// `https://x.com/alice/status/123` (or twitter.com, mobile., `/i/web/status/123`).
+fn x_id_of_url(url: &str) -> Option<String> {
+    let u = parsed_http(url)?;
+    let host = u.host_str()?.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let host = host.strip_prefix("mobile.").unwrap_or(host);
+    if !matches!(host, "x.com" | "twitter.com") {
+        return None;
+    }
+    let segments: Vec<&str> = u.path_segments()?.collect();
+    let at = segments.iter().position(|s| *s == "status")?;
+    segments
+        .get(at + 1)
+        .filter(|id| is_x_id(id))
+        .map(|id| id.to_string())
+}
+
+/// `https://bsky.app/profile/did:plc:…/post/<rkey>` as its `at://` URI. A profile named
+/// by handle is not usable: handles change hands.
+fn bluesky_uri_of_url(url: &str) -> Option<String> {
+    let u = parsed_http(url)?;
+    if !u.host_str()?.eq_ignore_ascii_case("bsky.app") {
+        return None;
+    }
+    let segments: Vec<&str> = u.path_segments()?.collect();
+    match segments.as_slice() {
+        ["profile", did, "post", rkey]
+            if did.starts_with("did:")
+                && !rkey.is_empty()
+                && rkey.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            Some(format!("at://{did}/app.bsky.feed.post/{rkey}"))
+        }
+        _ => None,
+    }
+}
+
+/// A status URL written one way: host lowercased, no query or fragment (a tool's
+/// tracking parameters), no trailing slash, and the ActivityPub form
+/// `/users/alice/statuses/1` as the web form `/@alice/1`.
+fn mastodon_status_url(url: &str) -> Option<String> {
+    let u = parsed_http(url)?;
+    let host = u.host_str()?.to_ascii_lowercase();
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let segments: Vec<&str> = u.path_segments()?.filter(|s| !s.is_empty()).collect();
+    let path = match segments.as_slice() {
+        ["users", user, "statuses", id] => format!("/@{user}/{id}"),
+        [] => return None,
+        other => format!("/{}", other.join("/")),
+    };
+    Some(format!("{host}{port}{path}"))
 }
 
 /// The chat surfaces agents work in.
@@ -198,7 +319,8 @@ pub enum ReplyState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     pub seq: u32,
-    /// The exact text that goes out (with the @handle prefix).
+    /// The exact text that goes out (on Mastodon with the customer's @handle first; see
+    /// `compose_reply`).
     pub text: String,
     pub visibility: Visibility,
     /// Sent as a private message (Mastodon direct, Bluesky chat, X DM), not in the thread.
@@ -511,4 +633,150 @@ pub struct AuditEntry {
     pub actor: Option<AgentRef>,
     pub what: String,
     pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mention(platform: Platform, account: &str, remote_id: &str, url: &str) -> Mention {
+        Mention {
+            platform,
+            network: None,
+            account: account.into(),
+            remote_id: remote_id.into(),
+            url: url.into(),
+            author: Author {
+                handle: "alice".into(),
+                name: "Alice".into(),
+                profile_url: String::new(),
+                id: None,
+            },
+            text: "hi".into(),
+            language: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+            external_id: None,
+        }
+    }
+
+    /// As the webhook builds it: a named network without a native id is `Other`.
+    fn heard_of(network: &str, url: &str) -> Mention {
+        let mut m = mention(Platform::Other, "webhook:bw", "bw-1", url);
+        m.network = Some(network.into());
+        m.external_id = Some("bw-1".into());
+        m
+    }
+
+    #[test]
+    fn the_same_post_by_two_paths_has_one_post_key() {
+        // X: the poller's tweet id, the webhook's remote id, or the id in the post's URL.
+        let polled = mention(
+            Platform::X,
+            "1500",
+            "1790000000000000002",
+            "https://x.com/alice/status/1790000000000000002",
+        );
+        let pushed = mention(
+            Platform::X,
+            "webhook:bw",
+            "1790000000000000002",
+            "https://example.com",
+        );
+        let linked = heard_of(
+            "twitter",
+            "https://mobile.twitter.com/Alice/status/1790000000000000002?s=20",
+        );
+        assert!(polled.post_key().is_some());
+        assert_eq!(polled.post_key(), pushed.post_key());
+        assert_eq!(polled.post_key(), linked.post_key());
+        // Bluesky: the at:// URI, or a bsky.app link that names the DID.
+        let uri = "at://did:plc:abc123/app.bsky.feed.post/3kxyz";
+        let polled = mention(
+            Platform::Bluesky,
+            "brand.bsky.social",
+            uri,
+            "https://bsky.app/profile/alice.bsky.social/post/3kxyz",
+        );
+        let linked = heard_of(
+            "bluesky",
+            "https://bsky.app/profile/did:plc:abc123/post/3kxyz",
+        );
+        assert_eq!(polled.post_key(), linked.post_key());
+        assert_eq!(
+            heard_of(
+                "bluesky",
+                "https://bsky.app/profile/alice.bsky.social/post/3kxyz"
+            )
+            .post_key(),
+            None,
+            "a handle can change hands"
+        );
+        // Mastodon: ids differ between servers, the status URL does not.
+        let polled = mention(
+            Platform::Mastodon,
+            "brand",
+            "109",
+            "https://other.social/@alice/1234",
+        );
+        let linked = heard_of(
+            "mastodon",
+            "https://Other.Social/users/alice/statuses/1234/?utm_source=bw#top",
+        );
+        assert_eq!(polled.post_key(), linked.post_key());
+    }
+
+    #[test]
+    fn different_posts_never_share_a_key() {
+        let a = mention(Platform::X, "1500", "1790000000000000002", "");
+        let b = mention(Platform::X, "1500", "1790000000000000003", "");
+        assert_ne!(a.post_key(), b.post_key());
+        let a = mention(
+            Platform::Mastodon,
+            "brand",
+            "1",
+            "https://other.social/@alice/1234",
+        );
+        let b = mention(
+            Platform::Mastodon,
+            "brand",
+            "2",
+            "https://other.social/@alice/1235",
+        );
+        let c = mention(
+            Platform::Mastodon,
+            "brand",
+            "3",
+            "https://else.social/@alice/1234",
+        );
+        assert_ne!(a.post_key(), b.post_key());
+        assert_ne!(a.post_key(), c.post_key());
+        // Networks without a trustworthy id are keyed by their source only.
+        assert_eq!(
+            heard_of("instagram", "https://www.instagram.com/p/C0ffee/").post_key(),
+            None
+        );
+        // The same id on two platforms is two posts.
+        let x = mention(Platform::X, "1500", "42", "");
+        let mut other = heard_of("x", "https://x.com/a/status/42");
+        assert_eq!(x.post_key(), other.post_key());
+        other.network = Some("threads".into());
+        assert_ne!(x.post_key(), other.post_key());
+    }
+
+    #[test]
+    fn a_tool_retry_is_recognised_by_its_own_id_whatever_the_body_says() {
+        let first = heard_of("instagram", "https://www.instagram.com/p/C0ffee/");
+        let mut again = first.clone();
+        again.remote_id = "native-9".into();
+        again.url = "https://www.instagram.com/p/C0ffee/?igsh=1".into();
+        let shared: Vec<_> = first
+            .dedupe_keys()
+            .into_iter()
+            .filter(|k| again.dedupe_keys().contains(k))
+            .collect();
+        assert_eq!(shared.len(), 1, "{shared:?}");
+    }
 }

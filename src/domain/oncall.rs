@@ -24,6 +24,8 @@ use chrono::{
     Timelike, Utc, Weekday,
 };
 use chrono_tz::Tz;
+
+use super::agents::Agents;
 use serde::{Deserialize, Serialize};
 
 /// How far `next_change` looks for a rotation hand-off before it answers "never": a year
@@ -269,6 +271,10 @@ impl OnCall {
 pub struct Schedule {
     pub rotations: Vec<Rotation>,
     pub overrides: Vec<Override>,
+    /// People with several accounts (`[[agents]]`): whoever is on call is on call with
+    /// each of them.
+    #[serde(skip)]
+    pub agents: Agents,
 }
 
 impl Schedule {
@@ -304,7 +310,7 @@ impl Schedule {
         } else {
             overrides.iter().for_each(|o| add(&o.member));
         }
-        people
+        self.agents.expand(people)
     }
 
     /// The first instant after `after` at which someone comes on or goes off call (a shift
@@ -437,6 +443,94 @@ fn member_key_problem(member: &str) -> Option<String> {
             "member \"{member}\" is not an agent key: write slack:<user id> (e.g. slack:U0ANA) or discord:<user id> (e.g. discord:120045678901234567)."
         )
     })
+}
+
+/// Who `/mentions oncall override <who> <for>` names, as a member key: `me` (the agent who
+/// typed it, whose key is `own_key`), a member key (`slack:U0123ABCD`,
+/// `discord:112233445566778899`), or the mention a surface sends when an agent types
+/// `@kim`: Slack's `<@U0123ABCD>` or `<@U0123ABCD|kim>`, Discord's `<@112233445566778899>`
+/// or `<@!112233445566778899>`, each read as an account of the surface it came from.
+/// Anything else is refused with a sentence that does not repeat what was typed.
+pub fn override_member(
+    typed: &str,
+    own_key: &str,
+    surface: crate::domain::SurfaceKind,
+) -> Result<String, String> {
+    let typed = typed.trim();
+    let refused = || {
+        "That is not an agent: name them with a mention (type @ and pick them), `me`, or a member key such as `slack:U0123ABCD` or `discord:112233445566778899`.".to_string()
+    };
+    if typed.eq_ignore_ascii_case("me") {
+        return Ok(own_key.to_string());
+    }
+    let key = match typed
+        .strip_prefix("<@")
+        .and_then(|rest| rest.strip_suffix('>'))
+    {
+        Some(inner) => {
+            let id = match surface {
+                // `<@U0123ABCD|kim>`: the part after `|` is only the name Slack showed.
+                crate::domain::SurfaceKind::Slack => inner.split('|').next().unwrap_or(""),
+                crate::domain::SurfaceKind::Discord => inner.strip_prefix('!').unwrap_or(inner),
+            };
+            format!("{}:{id}", surface.label().to_ascii_lowercase())
+        }
+        None => typed.to_string(),
+    };
+    let well_formed = match key.split_once(':') {
+        Some(("slack", id)) => {
+            id.len() >= 5
+                && id.starts_with(['U', 'W'])
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        }
+        Some(("discord", id)) => {
+            (17..=20).contains(&id.len()) && id.chars().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    };
+    if well_formed {
+        Ok(key)
+    } else {
+        Err(refused())
+    }
+}
+
+/// How long an override lasts, as typed in chat: `4h`, `for 4h`, `30m`, `30 min`, `2d`;
+/// from one minute to a week. Huge, negative, fractional or non-ASCII numbers are refused
+/// with a sentence, never a panic.
+pub fn override_length(typed: &str) -> Result<Duration, String> {
+    let refused = || {
+        "Say for how long with a number and a unit, e.g. 30m, 4h or 2d (one minute up to 7 days)."
+            .to_string()
+    };
+    let text = typed.trim().to_ascii_lowercase();
+    let text = text
+        .strip_prefix("for")
+        .map(|rest| rest.trim_start_matches(':').trim())
+        .unwrap_or(text.trim());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let minutes_per_unit: i64 = match unit.trim() {
+        "m" | "min" | "mins" | "minute" | "minutes" => 1,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 60,
+        "d" | "day" | "days" => 24 * 60,
+        _ => return Err(refused()),
+    };
+    // At most a week is 10,080 minutes: five digits are plenty, and more cannot overflow.
+    if number.is_empty() || number.len() > 5 {
+        return Err(refused());
+    }
+    let minutes = number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(minutes_per_unit))
+        .filter(|m| (1..=7 * 24 * 60).contains(m))
+        .ok_or_else(refused)?;
+    Ok(Duration::minutes(minutes))
 }
 
 /// Zero-length shifts, shifts without days, a day listed twice, and shifts of one
@@ -703,6 +797,7 @@ mod tests {
         Schedule {
             rotations,
             overrides: Vec::new(),
+            agents: Agents::default(),
         }
     }
 
@@ -1573,6 +1668,7 @@ mod tests {
         let s = Schedule {
             rotations,
             overrides: Vec::new(),
+            agents: Agents::default(),
         };
         assert!(s.validate().is_empty());
 
@@ -1618,5 +1714,112 @@ mod tests {
         assert_eq!(day_names::parse("mon-sun").unwrap(), EVERY_DAY.to_vec());
         assert_eq!(day_names::parse("Wednesday").unwrap(), vec![Wed]);
         assert!(day_names::parse("mon-").is_err());
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use crate::domain::SurfaceKind::{Discord, Slack};
+
+    #[test]
+    fn an_override_names_people_the_way_each_surface_sends_a_mention() {
+        let me = "slack:U0ANA";
+        let accepted = [
+            ("me", Slack, me),
+            ("<@U0KIM>", Slack, "slack:U0KIM"),
+            ("<@U0KIM|kim>", Slack, "slack:U0KIM"),
+            (
+                "<@1200000000000000009>",
+                Discord,
+                "discord:1200000000000000009",
+            ),
+            (
+                "<@!1200000000000000009>",
+                Discord,
+                "discord:1200000000000000009",
+            ),
+            (
+                "discord:1200000000000000009",
+                Slack,
+                "discord:1200000000000000009",
+            ),
+        ];
+        for (typed, surface, key) in accepted {
+            assert_eq!(override_member(typed, me, surface).as_deref(), Ok(key));
+        }
+        for bad in [
+            "@kim",
+            "<!channel>",
+            "<#C0SUPPORT|support>",
+            "<@U0KIM",
+            "<@>",
+            "<@&1300000000000000001>",
+            "slack:",
+            "slack:u0kim",
+            "discord:12ab",
+            "kim",
+            "",
+        ] {
+            let err = override_member(bad, me, Slack).unwrap_err();
+            assert!(err.contains("not an agent"), "{bad:?}: {err}");
+            // One fixed sentence: nothing typed is echoed back.
+            assert_eq!(err, override_member("x", me, Slack).unwrap_err());
+        }
+        // A Slack id typed on Discord is not a Discord mention.
+        assert!(override_member("<@U0KIM>", me, Discord).is_err());
+    }
+
+    #[test]
+    fn whoever_is_on_call_is_on_call_with_each_of_their_accounts() {
+        let mut schedule = Schedule {
+            overrides: vec![Override::lasting(
+                "discord:1200000000000000009",
+                Layer::Primary,
+                chrono::Utc::now() - Duration::hours(1),
+                Duration::hours(4),
+            )],
+            ..Schedule::default()
+        };
+        assert_eq!(
+            schedule.on_call(chrono::Utc::now()).primary,
+            ["discord:1200000000000000009"]
+        );
+        schedule.agents = Agents::new(vec![crate::domain::agents::Agent {
+            name: "Kim".into(),
+            slack: Some("U0KIM".into()),
+            discord: Some("1200000000000000009".into()),
+        }]);
+        assert_eq!(
+            schedule.on_call(chrono::Utc::now()).primary,
+            ["discord:1200000000000000009", "slack:U0KIM"]
+        );
+    }
+
+    #[test]
+    fn override_lengths_read_like_people_write_them_and_never_panic() {
+        assert_eq!(override_length("4h"), Ok(Duration::hours(4)));
+        assert_eq!(override_length("for 4h"), Ok(Duration::hours(4)));
+        assert_eq!(override_length("for: 30 min"), Ok(Duration::minutes(30)));
+        assert_eq!(override_length("2d"), Ok(Duration::days(2)));
+        assert_eq!(override_length("7 days"), Ok(Duration::days(7)));
+        for bad in [
+            "8d",
+            "0h",
+            "-4h",
+            "+4h",
+            "1.5h",
+            "99999999999999999999h",
+            "9999999999999999h",
+            "10081m",
+            "４h",
+            "٤h",
+            "four hours",
+            "h",
+            "",
+            "for",
+        ] {
+            assert!(override_length(bad).is_err(), "{bad:?}");
+        }
     }
 }

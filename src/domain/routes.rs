@@ -71,6 +71,7 @@ impl Route {
                 .cloned()
                 .collect(),
             overrides: all.overrides.clone(),
+            agents: all.agents.clone(),
         }
     }
 }
@@ -120,11 +121,10 @@ impl Routes {
     }
 }
 
-/// The off-hours acknowledgement for a ticket: the route's text with `{author}`,
-/// `{brand}` and `{expected}` ("within about 3 hours") filled in.
+/// The off-hours acknowledgement for a ticket: the route's text with `{author}` (the
+/// @handle), `{author_name}`, `{brand}` and `{expected}` ("within about 3 hours") filled in.
 pub fn off_hours_text(template: &str, ticket: &Ticket, brand: &str, wait: Duration) -> String {
-    template
-        .replace("{author}", &format!("@{}", ticket.mention.author.handle))
+    super::canned::fill_author(template, &ticket.mention.author)
         .replace("{brand}", brand)
         .replace("{expected}", &expected_wait(wait))
 }
@@ -167,6 +167,7 @@ mod tests {
             in_reply_to: None,
             visibility: Visibility::Public,
             reply_context: None,
+            external_id: None,
         }
     }
 
@@ -239,6 +240,11 @@ mod tests {
         assert_eq!(
             text,
             "Thanks @kim! BrandCo is offline; we'll answer within about 6 hours."
+        );
+        // The same variables mean the same as in canned replies.
+        assert_eq!(
+            off_hours_text("Hi {author_name} ({author})", &t, "", Duration::minutes(5)),
+            "Hi Kim (@kim)"
         );
         assert_eq!(
             expected_wait(Duration::minutes(31)),

@@ -1,5 +1,6 @@
 //! The one place that decides what an action does to a ticket.
 
+use super::agents::Agents;
 use super::model::*;
 use super::text::TextRules;
 use chrono::{DateTime, Utc};
@@ -33,6 +34,9 @@ pub struct Desk {
     /// How each platform we can answer on counts a reply; a platform missing here has
     /// no publisher configured.
     pub text_rules: HashMap<Platform, TextRules>,
+    /// People with accounts on several surfaces (`[[agents]]`): each is an agent, one
+    /// person on every surface.
+    pub agents: Agents,
 }
 
 impl Desk {
@@ -53,6 +57,12 @@ impl Desk {
         self.rosters
             .get(&who.surface)
             .is_some_and(|r| r.admits(who))
+            || self.agents.of(&who.member_key()).is_some()
+    }
+
+    /// The same person, whichever surface each acted on.
+    pub fn same_person(&self, a: &AgentRef, b: &AgentRef) -> bool {
+        a.same_person(b) || self.agents.same(&a.member_key(), &b.member_key())
     }
 }
 
@@ -126,9 +136,14 @@ impl fmt::Display for Rejection {
                 platform,
             } => write!(
                 f,
-                "The reply is {length} characters as {} counts them (with the @mention); the limit is {limit}. Shorten it by {}.",
+                "The reply is {length} characters as {} counts them{}; the limit is {limit}. Shorten it by {}.",
                 platform.label(),
-                length - limit
+                if *platform == Platform::Mastodon {
+                    " (with the @mention)"
+                } else {
+                    ""
+                },
+                length.saturating_sub(*limit)
             ),
             Rejection::ReplyTooManyBytes { bytes, limit } => write!(
                 f,
@@ -178,19 +193,41 @@ fn audit(
     }
 }
 
-/// The text that goes out: the customer's handle first, as every platform threads and
-/// notifies by it, unless the agent already started with it.
+/// The text that goes out, written the way each platform threads and notifies a reply:
+///
+/// - Mastodon: a status reaches the customer only through a mention in its text, so their
+///   `@acct` goes first unless the agent already mentions them (a canned reply's
+///   `{author}` does), and it counts towards the limit as Mastodon counts mentions.
+/// - X: nothing is added. X fills in a reply's leading mention of the post's author itself
+///   (`auto_populate_reply_metadata`) and does not count it; what the agent typed counts,
+///   mentions included.
+/// - Bluesky: nothing is added. The reply reference threads the post and notifies its
+///   author (a reply needs no mention); a mention the agent types gets its facet and counts.
 pub fn compose_reply(mention: &Mention, text: &str) -> String {
     let text = text.trim();
-    let handle = format!("@{}", mention.author.handle);
-    let starts_with_handle = text
-        .strip_prefix(&handle)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
-    if starts_with_handle {
-        text.to_string()
-    } else {
-        format!("{handle} {text}")
+    if mention.platform != Platform::Mastodon || mentions(text, &mention.author.handle) {
+        return text.to_string();
     }
+    format!("@{} {text}", mention.author.handle)
+}
+
+/// Whether `text` mentions `@handle` as a whole (not `@alice` inside `@alice@other.social`
+/// or `@alice_b`).
+fn mentions(text: &str, handle: &str) -> bool {
+    let tag = format!("@{handle}");
+    let part_of_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '@');
+    text.match_indices(&tag).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = &text[at + tag.len()..];
+        let mut rest = after.chars();
+        let ends = match rest.next() {
+            None => true,
+            // A dot ends a sentence, unless a domain goes on after it.
+            Some('.' | '-') => !rest.next().is_some_and(char::is_alphanumeric),
+            Some(c) => !part_of_name(c),
+        };
+        !before.is_some_and(|c| part_of_name(c) || c == '.') && ends
+    })
 }
 
 /// Most actions change what the card shows and leave a line in its thread.
@@ -212,9 +249,13 @@ fn ensure_open(ticket: &Ticket) -> Result<(), Rejection> {
 }
 
 /// Only the holder may change a claimed ticket.
-fn ensure_not_held_by_other(ticket: &Ticket, actor: &AgentRef) -> Result<(), Rejection> {
+fn ensure_not_held_by_other(
+    ticket: &Ticket,
+    actor: &AgentRef,
+    desk: &Desk,
+) -> Result<(), Rejection> {
     match &ticket.holder {
-        Some(c) if !c.agent.same_person(actor) => Err(Rejection::NotYours {
+        Some(c) if !desk.same_person(&c.agent, actor) => Err(Rejection::NotYours {
             holder: c.agent.clone(),
         }),
         _ => Ok(()),
@@ -232,7 +273,7 @@ fn queue_replies(
     parts: &[(String, bool)],
 ) -> Result<(Vec<Effect>, &'static str, Option<String>), Rejection> {
     ensure_open(ticket)?;
-    ensure_not_held_by_other(ticket, actor)?;
+    ensure_not_held_by_other(ticket, actor, desk)?;
     if parts.iter().any(|(text, _)| text.trim().is_empty()) {
         return Err(Rejection::EmptyReply);
     }
@@ -248,13 +289,9 @@ fn queue_replies(
     let mut notes = Vec::new();
     let first_seq = ticket.replies.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
     for (seq, (text, private)) in (first_seq..).zip(parts) {
-        // A chat or DM goes to the person directly; on Mastodon a private message is a
-        // direct status, addressed by the handle like a public reply.
-        let full = if *private && ticket.mention.platform != Platform::Mastodon {
-            text.trim().to_string()
-        } else {
-            compose_reply(&ticket.mention, text)
-        };
+        // On Mastodon a private message is a direct status, addressed by the handle like
+        // a public reply; elsewhere a chat or DM goes to the person and needs no mention.
+        let full = compose_reply(&ticket.mention, text);
         let length = rules.count(&full);
         if length > rules.max_chars {
             return Err(Rejection::ReplyTooLong {
@@ -333,7 +370,9 @@ pub fn apply(
         AgentAction::Claim => {
             ensure_open(ticket)?;
             match &ticket.holder {
-                Some(c) if c.agent.same_person(actor) => return Err(Rejection::AlreadyYours),
+                Some(c) if desk.same_person(&c.agent, actor) => {
+                    return Err(Rejection::AlreadyYours)
+                }
                 Some(c) => {
                     return Err(Rejection::AlreadyClaimed {
                         by: c.agent.clone(),
@@ -352,7 +391,7 @@ pub fn apply(
             if ticket.holder.is_none() {
                 return Err(Rejection::NotClaimed);
             }
-            ensure_not_held_by_other(ticket, actor)?;
+            ensure_not_held_by_other(ticket, actor, desk)?;
             next.holder = None;
             card_change(Note::Unclaimed { by: actor.clone() }, "unclaimed")
         }
@@ -370,7 +409,7 @@ pub fn apply(
         }
         AgentAction::Resolve | AgentAction::Ignore => {
             ensure_open(ticket)?;
-            ensure_not_held_by_other(ticket, actor)?;
+            ensure_not_held_by_other(ticket, actor, desk)?;
             let resolve = action == AgentAction::Resolve;
             next.stage = if resolve {
                 Stage::Resolved
@@ -565,6 +604,7 @@ mod tests {
             in_reply_to: None,
             visibility: Visibility::Unlisted,
             reply_context: None,
+            external_id: None,
         };
         let mut tk = Ticket::open(TicketId(7), mention, t(0));
         tk.stage = Stage::Posted;
@@ -745,7 +785,7 @@ mod tests {
                 t(1)
             ),
             Err(Rejection::ReplyTooManyBytes {
-                bytes: 3619,
+                bytes: 3600,
                 limit: 3000
             })
         );
@@ -871,5 +911,101 @@ mod tests {
             .unwrap()
             .ticket;
         assert_eq!(ignored.state_label(), "Ignored");
+    }
+
+    #[test]
+    fn x_and_bluesky_replies_get_no_added_mention_so_the_whole_limit_is_the_agents() {
+        let desk = desk()
+            .with_rules(Platform::X, TextRules::x())
+            .with_rules(Platform::Bluesky, TextRules::bluesky());
+        let mut tk = ticket();
+        tk.mention.platform = Platform::X;
+        tk.mention.author.handle = "alice".into();
+        let reply = |tk: &Ticket, text: String| {
+            apply(tk, AgentAction::Reply { text }, &agent("ANA"), &desk, t(1))
+        };
+        // X fills in the leading @alice itself and does not count it: 280 are the agent's.
+        let exactly = "a".repeat(280);
+        let tr = reply(&tk, exactly.clone()).unwrap();
+        assert_eq!(tr.ticket.replies[0].text, exactly);
+        // A mention the agent types is part of the text and counts.
+        let typed = format!("@alice {}", "a".repeat(274));
+        let err = reply(&tk, typed).unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::ReplyTooLong {
+                length: 281,
+                limit: 280,
+                platform: Platform::X
+            }
+        );
+        assert!(!err.to_string().contains("@mention"), "{err}");
+        // Bluesky threads and notifies by the reply reference: 300 graphemes for the agent.
+        tk.mention.platform = Platform::Bluesky;
+        tk.mention.author.handle = "alice.bsky.social".into();
+        let tr = reply(&tk, "ø".repeat(300)).unwrap();
+        assert_eq!(tr.ticket.replies[0].text, "ø".repeat(300));
+        // Mastodon needs the mention in the text, and counts it; once is enough.
+        let m = ticket().mention;
+        assert_eq!(compose_reply(&m, "hi"), "@alice@m.example hi");
+        assert_eq!(
+            compose_reply(&m, "Hi @alice@m.example, sorted."),
+            "Hi @alice@m.example, sorted."
+        );
+        assert_eq!(
+            compose_reply(&m, "cc @alice@m.example.org"),
+            "@alice@m.example cc @alice@m.example.org"
+        );
+        assert_eq!(
+            compose_reply(&m, "ask x@alice@m.example"),
+            "@alice@m.example ask x@alice@m.example"
+        );
+    }
+
+    #[test]
+    fn one_person_on_two_surfaces_is_one_agent_for_claims() {
+        let kim = |surface: SurfaceKind, id: &str| AgentRef {
+            surface,
+            user_id: id.into(),
+            name: "Kim".into(),
+            roles: vec![],
+        };
+        let (kim_discord, kim_slack) = (
+            kim(SurfaceKind::Discord, "1200000000000000009"),
+            kim(SurfaceKind::Slack, "U0KIM"),
+        );
+        let mut linked = desk();
+        linked.agents = Agents::new(vec![crate::domain::agents::Agent {
+            name: "Kim".into(),
+            slack: Some("U0KIM".into()),
+            discord: Some("1200000000000000009".into()),
+        }]);
+        // Listed in [[agents]]: an agent on both surfaces without any other list.
+        let claimed = apply(&ticket(), AgentAction::Claim, &kim_discord, &linked, t(1))
+            .unwrap()
+            .ticket;
+        assert_eq!(
+            apply(&claimed, AgentAction::Claim, &kim_slack, &linked, t(2)),
+            Err(Rejection::AlreadyYours)
+        );
+        assert!(apply(&claimed, AgentAction::Resolve, &kim_slack, &linked, t(2)).is_ok());
+        assert!(matches!(
+            apply(&claimed, AgentAction::Resolve, &agent("ANA"), &linked, t(2)),
+            Err(Rejection::NotYours { .. })
+        ));
+        // Unlinked, the two accounts are two agents.
+        let mut unlinked = desk();
+        unlinked
+            .roster_mut(SurfaceKind::Slack)
+            .user_ids
+            .insert("U0KIM".into());
+        unlinked
+            .roster_mut(SurfaceKind::Discord)
+            .user_ids
+            .insert("1200000000000000009".into());
+        assert!(matches!(
+            apply(&claimed, AgentAction::Resolve, &kim_slack, &unlinked, t(2)),
+            Err(Rejection::NotYours { .. })
+        ));
     }
 }

@@ -433,6 +433,7 @@ mod tests {
                 in_reply_to: None,
                 visibility: Visibility::Public,
                 reply_context: None,
+                external_id: None,
             },
             t(0),
         )

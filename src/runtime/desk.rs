@@ -154,27 +154,9 @@ impl DeskService {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
-        let member = if member.eq_ignore_ascii_case("me") {
-            format!(
-                "{}:{}",
-                who.surface.label().to_ascii_lowercase(),
-                who.user_id
-            )
-        } else {
-            member.trim().to_string()
-        };
-        let valid_member =
-            matches!(member.split_once(':'), Some(("slack" | "discord", id)) if !id.is_empty());
-        if !valid_member {
-            return Err(ActError::Invalid(format!(
-                "`{member}` is not an agent: use `me`, `slack:U0123ABCD` or `discord:112233445566778899`."
-            )));
-        }
-        let length = parse_length(length).ok_or_else(|| {
-            ActError::Invalid(format!(
-                "`{length}` is not a duration: use e.g. 30m, 4h or 2d (up to 7d)."
-            ))
-        })?;
+        let member = crate::domain::oncall::override_member(member, &who.member_key(), who.surface)
+            .map_err(ActError::Invalid)?;
+        let length = crate::domain::oncall::override_length(length).map_err(ActError::Invalid)?;
         let now = crate::clock::now();
         let added = Override::lasting(member, Layer::Primary, now, length);
         let mut all: Vec<Override> = self
@@ -362,7 +344,8 @@ impl DeskService {
         }
     }
 
-    /// An agent wrote in a card's thread: an internal note. Recorded, never relayed.
+    /// An agent wrote in a card's thread: an internal note. Recorded, never relayed. A
+    /// message by anyone else (a bystander, another bot) is no note and changes nothing.
     pub async fn internal_note(
         &self,
         surface: SurfaceKind,
@@ -371,6 +354,9 @@ impl DeskService {
         author: &AgentRef,
         text: &str,
     ) -> Result<Option<TicketId>, ActError> {
+        if !self.is_agent(author) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
         let Some(ticket) = self.store.ticket_by_card(surface, channel, thread_id)? else {
             return Ok(None);
         };
@@ -383,34 +369,5 @@ impl DeskService {
         })?;
         self.store.flush().await?;
         Ok(Some(ticket))
-    }
-}
-
-/// "30m", "4h", "2d": from one minute to a week.
-fn parse_length(s: &str) -> Option<chrono::Duration> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = n.parse().ok()?;
-    let d = match unit {
-        "m" | "min" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => return None,
-    };
-    (d >= chrono::Duration::minutes(1) && d <= chrono::Duration::days(7)).then_some(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_length;
-
-    #[test]
-    fn override_lengths_read_like_people_write_them() {
-        assert_eq!(parse_length("4h"), Some(chrono::Duration::hours(4)));
-        assert_eq!(parse_length("30m"), Some(chrono::Duration::minutes(30)));
-        assert_eq!(parse_length("2d"), Some(chrono::Duration::days(2)));
-        assert_eq!(parse_length("8d"), None, "at most a week");
-        assert_eq!(parse_length("0h"), None);
-        assert_eq!(parse_length("four hours"), None);
     }
 }

@@ -66,6 +66,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         r.user_ids = d.agent_user_ids.iter().cloned().collect();
         r.role_ids = d.agent_role_ids.iter().cloned().collect();
     }
+    roster.agents = config.agents.clone();
     let desk = Arc::new(
         DeskService::new(store.clone(), roster, wake.clone())
             .with_canned(config.canned.clone(), config.brand.clone())

@@ -1118,6 +1118,7 @@ fn mention_from(
         in_reply_to: post.reply.as_ref().map(|r| r.parent.uri.clone()),
         visibility: Visibility::Public,
         reply_context: Some(serde_json::to_string(&context).expect("context serializes")),
+        external_id: None,
     }
 }
 

@@ -387,6 +387,7 @@ impl Mastodon {
             },
             remote_id: status.id,
             reply_context: None,
+            external_id: None,
         }
     }
 

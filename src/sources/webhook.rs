@@ -167,8 +167,10 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
     Ok(Mention {
         platform,
         network,
-        // The dedupe key is (platform, account, remote id): the account names the tool,
-        // the remote id is the tool's own id unless the post's native id is known.
+        // The account names the tool; with `external_id` (the tool's own id) it is the
+        // delivery's key, so a retry changes nothing whatever else its body says. The
+        // remote id is the post's native id when known, so a poller's mention of the
+        // same post meets this one (`Mention::dedupe_keys`).
         account: format!("webhook:{}", w.source.trim()),
         remote_id: w
             .remote_id
@@ -187,6 +189,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
         in_reply_to: w.in_reply_to,
         visibility,
         reply_context: None,
+        external_id: Some(w.id.trim().to_string()),
     })
 }
 

@@ -784,6 +784,7 @@ impl X {
             visibility: Visibility::Public,
             remote_id: tweet.id,
             reply_context: None,
+            external_id: None,
         }
     }
 
@@ -934,13 +935,13 @@ impl X {
         };
         let page: Page<Tweet> = self.fetch_page(&call).await?;
         let earliest = reply.queued_at - chrono::Duration::minutes(1);
-        let want = comparable(&reply.text);
+        let want = comparable(without_leading_mentions(&reply.text));
         Ok(page
             .data
             .into_iter()
             .find(|t| {
                 t.replied_to() == Some(reply.in_reply_to.as_str())
-                    && comparable(&unescape(&t.text)) == want
+                    && comparable(without_leading_mentions(&unescape(&t.text))) == want
                     && t.created_at.map_or(true, |c| c >= earliest)
                     && !reply.earlier_replies.contains(&t.id)
             })
@@ -962,9 +963,14 @@ impl X {
             endpoint: Endpoint::CreateTweet,
             path: "/2/tweets".into(),
             query: vec![],
+            // X puts the replied-to author's @handle in front itself and does not count it
+            // (`auto_populate_reply_metadata`), so the text is the agent's alone.
             json: Some(serde_json::json!({
                 "text": reply.text,
-                "reply": {"in_reply_to_tweet_id": reply.in_reply_to},
+                "reply": {
+                    "in_reply_to_tweet_id": reply.in_reply_to,
+                    "auto_populate_reply_metadata": true,
+                },
             })),
         };
         let (status, headers, body) = self.send(&call).await?;
@@ -1189,6 +1195,22 @@ fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// The text after the @mentions it starts with: X stores a reply with the mentions it
+/// filled in (`auto_populate_reply_metadata`) in front of what we sent.
+fn without_leading_mentions(text: &str) -> &str {
+    let mut rest = text.trim_start();
+    while let Some(after) = rest.strip_prefix('@') {
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if end == 0 {
+            break;
+        }
+        rest = after[end..].trim_start();
+    }
+    rest
 }
 
 /// A text as compared with what X stored: links become t.co links there, and
@@ -1448,6 +1470,14 @@ mod tests {
         );
         assert!(!is_duplicate(errors));
         assert_eq!(x_said(b""), "no details");
+    }
+
+    #[test]
+    fn our_reply_is_recognised_behind_the_mentions_x_filled_in() {
+        assert_eq!(without_leading_mentions("@alice @bob thanks!"), "thanks!");
+        assert_eq!(without_leading_mentions("thanks @alice"), "thanks @alice");
+        assert_eq!(without_leading_mentions("@ alone"), "@ alone");
+        assert_eq!(without_leading_mentions("@alice"), "");
     }
 
     #[test]

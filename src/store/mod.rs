@@ -89,6 +89,10 @@ pub struct Store {
     /// Small per-source state that must survive restarts (a Bluesky session, an X
     /// request budget), by key.
     state: sled::Tree,
+    /// Inbound event ids already acted on (Slack `event_id`, Discord interaction id) →
+    /// when first seen; `seen_by_time` indexes them by that time for pruning.
+    seen: sled::Tree,
+    seen_by_time: sled::Tree,
     /// Stamps a new ticket with its route and first-response deadline.
     router: Option<Router>,
 }
@@ -98,6 +102,15 @@ pub type Router = std::sync::Arc<dyn Fn(&Mention) -> (String, chrono::Duration) 
 
 /// The outbox key of jobs that concern no ticket (shift hand-off digests).
 pub const DESK_JOBS: TicketId = TicketId(0);
+
+/// How long an inbound event id is remembered. Slack retries an event for about six
+/// minutes (at once, after 1 and after 5 minutes); a Discord gateway resume replays a few
+/// minutes at most. A day covers those, and a restart or outage in between, while
+/// keeping the tree small (one key per event).
+pub const SEEN_EVENTS_FOR: chrono::Duration = chrono::Duration::hours(24);
+
+/// Expired event ids removed per sighting, so pruning never stalls an inbound event.
+const PRUNE_PER_SIGHTING: usize = 64;
 
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -173,6 +186,8 @@ impl Store {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             state: db.open_tree("state")?,
+            seen: db.open_tree("seen_events")?,
+            seen_by_time: db.open_tree("seen_events_by_time")?,
             router: None,
             db,
         })
@@ -207,6 +222,63 @@ impl Store {
         Ok(())
     }
 
+    /// Whether this is the first delivery of inbound event `id` from `source` (e.g.
+    /// `slack-event`, `discord-interaction`) within `SEEN_EVENTS_FOR`; it is remembered
+    /// durably either way, so a retry after a restart is still recognised. Expired ids
+    /// are forgotten a few at a time.
+    pub async fn first_delivery(
+        &self,
+        source: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{source}\u{0}{id}").into_bytes();
+        let stamp = now.timestamp_millis().to_be_bytes();
+        let fresh_since = (now - SEEN_EVENTS_FOR).timestamp_millis();
+        let time_key = |ms: &[u8]| [ms, key.as_slice()].concat();
+        let result = (&self.seen, &self.seen_by_time).transaction(|(seen, by_time)| {
+            if let Some(old) = seen.get(&key)? {
+                let at = i64::from_be_bytes(old.as_ref().try_into().unwrap_or([0; 8]));
+                if at >= fresh_since {
+                    return Ok(false);
+                }
+                by_time.remove(time_key(&old))?;
+            }
+            seen.insert(key.as_slice(), &stamp)?;
+            by_time.insert(time_key(&stamp), &[])?;
+            Ok(true)
+        });
+        let first = finish(result)?;
+        if first {
+            self.prune_seen(fresh_since)?;
+            self.flush().await?;
+        }
+        Ok(first)
+    }
+
+    fn prune_seen(&self, fresh_since: i64) -> Result<(), StoreError> {
+        let expired: Vec<sled::IVec> = self
+            .seen_by_time
+            .range(..fresh_since.to_be_bytes().to_vec())
+            .keys()
+            .take(PRUNE_PER_SIGHTING)
+            .collect::<Result<_, _>>()?;
+        for time_key in expired {
+            let id = &time_key[8..];
+            // Only if not seen again since (then it has a newer time key).
+            if self.seen.get(id)?.as_deref() == Some(&time_key[..8]) {
+                self.seen.remove(id)?;
+            }
+            self.seen_by_time.remove(&time_key)?;
+        }
+        Ok(())
+    }
+
+    /// How many inbound event ids are remembered (for tests and the numbers).
+    pub fn seen_event_count(&self) -> usize {
+        self.seen.len()
+    }
+
     /// Store new mentions, in one transaction with the source's new cursor. A mention
     /// already seen is skipped; one that answers a post of an open or closed ticket's
     /// conversation (the mention, a follow-up, or our reply), by the same author, joins
@@ -229,17 +301,27 @@ impl Store {
         let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
             let mut done = Ingested::default();
             for m in mentions {
-                let dk = m.dedupe_key();
-                if dedupe.get(dk.as_bytes())?.is_some() {
+                let keys = m.dedupe_keys();
+                let mut seen = false;
+                for k in &keys {
+                    seen |= dedupe.get(k.as_bytes())?.is_some();
+                }
+                if seen {
                     done.duplicates += 1;
                     continue;
                 }
+                let remember = |id: TicketId| -> Result<(), UnabortableTransactionError> {
+                    for k in &keys {
+                        dedupe.insert(k.as_bytes(), &key(id.0))?;
+                    }
+                    Ok(())
+                };
                 if let Some(id) = conversation_of(tickets, dedupe, m)? {
                     let raw = tickets.get(key(id.0))?.expect("indexed tickets exist");
                     let ticket: Ticket = tx_dec(&raw)?;
                     let tr = apply_followup(&ticket, m, now);
                     commit_transition(tickets, outbox, audit, &tr, now)?;
-                    dedupe.insert(dk.as_bytes(), &key(id.0))?;
+                    remember(id)?;
                     done.followups.push(id);
                     continue;
                 }
@@ -249,7 +331,7 @@ impl Store {
                 };
                 meta.insert("next_ticket", &key(next + 1))?;
                 let id = TicketId(next);
-                dedupe.insert(dk.as_bytes(), &key(id.0))?;
+                remember(id)?;
                 let mut ticket = Ticket::open(id, m.clone(), now);
                 if let Some(route) = &self.router {
                     let (name, first_response) = route(m);
@@ -497,7 +579,11 @@ impl Store {
                 if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
                     let mut ours = ticket.mention.clone();
                     ours.remote_id = remote_id.clone();
-                    dedupe.insert(ours.dedupe_key().as_bytes(), &key(ticket.id.0))?;
+                    let keys = std::iter::once(ours.dedupe_key())
+                        .chain(ticket.mention.post_key_of(remote_id));
+                    for k in keys {
+                        dedupe.insert(k.as_bytes(), &key(ticket.id.0))?;
+                    }
                 }
                 let tr = apply_system(&ticket, ev.clone(), now);
                 commit_transition(tickets, outbox, audit, &tr, now)?;
@@ -569,7 +655,15 @@ fn conversation_of(
     };
     let mut parent_key = m.clone();
     parent_key.remote_id = parent.clone();
-    let Some(raw) = dedupe.get(parent_key.dedupe_key().as_bytes())? else {
+    // The source's own key first; then, where a post id is global (X, Bluesky), the
+    // post's key, so an answer brought by another path (a webhook) still finds it.
+    let mut found = dedupe.get(parent_key.dedupe_key().as_bytes())?;
+    if found.is_none() {
+        if let Some(k) = m.post_key_of(parent) {
+            found = dedupe.get(k.as_bytes())?;
+        }
+    }
+    let Some(raw) = found else {
         return Ok(None);
     };
     let id = TicketId(u64::from_be_bytes(
@@ -669,6 +763,7 @@ mod tests {
             in_reply_to: None,
             visibility: Visibility::Public,
             reply_context: None,
+            external_id: None,
         }
     }
 
@@ -849,5 +944,73 @@ mod tests {
             .filter(|j| matches!(j.effect, Effect::ThreadNote(Note::ReplyPublished { .. })))
             .count();
         assert_eq!(notes, 1);
+    }
+
+    #[tokio::test]
+    async fn an_inbound_event_is_new_once_within_the_retention_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sled");
+        {
+            let store = Store::open(&path).unwrap();
+            assert!(store
+                .first_delivery("slack-event", "Ev1", now())
+                .await
+                .unwrap());
+            assert!(!store
+                .first_delivery("slack-event", "Ev1", now())
+                .await
+                .unwrap());
+            // Another source's id of the same spelling is another event.
+            assert!(store
+                .first_delivery("discord-interaction", "Ev1", now())
+                .await
+                .unwrap());
+        }
+        let store = Store::open(&path).unwrap();
+        let later = now() + chrono::Duration::hours(1);
+        assert!(
+            !store
+                .first_delivery("slack-event", "Ev1", later)
+                .await
+                .unwrap(),
+            "remembered across a restart"
+        );
+        // Past the retention it is forgotten (and pruned), so the tree stays small.
+        let much_later = now() + SEEN_EVENTS_FOR + chrono::Duration::minutes(1);
+        assert!(store
+            .first_delivery("slack-event", "Ev2", much_later)
+            .await
+            .unwrap());
+        assert_eq!(store.seen_event_count(), 1, "Ev1 of both sources pruned");
+        assert!(store
+            .first_delivery("slack-event", "Ev1", much_later)
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn the_same_post_from_a_poller_and_a_webhook_is_one_ticket() {
+        let store = Store::temporary().unwrap();
+        let polled = mention("1234");
+        store
+            .ingest("mastodon", std::slice::from_ref(&polled), None, now())
+            .unwrap();
+        let mut pushed = polled.clone();
+        pushed.platform = Platform::Other;
+        pushed.network = Some("Mastodon".into());
+        pushed.account = "webhook:bw".into();
+        pushed.remote_id = "bw-1".into();
+        pushed.external_id = Some("bw-1".into());
+        let done = store
+            .ingest("webhook", &[pushed.clone()], None, now())
+            .unwrap();
+        assert_eq!(done.duplicates, 1);
+        // A different post by the same author is its own ticket.
+        let mut other = pushed;
+        other.url = "https://m.example/@alice/1235".into();
+        other.external_id = Some("bw-2".into());
+        other.remote_id = "bw-2".into();
+        let done = store.ingest("webhook", &[other], None, now()).unwrap();
+        assert_eq!(done.new_tickets, vec![TicketId(2)]);
     }
 }

@@ -504,6 +504,8 @@ struct DState {
     rate_limit: u32,
     rate_window: Duration,
     enforce_rate_limit: bool,
+    /// 429s answered because a bucket was exhausted.
+    rate_limited: usize,
     require_user_agent: bool,
     interaction_deadline: Duration,
     nonce_window: Duration,
@@ -1386,6 +1388,7 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         (st.enforce_rate_limit, st.require_user_agent)
     };
     if enforce && rl.5 {
+        lock(&shared).rate_limited += 1;
         let mut resp = too_many_requests(rl.3, false);
         set_rate_headers(resp.headers_mut(), &rl);
         return resp;
@@ -2850,6 +2853,7 @@ impl FakeDiscord {
                 rate_limit: 50,
                 rate_window: Duration::from_secs(1),
                 enforce_rate_limit: false,
+                rate_limited: 0,
                 require_user_agent: false,
                 interaction_deadline: Duration::from_secs(3),
                 nonce_window: Duration::from_secs(300),
@@ -3011,6 +3015,11 @@ impl FakeDiscord {
     /// Answer 429 (Discord's body, `Retry-After`) once a bucket is exhausted.
     pub fn set_enforce_rate_limit(&self, enforce: bool) {
         lock(&self.shared).enforce_rate_limit = enforce;
+    }
+
+    /// How many requests were refused with 429 because their bucket was exhausted.
+    pub fn rate_limited(&self) -> usize {
+        lock(&self.shared).rate_limited
     }
 
     /// Refuse REST requests without a `User-Agent: DiscordBot (...)` (Discord documents

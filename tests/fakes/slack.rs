@@ -140,6 +140,11 @@ struct SState {
     acks: Vec<Value>,
     acks_by_id: HashMap<String, Value>,
     trigger_expiry: Option<Duration>,
+    /// Slack's per-channel pace for `chat.postMessage`: a post sooner than this after
+    /// the channel's last one is refused with 429 and `Retry-After`.
+    channel_pace: Option<Duration>,
+    last_post_at: HashMap<String, Instant>,
+    rate_limited: usize,
 }
 
 struct Shared {
@@ -824,6 +829,9 @@ impl FakeSlack {
                 acks: Vec::new(),
                 acks_by_id: HashMap::new(),
                 trigger_expiry: Some(Duration::from_secs(3)),
+                channel_pace: None,
+                last_post_at: HashMap::new(),
+                rate_limited: 0,
             }),
             port,
         });
@@ -1034,6 +1042,18 @@ impl FakeSlack {
             .lost_answers
             .entry(method.to_string())
             .or_default() += n;
+    }
+
+    /// Pace `chat.postMessage` per channel as Slack does (about one message a second):
+    /// a post sooner than `pace` after the channel's last accepted one is answered 429
+    /// `ratelimited` with `Retry-After` (whole seconds, at least 1). None: no pacing.
+    pub fn set_channel_pace(&self, pace: Option<Duration>) {
+        lock(&self.shared).channel_pace = pace;
+    }
+
+    /// How many calls were refused by the channel pace.
+    pub fn rate_limited(&self) -> usize {
+        lock(&self.shared).rate_limited
     }
 
     /// Queues faults for a Web API method (e.g. "chat.postMessage"); each call of the
@@ -1529,7 +1549,28 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
             st.tickets.insert(ticket.clone(), false);
             ok(json!({"url": format!("ws://127.0.0.1:{}/socket?ticket={ticket}", shared.port)}))
         }
-        "chat.postMessage" => post_message(&mut st, &params),
+        "chat.postMessage" => {
+            let channel = str_param(&params, "channel").unwrap_or_default();
+            let now = Instant::now();
+            let wait = st.channel_pace.and_then(|pace| {
+                let last = *st.last_post_at.get(&channel)?;
+                pace.checked_sub(now.duration_since(last))
+                    .filter(|w| !w.is_zero())
+            });
+            if let Some(wait) = wait {
+                st.rate_limited += 1;
+                let mut resp = json_response(429, &json!({"ok": false, "error": "ratelimited"}));
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                resp.headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
+                return resp;
+            }
+            let resp = post_message(&mut st, &params);
+            if resp.status().is_success() {
+                st.last_post_at.insert(channel, now);
+            }
+            resp
+        }
         "chat.update" => chat_update(&mut st, &params),
         "chat.postEphemeral" => {
             let channel = str_param(&params, "channel").unwrap_or_default();

@@ -57,7 +57,11 @@ const ACCESS_TOKEN_SECS: i64 = 7200;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreatedTweet {
     pub id: String,
+    /// The post's text as X stores and shows it: with `auto_populate_reply_metadata`, the
+    /// replied-to author's @handle X put in front.
     pub text: String,
+    /// The `text` the client sent.
+    pub sent: String,
     pub in_reply_to_tweet_id: Option<String>,
 }
 
@@ -1167,12 +1171,15 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
     let Some(text) = v["text"].as_str() else {
         return error(400, "Tweet text is required");
     };
+    // X counts what the client sent; the mentions it fills in for a reply
+    // (`auto_populate_reply_metadata`) do not count.
     if weighted_len(text) > 280 {
         return error(
             400,
             "Your Tweet text is too long. For more information on how X determines text length see https://github.com/twitter/twitter-text.",
         );
     }
+    let auto_mentions = v["reply"]["auto_populate_reply_metadata"].as_bool() == Some(true);
     let mut st = lock(shared);
     let parent =
         match v["reply"]["in_reply_to_tweet_id"].as_str() {
@@ -1194,10 +1201,20 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
                 }
             }
         };
+    let shown = match parent
+        .as_ref()
+        .filter(|p| auto_mentions && p.author_id != me)
+    {
+        Some(p) => match st.user(&p.author_id).map(|u| u.username.clone()) {
+            Some(author) => format!("@{author} {text}"),
+            None => text.to_string(),
+        },
+        None => text.to_string(),
+    };
     if st
         .tweets
         .iter()
-        .any(|t| t.author_id == me && t.text == text)
+        .any(|t| t.author_id == me && t.text == shown)
     {
         return error(403, DUPLICATE_DETAIL);
     }
@@ -1205,7 +1222,7 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
     st.tweets.push(TweetRec {
         id,
         author_id: me.to_string(),
-        text: text.to_string(),
+        text: shown.clone(),
         created_at: Utc::now(),
         in_reply_to: parent.as_ref().map(|p| p.id),
         in_reply_to_user_id: parent.as_ref().map(|p| p.author_id.clone()),
@@ -1214,12 +1231,13 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
     });
     st.created.push(CreatedTweet {
         id: id.to_string(),
-        text: text.to_string(),
+        text: shown.clone(),
+        sent: text.to_string(),
         in_reply_to_tweet_id: parent.map(|p| p.id.to_string()),
     });
     json_response(
         201,
-        &json!({"data": {"id": id.to_string(), "text": text, "edit_history_tweet_ids": [id.to_string()]}}),
+        &json!({"data": {"id": id.to_string(), "text": shown, "edit_history_tweet_ids": [id.to_string()]}}),
     )
 }
 

@@ -54,10 +54,12 @@ async fn bluesky_mention_becomes_a_card_and_the_public_reply_is_one_post_in_the_
     );
     let card = find("mine too, since Monday").expect("Bob's reply has its own card");
 
+    // A Bluesky reply needs no mention (the reply reference notifies Bob), so the desk
+    // adds none; one the agent types becomes a mention facet.
     d.reply_via_modal(
         &card,
         Who::Ana,
-        "Sorry! Both ship today, see https://status.example/x.",
+        "@bob.test Sorry! Both ship today, see https://status.example/x.",
     )
     .await
     .expect("accepted");
@@ -179,7 +181,7 @@ async fn bluesky_rate_limited_write_waits_for_the_reset_then_posts_once() {
         limited_at.elapsed() >= Duration::from_millis(1000),
         "waited for ratelimit-reset, not just the outbox's own backoff"
     );
-    assert_eq!(posts[0].record["text"], "@alice.test Hi Alice!");
+    assert_eq!(posts[0].record["text"], "Hi Alice!", "no mention added");
     d.wait_card_text(&card, "published").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.brand_posts().len(), 1);
@@ -257,7 +259,7 @@ async fn bluesky_killed_before_the_send_then_restarted_posts_exactly_once() {
 
     let _bot = start(&w).await;
     let posts = fake.wait_for_brand_posts(1, WAIT).await;
-    assert_eq!(posts[0].record["text"], "@alice.test It ships tomorrow.");
+    assert_eq!(posts[0].record["text"], "It ships tomorrow.");
     assert_eq!(posts[0].record["reply"]["parent"]["uri"], uri.as_str());
     d.wait_card_text(&card, "published").await;
     tokio::time::sleep(Duration::from_millis(800)).await;

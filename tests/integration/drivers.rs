@@ -468,9 +468,9 @@ impl DiscordDriver {
         if verb == "oncall" {
             let rest: Vec<&str> = words.collect();
             let options = match rest.as_slice() {
-                ["override", member, length] => json!([
+                ["override", member, length @ ..] => json!([
                     {"type": 3, "name": "override", "value": member},
-                    {"type": 3, "name": "for", "value": length},
+                    {"type": 3, "name": "for", "value": length.join(" ")},
                 ]),
                 _ => json!([]),
             };

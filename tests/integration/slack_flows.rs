@@ -178,8 +178,9 @@ async fn slack_429_is_honoured_and_the_card_is_still_posted_once() {
     );
     let log = bot.log();
     assert!(
-        log.contains("Slack rate-limited chat.postMessage") && log.contains("retry_in_ms=1000"),
-        "{log}"
+        log.contains("rate-limited; holding back every call through this gate")
+            && log.contains("chat.postMessage C0SUPPORT"),
+        "the 429 held the channel's gate and the post waited its turn: {log}"
     );
     // Secrets never reach the log, even at debug level.
     for secret in [

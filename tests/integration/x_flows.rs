@@ -58,7 +58,7 @@ daily_request_budget = 100000
     )
 }
 
-async fn with_oauth1(w: &World, x: &FakeX, budget: u32, keywords: &[&str]) -> Bot {
+pub(crate) async fn with_oauth1(w: &World, x: &FakeX, budget: u32, keywords: &[&str]) -> Bot {
     *w.extra_config.lock().unwrap() = oauth1_section(x, budget, keywords);
     w.start_bot_with(&OAUTH1_ENV).await
 }

@@ -34,7 +34,7 @@ impl EventHandler for Handler {
         };
         let discord = self.discord.clone();
         tokio::spawn(async move {
-            if let Some(answer) = discord.answer(interaction).await {
+            if let Some(answer) = discord.answer_from_gateway(interaction).await {
                 discord.respond(&id, &token, &answer).await;
             }
         });

@@ -53,10 +53,84 @@ enum Late {
     Choices,
 }
 
+/// What a repeated interaction is told (HTTP endpoint): Discord takes one response per
+/// interaction, so if the first answer got through this one is refused, harmlessly.
+const ALREADY_RECEIVED: &str =
+    "mentionbridge already received this (the same click or form arrived twice); nothing changed.";
+
+const COULD_NOT_CHECK: &str = "The desk could not check this action; nothing changed. Try again.";
+
+/// Whether an interaction is new to the desk.
+enum Delivery {
+    First,
+    Repeat,
+    /// The store could not say; nothing is done.
+    Unknown,
+}
+
 impl Discord {
-    /// The first answer to an interaction (None: nothing to say, e.g. a ping we do not
-    /// recognise). A late answer is sent as a follow-up by a background task.
+    /// Interactions that change something are acted on once per interaction id, across
+    /// the HTTP endpoint and the gateway and across restarts (the store remembers the
+    /// ids). Autocomplete and pings change nothing and are always answered.
+    async fn delivery(&self, interaction: &Interaction) -> Delivery {
+        let id = match interaction {
+            Interaction::Component(c) => c.id.to_string(),
+            Interaction::Command(c) => c.id.to_string(),
+            Interaction::Modal(m) => m.id.to_string(),
+            _ => return Delivery::First,
+        };
+        match self
+            .desk
+            .store()
+            .first_delivery("discord-interaction", &id, chrono::Utc::now())
+            .await
+        {
+            Ok(true) => Delivery::First,
+            Ok(false) => {
+                tracing::info!(interaction = %id, "Discord delivered an interaction again; it was already handled, nothing changes");
+                Delivery::Repeat
+            }
+            Err(e) => {
+                tracing::warn!(interaction = %id, error = %e, "could not check whether a Discord interaction is new; not acting on it");
+                Delivery::Unknown
+            }
+        }
+    }
+
+    /// The answer to an interaction posted to the HTTP endpoint (None: nothing to say).
+    /// A repeat of one already handled is told so and changes nothing.
     pub async fn answer(
+        self: &Arc<Self>,
+        interaction: Interaction,
+    ) -> Option<CreateInteractionResponse> {
+        self.answer_once(interaction, Some(ephemeral(ALREADY_RECEIVED)))
+            .await
+    }
+
+    /// The answer to an interaction from the gateway. A repeat gets none: the first
+    /// delivery answered it, and Discord refuses a second response (code 40060).
+    pub async fn answer_from_gateway(
+        self: &Arc<Self>,
+        interaction: Interaction,
+    ) -> Option<CreateInteractionResponse> {
+        self.answer_once(interaction, None).await
+    }
+
+    async fn answer_once(
+        self: &Arc<Self>,
+        interaction: Interaction,
+        on_repeat: Option<CreateInteractionResponse>,
+    ) -> Option<CreateInteractionResponse> {
+        match self.delivery(&interaction).await {
+            Delivery::First => self.answer_new(interaction).await,
+            Delivery::Repeat => on_repeat,
+            Delivery::Unknown => Some(ephemeral(COULD_NOT_CHECK)),
+        }
+    }
+
+    /// The first answer to a new interaction (None: nothing to say, e.g. a ping we do not
+    /// recognise). A late answer is sent as a follow-up by a background task.
+    async fn answer_new(
         self: &Arc<Self>,
         interaction: Interaction,
     ) -> Option<CreateInteractionResponse> {

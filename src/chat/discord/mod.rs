@@ -46,6 +46,32 @@ pub struct Discord {
     desk: Arc<DeskService>,
     application_id: RwLock<Option<String>>,
     bot_user_id: RwLock<Option<String>>,
+    /// One gate per route and channel (Discord's per-route buckets), shared by every
+    /// outbox worker.
+    pacing: crate::chat::pacing::Pacing,
+}
+
+/// A 429 without a wait: Discord's buckets reset within seconds.
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// The gate a REST path goes through, as Discord buckets it: the method and the route
+/// with every id but the top-level channel or guild (its major parameter) left out.
+fn route_key(method: &Method, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let mut previous = "";
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let major = matches!(previous, "channels" | "guilds");
+            previous = segment;
+            if !major && !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!("{method} {}", segments.join("/"))
 }
 
 /// Discord's JSON error codes for a message or channel that does not exist.
@@ -83,6 +109,7 @@ impl Discord {
             desk,
             application_id: RwLock::new(None),
             bot_user_id: RwLock::new(None),
+            pacing: Default::default(),
         })
     }
 
@@ -103,13 +130,55 @@ impl Discord {
     }
 
     /// One REST call. Non-2xx answers become the outbox's two kinds of failure, with
-    /// Discord's own words and, for a 429, its `retry_after`.
+    /// Discord's own words and, for a 429, its `retry_after`. Calls go through the gate of
+    /// their route: after a 429, or when the bucket's headers say it is empty, every
+    /// worker's call on that route waits its turn. Interaction callbacks and webhooks
+    /// carry a token in their path and answer to a deadline: they are not held.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, DeliveryError> {
+        if path.starts_with("/interactions/") || path.starts_with("/webhooks/") {
+            return self.call_once(&method, path, body).await.map(|(v, _)| v);
+        }
+        let key = route_key(&method, path);
+        self.pacing
+            .send(
+                &key,
+                || self.call_once(&method, path, body),
+                |r| match r {
+                    Err(DeliveryError::Retry {
+                        after: Some(wait), ..
+                    }) => crate::chat::pacing::Answer::RateLimited(*wait),
+                    Ok((_, Some(empty_for))) => {
+                        crate::chat::pacing::Answer::BucketEmpty(*empty_for)
+                    }
+                    _ => crate::chat::pacing::Answer::Other,
+                },
+                |wait| DeliveryError::Retry {
+                    after: Some(wait),
+                    reason: format!("Discord rate-limited {key}; held back"),
+                },
+            )
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// How many 429s Discord has answered since the start.
+    pub fn rate_limited_calls(&self) -> u64 {
+        self.pacing.refusals()
+    }
+
+    /// One request; with the answer, how long the route's bucket stays empty, if its
+    /// headers say it is.
+    async fn call_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Value, Option<Duration>), DeliveryError> {
         let url = format!("{}{}", self.config.api_url, path);
         let mut req = self
             .http
@@ -129,11 +198,12 @@ impl Discord {
             ))
         })?;
         let status = resp.status();
-        let header_wait = retry_after_secs(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-        );
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let header_wait = retry_after_secs(header("retry-after"));
+        let bucket_empty_for = match header("x-ratelimit-remaining").map(str::trim) {
+            Some("0") => retry_after_secs(header("x-ratelimit-reset-after")),
+            _ => None,
+        };
         let bytes = resp.bytes().await.unwrap_or_default();
         let json: Value = if bytes.is_empty() {
             Value::Null
@@ -141,7 +211,7 @@ impl Discord {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
         if status.is_success() {
-            return Ok(json);
+            return Ok((json, bucket_empty_for));
         }
         let reason = format!(
             "Discord answered {} for {method} {path}: {}",
@@ -152,9 +222,10 @@ impl Discord {
             let body_wait = json["retry_after"]
                 .as_f64()
                 .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64);
+                // A day at most: an absurd value must not overflow a Duration.
+                .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
             return Err(DeliveryError::Retry {
-                after: body_wait.or(header_wait),
+                after: Some(body_wait.or(header_wait).unwrap_or(RATE_LIMIT_WAIT)),
                 reason,
             });
         }
@@ -501,5 +572,29 @@ impl Surface for Discord {
         _queued_at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(self.post_digest_inner(digest, maybe_posted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_gated_like_discord_buckets_them() {
+        assert_eq!(
+            route_key(&Method::POST, "/channels/1100000000000000010/messages"),
+            "POST /channels/1100000000000000010/messages"
+        );
+        assert_eq!(
+            route_key(
+                &Method::PATCH,
+                "/channels/1100000000000000010/messages/1300000000000000001"
+            ),
+            "PATCH /channels/1100000000000000010/messages/{id}"
+        );
+        assert_eq!(
+            route_key(&Method::GET, "/channels/7/messages?limit=50"),
+            "GET /channels/7/messages"
+        );
     }
 }

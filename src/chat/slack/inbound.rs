@@ -19,6 +19,41 @@ fn agent(id: &SlackUserId, name: Option<&String>) -> AgentRef {
     }
 }
 
+/// A slash command's text as the agent typed it. With "Escape channels, users, and links"
+/// on (the manifest turns it on, so `@kim` arrives as `<@U0KIM|kim>`), Slack rewrites a
+/// typed `@kim` as `<@U0KIM|kim>`, a link as `<https://…>` or `<https://…|label>`, and
+/// `&`, `<`, `>` as entities; the customer must get the words, not Slack's markup.
+fn as_typed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('>') else {
+            rest = &rest[start..];
+            break;
+        };
+        let inner = &rest[start + 1..start + len];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        let shown = match (target.chars().next(), label) {
+            (Some('@'), Some(l)) => format!("@{}", l.trim_start_matches('@')),
+            (Some('#'), Some(l)) => format!("#{l}"),
+            (Some('!'), Some(l)) => l.to_string(),
+            (Some('!'), None) => format!("@{}", target[1..].split('^').next().unwrap_or("")),
+            (_, Some(l)) => l.to_string(),
+            (_, None) => target.to_string(),
+        };
+        out.push_str(&shown);
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 fn ephemeral_response(text: impl Into<String>) -> SlackCommandEventResponse {
     SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text.into()))
         .with_response_type(SlackMessageResponseType::Ephemeral)
@@ -246,14 +281,16 @@ impl Slack {
             };
         }
         if verb == "oncall" {
-            let answer = match (words.next(), words.next(), words.next()) {
-                (None, _, _) => self
+            let rest: Vec<&str> = words.by_ref().collect();
+            let answer = match rest.as_slice() {
+                [] => self
                     .desk
                     .on_call_now(&actor)
                     .map(|now| crate::chat::on_call_text(&now, &card::SlackMarkup)),
-                (Some("override"), Some(member), Some(length)) => self
+                // `override @kim 4h` or `override @kim for 4h`: the length is the rest.
+                ["override", member, length @ ..] if !length.is_empty() => self
                     .desk
-                    .override_on_call(&actor, member, length)
+                    .override_on_call(&actor, member, &length.join(" "))
                     .await
                     .map(|o| {
                         format!(
@@ -263,7 +300,7 @@ impl Slack {
                         )
                     }),
                 _ => Err(ActError::Invalid(
-                    "Use `/mentions oncall` or `/mentions oncall override me 4h`.".into(),
+                    "Use `/mentions oncall` or `/mentions oncall override @kim 4h` (or `me` instead of @kim).".into(),
                 )),
             };
             return ephemeral_response(answer.unwrap_or_else(|e| e.to_string()));
@@ -301,14 +338,16 @@ impl Slack {
         let Some(ticket) = words.next().and_then(|w| w.parse::<TicketId>().ok()) else {
             return ephemeral_response(format!("Which ticket? {}", card::USAGE));
         };
-        // Everything after the ticket number, as typed (keeps line breaks).
+        // Everything after the ticket number, as typed (keeps line breaks; Slack's escaping
+        // of links and mentions undone, so the customer reads what the agent wrote).
         let body = || {
-            text.trim_start()
-                .splitn(3, char::is_whitespace)
-                .nth(2)
-                .unwrap_or("")
-                .trim()
-                .to_string()
+            as_typed(
+                text.trim_start()
+                    .splitn(3, char::is_whitespace)
+                    .nth(2)
+                    .unwrap_or("")
+                    .trim(),
+            )
         };
         let action = match action {
             AgentAction::Reply { .. } => AgentAction::Reply { text: body() },
@@ -333,21 +372,41 @@ impl Slack {
         }
     }
 
-    /// A message in a card's thread by a person is an internal note: stored in the audit
-    /// log, never sent to the customer.
+    /// A message in a card's thread by an agent is an internal note: stored in the audit
+    /// log, never sent to the customer. Anyone else's message (a bystander's, another
+    /// bot's) is left alone and echoed nowhere. Slack redelivers an event it thinks we
+    /// missed (same `event_id`, in the Events API with `X-Slack-Retry-Num`, in Socket
+    /// Mode with `retry_attempt`): the store remembers every id, so a retry changes
+    /// nothing, even after a restart.
     pub async fn on_push(&self, ev: SlackPushEventCallback) {
-        let SlackEventCallbackBody::Message(msg) = ev.event else {
+        let SlackEventCallbackBody::Message(msg) = &ev.event else {
             return;
         };
         let (Some(thread), Some(channel)) = (&msg.origin.thread_ts, &msg.origin.channel) else {
             return;
         };
         if msg.subtype.is_some() || msg.sender.bot_id.is_some() {
-            return; // edits, joins, our own notes
+            return; // edits, joins, bots (our own notes among them)
         }
         let Some(user) = &msg.sender.user else { return };
         if Some(user.to_string()) == self.bot_user_id() {
             return;
+        }
+        match self
+            .desk
+            .store()
+            .first_delivery("slack-event", ev.event_id.as_ref(), chrono::Utc::now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(event = %ev.event_id, "Slack delivered an event again; it was already handled, nothing changes");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(event = %ev.event_id, error = %e, "could not check whether a Slack event is new; not acting on it");
+                return;
+            }
         }
         let text = msg
             .content
@@ -370,7 +429,29 @@ impl Slack {
                 tracing::info!(ticket = %ticket, user = %author.user_id, "internal note recorded (not relayed)")
             }
             Ok(None) => {}
+            Err(ActError::Rejected(_)) => {
+                tracing::info!(user = %author.user_id, "a thread message by someone who is not an agent; not recorded")
+            }
             Err(e) => tracing::warn!(error = %e, "could not record an internal note"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_typed;
+
+    #[test]
+    fn escaped_command_text_reads_as_the_agent_typed_it() {
+        assert_eq!(
+            as_typed("thanks <@U0KIM|kim>, see <https://status.example/x> &amp; <https://brand.example|brand.example> &lt;3"),
+            "thanks @kim, see https://status.example/x & brand.example <3"
+        );
+        assert_eq!(
+            as_typed("ping <!here> in <#C0SUPPORT|support>"),
+            "ping @here in #support"
+        );
+        assert_eq!(as_typed("a < b"), "a < b");
+        assert_eq!(as_typed("plain text"), "plain text");
     }
 }

@@ -40,7 +40,13 @@ pub struct Slack {
     config: SlackConfig,
     desk: Arc<DeskService>,
     bot_user_id: RwLock<Option<String>>,
+    /// One gate per (method, channel), shared by every outbox worker.
+    pacing: crate::chat::pacing::Pacing,
 }
+
+/// When Slack says "ratelimited" without a `Retry-After`, wait a second: its pace for
+/// messages in one channel.
+const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -62,7 +68,11 @@ fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
 fn delivery_error(method: &str, e: SlackClientError) -> DeliveryError {
     match e {
         SlackClientError::RateLimitError(r) => DeliveryError::Retry {
-            after: r.retry_after,
+            after: Some(r.retry_after.unwrap_or(RATE_LIMIT_WAIT)),
+            reason: format!("Slack rate-limited {method}"),
+        },
+        SlackClientError::ApiError(api) if api.code == "ratelimited" => DeliveryError::Retry {
+            after: Some(RATE_LIMIT_WAIT),
             reason: format!("Slack rate-limited {method}"),
         },
         SlackClientError::ApiError(api) => {
@@ -117,7 +127,47 @@ impl Slack {
             config: config.clone(),
             desk,
             bot_user_id: RwLock::new(None),
+            pacing: Default::default(),
         })
+    }
+
+    /// A Web API call through the gate of its method and channel: after a 429 every
+    /// worker's call of that kind to that channel waits its turn (see `chat::pacing`).
+    async fn paced<T, F, Fut>(
+        &self,
+        method: &'static str,
+        channel: &str,
+        call: F,
+    ) -> Result<T, DeliveryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SlackClientError>>,
+    {
+        let mut call = call;
+        self.pacing
+            .send(
+                &format!("{method} {channel}"),
+                || {
+                    let sent = call();
+                    async move { sent.await.map_err(|e| delivery_error(method, e)) }
+                },
+                |r| match r {
+                    Err(DeliveryError::Retry {
+                        after: Some(wait), ..
+                    }) => crate::chat::pacing::Answer::RateLimited(*wait),
+                    _ => crate::chat::pacing::Answer::Other,
+                },
+                |wait| DeliveryError::Retry {
+                    after: Some(wait),
+                    reason: format!("Slack rate-limited {method} in {channel}; held back"),
+                },
+            )
+            .await
+    }
+
+    /// How many 429s Slack has answered since the start.
+    pub fn rate_limited_calls(&self) -> u64 {
+        self.pacing.refusals()
     }
 
     fn session(&self) -> SlackClientSession<'_, SlackClientHyperHttpsConnector> {
@@ -184,11 +234,14 @@ impl Slack {
             if let Some(c) = cursor.take() {
                 req = req.with_cursor(c);
             }
+            let req = &req;
             let resp = self
-                .session()
-                .conversations_history(&req)
-                .await
-                .map_err(|e| delivery_error("conversations.history", e))?;
+                .paced(
+                    "conversations.history",
+                    &self.config.channel,
+                    move || async move { self.session().conversations_history(req).await },
+                )
+                .await?;
             let found = resp.messages.iter().find(|m| {
                 card::ticket_of_metadata(m.content.metadata.as_ref())
                     == Some((ticket.id, ticket.mention.remote_id.clone()))
@@ -234,11 +287,14 @@ impl Slack {
         )
         .with_unfurl_links(false)
         .with_unfurl_media(false);
+        let req = &req;
         let resp = self
-            .session()
-            .chat_post_message(&req)
-            .await
-            .map_err(|e| delivery_error("chat.postMessage", e))?;
+            .paced(
+                "chat.postMessage",
+                &self.config.channel,
+                move || async move { self.session().chat_post_message(req).await },
+            )
+            .await?;
         Ok(CardRef {
             surface: SurfaceKind::Slack,
             channel: resp.channel.to_string(),
@@ -261,10 +317,11 @@ impl Slack {
             ),
             card.message_id.clone().into(),
         );
-        self.session()
-            .chat_update(&req)
-            .await
-            .map_err(|e| delivery_error("chat.update", e))?;
+        let req = &req;
+        self.paced("chat.update", &card.channel, move || async move {
+            self.session().chat_update(req).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -322,22 +379,24 @@ impl Slack {
                     )
                     .with_oldest(oldest)
                     .with_limit(200);
-                    self.session()
-                        .conversations_replies(&req)
-                        .await
-                        .map_err(|e| delivery_error("conversations.replies", e))?
-                        .messages
+                    let req = &req;
+                    self.paced("conversations.replies", channel, move || async move {
+                        self.session().conversations_replies(req).await
+                    })
+                    .await?
+                    .messages
                 }
                 None => {
                     let req = SlackApiConversationsHistoryRequest::new()
                         .with_channel(channel.to_string().into())
                         .with_oldest(oldest)
                         .with_limit(200);
-                    self.session()
-                        .conversations_history(&req)
-                        .await
-                        .map_err(|e| delivery_error("conversations.history", e))?
-                        .messages
+                    let req = &req;
+                    self.paced("conversations.history", channel, move || async move {
+                        self.session().conversations_history(req).await
+                    })
+                    .await?
+                    .messages
                 }
             };
             let ours = self.bot_user_id();
@@ -358,10 +417,11 @@ impl Slack {
         if let Some(ts) = thread_ts {
             req = req.with_thread_ts(ts.to_string().into());
         }
-        self.session()
-            .chat_post_message(&req)
-            .await
-            .map_err(|e| delivery_error("chat.postMessage", e))?;
+        let req = &req;
+        self.paced("chat.postMessage", channel, move || async move {
+            self.session().chat_post_message(req).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -389,10 +449,13 @@ impl Surface for Slack {
                 self.config.channel.clone().into(),
                 SlackMessageContent::new().with_text(format!(":warning: {}", card::escape(text))),
             );
-            self.session()
-                .chat_post_message(&req)
-                .await
-                .map_err(|e| delivery_error("chat.postMessage", e))?;
+            let req = &req;
+            self.paced(
+                "chat.postMessage",
+                &self.config.channel,
+                move || async move { self.session().chat_post_message(req).await },
+            )
+            .await?;
             Ok(())
         })
     }
