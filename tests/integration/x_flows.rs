@@ -244,8 +244,8 @@ async fn x_oauth2_refreshes_an_expired_token_and_uses_the_rotated_refresh_token_
         x.used_refresh_tokens(),
         vec![
             fx::INITIAL_REFRESH_TOKEN.to_string(),
-            "x-refresh-token-1".to_string(),
-            "x-refresh-token-2".to_string()
+            fx::refresh_token(1),
+            fx::refresh_token(2)
         ]
     );
     d.reply_via_modal(&card2, Who::Ana, "Welcome back.")
