@@ -68,7 +68,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The bot token (send as `Authorization: Bot <token>`; serenity adds the prefix).
-pub const BOT_TOKEN: &str = "MTEwMDAwMDAwMDAwMDAwMDAwMg.GfAkE0.fake-discord-bot-token-CANARYbdfdff1a6bdebfcb";
+pub const BOT_TOKEN: &str =
+    "MTEwMDAwMDAwMDAwMDAwMDAwMg.GfAkE0.fake-discord-bot-token-CANARYbdfdff1a6bdebfcb";
 /// The one guild the bot is in.
 pub const GUILD_ID: &str = "1100000000000000001";
 /// The application id; the bot user has the same id.
@@ -3209,6 +3210,13 @@ impl FakeDiscord {
     pub fn close_gateway(&self, code: u16, reason: &str) {
         for c in lock(&self.shared).conns.iter() {
             let _ = c.tx.send(GwCmd::Close(code, reason.to_string()));
+        }
+    }
+
+    /// Sends `text` as it is on every open connection (frames Discord would not send).
+    pub fn send_raw_frame(&self, text: &str) {
+        for c in lock(&self.shared).conns.iter() {
+            let _ = c.tx.send(GwCmd::Text(text.to_string()));
         }
     }
 

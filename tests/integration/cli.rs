@@ -64,7 +64,10 @@ async fn check_config_names_the_file_line_and_key_and_all_missing_variables() {
 #[tokio::test]
 async fn run_says_which_credential_failed_without_printing_it() {
     let w = World::new().await;
-    let wrong = [("TEST_MASTODON_TOKEN", Some("wrong-token-CANARY0d5e3a7c19b2f468"))];
+    let wrong = [(
+        "TEST_MASTODON_TOKEN",
+        Some("wrong-token-CANARY0d5e3a7c19b2f468"),
+    )];
     let (ok, err) = mentionbridge(&w, &["run"], &w.config_path(), &wrong).await;
     assert!(!ok);
     assert!(err.contains("Mastodon credentials check failed"), "{err}");
@@ -77,7 +80,10 @@ async fn run_says_which_credential_failed_without_printing_it() {
         "the secret leaked: {err}"
     );
 
-    let wrong = [("TEST_SLACK_BOT_TOKEN", Some("xoxb-wrong-CANARY7a2c9e4b1f03d856"))];
+    let wrong = [(
+        "TEST_SLACK_BOT_TOKEN",
+        Some("xoxb-wrong-CANARY7a2c9e4b1f03d856"),
+    )];
     let (ok, err) = mentionbridge(&w, &["run"], &w.config_path(), &wrong).await;
     assert!(!ok);
     assert!(

@@ -467,7 +467,11 @@ fn next_secret(s: &str) -> Option<(usize, usize, &'static str)> {
         let len = tail
             .find(|c: char| !c.is_ascii_alphanumeric())
             .unwrap_or(tail.len());
-        (at, at + crate::fakes::CANARY.len() + len, "CANARY[redacted]")
+        (
+            at,
+            at + crate::fakes::CANARY.len() + len,
+            "CANARY[redacted]",
+        )
     });
     // Signatures are hex (Slack and the webhook 64 digits, Discord 128).
     let mut signature = None;
@@ -522,8 +526,7 @@ impl Drop for Bot {
         let _ = self.child.start_kill();
         // Wait (briefly) for the exit, so the last lines are in the file too.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
-        {
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_no_secrets("the bot", &self.log());
@@ -600,7 +603,9 @@ mod leak_scan {
             ]
         );
         let random_part = &minted[crate::fakes::CANARY.len()..];
-        assert!(leaks.iter().all(|l| !l.contains(random_part) && !l.contains(hex)));
+        assert!(leaks
+            .iter()
+            .all(|l| !l.contains(random_part) && !l.contains(hex)));
     }
 
     #[tokio::test]
@@ -628,6 +633,9 @@ mod leak_scan {
             .downcast::<String>()
             .unwrap();
         assert!(report.contains("mb_CANARY[redacted]"), "{report}");
-        assert!(!report.contains(&action_id), "the report repeats the secret");
+        assert!(
+            !report.contains(&action_id),
+            "the report repeats the secret"
+        );
     }
 }

@@ -15,6 +15,7 @@ mod http_mode;
 mod mixed_team;
 mod restarts;
 mod scenarios;
+mod secret_leaks;
 mod slack_flows;
 mod webhook_flows;
 mod x_flows;

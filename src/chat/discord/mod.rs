@@ -48,6 +48,17 @@ pub struct Discord {
 }
 
 /// Discord's error body: `{"message": "...", "code": 10008}`; a 429 adds `retry_after`.
+/// The path as errors and logs show it: an interaction's token travels in the path
+/// (`/interactions/{id}/{token}/callback`, `/webhooks/{app}/{token}/…`) and is a
+/// credential for that interaction's answers.
+fn shown_path(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    if matches!(parts.get(1), Some(&"interactions" | &"webhooks")) && parts.len() > 3 {
+        parts[3] = "<token>";
+    }
+    parts.join("/")
+}
+
 fn discord_reason(body: &Value, status: StatusCode) -> String {
     let message = body["message"].as_str().unwrap_or("").to_string();
     match body["code"].as_i64() {
@@ -106,6 +117,7 @@ impl Discord {
         body: Option<&Value>,
     ) -> Result<Value, DeliveryError> {
         let url = format!("{}{}", self.config.api_url, path);
+        let path = &shown_path(path);
         let mut req = self
             .http
             .request(method.clone(), &url)
