@@ -391,10 +391,11 @@ fn parse_length(s: &str) -> Option<chrono::Duration> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = n.parse().ok()?;
+    // try_*: a number too big for a duration is a typo, not a panic.
     let d = match unit {
-        "m" | "min" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
+        "m" | "min" => chrono::Duration::try_minutes(n)?,
+        "h" => chrono::Duration::try_hours(n)?,
+        "d" => chrono::Duration::try_days(n)?,
         _ => return None,
     };
     (d >= chrono::Duration::minutes(1) && d <= chrono::Duration::days(7)).then_some(d)
@@ -412,5 +413,11 @@ mod tests {
         assert_eq!(parse_length("8d"), None, "at most a week");
         assert_eq!(parse_length("0h"), None);
         assert_eq!(parse_length("four hours"), None);
+        assert_eq!(
+            parse_length("9999999999999999h"),
+            None,
+            "too big for a duration"
+        );
+        assert_eq!(parse_length("106751991167300d"), None);
     }
 }

@@ -10,6 +10,7 @@ mod drivers;
 mod fakes_discord_selftest;
 mod fakes_selftest;
 mod follow_the_sun;
+mod fuzz;
 mod harness;
 mod http_mode;
 mod mixed_team;
