@@ -764,7 +764,7 @@ agent_user_ids = ["1200000000000000002"]
     /// An interaction read and answered as the endpoint does once the signature holds
     /// (checking an Ed25519 signature costs ~20 ms in a debug build: most inputs skip it).
     fn discord_answer(&self, body: &[u8]) -> Result<(), String> {
-        let Ok(interaction) = serde_json::from_slice::<serenity::all::Interaction>(body) else {
+        let Ok(interaction) = mentionbridge::chat::discord::interaction_from_json(body) else {
             return Ok(());
         };
         let discord = self.discord.clone();
