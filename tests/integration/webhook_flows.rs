@@ -6,21 +6,14 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-pub(crate) const SECRET: &str = "webhook-test-secret-CANARY6813ec1566f2078f";
+const SECRET: &str = "webhook-test-secret-CANARY6813ec1566f2078f";
 
-/// `sha256=` + hex of HMAC-SHA256(secret, `timestamp.body`), as a listening tool signs.
-pub(crate) fn signature_with(secret: &str, ts: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
+fn signature(ts: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{ts}.{body}").as_bytes());
     let signature = hex::encode(mac.finalize().into_bytes());
     crate::fakes::remember_signature(&signature);
     format!("sha256={signature}")
-}
-
-fn signature(ts: &str, body: &str) -> String {
-    signature_with(SECRET, ts, body.as_bytes())
 }
 
 async fn deliver(w: &World, body: &str, ts: i64, secret_ok: bool) -> (u16, Value) {
