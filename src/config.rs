@@ -993,23 +993,26 @@ impl Validator<'_> {
         key: &str,
     ) -> SlaPolicy {
         let mut p = base.clone();
-        let minutes = |m: u64| chrono::Duration::minutes(m as i64);
+        // Past a year is a typo, and past what a deadline can be added to a date.
+        const MAX_MINUTES: u64 = 366 * 24 * 60;
+        let minutes = |m: u64| chrono::Duration::minutes(m.clamp(1, MAX_MINUTES) as i64);
+        let minutes_range = "expected a number of minutes, at least 1 and at most 527040 (a year)";
         if let Some(m) = raw.first_response_minutes {
-            if m == 0 {
+            if m == 0 || m > MAX_MINUTES {
                 self.problem_at(
                     line("first_response_minutes"),
                     format!("{key}.first_response_minutes"),
-                    "expected a number of minutes, at least 1",
+                    minutes_range,
                 );
             }
             p.first_response = minutes(m.max(1));
         }
         if let Some(h) = raw.resolution_hours {
-            if !(h.is_finite() && h > 0.0) {
+            if !(h.is_finite() && h > 0.0 && h <= (MAX_MINUTES / 60) as f64) {
                 self.problem_at(
                     line("resolution_hours"),
                     format!("{key}.resolution_hours"),
-                    "expected a positive number of hours",
+                    "expected a positive number of hours, at most 8784 (a year)",
                 );
             } else {
                 p.resolution = Some(chrono::Duration::seconds((h * 3600.0) as i64));
@@ -1029,7 +1032,9 @@ impl Validator<'_> {
             }
         }
         if let Some(levels) = &raw.escalate_unclaimed_after_minutes {
-            if levels.contains(&0) || levels.windows(2).any(|w| w[0] >= w[1]) {
+            if levels.iter().any(|m| *m == 0 || *m > MAX_MINUTES)
+                || levels.windows(2).any(|w| w[0] >= w[1])
+            {
                 self.problem_at(
                     line("escalate_unclaimed_after_minutes"),
                     format!("{key}.escalate_unclaimed_after_minutes"),
@@ -1042,12 +1047,8 @@ impl Validator<'_> {
             (raw.remind_idle_claim_minutes, "remind_idle_claim_minutes"),
             (raw.release_idle_claim_minutes, "release_idle_claim_minutes"),
         ] {
-            if value == Some(0) {
-                self.problem_at(
-                    line(key_name),
-                    format!("{key}.{key_name}"),
-                    "expected a number of minutes, at least 1",
-                );
+            if value.is_some_and(|m| m == 0 || m > MAX_MINUTES) {
+                self.problem_at(line(key_name), format!("{key}.{key_name}"), minutes_range);
             }
         }
         if let Some(m) = raw.remind_idle_claim_minutes {

@@ -181,7 +181,7 @@ async fn discord_interaction(
         tracing::warn!(reason = %e, "refused an unsigned or badly signed Discord interaction");
         return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
     }
-    let interaction: serenity::all::Interaction = match serde_json::from_slice(&body) {
+    let interaction = match crate::chat::discord::interaction_from_json(&body) {
         Ok(i) => i,
         Err(e) => return bad_request("Discord interaction", e),
     };

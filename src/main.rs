@@ -52,9 +52,19 @@ enum ExportFormat {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MENTIONBRIDGE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sled=warn,slack_morphism=warn,rustls=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("MENTIONBRIDGE_LOG")
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "info,sled=warn,slack_morphism=warn,rustls=warn",
+                    )
+                })
+                // serenity's websocket warns with the whole frame it could not read,
+                // interaction tokens included: whatever the operator asks for.
+                .add_directive(
+                    "serenity::gateway::ws=error"
+                        .parse()
+                        .expect("a valid directive"),
+                ),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

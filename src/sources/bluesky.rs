@@ -696,25 +696,6 @@ impl Bluesky {
 
     // ----- polling -------------------------------------------------------------------
 
-    fn to_mention(
-        &self,
-        uri: &str,
-        cid: &str,
-        author: &Profile,
-        record: &Value,
-        indexed_at: DateTime<Utc>,
-    ) -> Option<Mention> {
-        let post: PostRecord = serde_json::from_value(record.clone()).ok()?;
-        Some(mention_from(
-            &self.handle(),
-            uri,
-            cid,
-            author,
-            &post,
-            indexed_at,
-        ))
-    }
-
     /// Newest pages of the notifications, back to `since` (inclusive), or only the newest
     /// page on a first start. Returns the kept mentions and the newest `indexedAt` seen.
     async fn poll_notifications(
@@ -752,7 +733,9 @@ impl Bluesky {
                 if !REASONS.contains(&n.reason.as_str()) || n.author.did == me {
                     continue;
                 }
-                if let Some(m) = self.to_mention(&n.uri, &n.cid, &n.author, &n.record, at) {
+                if let Some(m) =
+                    record_mention(&self.handle(), &n.uri, &n.cid, &n.author, &n.record, at)
+                {
                     found.push((at, m));
                 }
             }
@@ -811,7 +794,9 @@ impl Bluesky {
                 if p.author.did == me {
                     continue;
                 }
-                if let Some(m) = self.to_mention(&p.uri, &p.cid, &p.author, &p.record, at) {
+                if let Some(m) =
+                    record_mention(&self.handle(), &p.uri, &p.cid, &p.author, &p.record, at)
+                {
                     found.push((at, m));
                 }
             }
@@ -1062,6 +1047,36 @@ fn rkey_of(uri: &str) -> Option<&str> {
         .split('/')
         .nth(2)
         .filter(|k| !k.is_empty())
+}
+
+/// A notifications page read the way the poller reads it (reasons and our own posts
+/// aside), for the brand handle `account` (the fuzz tests feed it arbitrary bytes).
+pub fn mentions_in_notifications(
+    account: &str,
+    body: &[u8],
+) -> Result<Vec<Mention>, serde_json::Error> {
+    let page: NotificationPage = serde_json::from_slice(body)?;
+    Ok(page
+        .notifications
+        .iter()
+        .filter_map(|n| {
+            let at = parse_time(&n.indexed_at)?;
+            record_mention(account, &n.uri, &n.cid, &n.author, &n.record, at)
+        })
+        .collect())
+}
+
+/// A post record as a mention; None when the record is not a post we can read.
+fn record_mention(
+    account: &str,
+    uri: &str,
+    cid: &str,
+    author: &Profile,
+    record: &Value,
+    indexed_at: DateTime<Utc>,
+) -> Option<Mention> {
+    let post: PostRecord = serde_json::from_value(record.clone()).ok()?;
+    Some(mention_from(account, uri, cid, author, &post, indexed_at))
 }
 
 fn mention_from(

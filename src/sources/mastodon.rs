@@ -349,7 +349,7 @@ impl Mastodon {
         }
     }
 
-    fn to_mention(&self, status: Status) -> Mention {
+    fn to_mention(account: &str, status: Status) -> Mention {
         let text = html_to_text(&status.content);
         let text = if status.spoiler_text.is_empty() {
             text
@@ -359,7 +359,7 @@ impl Mastodon {
         Mention {
             platform: Platform::Mastodon,
             network: None,
-            account: self.me.acct.clone(),
+            account: account.to_string(),
             url: status
                 .url
                 .clone()
@@ -482,7 +482,7 @@ impl Mastodon {
             .into_iter()
             .filter_map(|(_, status)| status)
             .filter(|s| s.account.id != self.me.id)
-            .map(|s| self.to_mention(s))
+            .map(|s| Self::to_mention(&self.me.acct, s))
             .collect();
         mentions.reverse();
         if cursor.is_none() && self.config.initial_backfill == 0 {
@@ -596,6 +596,21 @@ impl Publisher for Mastodon {
     ) -> BoxFuture<'a, Result<Published, DeliveryError>> {
         Box::pin(self.post_reply(reply))
     }
+}
+
+/// A page of `/api/v1/notifications` read the way the poller reads it: the mentions
+/// among the notifications, for `account` (the fuzz tests feed it arbitrary bytes).
+pub fn mentions_in_notifications(
+    account: &str,
+    body: &[u8],
+) -> Result<Vec<Mention>, serde_json::Error> {
+    let page: Vec<Notification> = serde_json::from_slice(body)?;
+    Ok(page
+        .into_iter()
+        .filter(|n| n.kind == "mention")
+        .filter_map(|n| n.status)
+        .map(|s| Mastodon::to_mention(account, s))
+        .collect())
 }
 
 /// reqwest errors print the URL; ours is not secret but keep messages short and stable.

@@ -751,7 +751,7 @@ impl X {
 
     // -- polling -------------------------------------------------------------------------
 
-    fn to_mention(&self, tweet: Tweet, users: &HashMap<String, User>) -> Mention {
+    fn to_mention(account: &str, tweet: Tweet, users: &HashMap<String, User>) -> Mention {
         let author_id = tweet.author_id.clone().unwrap_or_default();
         let (handle, name) = match users.get(&author_id) {
             Some(u) => (u.username.clone(), u.name.clone()),
@@ -765,7 +765,7 @@ impl X {
         Mention {
             platform: Platform::X,
             network: None,
-            account: self.me.id.clone(),
+            account: account.to_string(),
             url: format!("https://x.com/{handle}/status/{}", tweet.id),
             author: Author {
                 profile_url: format!("https://x.com/{handle}"),
@@ -907,7 +907,7 @@ impl X {
         };
         let mentions = tweets
             .into_iter()
-            .map(|t| self.to_mention(t, &users))
+            .map(|t| Self::to_mention(&self.me.id, t, &users))
             .collect();
         Ok(Batch {
             mentions,
@@ -1121,6 +1121,23 @@ impl Publisher for X {
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
+
+/// A page of mentions or search results read the way the poller reads it, for the
+/// brand account `account` (the fuzz tests feed it arbitrary bytes).
+pub fn mentions_in_page(account: &str, body: &[u8]) -> Result<Vec<Mention>, serde_json::Error> {
+    let page: Page<Tweet> = serde_json::from_slice(body)?;
+    let users: HashMap<String, User> = page
+        .includes
+        .users
+        .into_iter()
+        .map(|u| (u.id.clone(), u))
+        .collect();
+    Ok(page
+        .data
+        .into_iter()
+        .map(|t| X::to_mention(account, t, &users))
+        .collect())
+}
 
 fn oauth2_key(user_id: &str) -> String {
     format!("x:oauth2:{user_id}")
@@ -1529,19 +1546,12 @@ mod tests {
 
     #[test]
     fn a_mention_page_maps_to_mentions() {
-        let page: Page<Tweet> = serde_json::from_str(
-            r#"{"data":[{"id":"1790000000000000002","text":"@brand where is my order? &amp; refund &lt;3","author_id":"2244994945","created_at":"2024-05-13T10:00:00.000Z","lang":"en","conversation_id":"1790000000000000001","in_reply_to_user_id":"1500000000000000001","referenced_tweets":[{"type":"replied_to","id":"1790000000000000001"}],"edit_history_tweet_ids":["1790000000000000002"]},{"id":"1790000000000000003","text":"@brand hi","author_id":"99","lang":"und","edit_history_tweet_ids":["1790000000000000003"]}],"includes":{"users":[{"id":"2244994945","name":"X Developers","username":"XDevelopers"}]},"meta":{"newest_id":"1790000000000000003","oldest_id":"1790000000000000002","result_count":2}}"#,
-        )
-        .unwrap();
         let x = client();
-        let users: HashMap<String, User> = page
-            .includes
-            .users
-            .into_iter()
-            .map(|u| (u.id.clone(), u))
-            .collect();
-        let mut tweets = page.data.into_iter();
-        let m = x.to_mention(tweets.next().unwrap(), &users);
+        let page = r#"{"data":[{"id":"1790000000000000002","text":"@brand where is my order? &amp; refund &lt;3","author_id":"2244994945","created_at":"2024-05-13T10:00:00.000Z","lang":"en","conversation_id":"1790000000000000001","in_reply_to_user_id":"1500000000000000001","referenced_tweets":[{"type":"replied_to","id":"1790000000000000001"}],"edit_history_tweet_ids":["1790000000000000002"]},{"id":"1790000000000000003","text":"@brand hi","author_id":"99","lang":"und","edit_history_tweet_ids":["1790000000000000003"]}],"includes":{"users":[{"id":"2244994945","name":"X Developers","username":"XDevelopers"}]},"meta":{"newest_id":"1790000000000000003","oldest_id":"1790000000000000002","result_count":2}}"#;
+        let mut mentions = mentions_in_page(&x.me.id, page.as_bytes())
+            .unwrap()
+            .into_iter();
+        let m = mentions.next().unwrap();
         assert_eq!(m.platform, Platform::X);
         assert_eq!(m.account, "1500000000000000001");
         assert_eq!(m.remote_id, "1790000000000000002");
@@ -1559,7 +1569,7 @@ mod tests {
         assert_eq!(m.in_reply_to.as_deref(), Some("1790000000000000001"));
         assert_eq!(m.visibility, Visibility::Public);
         // An author missing from `includes` (suspended, say) still makes a mention.
-        let m = x.to_mention(tweets.next().unwrap(), &users);
+        let m = mentions.next().unwrap();
         assert_eq!(m.author.handle, "99");
         assert_eq!(m.language, None);
         assert_eq!(m.in_reply_to, None);

@@ -39,7 +39,7 @@ use unicode_segmentation::UnicodeSegmentation;
 /// The brand account's handle (what `[bluesky] handle` must say).
 pub const BRAND_HANDLE: &str = "brand.test";
 /// The only app password the fake accepts for the brand.
-pub const APP_PASSWORD: &str = "brnd-test-app0-pass";
+pub const APP_PASSWORD: &str = "brnd-test-app0-pass-CANARY16e3b6cdf2e466fd";
 /// The proxy header value chat calls must carry.
 pub const CHAT_PROXY: &str = "did:web:api.bsky.chat#bsky_chat";
 const POST: &str = "app.bsky.feed.post";
@@ -247,9 +247,9 @@ fn cid_of(record: &Value) -> String {
 
 fn token() -> String {
     format!(
-        "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.{:016x}{:016x}.{:016x}",
+        "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.{:016x}{}.{:016x}",
         next_random(),
-        next_random(),
+        super::canary(),
         next_random()
     )
 }

@@ -68,7 +68,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The bot token (send as `Authorization: Bot <token>`; serenity adds the prefix).
-pub const BOT_TOKEN: &str = "MTEwMDAwMDAwMDAwMDAwMDAwMg.GfAkE0.fake-discord-bot-token-for-tests";
+pub const BOT_TOKEN: &str =
+    "MTEwMDAwMDAwMDAwMDAwMDAwMg.GfAkE0.fake-discord-bot-token-CANARYbdfdff1a6bdebfcb";
 /// The one guild the bot is in.
 pub const GUILD_ID: &str = "1100000000000000001";
 /// The application id; the bot user has the same id.
@@ -282,7 +283,9 @@ pub fn public_key_hex() -> String {
 /// `timestamp + body` (headers `X-Signature-Ed25519` and `X-Signature-Timestamp`).
 pub fn sign(timestamp: &str, body: &str) -> String {
     let msg = [timestamp.as_bytes(), body.as_bytes()].concat();
-    hex::encode(signing_key().sign(&msg).to_bytes())
+    let signature = hex::encode(signing_key().sign(&msg).to_bytes());
+    super::remember_signature(&signature);
+    signature
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -310,7 +313,8 @@ fn interaction_token(id: &str) -> String {
         next_random(),
         next_random()
     );
-    b64url(raw.as_bytes())
+    // Discord's tokens are opaque; the marker lets the leak scan find this one.
+    format!("{}{}", super::canary(), b64url(raw.as_bytes()))
 }
 
 fn id_num(id: &str) -> u128 {
@@ -3215,6 +3219,13 @@ impl FakeDiscord {
     pub fn close_gateway(&self, code: u16, reason: &str) {
         for c in lock(&self.shared).conns.iter() {
             let _ = c.tx.send(GwCmd::Close(code, reason.to_string()));
+        }
+    }
+
+    /// Sends `text` as it is on every open connection (frames Discord would not send).
+    pub fn send_raw_frame(&self, text: &str) {
+        for c in lock(&self.shared).conns.iter() {
+            let _ = c.tx.send(GwCmd::Text(text.to_string()));
         }
     }
 

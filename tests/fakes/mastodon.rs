@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The only bearer token the fake accepts.
-pub const TOKEN: &str = "mastodon-test-token";
+pub const TOKEN: &str = "mastodon-test-token-CANARY4ef901ac311e543d";
 /// The brand account's id.
 pub const BRAND_ID: &str = "109000000000000001";
 /// The brand account's acct/username.

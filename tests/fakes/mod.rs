@@ -107,6 +107,39 @@ pub fn uuid_like() -> String {
     )
 }
 
+/// Marks every credential and token the fakes and the harness hand out, so any of them
+/// that reaches a log line is found by one search (see `harness::canary_leaks`).
+pub const CANARY: &str = "CANARY";
+
+/// A fresh secret for something a fake mints (session tokens, interaction tokens,
+/// `response_url`s): `CANARY` and 16 random hex digits, unique per call.
+pub fn canary() -> String {
+    format!("{CANARY}{:016x}", next_random())
+}
+
+fn signatures() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    SEEN.get_or_init(Default::default)
+}
+
+/// Remember a request signature (hex) the fakes computed: a signature cannot carry the
+/// marker, so the leak scan looks every long hex run up among these.
+pub fn remember_signature(hex: &str) {
+    signatures()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(hex.to_ascii_lowercase());
+}
+
+/// Whether `hex` is a signature one of the fakes computed.
+pub fn is_known_signature(hex: &str) -> bool {
+    signatures()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&hex.to_ascii_lowercase())
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_millis() -> u64 {
     std::time::SystemTime::now()

@@ -45,8 +45,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-pub const BOT_TOKEN: &str = "xoxb-test";
-pub const APP_TOKEN: &str = "xapp-test";
+pub const BOT_TOKEN: &str = "xoxb-test-CANARY51c747ae3e893efb";
+pub const APP_TOKEN: &str = "xapp-test-CANARYbcb3ef31f690c3ff";
 pub const TEAM_ID: &str = "T0001";
 pub const TEAM_DOMAIN: &str = "test";
 pub const BOT_USER_ID: &str = "U0BOT";
@@ -55,7 +55,7 @@ pub const BOT_ID: &str = "B0001";
 /// The channel that exists from the start.
 pub const DEFAULT_CHANNEL: &str = "C0SUPPORT";
 /// The verification token carried (deprecated) in payloads.
-pub const VERIFICATION_TOKEN: &str = "verification-token";
+pub const VERIFICATION_TOKEN: &str = "verification-token-CANARYbb877663956983ff";
 
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -172,11 +172,11 @@ fn triggers() -> &'static Mutex<HashMap<String, Instant>> {
 /// once it is older than 3 s.
 pub fn new_trigger_id() -> String {
     let id = format!(
-        "{}.{}.{:016x}{:016x}",
+        "{}.{}.{:016x}{}",
         10_000_000_000u64 + (next_random() % 1_000_000_000),
         now_millis() % 1_000_000_000,
         next_random(),
-        next_random()
+        super::canary()
     );
     triggers()
         .lock()
@@ -200,9 +200,9 @@ fn channel_name(channel: &str) -> String {
 
 fn response_url(kind: &str) -> String {
     format!(
-        "https://hooks.slack.com/{kind}/{TEAM_ID}/{}/{:024x}",
+        "https://hooks.slack.com/{kind}/{TEAM_ID}/{}/{}",
         next_random() % 10_000_000_000_000,
-        next_random() as u128 * 0x1_0000_0001
+        super::canary()
     )
 }
 
@@ -397,7 +397,9 @@ pub fn sign_request(signing_secret: &str, timestamp: &str, body: &str) -> String
     let mut mac =
         Hmac::<Sha256>::new_from_slice(signing_secret.as_bytes()).expect("HMAC takes any key");
     mac.update(format!("v0:{timestamp}:{body}").as_bytes());
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    let signature = hex::encode(mac.finalize().into_bytes());
+    super::remember_signature(&signature);
+    format!("v0={signature}")
 }
 
 fn json_response(code: u16, body: &Value) -> Response {
@@ -1545,7 +1547,7 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
         })),
         "apps.connections.open" => {
             st.ticket_seq += 1;
-            let ticket = format!("{}{:08x}", st.ticket_seq, next_random() as u32);
+            let ticket = format!("{}{}", st.ticket_seq, super::canary());
             st.tickets.insert(ticket.clone(), false);
             ok(json!({"url": format!("ws://127.0.0.1:{}/socket?ticket={ticket}", shared.port)}))
         }

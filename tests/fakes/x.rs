@@ -35,14 +35,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub const CONSUMER_KEY: &str = "x-consumer-key-test";
-pub const CONSUMER_SECRET: &str = "x-consumer-secret-test";
-pub const ACCESS_TOKEN: &str = "1500000000000000001-xAccessTokenTest";
-pub const ACCESS_TOKEN_SECRET: &str = "x-access-token-secret-test";
+pub const CONSUMER_KEY: &str = "x-consumer-key-test-CANARY359160fb478962e2";
+pub const CONSUMER_SECRET: &str = "x-consumer-secret-test-CANARY27c4521277d2df12";
+pub const ACCESS_TOKEN: &str = "1500000000000000001-xAccessTokenTestCANARY049560b68ab6a70f";
+pub const ACCESS_TOKEN_SECRET: &str = "x-access-token-secret-test-CANARY42a8f6bd47f52eaa";
 pub const CLIENT_ID: &str = "x-client-id-test";
-pub const CLIENT_SECRET: &str = "x-client-secret-test";
+pub const CLIENT_SECRET: &str = "x-client-secret-test-CANARYc3a038ab8555f634";
 /// The refresh token valid when the fake starts.
-pub const INITIAL_REFRESH_TOKEN: &str = "x-refresh-token-0";
+pub const INITIAL_REFRESH_TOKEN: &str = "x-refresh-token-0-CANARY39dfac022e9cab76";
 pub const BRAND_ID: &str = "1500000000000000001";
 pub const BRAND_USERNAME: &str = "brand";
 pub const DUPLICATE_DETAIL: &str = "You are not allowed to create a Tweet with duplicate content.";
@@ -896,6 +896,15 @@ fn authenticate(
     Ok(BRAND_ID.to_string())
 }
 
+/// The refresh token the `seq`th refresh hands out (predictable, so tests can name it).
+pub fn refresh_token(seq: u64) -> String {
+    format!(
+        "x-refresh-token-{seq}-{}{:016x}",
+        super::CANARY,
+        seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}
+
 /// `POST /2/oauth2/token` with `grant_type=refresh_token`: rotates the refresh token.
 fn token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let form: HashMap<String, String> = pairs(&String::from_utf8_lossy(body)).into_iter().collect();
@@ -941,8 +950,8 @@ fn token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     st.token_seq += 1;
     st.refreshes += 1;
     let seq = st.token_seq;
-    let access = format!("x-access-token-{seq}");
-    let refresh = format!("x-refresh-token-{seq}");
+    let access = format!("x-access-token-{seq}-{}", super::canary());
+    let refresh = refresh_token(seq);
     st.access_tokens.insert(
         access.clone(),
         Utc::now() + chrono::Duration::seconds(ACCESS_TOKEN_SECS),

@@ -119,11 +119,15 @@ async fn bluesky_private_reply_is_one_chat_message_through_the_chat_proxy() {
     fake.add_mention("dave.test", "DM me");
     fake.set_accepts_messages("dave.test", false);
     let _bot = start(&w).await;
-    let card = d.card(1).await;
-    let dave = d.card(2).await;
+    d.card(2).await;
+    let card = d.card_with("can you check my account?");
+    let dave = d.card_with("DM me");
 
-    d.command(Who::Ana, "dm 1 Please send us your order number.")
-        .await;
+    d.command(
+        Who::Ana,
+        &format!("dm {} Please send us your order number.", card.ticket),
+    )
+    .await;
     let messages = fake.wait_for_messages(1, WAIT).await;
     assert_eq!(messages[0].text, "Please send us your order number.");
     assert_eq!(messages[0].sender_did, fake.brand_did());
@@ -144,7 +148,8 @@ async fn bluesky_private_reply_is_one_chat_message_through_the_chat_proxy() {
     }
 
     // Someone who does not accept messages: refused for good, with Bluesky's words.
-    d.command(Who::Ana, "dm 2 Hello Dave").await;
+    d.command(Who::Ana, &format!("dm {} Hello Dave", dave.ticket))
+        .await;
     let shown = d.wait_card_text(&dave, "not published").await;
     assert!(
         shown.contains("recipient has disabled incoming messages"),

@@ -25,10 +25,11 @@ async fn mentionbridge(
         .output()
         .await
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let what = format!("mentionbridge {}", args.join(" "));
+    assert_no_secrets(&what, &stderr);
+    assert_no_secrets(&what, &String::from_utf8_lossy(&out.stdout));
+    (out.status.success(), stderr)
 }
 
 #[tokio::test]
@@ -63,7 +64,10 @@ async fn check_config_names_the_file_line_and_key_and_all_missing_variables() {
 #[tokio::test]
 async fn run_says_which_credential_failed_without_printing_it() {
     let w = World::new().await;
-    let wrong = [("TEST_MASTODON_TOKEN", Some("wrong-token-value"))];
+    let wrong = [(
+        "TEST_MASTODON_TOKEN",
+        Some("wrong-token-CANARY0d5e3a7c19b2f468"),
+    )];
     let (ok, err) = mentionbridge(&w, &["run"], &w.config_path(), &wrong).await;
     assert!(!ok);
     assert!(err.contains("Mastodon credentials check failed"), "{err}");
@@ -72,11 +76,14 @@ async fn run_says_which_credential_failed_without_printing_it() {
         "{err}"
     );
     assert!(
-        !err.contains("wrong-token-value"),
+        !err.contains("wrong-token-CANARY0d5e3a7c19b2f468"),
         "the secret leaked: {err}"
     );
 
-    let wrong = [("TEST_SLACK_BOT_TOKEN", Some("xoxb-wrong-secret"))];
+    let wrong = [(
+        "TEST_SLACK_BOT_TOKEN",
+        Some("xoxb-wrong-CANARY7a2c9e4b1f03d856"),
+    )];
     let (ok, err) = mentionbridge(&w, &["run"], &w.config_path(), &wrong).await;
     assert!(!ok);
     assert!(
@@ -84,7 +91,7 @@ async fn run_says_which_credential_failed_without_printing_it() {
         "{err}"
     );
     assert!(
-        !err.contains("xoxb-wrong-secret"),
+        !err.contains("xoxb-wrong-CANARY7a2c9e4b1f03d856"),
         "the secret leaked: {err}"
     );
 }

@@ -60,6 +60,15 @@ pub trait Driver {
     fn forms_opened(&self) -> usize;
     fn notes(&self, card: &Card) -> Vec<String>;
 
+    /// The card whose text contains `needle` (mentions that arrive in one poll have no
+    /// order among themselves: find each by what it says).
+    fn card_with(&self, needle: &str) -> Card {
+        self.cards()
+            .into_iter()
+            .find(|c| self.card_text(c).contains(needle))
+            .unwrap_or_else(|| panic!("a {} card with {needle:?}", self.surface()))
+    }
+
     async fn wait_told(&self, who: Who, needle: &str) -> String {
         let what = format!("{who:?} to be told {needle:?} on {}", self.surface());
         crate::fakes::wait_until(WAIT, &what, || {

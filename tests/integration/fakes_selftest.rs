@@ -265,7 +265,7 @@ async fn mastodon_statuses_idempotency_length_and_context() {
         async move {
             http()
                 .post(url)
-                .bearer_auth("mastodon-test-token")
+                .bearer_auth(crate::fakes::mastodon::TOKEN)
                 .header("Idempotency-Key", key)
                 .json(&body)
                 .send()

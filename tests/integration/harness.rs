@@ -18,7 +18,7 @@ pub const EVE: &str = "U0EVE";
 /// An agent only through the agents' user group.
 pub const GIA: &str = "U0GIA";
 pub const AGENT_GROUP: &str = "S0AGENTS";
-pub const SIGNING_SECRET: &str = "test-signing-secret-8f742231b10e";
+pub const SIGNING_SECRET: &str = "test-signing-secret-CANARY1d1f1dcb44335224";
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// How a surface reaches the bot: its own websocket (Slack Socket Mode, Discord gateway)
@@ -268,8 +268,9 @@ agent_user_ids = ["{D_BEN}"]
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        // Both streams into one file (one shared offset), scanned for secrets on drop.
+        let out = std::fs::File::create(&log).unwrap();
+        cmd.stdout(out.try_clone().unwrap()).stderr(out);
         let slack_before = self.slack.connections();
         let discord_before = self.discord.ready_count();
         let child = cmd.spawn().expect("the bot binary starts");
@@ -434,9 +435,102 @@ pub fn buttons(card: &SlackMessage) -> Vec<String> {
     ids
 }
 
+/// Lines of `output` that show a secret: one of the canaries the fakes and the harness
+/// hand out, or a request signature the fakes computed. Each comes back redacted (the
+/// canary's random part and the signature replaced), so the report does not repeat it.
+pub fn canary_leaks(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let redacted = redact_secrets(line);
+            (redacted != line).then_some(redacted)
+        })
+        .collect()
+}
+
+fn redact_secrets(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some((start, end, kind)) = next_secret(rest) {
+        out.push_str(&rest[..start]);
+        out.push_str(kind);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first secret in `s`: its byte span and what to show instead.
+fn next_secret(s: &str) -> Option<(usize, usize, &'static str)> {
+    let canary = s.find(crate::fakes::CANARY).map(|at| {
+        let tail = &s[at + crate::fakes::CANARY.len()..];
+        let len = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        (
+            at,
+            at + crate::fakes::CANARY.len() + len,
+            "CANARY[redacted]",
+        )
+    });
+    // Signatures are hex (Slack and the webhook 64 digits, Discord 128).
+    let mut signature = None;
+    let mut run = None;
+    for (i, c) in s.char_indices().chain([(s.len(), ' ')]) {
+        match (c.is_ascii_hexdigit(), run) {
+            (true, None) => run = Some(i),
+            (false, Some(start)) => {
+                if i - start >= 64 && crate::fakes::is_known_signature(&s[start..i]) {
+                    signature = Some((start, i, "[signature redacted]"));
+                    break;
+                }
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    match (canary, signature) {
+        (Some(c), Some(g)) => Some(if c.0 <= g.0 { c } else { g }),
+        (c, g) => c.or(g),
+    }
+}
+
+/// Fails the test when `output` (what a process wrote) shows a secret.
+pub fn assert_no_secrets(what: &str, output: &str) {
+    let leaks = canary_leaks(output);
+    if leaks.is_empty() {
+        return;
+    }
+    let report = format!(
+        "{what} wrote {} line(s) with a secret in them:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+    // A second panic while unwinding would abort the whole test binary.
+    if std::thread::panicking() {
+        eprintln!("{report}");
+    } else {
+        panic!("{report}");
+    }
+}
+
 pub struct Bot {
     child: Child,
     log: PathBuf,
+}
+
+/// Every bot process is also a secret scan: once it has stopped, every line it wrote is
+/// searched for the canaries.
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        // Wait (briefly) for the exit, so the last lines are in the file too.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_no_secrets("the bot", &self.log());
+    }
 }
 
 impl Bot {
@@ -482,5 +576,66 @@ impl Bot {
             .expect("bot exits within 30 s of SIGTERM")
             .unwrap();
         (exit, self.log())
+    }
+}
+
+#[cfg(test)]
+mod leak_scan {
+    use super::*;
+
+    #[test]
+    fn the_scan_finds_canaries_and_signatures_and_redacts_them() {
+        let minted = crate::fakes::canary();
+        let signature = crate::fakes::slack::sign_request(SIGNING_SECRET, "1", "body");
+        let hex = signature.trim_start_matches("v0=");
+        let output = format!(
+            "INFO fine line\n\
+             DEBUG token=xoxb-test-{minted} sent\n\
+             WARN refused: signature {signature}\n\
+             INFO no secret: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+        );
+        let leaks = canary_leaks(&output);
+        assert_eq!(
+            leaks,
+            vec![
+                "DEBUG token=xoxb-test-CANARY[redacted] sent".to_string(),
+                "WARN refused: signature v0=[signature redacted]".to_string(),
+            ]
+        );
+        let random_part = &minted[crate::fakes::CANARY.len()..];
+        assert!(leaks
+            .iter()
+            .all(|l| !l.contains(random_part) && !l.contains(hex)));
+    }
+
+    #[tokio::test]
+    async fn a_bot_that_logs_a_canary_fails_its_test_when_it_stops() {
+        let w = World::new().await;
+        w.mastodon.add_mention("alice", "hi");
+        let bot = w.start_bot().await;
+        let card = w.card(1).await;
+        // The bot logs an unknown button's action id (harmless): give it a canary.
+        let action_id = format!("mb_{}", crate::fakes::canary());
+        let payload = crate::fakes::slack::block_actions(
+            ANA,
+            "ana",
+            &action_id,
+            "1",
+            CHANNEL,
+            &card.ts,
+            &crate::fakes::slack::new_trigger_id(),
+        );
+        w.slack.send_envelope("interactive", payload).await;
+        bot.wait_for_log("unknown button pressed", WAIT).await;
+        let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(bot)));
+        let report = *stopped
+            .expect_err("the scan fails the test")
+            .downcast::<String>()
+            .unwrap();
+        assert!(report.contains("mb_CANARY[redacted]"), "{report}");
+        assert!(
+            !report.contains(&action_id),
+            "the report repeats the secret"
+        );
     }
 }

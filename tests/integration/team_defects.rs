@@ -84,15 +84,9 @@ async fn an_x_reply_of_exactly_280_characters_goes_out_with_xs_own_mention() {
     let _bot = crate::x_flows::with_oauth1(&w, &x, 100_000, &[]).await;
     let d = w.slack_driver();
     d.card(2).await;
-    let card_of = |needle: &str| {
-        d.cards()
-            .into_iter()
-            .find(|c| d.card_text(c).contains(needle))
-            .unwrap()
-    };
     let full = format!("{} ok", "a".repeat(277));
     assert_eq!(full.chars().count(), 280);
-    d.reply_via_modal(&card_of("where is my order"), Who::Ana, &full)
+    d.reply_via_modal(&d.card_with("where is my order"), Who::Ana, &full)
         .await
         .expect("280 weighted characters fit: X does not count the mention it adds");
     let posted = x.wait_for_tweets(1, WAIT).await;
@@ -109,7 +103,7 @@ async fn an_x_reply_of_exactly_280_characters_goes_out_with_xs_own_mention() {
     // A mention the agent types is part of the text, and counts.
     let typed = format!("@carol {}", "b".repeat(274));
     let refused = d
-        .reply_via_modal(&card_of("me too"), Who::Ana, &typed)
+        .reply_via_modal(&d.card_with("me too"), Who::Ana, &typed)
         .await
         .unwrap_err();
     assert!(refused.contains("281"), "{refused}");

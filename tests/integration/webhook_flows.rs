@@ -6,12 +6,14 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-const SECRET: &str = "webhook-test-secret-0123456789";
+const SECRET: &str = "webhook-test-secret-CANARY6813ec1566f2078f";
 
 pub(crate) fn signature(ts: &str, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(format!("{ts}.{body}").as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    let signature = hex::encode(mac.finalize().into_bytes());
+    crate::fakes::remember_signature(&signature);
+    format!("sha256={signature}")
 }
 
 pub(crate) async fn deliver(w: &World, body: &str, ts: i64, secret_ok: bool) -> (u16, Value) {

@@ -152,14 +152,7 @@ async fn x_private_reply_is_exactly_one_direct_message_and_a_closed_inbox_is_exp
     let _bot = with_oauth1(&w, &x, 100_000, &[]).await;
     let d = w.slack_driver();
     d.card(2).await;
-    // Both arrive in one poll; find each by its text rather than by order.
-    let by_text = |needle: &str| {
-        d.cards()
-            .into_iter()
-            .find(|c| d.card_text(c).contains(needle))
-            .unwrap_or_else(|| panic!("a card with {needle:?}"))
-    };
-    let card = by_text("my account number is wrong");
+    let card = d.card_with("my account number is wrong");
     d.reply_privately_via_form(&card, Who::Ana, "Send us the last 4 digits here.", None)
         .await
         .expect("accepted");
@@ -168,7 +161,7 @@ async fn x_private_reply_is_exactly_one_direct_message_and_a_closed_inbox_is_exp
     assert_eq!(dms[0].recipient_id, x.user_id("alice"));
     d.wait_card_text(&card, "published").await;
 
-    let card2 = by_text("me too");
+    let card2 = d.card_with("me too");
     d.reply_privately_via_form(&card2, Who::Ana, "Write to us here.", None)
         .await
         .expect("accepted");
@@ -244,8 +237,8 @@ async fn x_oauth2_refreshes_an_expired_token_and_uses_the_rotated_refresh_token_
         x.used_refresh_tokens(),
         vec![
             fx::INITIAL_REFRESH_TOKEN.to_string(),
-            "x-refresh-token-1".to_string(),
-            "x-refresh-token-2".to_string()
+            fx::refresh_token(1),
+            fx::refresh_token(2)
         ]
     );
     d.reply_via_modal(&card2, Who::Ana, "Welcome back.")

@@ -79,6 +79,57 @@ const UNKNOWN_MESSAGE: i64 = 10008;
 const UNKNOWN_CHANNEL: i64 = 10003;
 
 /// Discord's error body: `{"message": "...", "code": 10008}`; a 429 adds `retry_after`.
+/// Keys whose values serenity reads as image hashes.
+const IMAGE_HASH_KEYS: &[&str] = &[
+    "asset",
+    "avatar",
+    "badge",
+    "banner",
+    "cover_image",
+    "discovery_splash",
+    "icon",
+    "icon_hash",
+    "image",
+    "splash",
+];
+
+/// An interaction as the HTTP endpoint receives it. serenity 0.12 panics on an image
+/// hash of 32 bytes that are not ASCII (it slices the string two bytes at a time); Discord
+/// only sends hex, so such a value is read as no image at all.
+pub fn interaction_from_json(body: &[u8]) -> Result<serenity::all::Interaction, serde_json::Error> {
+    fn drop_odd_hashes(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if IMAGE_HASH_KEYS.contains(&key.as_str())
+                        && child.as_str().is_some_and(|h| !h.is_ascii())
+                    {
+                        *child = Value::Null;
+                    } else {
+                        drop_odd_hashes(child);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(drop_odd_hashes),
+            _ => {}
+        }
+    }
+    let mut value: Value = serde_json::from_slice(body)?;
+    drop_odd_hashes(&mut value);
+    serde_json::from_value(value)
+}
+
+/// The path as errors and logs show it: an interaction's token travels in the path
+/// (`/interactions/{id}/{token}/callback`, `/webhooks/{app}/{token}/…`) and is a
+/// credential for that interaction's answers.
+fn shown_path(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    if matches!(parts.get(1), Some(&"interactions" | &"webhooks")) && parts.len() > 3 {
+        parts[3] = "<token>";
+    }
+    parts.join("/")
+}
+
 fn discord_reason(body: &Value, status: StatusCode) -> String {
     let message = body["message"].as_str().unwrap_or("").to_string();
     match body["code"].as_i64() {
@@ -180,6 +231,7 @@ impl Discord {
         body: Option<&Value>,
     ) -> Result<(Value, Option<Duration>), DeliveryError> {
         let url = format!("{}{}", self.config.api_url, path);
+        let path = &shown_path(path);
         let mut req = self
             .http
             .request(method.clone(), &url)

@@ -4,6 +4,7 @@
 
 use super::Slack;
 use crate::config::Secret;
+use slack_morphism::errors::{SlackClientError, SlackClientProtocolError};
 use slack_morphism::prelude::*;
 use std::sync::Arc;
 
@@ -49,7 +50,22 @@ fn on_error(
     _client: Arc<SlackHyperClient>,
     _states: SlackClientEventsUserState,
 ) -> HttpStatusCode {
-    tracing::warn!(error = %err, "Slack Socket Mode event could not be handled");
+    // slack-morphism's message for an envelope it cannot read carries the whole
+    // envelope (verification token, response_url, trigger_id) and serde's words may
+    // quote any of its values: say only where it went wrong.
+    let unreadable = match err.downcast_ref::<SlackClientError>() {
+        Some(SlackClientError::ProtocolError(p)) => Some(p),
+        _ => err.downcast_ref::<SlackClientProtocolError>(),
+    };
+    match unreadable {
+        Some(p) => tracing::warn!(
+            line = p.json_error.line(),
+            column = p.json_error.column(),
+            kind = ?p.json_error.classify(),
+            "Slack Socket Mode event could not be handled: its JSON does not fit the envelope we know"
+        ),
+        None => tracing::warn!(error = %err, "Slack Socket Mode event could not be handled"),
+    }
     HttpStatusCode::OK
 }
 

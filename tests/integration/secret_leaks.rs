@@ -1,0 +1,60 @@
+//! The error paths most likely to echo what came in: a payload that does not parse, an
+//! answer that cannot be delivered. Each scenario ends with the bot's log scanned for
+//! the canaries (as every scenario's does when its bot stops); these make sure the
+//! paths are taken.
+
+use crate::fakes::Fault;
+use crate::harness::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_socket_mode_envelope_that_does_not_parse_is_logged_without_its_tokens() {
+    let w = World::new().await;
+    let bot = w.start_bot().await;
+    let mut payload = crate::fakes::slack::block_actions(
+        ANA,
+        "ana",
+        "mb_claim",
+        "1",
+        CHANNEL,
+        "1700000000.000100",
+        &crate::fakes::slack::new_trigger_id(),
+    );
+    // A shape Slack might send one day: the whole envelope is refused by the parser.
+    payload["user"] = json!("U0ANA");
+    w.slack.send_envelope("interactive", payload).await;
+    bot.wait_for_log("Slack Socket Mode event could not be handled", WAIT)
+        .await;
+    assert_no_secrets("the bot", &bot.log());
+}
+
+#[tokio::test]
+async fn a_discord_answer_that_cannot_be_delivered_is_logged_without_the_interaction_token() {
+    let w = World::discord().await;
+    let bot = w.start_bot().await;
+    w.discord
+        .fail_next("POST /interactions", vec![Fault::status(500)]);
+    let list = json!([{"type": 1, "name": "list", "options": []}]);
+    let payload =
+        w.discord
+            .command_interaction(D_ANA, "ana", &[D_SUPPORT_ROLE], "mentions", list, D_CHANNEL);
+    w.discord.send_interaction(payload);
+    bot.wait_for_log("could not answer a Discord interaction", WAIT)
+        .await;
+    assert_no_secrets("the bot", &bot.log());
+}
+
+#[tokio::test]
+async fn a_gateway_interaction_that_does_not_parse_is_logged_without_its_token() {
+    let w = World::discord().await;
+    let bot = w.start_bot().await;
+    let list = json!([{"type": 1, "name": "list", "options": []}]);
+    let payload =
+        w.discord
+            .command_interaction(D_ANA, "ana", &[D_SUPPORT_ROLE], "mentions", list, D_CHANNEL);
+    // A dispatch without its sequence number: the gateway client cannot read the frame.
+    let frame = json!({"op": 0, "t": "INTERACTION_CREATE", "d": payload});
+    w.discord.send_raw_frame(&frame.to_string());
+    bot.wait_for_log("Unhandled error", WAIT).await;
+    assert_no_secrets("the bot", &bot.log());
+}
