@@ -332,3 +332,36 @@ fn epoch_after(text: &str, marker: &str) -> Option<i64> {
     let at = text.find(marker)? + marker.len();
     text[at..].split('^').next()?.parse().ok()
 }
+
+/// What an agent types is echoed back in private answers as words: a command that quotes
+/// channel calls, mentions and links gets an answer that calls and links nothing.
+#[tokio::test]
+async fn what_an_agent_types_comes_back_inert_on_both_surfaces() {
+    let w = World::both().await;
+    w.mastodon.add_mention("alice", "hello");
+    let _bot = w.start_bot().await;
+    let (slack, discord) = (w.slack_driver(), w.discord_driver());
+    slack.card(1).await;
+    let typed = [
+        "claim <!channel>",
+        "<!here> <@U0BEN> <https://evil.example|bank>",
+        "stats <!everyone>@here[x](https://evil.example)",
+        "oncall override <!subteam^S0AGENTS> 4h",
+        "oncall override me <!channel>",
+    ];
+    for args in typed {
+        let answer = slack.command(Who::Ana, args).await;
+        assert!(!answer.is_empty(), "{args}");
+        assert_inert_for_slack(&format!("Slack answer to {args:?}"), &answer);
+    }
+    let typed = [
+        "stats <@&1300000000000000001>@everyone[x](https://evil.example)",
+        "oncall override <@&1300000000000000001>@here[x](https://evil.example) 4h",
+        "oncall override me @everyone<#1100000000000000002>",
+    ];
+    for args in typed {
+        let answer = discord.command(Who::Ana, args).await;
+        assert!(!answer.is_empty(), "{args}");
+        assert_inert_for_discord(&format!("Discord answer to {args:?}"), &answer);
+    }
+}

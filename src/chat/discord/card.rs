@@ -56,6 +56,20 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Our own sentences that quote something from outside: only what could mention, call
+/// or link is escaped (`<`, `@`, `[`, `]`), so our `code` and **bold** still render.
+pub fn defang(s: &str) -> String {
+    let s = crate::chat::markup::defuse_mass_mentions(s);
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '<' | '@' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn quote(s: &str) -> String {
     crate::chat::markup::quote_lines(s, escape)
 }

@@ -4,13 +4,14 @@
 
 use super::card;
 use super::Discord;
+use crate::chat::markup::cut_to;
 use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
 use reqwest::Method;
 use serenity::all::{
     ActionRowComponent, CommandInteraction, ComponentInteraction, ComponentInteractionDataKind,
-    CreateAutocompleteResponse, CreateInteractionResponse, CreateInteractionResponseMessage,
-    Interaction, Member, ModalInteraction, ResolvedValue, User,
+    CreateAllowedMentions, CreateAutocompleteResponse, CreateInteractionResponse,
+    CreateInteractionResponseMessage, Interaction, Member, ModalInteraction, ResolvedValue, User,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +34,18 @@ fn actor(member: Option<&Member>, user: &User) -> AgentRef {
     }
 }
 
+/// A private answer in words: whatever it quotes (what the agent typed, a nickname, a
+/// title from the config) cannot mention, call or link; our own `code` and **bold** stay.
 fn ephemeral(text: impl Into<String>) -> CreateInteractionResponse {
-    let text: String = text.into();
+    ephemeral_markup(card::defang(&text.into()))
+}
+
+/// A private answer already rendered through `DiscordMarkup` (lists, timestamps).
+fn ephemeral_markup(text: impl Into<String>) -> CreateInteractionResponse {
     CreateInteractionResponse::Message(
         CreateInteractionResponseMessage::new()
-            .content(text.chars().take(2000).collect::<String>())
+            .content(cut_to(&text.into(), card::limits::CONTENT))
+            .allowed_mentions(CreateAllowedMentions::new())
             .ephemeral(true),
     )
 }
@@ -309,14 +317,14 @@ impl Discord {
             ResolvedValue::SubCommand(args) => Some((o.name, args)),
             _ => None,
         }) else {
-            return ephemeral("Use `/mentions list` or `/mentions claim <ticket>`.");
+            return ephemeral_markup("Use `/mentions list` or `/mentions claim <ticket>`.");
         };
         if verb == "list" {
             if !self.desk.is_agent(&who) {
                 return ephemeral(Rejection::NotAnAgent.to_string());
             }
             return match self.desk.open_tickets() {
-                Ok(t) => ephemeral(card::open_list(&t)),
+                Ok(t) => ephemeral_markup(card::open_list(&t)),
                 Err(e) => ephemeral(e.to_string()),
             };
         }
@@ -346,7 +354,7 @@ impl Discord {
                     "Say for how long, e.g. `for: 4h`.".into(),
                 )),
             };
-            return ephemeral(answer.unwrap_or_else(|e| e.to_string()));
+            return ephemeral_markup(answer.unwrap_or_else(|e| card::defang(&e.to_string())));
         }
         if verb == "canned" {
             return match self.desk.canned_list(&who) {

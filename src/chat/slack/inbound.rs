@@ -54,8 +54,15 @@ fn as_typed(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// A private answer in words: whatever it quotes (what the agent typed, an agent's name,
+/// a title from the config) is escaped, so it can never become a mention or a link.
 fn ephemeral_response(text: impl Into<String>) -> SlackCommandEventResponse {
-    SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text.into()))
+    ephemeral_markup(card::escape(&text.into()))
+}
+
+/// A private answer already rendered through `SlackMarkup` (lists with links).
+fn ephemeral_markup(text: String) -> SlackCommandEventResponse {
+    SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
         .with_response_type(SlackMessageResponseType::Ephemeral)
 }
 
@@ -269,7 +276,7 @@ impl Slack {
                 return ephemeral_response(Rejection::NotAnAgent.to_string());
             }
             return match self.desk.open_tickets() {
-                Ok(t) => ephemeral_response(card::open_list(&t)),
+                Ok(t) => ephemeral_markup(card::open_list(&t)),
                 Err(e) => ephemeral_response(e.to_string()),
             };
         }
@@ -303,11 +310,11 @@ impl Slack {
                     "Use `/mentions oncall` or `/mentions oncall override @kim 4h` (or `me` instead of @kim).".into(),
                 )),
             };
-            return ephemeral_response(answer.unwrap_or_else(|e| e.to_string()));
+            return ephemeral_markup(answer.unwrap_or_else(|e| card::escape(&e.to_string())));
         }
         if verb == "canned" {
             return match self.desk.canned_list(&actor) {
-                Ok(list) => ephemeral_response(card::escape(&list)),
+                Ok(list) => ephemeral_response(list),
                 Err(e) => ephemeral_response(e.to_string()),
             };
         }
@@ -328,11 +335,7 @@ impl Slack {
                 public_ack: None,
             },
             other => {
-                return ephemeral_response(format!(
-                    "Unknown subcommand `{}`. {}",
-                    card::escape(other),
-                    card::USAGE
-                ))
+                return ephemeral_response(format!("Unknown subcommand `{other}`. {}", card::USAGE))
             }
         };
         let Some(ticket) = words.next().and_then(|w| w.parse::<TicketId>().ok()) else {

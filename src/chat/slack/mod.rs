@@ -426,11 +426,12 @@ impl Slack {
     }
 
     /// Tell one person something only they see, in the channel they acted in.
+    /// Tell one agent something privately, in words: what it quotes is escaped.
     pub(crate) async fn ephemeral(&self, channel: &str, user: &str, text: &str) {
         let req = SlackApiChatPostEphemeralRequest::new(
             channel.to_string().into(),
             user.to_string().into(),
-            SlackMessageContent::new().with_text(text.to_string()),
+            SlackMessageContent::new().with_text(card::escape(text)),
         );
         if let Err(e) = self.session().chat_post_ephemeral(&req).await {
             tracing::warn!(error = %delivery_error("chat.postEphemeral", e), "could not tell the agent");
