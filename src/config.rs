@@ -809,18 +809,29 @@ impl Validator<'_> {
             );
         }
 
+        let hashtags: Vec<String> = m
+            .hashtags
+            .iter()
+            .map(|t| t.trim().trim_start_matches('#').to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for tag in &hashtags {
+            let shape = crate::request_path::IdShape::Hashtag;
+            if crate::request_path::checked("hashtag", shape, tag).is_err() {
+                self.problem(
+                    "mastodon",
+                    "hashtags",
+                    format!("expected hashtags of letters, digits and _ only, found {tag:?}"),
+                );
+            }
+        }
         MastodonConfig {
             instance_url,
             access_token,
             poll_interval: self.poll_interval("mastodon", m.poll_interval_secs),
             include_filtered: m.include_filtered,
             initial_backfill: m.initial_backfill,
-            hashtags: m
-                .hashtags
-                .iter()
-                .map(|t| t.trim().trim_start_matches('#').to_string())
-                .filter(|t| !t.is_empty())
-                .collect(),
+            hashtags,
         }
     }
 
@@ -1112,7 +1123,12 @@ impl Validator<'_> {
                 "expected a number of seconds, at least 0.1",
             );
         }
-        Duration::from_secs_f64(secs.clamp(0.1, 86_400.0))
+        // `nan` is valid TOML and survives `clamp`; `from_secs_f64` would panic on it.
+        Duration::from_secs_f64(if secs.is_nan() {
+            0.1
+        } else {
+            secs.clamp(0.1, 86_400.0)
+        })
     }
 
     fn bluesky(&mut self, b: &RawBluesky) -> BlueskyConfig {

@@ -11,8 +11,9 @@ pub mod signature;
 
 use crate::chat::Surface;
 use crate::config::{DiscordConfig, Secret};
-use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::delivery::{header_wait, hinted_secs, DeliveryError, HintForm};
 use crate::domain::{Note, SurfaceKind, Ticket};
+use crate::request_path::{self, IdShape};
 use crate::runtime::desk::DeskService;
 use crate::sources::BoxFuture;
 use crate::store::CardRef;
@@ -45,6 +46,14 @@ pub struct Discord {
     desk: Arc<DeskService>,
     application_id: RwLock<Option<String>>,
     bot_user_id: RwLock<Option<String>>,
+}
+
+/// Where a channel's messages are (a thread is a channel too).
+fn messages_path(channel: &str) -> Result<String, request_path::BadId> {
+    request_path::path(
+        "/channels/{}/messages",
+        &[("Discord channel id", IdShape::Snowflake, channel)],
+    )
 }
 
 /// Discord's error body: `{"message": "...", "code": 10008}`; a 429 adds `retry_after`.
@@ -124,10 +133,11 @@ impl Discord {
             ))
         })?;
         let status = resp.status();
-        let header_wait = retry_after_secs(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
+        let header_wait = header_wait(
+            resp.headers(),
+            "retry-after",
+            HintForm::RetryAfter,
+            chrono::Utc::now(),
         );
         let bytes = resp.bytes().await.unwrap_or_default();
         let json: Value = if bytes.is_empty() {
@@ -144,10 +154,7 @@ impl Discord {
             discord_reason(&json, status)
         );
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let body_wait = json["retry_after"]
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64);
+            let body_wait = json["retry_after"].as_f64().and_then(hinted_secs);
             return Err(DeliveryError::Retry {
                 after: body_wait.or(header_wait),
                 reason,
@@ -201,10 +208,17 @@ impl Discord {
         let body = serde_json::to_value(vec![card::command()]).expect("commands serialize");
         self.call(
             Method::PUT,
-            &format!(
-                "/applications/{app}/guilds/{}/commands",
-                self.config.guild_id
-            ),
+            &request_path::path(
+                "/applications/{}/guilds/{}/commands",
+                &[
+                    ("Discord application id", IdShape::Snowflake, &app),
+                    (
+                        "Discord guild id",
+                        IdShape::Snowflake,
+                        &self.config.guild_id,
+                    ),
+                ],
+            )?,
             Some(&body),
         )
         .await?;
@@ -228,7 +242,7 @@ impl Discord {
         let recent = self
             .call(
                 Method::GET,
-                &format!("/channels/{}/messages?limit=100", self.config.channel_id),
+                &(messages_path(&self.config.channel_id)? + "?limit=100"),
                 None,
             )
             .await?;
@@ -251,10 +265,17 @@ impl Discord {
         message_id: &str,
     ) -> Result<Option<String>, DeliveryError> {
         let body = json!({"name": card::thread_name(ticket), "auto_archive_duration": 10080});
-        let path = format!(
-            "/channels/{}/messages/{message_id}/threads",
-            self.config.channel_id
-        );
+        let path = request_path::path(
+            "/channels/{}/messages/{}/threads",
+            &[
+                (
+                    "Discord channel id",
+                    IdShape::Snowflake,
+                    &self.config.channel_id,
+                ),
+                ("Discord message id", IdShape::Snowflake, message_id),
+            ],
+        )?;
         match self.call(Method::POST, &path, Some(&body)).await {
             Ok(thread) => Ok(thread["id"].as_str().map(String::from)),
             // Already there (a retry): a thread started from a message shares its id.
@@ -298,7 +319,7 @@ impl Discord {
                 let posted = self
                     .call(
                         Method::POST,
-                        &format!("/channels/{}/messages", self.config.channel_id),
+                        &messages_path(&self.config.channel_id)?,
                         Some(&body),
                     )
                     .await?;
@@ -331,7 +352,13 @@ impl Discord {
         let body = serde_json::to_value(edit).expect("edit serializes");
         self.call(
             Method::PATCH,
-            &format!("/channels/{}/messages/{}", card.channel, card.message_id),
+            &request_path::path(
+                "/channels/{}/messages/{}",
+                &[
+                    ("Discord channel id", IdShape::Snowflake, &card.channel),
+                    ("Discord message id", IdShape::Snowflake, &card.message_id),
+                ],
+            )?,
             Some(&body),
         )
         .await?;
@@ -381,12 +408,8 @@ impl Discord {
     /// Post a message in a channel or thread.
     async fn send(&self, channel: &str, msg: CreateMessage) -> Result<(), DeliveryError> {
         let body = serde_json::to_value(msg).expect("message serializes");
-        self.call(
-            Method::POST,
-            &format!("/channels/{channel}/messages"),
-            Some(&body),
-        )
-        .await?;
+        self.call(Method::POST, &messages_path(channel)?, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -394,11 +417,7 @@ impl Discord {
     /// (a retry after a send whose answer was lost).
     async fn recently_posted(&self, channel: &str, text: &str) -> Result<bool, DeliveryError> {
         let recent = self
-            .call(
-                Method::GET,
-                &format!("/channels/{channel}/messages?limit=50"),
-                None,
-            )
+            .call(Method::GET, &(messages_path(channel)? + "?limit=50"), None)
             .await?;
         let ours = self.bot_user_id();
         Ok(recent.as_array().into_iter().flatten().any(|m| {
@@ -441,7 +460,7 @@ impl Surface for Discord {
             let body = serde_json::to_value(msg).expect("message serializes");
             self.call(
                 Method::POST,
-                &format!("/channels/{}/messages", self.config.channel_id),
+                &messages_path(&self.config.channel_id)?,
                 Some(&body),
             )
             .await?;

@@ -62,7 +62,7 @@ fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
 fn delivery_error(method: &str, e: SlackClientError) -> DeliveryError {
     match e {
         SlackClientError::RateLimitError(r) => DeliveryError::Retry {
-            after: r.retry_after,
+            after: r.retry_after.map(crate::delivery::clamp_hint),
             reason: format!("Slack rate-limited {method}"),
         },
         SlackClientError::ApiError(api) => {
