@@ -70,12 +70,17 @@ impl Discord {
             _ => return None,
         };
         let me = self.clone();
-        let mut work = tokio::spawn(async move { me.handle(interaction).await });
+        let (answered, mut work) = tokio::sync::oneshot::channel();
+        let background = self.desk.background();
+        background.spawn("a Discord interaction", async move {
+            let _ = answered.send(me.handle(interaction).await);
+        });
         tokio::select! {
+            // A panic in the work drops `answered`: no answer, as for an unknown interaction.
             done = &mut work => done.ok().flatten(),
             _ = tokio::time::sleep(DEFER_AFTER) => {
                 let me = self.clone();
-                tokio::spawn(async move {
+                background.spawn("a late Discord answer", async move {
                     if let Ok(Some(answer)) = work.await {
                         me.answer_late(&token, late, answer).await;
                     }
