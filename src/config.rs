@@ -1530,6 +1530,61 @@ access_token = "${MASTODON_TOKEN}"
     }
 
     #[test]
+    fn http_and_outbox_limits_have_safe_defaults_and_refuse_nonsense() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert_eq!(c.http, HttpLimits::default());
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 256);
+        assert_eq!(c.outbox.max_attempts, 20);
+
+        let tuned = format!(
+            "{GOOD}\n[http]\nheader_read_timeout_secs = 2.5\nbody_read_timeout_secs = 3\n\
+             max_connections = 8\nmax_body_bytes = 4096\n\n[outbox]\nmax_attempts = 3\n"
+        );
+        let c = parse(&tuned, &env_all).unwrap();
+        assert_eq!(c.http.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(c.http.body_read_timeout, Duration::from_secs(3));
+        assert_eq!((c.http.max_connections, c.http.max_body_bytes), (8, 4096));
+        assert_eq!(c.outbox.max_attempts, 3);
+
+        for (section, bad) in [
+            ("http", "header_read_timeout_secs = nan"),
+            ("http", "body_read_timeout_secs = 0"),
+            ("http", "max_connections = 0"),
+            ("http", "max_body_bytes = 10"),
+            ("outbox", "max_attempts = 0"),
+        ] {
+            let text = format!("{GOOD}\n[{section}]\n{bad}\n");
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("{section}.{key}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_nan_poll_interval_is_a_config_error_not_a_panic() {
+        let text = GOOD.replace(
+            "access_token = \"${MASTODON_TOKEN}\"",
+            "access_token = \"${MASTODON_TOKEN}\"\npoll_interval_secs = nan",
+        );
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(err.contains("poll_interval_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_hashtag_that_would_change_a_request_path_is_refused() {
+        let text = GOOD.replace(
+            "access_token = \"${MASTODON_TOKEN}\"",
+            "access_token = \"${MASTODON_TOKEN}\"\nhashtags = [\"brand\", \"../admin\"]",
+        );
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(
+            err.contains("mastodon.hashtags") && err.contains("../admin"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_wrong_value_names_file_line_and_key() {
         let text = GOOD.replace("\"C0SUPPORT\"", "\"#support\"");
         let err = parse(&text, &env_all).unwrap_err().to_string();

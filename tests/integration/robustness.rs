@@ -146,6 +146,33 @@ async fn a_panicking_send_is_retried_with_backoff_then_given_up_and_shown_to_the
 }
 
 #[tokio::test]
+async fn a_card_the_surface_refuses_for_good_is_given_up_after_max_attempts_and_the_mention_kept() {
+    let w = World::new().await;
+    write_config(&w, |c| {
+        c.replace(
+            "max_backoff_secs = 5",
+            "max_backoff_secs = 1\nmax_attempts = 3",
+        )
+    });
+    let refused = Fault::http(200, r#"{"ok": false, "error": "invalid_blocks"}"#);
+    w.slack.fail_next("chat.postMessage", vec![refused; 3]);
+    w.mastodon
+        .add_mention("alice", "a card Slack will not take");
+    let bot = w.start_bot().await;
+    let said = "could not be posted after 3 tries";
+    w.slack
+        .wait_until(WAIT, "the team to be told the card was given up", |s| {
+            s.messages(CHANNEL).iter().any(|m| m.text.contains(said))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Three refused posts and the announcement; no fourth try at the card.
+    assert_eq!(w.slack.count("chat.postMessage"), 4, "{}", bot.log());
+    let listed = w.slack_driver().command(Who::Ana, "list").await;
+    assert!(listed.contains("@alice"), "{listed}");
+}
+
+#[tokio::test]
 async fn a_component_that_panics_restarts_with_backoff_and_healthz_names_it() {
     let w = World::new().await;
     w.mastodon.add_mention("alice", "anyone there?");
