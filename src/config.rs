@@ -116,14 +116,39 @@ struct RawStore {
 struct RawHttp {
     #[serde(default = "default_listen")]
     listen: String,
+    #[serde(default = "default_header_read_timeout")]
+    header_read_timeout_secs: f64,
+    #[serde(default = "default_body_read_timeout")]
+    body_read_timeout_secs: f64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             listen: default_listen(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            max_connections: default_max_connections(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
+}
+
+fn default_header_read_timeout() -> f64 {
+    10.0
+}
+fn default_body_read_timeout() -> f64 {
+    10.0
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_max_body_bytes() -> usize {
+    1 << 20
 }
 
 fn default_listen() -> String {
@@ -343,6 +368,8 @@ struct RawOutbox {
     concurrency: usize,
     #[serde(default = "default_max_backoff")]
     max_backoff_secs: u64,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
 }
 
 impl Default for RawOutbox {
@@ -350,8 +377,13 @@ impl Default for RawOutbox {
         RawOutbox {
             concurrency: default_concurrency(),
             max_backoff_secs: default_max_backoff(),
+            max_attempts: default_max_attempts(),
         }
     }
+}
+
+fn default_max_attempts() -> u32 {
+    20
 }
 
 fn default_concurrency() -> usize {
@@ -370,6 +402,8 @@ pub struct Config {
     /// An `[http]` section was given: serve `/healthz` and `/metrics` even when no
     /// surface or webhook needs the server.
     pub http_configured: bool,
+    /// How the HTTP server treats slow and large requests (`[http]`).
+    pub http: HttpLimits,
     /// Routes (`[[route]]`) and the default route (`[sla]`, `[oncall]`).
     pub routes: crate::domain::routes::Routes,
     pub handoff_digest: bool,
@@ -483,6 +517,43 @@ pub struct XConfig {
 pub struct OutboxConfig {
     pub concurrency: usize,
     pub max_backoff: Duration,
+    /// Tries before a job is given up on and shown to the team as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            concurrency: default_concurrency(),
+            max_backoff: Duration::from_secs(default_max_backoff()),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+/// The HTTP server's defences against slow and hostile clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// For a request's headers to arrive, and for an idle keep-alive connection to
+    /// send its next request.
+    pub header_read_timeout: Duration,
+    /// For a request's whole body to arrive.
+    pub body_read_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The largest body a POST route reads.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs_f64(default_header_read_timeout()),
+            body_read_timeout: Duration::from_secs_f64(default_body_read_timeout()),
+            max_connections: default_max_connections(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
 }
 
 impl Config {
@@ -899,18 +970,29 @@ impl Validator<'_> {
             );
         }
 
+        let hashtags: Vec<String> = m
+            .hashtags
+            .iter()
+            .map(|t| t.trim().trim_start_matches('#').to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for tag in &hashtags {
+            let shape = crate::request_path::IdShape::Hashtag;
+            if crate::request_path::checked("hashtag", shape, tag).is_err() {
+                self.problem(
+                    "mastodon",
+                    "hashtags",
+                    format!("expected hashtags of letters, digits and _ only, found {tag:?}"),
+                );
+            }
+        }
         MastodonConfig {
             instance_url,
             access_token,
             poll_interval: self.poll_interval("mastodon", m.poll_interval_secs),
             include_filtered: m.include_filtered,
             initial_backfill: m.initial_backfill,
-            hashtags: m
-                .hashtags
-                .iter()
-                .map(|t| t.trim().trim_start_matches('#').to_string())
-                .filter(|t| !t.is_empty())
-                .collect(),
+            hashtags,
         }
     }
 
@@ -1195,6 +1277,34 @@ impl Validator<'_> {
         Routes { routes, default }
     }
 
+    fn http_limits(&mut self, raw: &RawHttp) -> HttpLimits {
+        let mut secs = |key: &str, value: f64| {
+            if !(value.is_finite() && (0.1..=3600.0).contains(&value)) {
+                self.problem("http", key, "expected a number of seconds from 0.1 to 3600");
+                return Duration::from_secs(10);
+            }
+            Duration::from_secs_f64(value)
+        };
+        let header_read_timeout = secs("header_read_timeout_secs", raw.header_read_timeout_secs);
+        let body_read_timeout = secs("body_read_timeout_secs", raw.body_read_timeout_secs);
+        if !(1..=65_536).contains(&raw.max_connections) {
+            self.problem("http", "max_connections", "expected 1 to 65536");
+        }
+        if !(1024..=64 << 20).contains(&raw.max_body_bytes) {
+            self.problem(
+                "http",
+                "max_body_bytes",
+                "expected 1024 to 67108864 bytes (64 MiB)",
+            );
+        }
+        HttpLimits {
+            header_read_timeout,
+            body_read_timeout,
+            max_connections: raw.max_connections.clamp(1, 65_536),
+            max_body_bytes: raw.max_body_bytes.clamp(1024, 64 << 20),
+        }
+    }
+
     fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
         if !(secs.is_finite() && secs >= 0.1) {
             self.problem(
@@ -1203,7 +1313,12 @@ impl Validator<'_> {
                 "expected a number of seconds, at least 0.1",
             );
         }
-        Duration::from_secs_f64(secs.clamp(0.1, 86_400.0))
+        // `nan` is valid TOML and survives `clamp`; `from_secs_f64` would panic on it.
+        Duration::from_secs_f64(if secs.is_nan() {
+            0.1
+        } else {
+            secs.clamp(0.1, 86_400.0)
+        })
     }
 
     fn bluesky(&mut self, b: &RawBluesky) -> BlueskyConfig {
@@ -1319,7 +1434,9 @@ impl Validator<'_> {
                 p
             }
         };
-        let listen = raw.http.clone().unwrap_or_default().listen;
+        let raw_http = raw.http.clone().unwrap_or_default();
+        let http = self.http_limits(&raw_http);
+        let listen = raw_http.listen;
         let http_listen = listen.parse().unwrap_or_else(|_| {
             self.problem(
                 "http",
@@ -1367,6 +1484,9 @@ impl Validator<'_> {
         if raw.outbox.concurrency == 0 || raw.outbox.concurrency > 64 {
             self.problem("outbox", "concurrency", "expected 1 to 64");
         }
+        if raw.outbox.max_attempts == 0 || raw.outbox.max_attempts > 1000 {
+            self.problem("outbox", "max_attempts", "expected 1 to 1000");
+        }
 
         let mut oncall = self.oncall(&raw.oncall);
         oncall.agents = agents.clone();
@@ -1376,6 +1496,7 @@ impl Validator<'_> {
             store_path,
             http_listen,
             http_configured: raw.http.is_some(),
+            http,
             brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
             routes,
             oncall,
@@ -1392,6 +1513,7 @@ impl Validator<'_> {
             outbox: OutboxConfig {
                 concurrency: raw.outbox.concurrency.clamp(1, 64),
                 max_backoff: Duration::from_secs(raw.outbox.max_backoff_secs.max(1)),
+                max_attempts: raw.outbox.max_attempts.clamp(1, 1000),
             },
             agents,
         }
@@ -1601,6 +1723,61 @@ access_token = "${MASTODON_TOKEN}"
         assert!(err.contains("SLACK_APP_TOKEN"), "{err}");
         assert!(err.contains("MASTODON_TOKEN"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn http_and_outbox_limits_have_safe_defaults_and_refuse_nonsense() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert_eq!(c.http, HttpLimits::default());
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 256);
+        assert_eq!(c.outbox.max_attempts, 20);
+
+        let tuned = format!(
+            "{GOOD}\n[http]\nheader_read_timeout_secs = 2.5\nbody_read_timeout_secs = 3\n\
+             max_connections = 8\nmax_body_bytes = 4096\n\n[outbox]\nmax_attempts = 3\n"
+        );
+        let c = parse(&tuned, &env_all).unwrap();
+        assert_eq!(c.http.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(c.http.body_read_timeout, Duration::from_secs(3));
+        assert_eq!((c.http.max_connections, c.http.max_body_bytes), (8, 4096));
+        assert_eq!(c.outbox.max_attempts, 3);
+
+        for (section, bad) in [
+            ("http", "header_read_timeout_secs = nan"),
+            ("http", "body_read_timeout_secs = 0"),
+            ("http", "max_connections = 0"),
+            ("http", "max_body_bytes = 10"),
+            ("outbox", "max_attempts = 0"),
+        ] {
+            let text = format!("{GOOD}\n[{section}]\n{bad}\n");
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("{section}.{key}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_nan_poll_interval_is_a_config_error_not_a_panic() {
+        let text = GOOD.replace(
+            "access_token = \"${MASTODON_TOKEN}\"",
+            "access_token = \"${MASTODON_TOKEN}\"\npoll_interval_secs = nan",
+        );
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(err.contains("poll_interval_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_hashtag_that_would_change_a_request_path_is_refused() {
+        let text = GOOD.replace(
+            "access_token = \"${MASTODON_TOKEN}\"",
+            "access_token = \"${MASTODON_TOKEN}\"\nhashtags = [\"brand\", \"../admin\"]",
+        );
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        assert!(
+            err.contains("mastodon.hashtags") && err.contains("../admin"),
+            "{err}"
+        );
     }
 
     #[test]

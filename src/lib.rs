@@ -7,6 +7,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod http;
+pub mod request_path;
 pub mod runtime;
 pub mod sources;
 pub mod stats;

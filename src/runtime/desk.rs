@@ -49,6 +49,9 @@ pub struct DeskService {
     /// The configured rotations; chat overrides live in the store.
     oncall: Schedule,
     routes: Routes,
+    /// Where the surfaces' handlers leave work they do not wait for.
+    background: crate::runtime::supervisor::Background,
+    background_work: Arc<crate::runtime::supervisor::BackgroundWork>,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -64,7 +67,10 @@ pub struct OnCallNow {
 
 impl DeskService {
     pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
+        let (background, background_work) = crate::runtime::supervisor::background();
         DeskService {
+            background,
+            background_work: Arc::new(background_work),
             store,
             canned: Vec::new(),
             brand: String::new(),
@@ -72,9 +78,19 @@ impl DeskService {
             routes: Routes::default(),
             desk: RwLock::new(desk),
             outbox_wake,
-            slow: std::env::var(crate::runtime::outbox::FAILPOINT_ENV).as_deref()
+            slow: std::env::var(crate::runtime::failpoints::FAILPOINT_ENV).as_deref()
                 == Ok("slow-desk"),
         }
+    }
+
+    /// Hand work to the supervised background component instead of a bare spawn.
+    pub fn background(&self) -> &crate::runtime::supervisor::Background {
+        &self.background
+    }
+
+    /// The component that runs what [`Self::background`] was given.
+    pub fn background_work(&self) -> Arc<crate::runtime::supervisor::BackgroundWork> {
+        self.background_work.clone()
     }
 
     pub fn store(&self) -> &Store {

@@ -2,8 +2,10 @@
 //! start, supervise and shut down together.
 
 pub mod desk;
+pub mod failpoints;
 pub mod outbox;
 pub mod scheduler;
+pub mod supervisor;
 pub mod watcher;
 
 use crate::chat::discord::{run_gateway, Discord, DiscordError};
@@ -14,10 +16,12 @@ use crate::domain::{Desk, SurfaceKind};
 
 use crate::store::{Store, StoreError};
 use desk::DeskService;
+use failpoints::Failpoints;
 use outbox::OutboxSender;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use supervisor::Supervisor;
 use thiserror::Error;
 use tokio::sync::{watch, Notify};
 
@@ -94,21 +98,30 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
-    let mut tasks = tokio::task::JoinSet::new();
+    let failpoints = Failpoints::from_env();
+    let mut tasks = Supervisor::new(stop_rx.clone(), failpoints.clone());
+
+    let work = desk.background_work();
+    tasks.spawn("background", move |stop| {
+        let work = work.clone();
+        async move { work.run(stop).await }
+    });
 
     if let Some(slack) = slack
         .clone()
         .filter(|s| s.config().agent_usergroup.is_some())
     {
-        let mut stop = stop_rx.clone();
-        tasks.spawn(async move {
-            loop {
-                if let Err(e) = slack.refresh_agent_group().await {
-                    tracing::warn!(error = %e, "could not resolve the agent user group; keeping the last known members");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(300)) => {}
-                    _ = stop.changed() => return,
+        tasks.spawn("slack-agent-group", move |mut stop| {
+            let slack = slack.clone();
+            async move {
+                loop {
+                    if let Err(e) = slack.refresh_agent_group().await {
+                        tracing::warn!(error = %e, "could not resolve the agent user group; keeping the last known members");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
             }
         });
@@ -122,15 +135,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(d) = &discord {
         surfaces.push(d.clone());
     }
-    for source in platforms.sources.iter().cloned() {
-        tasks.spawn(watcher::watch_source(
-            source,
-            store.clone(),
-            wake.clone(),
-            config.outbox.max_backoff,
-            surfaces.clone(),
-            stop_rx.clone(),
-        ));
+    for source in platforms.sources.clone() {
+        let key = source.cursor_key();
+        let platform = key.split(':').next().unwrap_or("source").to_string();
+        let (store, wake, surfaces) = (store.clone(), wake.clone(), surfaces.clone());
+        let max_backoff = config.outbox.max_backoff;
+        tasks.spawn(format!("watcher:{platform}"), move |stop| {
+            watcher::watch_source(
+                source.clone(),
+                store.clone(),
+                wake.clone(),
+                max_backoff,
+                surfaces.clone(),
+                stop,
+            )
+        });
     }
     let sender = Arc::new(
         OutboxSender::new(
@@ -140,10 +159,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             wake.clone(),
             config.outbox.clone(),
         )
-        .with_pager(desk.clone()),
+        .with_pager(desk.clone())
+        .with_failpoints(failpoints),
     );
-    tasks.spawn(sender.run(stop_rx.clone()));
-    let scheduler = scheduler::Scheduler {
+    tasks.spawn("outbox", move |stop| sender.clone().run(stop));
+    let scheduler = Arc::new(scheduler::Scheduler {
         store: store.clone(),
         desk: desk.clone(),
         wake_outbox: wake.clone(),
@@ -155,8 +175,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         } else {
             SurfaceKind::Discord
         },
-    };
-    tasks.spawn(scheduler.run(stop_rx.clone()));
+    });
+    tasks.spawn("scheduler", move |stop| scheduler.clone().run(stop));
 
     let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);
     let discord_http = discord
@@ -176,16 +196,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 source,
             })?;
         tracing::info!(addr = %config.http_listen, "HTTP server listening (chat interactions and/or the mentions webhook)");
-        let metrics = crate::http::Metrics { desk: desk.clone() };
-        let app = crate::http::router(slack_http, discord_http, ingest, metrics);
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
+        let listener = Arc::new(listener);
+        let metrics = crate::http::Metrics {
+            desk: desk.clone(),
+            health: tasks.health(),
+        };
+        let limits = config.http.clone();
+        let app = crate::http::router(slack_http, discord_http, ingest, metrics, &limits);
+        tasks.spawn("http", move |stop| {
+            let (listener, app, limits) = (listener.clone(), app.clone(), limits.clone());
+            async move { crate::http::server::serve(&listener, app, &limits, stop).await }
         });
     }
 
@@ -195,11 +215,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .app_token
             .clone()
             .expect("validated: socket mode has an app token");
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move {
-            if let Err(e) = run_socket_mode(slack, app_token, 1, stop).await {
-                tracing::error!(error = %e, "Slack Socket Mode stopped");
-            }
+        tasks.spawn("slack-socket-mode", move |stop| {
+            run_socket_mode(slack.clone(), app_token.clone(), 1, stopped(stop))
         });
     }
 
@@ -208,11 +225,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::error!(error = %e, "could not register the /mentions command in the Discord guild");
         }
         if discord.config().mode == DiscordMode::Gateway {
-            let stop = stopped(stop_rx.clone());
-            tasks.spawn(async move {
-                if let Err(e) = run_gateway(discord, stop).await {
-                    tracing::error!(error = %e, "Discord gateway stopped");
-                }
+            tasks.spawn("discord-gateway", move |stop| {
+                run_gateway(discord.clone(), stopped(stop))
             });
         }
     }
@@ -221,8 +235,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight work");
     let _ = stop_tx.send(true);
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(20), drain)
+    if tokio::time::timeout(Duration::from_secs(20), tasks.stopped())
         .await
         .is_err()
     {

@@ -3,11 +3,17 @@
 //! while a slow Slack never delays a customer's reply. Before a send starts its attempt is
 //! persisted; a job whose attempt count shows an earlier start looks for its own result
 //! before acting again, so a crash at any point never doubles a card or a reply.
+//! A job whose send failed, or panicked, waits out a backoff; after `max_attempts` tries
+//! it is given up on: kept among the store's failed jobs, logged, counted on `/metrics`
+//! and told to the team (on the card for a reply, in the channel otherwise). Its ticket
+//! stays on the desk.
 
 use crate::chat::Surface;
 use crate::config::OutboxConfig;
-use crate::delivery::{backoff, DeliveryError};
+use crate::delivery::{backoff, later, DeliveryError};
 use crate::domain::{Effect, Platform, ReplyState, SystemEvent, TicketId};
+use crate::runtime::failpoints::Failpoints;
+use crate::runtime::supervisor::{panic_message, ComponentHealth, ComponentState};
 use crate::sources::{Publisher, ReplyRequest};
 use crate::store::{Job, Store, StoreError};
 use chrono::Utc;
@@ -16,11 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-
-/// A test hook: `MENTIONBRIDGE_FAILPOINT=before-publish` (or `before-post-card`) makes the
-/// process stop dead after the attempt is persisted and before the call goes out, so a
-/// test can SIGKILL it exactly there. (`slow-desk` slows agent actions: see DeskService.)
-pub const FAILPOINT_ENV: &str = "MENTIONBRIDGE_FAILPOINT";
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Lane {
@@ -41,7 +42,7 @@ pub struct OutboxSender {
     publishers: HashMap<Platform, Arc<dyn Publisher>>,
     wake: Arc<Notify>,
     config: OutboxConfig,
-    failpoint: Option<String>,
+    failpoints: Failpoints,
     /// Whom to page about a new ticket (the on-call agents), if paging is on.
     pager: Option<Arc<crate::runtime::desk::DeskService>>,
 }
@@ -65,9 +66,15 @@ impl OutboxSender {
             publishers: publishers.into_iter().map(|p| (p.platform(), p)).collect(),
             wake,
             config,
-            failpoint: std::env::var(FAILPOINT_ENV).ok(),
+            failpoints: Failpoints::default(),
             pager: None,
         }
+    }
+
+    /// Test hooks (see `failpoints`).
+    pub fn with_failpoints(mut self, failpoints: Failpoints) -> Self {
+        self.failpoints = failpoints;
+        self
     }
 
     /// Page the on-call agents in a new ticket's thread once its card is up.
@@ -130,40 +137,110 @@ impl OutboxSender {
             self.maybe_stop_here(&batch).await;
 
             let mut running = JoinSet::new();
+            let mut sending = HashMap::new();
             for mut job in batch {
                 job.attempts += 1; // as persisted by mark_started
                 let me = self.clone();
-                running.spawn(async move {
-                    let outcome = me.execute(&job).await;
-                    (job, outcome)
-                });
+                let sent = job.clone();
+                let task = running.spawn(async move { me.execute(&sent).await });
+                sending.insert(task.id(), job);
             }
-            while let Some(joined) = running.join_next().await {
-                let Ok((job, outcome)) = joined else { continue };
-                self.settle(job, outcome)?;
+            while let Some(joined) = running.join_next_with_id().await {
+                let (job, outcome) = match joined {
+                    Ok((task, outcome)) => (sending.remove(&task), outcome),
+                    // A panic in one job's send: that job waits and is tried again; the
+                    // others and the sender go on.
+                    Err(e) => {
+                        let job = sending.remove(&e.id());
+                        let why = if e.is_panic() {
+                            format!("the send panicked: {}", panic_message(&*e.into_panic()))
+                        } else {
+                            "the send was cancelled".to_string()
+                        };
+                        if let Some(job) = &job {
+                            tracing::error!(ticket = %job.ticket, job = job.id, attempt = job.attempts, error = %why, "outbox job panicked");
+                        }
+                        (job, Outcome::Failed(DeliveryError::retry(why)))
+                    }
+                };
+                if let Some(job) = job {
+                    self.settle(job, outcome).await?;
+                }
             }
             self.store.flush().await?;
         }
     }
 
     async fn maybe_stop_here(&self, batch: &[Job]) {
-        let Some(point) = self.failpoint.as_deref() else {
-            return;
-        };
-        let hit = batch.iter().any(|j| {
-            matches!(
-                (&j.effect, point),
-                (Effect::PublishReply { .. }, "before-publish")
-                    | (Effect::PostCards, "before-post-card")
-            )
-        });
-        if hit {
-            eprintln!("FAILPOINT {point} reached");
-            std::future::pending::<()>().await;
+        for (point, effect) in [
+            ("before-publish", "publish-reply"),
+            ("before-post-card", "post-cards"),
+        ] {
+            if self.failpoints.is_on(point)
+                && batch.iter().any(|j| effect_name(&j.effect) == effect)
+            {
+                eprintln!("FAILPOINT {point} reached");
+                std::future::pending::<()>().await;
+            }
         }
     }
 
-    fn settle(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
+    async fn settle(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
+        if let Outcome::Failed(e) = &outcome {
+            // Bounded: the last try's failure, whatever its kind, gives the job up.
+            let refused_card = matches!(
+                (e, &job.effect),
+                (DeliveryError::Permanent { .. }, Effect::PostCards)
+            );
+            let retrying = matches!(e, DeliveryError::Retry { .. }) || refused_card;
+            if retrying && job.attempts >= self.config.max_attempts {
+                return self.give_up(job, &e.to_string()).await;
+            }
+        }
+        self.settle_try(job, outcome)
+    }
+
+    /// Stop trying a job and tell the team; the ticket and its mention stay on the desk.
+    async fn give_up(&self, job: Job, reason: &str) -> Result<(), StoreError> {
+        let now = crate::clock::now();
+        let tries = job.attempts;
+        let what = effect_name(&job.effect);
+        tracing::error!(ticket = %job.ticket, job = job.id, effect = what, tries, %reason, "outbox gave up on a job");
+        if let Effect::PublishReply { seq } = job.effect {
+            // A reply's failure is shown on its card, where the agent who wrote it looks.
+            let reason = format!("gave up after {tries} tries: {reason}");
+            self.store.give_up(&job, &reason, now)?;
+            return self
+                .store
+                .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now);
+        }
+        self.store.give_up(&job, reason, now)?;
+        let text = match job.effect {
+            Effect::PostCards => format!(
+                "The card of ticket {} could not be posted after {tries} tries ({reason}). \
+                 The mention is kept: `/mentions list` shows it.",
+                job.ticket
+            ),
+            Effect::Digest(_) => {
+                format!(
+                    "The shift hand-off digest could not be posted after {tries} tries ({reason})."
+                )
+            }
+            _ => format!(
+                "A {} for ticket {} could not be delivered after {tries} tries ({reason}).",
+                what.replace('-', " "),
+                job.ticket
+            ),
+        };
+        for surface in &self.surfaces {
+            if let Err(e) = surface.announce(&text).await {
+                tracing::warn!(surface = ?surface.kind(), error = %e, "could not tell the team that a job was given up");
+            }
+        }
+        Ok(())
+    }
+
+    fn settle_try(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
         // Outcomes are desk history (the desk's clock); retry times are wall-clock.
         let now = crate::clock::now();
         let wall = Utc::now();
@@ -193,8 +270,7 @@ impl OutboxSender {
                     self.config.max_backoff,
                 );
                 tracing::warn!(ticket = %job.ticket, job = job.id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
-                let at = wall + chrono::Duration::from_std(wait).unwrap_or_default();
-                self.store.defer(job.id, at, &reason)
+                self.store.defer(job.id, later(wall, wait), &reason)
             }
             Outcome::Failed(
                 DeliveryError::Permanent { reason } | DeliveryError::Gone { reason },
@@ -205,12 +281,11 @@ impl OutboxSender {
                         .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
                 }
                 Effect::PostCards => {
-                    // Never drop a mention: keep it queued (a channel fixed in config and a
-                    // restart will post it) and say so loudly.
-                    tracing::error!(ticket = %job.ticket, %reason, "card cannot be posted; the mention stays queued");
-                    let at = wall
-                        + chrono::Duration::from_std(self.config.max_backoff).unwrap_or_default();
-                    self.store.defer(job.id, at, &reason)
+                    // A channel fixed in config may still let it through: try again at
+                    // the longest backoff, up to `max_attempts` (see `settle`).
+                    tracing::error!(ticket = %job.ticket, attempt = job.attempts, %reason, "card cannot be posted; will try again");
+                    self.store
+                        .defer(job.id, later(wall, self.config.max_backoff), &reason)
                 }
                 // Per-card refusals are handled where they happen; this is the rest.
                 _ => {
@@ -229,6 +304,12 @@ impl OutboxSender {
     }
 
     async fn try_execute(&self, job: &Job) -> Result<Option<SystemEvent>, DeliveryError> {
+        if self
+            .failpoints
+            .is_on(&format!("panic-job:{}", effect_name(&job.effect)))
+        {
+            panic!("failpoint: panic in a {} job", effect_name(&job.effect));
+        }
         let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
         let maybe_done = job.attempts > 1;
         if let Effect::Digest(digest) = &job.effect {
@@ -399,4 +480,66 @@ impl OutboxSender {
             }
         }
     }
+}
+
+/// An effect's name in logs, failpoints and metrics.
+fn effect_name(effect: &Effect) -> &'static str {
+    match effect {
+        Effect::PostCards => "post-cards",
+        Effect::UpdateCards => "update-cards",
+        Effect::ThreadNote(_) => "thread-note",
+        Effect::PublishReply { .. } => "publish-reply",
+        Effect::Digest(_) => "digest",
+    }
+}
+
+/// The outbox's and the supervisor's lines for `/metrics`: jobs given up on (kept in
+/// the store, so the count survives restarts) and each component's state.
+pub fn exposition(
+    failed: &[Job],
+    components: &std::collections::BTreeMap<String, ComponentHealth>,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    out.push_str(
+        "# HELP mentionbridge_outbox_jobs_failed Outbox jobs given up on after their last try.\n",
+    );
+    out.push_str("# TYPE mentionbridge_outbox_jobs_failed gauge\n");
+    for effect in [
+        "post-cards",
+        "update-cards",
+        "thread-note",
+        "publish-reply",
+        "digest",
+    ] {
+        let n = failed
+            .iter()
+            .filter(|j| effect_name(&j.effect) == effect)
+            .count();
+        let _ = writeln!(
+            out,
+            "mentionbridge_outbox_jobs_failed{{effect=\"{effect}\"}} {n}"
+        );
+    }
+    out.push_str("# HELP mentionbridge_component_up 1 while a supervised component runs.\n");
+    out.push_str("# TYPE mentionbridge_component_up gauge\n");
+    for (name, c) in components {
+        let up = u8::from(c.state == ComponentState::Running);
+        let _ = writeln!(
+            out,
+            "mentionbridge_component_up{{component=\"{name}\"}} {up}"
+        );
+    }
+    out.push_str(
+        "# HELP mentionbridge_component_restarts_total Restarts of a supervised component.\n",
+    );
+    out.push_str("# TYPE mentionbridge_component_restarts_total counter\n");
+    for (name, c) in components {
+        let _ = writeln!(
+            out,
+            "mentionbridge_component_restarts_total{{component=\"{name}\"}} {}",
+            c.restarts
+        );
+    }
+    out
 }

@@ -37,7 +37,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         // A test drives the clock by hand: look at it often instead of trusting sleeps.
         let longest = if crate::clock::is_manual() {
             Duration::from_millis(100)

@@ -16,7 +16,7 @@
 
 use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
 use crate::config::BlueskyConfig;
-use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::delivery::{header_wait, DeliveryError, HintForm};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use crate::store::Store;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -657,11 +657,11 @@ impl Bluesky {
             || status == StatusCode::REQUEST_TIMEOUT
             || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
         if transient {
-            let after = retry_after_secs(
-                answer
-                    .headers
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok()),
+            let after = header_wait(
+                &answer.headers,
+                "retry-after",
+                HintForm::RetryAfter,
+                Utc::now(),
             )
             .or_else(|| reset_wait(&answer.headers).filter(|_| status.as_u16() == 429));
             return DeliveryError::Retry {
@@ -1026,9 +1026,12 @@ fn header_num(headers: &HeaderMap, name: &str) -> Option<i64> {
 
 /// How long until `ratelimit-reset` (epoch seconds), capped at a day.
 fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
-    let reset = header_num(headers, "ratelimit-reset")?;
-    let wait_ms = reset.saturating_mul(1000) - Utc::now().timestamp_millis();
-    Some(Duration::from_millis(wait_ms.clamp(0, 86_400_000) as u64))
+    header_wait(
+        headers,
+        "ratelimit-reset",
+        HintForm::EpochSeconds,
+        Utc::now(),
+    )
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {

@@ -8,8 +8,9 @@
 
 use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
 use crate::config::{MastodonConfig, Secret};
-use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::delivery::{header_wait, DeliveryError, HintForm};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
+use crate::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -236,16 +237,10 @@ impl Mastodon {
             .get("x-ratelimit-remaining")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i64>().ok());
-        let reset = headers
-            .get("x-ratelimit-reset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| DateTime::parse_from_rfc3339(v).ok());
+        let reset = header_wait(headers, "x-ratelimit-reset", HintForm::Rfc3339, Utc::now());
         if let (Some(r), Some(reset)) = (remaining, reset) {
             if r <= 1 {
-                let wait = (reset.with_timezone(&Utc) - Utc::now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(Duration::from_secs(300));
+                let wait = reset.min(Duration::from_secs(300));
                 *self.gate.lock().expect("gate lock") = Some(Instant::now() + wait);
             }
         }
@@ -299,13 +294,10 @@ impl Mastodon {
             || status.is_server_error()
             || status == StatusCode::REQUEST_TIMEOUT
         {
-            let after = retry_after_secs(headers.get("retry-after").and_then(|v| v.to_str().ok()))
-                .or_else(|| {
-                    headers
-                        .get("x-ratelimit-reset")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                        .and_then(|r| (r.with_timezone(&Utc) - Utc::now()).to_std().ok())
+            let now = Utc::now();
+            let after =
+                header_wait(headers, "retry-after", HintForm::RetryAfter, now).or_else(|| {
+                    header_wait(headers, "x-ratelimit-reset", HintForm::Rfc3339, now)
                         .filter(|_| status == StatusCode::TOO_MANY_REQUESTS)
                 });
             return DeliveryError::Retry {
@@ -418,7 +410,10 @@ impl Mastodon {
         let mut more = notifications.more;
         // Keyword watches: the public timeline of each hashtag.
         for tag in &self.config.hashtags {
-            let path = format!("/api/v1/timelines/tag/{}?", urlencode(tag));
+            let path = request_path::path(
+                "/api/v1/timelines/tag/{}",
+                &[("hashtag", IdShape::Hashtag, tag)],
+            )? + "?";
             let feed = self
                 .read_feed(
                     &path,
@@ -500,7 +495,10 @@ impl Mastodon {
         &self,
         reply: &ReplyRequest,
     ) -> Result<Option<Published>, DeliveryError> {
-        let path = format!("/api/v1/statuses/{}/context", urlencode(&reply.in_reply_to));
+        let path = request_path::path(
+            "/api/v1/statuses/{}/context",
+            &[("Mastodon status id", IdShape::Opaque, &reply.in_reply_to)],
+        )?;
         let body = self.get(&path).await?;
         let context: Context = serde_json::from_slice(&body).map_err(|e| {
             DeliveryError::retry(format!(

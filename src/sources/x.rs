@@ -16,8 +16,9 @@
 
 use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
 use crate::config::{Secret, XConfig, XCredentials};
-use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::delivery::{header_wait, later, DeliveryError, HintForm};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
+use crate::request_path::{self, IdShape};
 use crate::store::Store;
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
@@ -427,11 +428,11 @@ impl X {
 
     fn note_limits(&self, endpoint: Endpoint, headers: &HeaderMap) {
         let remaining = header_num(headers, "x-rate-limit-remaining");
-        let reset = header_num(headers, "x-rate-limit-reset")
-            .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0));
-        if let (Some(r), Some(reset)) = (remaining, reset) {
+        let now = Utc::now();
+        let wait = header_wait(headers, "x-rate-limit-reset", HintForm::EpochSeconds, now);
+        if let (Some(r), Some(wait)) = (remaining, wait) {
             if r <= 0 {
-                let wait = (reset - Utc::now()).to_std().unwrap_or_default();
+                let reset = later(now, wait);
                 tracing::info!(
                     ?endpoint,
                     reset = %reset.to_rfc3339(),
@@ -669,21 +670,13 @@ impl X {
             || status.is_server_error()
             || status == StatusCode::REQUEST_TIMEOUT
         {
-            let reset = header_num(headers, "x-rate-limit-reset")
-                .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-                .map(|r| {
-                    (r - Utc::now())
-                        .to_std()
-                        .unwrap_or_default()
-                        .max(Duration::from_secs(1))
-                });
-            let after = retry_after_secs(headers.get("retry-after").and_then(|v| v.to_str().ok()))
+            let now = Utc::now();
+            let reset = header_wait(headers, "x-rate-limit-reset", HintForm::EpochSeconds, now);
+            let after = header_wait(headers, "retry-after", HintForm::RetryAfter, now)
                 .or(reset.filter(|_| status == StatusCode::TOO_MANY_REQUESTS));
             if status == StatusCode::TOO_MANY_REQUESTS {
                 if let Some(a) = after {
-                    let until = Utc::now()
-                        + chrono::Duration::from_std(a)
-                            .unwrap_or_else(|_| chrono::Duration::zero());
+                    let until = later(now, a);
                     self.gates
                         .lock()
                         .expect("gates lock")
@@ -861,7 +854,10 @@ impl X {
         let mut found = Found::default();
         self.collect(
             Endpoint::Mentions,
-            format!("/2/users/{}/mentions", self.me.id),
+            request_path::path(
+                "/2/users/{}/mentions",
+                &[("X user id", IdShape::Snowflake, &self.me.id)],
+            )?,
             vec![],
             since,
             "pagination_token",
@@ -926,7 +922,10 @@ impl X {
         let call = Call {
             method: Method::GET,
             endpoint: Endpoint::Timeline,
-            path: format!("/2/users/{}/tweets", self.me.id),
+            path: request_path::path(
+                "/2/users/{}/tweets",
+                &[("X user id", IdShape::Snowflake, &self.me.id)],
+            )?,
             query: vec![
                 ("max_results", OWN_RECENT.to_string()),
                 ("tweet.fields", "referenced_tweets,created_at".into()),
@@ -1004,7 +1003,10 @@ impl X {
         let call = Call {
             method: Method::GET,
             endpoint: Endpoint::DmEvents,
-            path: format!("/2/dm_conversations/with/{author_id}/dm_events"),
+            path: request_path::path(
+                "/2/dm_conversations/with/{}/dm_events",
+                &[("X author id", IdShape::Snowflake, author_id)],
+            )?,
             query: vec![
                 ("event_types", "MessageCreate".into()),
                 (
@@ -1051,7 +1053,10 @@ impl X {
         let call = Call {
             method: Method::POST,
             endpoint: Endpoint::SendDm,
-            path: format!("/2/dm_conversations/with/{author_id}/messages"),
+            path: request_path::path(
+                "/2/dm_conversations/with/{}/messages",
+                &[("X author id", IdShape::Snowflake, author_id)],
+            )?,
             query: vec![],
             json: Some(serde_json::json!({ "text": reply.text })),
         };

@@ -93,6 +93,8 @@ pub struct Store {
     /// when first seen; `seen_by_time` indexes them by that time for pruning.
     seen: sled::Tree,
     seen_by_time: sled::Tree,
+    /// Jobs the outbox gave up on, with their last error: kept for the team to see.
+    failed_jobs: sled::Tree,
     /// Stamps a new ticket with its route and first-response deadline.
     router: Option<Router>,
 }
@@ -188,6 +190,7 @@ impl Store {
             state: db.open_tree("state")?,
             seen: db.open_tree("seen_events")?,
             seen_by_time: db.open_tree("seen_events_by_time")?,
+            failed_jobs: db.open_tree("failed_jobs")?,
             router: None,
             db,
         })
@@ -492,6 +495,38 @@ impl Store {
             self.outbox.insert(key(id), enc(&job))?;
         }
         Ok(())
+    }
+
+    /// The outbox gives up on a job: out of the queue, kept with `reason` among the
+    /// failed jobs, and written into the ticket's audit trail, in one transaction. The
+    /// ticket itself is untouched: its mention stays on the desk.
+    pub fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let trees = (&self.outbox, &self.failed_jobs, &self.audit);
+        let result = trees.transaction(|(outbox, failed, audit)| {
+            outbox.remove(&key(job.id))?;
+            let mut kept = job.clone();
+            kept.last_error = Some(reason.to_string());
+            failed.insert(&key(job.id), enc(&kept))?;
+            if job.ticket != DESK_JOBS {
+                append_audit(
+                    audit,
+                    &AuditEntry {
+                        ticket: job.ticket,
+                        at: now,
+                        actor: None,
+                        what: format!("gave up after {} tries", job.attempts),
+                        detail: Some(reason.to_string()),
+                    },
+                )?;
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    /// Jobs the outbox gave up on, oldest first.
+    pub fn failed_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.failed_jobs.iter().values().map(|v| dec(&v?)).collect()
     }
 
     /// Remember where a ticket's card went on a surface.

@@ -232,6 +232,9 @@ struct MState {
     max_characters: usize,
     default_visibility: String,
     faults: Vec<FaultRule>,
+    /// Set on every injected `Fault::Status` answer, over the fake's own headers: odd
+    /// or hostile values (`Retry-After: 1e300`, `X-RateLimit-Reset: soon`).
+    fault_headers: Vec<(String, String)>,
     requests: Vec<(String, String)>,
     rate: RateState,
     /// When set, new mentions are written at this instant (a test walking simulated time).
@@ -686,6 +689,7 @@ impl FakeMastodon {
             max_characters: 500,
             default_visibility: "public".to_string(),
             faults: Vec::new(),
+            fault_headers: Vec::new(),
             requests: Vec::new(),
             rate: RateState {
                 api: Bucket::new(300, RATE_PERIOD_SECS),
@@ -990,6 +994,14 @@ impl FakeMastodon {
         });
     }
 
+    /// Headers every injected status fault answers with, whatever their value says.
+    pub fn set_fault_headers(&self, headers: &[(&str, &str)]) {
+        lock(&self.shared).fault_headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
     /// Every request seen, as (method, path and query), in arrival order.
     pub fn requests(&self) -> Vec<(String, String)> {
         lock(&self.shared).requests.clone()
@@ -1104,6 +1116,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 (remaining, reset)
             };
             set_rate_headers(resp.headers_mut(), limit, remaining, &reset);
+            for (k, v) in lock(&shared).fault_headers.clone() {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
             return resp;
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,

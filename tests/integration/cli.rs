@@ -125,7 +125,13 @@ async fn metrics_are_served_and_tickets_export_for_a_spreadsheet() {
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", w.http_port))
         .await
         .unwrap();
-    assert_eq!(health.text().await.unwrap(), "ok");
+    assert_eq!(health.status(), 200);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(
+        health["components"]["outbox"]["state"], "running",
+        "{health}"
+    );
 
     // While the bot runs the store is locked: export says so instead of corrupting it.
     let (ok, err) = mentionbridge(&w, &["export"], &w.config_path(), &[]).await;

@@ -681,7 +681,11 @@ agent_user_ids = ["1200000000000000002"]
                 secret: config.webhook.unwrap().secret,
                 wake,
             }),
-            mentionbridge::http::Metrics { desk },
+            mentionbridge::http::Metrics {
+                desk,
+                health: Default::default(),
+            },
+            &Default::default(),
         );
         drop(_guard);
         Bench {

@@ -33,11 +33,15 @@ impl EventHandler for Handler {
             _ => return,
         };
         let discord = self.discord.clone();
-        tokio::spawn(async move {
-            if let Some(answer) = discord.answer_from_gateway(interaction).await {
-                discord.respond(&id, &token, &answer).await;
-            }
-        });
+        let work = discord.clone();
+        discord
+            .desk
+            .background()
+            .spawn("a Discord interaction", async move {
+                if let Some(answer) = work.answer_from_gateway(interaction).await {
+                    work.respond(&id, &token, &answer).await;
+                }
+            });
     }
 }
 
@@ -67,13 +71,24 @@ pub async fn run_gateway(
             reason: format!("the gateway client could not start: {e}"),
         })?;
     let shards = client.shard_manager.clone();
-    let running = tokio::spawn(async move { client.start().await });
-    shutdown.await;
+    let running = client.start();
+    tokio::pin!(running);
+    // A session that ends by itself is a failure: the supervisor starts a new one.
+    tokio::select! {
+        ended = &mut running => {
+            return Err(DiscordError::Unavailable {
+                url: config.api_url.clone(),
+                reason: match ended {
+                    Ok(()) => "the gateway connection ended".into(),
+                    Err(e) => format!("the gateway connection ended: {e}"),
+                },
+            });
+        }
+        _ = shutdown => {}
+    }
     shards.shutdown_all().await;
-    match running.await {
-        Ok(Err(e)) => tracing::warn!(error = %e, "Discord gateway stopped with an error"),
-        Err(e) => tracing::warn!(error = %e, "Discord gateway task failed"),
-        Ok(Ok(())) => {}
+    if let Err(e) = running.await {
+        tracing::warn!(error = %e, "Discord gateway stopped with an error");
     }
     Ok(())
 }

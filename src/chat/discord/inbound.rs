@@ -7,6 +7,7 @@ use super::Discord;
 use crate::chat::markup::cut_to;
 use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
+use crate::request_path::{self, IdShape};
 use reqwest::Method;
 use serenity::all::{
     ActionRowComponent, CommandInteraction, ComponentInteraction, ComponentInteractionDataKind,
@@ -151,12 +152,17 @@ impl Discord {
             _ => return None,
         };
         let me = self.clone();
-        let mut work = tokio::spawn(async move { me.handle(interaction).await });
+        let (answered, mut work) = tokio::sync::oneshot::channel();
+        let background = self.desk.background();
+        background.spawn("a Discord interaction", async move {
+            let _ = answered.send(me.handle(interaction).await);
+        });
         tokio::select! {
+            // A panic in the work drops `answered`: no answer, as for an unknown interaction.
             done = &mut work => done.ok().flatten(),
             _ = tokio::time::sleep(DEFER_AFTER) => {
                 let me = self.clone();
-                tokio::spawn(async move {
+                background.spawn("a late Discord answer", async move {
                     if let Ok(Some(answer)) = work.await {
                         me.answer_late(&token, late, answer).await;
                     }
@@ -179,12 +185,23 @@ impl Discord {
             return;
         };
         let body = serde_json::to_value(message).expect("message serializes");
+        let ids = [
+            ("Discord application id", IdShape::Snowflake, app.as_str()),
+            ("Discord interaction token", IdShape::Token, token),
+        ];
         let (method, path) = match late {
             Late::Thinking => (
                 Method::PATCH,
-                format!("/webhooks/{app}/{token}/messages/@original"),
+                request_path::path("/webhooks/{}/{}/messages/@original", &ids),
             ),
-            _ => (Method::POST, format!("/webhooks/{app}/{token}")),
+            _ => (Method::POST, request_path::path("/webhooks/{}/{}", &ids)),
+        };
+        let path = match path {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not deliver a late interaction answer");
+                return;
+            }
         };
         if let Err(e) = self.call(method, &path, Some(&body)).await {
             tracing::warn!(error = %e, "could not deliver a late interaction answer");
@@ -194,14 +211,18 @@ impl Discord {
     /// Gateway interactions are answered by a callback request.
     pub(super) async fn respond(&self, id: &str, token: &str, answer: &CreateInteractionResponse) {
         let body = serde_json::to_value(answer).expect("interaction response serializes");
-        if let Err(e) = self
-            .call(
-                Method::POST,
-                &format!("/interactions/{id}/{token}/callback"),
-                Some(&body),
-            )
-            .await
-        {
+        let path = request_path::path(
+            "/interactions/{}/{}/callback",
+            &[
+                ("Discord interaction id", IdShape::Snowflake, id),
+                ("Discord interaction token", IdShape::Token, token),
+            ],
+        );
+        let sent = match path {
+            Ok(path) => self.call(Method::POST, &path, Some(&body)).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "could not answer a Discord interaction");
         }
     }

@@ -12,8 +12,9 @@ pub mod signature;
 use crate::chat::markup::cut_to;
 use crate::chat::Surface;
 use crate::config::{DiscordConfig, Secret};
-use crate::delivery::{retry_after_secs, DeliveryError};
+use crate::delivery::{header_wait, hinted_secs, DeliveryError, HintForm};
 use crate::domain::{Note, SurfaceKind, Ticket};
+use crate::request_path::{self, IdShape};
 use crate::runtime::desk::DeskService;
 use crate::sources::BoxFuture;
 use crate::store::CardRef;
@@ -77,6 +78,14 @@ fn route_key(method: &Method, path: &str) -> String {
 /// Discord's JSON error codes for a message or channel that does not exist.
 const UNKNOWN_MESSAGE: i64 = 10008;
 const UNKNOWN_CHANNEL: i64 = 10003;
+
+/// Where a channel's messages are (a thread is a channel too).
+fn messages_path(channel: &str) -> Result<String, request_path::BadId> {
+    request_path::path(
+        "/channels/{}/messages",
+        &[("Discord channel id", IdShape::Snowflake, channel)],
+    )
+}
 
 /// Discord's error body: `{"message": "...", "code": 10008}`; a 429 adds `retry_after`.
 /// Keys whose values serenity reads as image hashes.
@@ -250,10 +259,20 @@ impl Discord {
             ))
         })?;
         let status = resp.status();
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
-        let header_wait = retry_after_secs(header("retry-after"));
-        let bucket_empty_for = match header("x-ratelimit-remaining").map(str::trim) {
-            Some("0") => retry_after_secs(header("x-ratelimit-reset-after")),
+        let now = chrono::Utc::now();
+        let header_hint = header_wait(resp.headers(), "retry-after", HintForm::RetryAfter, now);
+        let remaining = resp
+            .headers()
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let bucket_empty_for = match remaining {
+            Some("0") => header_wait(
+                resp.headers(),
+                "x-ratelimit-reset-after",
+                HintForm::RetryAfter,
+                now,
+            ),
             _ => None,
         };
         let bytes = resp.bytes().await.unwrap_or_default();
@@ -271,13 +290,9 @@ impl Discord {
             discord_reason(&json, status)
         );
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let body_wait = json["retry_after"]
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                // A day at most: an absurd value must not overflow a Duration.
-                .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+            let body_wait = json["retry_after"].as_f64().and_then(hinted_secs);
             return Err(DeliveryError::Retry {
-                after: Some(body_wait.or(header_wait).unwrap_or(RATE_LIMIT_WAIT)),
+                after: Some(body_wait.or(header_hint).unwrap_or(RATE_LIMIT_WAIT)),
                 reason,
             });
         }
@@ -338,10 +353,17 @@ impl Discord {
         let body = serde_json::to_value(vec![card::command()]).expect("commands serialize");
         self.call(
             Method::PUT,
-            &format!(
-                "/applications/{app}/guilds/{}/commands",
-                self.config.guild_id
-            ),
+            &request_path::path(
+                "/applications/{}/guilds/{}/commands",
+                &[
+                    ("Discord application id", IdShape::Snowflake, &app),
+                    (
+                        "Discord guild id",
+                        IdShape::Snowflake,
+                        &self.config.guild_id,
+                    ),
+                ],
+            )?,
             Some(&body),
         )
         .await?;
@@ -365,7 +387,7 @@ impl Discord {
         let recent = self
             .call(
                 Method::GET,
-                &format!("/channels/{}/messages?limit=100", self.config.channel_id),
+                &(messages_path(&self.config.channel_id)? + "?limit=100"),
                 None,
             )
             .await?;
@@ -388,10 +410,17 @@ impl Discord {
         message_id: &str,
     ) -> Result<Option<String>, DeliveryError> {
         let body = json!({"name": card::thread_name(ticket), "auto_archive_duration": 10080});
-        let path = format!(
-            "/channels/{}/messages/{message_id}/threads",
-            self.config.channel_id
-        );
+        let path = request_path::path(
+            "/channels/{}/messages/{}/threads",
+            &[
+                (
+                    "Discord channel id",
+                    IdShape::Snowflake,
+                    &self.config.channel_id,
+                ),
+                ("Discord message id", IdShape::Snowflake, message_id),
+            ],
+        )?;
         match self.call(Method::POST, &path, Some(&body)).await {
             Ok(thread) => Ok(thread["id"].as_str().map(String::from)),
             // Already there (a retry): a thread started from a message shares its id.
@@ -437,7 +466,7 @@ impl Discord {
                 let posted = self
                     .call(
                         Method::POST,
-                        &format!("/channels/{}/messages", self.config.channel_id),
+                        &messages_path(&self.config.channel_id)?,
                         Some(&body),
                     )
                     .await?;
@@ -471,7 +500,13 @@ impl Discord {
         let body = serde_json::to_value(edit).expect("edit serializes");
         self.call(
             Method::PATCH,
-            &format!("/channels/{}/messages/{}", card.channel, card.message_id),
+            &request_path::path(
+                "/channels/{}/messages/{}",
+                &[
+                    ("Discord channel id", IdShape::Snowflake, &card.channel),
+                    ("Discord message id", IdShape::Snowflake, &card.message_id),
+                ],
+            )?,
             Some(&body),
         )
         .await?;
@@ -523,12 +558,8 @@ impl Discord {
     /// Post a message in a channel or thread.
     async fn send(&self, channel: &str, msg: CreateMessage) -> Result<(), DeliveryError> {
         let body = serde_json::to_value(msg).expect("message serializes");
-        self.call(
-            Method::POST,
-            &format!("/channels/{channel}/messages"),
-            Some(&body),
-        )
-        .await?;
+        self.call(Method::POST, &messages_path(channel)?, Some(&body))
+            .await?;
         Ok(())
     }
 
@@ -536,11 +567,7 @@ impl Discord {
     /// (a retry after a send whose answer was lost).
     async fn recently_posted(&self, channel: &str, text: &str) -> Result<bool, DeliveryError> {
         let recent = self
-            .call(
-                Method::GET,
-                &format!("/channels/{channel}/messages?limit=50"),
-                None,
-            )
+            .call(Method::GET, &(messages_path(channel)? + "?limit=50"), None)
             .await?;
         let ours = self.bot_user_id();
         Ok(recent.as_array().into_iter().flatten().any(|m| {
@@ -583,7 +610,7 @@ impl Surface for Discord {
             let body = serde_json::to_value(msg).expect("message serializes");
             self.call(
                 Method::POST,
-                &format!("/channels/{}/messages", self.config.channel_id),
+                &messages_path(&self.config.channel_id)?,
                 Some(&body),
             )
             .await?;

@@ -77,7 +77,11 @@ impl Slack {
         match event {
             SlackInteractionEvent::BlockActions(ev) => {
                 let me = self.clone();
-                tokio::spawn(async move { me.on_block_actions(ev).await });
+                self.desk
+                    .background()
+                    .spawn("a Slack button press", async move {
+                        me.on_block_actions(ev).await
+                    });
                 SlackInteractionResponse::Empty
             }
             SlackInteractionEvent::ViewSubmission(ev) => match self.on_view_submission(ev).await {

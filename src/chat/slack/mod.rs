@@ -68,7 +68,11 @@ fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
 fn delivery_error(method: &str, e: SlackClientError) -> DeliveryError {
     match e {
         SlackClientError::RateLimitError(r) => DeliveryError::Retry {
-            after: Some(r.retry_after.unwrap_or(RATE_LIMIT_WAIT)),
+            after: Some(
+                r.retry_after
+                    .map(crate::delivery::clamp_hint)
+                    .unwrap_or(RATE_LIMIT_WAIT),
+            ),
             reason: format!("Slack rate-limited {method}"),
         },
         SlackClientError::ApiError(api) if api.code == "ratelimited" => DeliveryError::Retry {

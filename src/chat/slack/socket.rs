@@ -40,7 +40,11 @@ async fn on_push(
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
     if let Some(slack) = state(&states).await {
-        tokio::spawn(async move { slack.on_push(event).await });
+        let work = slack.clone();
+        slack
+            .desk
+            .background()
+            .spawn("a Slack event", async move { work.on_push(event).await });
     }
     Ok(())
 }

@@ -1,11 +1,16 @@
 //! The bot's own HTTP server: Slack's HTTP mode (Events API, interactivity and slash
 //! commands) and Discord's interactions endpoint, every request's signature and age
-//! checked before anything is read; and `/healthz`.
+//! checked before anything is read; and `/healthz`. Each route group reads its body
+//! under its own limit and deadline (`body`); connections are served by `server`.
+
+pub mod body;
+pub mod server;
 
 use crate::chat::discord::signature::InteractionVerifier;
 use crate::chat::discord::Discord;
 use crate::chat::slack::{signature, Slack};
-use crate::config::Secret;
+use crate::config::{HttpLimits, Secret};
+use crate::runtime::supervisor::{Background, Health};
 use crate::sources::webhook;
 use crate::store::Store;
 use axum::body::Bytes;
@@ -27,10 +32,11 @@ pub struct Ingest {
     pub wake: Arc<Notify>,
 }
 
-/// What `/metrics` reads.
+/// What `/metrics` and `/healthz` read.
 #[derive(Clone)]
 pub struct Metrics {
     pub desk: std::sync::Arc<crate::runtime::desk::DeskService>,
+    pub health: Health,
 }
 
 /// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
@@ -40,20 +46,33 @@ pub fn router(
     discord: Option<Arc<Discord>>,
     ingest: Option<Ingest>,
     metrics: Metrics,
+    limits: &HttpLimits,
 ) -> Router {
+    let background = metrics.desk.background().clone();
+    // Every route group reads its body under a limit and a deadline; GET routes read none.
+    let bodies = |limit: usize| {
+        let rules = body::BodyRules {
+            limit,
+            timeout: limits.body_read_timeout,
+        };
+        (
+            axum::middleware::from_fn_with_state(rules, body::bounded),
+            axum::extract::DefaultBodyLimit::max(limit),
+        )
+    };
+    let (no_body, _) = bodies(0);
+    let (posted, posted_limit) = bodies(limits.max_body_bytes);
     let mut app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .merge(
-            Router::new()
-                .route("/metrics", get(prometheus))
-                .with_state(metrics),
-        );
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
+        .route_layer(no_body)
+        .with_state(metrics);
     if let Some(ingest) = ingest {
         app = app.merge(
             Router::new()
                 .route(webhook::PATH, post(ingest_mentions))
-                // Larger bodies are refused by axum before we read them (413).
-                .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+                .route_layer(posted.clone())
+                .layer(posted_limit)
                 .with_state(ingest),
         );
     }
@@ -63,7 +82,9 @@ pub fn router(
                 .route("/slack/events", post(events))
                 .route("/slack/interactivity", post(interactivity))
                 .route("/slack/commands", post(commands))
-                .with_state(slack),
+                .route_layer(posted.clone())
+                .layer(posted_limit)
+                .with_state((slack, background)),
         );
     }
     if let Some(discord) = discord {
@@ -74,6 +95,8 @@ pub fn router(
                 app = app.merge(
                     Router::new()
                         .route("/discord/interactions", post(discord_interaction))
+                        .route_layer(posted)
+                        .layer(posted_limit)
                         .with_state((discord, Arc::new(verifier))),
                 );
             }
@@ -83,16 +106,47 @@ pub fn router(
     app
 }
 
+/// Each supervised component and its state: 200 when all run, 503 when one does not.
+async fn healthz(State(metrics): State<Metrics>) -> Response {
+    let components = metrics.health.snapshot();
+    let up = metrics.health.all_up();
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if up { "ok" } else { "degraded" },
+        "components": components,
+    });
+    (status, Json(body)).into_response()
+}
+
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
-    match metrics.desk.store().all_tickets() {
-        Ok(tickets) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            crate::stats::prometheus_with(&tickets, crate::clock::now(), &metrics.desk.targets()),
-        )
-            .into_response(),
+    let store = metrics.desk.store();
+    let read = store
+        .all_tickets()
+        .and_then(|tickets| Ok((tickets, store.failed_jobs()?)));
+    match read {
+        Ok((tickets, failed)) => {
+            let mut text = crate::stats::prometheus_with(
+                &tickets,
+                crate::clock::now(),
+                &metrics.desk.targets(),
+            );
+            text.push_str(&crate::runtime::outbox::exposition(
+                &failed,
+                &metrics.health.snapshot(),
+            ));
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
@@ -221,7 +275,13 @@ fn bad_request(what: &str, e: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, format!("malformed {what}: {e}")).into_response()
 }
 
-async fn events(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
+type SlackState = (Arc<Slack>, Background);
+
+async fn events(
+    State((slack, background)): State<SlackState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = checked(&slack, &headers, &body) {
         return *r;
     }
@@ -230,7 +290,8 @@ async fn events(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes
             Json(serde_json::json!({ "challenge": v.challenge })).into_response()
         }
         Ok(SlackPushEvent::EventCallback(ev)) => {
-            tokio::spawn(async move { slack.on_push(ev).await });
+            // Slack wants its 200 within 3 s; the event is handled after it.
+            background.spawn("a Slack event", async move { slack.on_push(ev).await });
             StatusCode::OK.into_response()
         }
         Ok(_) => StatusCode::OK.into_response(),
@@ -245,7 +306,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 async fn interactivity(
-    State(slack): State<Arc<Slack>>,
+    State((slack, _)): State<SlackState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -265,7 +326,11 @@ async fn interactivity(
     }
 }
 
-async fn commands(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn commands(
+    State((slack, _)): State<SlackState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = checked(&slack, &headers, &body) {
         return *r;
     }
