@@ -10,6 +10,7 @@ use crate::chat::discord::signature::InteractionVerifier;
 use crate::chat::discord::Discord;
 use crate::chat::slack::{signature, Slack};
 use crate::config::{HttpLimits, Secret};
+use crate::domain::SurfaceKind;
 use crate::runtime::supervisor::{Background, Health};
 use crate::sources::webhook;
 use crate::store::Store;
@@ -122,6 +123,21 @@ async fn healthz(State(metrics): State<Metrics>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Cards a surface refused for good or that disappeared, per surface.
+fn cards_lost_exposition(store: &crate::store::Store) -> String {
+    let mut out = String::from(
+        "# HELP mentionbridge_cards_lost_total Cards a surface refused for good or deleted; the ticket stays on the desk.\n# TYPE mentionbridge_cards_lost_total counter\n",
+    );
+    for surface in [SurfaceKind::Slack, SurfaceKind::Discord] {
+        let n = store.cards_lost(surface).unwrap_or(0);
+        out.push_str(&format!(
+            "mentionbridge_cards_lost_total{{surface=\"{}\"}} {n}\n",
+            surface.label().to_ascii_lowercase()
+        ));
+    }
+    out
+}
+
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
     let store = metrics.desk.store();
     let read = store
@@ -138,6 +154,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
                 &failed,
                 &metrics.health.snapshot(),
             ));
+            text.push_str(&cards_lost_exposition(store));
             (
                 [(
                     axum::http::header::CONTENT_TYPE,

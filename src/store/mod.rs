@@ -525,6 +525,16 @@ impl Store {
     }
 
     /// Jobs the outbox gave up on, oldest first.
+    /// How many cards each surface lost or refused for good since the store began.
+    pub fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(lost_cards_key(surface).as_bytes())?
+            .and_then(|raw| raw.as_ref().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
     pub fn failed_jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.failed_jobs.iter().values().map(|v| dec(&v?)).collect()
     }
@@ -551,12 +561,26 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let trees = (&self.cards, &self.card_index, &self.outbox, &self.audit);
-        let result = trees.transaction(|(cards, card_index, outbox, audit)| {
+        let trees = (
+            &self.cards,
+            &self.card_index,
+            &self.outbox,
+            &self.audit,
+            &self.meta,
+        );
+        let result = trees.transaction(|(cards, card_index, outbox, audit, meta)| {
             if let Some(raw) = cards.remove(card_key(ticket, surface))? {
                 let card: CardRef = tx_dec(&raw)?;
                 card_index.remove(card_index_key(surface, &card.channel, &card.message_id))?;
             }
+            // Counted for `/metrics`, in the same transaction as the loss itself.
+            let counter = lost_cards_key(surface);
+            let lost = meta
+                .get(counter.as_bytes())?
+                .and_then(|raw| raw.as_ref().try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            meta.insert(counter.as_bytes(), &key(lost + 1))?;
             let note = Note::CardLost {
                 surface,
                 reason: reason.to_string(),
@@ -709,6 +733,10 @@ fn conversation_of(
     };
     let ticket: Ticket = tx_dec(&raw)?;
     Ok((ticket.mention.author.handle == m.author.handle).then_some(id))
+}
+
+fn lost_cards_key(surface: SurfaceKind) -> String {
+    format!("cards_lost:{}", surface.label())
 }
 
 fn enqueue(

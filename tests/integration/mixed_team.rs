@@ -121,4 +121,43 @@ async fn a_deleted_discord_card_is_reported_in_slack_and_slack_keeps_working() {
         patches,
         "the lost card is no longer updated"
     );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mentionbridge_cards_lost_total{surface=\"discord\"} 1")
+            && metrics.contains("mentionbridge_cards_lost_total{surface=\"slack\"} 0"),
+        "{metrics}"
+    );
+}
+
+/// A refusal that is not "this message is gone" (the bot lost access to the channel for a
+/// while, a token was rotated) never makes the desk forget the card: once access is back,
+/// the next change reaches it again.
+#[tokio::test]
+async fn a_card_refused_for_a_while_is_kept_and_synced_again_later() {
+    let w = World::both().await;
+    w.mastodon.add_mention("alice", "access comes and goes");
+    let bot = w.start_bot().await;
+    let (slack, discord) = (w.slack_driver(), w.discord_driver());
+    let (s_card, d_card) = (slack.card(1).await, discord.card(1).await);
+    w.discord.set_missing_access(D_CHANNEL, true);
+    slack.press(&s_card, Who::Ana, "claim").await;
+    slack.wait_card_text(&s_card, "<@U0ANA>").await;
+    bot.wait_for_log("card update or thread line refused; the card is kept", WAIT)
+        .await;
+    w.discord.set_missing_access(D_CHANNEL, false);
+    slack.press(&s_card, Who::Ana, "resolve").await;
+    discord.wait_card_text(&d_card, "Resolved").await;
+    assert!(
+        !slack
+            .notes(&s_card)
+            .iter()
+            .any(|n| n.contains("card is gone")),
+        "{:?}",
+        slack.notes(&s_card)
+    );
 }
