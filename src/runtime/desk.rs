@@ -407,12 +407,13 @@ fn parse_length(s: &str) -> Option<chrono::Duration> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = n.parse().ok()?;
+    // Typed in chat: a number too big for chrono would panic in `hours()`.
     let d = match unit {
-        "m" | "min" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
+        "m" | "min" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
         _ => return None,
-    };
+    }?;
     (d >= chrono::Duration::minutes(1) && d <= chrono::Duration::days(7)).then_some(d)
 }
 
@@ -425,6 +426,13 @@ mod tests {
         assert_eq!(parse_length("4h"), Some(chrono::Duration::hours(4)));
         assert_eq!(parse_length("30m"), Some(chrono::Duration::minutes(30)));
         assert_eq!(parse_length("2d"), Some(chrono::Duration::days(2)));
+        for huge in [
+            "99999999999999999h",
+            "9223372036854775807d",
+            "9223372036854775807m",
+        ] {
+            assert_eq!(parse_length(huge), None, "{huge}");
+        }
         assert_eq!(parse_length("8d"), None, "at most a week");
         assert_eq!(parse_length("0h"), None);
         assert_eq!(parse_length("four hours"), None);
