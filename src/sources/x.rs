@@ -554,9 +554,12 @@ impl X {
             DeliveryError::retry(format!("X sent a token answer we cannot read: {e}"))
         })?;
         s.access_token = Some(answer.access_token);
+        // X's number: out of chrono's range it would panic; then treat the token as
+        // not known to expire (it is refreshed on its first 401).
         s.expires_at = answer
             .expires_in
-            .map(|secs| Utc::now() + chrono::Duration::seconds(secs));
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|d| Utc::now().checked_add_signed(d));
         if let Some(rt) = answer.refresh_token {
             s.refresh_token = rt;
         }

@@ -29,6 +29,25 @@ async fn metrics(w: &World) -> String {
         .unwrap()
 }
 
+/// `[outbox]` with this longest backoff and three tries.
+fn three_tries(w: &World, max_backoff_secs: u64) {
+    write_config(w, |c| {
+        c.replace(
+            "max_backoff_secs = 5",
+            &format!("max_backoff_secs = {max_backoff_secs}\nmax_attempts = 3"),
+        )
+    });
+}
+
+async fn wait_told_card_given_up(w: &World) {
+    let said = "could not be posted after 3 tries";
+    w.slack
+        .wait_until(WAIT, "the team to be told the card was given up", |s| {
+            s.messages(CHANNEL).iter().any(|m| m.text.contains(said))
+        })
+        .await;
+}
+
 fn panics_in(log: &str) -> usize {
     log.matches("panicked at").count()
 }
@@ -106,22 +125,12 @@ async fn a_retry_after_of_1e300_from_discord_defers_the_card_without_a_panic() {
 #[tokio::test]
 async fn a_panicking_send_is_retried_with_backoff_then_given_up_and_shown_to_the_team() {
     let w = World::new().await;
-    write_config(&w, |c| {
-        c.replace(
-            "max_backoff_secs = 5",
-            "max_backoff_secs = 5\nmax_attempts = 3",
-        )
-    });
+    three_tries(&w, 5);
     w.mastodon.add_mention("alice", "my order never came");
     let bot = w
         .start_bot_with(&[("MENTIONBRIDGE_FAILPOINT", "panic-job:post-cards")])
         .await;
-    let said = "could not be posted after 3 tries";
-    w.slack
-        .wait_until(WAIT, "the team to be told the card was given up", |s| {
-            s.messages(CHANNEL).iter().any(|m| m.text.contains(said))
-        })
-        .await;
+    wait_told_card_given_up(&w).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let log = bot.log();
@@ -148,23 +157,13 @@ async fn a_panicking_send_is_retried_with_backoff_then_given_up_and_shown_to_the
 #[tokio::test]
 async fn a_card_the_surface_refuses_for_good_is_given_up_after_max_attempts_and_the_mention_kept() {
     let w = World::new().await;
-    write_config(&w, |c| {
-        c.replace(
-            "max_backoff_secs = 5",
-            "max_backoff_secs = 1\nmax_attempts = 3",
-        )
-    });
+    three_tries(&w, 1);
     let refused = Fault::http(200, r#"{"ok": false, "error": "invalid_blocks"}"#);
     w.slack.fail_next("chat.postMessage", vec![refused; 3]);
     w.mastodon
         .add_mention("alice", "a card Slack will not take");
     let bot = w.start_bot().await;
-    let said = "could not be posted after 3 tries";
-    w.slack
-        .wait_until(WAIT, "the team to be told the card was given up", |s| {
-            s.messages(CHANNEL).iter().any(|m| m.text.contains(said))
-        })
-        .await;
+    wait_told_card_given_up(&w).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Three refused posts and the announcement; no fourth try at the card.
     assert_eq!(w.slack.count("chat.postMessage"), 4, "{}", bot.log());
