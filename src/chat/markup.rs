@@ -218,7 +218,7 @@ pub fn safe_url(raw: &str) -> Option<String> {
     }
     let url = url::Url::parse(raw).ok()?;
     if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().map_or(true, str::is_empty)
+        || url.host_str().is_none_or(str::is_empty)
         || !url.username().is_empty()
         || url.password().is_some()
     {

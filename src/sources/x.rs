@@ -394,7 +394,7 @@ impl X {
             let mut b = self.budget.lock().expect("budget lock");
             let due = force
                 || b.last_logged
-                    .map_or(true, |t| t.elapsed() >= BUDGET_LOG_EVERY);
+                    .is_none_or(|t| t.elapsed() >= BUDGET_LOG_EVERY);
             if due {
                 b.last_logged = Some(Instant::now());
             }
@@ -479,7 +479,7 @@ impl X {
                 let mut s = session.lock().await;
                 let fresh = s.access_token.is_some()
                     && s.expires_at
-                        .map_or(true, |t| t > Utc::now() + chrono::Duration::seconds(60));
+                        .is_none_or(|t| t > Utc::now() + chrono::Duration::seconds(60));
                 if !fresh {
                     self.refresh(&mut s).await?;
                 }
@@ -944,7 +944,7 @@ impl X {
             .find(|t| {
                 t.replied_to() == Some(reply.in_reply_to.as_str())
                     && comparable(without_leading_mentions(&unescape(&t.text))) == want
-                    && t.created_at.map_or(true, |c| c >= earliest)
+                    && t.created_at.is_none_or(|c| c >= earliest)
                     && !reply.earlier_replies.contains(&t.id)
             })
             .map(|t| Published {
@@ -1029,7 +1029,7 @@ impl X {
             .find(|e| {
                 e.sender_id.as_deref() == Some(self.me.id.as_str())
                     && comparable(&unescape(&e.text)) == want
-                    && e.created_at.map_or(true, |c| c >= earliest)
+                    && e.created_at.is_none_or(|c| c >= earliest)
                     && !reply.earlier_replies.contains(&e.id)
             })
             .map(|e| Published {

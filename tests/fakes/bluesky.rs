@@ -481,7 +481,7 @@ fn validate_post(record: &Value) -> Result<(), String> {
         for part in ["root", "parent"] {
             let r = &reply[part];
             if !r["uri"].as_str().is_some_and(|u| u.starts_with("at://"))
-                || !r["cid"].as_str().is_some_and(|c| !c.is_empty())
+                || r["cid"].as_str().is_none_or(|c| c.is_empty())
             {
                 return bad(&format!(
                     "Record/reply/{part} must be a strongRef (uri, cid)"
@@ -1115,7 +1115,7 @@ fn list_notifications(st: &BState, params: &[(String, String)]) -> Response {
         .notifications
         .iter()
         .rev()
-        .filter(|n| before.map_or(true, |b| n.indexed_at < b))
+        .filter(|n| before.is_none_or(|b| n.indexed_at < b))
         .filter(|n| reasons.is_empty() || reasons.contains(&n.reason.as_str()))
         .take(limit)
         .collect();
@@ -1192,8 +1192,8 @@ fn search_posts(st: &BState, params: &[(String, String)]) -> Response {
                 .as_str()
                 .is_some_and(|t| t.to_lowercase().contains(&needle))
         })
-        .filter(|p| since.map_or(true, |s| p.indexed_at >= s))
-        .filter(|p| until.map_or(true, |u| p.indexed_at < u))
+        .filter(|p| since.is_none_or(|s| p.indexed_at >= s))
+        .filter(|p| until.is_none_or(|u| p.indexed_at < u))
         .collect();
     let page: Vec<Value> = hits
         .iter()
@@ -1464,7 +1464,7 @@ fn get_messages(st: &BState, params: &[(String, String)]) -> Response {
         .messages
         .iter()
         .rev()
-        .filter(|m| before.map_or(true, |b| m.id.as_str() < b))
+        .filter(|m| before.is_none_or(|b| m.id.as_str() < b))
         .take(limit)
         .collect();
     let mut out = json!({"messages": page.iter().map(|m| message_view(m)).collect::<Vec<_>>()});

@@ -1183,7 +1183,7 @@ fn rule_matches(
     path: &str,
     rel: Option<&str>,
 ) -> bool {
-    rule_method.map_or(true, |m| m == method)
+    rule_method.is_none_or(|m| m == method)
         && (path.starts_with(prefix) || rel.is_some_and(|r| r.starts_with(prefix)))
 }
 

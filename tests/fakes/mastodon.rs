@@ -1076,7 +1076,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         st.requests.push((method.to_string(), path_and_query));
         let mut found = None;
         for rule in st.faults.iter_mut() {
-            let method_ok = rule.method.as_ref().map_or(true, |m| *m == method);
+            let method_ok = rule.method.as_ref().is_none_or(|m| *m == method);
             if method_ok && path.starts_with(&rule.prefix) && !rule.faults.is_empty() {
                 found = rule.faults.pop_front();
                 break;
@@ -1212,7 +1212,7 @@ async fn route(
                 Some(n)
                     if n.status_id
                         .as_deref()
-                        .map_or(true, |s| st.live_status(s).is_some()) =>
+                        .is_none_or(|s| st.live_status(s).is_some()) =>
                 {
                     json_response(200, &st.notification_json(n))
                 }
@@ -1357,7 +1357,7 @@ fn tag_timeline(shared: &Arc<Shared>, tag: &str, query: &str) -> Response {
                     .to_lowercase()
                     .split(|c: char| c.is_whitespace())
                     .any(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()) == needle)
-                && max_key.map_or(true, |m| 2 * i + 1 < m)
+                && max_key.is_none_or(|m| 2 * i + 1 < m)
         })
         .collect();
     let page = paginate(&visible, min_key, since_key, limit);
@@ -1391,7 +1391,7 @@ fn paginate(
             .iter()
             .rev()
             .copied()
-            .filter(|&i| since_key.map_or(true, |s| 2 * i + 1 > s))
+            .filter(|&i| since_key.is_none_or(|s| 2 * i + 1 > s))
             .take(limit)
             .collect()
     }
@@ -1440,11 +1440,11 @@ fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
                 && (include_filtered || !n.filtered)
                 && n.status_id
                     .as_deref()
-                    .map_or(true, |s| st.live_status(s).is_some())
+                    .is_none_or(|s| st.live_status(s).is_some())
                 && account_id
                     .as_deref()
-                    .map_or(true, |a| st.accounts[&n.account].id == a)
-                && max_key.map_or(true, |m| key < m)
+                    .is_none_or(|a| st.accounts[&n.account].id == a)
+                && max_key.is_none_or(|m| key < m)
         })
         .collect();
 

@@ -701,7 +701,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         st.requests.push((method.to_string(), path_and_query));
         let mut found = None;
         for rule in st.faults.iter_mut() {
-            if rule.method.as_ref().map_or(true, |m| *m == method)
+            if rule.method.as_ref().is_none_or(|m| *m == method)
                 && path.starts_with(&rule.prefix)
                 && !rule.faults.is_empty()
             {
@@ -784,7 +784,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         let mut st = lock(&shared);
         let hit = st.lost.iter_mut().find(|l| {
             l.left > 0
-                && l.method.as_ref().map_or(true, |m| *m == method)
+                && l.method.as_ref().is_none_or(|m| *m == method)
                 && path.starts_with(&l.prefix)
         });
         match hit {
@@ -1285,12 +1285,8 @@ fn dm_events(
         .dms
         .iter()
         .filter(|d| d.sender_id == me || d.recipient_id == me)
-        .filter(|d| participant.map_or(true, |p| d.sender_id == p || d.recipient_id == p))
-        .filter(|_| {
-            types
-                .as_ref()
-                .map_or(true, |t| t.contains(&"MessageCreate"))
-        })
+        .filter(|d| participant.is_none_or(|p| d.sender_id == p || d.recipient_id == p))
+        .filter(|_| types.as_ref().is_none_or(|t| t.contains(&"MessageCreate")))
         .filter(|d| d.id <= start)
         .collect();
     list.sort_by_key(|t| std::cmp::Reverse(t.id));

@@ -338,7 +338,7 @@ async fn a_page_pings_the_on_call_agent_and_nobody_else() {
     assert!(
         others.iter().all(|b| b["allowed_mentions"]["users"]
             .as_array()
-            .map_or(true, |u| u.is_empty())),
+            .is_none_or(|u| u.is_empty())),
         "other lines ping nobody: {others:?}"
     );
 }

@@ -550,7 +550,7 @@ async fn decode<RS: serde::de::DeserializeOwned>(
     let is_json = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .map_or(true, |ct| {
+        .is_none_or(|ct| {
             ct.split(';')
                 .next()
                 .unwrap_or("")

@@ -116,7 +116,7 @@ fn assert_discord_requests_ping_nobody(w: &World) {
             "{method} {path} parses mentions: {allowed}"
         );
         assert!(
-            allowed["roles"].as_array().map_or(true, |r| r.is_empty()),
+            allowed["roles"].as_array().is_none_or(|r| r.is_empty()),
             "{allowed}"
         );
         if let Some(content) = body["content"].as_str() {
