@@ -254,7 +254,7 @@ async fn discord_interaction(
     }
     let interaction = match crate::chat::discord::interaction_from_json(&body) {
         Ok(i) => i,
-        Err(e) => return bad_request("Discord interaction", e),
+        Err(e) => return unreadable("Discord interaction", &e),
     };
     // Discord's documented PONG is exactly `{"type": 1}`.
     if matches!(interaction, serenity::all::Interaction::Ping(_)) {
@@ -288,8 +288,22 @@ fn checked(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Re
 }
 
 fn bad_request(what: &str, e: impl std::fmt::Display) -> Response {
-    tracing::warn!(error = %e, "malformed Slack {what}");
+    tracing::warn!(error = %e, "malformed {what}");
     (StatusCode::BAD_REQUEST, format!("malformed {what}: {e}")).into_response()
+}
+
+/// Where a payload stopped making sense, never what it said there: serde's own message
+/// quotes the offending value, which may be a token or a `response_url`.
+fn unreadable(what: &str, e: &serde_json::Error) -> Response {
+    bad_request(
+        what,
+        format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    )
 }
 
 type SlackState = (Arc<Slack>, Background);
@@ -312,7 +326,7 @@ async fn events(
             StatusCode::OK.into_response()
         }
         Ok(_) => StatusCode::OK.into_response(),
-        Err(e) => bad_request("event", e),
+        Err(e) => unreadable("Slack event", &e),
     }
 }
 
@@ -331,11 +345,11 @@ async fn interactivity(
         return *r;
     }
     let Some(payload) = form_field(&body, "payload") else {
-        return bad_request("interaction", "no `payload` form field");
+        return bad_request("Slack interaction", "no `payload` form field");
     };
     let event: SlackInteractionEvent = match serde_json::from_str(&payload) {
         Ok(e) => e,
-        Err(e) => return bad_request("interaction", e),
+        Err(e) => return unreadable("Slack interaction", &e),
     };
     match slack.on_interaction(event).await {
         SlackInteractionResponse::Empty => StatusCode::OK.into_response(),
@@ -356,7 +370,7 @@ async fn commands(
         .collect();
     let event: SlackCommandEvent = match serde_json::from_value(serde_json::Value::Object(fields)) {
         Ok(e) => e,
-        Err(e) => return bad_request("slash command", e),
+        Err(e) => return unreadable("Slack slash command", &e),
     };
     Json(slack.on_command(event).await).into_response()
 }

@@ -10,11 +10,11 @@ fn block_actions_payload_form(payload: &serde_json::Value) -> String {
         .finish()
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().timestamp().to_string()
 }
 
-async fn post(
+pub(crate) async fn post(
     w: &World,
     path: &str,
     body: String,

@@ -58,3 +58,46 @@ async fn a_gateway_interaction_that_does_not_parse_is_logged_without_its_token()
     bot.wait_for_log("Unhandled error", WAIT).await;
     assert_no_secrets("the bot", &bot.log());
 }
+
+/// Slack's HTTP mode: a signed payload whose shape we do not know is refused with where it
+/// broke, never with serde's message, which quotes the offending value (here the
+/// interaction's own `response_url`).
+#[tokio::test]
+async fn an_http_mode_payload_that_does_not_parse_is_logged_without_what_it_quoted() {
+    use crate::http_mode::{now, post};
+    let w = World::with_mode(Mode::Http).await;
+    let bot = w.start_bot().await;
+    let mut payload = crate::fakes::slack::block_actions(
+        ANA,
+        "ana",
+        "mb_claim",
+        "1",
+        CHANNEL,
+        "1700000000.000100",
+        &crate::fakes::slack::new_trigger_id(),
+    );
+    payload["user"] = payload["response_url"].clone();
+    assert!(payload["user"]
+        .as_str()
+        .unwrap()
+        .contains(crate::fakes::CANARY));
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let ts = now();
+    let signature = crate::fakes::slack::sign_request(SIGNING_SECRET, &ts, &form);
+    let answer = post(
+        &w,
+        "/slack/interactivity",
+        form,
+        &ts,
+        &signature,
+        "application/x-www-form-urlencoded",
+    )
+    .await;
+    assert_eq!(answer.status(), 400);
+    let said = answer.text().await.unwrap();
+    assert!(!said.contains(crate::fakes::CANARY), "{said}");
+    bot.wait_for_log("malformed Slack interaction", WAIT).await;
+    assert_no_secrets("the bot", &bot.log());
+}
