@@ -199,7 +199,7 @@ fn audit(
 ///   `@acct` goes first unless the agent already mentions them (a canned reply's
 ///   `{author}` does), and it counts towards the limit as Mastodon counts mentions.
 /// - X: nothing is added. X fills in a reply's leading mention of the post's author itself
-///   (`auto_populate_reply_metadata`) and does not count it; what the agent typed counts,
+///   by itself (X API v2) and does not count it; what the agent typed counts,
 ///   mentions included.
 /// - Bluesky: nothing is added. The reply reference threads the post and notifies its
 ///   author (a reply needs no mention); a mention the agent types gets its facet and counts.

@@ -965,14 +965,13 @@ impl X {
             endpoint: Endpoint::CreateTweet,
             path: "/2/tweets".into(),
             query: vec![],
-            // X puts the replied-to author's @handle in front itself and does not count it
-            // (`auto_populate_reply_metadata`), so the text is the agent's alone.
+            // X v2 puts the replied-to author's @handle in front of a reply itself and
+            // does not count it, so the text is the agent's alone. The body is checked
+            // against X's schema: `reply` takes only `in_reply_to_tweet_id` (and
+            // `exclude_reply_user_ids`).
             json: Some(serde_json::json!({
                 "text": reply.text,
-                "reply": {
-                    "in_reply_to_tweet_id": reply.in_reply_to,
-                    "auto_populate_reply_metadata": true,
-                },
+                "reply": { "in_reply_to_tweet_id": reply.in_reply_to },
             })),
         };
         let (status, headers, body) = self.send(&call).await?;
@@ -1223,7 +1222,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The text after the @mentions it starts with: X stores a reply with the mentions it
-/// filled in (`auto_populate_reply_metadata`) in front of what we sent.
+/// filled in itself in front of what we sent.
 fn without_leading_mentions(text: &str) -> &str {
     let mut rest = text.trim_start();
     while let Some(after) = rest.strip_prefix('@') {

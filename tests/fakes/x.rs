@@ -57,8 +57,8 @@ const ACCESS_TOKEN_SECS: i64 = 7200;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreatedTweet {
     pub id: String,
-    /// The post's text as X stores and shows it: with `auto_populate_reply_metadata`, the
-    /// replied-to author's @handle X put in front.
+    /// The post's text as X stores and shows it: for a reply, the replied-to author's
+    /// @handle that X v2 puts in front by itself.
     pub text: String,
     /// The `text` the client sent.
     pub sent: String,
@@ -1180,15 +1180,55 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
     let Some(text) = v["text"].as_str() else {
         return error(400, "Tweet text is required");
     };
-    // X counts what the client sent; the mentions it fills in for a reply
-    // (`auto_populate_reply_metadata`) do not count.
+    // The v2 body is checked against its schema: a field it does not define is a 400
+    // (`reply` holds only `in_reply_to_tweet_id` and `exclude_reply_user_ids`).
+    let schema = [
+        (
+            "",
+            &[
+                "text",
+                "reply",
+                "quote_tweet_id",
+                "media",
+                "poll",
+                "reply_settings",
+            ][..],
+        ),
+        (
+            "reply",
+            &["in_reply_to_tweet_id", "exclude_reply_user_ids"][..],
+        ),
+    ];
+    for (at, allowed) in schema {
+        let object = if at.is_empty() { &v } else { &v[at] };
+        for key in object.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !allowed.contains(&key.as_str()) {
+                let path = if at.is_empty() {
+                    "$".to_string()
+                } else {
+                    format!("$.{at}")
+                };
+                return error(
+                    400,
+                    &format!("{path}: property '{key}' is not defined in the schema and the schema does not allow additional properties"),
+                );
+            }
+        }
+    }
+    // X counts what the client sent; the leading mentions it fills in for a reply (the
+    // replied-to author, unless in `exclude_reply_user_ids`) do not count.
     if weighted_len(text) > 280 {
         return error(
             400,
             "Your Tweet text is too long. For more information on how X determines text length see https://github.com/twitter/twitter-text.",
         );
     }
-    let auto_mentions = v["reply"]["auto_populate_reply_metadata"].as_bool() == Some(true);
+    let excluded: Vec<&str> = v["reply"]["exclude_reply_user_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let mut st = lock(shared);
     let parent =
         match v["reply"]["in_reply_to_tweet_id"].as_str() {
@@ -1212,7 +1252,7 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
         };
     let shown = match parent
         .as_ref()
-        .filter(|p| auto_mentions && p.author_id != me)
+        .filter(|p| p.author_id != me && !excluded.contains(&p.author_id.as_str()))
     {
         Some(p) => match st.user(&p.author_id).map(|u| u.username.clone()) {
             Some(author) => format!("@{author} {text}"),

@@ -94,7 +94,7 @@ async fn an_x_reply_of_exactly_280_characters_goes_out_with_xs_own_mention() {
     assert_eq!(
         posted[0].text,
         format!("@alice {full}"),
-        "X filled in the mention (auto_populate_reply_metadata)"
+        "X filled in the mention itself"
     );
     assert_eq!(
         posted[0].in_reply_to_tweet_id.as_deref(),
