@@ -377,7 +377,8 @@ pub fn reply_modal(
     .required(true)
     .max_length(limits::INPUT_VALUE as u16);
     let input = match initial {
-        Some(text) => input.value(truncate(text, limits::INPUT_VALUE)),
+        // The agent's own draft, sent to the customer as it stands: cut, never altered.
+        Some(text) => input.value(crate::chat::markup::cut_to(text, limits::INPUT_VALUE)),
         None => input,
     };
     let mut rows = vec![CreateActionRow::InputText(input)];

@@ -356,7 +356,8 @@ pub fn reply_modal(
                 .into(),
         );
     if let Some(text) = initial {
-        input = input.with_initial_value(t.fit_plain(text, limits::TEXT));
+        // The agent's own draft, sent to the customer as it stands: cut, never altered.
+        input = input.with_initial_value(crate::chat::markup::cut_to(text, limits::TEXT));
     }
     let label = t.fit_plain(
         &format!(
