@@ -7,11 +7,9 @@ use crate::fakes::Fault;
 use crate::harness::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_socket_mode_envelope_that_does_not_parse_is_logged_without_its_tokens() {
-    let w = World::new().await;
-    let bot = w.start_bot().await;
-    let mut payload = crate::fakes::slack::block_actions(
+/// Ana's press of Claim on card 1, as Slack sends it (with its minted tokens).
+fn ana_presses_claim() -> serde_json::Value {
+    crate::fakes::slack::block_actions(
         ANA,
         "ana",
         "mb_claim",
@@ -19,7 +17,14 @@ async fn a_socket_mode_envelope_that_does_not_parse_is_logged_without_its_tokens
         CHANNEL,
         "1700000000.000100",
         &crate::fakes::slack::new_trigger_id(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_socket_mode_envelope_that_does_not_parse_is_logged_without_its_tokens() {
+    let w = World::new().await;
+    let bot = w.start_bot().await;
+    let mut payload = ana_presses_claim();
     // A shape Slack might send one day: the whole envelope is refused by the parser.
     payload["user"] = json!("U0ANA");
     w.slack.send_envelope("interactive", payload).await;
@@ -67,15 +72,7 @@ async fn an_http_mode_payload_that_does_not_parse_is_logged_without_what_it_quot
     use crate::http_mode::{now, post};
     let w = World::with_mode(Mode::Http).await;
     let bot = w.start_bot().await;
-    let mut payload = crate::fakes::slack::block_actions(
-        ANA,
-        "ana",
-        "mb_claim",
-        "1",
-        CHANNEL,
-        "1700000000.000100",
-        &crate::fakes::slack::new_trigger_id(),
-    );
+    let mut payload = ana_presses_claim();
     payload["user"] = payload["response_url"].clone();
     assert!(payload["user"]
         .as_str()
