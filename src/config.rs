@@ -977,8 +977,8 @@ impl Validator<'_> {
             .filter(|t| !t.is_empty())
             .collect();
         for tag in &hashtags {
-            let shape = crate::request_path::IdShape::Hashtag;
-            if crate::request_path::checked("hashtag", shape, tag).is_err() {
+            let shape = crate::wire::request_path::IdShape::Hashtag;
+            if crate::wire::request_path::checked("hashtag", shape, tag).is_err() {
                 self.problem(
                     "mastodon",
                     "hashtags",

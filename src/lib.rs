@@ -4,11 +4,11 @@
 pub mod chat;
 pub mod clock;
 pub mod config;
-pub mod delivery;
 pub mod domain;
 pub mod http;
-pub mod request_path;
+pub mod ports;
 pub mod runtime;
 pub mod sources;
 pub mod stats;
 pub mod store;
+pub mod wire;

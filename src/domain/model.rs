@@ -780,3 +780,16 @@ mod tests {
         assert_eq!(shared.len(), 1, "{shared:?}");
     }
 }
+
+/// Where a ticket's card lives on a surface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRef {
+    pub surface: SurfaceKind,
+    pub channel: String,
+    /// The message id on the surface (Slack `ts`, Discord snowflake).
+    pub message_id: String,
+    /// Where the card's notes go when it is not the message's own reply thread
+    /// (a Discord thread channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}

@@ -10,9 +10,9 @@ pub mod watcher;
 
 use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
-use crate::chat::Surface;
 use crate::config::{Config, DiscordMode, SlackMode};
 use crate::domain::{Desk, SurfaceKind};
+use crate::ports::Surface;
 
 use crate::store::{Store, StoreError};
 use desk::DeskService;

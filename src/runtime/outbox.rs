@@ -8,14 +8,15 @@
 //! and told to the team (on the card for a reply, in the channel otherwise). Its ticket
 //! stays on the desk.
 
-use crate::chat::Surface;
 use crate::config::OutboxConfig;
-use crate::delivery::{backoff, later, DeliveryError};
 use crate::domain::{Effect, Platform, ReplyState, SystemEvent, TicketId};
+use crate::ports::DeliveryError;
+use crate::ports::Surface;
+use crate::ports::{Publisher, ReplyRequest};
 use crate::runtime::failpoints::Failpoints;
 use crate::runtime::supervisor::{panic_message, ComponentHealth, ComponentState};
-use crate::sources::{Publisher, ReplyRequest};
 use crate::store::{Job, Store, StoreError};
+use crate::wire::hints::{backoff, later};
 use chrono::Utc;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

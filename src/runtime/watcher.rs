@@ -2,10 +2,11 @@
 //! the new cursor (one transaction, flushed), wake the outbox, sleep, repeat. A restart
 //! resumes from the stored cursor, so nothing is skipped and nothing is re-posted.
 
-use crate::chat::Surface;
-use crate::delivery::{backoff, DeliveryError};
-use crate::sources::Source;
+use crate::ports::DeliveryError;
+use crate::ports::Source;
+use crate::ports::Surface;
 use crate::store::{Ingested, Store};
+use crate::wire::hints::backoff;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;

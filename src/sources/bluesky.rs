@@ -14,11 +14,12 @@
 //! when the first try reached the PDS). Chat has no idempotency: a retry first looks
 //! for our message in the conversation.
 
-use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
 use crate::config::BlueskyConfig;
-use crate::delivery::{header_wait, DeliveryError, HintForm};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
+use crate::ports::DeliveryError;
+use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
 use crate::store::Store;
+use crate::wire::hints::{header_wait, HintForm};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -984,6 +985,7 @@ impl Bluesky {
     }
 }
 
+#[async_trait::async_trait]
 impl Source for Bluesky {
     fn cursor_key(&self) -> String {
         format!("bluesky:{}:{}", self.config.service_url, self.did())
@@ -993,11 +995,12 @@ impl Source for Bluesky {
         self.config.poll_interval
     }
 
-    fn poll<'a>(&'a self, cursor: Option<&'a str>) -> BoxFuture<'a, Result<Batch, DeliveryError>> {
-        Box::pin(self.poll_once(cursor))
+    async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
+        self.poll_once(cursor).await
     }
 }
 
+#[async_trait::async_trait]
 impl Publisher for Bluesky {
     fn platform(&self) -> Platform {
         Platform::Bluesky
@@ -1007,11 +1010,8 @@ impl Publisher for Bluesky {
         TextRules::bluesky()
     }
 
-    fn publish<'a>(
-        &'a self,
-        reply: &'a ReplyRequest,
-    ) -> BoxFuture<'a, Result<Published, DeliveryError>> {
-        Box::pin(self.publish_reply(reply))
+    async fn publish(&self, reply: &ReplyRequest) -> Result<Published, DeliveryError> {
+        self.publish_reply(reply).await
     }
 }
 

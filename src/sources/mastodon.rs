@@ -6,11 +6,12 @@
 //! the server's hint. A reply is sent with an `Idempotency-Key`, and because some servers
 //! ignore that header, a retry first looks for our own reply in the status's context.
 
-use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
 use crate::config::{MastodonConfig, Secret};
-use crate::delivery::{header_wait, DeliveryError, HintForm};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
-use crate::request_path::{self, IdShape};
+use crate::ports::DeliveryError;
+use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
+use crate::wire::hints::{header_wait, HintForm};
+use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -565,6 +566,7 @@ impl Mastodon {
     }
 }
 
+#[async_trait::async_trait]
 impl Source for Mastodon {
     fn cursor_key(&self) -> String {
         format!("mastodon:{}:{}", self.base, self.me.id)
@@ -574,11 +576,12 @@ impl Source for Mastodon {
         self.config.poll_interval
     }
 
-    fn poll<'a>(&'a self, cursor: Option<&'a str>) -> BoxFuture<'a, Result<Batch, DeliveryError>> {
-        Box::pin(self.poll_once(cursor))
+    async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
+        self.poll_once(cursor).await
     }
 }
 
+#[async_trait::async_trait]
 impl Publisher for Mastodon {
     fn platform(&self) -> Platform {
         Platform::Mastodon
@@ -588,11 +591,8 @@ impl Publisher for Mastodon {
         *self.rules.read().expect("rules lock")
     }
 
-    fn publish<'a>(
-        &'a self,
-        reply: &'a ReplyRequest,
-    ) -> BoxFuture<'a, Result<Published, DeliveryError>> {
-        Box::pin(self.post_reply(reply))
+    async fn publish(&self, reply: &ReplyRequest) -> Result<Published, DeliveryError> {
+        self.post_reply(reply).await
     }
 }
 

@@ -14,12 +14,13 @@
 //! `sha1`) or OAuth 2.0 user context from a refresh token. X rotates refresh tokens on
 //! every use, so the newest one is stored (`x:oauth2:<user id>`) and flushed at once.
 
-use super::{Batch, BoxFuture, Published, Publisher, ReplyRequest, Source};
 use crate::config::{Secret, XConfig, XCredentials};
-use crate::delivery::{header_wait, later, DeliveryError, HintForm};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
-use crate::request_path::{self, IdShape};
+use crate::ports::DeliveryError;
+use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
 use crate::store::Store;
+use crate::wire::hints::{header_wait, later, HintForm};
+use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use reqwest::{header::HeaderMap, Method, StatusCode};
@@ -1078,6 +1079,7 @@ impl X {
     }
 }
 
+#[async_trait::async_trait]
 impl Source for X {
     fn cursor_key(&self) -> String {
         format!("x:{}", self.config.user_id)
@@ -1087,21 +1089,20 @@ impl Source for X {
         self.config.poll_interval
     }
 
-    fn poll<'a>(&'a self, cursor: Option<&'a str>) -> BoxFuture<'a, Result<Batch, DeliveryError>> {
-        Box::pin(async move {
-            // Never poll faster than configured, not even after a failure: every request
-            // costs money.
-            self.poll_once(cursor).await.map_err(|e| match e {
-                DeliveryError::Retry { after, reason } => DeliveryError::Retry {
-                    after: Some(after.unwrap_or_default().max(self.config.poll_interval)),
-                    reason,
-                },
-                permanent => permanent,
-            })
+    async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
+        // Never poll faster than configured, not even after a failure: every request
+        // costs money.
+        self.poll_once(cursor).await.map_err(|e| match e {
+            DeliveryError::Retry { after, reason } => DeliveryError::Retry {
+                after: Some(after.unwrap_or_default().max(self.config.poll_interval)),
+                reason,
+            },
+            permanent => permanent,
         })
     }
 }
 
+#[async_trait::async_trait]
 impl Publisher for X {
     fn platform(&self) -> Platform {
         Platform::X
@@ -1111,17 +1112,12 @@ impl Publisher for X {
         TextRules::x()
     }
 
-    fn publish<'a>(
-        &'a self,
-        reply: &'a ReplyRequest,
-    ) -> BoxFuture<'a, Result<Published, DeliveryError>> {
-        Box::pin(async move {
-            if reply.private {
-                self.send_dm(reply).await
-            } else {
-                self.post_reply(reply).await
-            }
-        })
+    async fn publish(&self, reply: &ReplyRequest) -> Result<Published, DeliveryError> {
+        if reply.private {
+            self.send_dm(reply).await
+        } else {
+            self.post_reply(reply).await
+        }
     }
 }
 

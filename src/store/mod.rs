@@ -2,6 +2,7 @@
 //! transaction; callers flush before they acknowledge anything the store must not lose
 //! or before the external call a change leads to (the outbox rule).
 
+use crate::domain::CardRef;
 use crate::domain::{
     apply_followup, apply_system, AuditEntry, Effect, Mention, Note, Rejection, SurfaceKind,
     SystemEvent, Ticket, TicketId, Transition,
@@ -27,19 +28,6 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("ticket {0} does not exist")]
     NoSuchTicket(TicketId),
-}
-
-/// Where a ticket's card lives on a surface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CardRef {
-    pub surface: SurfaceKind,
-    pub channel: String,
-    /// The message id on the surface (Slack `ts`, Discord snowflake).
-    pub message_id: String,
-    /// Where the card's notes go when it is not the message's own reply thread
-    /// (a Discord thread channel).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<String>,
 }
 
 /// One effect waiting to be carried out.

@@ -7,7 +7,7 @@ use super::Discord;
 use crate::chat::markup::cut_to;
 use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
-use crate::request_path::{self, IdShape};
+use crate::wire::request_path::{self, IdShape};
 use reqwest::Method;
 use serenity::all::{
     ActionRowComponent, CommandInteraction, ComponentInteraction, ComponentInteractionDataKind,

@@ -10,14 +10,14 @@ mod inbound;
 pub mod signature;
 
 use crate::chat::markup::cut_to;
-use crate::chat::Surface;
 use crate::config::{DiscordConfig, Secret};
-use crate::delivery::{header_wait, hinted_secs, DeliveryError, HintForm};
+use crate::domain::CardRef;
 use crate::domain::{Note, SurfaceKind, Ticket};
-use crate::request_path::{self, IdShape};
+use crate::ports::DeliveryError;
+use crate::ports::Surface;
 use crate::runtime::desk::DeskService;
-use crate::sources::BoxFuture;
-use crate::store::CardRef;
+use crate::wire::hints::{header_wait, hinted_secs, HintForm};
+use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -597,60 +597,55 @@ impl Discord {
     }
 }
 
+#[async_trait::async_trait]
 impl Surface for Discord {
     fn kind(&self) -> SurfaceKind {
         SurfaceKind::Discord
     }
 
-    fn announce<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let msg = CreateMessage::new()
-                .content(format!("⚠️ {}", card::escape(text)))
-                .allowed_mentions(CreateAllowedMentions::new());
-            let body = serde_json::to_value(msg).expect("message serializes");
-            self.call(
-                Method::POST,
-                &messages_path(&self.config.channel_id)?,
-                Some(&body),
-            )
-            .await?;
-            Ok(())
-        })
+    async fn announce(&self, text: &str) -> Result<(), DeliveryError> {
+        let msg = CreateMessage::new()
+            .content(format!("⚠️ {}", card::escape(text)))
+            .allowed_mentions(CreateAllowedMentions::new());
+        let body = serde_json::to_value(msg).expect("message serializes");
+        self.call(
+            Method::POST,
+            &messages_path(&self.config.channel_id)?,
+            Some(&body),
+        )
+        .await?;
+        Ok(())
     }
 
-    fn post_card<'a>(
-        &'a self,
-        ticket: &'a Ticket,
+    async fn post_card(
+        &self,
+        ticket: &Ticket,
         maybe_posted: bool,
-    ) -> BoxFuture<'a, Result<CardRef, DeliveryError>> {
-        Box::pin(self.post_card_inner(ticket, maybe_posted))
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_card_inner(ticket, maybe_posted).await
     }
 
-    fn update_card<'a>(
-        &'a self,
-        card: &'a CardRef,
-        ticket: &'a Ticket,
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.update_card_inner(card, ticket))
+    async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError> {
+        self.update_card_inner(card, ticket).await
     }
 
-    fn post_note<'a>(
-        &'a self,
-        card: &'a CardRef,
-        note: &'a Note,
+    async fn post_note(
+        &self,
+        card: &CardRef,
+        note: &Note,
         maybe_posted: bool,
         _queued_at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.post_note_inner(card, note, maybe_posted))
+    ) -> Result<(), DeliveryError> {
+        self.post_note_inner(card, note, maybe_posted).await
     }
 
-    fn post_digest<'a>(
-        &'a self,
-        digest: &'a crate::domain::handoff::Digest,
+    async fn post_digest(
+        &self,
+        digest: &crate::domain::handoff::Digest,
         maybe_posted: bool,
         _queued_at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.post_digest_inner(digest, maybe_posted))
+    ) -> Result<(), DeliveryError> {
+        self.post_digest_inner(digest, maybe_posted).await
     }
 }
 

@@ -7,13 +7,12 @@ mod inbound;
 pub mod signature;
 mod socket;
 
-use crate::chat::Surface;
 use crate::config::SlackConfig;
-use crate::delivery::DeliveryError;
+use crate::domain::CardRef;
 use crate::domain::{Note, SurfaceKind, Ticket};
+use crate::ports::DeliveryError;
+use crate::ports::Surface;
 use crate::runtime::desk::DeskService;
-use crate::sources::BoxFuture;
-use crate::store::CardRef;
 use chrono::{DateTime, Utc};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
@@ -70,7 +69,7 @@ fn delivery_error(method: &str, e: SlackClientError) -> DeliveryError {
         SlackClientError::RateLimitError(r) => DeliveryError::Retry {
             after: Some(
                 r.retry_after
-                    .map(crate::delivery::clamp_hint)
+                    .map(crate::wire::hints::clamp_hint)
                     .unwrap_or(RATE_LIMIT_WAIT),
             ),
             reason: format!("Slack rate-limited {method}"),
@@ -443,60 +442,57 @@ impl Slack {
     }
 }
 
+#[async_trait::async_trait]
 impl Surface for Slack {
     fn kind(&self) -> SurfaceKind {
         SurfaceKind::Slack
     }
 
-    fn announce<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let req = SlackApiChatPostMessageRequest::new(
-                self.config.channel.clone().into(),
-                SlackMessageContent::new().with_text(format!(":warning: {}", card::escape(text))),
-            );
-            let req = &req;
-            self.paced(
-                "chat.postMessage",
-                &self.config.channel,
-                move || async move { self.session().chat_post_message(req).await },
-            )
-            .await?;
-            Ok(())
-        })
+    async fn announce(&self, text: &str) -> Result<(), DeliveryError> {
+        let req = SlackApiChatPostMessageRequest::new(
+            self.config.channel.clone().into(),
+            SlackMessageContent::new().with_text(format!(":warning: {}", card::escape(text))),
+        );
+        let req = &req;
+        self.paced(
+            "chat.postMessage",
+            &self.config.channel,
+            move || async move { self.session().chat_post_message(req).await },
+        )
+        .await?;
+        Ok(())
     }
 
-    fn post_card<'a>(
-        &'a self,
-        ticket: &'a Ticket,
+    async fn post_card(
+        &self,
+        ticket: &Ticket,
         maybe_posted: bool,
-    ) -> BoxFuture<'a, Result<CardRef, DeliveryError>> {
-        Box::pin(self.post_card_inner(ticket, maybe_posted))
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_card_inner(ticket, maybe_posted).await
     }
 
-    fn update_card<'a>(
-        &'a self,
-        card: &'a CardRef,
-        ticket: &'a Ticket,
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.update_card_inner(card, ticket))
+    async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError> {
+        self.update_card_inner(card, ticket).await
     }
 
-    fn post_note<'a>(
-        &'a self,
-        card: &'a CardRef,
-        note: &'a Note,
+    async fn post_note(
+        &self,
+        card: &CardRef,
+        note: &Note,
         maybe_posted: bool,
         queued_at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.post_note_inner(card, note, maybe_posted, queued_at))
+    ) -> Result<(), DeliveryError> {
+        self.post_note_inner(card, note, maybe_posted, queued_at)
+            .await
     }
 
-    fn post_digest<'a>(
-        &'a self,
-        digest: &'a crate::domain::handoff::Digest,
+    async fn post_digest(
+        &self,
+        digest: &crate::domain::handoff::Digest,
         maybe_posted: bool,
         queued_at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(self.post_digest_inner(digest, maybe_posted, queued_at))
+    ) -> Result<(), DeliveryError> {
+        self.post_digest_inner(digest, maybe_posted, queued_at)
+            .await
     }
 }

@@ -1,5 +1,4 @@
-//! What can go wrong when we call a platform, in the two kinds the outbox cares about,
-//! and how long to wait before the next try. Every wait a platform hints at (a
+//! How long to wait before the next try at a platform. Every wait a platform hints at (a
 //! `Retry-After`, a rate-limit reset) is read here, by one parser that never panics and
 //! keeps the answer between a second and a day: a header is outside data, and neither
 //! `Retry-After: 1e300` nor a reset already past may stall a job forever or loop hot.
@@ -7,35 +6,6 @@
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use std::time::Duration;
-use thiserror::Error;
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum DeliveryError {
-    /// Worth trying again (network, 5xx, 429): `after` is the platform's own hint.
-    #[error("{reason}")]
-    Retry {
-        after: Option<Duration>,
-        reason: String,
-    },
-    /// The platform refused for good; `reason` is its own words, for the agent.
-    #[error("{reason}")]
-    Permanent { reason: String },
-    /// The message (or the channel it was in) no longer exists: the surface said so with
-    /// its specific answer for that (Slack `message_not_found`, Discord 10008). Only this
-    /// makes the desk stop keeping a card in sync; a 401, a 403 or any other refusal never
-    /// does, so an expired or rotated token cannot make the desk forget its cards.
-    #[error("{reason}")]
-    Gone { reason: String },
-}
-
-impl DeliveryError {
-    pub fn retry(reason: impl Into<String>) -> Self {
-        DeliveryError::Retry {
-            after: None,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// The longest a platform's hint may hold work back. No window we know of is longer
 /// (Mastodon's posting window is 3 hours, X's budgets are daily); a longer one is a

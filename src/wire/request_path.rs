@@ -3,7 +3,7 @@
 //! shape is checked, and is then percent-encoded by the `url` crate, so an id such as
 //! `../../admin` or `1?x=y#` can never change which endpoint a request reaches.
 
-use crate::delivery::DeliveryError;
+use crate::ports::DeliveryError;
 use thiserror::Error;
 
 /// What an id must look like before it may become a path segment.

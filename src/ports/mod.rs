@@ -1,0 +1,12 @@
+//! The ports: every way the desk reaches the outside world, as traits the adapters
+//! implement. Each trait's doc comment is its contract — what a caller may repeat, and
+//! what is durable by the time a call returns. Async methods go through `async_trait`,
+//! the one boxing helper, so adapters write plain `async fn`s.
+
+mod delivery;
+mod source;
+mod surface;
+
+pub use delivery::DeliveryError;
+pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
+pub use surface::Surface;

@@ -1,0 +1,45 @@
+//! The team chat surfaces as the desk reaches them: a `Surface` posts cards and keeps
+//! them in sync with their tickets.
+
+use super::DeliveryError;
+use crate::domain::{handoff::Digest, CardRef, Note, SurfaceKind, Ticket};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[async_trait]
+pub trait Surface: Send + Sync {
+    fn kind(&self) -> SurfaceKind;
+
+    /// Post the ticket's card. With `maybe_posted`, a previous try may have succeeded
+    /// unseen: find that card instead of posting a second one.
+    async fn post_card(
+        &self,
+        ticket: &Ticket,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError>;
+
+    /// Re-render a card in place from the ticket's current state.
+    async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError>;
+
+    /// Say something to the whole team in the cards channel (a source stopped, say).
+    async fn announce(&self, text: &str) -> Result<(), DeliveryError>;
+
+    /// Post a shift hand-off digest in the cards channel. With `maybe_posted`, look for
+    /// it first (posted at or after `queued_at`).
+    async fn post_digest(
+        &self,
+        digest: &Digest,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> Result<(), DeliveryError>;
+
+    /// Add a line to the card's thread. With `maybe_posted`, look for it first
+    /// (posted at or after `queued_at`).
+    async fn post_note(
+        &self,
+        card: &CardRef,
+        note: &Note,
+        maybe_posted: bool,
+        queued_at: DateTime<Utc>,
+    ) -> Result<(), DeliveryError>;
+}
