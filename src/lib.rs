@@ -1,6 +1,7 @@
 //! mentionbridge: social mentions become support tickets in team chat, and agents'
 //! answers go back to the social platform exactly once.
 
+pub mod app;
 pub mod chat;
 pub mod clock;
 pub mod config;

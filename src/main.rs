@@ -138,7 +138,7 @@ fn export(
 fn run(config: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        mentionbridge::runtime::run(config, shutdown_signal()).await?;
+        mentionbridge::app::run(config, shutdown_signal()).await?;
         Ok(())
     })
 }

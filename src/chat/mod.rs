@@ -336,7 +336,7 @@ pub fn digest_text(d: &crate::domain::handoff::Digest, m: &dyn Markup) -> String
 
 /// `/mentions oncall`: who is on call now, in the surface's own words for its agents
 /// (`slack:U…` becomes a Slack mention on Slack, `discord:…` a Discord one on Discord).
-pub fn on_call_text(now: &crate::runtime::desk::OnCallNow, m: &dyn Markup) -> String {
+pub fn on_call_text(now: &crate::domain::oncall::OnCallNow, m: &dyn Markup) -> String {
     let name = |key: &String| m.member(key);
     let list = |keys: &[String]| {
         if keys.is_empty() {

@@ -2,7 +2,7 @@
 //! with its effects in one transaction, make it durable, then wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
-use crate::domain::oncall::{Layer, Override, Schedule};
+use crate::domain::oncall::{Layer, OnCallNow, Override, Schedule};
 use crate::domain::routes::Routes;
 use crate::domain::sla::OnDuty;
 use crate::domain::{
@@ -55,15 +55,6 @@ pub struct DeskService {
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
-
-/// Who is on call now and when that changes, with agents as member keys
-/// (`slack:U…`, `discord:…`) for the surface to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnCallNow {
-    pub primary: Vec<String>,
-    pub secondary: Vec<String>,
-    pub next_change: Option<chrono::DateTime<Utc>>,
-}
 
 impl DeskService {
     pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {

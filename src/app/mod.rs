@@ -1,0 +1,241 @@
+//! The wiring: from a checked config, build the store, the platforms and the surfaces,
+//! start the runtime's tasks under supervision, and stop them together.
+
+use crate::chat::discord::{run_gateway, Discord, DiscordError};
+use crate::chat::slack::{run_socket_mode, Slack, SlackError};
+use crate::config::{Config, DiscordMode, SlackMode};
+use crate::domain::{Desk, SurfaceKind};
+use crate::ports::Surface;
+
+use crate::runtime::desk::DeskService;
+use crate::runtime::failpoints::Failpoints;
+use crate::runtime::outbox::OutboxSender;
+use crate::runtime::supervisor::Supervisor;
+use crate::runtime::{scheduler, watcher};
+use crate::store::{Store, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{watch, Notify};
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Platform(#[from] crate::sources::ConnectError),
+    #[error("Slack credentials check failed: {0}")]
+    Slack(SlackError),
+    #[error("Discord credentials check failed: {0}")]
+    Discord(DiscordError),
+    #[error("the HTTP server could not listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Start everything, run until `shutdown` resolves, then stop in order: no new work is
+/// taken, in-flight sends finish (or stay queued), and the store is flushed.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let routes = config.routes.clone();
+    let store = Store::open(&config.store_path)?.with_router(Arc::new(move |m| {
+        let route = routes.route_for(m);
+        let name = if route.name == crate::domain::routes::DEFAULT_ROUTE {
+            String::new()
+        } else {
+            route.name.clone()
+        };
+        (name, route.sla.first_response)
+    }));
+    let platforms = crate::sources::connect_all(&config, &store).await?;
+
+    let wake = Arc::new(Notify::new());
+    let mut roster = Desk::new();
+    for p in &platforms.publishers {
+        roster = roster.with_rules(p.platform(), p.text_rules());
+    }
+    if let Some(s) = &config.slack {
+        roster.roster_mut(SurfaceKind::Slack).user_ids = s.agent_user_ids.iter().cloned().collect();
+    }
+    if let Some(d) = &config.discord {
+        let r = roster.roster_mut(SurfaceKind::Discord);
+        r.user_ids = d.agent_user_ids.iter().cloned().collect();
+        r.role_ids = d.agent_role_ids.iter().cloned().collect();
+    }
+    roster.agents = config.agents.clone();
+    let desk = Arc::new(
+        DeskService::new(store.clone(), roster, wake.clone())
+            .with_canned(config.canned.clone(), config.brand.clone())
+            .with_oncall(config.oncall.clone(), config.routes.clone()),
+    );
+
+    let slack = match &config.slack {
+        Some(c) => {
+            let slack = Arc::new(Slack::new(c, desk.clone()).map_err(RunError::Slack)?);
+            slack.verify().await.map_err(RunError::Slack)?;
+            Some(slack)
+        }
+        None => None,
+    };
+    let discord = match &config.discord {
+        Some(c) => {
+            let discord = Arc::new(Discord::new(c, desk.clone()).map_err(RunError::Discord)?);
+            discord.verify().await.map_err(RunError::Discord)?;
+            Some(discord)
+        }
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let failpoints = Failpoints::from_env();
+    let mut tasks = Supervisor::new(stop_rx.clone(), failpoints.clone());
+
+    let work = desk.background_work();
+    tasks.spawn("background", move |stop| {
+        let work = work.clone();
+        async move { work.run(stop).await }
+    });
+
+    if let Some(slack) = slack
+        .clone()
+        .filter(|s| s.config().agent_usergroup.is_some())
+    {
+        tasks.spawn("slack-agent-group", move |mut stop| {
+            let slack = slack.clone();
+            async move {
+                loop {
+                    if let Err(e) = slack.refresh_agent_group().await {
+                        tracing::warn!(error = %e, "could not resolve the agent user group; keeping the last known members");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        });
+    }
+
+    let publishers = platforms.publishers.clone();
+    let mut surfaces: Vec<Arc<dyn Surface>> = Vec::new();
+    if let Some(s) = &slack {
+        surfaces.push(s.clone());
+    }
+    if let Some(d) = &discord {
+        surfaces.push(d.clone());
+    }
+    for source in platforms.sources.clone() {
+        let key = source.cursor_key();
+        let platform = key.split(':').next().unwrap_or("source").to_string();
+        let (store, wake, surfaces) = (store.clone(), wake.clone(), surfaces.clone());
+        let max_backoff = config.outbox.max_backoff;
+        tasks.spawn(format!("watcher:{platform}"), move |stop| {
+            watcher::watch_source(
+                source.clone(),
+                store.clone(),
+                wake.clone(),
+                max_backoff,
+                surfaces.clone(),
+                stop,
+            )
+        });
+    }
+    let sender = Arc::new(
+        OutboxSender::new(
+            store.clone(),
+            surfaces,
+            publishers,
+            wake.clone(),
+            config.outbox.clone(),
+        )
+        .with_pager(desk.clone())
+        .with_failpoints(failpoints),
+    );
+    tasks.spawn("outbox", move |stop| sender.clone().run(stop));
+    let scheduler = Arc::new(scheduler::Scheduler {
+        store: store.clone(),
+        desk: desk.clone(),
+        wake_outbox: wake.clone(),
+        brand: config.brand.clone(),
+        handoff_digest: config.handoff_digest,
+        release_claims_at_handoff: config.release_claims_at_handoff,
+        surface: if config.slack.is_some() {
+            SurfaceKind::Slack
+        } else {
+            SurfaceKind::Discord
+        },
+    });
+    tasks.spawn("scheduler", move |stop| scheduler.clone().run(stop));
+
+    let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);
+    let discord_http = discord
+        .clone()
+        .filter(|d| d.config().mode == DiscordMode::Http);
+    let ingest = config.webhook.as_ref().map(|w| crate::http::Ingest {
+        store: store.clone(),
+        secret: w.secret.clone(),
+        wake: wake.clone(),
+    });
+    if slack_http.is_some() || discord_http.is_some() || ingest.is_some() || config.http_configured
+    {
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|source| RunError::Listen {
+                addr: config.http_listen.to_string(),
+                source,
+            })?;
+        tracing::info!(addr = %config.http_listen, "HTTP server listening (chat interactions and/or the mentions webhook)");
+        let listener = Arc::new(listener);
+        let metrics = crate::http::Metrics {
+            desk: desk.clone(),
+            health: tasks.health(),
+        };
+        let limits = config.http.clone();
+        let app = crate::http::router(slack_http, discord_http, ingest, metrics, &limits);
+        tasks.spawn("http", move |stop| {
+            let (listener, app, limits) = (listener.clone(), app.clone(), limits.clone());
+            async move { crate::http::server::serve(&listener, app, &limits, stop).await }
+        });
+    }
+
+    if let Some(slack) = slack.filter(|s| s.config().mode == SlackMode::Socket) {
+        let app_token = slack
+            .config()
+            .app_token
+            .clone()
+            .expect("validated: socket mode has an app token");
+        tasks.spawn("slack-socket-mode", move |stop| {
+            run_socket_mode(slack.clone(), app_token.clone(), 1, stopped(stop))
+        });
+    }
+
+    if let Some(discord) = discord {
+        if let Err(e) = discord.register_commands().await {
+            tracing::error!(error = %e, "could not register the /mentions command in the Discord guild");
+        }
+        if discord.config().mode == DiscordMode::Gateway {
+            tasks.spawn("discord-gateway", move |stop| {
+                run_gateway(discord.clone(), stopped(stop))
+            });
+        }
+    }
+
+    tracing::info!(store = %config.store_path.display(), "mentionbridge running");
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight work");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(20), tasks.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop in 20 s; their work stays queued in the outbox");
+    }
+    store.flush().await?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
