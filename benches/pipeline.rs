@@ -178,6 +178,7 @@ async fn scheduler_pass(n: usize) {
         handoff_digest: false,
         release_claims_at_handoff: false,
         surface: mentionbridge::domain::SurfaceKind::Slack,
+        clock: Arc::new(mentionbridge::ports::SystemClock),
     };
     for (label, at) in [
         ("quiet round", start + Span::minutes(1)),
@@ -239,6 +240,7 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
         wake.clone(),
         Duration::from_secs(5),
         surfaces.clone(),
+        Arc::new(mentionbridge::ports::SystemClock),
         stop_rx.clone(),
     ));
     let publishers: Vec<Arc<dyn Publisher>> = vec![source.clone()];

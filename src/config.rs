@@ -896,7 +896,7 @@ impl Validator<'_> {
         });
         if let Some(k) = &public_key {
             let unresolved = self.missing.len() != missing_before;
-            let valid = crate::chat::discord::signature::InteractionVerifier::new(k).is_ok();
+            let valid = is_ed25519_public_key(k);
             if !unresolved && !valid {
                 let found = if k.is_empty() {
                     "it is empty".to_string()
@@ -1593,6 +1593,15 @@ fn locate_key(text: &str, section: &str, key: &str) -> Option<usize> {
         }
     }
     header_line
+}
+
+/// Whether `key` is a Discord application public key: 64 hex characters of a valid
+/// Ed25519 point (what the interactions endpoint's verifier will accept).
+fn is_ed25519_public_key(key: &str) -> bool {
+    hex::decode(key)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .is_some_and(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).is_ok())
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 pub mod app;
 pub mod chat;
-pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -1,6 +1,8 @@
 //! The wiring: from a checked config, build the store, the platforms and the surfaces,
 //! start the runtime's tasks under supervision, and stop them together.
 
+pub mod clock;
+
 use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
 use crate::config::{Config, DiscordMode, SlackMode};
@@ -65,8 +67,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         r.role_ids = d.agent_role_ids.iter().cloned().collect();
     }
     roster.agents = config.agents.clone();
+    let clock = clock::from_env();
+    let failpoints = Failpoints::from_env();
     let desk = Arc::new(
         DeskService::new(store.clone(), roster, wake.clone())
+            .with_clock(clock.clone())
+            .with_failpoints(&failpoints)
             .with_canned(config.canned.clone(), config.brand.clone())
             .with_oncall(config.oncall.clone(), config.routes.clone()),
     );
@@ -92,7 +98,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
-    let failpoints = Failpoints::from_env();
     let mut tasks = Supervisor::new(stop_rx.clone(), failpoints.clone());
 
     let work = desk.background_work();
@@ -132,7 +137,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for source in platforms.sources.clone() {
         let key = source.cursor_key();
         let platform = key.split(':').next().unwrap_or("source").to_string();
-        let (store, wake, surfaces) = (store.clone(), wake.clone(), surfaces.clone());
+        let (store, wake, surfaces, clock) =
+            (store.clone(), wake.clone(), surfaces.clone(), clock.clone());
         let max_backoff = config.outbox.max_backoff;
         tasks.spawn(format!("watcher:{platform}"), move |stop| {
             watcher::watch_source(
@@ -141,6 +147,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 wake.clone(),
                 max_backoff,
                 surfaces.clone(),
+                clock.clone(),
                 stop,
             )
         });
@@ -154,6 +161,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.outbox.clone(),
         )
         .with_pager(desk.clone())
+        .with_clock(clock.clone())
         .with_failpoints(failpoints),
     );
     tasks.spawn("outbox", move |stop| sender.clone().run(stop));
@@ -169,6 +177,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         } else {
             SurfaceKind::Discord
         },
+        clock: clock.clone(),
     });
     tasks.spawn("scheduler", move |stop| scheduler.clone().run(stop));
 
@@ -180,6 +189,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store: store.clone(),
         secret: w.secret.clone(),
         wake: wake.clone(),
+        clock: clock.clone(),
     });
     if slack_http.is_some() || discord_http.is_some() || ingest.is_some() || config.http_configured
     {

@@ -3,34 +3,52 @@
 //! what the ending shift answered. Pure: the scheduler passes the tickets and the two
 //! on-call pictures.
 
-use super::oncall::OnCall;
-use super::{Ticket, TicketId};
+use super::oncall::{OnCall, Schedule};
+pub use super::Digest;
+use super::Ticket;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Digest {
-    /// The hand-off instant.
-    pub at: DateTime<Utc>,
-    /// The previous hand-off: "this shift" ran from here to `at`.
+/// A change of the people on call that a digest covers: the shift that ran from `since`
+/// ended at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
     pub since: DateTime<Utc>,
-    /// Primary on call after and before the hand-off (member keys).
-    pub incoming: Vec<String>,
-    pub outgoing: Vec<String>,
-    /// Open tickets still waiting for an agent (unanswered, or the customer wrote again).
-    pub waiting: usize,
-    /// Open tickets answered and not resolved yet.
-    pub answered_open: usize,
-    /// Open, unanswered, and past the first-response target.
-    pub breaching: Vec<TicketId>,
-    /// Tickets waiting for an agent and held by someone going off call, with the
-    /// holder's member key.
-    pub held_by_outgoing: Vec<(TicketId, String)>,
-    /// Tickets whose first answer went out during the ending shift.
-    pub answered: usize,
-    /// Claims of outgoing agents released for the incoming shift.
-    #[serde(default)]
-    pub released: Vec<TicketId>,
+    pub at: DateTime<Utc>,
+}
+
+/// The latest change of the people on call after `last` (the hand-off already handled)
+/// and no later than `now`: one digest however many changes a downtime skipped, covering
+/// the shift that ended there. `None` when nobody changed since `last`.
+pub fn latest_handoff(
+    schedule: &Schedule,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Handoff> {
+    let (mut since, mut edge) = (last, None);
+    let mut cursor = last;
+    // A rotation changes at most a few times a day; the bound only guards a schedule
+    // whose next change never advances.
+    for _ in 0..1000 {
+        match schedule.next_change(cursor) {
+            Some(e) if e <= now => {
+                if let Some(previous) = edge {
+                    since = previous;
+                }
+                edge = Some(e);
+                cursor = e;
+            }
+            _ => break,
+        }
+    }
+    edge.map(|at| Handoff { since, at })
+}
+
+/// Who was on call just before and right at a hand-off.
+pub fn sides(schedule: &Schedule, at: DateTime<Utc>) -> (OnCall, OnCall) {
+    (
+        schedule.on_call(at - chrono::Duration::seconds(1)),
+        schedule.on_call(at),
+    )
 }
 
 /// Build the digest for the hand-off at `at`. `due` gives each ticket's first-response
@@ -86,6 +104,7 @@ pub fn digest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::TicketId;
     use crate::domain::{
         AgentRef, Author, Claim, Mention, Platform, Reply, ReplyState, Stage, SurfaceKind,
         Visibility,
@@ -192,5 +211,45 @@ mod tests {
         assert_eq!(d.breaching, vec![TicketId(1), TicketId(2), TicketId(6)]);
         assert_eq!(d.held_by_outgoing, vec![(TicketId(1), "slack:UA".into())]);
         assert_eq!(d.answered, 1);
+    }
+
+    #[test]
+    fn the_latest_change_since_the_last_handoff_is_the_one_a_digest_covers() {
+        use crate::domain::oncall::{Layer, Override, Schedule};
+        let schedule = Schedule {
+            overrides: vec![
+                Override::lasting("slack:U1", Layer::Primary, t(9), chrono::Duration::hours(2)),
+                Override::lasting(
+                    "slack:U2",
+                    Layer::Primary,
+                    t(12),
+                    chrono::Duration::hours(1),
+                ),
+            ],
+            ..Schedule::default()
+        };
+        assert_eq!(
+            latest_handoff(&schedule, t(8), t(8) + chrono::Duration::minutes(30)),
+            None
+        );
+        assert_eq!(
+            latest_handoff(&schedule, t(8), t(9) + chrono::Duration::minutes(30)),
+            Some(Handoff {
+                since: t(8),
+                at: t(9)
+            })
+        );
+        // A downtime skipped four changes: one digest, for the shift that ended last.
+        assert_eq!(
+            latest_handoff(&schedule, t(8), t(14)),
+            Some(Handoff {
+                since: t(12),
+                at: t(13)
+            })
+        );
+        assert_eq!(latest_handoff(&schedule, t(13), t(14)), None);
+        let (before, after) = sides(&schedule, t(12));
+        assert!(before.primary.is_empty());
+        assert_eq!(after.primary, vec!["slack:U2".to_string()]);
     }
 }

@@ -14,6 +14,5 @@ pub mod sla;
 pub mod text;
 
 pub use model::*;
-pub use rules::{
-    apply, apply_followup, apply_system, compose_reply, Desk, Rejection, Roster, Transition,
-};
+pub use rules::{apply, apply_followup, apply_system, Desk, Rejection, Roster};
+pub use text::compose_reply;

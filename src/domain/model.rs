@@ -369,7 +369,7 @@ pub struct Ticket {
     pub respond_by: Option<DateTime<Utc>>,
     /// What the SLA clocks already did about this ticket, so each step happens once.
     #[serde(default)]
-    pub sla: super::sla::SlaMarks,
+    pub sla: SlaMarks,
     /// The customer was told the team is off shift (once per conversation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub off_hours_acked: bool,
@@ -622,7 +622,7 @@ pub enum Effect {
         seq: u32,
     },
     /// A shift hand-off summary for the channel (not about one ticket).
-    Digest(super::handoff::Digest),
+    Digest(Digest),
 }
 
 /// One append-only line of the audit log.
@@ -633,6 +633,52 @@ pub struct AuditEntry {
     pub actor: Option<AgentRef>,
     pub what: String,
     pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub ticket: Ticket,
+    pub effects: Vec<Effect>,
+    pub audit: AuditEntry,
+}
+
+/// What was already done about a ticket's clocks, so each step happens once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlaMarks {
+    pub warned: bool,
+    pub breached: bool,
+    /// Escalation levels already reached.
+    pub escalated: usize,
+    /// The claim (by its start) whose holder was reminded / released.
+    pub reminded_claim: Option<DateTime<Utc>>,
+    pub released_claim: Option<DateTime<Utc>>,
+    pub resolution_overdue: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    /// The hand-off instant.
+    pub at: DateTime<Utc>,
+    /// The previous hand-off: "this shift" ran from here to `at`.
+    pub since: DateTime<Utc>,
+    /// Primary on call after and before the hand-off (member keys).
+    pub incoming: Vec<String>,
+    pub outgoing: Vec<String>,
+    /// Open tickets still waiting for an agent (unanswered, or the customer wrote again).
+    pub waiting: usize,
+    /// Open tickets answered and not resolved yet.
+    pub answered_open: usize,
+    /// Open, unanswered, and past the first-response target.
+    pub breaching: Vec<TicketId>,
+    /// Tickets waiting for an agent and held by someone going off call, with the
+    /// holder's member key.
+    pub held_by_outgoing: Vec<(TicketId, String)>,
+    /// Tickets whose first answer went out during the ending shift.
+    pub answered: usize,
+    /// Claims of outgoing agents released for the incoming shift.
+    #[serde(default)]
+    pub released: Vec<TicketId>,
 }
 
 #[cfg(test)]

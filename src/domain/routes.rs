@@ -3,10 +3,11 @@
 //! which rotations serve it, and an optional off-hours acknowledgement. The first
 //! matching route wins; anything else takes the default route.
 
-use super::oncall::Schedule;
+use super::oncall::{OnCall, Schedule};
 use super::sla::SlaPolicy;
-use super::{Mention, Platform, Ticket};
-use chrono::Duration;
+use super::text::{compose_reply, TextRules};
+use super::{Effect, Mention, Note, Platform, Ticket};
+use chrono::{DateTime, Duration, Utc};
 
 /// The name of the route every unmatched mention takes.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -31,6 +32,17 @@ pub struct Route {
 }
 
 impl Route {
+    /// What a new ticket's card asks of the people on call once it is up: the primary
+    /// on call are paged in its thread, if this route pages and anyone is on.
+    pub fn paging(&self, on_call: &OnCall) -> Vec<Effect> {
+        if !self.page || on_call.primary.is_empty() {
+            return Vec::new();
+        }
+        vec![Effect::ThreadNote(Note::Paged {
+            members: on_call.primary.clone(),
+        })]
+    }
+
     pub fn default_route(sla: SlaPolicy, page: bool) -> Route {
         Route {
             name: DEFAULT_ROUTE.into(),
@@ -118,6 +130,58 @@ impl Routes {
 
     pub fn all(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter().chain(std::iter::once(&self.default))
+    }
+}
+
+/// Off-hours acknowledgements go only to mentions this fresh (not to a backlog found
+/// after the feature is switched on or after a long outage).
+pub const OFF_HOURS_ACK_WITHIN: Duration = Duration::hours(1);
+
+/// What the desk says to a customer who wrote while nobody on the route was on shift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffHoursAck {
+    /// This text (before the platform's reply prefix), once.
+    Send(String),
+    /// The route's template filled in is longer than the platform takes: nothing is sent.
+    TooLong,
+}
+
+impl Route {
+    /// Whether a ticket is owed an off-hours acknowledgement now, and what it says: the
+    /// route acknowledges, the ticket is fresh, unanswered and not yet acknowledged,
+    /// nobody on the route's rotations was on call when it arrived, and the platform's
+    /// rules (`None`: the platform is not connected) take the text. `schedule` is the
+    /// desk's whole schedule, overrides included.
+    pub fn off_hours_ack(
+        &self,
+        ticket: &Ticket,
+        schedule: &Schedule,
+        rules: Option<TextRules>,
+        brand: &str,
+        now: DateTime<Utc>,
+    ) -> Option<OffHoursAck> {
+        let template = self.off_hours_ack.as_deref()?;
+        if ticket.off_hours_acked
+            || !ticket.replies.is_empty()
+            || now - ticket.opened_at > OFF_HOURS_ACK_WITHIN
+        {
+            return None;
+        }
+        let schedule = self.schedule(schedule);
+        if schedule.rotations.is_empty() || !schedule.on_call(ticket.opened_at).primary.is_empty() {
+            return None;
+        }
+        let rules = rules?;
+        let wait = schedule
+            .next_change(now)
+            .map(|t| t - now)
+            .unwrap_or(self.sla.first_response);
+        let text = off_hours_text(template, ticket, brand, wait);
+        let full = compose_reply(&ticket.mention, &text);
+        if rules.count(&full) > rules.max_chars || !rules.fits(&full) {
+            return Some(OffHoursAck::TooLong);
+        }
+        Some(OffHoursAck::Send(text))
     }
 }
 
@@ -255,5 +319,25 @@ mod tests {
             expected_wait(Duration::seconds(10)),
             "within about 10 minutes"
         );
+    }
+
+    #[test]
+    fn a_new_ticket_pages_the_primary_on_call_only_where_its_route_pages() {
+        let on = OnCall {
+            primary: vec!["slack:U1".into()],
+            secondary: vec!["slack:U2".into()],
+        };
+        assert_eq!(
+            route("vip").paging(&on),
+            vec![Effect::ThreadNote(Note::Paged {
+                members: vec!["slack:U1".into()]
+            })]
+        );
+        let quiet = Route {
+            page: false,
+            ..route("quiet")
+        };
+        assert!(quiet.paging(&on).is_empty());
+        assert!(route("vip").paging(&OnCall::default()).is_empty());
     }
 }

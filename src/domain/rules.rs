@@ -2,7 +2,7 @@
 
 use super::agents::Agents;
 use super::model::*;
-use super::text::TextRules;
+use super::text::{compose_reply, TextRules};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -170,13 +170,6 @@ fn human_minutes(m: i64) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    pub ticket: Ticket,
-    pub effects: Vec<Effect>,
-    pub audit: AuditEntry,
-}
-
 fn audit(
     ticket: &Ticket,
     actor: Option<&AgentRef>,
@@ -191,43 +184,6 @@ fn audit(
         what: what.into(),
         detail,
     }
-}
-
-/// The text that goes out, written the way each platform threads and notifies a reply:
-///
-/// - Mastodon: a status reaches the customer only through a mention in its text, so their
-///   `@acct` goes first unless the agent already mentions them (a canned reply's
-///   `{author}` does), and it counts towards the limit as Mastodon counts mentions.
-/// - X: nothing is added. X fills in a reply's leading mention of the post's author itself
-///   by itself (X API v2) and does not count it; what the agent typed counts,
-///   mentions included.
-/// - Bluesky: nothing is added. The reply reference threads the post and notifies its
-///   author (a reply needs no mention); a mention the agent types gets its facet and counts.
-pub fn compose_reply(mention: &Mention, text: &str) -> String {
-    let text = text.trim();
-    if mention.platform != Platform::Mastodon || mentions(text, &mention.author.handle) {
-        return text.to_string();
-    }
-    format!("@{} {text}", mention.author.handle)
-}
-
-/// Whether `text` mentions `@handle` as a whole (not `@alice` inside `@alice@other.social`
-/// or `@alice_b`).
-fn mentions(text: &str, handle: &str) -> bool {
-    let tag = format!("@{handle}");
-    let part_of_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '@');
-    text.match_indices(&tag).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = &text[at + tag.len()..];
-        let mut rest = after.chars();
-        let ends = match rest.next() {
-            None => true,
-            // A dot ends a sentence, unless a domain goes on after it.
-            Some('.' | '-') => !rest.next().is_some_and(char::is_alphanumeric),
-            Some(c) => !part_of_name(c),
-        };
-        !before.is_some_and(|c| part_of_name(c) || c == '.') && ends
-    })
 }
 
 /// Most actions change what the card shows and leave a line in its thread.

@@ -5,9 +5,9 @@
 //! thread notes it calls for. The runtime's scheduler calls these with the desk's clock;
 //! tests call them with any instant, so nothing here sleeps or reads time.
 
-use super::{AgentRef, AuditEntry, Effect, Note, Ticket, Transition};
+use super::oncall::OnCall;
+use super::{AgentRef, AuditEntry, Effect, Note, SlaMarks, Ticket, Transition};
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 /// A route's targets and how loudly to chase them.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,20 +38,6 @@ impl Default for SlaPolicy {
             idle_claim_release: Duration::minutes(40),
         }
     }
-}
-
-/// What was already done about a ticket's clocks, so each step happens once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SlaMarks {
-    pub warned: bool,
-    pub breached: bool,
-    /// Escalation levels already reached.
-    pub escalated: usize,
-    /// The claim (by its start) whose holder was reminded / released.
-    pub reminded_claim: Option<DateTime<Utc>>,
-    pub released_claim: Option<DateTime<Utc>>,
-    pub resolution_overdue: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,13 +172,6 @@ fn scaled(d: Duration, share: f64) -> Duration {
     Duration::milliseconds((d.num_milliseconds() as f64 * share.clamp(0.0, 1.0)) as i64)
 }
 
-/// Who is on call for the ticket's route right now, as member keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OnDuty {
-    pub primary: Vec<String>,
-    pub secondary: Vec<String>,
-}
-
 /// Record `steps` on the ticket (so each happens once) with the notes that chase the
 /// right people: a warning goes to the holder (or the primary on-call), a breach and an
 /// escalation climb one level each (level 1 the secondary on-call, then the channel), a
@@ -201,7 +180,7 @@ pub struct OnDuty {
 pub fn apply_steps(
     ticket: &Ticket,
     steps: &[SlaStep],
-    on_duty: &OnDuty,
+    on_duty: &OnCall,
     now: DateTime<Utc>,
 ) -> Option<Transition> {
     if steps.is_empty() {
@@ -320,7 +299,7 @@ pub fn apply_steps(
     })
 }
 
-fn released(holder: &AgentRef, why: String, on_duty: &OnDuty) -> Note {
+fn released(holder: &AgentRef, why: String, on_duty: &OnCall) -> Note {
     Note::ClaimReleased {
         holder: holder.clone(),
         why,
@@ -331,7 +310,7 @@ fn released(holder: &AgentRef, why: String, on_duty: &OnDuty) -> Note {
 /// A shift ended for the holder of an unanswered ticket: free it for the incoming shift.
 pub fn release_at_handoff(
     ticket: &Ticket,
-    incoming: &OnDuty,
+    incoming: &OnCall,
     now: DateTime<Utc>,
 ) -> Option<Transition> {
     let claim = ticket.holder.as_ref()?;
@@ -373,7 +352,7 @@ pub fn acknowledge_off_hours(
     let seq = 1;
     next.replies.push(super::Reply {
         seq,
-        text: super::rules::compose_reply(&ticket.mention, text),
+        text: super::text::compose_reply(&ticket.mention, text),
         visibility: ticket.mention.visibility,
         private: false,
         by,
@@ -605,8 +584,8 @@ mod tests {
         assert_eq!(first_response_due(&ticket(), &policy), t(60));
     }
 
-    fn on_duty() -> OnDuty {
-        OnDuty {
+    fn on_duty() -> OnCall {
+        OnCall {
             primary: vec!["slack:UPRIME".into()],
             secondary: vec!["slack:USECOND".into()],
         }
@@ -676,7 +655,7 @@ mod tests {
         assert_eq!(level1.ticket.sla.escalated, 1);
 
         // Nobody on the secondary layer: level 1 already calls the channel.
-        let nobody_secondary = OnDuty {
+        let nobody_secondary = OnCall {
             secondary: vec![],
             ..on_duty()
         };
@@ -926,7 +905,7 @@ mod tests {
 
     #[test]
     fn a_claim_is_released_at_hand_off_only_while_the_customer_still_waits() {
-        let incoming = OnDuty {
+        let incoming = OnCall {
             primary: vec!["slack:UNEXT".into()],
             secondary: vec![],
         };

@@ -11,6 +11,7 @@
 //!   sequence (ZWJ families, flags, skin tones) 2 as a whole, and every URL 23; the limit
 //!   is 280.
 
+use super::{Mention, Platform};
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -191,6 +192,43 @@ fn remote_mention(word: &str) -> Option<(&str, usize)> {
         return None;
     }
     Some((&word[..1 + user.len()], 1 + mention.len()))
+}
+
+/// The text that goes out, written the way each platform threads and notifies a reply:
+///
+/// - Mastodon: a status reaches the customer only through a mention in its text, so their
+///   `@acct` goes first unless the agent already mentions them (a canned reply's
+///   `{author}` does), and it counts towards the limit as Mastodon counts mentions.
+/// - X: nothing is added. X fills in a reply's leading mention of the post's author itself
+///   by itself (X API v2) and does not count it; what the agent typed counts,
+///   mentions included.
+/// - Bluesky: nothing is added. The reply reference threads the post and notifies its
+///   author (a reply needs no mention); a mention the agent types gets its facet and counts.
+pub fn compose_reply(mention: &Mention, text: &str) -> String {
+    let text = text.trim();
+    if mention.platform != Platform::Mastodon || mentions(text, &mention.author.handle) {
+        return text.to_string();
+    }
+    format!("@{} {text}", mention.author.handle)
+}
+
+/// Whether `text` mentions `@handle` as a whole (not `@alice` inside `@alice@other.social`
+/// or `@alice_b`).
+fn mentions(text: &str, handle: &str) -> bool {
+    let tag = format!("@{handle}");
+    let part_of_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '@');
+    text.match_indices(&tag).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = &text[at + tag.len()..];
+        let mut rest = after.chars();
+        let ends = match rest.next() {
+            None => true,
+            // A dot ends a sentence, unless a domain goes on after it.
+            Some('.' | '-') => !rest.next().is_some_and(char::is_alphanumeric),
+            Some(c) => !part_of_name(c),
+        };
+        !before.is_some_and(|c| part_of_name(c) || c == '.') && ends
+    })
 }
 
 #[cfg(test)]

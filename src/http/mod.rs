@@ -31,6 +31,8 @@ pub struct Ingest {
     pub store: Store,
     pub secret: Secret,
     pub wake: Arc<Notify>,
+    /// The desk's clock: a webhook mention is received at its instant.
+    pub clock: Arc<dyn crate::ports::Clock>,
 }
 
 /// What `/metrics` and `/healthz` read.
@@ -147,7 +149,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
         Ok((tickets, failed)) => {
             let mut text = crate::stats::prometheus_with(
                 &tickets,
-                crate::clock::now(),
+                metrics.desk.now(),
                 &metrics.desk.targets(),
             );
             text.push_str(&crate::runtime::outbox::exposition(
@@ -194,7 +196,7 @@ async fn ingest_mentions(
     };
     let stored = ingest
         .store
-        .ingest("webhook", &mentions, None, crate::clock::now())
+        .ingest("webhook", &mentions, None, ingest.clock.now())
         .map_err(|e| e.to_string());
     let flushed = match stored {
         Ok(created) => ingest

@@ -3,10 +3,12 @@
 //! what is durable by the time a call returns. Async methods go through `async_trait`,
 //! the one boxing helper, so adapters write plain `async fn`s.
 
+mod clock;
 mod delivery;
 mod source;
 mod surface;
 
+pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
 pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
 pub use surface::Surface;

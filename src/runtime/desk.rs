@@ -2,13 +2,14 @@
 //! with its effects in one transaction, make it durable, then wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
-use crate::domain::oncall::{Layer, OnCallNow, Override, Schedule};
+use crate::domain::oncall::{Layer, OnCall, OnCallNow, Override, Schedule};
 use crate::domain::routes::Routes;
-use crate::domain::sla::OnDuty;
 use crate::domain::{
-    apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Platform, Rejection,
+    apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Effect, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
 };
+use crate::ports::{Clock, SystemClock};
+use crate::runtime::failpoints::Failpoints;
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use std::collections::HashSet;
@@ -43,9 +44,10 @@ pub struct DeskService {
     brand: String,
     desk: RwLock<Desk>,
     outbox_wake: Arc<Notify>,
-    /// Test hook (`MENTIONBRIDGE_FAILPOINT=slow-desk`): every action takes 2.5 s, so
-    /// tests can watch a surface defer its answer.
+    /// Test hook (failpoint `slow-desk`): every action takes 2.5 s, so tests can watch a
+    /// surface defer its answer.
     slow: bool,
+    clock: Arc<dyn Clock>,
     /// The configured rotations; chat overrides live in the store.
     oncall: Schedule,
     routes: Routes,
@@ -69,9 +71,30 @@ impl DeskService {
             routes: Routes::default(),
             desk: RwLock::new(desk),
             outbox_wake,
-            slow: std::env::var(crate::runtime::failpoints::FAILPOINT_ENV).as_deref()
-                == Ok("slow-desk"),
+            slow: false,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The desk's clock (the system clock unless a test passes its own).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Test hooks: `slow-desk` makes every action take 2.5 s.
+    pub fn with_failpoints(mut self, failpoints: &Failpoints) -> Self {
+        self.slow = failpoints.is_on("slow-desk");
+        self
+    }
+
+    /// The desk's current instant.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// Hand work to the supervised background component instead of a bare spawn.
@@ -106,25 +129,17 @@ impl DeskService {
     }
 
     /// Who is on call for a ticket's route at `now`.
-    pub fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnDuty {
-        let on = self
-            .routes
+    pub fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnCall {
+        self.routes
             .of(ticket)
             .schedule(&self.schedule())
-            .on_call(now);
-        OnDuty {
-            primary: on.primary,
-            secondary: on.secondary,
-        }
+            .on_call(now)
     }
 
-    /// The primary on-call agents to page about a new ticket (empty: its route does not
-    /// page, or nobody is on).
-    pub fn on_call_to_page(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<String> {
-        if !self.routes.of(ticket).page {
-            return Vec::new();
-        }
-        self.on_duty(ticket, now).primary
+    /// What a new ticket's card asks of the people on call once it is up (its route
+    /// decides).
+    pub fn paging(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<Effect> {
+        self.routes.of(ticket).paging(&self.on_duty(ticket, now))
     }
 
     fn overrides(&self) -> Result<Vec<Override>, ActError> {
@@ -140,7 +155,7 @@ impl DeskService {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let schedule = self.schedule();
         let on = schedule.on_call(now);
         Ok(OnCallNow {
@@ -164,7 +179,7 @@ impl DeskService {
         let member = crate::domain::oncall::override_member(member, &who.member_key(), who.surface)
             .map_err(ActError::Invalid)?;
         let length = crate::domain::oncall::override_length(length).map_err(ActError::Invalid)?;
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let added = Override::lasting(member, Layer::Primary, now, length);
         let mut all: Vec<Override> = self
             .overrides()?
@@ -250,7 +265,7 @@ impl DeskService {
             } else {
                 window
             },
-            crate::clock::now(),
+            self.clock.now(),
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
         let tickets = self.store.all_tickets()?;
@@ -315,7 +330,7 @@ impl DeskService {
         actor: &AgentRef,
     ) -> Result<Ticket, ActError> {
         let ticket = self.ticket(id)?;
-        apply(&ticket, action, actor, &self.desk(), crate::clock::now())
+        apply(&ticket, action, actor, &self.desk(), self.clock.now())
             .map(|t| t.ticket)
             .map_err(ActError::Rejected)?;
         Ok(ticket)
@@ -333,7 +348,7 @@ impl DeskService {
             tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         }
         let desk = self.desk();
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let outcome = self
             .store
             .act(id, |t| apply(t, action.clone(), actor, &desk, now))?;
@@ -369,7 +384,7 @@ impl DeskService {
         };
         self.store.append_audit(&AuditEntry {
             ticket,
-            at: crate::clock::now(),
+            at: self.clock.now(),
             actor: Some(author.clone()),
             what: "internal note".into(),
             detail: Some(text.to_string()),

@@ -12,6 +12,7 @@ use crate::config::OutboxConfig;
 use crate::domain::{Effect, Platform, ReplyState, SystemEvent, TicketId};
 use crate::ports::DeliveryError;
 use crate::ports::Surface;
+use crate::ports::{Clock, SystemClock};
 use crate::ports::{Publisher, ReplyRequest};
 use crate::runtime::failpoints::Failpoints;
 use crate::runtime::supervisor::{panic_message, ComponentHealth, ComponentState};
@@ -44,6 +45,7 @@ pub struct OutboxSender {
     wake: Arc<Notify>,
     config: OutboxConfig,
     failpoints: Failpoints,
+    clock: Arc<dyn Clock>,
     /// Whom to page about a new ticket (the on-call agents), if paging is on.
     pager: Option<Arc<crate::runtime::desk::DeskService>>,
 }
@@ -68,8 +70,15 @@ impl OutboxSender {
             wake,
             config,
             failpoints: Failpoints::default(),
+            clock: Arc::new(SystemClock),
             pager: None,
         }
+    }
+
+    /// The desk's clock, for the history outcomes are recorded in.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Test hooks (see `failpoints`).
@@ -203,7 +212,7 @@ impl OutboxSender {
 
     /// Stop trying a job and tell the team; the ticket and its mention stay on the desk.
     async fn give_up(&self, job: Job, reason: &str) -> Result<(), StoreError> {
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let tries = job.attempts;
         let what = effect_name(&job.effect);
         tracing::error!(ticket = %job.ticket, job = job.id, effect = what, tries, %reason, "outbox gave up on a job");
@@ -243,24 +252,17 @@ impl OutboxSender {
 
     fn settle_try(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
         // Outcomes are desk history (the desk's clock); retry times are wall-clock.
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let wall = Utc::now();
         match outcome {
             Outcome::Done(event) => {
-                let page = match (&self.pager, &job.effect, &event) {
+                let more = match (&self.pager, &job.effect, &event) {
                     (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => self
                         .store
                         .ticket(job.ticket)?
-                        .map(|t| desk.on_call_to_page(&t, now))
+                        .map(|t| desk.paging(&t, now))
                         .unwrap_or_default(),
                     _ => Vec::new(),
-                };
-                let more: Vec<Effect> = if page.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Effect::ThreadNote(crate::domain::Note::Paged {
-                        members: page,
-                    })]
                 };
                 self.store.complete_with(&job, event, &more, now)
             }
@@ -372,7 +374,7 @@ impl OutboxSender {
                                 ticket.id,
                                 surface,
                                 &format!("could not be posted: {reason}"),
-                                crate::clock::now(),
+                                self.clock.now(),
                             )
                             .map_err(store_err)?;
                     }
@@ -410,7 +412,7 @@ impl OutboxSender {
                                     ticket.id,
                                     card.surface,
                                     &reason,
-                                    crate::clock::now(),
+                                    self.clock.now(),
                                 )
                                 .map_err(store_err)?;
                         }

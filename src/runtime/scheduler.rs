@@ -6,12 +6,13 @@
 //! skips a step. It sleeps until the next step is due, never more than 30 s.
 
 use crate::domain::handoff;
-use crate::domain::routes::Route;
+use crate::domain::routes::{OffHoursAck, Route};
 use crate::domain::sla::{
     acknowledge_off_hours, apply_steps, due_steps, first_response_due, next_check,
-    release_at_handoff, OnDuty,
+    release_at_handoff,
 };
 use crate::domain::{AgentRef, Effect, SurfaceKind, Ticket};
+use crate::ports::Clock;
 use crate::runtime::desk::DeskService;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -21,10 +22,6 @@ use tokio::sync::{watch, Notify};
 
 /// Desk state: the last shift hand-off a digest was queued for.
 const LAST_HANDOFF: &str = "handoff:last";
-/// Off-hours acknowledgements go only to mentions this fresh (not to a backlog found
-/// after the feature is switched on or after a long outage).
-const ACK_WITHIN: chrono::Duration = chrono::Duration::hours(1);
-
 pub struct Scheduler {
     pub store: Store,
     pub desk: Arc<DeskService>,
@@ -34,18 +31,19 @@ pub struct Scheduler {
     pub release_claims_at_handoff: bool,
     /// The surface whose name the desk's own replies are recorded under.
     pub surface: SurfaceKind,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Scheduler {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         // A test drives the clock by hand: look at it often instead of trusting sleeps.
-        let longest = if crate::clock::is_manual() {
+        let longest = if self.clock.is_manual() {
             Duration::from_millis(100)
         } else {
             Duration::from_secs(30)
         };
         loop {
-            let now = crate::clock::now();
+            let now = self.clock.now();
             let next = match self.tick(now).await {
                 Ok(next) => next,
                 Err(e) => {
@@ -78,9 +76,7 @@ impl Scheduler {
         };
         for ticket in self.store.open_tickets()? {
             let route = self.desk.routes().of(&ticket).clone();
-            if let Some(template) = &route.off_hours_ack {
-                changed |= self.maybe_acknowledge(&ticket, &route, template, now)?;
-            }
+            changed |= self.maybe_acknowledge(&ticket, &route, now)?;
             let mut current = ticket;
             if !due_steps(&current, &current.sla, &route.sla, now).is_empty() {
                 let on_duty = self.desk.on_duty(&current, now);
@@ -106,38 +102,24 @@ impl Scheduler {
         Ok(next)
     }
 
-    /// Tell the customer when to expect an answer, if nobody on the ticket's route was
-    /// on shift when it arrived. Once per conversation (recorded on the ticket).
+    /// Tell the customer when to expect an answer, when the ticket's route says it is
+    /// owed one (see `Route::off_hours_ack`). Once per conversation (recorded on the ticket).
     fn maybe_acknowledge(
         &self,
         ticket: &Ticket,
         route: &Route,
-        template: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        if ticket.off_hours_acked
-            || !ticket.replies.is_empty()
-            || now - ticket.opened_at > ACK_WITHIN
+        let rules = self.desk.text_rules(ticket.mention.platform);
+        let text = match route.off_hours_ack(ticket, &self.desk.schedule(), rules, &self.brand, now)
         {
-            return Ok(false);
-        }
-        let schedule = route.schedule(&self.desk.schedule());
-        if schedule.rotations.is_empty() || !schedule.on_call(ticket.opened_at).primary.is_empty() {
-            return Ok(false);
-        }
-        let Some(rules) = self.desk.text_rules(ticket.mention.platform) else {
-            return Ok(false);
+            None => return Ok(false),
+            Some(OffHoursAck::TooLong) => {
+                tracing::warn!(ticket = %ticket.id, route = %route.name, "the off-hours acknowledgement is too long for the platform; not sent");
+                return Ok(false);
+            }
+            Some(OffHoursAck::Send(text)) => text,
         };
-        let wait = schedule
-            .next_change(now)
-            .map(|t| t - now)
-            .unwrap_or(route.sla.first_response);
-        let text = crate::domain::routes::off_hours_text(template, ticket, &self.brand, wait);
-        let full = crate::domain::compose_reply(&ticket.mention, &text);
-        if rules.count(&full) > rules.max_chars || !rules.fits(&full) {
-            tracing::warn!(ticket = %ticket.id, route = %route.name, "the off-hours acknowledgement is too long for the platform; not sent");
-            return Ok(false);
-        }
         let by = AgentRef {
             surface: self.surface,
             user_id: String::new(),
@@ -176,39 +158,21 @@ impl Scheduler {
                 .set_state(LAST_HANDOFF, now.to_rfc3339().as_bytes())?;
             return Ok((false, schedule.next_change(now)));
         };
-        let (mut since, mut edge) = (last, None);
-        let mut cursor = last;
-        for _ in 0..1000 {
-            match schedule.next_change(cursor) {
-                Some(e) if e <= now => {
-                    if let Some(previous) = edge {
-                        since = previous;
-                    }
-                    edge = Some(e);
-                    cursor = e;
-                }
-                _ => break,
-            }
-        }
-        let Some(at) = edge else {
+        let Some(handoff::Handoff { since, at }) = handoff::latest_handoff(&schedule, last, now)
+        else {
             return Ok((false, schedule.next_change(now)));
         };
-        let before = schedule.on_call(at - chrono::Duration::seconds(1));
-        let after = schedule.on_call(at);
+        let (before, after) = handoff::sides(&schedule, at);
         let routes = self.desk.routes();
         let tickets = self.store.all_tickets()?;
         let mut digest = handoff::digest(&tickets, &before, &after, since, at, |t| {
             first_response_due(t, &routes.of(t).sla)
         });
         if self.release_claims_at_handoff {
-            let incoming = OnDuty {
-                primary: after.primary.clone(),
-                secondary: after.secondary.clone(),
-            };
             for (id, _) in &digest.held_by_outgoing {
                 if self
                     .store
-                    .transition(*id, |t| release_at_handoff(t, &incoming, now))?
+                    .transition(*id, |t| release_at_handoff(t, &after, now))?
                     .is_some()
                 {
                     digest.released.push(*id);

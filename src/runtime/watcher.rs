@@ -2,6 +2,7 @@
 //! the new cursor (one transaction, flushed), wake the outbox, sleep, repeat. A restart
 //! resumes from the stored cursor, so nothing is skipped and nothing is re-posted.
 
+use crate::ports::Clock;
 use crate::ports::DeliveryError;
 use crate::ports::Source;
 use crate::ports::Surface;
@@ -22,6 +23,7 @@ pub async fn watch_source(
     wake_outbox: Arc<Notify>,
     max_backoff: Duration,
     announcers: Announcers,
+    clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let key = source.cursor_key();
@@ -29,7 +31,7 @@ pub async fn watch_source(
     // Each distinct refusal is announced once a day, not at every poll.
     let mut announced: Option<(chrono::NaiveDate, String)> = None;
     loop {
-        let pause = match poll_once(source.as_ref(), &store, &key).await {
+        let pause = match poll_once(source.as_ref(), &store, &key, clock.as_ref()).await {
             Ok((done, more)) => {
                 failures = 0;
                 if done.changed() {
@@ -80,17 +82,13 @@ async fn poll_once(
     source: &dyn Source,
     store: &Store,
     key: &str,
+    clock: &dyn Clock,
 ) -> Result<(Ingested, bool), DeliveryError> {
     let store_err = |e: crate::store::StoreError| DeliveryError::retry(e.to_string());
     let cursor = store.cursor(key).map_err(store_err)?;
     let batch = source.poll(cursor.as_deref()).await?;
     let created = store
-        .ingest(
-            key,
-            &batch.mentions,
-            batch.cursor.as_deref(),
-            crate::clock::now(),
-        )
+        .ingest(key, &batch.mentions, batch.cursor.as_deref(), clock.now())
         .map_err(store_err)?;
     // Durable before anything is acknowledged or acted on.
     store.flush().await.map_err(store_err)?;

@@ -680,6 +680,7 @@ agent_user_ids = ["1200000000000000002"]
                 store,
                 secret: config.webhook.unwrap().secret,
                 wake,
+                clock: Arc::new(mentionbridge::ports::SystemClock),
             }),
             mentionbridge::http::Metrics {
                 desk,
