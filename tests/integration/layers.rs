@@ -118,8 +118,14 @@ fn a_tree_that_keeps_the_layers_passes() {
             "chat/slack.rs",
             "use super::markup::escape;\nimpl crate::ports::Surface for S {}\n",
         ),
-        ("sources/mod.rs", "pub mod x;\nuse crate::ports::Surface;\n"),
-        ("sources/x.rs", "use crate::domain::Ticket;\n"),
+        (
+            "sources/mod.rs",
+            "pub mod x;\nuse crate::ports::Surface;\npub fn poll() { x::fetch(); }\n",
+        ),
+        (
+            "sources/x.rs",
+            "use crate::domain::Ticket;\nmod wire {\n    use super::Ticket;\n}\n",
+        ),
         (
             "runtime/mod.rs",
             "use crate::{chat::slack, sources::x, domain::*};\n",
@@ -458,9 +464,24 @@ impl File {
             defines: BTreeSet::new(),
             impure: Vec::new(),
         };
+        // Brace depths at which the inline modules (`mod name { … }`) around a token
+        // opened: their `super` is still this file.
+        let mut inline: Vec<usize> = Vec::new();
+        let mut depth = 0;
         let mut i = 0;
         while i < tokens.len() {
             let t = &tokens[i];
+            match t.text.as_str() {
+                "{" => depth += 1,
+                "}" => {
+                    depth -= 1;
+                    if inline.last() == Some(&depth) {
+                        inline.pop();
+                    }
+                }
+                "mod" if tokens.get(i + 2).is_some_and(|t| t.text == "{") => inline.push(depth),
+                _ => {}
+            }
             if t.text == "use" {
                 let mut leaves = Vec::new();
                 i += 1;
@@ -469,8 +490,10 @@ impl File {
                     i += 1;
                 }
                 for (name, path) in leaves {
-                    file.note(&path, t.line);
-                    file.uses.push((name, path));
+                    let path = file.note(path, inline.len(), t.line);
+                    if inline.is_empty() {
+                        file.uses.push((name, path));
+                    }
                 }
                 continue;
             }
@@ -480,16 +503,23 @@ impl File {
                 }
             }
             if t.is_ident() && (i == 0 || tokens[i - 1].text != "::") {
-                file.note(&path_at(tokens, i), t.line);
+                file.note(path_at(tokens, i), inline.len(), t.line);
             }
             i += 1;
         }
         file
     }
 
-    /// A path named on `line`: an import if it has more than one segment, impure if the
-    /// core must not name it.
-    fn note(&mut self, path: &[String], line: usize) {
+    /// A path named on `line` inside `inline` inline modules: an import if it has more
+    /// than one segment, impure if the core must not name it. Returns the path as seen
+    /// from the file's own module.
+    fn note(&mut self, mut path: Vec<String>, inline: usize, line: usize) -> Vec<String> {
+        for segment in path.iter_mut().take(inline) {
+            if segment != "super" {
+                break;
+            }
+            *segment = "self".into();
+        }
         for words in IMPURE_IN_DOMAIN {
             if path.windows(words.len()).any(|w| w == *words) {
                 self.impure.push((words.join("::"), line));
@@ -497,10 +527,11 @@ impl File {
         }
         if path.len() > 1 {
             self.imports.push(Import {
-                path: path.to_vec(),
+                path: path.clone(),
                 line,
             });
         }
+        path
     }
 }
 
