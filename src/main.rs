@@ -127,9 +127,9 @@ fn export(
     };
     match format {
         ExportFormat::Jsonl => {
-            mentionbridge::stats::export_jsonl(&tickets, &store.audit_all()?, &mut out)?
+            mentionbridge::reports::export_jsonl(&tickets, &store.audit_all()?, &mut out)?
         }
-        ExportFormat::Csv => mentionbridge::stats::export_csv_tickets(&tickets, &mut out)?,
+        ExportFormat::Csv => mentionbridge::reports::export_csv_tickets(&tickets, &mut out)?,
     }
     out.flush()?;
     Ok(())

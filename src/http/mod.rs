@@ -147,7 +147,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
         .and_then(|tickets| Ok((tickets, store.failed_jobs()?)));
     match read {
         Ok((tickets, failed)) => {
-            let mut text = crate::stats::prometheus_with(
+            let mut text = crate::reports::prometheus_with(
                 &tickets,
                 metrics.desk.now(),
                 &metrics.desk.targets(),

@@ -259,7 +259,7 @@ impl DeskService {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
-        let window = crate::stats::Window::parse(
+        let window = crate::reports::Window::parse(
             if window.trim().is_empty() {
                 "7d"
             } else {
@@ -269,17 +269,15 @@ impl DeskService {
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
         let tickets = self.store.all_tickets()?;
-        Ok(crate::stats::render_text(&crate::stats::summarize_with(
-            &tickets,
-            &window,
-            &self.targets(),
-        )))
+        Ok(crate::reports::render_text(
+            &crate::reports::summarize_with(&tickets, &window, &self.targets()),
+        ))
     }
 
     /// How the numbers judge each ticket: its route's target, the shift it arrived in.
-    pub fn targets(&self) -> crate::stats::Targets<'_> {
+    pub fn targets(&self) -> crate::reports::Targets<'_> {
         let has_shifts = !self.oncall.rotations.is_empty();
-        crate::stats::Targets {
+        crate::reports::Targets {
             default_sla: self.routes.default.sla.first_response,
             sla_of: Box::new(|t| self.routes.of(t).sla.first_response),
             shift_of: Box::new(move |t| has_shifts.then(|| self.oncall.shift_label(t.opened_at))),

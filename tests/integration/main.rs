@@ -16,6 +16,7 @@ mod hostile_content;
 mod http_hardening;
 mod http_mode;
 mod inbound_once;
+mod layers;
 mod mixed_team;
 mod restarts;
 mod robustness;

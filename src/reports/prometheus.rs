@@ -1,0 +1,346 @@
+//! The desk's state as the Prometheus text exposition (version 0.0.4) behind `/metrics`.
+
+// Hand-written, not prometheus-client: that crate speaks OpenMetrics (no `_total` in
+// `# TYPE` lines, a final `# EOF`), which would rename the families tests and dashboards read.
+
+use super::keys::{platform_key, route_key, stage_key, PLATFORMS, STAGES};
+use super::numbers::{Facts, Targets, Verdict};
+use crate::domain::Ticket;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// First-response histogram bucket bounds, in seconds.
+const BUCKETS: [i64; 8] = [60, 300, 900, 1800, 3600, 7200, 14_400, 86_400];
+
+/// A label value as the text format wants it: backslash, double quote and line feed
+/// escaped.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+            .collect();
+        let _ = write!(out, "{{{}}}", labels.join(","));
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// The desk's state in the Prometheus text exposition format (version 0.0.4), over
+/// every ticket in the store, judged at `now` against the first-response target `sla`.
+/// Every stage and platform is always present (zeros included) so series never vanish.
+/// `sla_breaches_total` can only fall if a breached ticket is later ignored as spam.
+pub fn prometheus(tickets: &[Ticket], now: DateTime<Utc>, sla: Duration) -> String {
+    prometheus_with(tickets, now, &Targets::flat(sla))
+}
+
+/// The Prometheus text exposition, each ticket judged against its route's target.
+pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets) -> String {
+    let facts: Vec<Facts> = tickets
+        .iter()
+        .map(|t| Facts::of(t, now, (targets.sla_of)(t)))
+        .collect();
+    let mut out = String::new();
+
+    family(
+        &mut out,
+        "mentionbridge_tickets",
+        "gauge",
+        "Tickets by current stage and platform.",
+    );
+    for stage in STAGES {
+        for platform in PLATFORMS {
+            let n = tickets
+                .iter()
+                .filter(|t| t.stage == stage && t.mention.platform == platform)
+                .count();
+            let labels = [
+                ("stage", stage_key(stage)),
+                ("platform", platform_key(platform)),
+            ];
+            sample(&mut out, "mentionbridge_tickets", &labels, n);
+        }
+    }
+
+    family(
+        &mut out,
+        "mentionbridge_tickets_opened_total",
+        "counter",
+        "Tickets opened since the store began, by platform.",
+    );
+    for platform in PLATFORMS {
+        let n = tickets
+            .iter()
+            .filter(|t| t.mention.platform == platform)
+            .count();
+        let labels = [("platform", platform_key(platform))];
+        sample(&mut out, "mentionbridge_tickets_opened_total", &labels, n);
+    }
+
+    let name = "mentionbridge_first_response_seconds";
+    family(
+        &mut out,
+        name,
+        "histogram",
+        "Time from the customer's post to the first published reply (ignored tickets excluded).",
+    );
+    let waits: Vec<i64> = facts
+        .iter()
+        .filter_map(|f| f.first_response.map(|(d, _)| d.num_seconds()))
+        .collect();
+    let bucket = format!("{name}_bucket");
+    for bound in BUCKETS {
+        let n = waits.iter().filter(|w| **w <= bound).count();
+        sample(&mut out, &bucket, &[("le", &bound.to_string())], n);
+    }
+    sample(&mut out, &bucket, &[("le", "+Inf")], waits.len());
+    sample(
+        &mut out,
+        &format!("{name}_sum"),
+        &[],
+        waits.iter().sum::<i64>(),
+    );
+    sample(&mut out, &format!("{name}_count"), &[], waits.len());
+
+    family(
+        &mut out,
+        "mentionbridge_sla_breaches_total",
+        "counter",
+        "Tickets answered after the first-response target, or still unanswered past it.",
+    );
+    let breaches = facts
+        .iter()
+        .filter(|f| f.verdict == Verdict::Breached)
+        .count();
+    sample(&mut out, "mentionbridge_sla_breaches_total", &[], breaches);
+
+    let mut per_route: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for f in &facts {
+        let entry = per_route.entry(route_key(f.ticket)).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(f.verdict == Verdict::Breached);
+    }
+    family(
+        &mut out,
+        "mentionbridge_route_tickets_opened_total",
+        "counter",
+        "Tickets opened since the store began, by route.",
+    );
+    for (route, (opened, _)) in &per_route {
+        sample(
+            &mut out,
+            "mentionbridge_route_tickets_opened_total",
+            &[("route", route)],
+            opened,
+        );
+    }
+    family(
+        &mut out,
+        "mentionbridge_route_sla_breaches_total",
+        "counter",
+        "First-response breaches by route, each against its route's target.",
+    );
+    for (route, (_, breached)) in &per_route {
+        sample(
+            &mut out,
+            "mentionbridge_route_sla_breaches_total",
+            &[("route", route)],
+            breached,
+        );
+    }
+
+    family(
+        &mut out,
+        "mentionbridge_open_unclaimed",
+        "gauge",
+        "Open tickets nobody has claimed.",
+    );
+    let unclaimed = tickets
+        .iter()
+        .filter(|t| !t.is_closed() && t.holder.is_none())
+        .count();
+    sample(&mut out, "mentionbridge_open_unclaimed", &[], unclaimed);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::testkit::*;
+
+    /// One sample line of the text format: name, labels, value.
+    fn parse_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+        let (series, value) = line.rsplit_once(' ').expect("a value after a space");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, ""),
+            Some((name, rest)) => (name, rest.strip_suffix('}').expect("labels close")),
+        };
+        assert!(
+            name.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name {name}"
+        );
+        let mut parsed = Vec::new();
+        let mut chars = labels.chars().peekable();
+        while chars.peek().is_some() {
+            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            assert_eq!(chars.next(), Some('"'), "label value quoted in {line}");
+            let mut val = String::new();
+            loop {
+                match chars.next().expect("label value closes") {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => val.push('\n'),
+                        Some(c @ ('\\' | '"')) => val.push(c),
+                        other => panic!("bad escape {other:?} in {line}"),
+                    },
+                    c => val.push(c),
+                }
+            }
+            parsed.push((key, val));
+            if chars.peek() == Some(&',') {
+                chars.next();
+            }
+        }
+        (name.to_string(), parsed, value)
+    }
+
+    #[test]
+    fn prometheus_exposition_parses_and_adds_up() {
+        let text = prometheus(&week(), now(), mins(60));
+        assert!(text.ends_with('\n'));
+        let mut typed = std::collections::HashMap::new();
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                typed.insert(name.to_string(), kind.to_string());
+            } else if line.starts_with("# HELP ") {
+                continue;
+            } else {
+                let (name, labels, value) = parse_sample(line);
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .filter(|f| typed.get(*f).map(String::as_str) == Some("histogram"))
+                    .unwrap_or(&name)
+                    .to_string();
+                assert!(typed.contains_key(&family), "# TYPE before {line}");
+                samples.push((name, labels, value));
+            }
+        }
+        let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            let found: Vec<f64> = samples
+                .iter()
+                .filter(|(n, l, _)| {
+                    n == name
+                        && l.len() == labels.len()
+                        && labels
+                            .iter()
+                            .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                })
+                .map(|(_, _, v)| *v)
+                .collect();
+            assert_eq!(found.len(), 1, "{name} {labels:?}");
+            found[0]
+        };
+        // All 12 tickets (the window does not apply): Mastodon 1, 2, 7, 8, 10, 12.
+        let tickets = |stage, platform| {
+            value(
+                "mentionbridge_tickets",
+                &[("stage", stage), ("platform", platform)],
+            )
+        };
+        assert_eq!(tickets("new", "mastodon"), 1.0); // 8
+        assert_eq!(tickets("posted", "mastodon"), 1.0); // 7
+        assert_eq!(tickets("replied", "mastodon"), 3.0); // 1, 10, 12
+        assert_eq!(tickets("resolved", "mastodon"), 1.0); // 2
+        assert_eq!(tickets("replied", "bluesky"), 3.0); // 3, 4, 11
+        assert_eq!(tickets("ignored", "bluesky"), 1.0); // 9
+        assert_eq!(tickets("posted", "x"), 1.0); // 6
+        assert_eq!(tickets("replied", "other"), 0.0, "zero series stay present");
+        let gauge_rows = samples
+            .iter()
+            .filter(|s| s.0 == "mentionbridge_tickets")
+            .count();
+        assert_eq!(gauge_rows, 20, "5 stages × 4 platforms");
+        let opened = |p| value("mentionbridge_tickets_opened_total", &[("platform", p)]);
+        assert_eq!(
+            [
+                opened("mastodon"),
+                opened("bluesky"),
+                opened("x"),
+                opened("other")
+            ],
+            [6.0, 4.0, 2.0, 0.0]
+        );
+
+        // Answered: 60 (12), 600, 1800, 1800, 2700, 3600, 3900, 5400.
+        let name = "mentionbridge_first_response_seconds";
+        let buckets: Vec<(String, f64)> = samples
+            .iter()
+            .filter(|s| s.0 == format!("{name}_bucket"))
+            .map(|s| (s.1[0].1.clone(), s.2))
+            .collect();
+        let expected = [
+            ("60", 1.0),
+            ("300", 1.0),
+            ("900", 2.0),
+            ("1800", 4.0),
+            ("3600", 6.0),
+            ("7200", 8.0),
+            ("14400", 8.0),
+            ("86400", 8.0),
+            ("+Inf", 8.0),
+        ];
+        let expected: Vec<(String, f64)> =
+            expected.iter().map(|(l, v)| (l.to_string(), *v)).collect();
+        assert_eq!(buckets, expected);
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative");
+        assert_eq!(
+            buckets.last().unwrap().1,
+            value(&format!("{name}_count"), &[])
+        );
+        assert_eq!(value(&format!("{name}_sum"), &[]), 19_860.0);
+        assert_eq!(value("mentionbridge_sla_breaches_total", &[]), 4.0); // 3, 6, 7, 10
+        assert_eq!(value("mentionbridge_open_unclaimed", &[]), 2.0); // 7, 8
+        assert_eq!(typed["mentionbridge_first_response_seconds"], "histogram");
+        assert_eq!(typed["mentionbridge_tickets_opened_total"], "counter");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        let mut out = String::new();
+        sample(&mut out, "m", &[("k", "x\"y\nz\\")], 1);
+        let (_, labels, _) = parse_sample(out.trim_end());
+        assert_eq!(labels, [("k".to_string(), "x\"y\nz\\".to_string())]);
+    }
+}
