@@ -6,7 +6,6 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod http;
 pub mod ports;
 pub mod runtime;
 pub mod sources;
