@@ -342,3 +342,50 @@ pub fn on_call_text(now: &crate::domain::oncall::OnCallNow, m: &dyn Markup) -> S
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Chat is an adapter: it reaches the desk through `ports` and nothing else of the
+    /// runtime, and it never reaches into another adapter or the app.
+    #[test]
+    fn chat_imports_only_the_layers_below_it() {
+        // Module names only, so that this list does not find itself.
+        let above_or_beside: Vec<String> = [
+            "runtime", "store", "sources", "stats", "reports", "app", "http",
+        ]
+        .iter()
+        .map(|m| format!("crate::{m}"))
+        .collect();
+        fn visit(dir: &Path, forbidden: &[String], found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("src/chat is readable") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    visit(&path, forbidden, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("a source file");
+                    for (n, line) in text.lines().enumerate() {
+                        let code = line.trim_start();
+                        if !code.starts_with("//")
+                            && forbidden.iter().any(|m| code.contains(m.as_str()))
+                        {
+                            found.push(format!("{}:{}: {code}", path.display(), n + 1));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/chat"),
+            &above_or_beside,
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "chat imports upwards or sideways:\n{}",
+            found.join("\n")
+        );
+    }
+}

@@ -1,5 +1,6 @@
-//! The desk as the chat surfaces see it: judge an agent's action with the core, commit it
-//! with its effects in one transaction, make it durable, then wake the outbox sender.
+//! The desk behind the `AgentDesk` port the chat surfaces hold: judge an agent's action
+//! with the core, commit it with its effects in one transaction, make it durable, then
+//! wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
 use crate::domain::oncall::{Layer, OnCallNow, Override, Schedule};
