@@ -5,7 +5,6 @@ pub mod app;
 pub mod chat;
 pub mod config;
 pub mod domain;
-pub mod http;
 pub mod ports;
 pub mod reports;
 pub mod runtime;

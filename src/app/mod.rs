@@ -2,6 +2,7 @@
 //! start the runtime's tasks under supervision, and stop them together.
 
 pub mod clock;
+pub mod http;
 
 use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
@@ -185,7 +186,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let discord_http = discord
         .clone()
         .filter(|d| d.config().mode == DiscordMode::Http);
-    let ingest = config.webhook.as_ref().map(|w| crate::http::Ingest {
+    let ingest = config.webhook.as_ref().map(|w| http::Ingest {
         store: store.clone(),
         secret: w.secret.clone(),
         wake: wake.clone(),
@@ -201,15 +202,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             })?;
         tracing::info!(addr = %config.http_listen, "HTTP server listening (chat interactions and/or the mentions webhook)");
         let listener = Arc::new(listener);
-        let metrics = crate::http::Metrics {
+        let metrics = http::Metrics {
             desk: desk.clone(),
             health: tasks.health(),
         };
         let limits = config.http.clone();
-        let app = crate::http::router(slack_http, discord_http, ingest, metrics, &limits);
+        let app = http::router(slack_http, discord_http, ingest, metrics, &limits);
         tasks.spawn("http", move |stop| {
             let (listener, app, limits) = (listener.clone(), app.clone(), limits.clone());
-            async move { crate::http::server::serve(&listener, app, &limits, stop).await }
+            async move { crate::wire::http::server::serve(&listener, app, &limits, stop).await }
         });
     }
 

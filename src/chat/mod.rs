@@ -1,6 +1,10 @@
-//! Ports to the team chat surfaces. A `Surface` renders and keeps cards in sync; each
-//! surface module also turns its own inbound events into desk actions.
+//! The team chat surfaces. Each surface module renders and keeps cards in sync (the
+//! `Surface` port), serves its own inbound routes and turns its inbound events into
+//! actions on the desk, which it reaches through the `AgentDesk` port. What every surface
+//! shares lives here: the card's buttons, the wording of thread lines and lists, and the
+//! `/mentions` grammar (`command`).
 
+pub mod command;
 pub mod discord;
 pub mod markup;
 pub mod pacing;
@@ -135,26 +139,6 @@ pub fn open_list(tickets: &[Ticket], m: &dyn Markup, max: usize, max_len: usize)
         out.push_str(&format!("…and {} more.", tickets.len() - listed));
     }
     out
-}
-
-/// Why a signed request's timestamp is not acceptable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Staleness {
-    NotATime,
-    /// Seconds away from now.
-    TooOld(i64),
-}
-
-/// Signed requests older (or newer) than five minutes are refused, so a captured request
-/// cannot be replayed.
-pub fn check_request_age(timestamp: &str, now_unix: i64) -> Result<(), Staleness> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| Staleness::NotATime)?;
-    // A hostile timestamp (i64::MIN, say) must not overflow the subtraction.
-    let skew = now_unix.saturating_sub(ts).saturating_abs();
-    if skew > 300 {
-        return Err(Staleness::TooOld(skew));
-    }
-    Ok(())
 }
 
 /// How much of a customer's or agent's text a thread line quotes: well inside Discord's
@@ -357,4 +341,51 @@ pub fn on_call_text(now: &crate::domain::oncall::OnCallNow, m: &dyn Markup) -> S
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Chat is an adapter: it reaches the desk through `ports` and nothing else of the
+    /// runtime, and it never reaches into another adapter or the app.
+    #[test]
+    fn chat_imports_only_the_layers_below_it() {
+        // Module names only, so that this list does not find itself.
+        let above_or_beside: Vec<String> = [
+            "runtime", "store", "sources", "stats", "reports", "app", "http",
+        ]
+        .iter()
+        .map(|m| format!("crate::{m}"))
+        .collect();
+        fn visit(dir: &Path, forbidden: &[String], found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("src/chat is readable") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    visit(&path, forbidden, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("a source file");
+                    for (n, line) in text.lines().enumerate() {
+                        let code = line.trim_start();
+                        if !code.starts_with("//")
+                            && forbidden.iter().any(|m| code.contains(m.as_str()))
+                        {
+                            found.push(format!("{}:{}: {code}", path.display(), n + 1));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/chat"),
+            &above_or_beside,
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "chat imports upwards or sideways:\n{}",
+            found.join("\n")
+        );
+    }
 }

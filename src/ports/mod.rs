@@ -1,14 +1,20 @@
 //! The ports: every way the desk reaches the outside world, as traits the adapters
-//! implement. Each trait's doc comment is its contract — what a caller may repeat, and
+//! implement (`Source`, `Publisher`, `Surface`), and the ways the outside world reaches
+//! the desk, as traits the runtime implements for the adapters (`AgentDesk` from chat,
+//! `Intake` from the webhook). Each trait's doc comment is its contract — what a caller may repeat, and
 //! what is durable by the time a call returns. Async methods go through `async_trait`,
 //! the one boxing helper, so adapters write plain `async fn`s.
 
 mod clock;
 mod delivery;
+mod desk;
+mod intake;
 mod source;
 mod surface;
 
 pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
+pub use desk::{ActError, AgentDesk, StoreFailure};
+pub use intake::{Intake, Received};
 pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
 pub use surface::Surface;

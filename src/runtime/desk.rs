@@ -1,5 +1,6 @@
-//! The desk as the chat surfaces see it: judge an agent's action with the core, commit it
-//! with its effects in one transaction, make it durable, then wake the outbox sender.
+//! The desk behind the `AgentDesk` port the chat surfaces hold: judge an agent's action
+//! with the core, commit it with its effects in one transaction, make it durable, then
+//! wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
 use crate::domain::oncall::{Layer, OnCall, OnCallNow, Override, Schedule};
@@ -10,30 +11,18 @@ use crate::domain::{
 };
 use crate::ports::{Clock, SystemClock};
 use crate::runtime::failpoints::Failpoints;
+use crate::ports::{ActError, AgentDesk, StoreFailure};
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
-use thiserror::Error;
 use tokio::sync::Notify;
-
-#[derive(Debug, Error)]
-pub enum ActError {
-    #[error("{0}")]
-    Rejected(Rejection),
-    #[error("There is no ticket {0}.")]
-    NoSuchTicket(TicketId),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("The desk could not save that ({0}); nothing changed. Try again.")]
-    Store(StoreError),
-}
 
 impl From<StoreError> for ActError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NoSuchTicket(id) => ActError::NoSuchTicket(id),
-            other => ActError::Store(other),
+            other => ActError::Store(StoreFailure(Box::new(other))),
         }
     }
 }
@@ -95,11 +84,6 @@ impl DeskService {
 
     pub fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
-    }
-
-    /// Hand work to the supervised background component instead of a bare spawn.
-    pub fn background(&self) -> &crate::runtime::supervisor::Background {
-        &self.background
     }
 
     /// The component that runs what [`Self::background`] was given.
@@ -389,5 +373,99 @@ impl DeskService {
         })?;
         self.store.flush().await?;
         Ok(Some(ticket))
+    }
+}
+
+/// Chat reaches the desk through the port; the runtime's own callers use the methods above.
+#[async_trait::async_trait]
+impl AgentDesk for DeskService {
+    fn is_agent(&self, who: &AgentRef) -> bool {
+        DeskService::is_agent(self, who)
+    }
+
+    fn text_rules(&self, platform: Platform) -> Option<TextRules> {
+        DeskService::text_rules(self, platform)
+    }
+
+    fn canned_for(&self, ticket: &Ticket) -> Vec<CannedReply> {
+        DeskService::canned_for(self, ticket)
+    }
+
+    fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>) {
+        DeskService::set_group_members(self, surface, members)
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
+        DeskService::open_tickets(self)
+    }
+
+    async fn preview(
+        &self,
+        id: TicketId,
+        action: AgentAction,
+        actor: &AgentRef,
+    ) -> Result<Ticket, ActError> {
+        DeskService::preview(self, id, action, actor)
+    }
+
+    async fn act(
+        &self,
+        id: TicketId,
+        action: AgentAction,
+        actor: &AgentRef,
+    ) -> Result<Ticket, ActError> {
+        DeskService::act(self, id, action, actor).await
+    }
+
+    async fn internal_note(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        thread_id: &str,
+        author: &AgentRef,
+        text: &str,
+    ) -> Result<Option<TicketId>, ActError> {
+        DeskService::internal_note(self, surface, channel, thread_id, author, text).await
+    }
+
+    async fn canned_list(&self, who: &AgentRef) -> Result<String, ActError> {
+        DeskService::canned_list(self, who)
+    }
+
+    async fn canned_text(
+        &self,
+        id: TicketId,
+        canned_id: &str,
+        who: &AgentRef,
+    ) -> Result<(Ticket, String), ActError> {
+        DeskService::canned_text(self, id, canned_id, who)
+    }
+
+    async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
+        DeskService::stats(self, who, window)
+    }
+
+    async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
+        DeskService::on_call_now(self, who)
+    }
+
+    async fn override_on_call(
+        &self,
+        who: &AgentRef,
+        member: &str,
+        length: &str,
+    ) -> Result<Override, ActError> {
+        DeskService::override_on_call(self, who, member, length).await
+    }
+
+    async fn first_delivery(&self, kind: &str, id: &str) -> Result<bool, StoreFailure> {
+        self.store
+            .first_delivery(kind, id, Utc::now())
+            .await
+            .map_err(|e| StoreFailure(Box::new(e)))
+    }
+
+    fn spawn_later(&self, name: &'static str, work: futures_util::future::BoxFuture<'static, ()>) {
+        self.background.spawn(name, work)
     }
 }

@@ -115,14 +115,7 @@ impl RestartPolicy {
     }
 }
 
-/// The text of a panic's payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
+pub use crate::wire::panic::panic_message;
 
 /// Keeps error texts on `/healthz` short.
 fn shortened(text: String) -> String {

@@ -1,14 +1,25 @@
 //! The inbound webhook for listening tools (Brandwatch, Talkwalker, Mention, Zapier or n8n
 //! flows): `POST /ingest/mentions`, signed with HMAC-SHA256 over `timestamp + "." + body`
 //! (five-minute window), answered 202 only once the mentions are durably stored, and
-//! deduplicated on (source, id). The schema is in `docs/webhook.md`.
+//! deduplicated on (source, id). The schema is in `docs/webhook.md`. The route is served
+//! here (`routes`); the mentions go to the desk through the `Intake` port.
 
-use crate::chat::{check_request_age, Staleness};
+use crate::config::{HttpLimits, Secret};
 use crate::domain::{Author, Mention, Platform, Visibility};
+use crate::ports::Intake;
+use crate::wire::freshness::{check_request_age, Staleness};
+use crate::wire::http::body;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
+use std::sync::Arc;
 use thiserror::Error;
 
 pub const PATH: &str = "/ingest/mentions";
@@ -199,6 +210,74 @@ fn pretty(name: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
         .unwrap_or_else(|| "Unknown".into())
+}
+
+/// What the webhook route needs: the signing key and where the mentions go.
+#[derive(Clone)]
+struct Webhook {
+    secret: Secret,
+    intake: Arc<dyn Intake>,
+}
+
+/// `POST /ingest/mentions`, with the posted-body limits.
+pub fn routes(secret: Secret, intake: Arc<dyn Intake>, limits: &HttpLimits) -> Router {
+    body::posted(Router::new().route(PATH, post(ingest_mentions)), limits)
+        .with_state(Webhook { secret, intake })
+}
+
+async fn ingest_mentions(
+    State(webhook): State<Webhook>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refuse = |status: StatusCode, e: IngestError| {
+        tracing::warn!(reason = %e, "refused a webhook delivery");
+        (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+    };
+    if let Err(e) = verify(
+        webhook.secret.expose(),
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        &body,
+        chrono::Utc::now().timestamp(),
+    ) {
+        return refuse(StatusCode::UNAUTHORIZED, e);
+    }
+    let mentions = match parse(&body) {
+        Ok(m) => m,
+        Err(e @ IngestError::NotJson(_)) => return refuse(StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    match webhook.intake.take_in("webhook", &mentions).await {
+        // Accepted only now: the mentions are on disk and their cards are queued.
+        Ok(done) => {
+            tracing::info!(
+                received = mentions.len(),
+                new_tickets = done.new_tickets.len(),
+                followups = done.followups.len(),
+                "webhook mentions stored"
+            );
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({
+                    "received": mentions.len(),
+                    "new_tickets": done.new_tickets.iter().map(|t| t.0).collect::<Vec<_>>(),
+                    "followups": done.followups.iter().map(|t| t.0).collect::<Vec<_>>(),
+                    "duplicates": done.duplicates,
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook mentions could not be stored");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "error": "could not store the mentions; retry later" })),
+            )
+                .into_response()
+        }
+    }
 }
 
 #[cfg(test)]

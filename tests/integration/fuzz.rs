@@ -673,16 +673,16 @@ agent_user_ids = ["1200000000000000002"]
         let _guard = rt.enter();
         let slack = Arc::new(Slack::new(&slack_config, desk.clone()).unwrap());
         let discord = Arc::new(Discord::new(&discord_config, desk.clone()).unwrap());
-        let router = mentionbridge::http::router(
+        let router = mentionbridge::app::http::router(
             Some(slack.clone()),
             Some(discord.clone()),
-            Some(mentionbridge::http::Ingest {
+            Some(mentionbridge::app::http::Ingest {
                 store,
                 secret: config.webhook.unwrap().secret,
                 wake,
                 clock: Arc::new(mentionbridge::ports::SystemClock),
             }),
-            mentionbridge::http::Metrics {
+            mentionbridge::app::http::Metrics {
                 desk,
                 health: Default::default(),
             },

@@ -34,14 +34,14 @@ impl EventHandler for Handler {
         };
         let discord = self.discord.clone();
         let work = discord.clone();
-        discord
-            .desk
-            .background()
-            .spawn("a Discord interaction", async move {
+        discord.desk.spawn_later(
+            "a Discord interaction",
+            Box::pin(async move {
                 if let Some(answer) = work.answer_from_gateway(interaction).await {
                     work.respond(&id, &token, &answer).await;
                 }
-            });
+            }),
+        );
     }
 }
 

@@ -4,9 +4,11 @@
 
 use super::card;
 use super::Discord;
+use crate::chat::command::{done_sentence, Command, CommandError, OptionValue};
 use crate::chat::markup::cut_to;
 use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
+use crate::ports::ActError;
 use crate::wire::request_path::{self, IdShape};
 use reqwest::Method;
 use serenity::all::{
@@ -51,6 +53,16 @@ fn ephemeral_markup(text: impl Into<String>) -> CreateInteractionResponse {
     )
 }
 
+/// The desk's answer in words, or why not.
+fn ephemeral_words(answer: Result<String, ActError>) -> CreateInteractionResponse {
+    ephemeral(answer.unwrap_or_else(|e| e.to_string()))
+}
+
+/// The desk's answer already rendered through `DiscordMarkup`, or why not in words.
+fn ephemeral_rendered(answer: Result<String, ActError>) -> CreateInteractionResponse {
+    ephemeral_markup(answer.unwrap_or_else(|e| card::defang(&e.to_string())))
+}
+
 /// What kind of deferral fits an interaction whose answer is late.
 #[derive(Clone, Copy)]
 enum Late {
@@ -88,12 +100,7 @@ impl Discord {
             Interaction::Modal(m) => m.id.to_string(),
             _ => return Delivery::First,
         };
-        match self
-            .desk
-            .store()
-            .first_delivery("discord-interaction", &id, chrono::Utc::now())
-            .await
-        {
+        match self.desk.first_delivery("discord-interaction", &id).await {
             Ok(true) => Delivery::First,
             Ok(false) => {
                 tracing::info!(interaction = %id, "Discord delivered an interaction again; it was already handled, nothing changes");
@@ -153,20 +160,22 @@ impl Discord {
         };
         let me = self.clone();
         let (answered, mut work) = tokio::sync::oneshot::channel();
-        let background = self.desk.background();
-        background.spawn("a Discord interaction", async move {
-            let _ = answered.send(me.handle(interaction).await);
-        });
+        self.desk.spawn_later(
+            "a Discord interaction",
+            Box::pin(async move {
+                let _ = answered.send(me.handle(interaction).await);
+            }),
+        );
         tokio::select! {
             // A panic in the work drops `answered`: no answer, as for an unknown interaction.
             done = &mut work => done.ok().flatten(),
             _ = tokio::time::sleep(DEFER_AFTER) => {
                 let me = self.clone();
-                background.spawn("a late Discord answer", async move {
+                self.desk.spawn_later("a late Discord answer", Box::pin(async move {
                     if let Ok(Some(answer)) = work.await {
                         me.answer_late(&token, late, answer).await;
                     }
-                });
+                }));
                 Some(match late {
                     Late::Component => CreateInteractionResponse::Acknowledge,
                     Late::Thinking => CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true)),
@@ -235,7 +244,7 @@ impl Discord {
             Interaction::Component(c) => Some(self.on_button(&c).await),
             Interaction::Modal(m) => Some(self.on_modal(&m).await),
             Interaction::Command(c) => Some(self.on_command(&c).await),
-            Interaction::Autocomplete(a) => Some(self.on_autocomplete(&a)),
+            Interaction::Autocomplete(a) => Some(self.on_autocomplete(&a).await),
             _ => None,
         }
     }
@@ -255,7 +264,7 @@ impl Discord {
                 }
                 _ => String::new(),
             };
-            return match self.desk.canned_text(ticket, &chosen, &who) {
+            return match self.desk.canned_text(ticket, &chosen, &who).await {
                 Ok((t, text)) => CreateInteractionResponse::Modal(card::reply_modal(
                     &t,
                     self.desk.text_rules(t.mention.platform).unwrap_or_default(),
@@ -275,6 +284,7 @@ impl Discord {
             None => match self
                 .desk
                 .preview(ticket, AgentAction::Reply { text: ".".into() }, &who)
+                .await
             {
                 Ok(t) => CreateInteractionResponse::Modal(card::reply_modal(
                     &t,
@@ -334,35 +344,48 @@ impl Discord {
     async fn on_command(&self, c: &CommandInteraction) -> CreateInteractionResponse {
         let who = actor(c.member.as_deref(), &c.user);
         let options = c.data.options();
-        let Some((verb, args)) = options.first().and_then(|o| match &o.value {
-            ResolvedValue::SubCommand(args) => Some((o.name, args)),
-            _ => None,
-        }) else {
-            return ephemeral_markup("Use `/mentions list` or `/mentions claim <ticket>`.");
+        let (subcommand, args) = match options.first().map(|o| (o.name, &o.value)) {
+            Some((name, ResolvedValue::SubCommand(args))) => (Some(name), args.as_slice()),
+            _ => (None, &[][..]),
         };
-        if verb == "list" {
-            if !self.desk.is_agent(&who) {
-                return ephemeral(Rejection::NotAnAgent.to_string());
+        let args: Vec<(&str, OptionValue)> = args
+            .iter()
+            .map(|a| {
+                let value = match &a.value {
+                    ResolvedValue::String(s) => OptionValue::Text(s.to_string()),
+                    ResolvedValue::Integer(n) => OptionValue::Integer(*n),
+                    _ => OptionValue::Other,
+                };
+                (a.name, value)
+            })
+            .collect();
+        let command = match Command::from_options(subcommand, &args) {
+            Ok(command) => command,
+            // Our own sentence, with our own `code`.
+            Err(e @ CommandError::NoSubcommand) => return ephemeral_markup(e.to_string()),
+            Err(e @ CommandError::NoTicket) => {
+                return ephemeral(format!("{e} Pick one from the list."))
             }
-            return match self.desk.open_tickets() {
-                Ok(t) => ephemeral_markup(card::open_list(&t)),
-                Err(e) => ephemeral(e.to_string()),
-            };
-        }
-        let arg = |name: &str| args.iter().find(|a| a.name == name).map(|a| &a.value);
-        if verb == "oncall" {
-            let text = |name: &str| match arg(name) {
-                Some(ResolvedValue::String(s)) => Some(s.to_string()),
-                _ => None,
-            };
-            let answer = match (text("override"), text("for")) {
-                (None, _) => self
-                    .desk
-                    .on_call_now(&who)
+            Err(e) => return ephemeral(e.to_string()),
+        };
+        let desk = &self.desk;
+        match command {
+            Command::List => {
+                if !desk.is_agent(&who) {
+                    return ephemeral(Rejection::NotAnAgent.to_string());
+                }
+                match desk.open_tickets().await {
+                    Ok(t) => ephemeral_markup(card::open_list(&t)),
+                    Err(e) => ephemeral(e.to_string()),
+                }
+            }
+            Command::OnCall => ephemeral_rendered(
+                desk.on_call_now(&who)
+                    .await
                     .map(|now| crate::chat::on_call_text(&now, &card::DiscordMarkup)),
-                (Some(member), Some(length)) => self
-                    .desk
-                    .override_on_call(&who, &member, &length)
+            ),
+            Command::OverrideOnCall { member, length } => ephemeral_rendered(
+                desk.override_on_call(&who, &member, &length)
                     .await
                     .map(|o| {
                         format!(
@@ -371,64 +394,22 @@ impl Discord {
                             o.until.timestamp()
                         )
                     }),
-                (Some(_), None) => Err(crate::runtime::desk::ActError::Invalid(
-                    "Say for how long, e.g. `for: 4h`.".into(),
-                )),
-            };
-            return ephemeral_markup(answer.unwrap_or_else(|e| card::defang(&e.to_string())));
-        }
-        if verb == "canned" {
-            return match self.desk.canned_list(&who) {
-                Ok(list) => ephemeral(list),
-                Err(e) => ephemeral(e.to_string()),
-            };
-        }
-        if verb == "stats" {
-            let window = match arg("window") {
-                Some(ResolvedValue::String(s)) => s.to_string(),
-                _ => "7d".to_string(),
-            };
-            return match self.desk.stats(&who, &window) {
-                Ok(report) => ephemeral(report),
-                Err(e) => ephemeral(e.to_string()),
-            };
-        }
-        let Some(ResolvedValue::Integer(n)) = arg("ticket") else {
-            return ephemeral("Which ticket? Pick one from the list.");
-        };
-        let ticket = TicketId(u64::try_from(*n).unwrap_or(0));
-        let (action, done) = match verb {
-            "claim" => (AgentAction::Claim, "claimed"),
-            "unclaim" => (AgentAction::Unclaim, "released"),
-            "resolve" => (AgentAction::Resolve, "resolved"),
-            "ignore" => (AgentAction::Ignore, "ignored"),
-            "reopen" => (AgentAction::Reopen, "reopened"),
-            "reply" | "dm" => {
-                let text = match arg("text") {
-                    Some(ResolvedValue::String(s)) => s.to_string(),
-                    _ => String::new(),
-                };
-                if verb == "dm" {
-                    (
-                        AgentAction::ReplyPrivately {
-                            text,
-                            public_ack: None,
-                        },
-                        "private reply queued for",
-                    )
-                } else {
-                    (AgentAction::Reply { text }, "reply queued for")
+            ),
+            Command::Canned => ephemeral_words(desk.canned_list(&who).await),
+            Command::Stats { window } => ephemeral_words(desk.stats(&who, &window).await),
+            // Discord registers no `help`; the grammar never yields it from options.
+            Command::Help => ephemeral("Which ticket? Pick one from the list."),
+            Command::Act { ticket, action } => {
+                let done = done_sentence(ticket, &action);
+                match desk.act(ticket, action, &who).await {
+                    Ok(_) => ephemeral(done),
+                    Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
                 }
             }
-            other => return ephemeral(format!("Unknown subcommand `{other}`.")),
-        };
-        match self.desk.act(ticket, action, &who).await {
-            Ok(_) => ephemeral(format!("Done: {done} ticket #{ticket}.")),
-            Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
         }
     }
 
-    fn on_autocomplete(&self, a: &CommandInteraction) -> CreateInteractionResponse {
+    async fn on_autocomplete(&self, a: &CommandInteraction) -> CreateInteractionResponse {
         let who = actor(a.member.as_deref(), &a.user);
         let typed = a
             .data
@@ -436,7 +417,7 @@ impl Discord {
             .map(|o| o.value.to_string())
             .unwrap_or_default();
         let choices = if self.desk.is_agent(&who) {
-            self.desk.open_tickets().unwrap_or_default()
+            self.desk.open_tickets().await.unwrap_or_default()
         } else {
             Vec::new()
         };

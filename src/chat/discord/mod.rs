@@ -6,6 +6,7 @@
 
 pub mod card;
 mod gateway;
+pub mod http;
 mod inbound;
 pub mod signature;
 
@@ -14,8 +15,7 @@ use crate::config::{DiscordConfig, Secret};
 use crate::domain::CardRef;
 use crate::domain::{Note, SurfaceKind, Ticket};
 use crate::ports::DeliveryError;
-use crate::ports::Surface;
-use crate::runtime::desk::DeskService;
+use crate::ports::{AgentDesk, Surface};
 use crate::wire::hints::{header_wait, hinted_secs, HintForm};
 use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
@@ -44,7 +44,7 @@ pub struct Discord {
     http: reqwest::Client,
     token: Secret,
     config: DiscordConfig,
-    desk: Arc<DeskService>,
+    desk: Arc<dyn AgentDesk>,
     application_id: RwLock<Option<String>>,
     bot_user_id: RwLock<Option<String>>,
     /// One gate per route and channel (Discord's per-route buckets), shared by every
@@ -149,7 +149,7 @@ fn discord_reason(body: &Value, status: StatusCode) -> String {
 }
 
 impl Discord {
-    pub fn new(config: &DiscordConfig, desk: Arc<DeskService>) -> Result<Discord, DiscordError> {
+    pub fn new(config: &DiscordConfig, desk: Arc<dyn AgentDesk>) -> Result<Discord, DiscordError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!(
                 "DiscordBot (https://github.com/mentionbridge/mentionbridge, ",
@@ -177,7 +177,7 @@ impl Discord {
         &self.config
     }
 
-    pub fn desk(&self) -> &Arc<DeskService> {
+    pub fn desk(&self) -> &Arc<dyn AgentDesk> {
         &self.desk
     }
 

@@ -3,7 +3,7 @@
 //! timestamp's age, so a captured request could be replayed forever: we refuse anything
 //! older than five minutes.
 
-use crate::chat::{check_request_age, Staleness};
+use crate::wire::freshness::{check_request_age, Staleness};
 use serenity::interactions_endpoint::Verifier;
 use thiserror::Error;
 

@@ -3,9 +3,10 @@
 
 use super::card;
 use super::Slack;
+use crate::chat::command::{done_sentence, Command, CommandError};
 use crate::chat::CardButton;
 use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
-use crate::runtime::desk::ActError;
+use crate::ports::ActError;
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +67,16 @@ fn ephemeral_markup(text: String) -> SlackCommandEventResponse {
         .with_response_type(SlackMessageResponseType::Ephemeral)
 }
 
+/// The desk's answer in words, or why not.
+fn ephemeral_words(answer: Result<String, ActError>) -> SlackCommandEventResponse {
+    ephemeral_response(answer.unwrap_or_else(|e| e.to_string()))
+}
+
+/// The desk's answer already rendered through `SlackMarkup`, or why not in words.
+fn ephemeral_rendered(answer: Result<String, ActError>) -> SlackCommandEventResponse {
+    ephemeral_markup(answer.unwrap_or_else(|e| card::escape(&e.to_string())))
+}
+
 impl Slack {
     /// Entry point for every interaction payload. Button presses are handled in the
     /// background so Slack gets its acknowledgement at once; a modal submission is judged
@@ -77,11 +88,10 @@ impl Slack {
         match event {
             SlackInteractionEvent::BlockActions(ev) => {
                 let me = self.clone();
-                self.desk
-                    .background()
-                    .spawn("a Slack button press", async move {
-                        me.on_block_actions(ev).await
-                    });
+                self.desk.spawn_later(
+                    "a Slack button press",
+                    Box::pin(async move { me.on_block_actions(ev).await }),
+                );
                 SlackInteractionResponse::Empty
             }
             SlackInteractionEvent::ViewSubmission(ev) => match self.on_view_submission(ev).await {
@@ -118,7 +128,7 @@ impl Slack {
                     .and_then(|(t, c)| Some((t.parse::<TicketId>().ok()?, c.to_string())));
                 let result = match parsed {
                     Some((ticket, canned)) => {
-                        match self.desk.canned_text(ticket, &canned, &actor) {
+                        match self.desk.canned_text(ticket, &canned, &actor).await {
                             Ok((t, text)) => {
                                 self.show_reply_modal(&t, &ev.trigger_id, false, Some(&text))
                                     .await
@@ -190,7 +200,8 @@ impl Slack {
         // Judge first with a placeholder text: nobody should type an answer they cannot send.
         let t = self
             .desk
-            .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)?;
+            .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)
+            .await?;
         self.show_reply_modal(&t, trigger, private, None).await
     }
 
@@ -273,35 +284,34 @@ impl Slack {
     pub async fn on_command(&self, ev: SlackCommandEvent) -> SlackCommandEventResponse {
         let actor = agent(&ev.user_id, None);
         let text = ev.text.clone().unwrap_or_default();
-        let mut words = text.split_whitespace();
-        let verb = words.next().unwrap_or("list").to_ascii_lowercase();
-        if verb == "list" {
-            if !self.desk.is_agent(&actor) {
-                return ephemeral_response(Rejection::NotAnAgent.to_string());
+        // Slack's escaping of links and mentions is undone in a reply's text, so the
+        // customer reads what the agent wrote.
+        let command = match Command::from_words(&text, as_typed) {
+            Ok(command) => command,
+            Err(e @ (CommandError::Unknown(_) | CommandError::NoTicket)) => {
+                return ephemeral_response(format!("{e} {}", card::USAGE))
             }
-            return match self.desk.open_tickets() {
-                Ok(t) => ephemeral_markup(card::open_list(&t)),
-                Err(e) => ephemeral_response(e.to_string()),
-            };
-        }
-        if verb == "stats" {
-            let window = words.next().unwrap_or("7d");
-            return match self.desk.stats(&actor, window) {
-                Ok(report) => ephemeral_response(report),
-                Err(e) => ephemeral_response(e.to_string()),
-            };
-        }
-        if verb == "oncall" {
-            let rest: Vec<&str> = words.by_ref().collect();
-            let answer = match rest.as_slice() {
-                [] => self
-                    .desk
-                    .on_call_now(&actor)
+            Err(e) => return ephemeral_response(e.to_string()),
+        };
+        let desk = &self.desk;
+        match command {
+            Command::List => {
+                if !desk.is_agent(&actor) {
+                    return ephemeral_response(Rejection::NotAnAgent.to_string());
+                }
+                match desk.open_tickets().await {
+                    Ok(t) => ephemeral_markup(card::open_list(&t)),
+                    Err(e) => ephemeral_response(e.to_string()),
+                }
+            }
+            Command::Stats { window } => ephemeral_words(desk.stats(&actor, &window).await),
+            Command::OnCall => ephemeral_rendered(
+                desk.on_call_now(&actor)
+                    .await
                     .map(|now| crate::chat::on_call_text(&now, &card::SlackMarkup)),
-                // `override @kim 4h` or `override @kim for 4h`: the length is the rest.
-                ["override", member, length @ ..] if !length.is_empty() => self
-                    .desk
-                    .override_on_call(&actor, member, &length.join(" "))
+            ),
+            Command::OverrideOnCall { member, length } => ephemeral_rendered(
+                desk.override_on_call(&actor, &member, &length)
                     .await
                     .map(|o| {
                         format!(
@@ -310,72 +320,16 @@ impl Slack {
                             o.until.format("%a %H:%M")
                         )
                     }),
-                _ => Err(ActError::Invalid(
-                    "Use `/mentions oncall` or `/mentions oncall override @kim 4h` (or `me` instead of @kim).".into(),
-                )),
-            };
-            return ephemeral_markup(answer.unwrap_or_else(|e| card::escape(&e.to_string())));
-        }
-        if verb == "canned" {
-            return match self.desk.canned_list(&actor) {
-                Ok(list) => ephemeral_response(list),
-                Err(e) => ephemeral_response(e.to_string()),
-            };
-        }
-        if verb == "help" {
-            return ephemeral_response(card::USAGE);
-        }
-        let action = match verb.as_str() {
-            "claim" => AgentAction::Claim,
-            "unclaim" => AgentAction::Unclaim,
-            "resolve" => AgentAction::Resolve,
-            "ignore" => AgentAction::Ignore,
-            "reopen" => AgentAction::Reopen,
-            "reply" => AgentAction::Reply {
-                text: String::new(),
-            },
-            "dm" => AgentAction::ReplyPrivately {
-                text: String::new(),
-                public_ack: None,
-            },
-            other => {
-                return ephemeral_response(format!("Unknown subcommand `{other}`. {}", card::USAGE))
+            ),
+            Command::Canned => ephemeral_words(desk.canned_list(&actor).await),
+            Command::Help => ephemeral_response(card::USAGE),
+            Command::Act { ticket, action } => {
+                let done = done_sentence(ticket, &action);
+                match desk.act(ticket, action, &actor).await {
+                    Ok(_) => ephemeral_response(done),
+                    Err(e) => ephemeral_response(format!("Ticket #{ticket}: {e}")),
+                }
             }
-        };
-        let Some(ticket) = words.next().and_then(|w| w.parse::<TicketId>().ok()) else {
-            return ephemeral_response(format!("Which ticket? {}", card::USAGE));
-        };
-        // Everything after the ticket number, as typed (keeps line breaks; Slack's escaping
-        // of links and mentions undone, so the customer reads what the agent wrote).
-        let body = || {
-            as_typed(
-                text.trim_start()
-                    .splitn(3, char::is_whitespace)
-                    .nth(2)
-                    .unwrap_or("")
-                    .trim(),
-            )
-        };
-        let action = match action {
-            AgentAction::Reply { .. } => AgentAction::Reply { text: body() },
-            AgentAction::ReplyPrivately { .. } => AgentAction::ReplyPrivately {
-                text: body(),
-                public_ack: None,
-            },
-            a => a,
-        };
-        let verb_done = match &action {
-            AgentAction::Claim => "claimed",
-            AgentAction::Unclaim => "released",
-            AgentAction::Resolve => "resolved",
-            AgentAction::Ignore => "ignored",
-            AgentAction::Reopen => "reopened",
-            AgentAction::Reply { .. } => "reply queued for",
-            AgentAction::ReplyPrivately { .. } => "private reply queued for",
-        };
-        match self.desk.act(ticket, action, &actor).await {
-            Ok(_) => ephemeral_response(format!("Done: {verb_done} ticket #{ticket}.")),
-            Err(e) => ephemeral_response(format!("Ticket #{ticket}: {e}")),
         }
     }
 
@@ -401,8 +355,7 @@ impl Slack {
         }
         match self
             .desk
-            .store()
-            .first_delivery("slack-event", ev.event_id.as_ref(), chrono::Utc::now())
+            .first_delivery("slack-event", ev.event_id.as_ref())
             .await
         {
             Ok(true) => {}

@@ -1,8 +1,9 @@
 //! Slack through slack-morphism: cards as Block Kit messages, actions from buttons, the
 //! reply modal, `/mentions`, and thread messages (internal notes, never relayed).
-//! Socket Mode by default; HTTP mode (signed requests) is served by `crate::http`.
+//! Socket Mode by default; HTTP mode (signed requests) has its routes in `http`.
 
 pub mod card;
+pub mod http;
 mod inbound;
 pub mod signature;
 mod socket;
@@ -11,8 +12,7 @@ use crate::config::SlackConfig;
 use crate::domain::CardRef;
 use crate::domain::{Note, SurfaceKind, Ticket};
 use crate::ports::DeliveryError;
-use crate::ports::Surface;
-use crate::runtime::desk::DeskService;
+use crate::ports::{AgentDesk, Surface};
 use chrono::{DateTime, Utc};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
@@ -37,7 +37,7 @@ pub struct Slack {
     client: Arc<SlackHyperClient>,
     token: SlackApiToken,
     config: SlackConfig,
-    desk: Arc<DeskService>,
+    desk: Arc<dyn AgentDesk>,
     bot_user_id: RwLock<Option<String>>,
     /// One gate per (method, channel), shared by every outbox worker.
     pacing: crate::chat::pacing::Pacing,
@@ -123,7 +123,7 @@ fn hint_for(code: &str) -> &'static str {
 }
 
 impl Slack {
-    pub fn new(config: &SlackConfig, desk: Arc<DeskService>) -> Result<Slack, SlackError> {
+    pub fn new(config: &SlackConfig, desk: Arc<dyn AgentDesk>) -> Result<Slack, SlackError> {
         Ok(Slack {
             client: Arc::new(slack_client(&config.api_url)?),
             token: SlackApiToken::new(config.bot_token.expose().into()),
@@ -199,7 +199,7 @@ impl Slack {
         self.bot_user_id.read().expect("bot id lock").clone()
     }
 
-    pub fn desk(&self) -> &Arc<DeskService> {
+    pub fn desk(&self) -> &Arc<dyn AgentDesk> {
         &self.desk
     }
 

@@ -2,7 +2,7 @@
 //! "v0:{timestamp}:{body}"))`, and requests older than five minutes are refused so a
 //! captured request cannot be replayed.
 
-use crate::chat::{check_request_age, Staleness};
+use crate::wire::freshness::{check_request_age, Staleness};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;

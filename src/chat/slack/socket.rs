@@ -41,10 +41,10 @@ async fn on_push(
 ) -> UserCallbackResult<()> {
     if let Some(slack) = state(&states).await {
         let work = slack.clone();
-        slack
-            .desk
-            .background()
-            .spawn("a Slack event", async move { work.on_push(event).await });
+        slack.desk.spawn_later(
+            "a Slack event",
+            Box::pin(async move { work.on_push(event).await }),
+        );
     }
     Ok(())
 }

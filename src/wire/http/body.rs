@@ -1,13 +1,16 @@
 //! Request bodies under a per-route limit and a deadline, before any handler sees them.
 //! A `Content-Length` over the limit is refused at once, unread; a chunked body is cut
 //! off at the limit; a body that trickles in is dropped at the deadline. Handlers then
-//! get the bytes whole, check the signature over them, and only then parse.
+//! get the bytes whole, check the signature over them, and only then parse; a payload
+//! that does not parse is refused without quoting it.
 
+use crate::config::HttpLimits;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::time::Duration;
 
@@ -16,6 +19,33 @@ use std::time::Duration;
 pub struct BodyRules {
     pub limit: usize,
     pub timeout: Duration,
+}
+
+/// `router`'s routes take a posted body: at most `max_body_bytes`, read within
+/// `body_read_timeout`.
+pub fn posted<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limits: &HttpLimits,
+) -> Router<S> {
+    let rules = BodyRules {
+        limit: limits.max_body_bytes,
+        timeout: limits.body_read_timeout,
+    };
+    router
+        .route_layer(axum::middleware::from_fn_with_state(rules, bounded))
+        .layer(DefaultBodyLimit::max(rules.limit))
+}
+
+/// `router`'s routes (GET) read no body at all.
+pub fn bodiless<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limits: &HttpLimits,
+) -> Router<S> {
+    let rules = BodyRules {
+        limit: 0,
+        timeout: limits.body_read_timeout,
+    };
+    router.route_layer(axum::middleware::from_fn_with_state(rules, bounded))
 }
 
 /// A refusal after which the connection is closed: what is left of the body is never read.
@@ -71,4 +101,24 @@ pub async fn bounded(State(rules): State<BodyRules>, req: Request, next: Next) -
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// A payload that does not make sense: 400, and what was wrong in the log.
+pub fn bad_request(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "malformed {what}");
+    (StatusCode::BAD_REQUEST, format!("malformed {what}: {e}")).into_response()
+}
+
+/// Where a payload stopped making sense, never what it said there: serde's own message
+/// quotes the offending value, which may be a token or a `response_url`.
+pub fn unreadable(what: &str, e: &serde_json::Error) -> Response {
+    bad_request(
+        what,
+        format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    )
 }

@@ -61,7 +61,7 @@ pub async fn serve(
 fn reaped(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {
-            let why = crate::runtime::supervisor::panic_message(&*e.into_panic());
+            let why = crate::wire::panic::panic_message(&*e.into_panic());
             tracing::error!(component = "http", error = %why, "a request handler panicked; the server goes on");
         }
     }

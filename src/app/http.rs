@@ -1,0 +1,160 @@
+//! The bot's own HTTP server, composed: each inbound adapter brings its routes with their
+//! body limits (Slack's HTTP mode, Discord's interactions endpoint, the mentions webhook)
+//! and this adds `/healthz` and `/metrics`; `wire::http::server` serves the result.
+
+use crate::chat::discord::Discord;
+use crate::chat::slack::Slack;
+use crate::config::{HttpLimits, Secret};
+use crate::domain::{Mention, SurfaceKind};
+use crate::ports::{Intake, Received, StoreFailure};
+use crate::runtime::supervisor::Health;
+use crate::sources::webhook;
+use crate::store::Store;
+use crate::wire::http::body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What the inbound webhook needs: where to store mentions, the signing key, and whom
+/// to wake once they are stored.
+#[derive(Clone)]
+pub struct Ingest {
+    pub store: Store,
+    pub secret: Secret,
+    pub wake: Arc<Notify>,
+    /// The desk's clock: a webhook mention is received at its instant.
+    pub clock: Arc<dyn crate::ports::Clock>,
+}
+
+/// The webhook's mentions into the store: on disk before the sender hears "accepted",
+/// then the outbox is woken for their cards.
+struct StoreIntake {
+    store: Store,
+    wake: Arc<Notify>,
+    clock: Arc<dyn crate::ports::Clock>,
+}
+
+#[async_trait::async_trait]
+impl Intake for StoreIntake {
+    async fn take_in(&self, source: &str, mentions: &[Mention]) -> Result<Received, StoreFailure> {
+        let failed = |e| StoreFailure(Box::new(e));
+        let done = self
+            .store
+            .ingest(source, mentions, None, self.clock.now())
+            .map_err(failed)?;
+        self.store.flush().await.map_err(failed)?;
+        self.wake.notify_one();
+        Ok(Received {
+            new_tickets: done.new_tickets,
+            followups: done.followups,
+            duplicates: done.duplicates,
+        })
+    }
+}
+
+/// What `/metrics` and `/healthz` read.
+#[derive(Clone)]
+pub struct Metrics {
+    pub desk: std::sync::Arc<crate::runtime::desk::DeskService>,
+    pub health: Health,
+}
+
+/// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
+/// `/metrics` (Prometheus text format).
+pub fn router(
+    slack: Option<Arc<Slack>>,
+    discord: Option<Arc<Discord>>,
+    ingest: Option<Ingest>,
+    metrics: Metrics,
+    limits: &HttpLimits,
+) -> Router {
+    let mut app = body::bodiless(
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(prometheus)),
+        limits,
+    )
+    .with_state(metrics);
+    if let Some(Ingest {
+        store,
+        secret,
+        wake,
+        clock,
+    }) = ingest
+    {
+        let intake = Arc::new(StoreIntake { store, wake, clock });
+        app = app.merge(webhook::routes(secret, intake, limits));
+    }
+    if let Some(slack) = slack {
+        app = app.merge(crate::chat::slack::http::routes(slack, limits));
+    }
+    if let Some(discord) = discord {
+        app = app.merge(crate::chat::discord::http::routes(discord, limits));
+    }
+    app
+}
+
+/// Each supervised component and its state: 200 when all run, 503 when one does not.
+async fn healthz(State(metrics): State<Metrics>) -> Response {
+    let components = metrics.health.snapshot();
+    let up = metrics.health.all_up();
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if up { "ok" } else { "degraded" },
+        "components": components,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Cards a surface refused for good or that disappeared, per surface.
+fn cards_lost_exposition(store: &crate::store::Store) -> String {
+    let mut out = String::from(
+        "# HELP mentionbridge_cards_lost_total Cards a surface refused for good or deleted; the ticket stays on the desk.\n# TYPE mentionbridge_cards_lost_total counter\n",
+    );
+    for surface in [SurfaceKind::Slack, SurfaceKind::Discord] {
+        let n = store.cards_lost(surface).unwrap_or(0);
+        out.push_str(&format!(
+            "mentionbridge_cards_lost_total{{surface=\"{}\"}} {n}\n",
+            surface.label().to_ascii_lowercase()
+        ));
+    }
+    out
+}
+
+async fn prometheus(State(metrics): State<Metrics>) -> Response {
+    let store = metrics.desk.store();
+    let read = store
+        .all_tickets()
+        .and_then(|tickets| Ok((tickets, store.failed_jobs()?)));
+    match read {
+        Ok((tickets, failed)) => {
+            let mut text = crate::reports::prometheus_with(
+                &tickets,
+                metrics.desk.now(),
+                &metrics.desk.targets(),
+            );
+            text.push_str(&crate::runtime::outbox::exposition(
+                &failed,
+                &metrics.health.snapshot(),
+            ));
+            text.push_str(&cards_lost_exposition(store));
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}

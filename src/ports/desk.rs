@@ -1,0 +1,119 @@
+//! The desk as an agent reaches it from chat: act on a ticket, leave an internal note,
+//! look at the open tickets, the canned replies, the numbers and who is on call. The chat
+//! surfaces hold an `AgentDesk` and nothing else of the runtime; every sentence they show
+//! an agent about a refusal or a failure is an [`ActError`].
+
+use crate::domain::canned::CannedReply;
+use crate::domain::oncall::{OnCallNow, Override};
+use crate::domain::{
+    text::TextRules, AgentAction, AgentRef, Platform, Rejection, SurfaceKind, Ticket, TicketId,
+};
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use std::collections::HashSet;
+use thiserror::Error;
+
+/// The desk's records could not be read or written; the cause is kept for the log.
+#[derive(Debug, Error)]
+#[error(transparent)]
+pub struct StoreFailure(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Why the desk did not do what an agent asked, in words for that agent.
+#[derive(Debug, Error)]
+pub enum ActError {
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("There is no ticket {0}.")]
+    NoSuchTicket(TicketId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("The desk could not save that ({0}); nothing changed. Try again.")]
+    Store(#[source] StoreFailure),
+}
+
+/// Contract: a refusal (`Err`) changes nothing. An `Ok` from a method that changes
+/// something ([`act`](Self::act), [`internal_note`](Self::internal_note),
+/// [`override_on_call`](Self::override_on_call), [`first_delivery`](Self::first_delivery))
+/// means the change is durable; what it sets off (card updates, the reply to the customer)
+/// is carried out by the outbox afterwards, exactly once. Only configured agents may act
+/// or read the desk; anyone else gets [`Rejection::NotAnAgent`].
+#[async_trait]
+pub trait AgentDesk: Send + Sync {
+    /// Whether `who` is one of the configured agents (by id, role or user group).
+    fn is_agent(&self, who: &AgentRef) -> bool;
+
+    /// How replies on `platform` are counted, if we can reply there at all.
+    fn text_rules(&self, platform: Platform) -> Option<TextRules>;
+
+    /// The canned replies that fit a ticket (its language first), for the card's picker.
+    fn canned_for(&self, ticket: &Ticket) -> Vec<CannedReply>;
+
+    /// The members of the configured agent user groups, as the surface last resolved them.
+    fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>);
+
+    /// Open tickets, oldest first.
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError>;
+
+    /// Would this action be allowed right now? Commits nothing (asked before a reply form
+    /// opens, so nobody types an answer they cannot send).
+    async fn preview(
+        &self,
+        id: TicketId,
+        action: AgentAction,
+        actor: &AgentRef,
+    ) -> Result<Ticket, ActError>;
+
+    /// Judge an agent's action with the core and commit it with its effects.
+    async fn act(
+        &self,
+        id: TicketId,
+        action: AgentAction,
+        actor: &AgentRef,
+    ) -> Result<Ticket, ActError>;
+
+    /// An agent wrote in a card's thread: an internal note, recorded and never relayed.
+    /// `None`: the thread is no card's.
+    async fn internal_note(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        thread_id: &str,
+        author: &AgentRef,
+        text: &str,
+    ) -> Result<Option<TicketId>, ActError>;
+
+    /// `/mentions canned`: the whole library, as text.
+    async fn canned_list(&self, who: &AgentRef) -> Result<String, ActError>;
+
+    /// A canned reply filled in for this ticket and agent, if the agent may reply now.
+    async fn canned_text(
+        &self,
+        id: TicketId,
+        canned_id: &str,
+        who: &AgentRef,
+    ) -> Result<(Ticket, String), ActError>;
+
+    /// `/mentions stats <window>`: the team's numbers as text (an empty window: 7 days).
+    async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError>;
+
+    /// `/mentions oncall`: who is on call right now, and until when.
+    async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError>;
+
+    /// `/mentions oncall override <member|me> <length>`: put someone on call (primary)
+    /// from now for a while; it survives restarts.
+    async fn override_on_call(
+        &self,
+        who: &AgentRef,
+        member: &str,
+        length: &str,
+    ) -> Result<Override, ActError>;
+
+    /// True the first time an inbound delivery (`kind`, `id`) is seen, false for a
+    /// redelivery; remembered across restarts, so a retried event changes nothing.
+    async fn first_delivery(&self, kind: &str, id: &str) -> Result<bool, StoreFailure>;
+
+    /// Work a chat handler leaves to finish after it has answered (a button press handled
+    /// after the acknowledgement, a late answer). It runs under the runtime's supervision
+    /// and stops with it; `name` says what it was if it panics.
+    fn spawn_later(&self, name: &'static str, work: BoxFuture<'static, ()>);
+}
