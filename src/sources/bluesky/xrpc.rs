@@ -19,6 +19,7 @@ pub(super) const LIMITS: RateLimitHeaders = RateLimitHeaders {
     reset: "ratelimit-reset",
     reset_form: HintForm::EpochSeconds,
 };
+
 /// The service id chat calls are proxied to through the PDS.
 const CHAT_PROXY: &str = "did:web:api.bsky.chat#bsky_chat";
 /// Waits shorter than this are slept through; longer ones are handed to the caller.
@@ -94,10 +95,7 @@ impl Answer {
                 message: Some(m),
             }) if !m.is_empty() && m != error => format!("{error}: {m}"),
             Some(e) => e.error,
-            None => String::from_utf8_lossy(&self.body)
-                .chars()
-                .take(200)
-                .collect(),
+            None => http::body_excerpt(&self.body),
         }
     }
 }
