@@ -10,17 +10,24 @@ use crate::config::{MastodonConfig, Secret};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use crate::ports::DeliveryError;
 use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
-use crate::wire::hints::{header_wait, HintForm};
+use crate::sources::http::{self, Gates, RateLimitHeaders};
+use crate::wire::hints::HintForm;
 use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
 const PAGE: u32 = 80;
+/// Where Mastodon says how much of its request budget is left.
+const LIMITS: RateLimitHeaders = RateLimitHeaders {
+    remaining: "x-ratelimit-remaining",
+    reset: "x-ratelimit-reset",
+    reset_form: HintForm::Rfc3339,
+};
 /// Hashtag timelines page by at most 40.
 const TAG_PAGE: u32 = 40;
 
@@ -139,17 +146,13 @@ pub struct Mastodon {
     config: MastodonConfig,
     rules: RwLock<TextRules>,
     /// No request before this instant: the server said its budget is spent.
-    gate: Mutex<Option<Instant>>,
+    gate: Gates<()>,
 }
 
 impl Mastodon {
     /// Check the token (`verify_credentials`) and read the instance's text limits.
     pub async fn connect(config: &MastodonConfig) -> Result<Mastodon, MastodonError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| MastodonError::Unavailable(format!("cannot build an HTTP client: {e}")))?;
+        let http = http::client().map_err(MastodonError::Unavailable)?;
         let mut client = Mastodon {
             http,
             base: config.instance_url.clone(),
@@ -163,7 +166,7 @@ impl Mastodon {
             },
             config: config.clone(),
             rules: RwLock::new(TextRules::default()),
-            gate: Mutex::new(None),
+            gate: Gates::default(),
         };
         client.me = client
             .get_json("/api/v1/accounts/verify_credentials")
@@ -220,30 +223,19 @@ impl Mastodon {
     }
 
     async fn wait_for_budget(&self) {
-        let until = *self.gate.lock().expect("gate lock");
-        if let Some(t) = until {
-            if t > Instant::now() {
-                tracing::info!(
-                    wait_ms = (t - Instant::now()).as_millis() as u64,
-                    "Mastodon rate limit reached, waiting for reset"
-                );
-                tokio::time::sleep_until(t).await;
-            }
+        if let Some(t) = self.gate.opens_at(&()) {
+            tracing::info!(
+                wait_ms = (t - Instant::now()).as_millis() as u64,
+                "Mastodon rate limit reached, waiting for reset"
+            );
+            tokio::time::sleep_until(t).await;
         }
     }
 
     /// Remember when the server's request budget is spent.
     fn note_limits(&self, headers: &HeaderMap) {
-        let remaining = headers
-            .get("x-ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<i64>().ok());
-        let reset = header_wait(headers, "x-ratelimit-reset", HintForm::Rfc3339, Utc::now());
-        if let (Some(r), Some(reset)) = (remaining, reset) {
-            if r <= 1 {
-                let wait = reset.min(Duration::from_secs(300));
-                *self.gate.lock().expect("gate lock") = Some(Instant::now() + wait);
-            }
+        if let Some(reset) = LIMITS.spent(headers, 1, Utc::now()) {
+            self.gate.shut((), reset.min(Duration::from_secs(300)));
         }
     }
 
@@ -252,7 +244,7 @@ impl Mastodon {
         method: Method,
         path: &str,
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), DeliveryError> {
+    ) -> Result<http::Answer, DeliveryError> {
         self.wait_for_budget().await;
         let url = self.url(path);
         let req = build(
@@ -260,23 +252,13 @@ impl Mastodon {
                 .request(method, &url)
                 .bearer_auth(self.token.expose()),
         );
-        let resp = req.send().await.map_err(|e| {
-            DeliveryError::retry(format!(
-                "Mastodon at {} could not be reached: {}",
-                self.base,
-                without_url(&e)
-            ))
-        })?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        self.note_limits(&headers);
-        let body = resp.bytes().await.map_err(|e| {
-            DeliveryError::retry(format!(
-                "Mastodon answer from {url} was cut off: {}",
-                without_url(&e)
-            ))
-        })?;
-        Ok((status, headers, body.to_vec()))
+        http::exchange(
+            req,
+            || format!("Mastodon at {} could not be reached", self.base),
+            || format!("Mastodon answer from {url} was cut off"),
+            |headers| self.note_limits(headers),
+        )
+        .await
     }
 
     /// Turn a non-success answer into the right kind of failure, with the server's words.
@@ -289,18 +271,10 @@ impl Mastodon {
     ) -> DeliveryError {
         let said = serde_json::from_slice::<ServerError>(body)
             .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect());
+            .unwrap_or_else(|_| http::body_excerpt(body));
         let url = self.url(path);
-        if status == StatusCode::TOO_MANY_REQUESTS
-            || status.is_server_error()
-            || status == StatusCode::REQUEST_TIMEOUT
-        {
-            let now = Utc::now();
-            let after =
-                header_wait(headers, "retry-after", HintForm::RetryAfter, now).or_else(|| {
-                    header_wait(headers, "x-ratelimit-reset", HintForm::Rfc3339, now)
-                        .filter(|_| status == StatusCode::TOO_MANY_REQUESTS)
-                });
+        if http::is_transient(status) {
+            let after = LIMITS.retry_wait(status, headers, Utc::now());
             return DeliveryError::Retry {
                 after,
                 reason: format!("Mastodon answered {} for {url}: {said}", status.as_u16()),
@@ -321,11 +295,8 @@ impl Mastodon {
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, MastodonError> {
-        let body = self.get(path).await.map_err(|e| match e {
-            DeliveryError::Retry { reason, .. } => MastodonError::Unavailable(reason),
-            DeliveryError::Permanent { reason } | DeliveryError::Gone { reason } => {
-                MastodonError::Refused(reason)
-            }
+        let body = self.get(path).await.map_err(|e| {
+            http::failure_at_start(e, MastodonError::Unavailable, MastodonError::Refused)
         })?;
         serde_json::from_slice(&body).map_err(|e| MastodonError::Unexpected {
             url: self.url(path),
@@ -609,20 +580,6 @@ pub fn mentions_in_notifications(
         .filter_map(|n| n.status)
         .map(|s| Mastodon::to_mention(account, s))
         .collect())
-}
-
-/// reqwest errors print the URL; ours is not secret but keep messages short and stable.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
-    }
-    if e.is_timeout() {
-        s = "timed out".into();
-    } else if e.is_connect() {
-        s = "connection failed".into();
-    }
-    s
 }
 
 fn urlencode(s: &str) -> String {

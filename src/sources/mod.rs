@@ -3,6 +3,7 @@
 //! nothing else in the program knows a platform's wire format.
 
 pub mod bluesky;
+mod http;
 pub mod mastodon;
 pub mod webhook;
 pub mod x;

@@ -1,0 +1,133 @@
+//! The daily request budget: every X request counted per UTC day in the store, and logged.
+
+use super::X;
+use crate::store::Store;
+use chrono::{NaiveDate, Utc};
+use std::sync::MutexGuard;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often the day's request count is logged at info level (besides when it runs out).
+const BUDGET_LOG_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// Requests made on `day` (UTC), as the store counted them.
+pub(super) struct Budget {
+    day: NaiveDate,
+    used: u32,
+    last_logged: Option<Instant>,
+}
+
+impl Budget {
+    pub(super) fn new(day: NaiveDate, used: u32) -> Budget {
+        Budget {
+            day,
+            used,
+            last_logged: None,
+        }
+    }
+}
+
+impl X {
+    /// Today's budget, rolled over at 00:00 UTC.
+    fn budget_today(&self) -> (MutexGuard<'_, Budget>, NaiveDate) {
+        let today = Utc::now().date_naive();
+        let mut b = self.budget.lock().expect("budget lock");
+        if b.day != today {
+            b.day = today;
+            b.used = read_count(&self.store, today);
+            b.last_logged = None;
+        }
+        (b, today)
+    }
+
+    /// Count one request against today's budget; returns (used, budget).
+    pub(super) fn count_request(&self) -> (u32, u32) {
+        let (used, today) = {
+            let (mut b, today) = self.budget_today();
+            b.used = b.used.saturating_add(1);
+            (b.used, today)
+        };
+        if let Err(e) = self
+            .store
+            .set_state(&budget_key(today), used.to_string().as_bytes())
+        {
+            tracing::warn!(error = %e, "cannot record the X request count");
+        }
+        (used, self.config.daily_request_budget)
+    }
+
+    /// Count a request of the API proper, saying so when it spends the day's budget.
+    pub(super) fn count_call(&self) {
+        let (used, budget) = self.count_request();
+        if used == budget {
+            tracing::warn!(
+                budget,
+                "X daily request budget spent: polling pauses until 00:00 UTC; replies are still sent"
+            );
+        } else if used > budget {
+            tracing::info!(
+                requests_today = used,
+                budget,
+                "X request over the daily budget (a reply)"
+            );
+        }
+    }
+
+    /// Requests made today, after rolling over at 00:00 UTC.
+    pub(super) fn used_today(&self) -> u32 {
+        self.budget_today().0.used
+    }
+
+    pub(super) fn log_budget(&self, force: bool) {
+        let budget = self.config.daily_request_budget;
+        let used = self.used_today();
+        let due = {
+            let mut b = self.budget.lock().expect("budget lock");
+            let due = force
+                || b.last_logged
+                    .is_none_or(|t| t.elapsed() >= BUDGET_LOG_EVERY);
+            if due {
+                b.last_logged = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            tracing::info!(
+                requests_today = used,
+                remaining = budget.saturating_sub(used),
+                budget,
+                "X request budget (UTC day)"
+            );
+        }
+    }
+}
+
+fn budget_key(day: NaiveDate) -> String {
+    format!("x:budget:{}", day.format("%Y-%m-%d"))
+}
+
+pub(super) fn read_count(store: &Store, day: NaiveDate) -> u32 {
+    store
+        .state(&budget_key(day))
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_client as client;
+    use super::*;
+
+    #[test]
+    fn the_budget_is_counted_per_utc_day_in_the_store() {
+        let x = client();
+        assert_eq!(x.count_request(), (1, 10));
+        assert_eq!(x.count_request(), (2, 10));
+        let key = budget_key(Utc::now().date_naive());
+        assert_eq!(x.store.state(&key).unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(read_count(&x.store, Utc::now().date_naive()), 2);
+    }
+}
