@@ -538,7 +538,7 @@ struct Shared {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, DState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 /// Handle to a running fake Discord (cheap to clone; all clones share state).

@@ -22,6 +22,7 @@
 //!   adds one, `Fault::status(429)` does not.
 //! - Deleting a status (`delete_status`) also hides its mention notification, as
 //!   Mastodon destroys the notification with the mention.
+use super::scaffold::{FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
 use super::{next_random, now_millis, Fault};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -30,10 +31,10 @@ use axum::response::Response;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The only bearer token the fake accepts.
@@ -109,12 +110,6 @@ struct NotifRec {
     status_id: Option<String>,
     created_at: DateTime<Utc>,
     filtered: bool,
-}
-
-struct FaultRule {
-    method: Option<Method>,
-    prefix: String,
-    faults: VecDeque<Fault>,
 }
 
 struct IdGen {
@@ -231,11 +226,9 @@ struct MState {
     ignore_idempotency: bool,
     max_characters: usize,
     default_visibility: String,
-    faults: Vec<FaultRule>,
     /// Set on every injected `Fault::Status` answer, over the fake's own headers: odd
     /// or hostile values (`Retry-After: 1e300`, `X-RateLimit-Reset: soon`).
     fault_headers: Vec<(String, String)>,
-    requests: Vec<(String, String)>,
     rate: RateState,
     /// When set, new mentions are written at this instant (a test walking simulated time).
     clock: Option<DateTime<Utc>>,
@@ -243,9 +236,12 @@ struct MState {
 
 struct Shared {
     state: Mutex<MState>,
+    /// (method, path and query) of every request.
+    requests: RequestLog<(String, String)>,
+    faults: FaultQueue,
     hold: watch::Sender<bool>,
     held_now: AtomicUsize,
-    port: u16,
+    server: FakeServer,
 }
 
 /// Handle to a running fake Mastodon server (cheap to clone; all clones share state).
@@ -304,7 +300,7 @@ impl MentionBuilder<'_> {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, MState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 fn ts(dt: &DateTime<Utc>) -> String {
@@ -664,11 +660,8 @@ impl FakeMastodon {
 
     /// Starts the fake on a fixed 127.0.0.1 port (0 = ephemeral).
     pub async fn start_on(port: u16) -> FakeMastodon {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("fake Mastodon: cannot bind 127.0.0.1:{port}: {e}"));
-        let port = listener.local_addr().expect("local addr").port();
-        let base = format!("http://127.0.0.1:{port}");
+        let listener = Listener::bind("Mastodon", port).await;
+        let base = listener.server().url();
         let mut state = MState {
             base: base.clone(),
             ids: IdGen {
@@ -688,9 +681,7 @@ impl FakeMastodon {
             ignore_idempotency: false,
             max_characters: 500,
             default_visibility: "public".to_string(),
-            faults: Vec::new(),
             fault_headers: Vec::new(),
-            requests: Vec::new(),
             rate: RateState {
                 api: Bucket::new(300, RATE_PERIOD_SECS),
                 paging: Bucket::new(300, 15 * 60),
@@ -714,24 +705,23 @@ impl FakeMastodon {
         let (hold, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
             hold,
             held_now: AtomicUsize::new(0),
-            port,
+            server: listener.server(),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        listener.serve(Router::new().fallback(handle).with_state(shared.clone()));
         FakeMastodon { shared }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shared.port)
+        self.shared.server.url()
     }
 
     pub fn port(&self) -> u16 {
-        self.shared.port
+        self.shared.server.port()
     }
 
     /// The bearer token the fake accepts.
@@ -983,15 +973,7 @@ impl FakeMastodon {
     /// start with a method ("POST /api/v1/statuses") to match only that method. Each
     /// matching request consumes one fault, in order.
     pub fn fail_next(&self, path_prefix: &str, faults: Vec<Fault>) {
-        let (method, prefix) = match path_prefix.split_once(' ') {
-            Some((m, p)) => (Method::from_bytes(m.as_bytes()).ok(), p.to_string()),
-            None => (None, path_prefix.to_string()),
-        };
-        lock(&self.shared).faults.push(FaultRule {
-            method,
-            prefix,
-            faults: faults.into(),
-        });
+        self.shared.faults.push(Route::parse(path_prefix), faults);
     }
 
     /// Headers every injected status fault answers with, whatever their value says.
@@ -1004,41 +986,34 @@ impl FakeMastodon {
 
     /// Every request seen, as (method, path and query), in arrival order.
     pub fn requests(&self) -> Vec<(String, String)> {
-        lock(&self.shared).requests.clone()
+        self.shared.requests.all()
     }
 
     /// Requests with this method (e.g. "GET") whose path starts with `path_prefix`.
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        lock(&self.shared)
+        self.shared
             .requests
-            .iter()
-            .filter(|(m, p)| m.eq_ignore_ascii_case(method) && p.starts_with(path_prefix))
-            .count()
+            .count(|(m, p)| m.eq_ignore_ascii_case(method) && p.starts_with(path_prefix))
     }
 
     pub fn clear_requests(&self) {
-        lock(&self.shared).requests.clear();
+        self.shared.requests.clear();
     }
 
     /// Waits (polling every 10 ms) until at least `n` statuses were posted; panics
     /// after `timeout`.
     pub async fn wait_for_posts(&self, n: usize, timeout: Duration) -> Vec<PostedStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let what = format!("{n} posted statuses on fake Mastodon");
+        let posted = || Some(self.posted_statuses()).filter(|p| p.len() >= n);
+        let seen = || {
             let posted = self.posted_statuses();
-            if posted.len() >= n {
-                return posted;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "fake Mastodon: expected {n} posted statuses within {timeout:?}, got {}: {:#?}\nrequests: {:#?}",
-                    posted.len(),
-                    posted,
-                    self.requests()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            format!(
+                "got {}: {posted:#?}\nrequests: {:#?}",
+                posted.len(),
+                self.requests()
+            )
+        };
+        super::scaffold::wait_for(timeout, &what, posted, seen).await
     }
 
     /// Waits until `count(method, path_prefix) >= n`; panics after `timeout`.
@@ -1071,63 +1046,46 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let paging = parse_pairs(&query).iter().any(|(k, v)| {
         matches!(k.as_str(), "min_id" | "max_id" | "since_id" | "page") && !v.is_empty()
     });
-    let fault = {
-        let mut st = lock(&shared);
-        st.requests.push((method.to_string(), path_and_query));
-        let mut found = None;
-        for rule in st.faults.iter_mut() {
-            let method_ok = rule.method.as_ref().is_none_or(|m| *m == method);
-            if method_ok && path.starts_with(&rule.prefix) && !rule.faults.is_empty() {
-                found = rule.faults.pop_front();
-                break;
+    shared.requests.record((method.to_string(), path_and_query));
+    let fault = shared.faults.take(|r| r.matches(method.as_str(), &path));
+    if let Some(Refusal {
+        code,
+        retry_after,
+        body,
+    }) = Fault::play(fault).await
+    {
+        let mut resp = if body.is_empty() {
+            error(code, default_error_body(code))
+        } else {
+            let mut r = json_response(code, &Value::Null);
+            *r.body_mut() = Body::from(body);
+            r
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        let (limit, remaining, reset, _) = lock(&shared).rate_headers(paging);
+        let (remaining, reset) = if code == 429 {
+            let reset = match retry_after {
+                Some(secs) => (Utc::now() + chrono::Duration::seconds(secs as i64))
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+                None => reset,
+            };
+            (0, reset)
+        } else {
+            (remaining, reset)
+        };
+        set_rate_headers(resp.headers_mut(), limit, remaining, &reset);
+        for (k, v) in lock(&shared).fault_headers.clone() {
+            if let (Ok(k), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                resp.headers_mut().insert(k, v);
             }
         }
-        st.faults.retain(|r| !r.faults.is_empty());
-        found
-    };
-
-    match fault {
-        Some(Fault::Hang) => return std::future::pending::<Response>().await,
-        Some(Fault::Status {
-            code,
-            retry_after,
-            body,
-        }) => {
-            let mut resp = if body.is_empty() {
-                error(code, default_error_body(code))
-            } else {
-                let mut r = json_response(code, &Value::Null);
-                *r.body_mut() = Body::from(body);
-                r
-            };
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            let (limit, remaining, reset, _) = lock(&shared).rate_headers(paging);
-            let (remaining, reset) = if code == 429 {
-                let reset = match retry_after {
-                    Some(secs) => (Utc::now() + chrono::Duration::seconds(secs as i64))
-                        .to_rfc3339_opts(SecondsFormat::Micros, true),
-                    None => reset,
-                };
-                (0, reset)
-            } else {
-                (remaining, reset)
-            };
-            set_rate_headers(resp.headers_mut(), limit, remaining, &reset);
-            for (k, v) in lock(&shared).fault_headers.clone() {
-                if let (Ok(k), Ok(v)) = (
-                    axum::http::HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(&v),
-                ) {
-                    resp.headers_mut().insert(k, v);
-                }
-            }
-            return resp;
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        return resp;
     }
 
     let (limit, remaining, reset, over) = lock(&shared).rate_headers(paging);

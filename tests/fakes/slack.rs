@@ -159,7 +159,7 @@ pub struct FakeSlack {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, SState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 fn triggers() -> &'static Mutex<HashMap<String, Instant>> {
