@@ -22,11 +22,12 @@
 //!   rkey it replaces it. `createRecord` with an rkey already taken is refused.
 //! - A [`Fault::Status`] with `retry_after` sets `ratelimit-reset` to now + that many
 //!   seconds and `ratelimit-remaining: 0`; Bluesky sends no `Retry-After` header.
-use super::scaffold::{FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
+use super::scaffold::{
+    json_response, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+};
 use super::{next_random, Fault};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -258,16 +259,6 @@ fn token() -> String {
 
 fn xrpc_error(code: u16, error: &str, message: &str) -> Response {
     json_response(code, &json!({"error": error, "message": message}))
-}
-
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 fn default_error(code: u16) -> (&'static str, &'static str) {
@@ -801,13 +792,14 @@ impl FakeBluesky {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        ..
+    } = Call::read(req, 4 << 20).await;
     let Some(nsid) = path.strip_prefix("/xrpc/").map(str::to_string) else {
         return xrpc_error(404, "NotFound", "Not Found");
     };
@@ -845,20 +837,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let (limit, remaining, reset, over) = rate;
 
-    if let Some(Refusal {
-        code,
-        retry_after,
-        body,
-    }) = Fault::play(fault).await
-    {
-        let mut resp = if body.is_empty() {
+    if let Some(refusal) = Fault::play(fault).await {
+        let Refusal {
+            code, retry_after, ..
+        } = refusal;
+        let mut resp = refusal.response(|code| {
             let (e, m) = default_error(code);
             xrpc_error(code, e, m)
-        } else {
-            let mut r = json_response(code, &Value::Null);
-            *r.body_mut() = Body::from(body);
-            r
-        };
+        });
         let (remaining, reset) = match retry_after {
             Some(secs) => (0, Utc::now().timestamp() + secs as i64),
             None if code == 429 => (0, reset),

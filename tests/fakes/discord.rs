@@ -50,7 +50,7 @@
 //!   `attachment_size_limit`, a non-null `authorizing_integration_owners`, and for
 //!   components the full `message`; a `member` needs `user`, `roles`, `deaf`, `mute`,
 //!   `flags`. A gateway event serenity cannot decode is dropped with only a log line.
-use super::scaffold::{FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
+use super::scaffold::{Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
 use super::{next_random, now_millis, Fault};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -1276,18 +1276,21 @@ fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().as_str().to_ascii_uppercase();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    let Call {
+        method,
+        path,
+        query,
+        headers,
+        body: bytes,
+        ..
+    } = Call::read(req, 16 << 20).await;
+    let method = method.as_str().to_ascii_uppercase();
+    // Logged without a bare trailing `?`, as Discord's routes are written.
     let path_and_query = if query.is_empty() {
         path.clone()
     } else {
         format!("{path}?{query}")
     };
-    let headers = req.headers().clone();
-    let bytes = axum::body::to_bytes(req.into_body(), 16 << 20)
-        .await
-        .unwrap_or_default();
     let body: Result<Value, ()> = if bytes.is_empty() {
         Ok(Value::Null)
     } else {

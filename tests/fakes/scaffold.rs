@@ -4,7 +4,12 @@
 //! for something a test expects. Each fake keeps what is its platform's own: how a route
 //! is named, what its log records, the body and headers a fault answers with.
 
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
 use axum::Router;
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -66,6 +71,62 @@ impl Listener {
         });
         server
     }
+}
+
+/// One request as a fake's handler reads it: everything up front, so the fake can log it
+/// and look for a scripted fault before it decides anything.
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    /// Without the `?`; empty when there is none.
+    pub query: String,
+    /// As the client sent it (`/api/v1/notifications?limit=40`).
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call {
+    /// Reads `request`, its body up to `limit` bytes (a longer or broken body reads as
+    /// empty, which each fake then refuses in its platform's words).
+    pub async fn read(request: Request, limit: usize) -> Call {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| path.clone());
+        let headers = request.headers().clone();
+        let body = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .unwrap_or_default();
+        Call {
+            method,
+            path,
+            query,
+            path_and_query,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A JSON answer as most platforms send it (`application/json; charset=utf-8`).
+pub fn json_response(code: u16, body: &Value) -> Response {
+    json_text_response(code, body.to_string())
+}
+
+/// A JSON answer whose text is given as it is (a test's scripted body, valid or not).
+pub fn json_text_response(code: u16, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
 }
 
 /// Every request a fake saw, in arrival order, as the fake chooses to record it (method
@@ -225,6 +286,18 @@ pub struct Refusal {
     pub retry_after: Option<u64>,
     /// Empty: the platform's usual body for `code`.
     pub body: String,
+}
+
+impl Refusal {
+    /// The scripted body, or (when none was given) `usual(code)`: the platform's own
+    /// answer for that status.
+    pub fn response(&self, usual: impl FnOnce(u16) -> Response) -> Response {
+        if self.body.is_empty() {
+            usual(self.code)
+        } else {
+            json_text_response(self.code, self.body.clone())
+        }
+    }
 }
 
 impl Fault {

@@ -29,9 +29,10 @@
 //!   `events_api` (as Slack sends them). [`FakeSlack::drop_socket`] drops the TCP
 //!   connection abruptly, without a close frame; [`FakeSlack::send_disconnect`] sends
 //!   Slack's `disconnect` message, then a close frame 200 ms later.
-use super::scaffold::{poll, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
+use super::scaffold::{
+    json_response, poll, Call, FakeServer, FaultQueue, Listener, RequestLog, Route,
+};
 use super::{next_random, now_millis, uuid_like, Fault};
-use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -403,16 +404,6 @@ pub fn sign_request(signing_secret: &str, timestamp: &str, body: &str) -> String
     let signature = hex::encode(mac.finalize().into_bytes());
     super::remember_signature(&signature);
     format!("v0={signature}")
-}
-
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 fn ok(mut v: Value) -> Response {
@@ -1427,12 +1418,13 @@ async fn web_api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        path,
+        query,
+        headers,
+        body,
+        ..
+    } = Call::read(req, 4 << 20).await;
     let Some(method) = path.strip_prefix("/api/").map(str::to_string) else {
         return json_response(404, &json!({"ok": false, "error": "unknown_method"}));
     };
@@ -1465,25 +1457,16 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
         .requests
         .record((method.clone(), Value::Object(params.clone())));
     let fault = shared.faults.take(|r| r.prefix == method);
-    if let Some(Refusal {
-        code,
-        retry_after,
-        body,
-    }) = Fault::play(fault).await
-    {
-        let body = if body.is_empty() {
+    if let Some(refusal) = Fault::play(fault).await {
+        let mut resp = refusal.response(|code| {
             let err = match code {
                 429 => "ratelimited",
                 500..=599 => "internal_error",
                 _ => "fatal_error",
             };
-            json!({"ok": false, "error": err}).to_string()
-        } else {
-            body
-        };
-        let mut resp = json_response(code, &Value::Null);
-        *resp.body_mut() = Body::from(body);
-        if let Some(secs) = retry_after {
+            json_response(code, &json!({"ok": false, "error": err}))
+        });
+        if let Some(secs) = refusal.retry_after {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from(secs));
         }

@@ -21,11 +21,12 @@
 //! - Rate limits are counted per endpoint in 15-minute windows (defaults below, change
 //!   with [`FakeX::set_rate_limit`]); going over answers 429.
 //! - [`FakeX::lose_next_answers`]: the request takes effect, the answer never comes.
-use super::scaffold::{FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
+use super::scaffold::{
+    json_response, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+};
 use super::{now_millis, Fault};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -191,16 +192,6 @@ fn default_title(code: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Error",
     }
-}
-
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 fn error(code: u16, detail: &str) -> Response {
@@ -646,36 +637,24 @@ fn set_rate_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: i64) {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        method,
+        path,
+        query,
+        path_and_query,
+        headers,
+        body,
+    } = Call::read(req, 4 << 20).await;
     let (fam, default_limit) = family(&method, &path);
     let now = Utc::now().timestamp();
 
     shared.requests.record((method.to_string(), path_and_query));
     let fault = shared.faults.take(|r| r.matches(method.as_str(), &path));
-    if let Some(Refusal {
-        code,
-        retry_after,
-        body,
-    }) = Fault::play(fault).await
-    {
-        let mut resp = if body.is_empty() {
-            error(code, default_title(code))
-        } else {
-            let mut r = json_response(code, &Value::Null);
-            *r.body_mut() = Body::from(body);
-            r
-        };
+    if let Some(refusal) = Fault::play(fault).await {
+        let Refusal {
+            code, retry_after, ..
+        } = refusal;
+        let mut resp = refusal.response(|code| error(code, default_title(code)));
         let limit = lock(&shared)
             .limits
             .get(fam)
