@@ -1,6 +1,7 @@
 //! One way to drive either chat surface, so the support team's scenarios are written once
 //! and run against Slack and Discord alike.
 
+use crate::fakes::slack::SlackMessage;
 use crate::harness::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -198,24 +199,24 @@ impl SlackDriver {
             .await
     }
 
+    /// A signed form to `path` that the bot must accept (200); returns its answer.
+    async fn form_answered(&self, path: &str, form: String) -> Value {
+        let resp = self
+            .post_signed(path, "application/x-www-form-urlencoded", form, None)
+            .await;
+        let (status, answer) = answer_of(resp).await;
+        assert_eq!(status, 200, "{path} accepts it: {answer}");
+        answer
+    }
+
     /// A button press, a menu pick or a form submission; returns the bot's answer (Null
     /// for a bare acknowledgement).
     pub async fn interactive(&self, payload: Value) -> Value {
         match self.mode {
             Mode::Socket => self.slack.send_envelope("interactive", payload).await,
             Mode::Http => {
-                let form = interactivity_form(&payload);
-                let resp = self
-                    .post_signed(
-                        "/slack/interactivity",
-                        "application/x-www-form-urlencoded",
-                        form,
-                        None,
-                    )
-                    .await;
-                let (status, answer) = answer_of(resp).await;
-                assert_eq!(status, 200, "the interaction is accepted: {answer}");
-                answer
+                self.form_answered("/slack/interactivity", interactivity_form(&payload))
+                    .await
             }
         }
     }
@@ -231,17 +232,7 @@ impl SlackDriver {
                 for (k, v) in payload.as_object().into_iter().flatten() {
                     form.append_pair(k, v.as_str().unwrap_or_default());
                 }
-                let resp = self
-                    .post_signed(
-                        "/slack/commands",
-                        "application/x-www-form-urlencoded",
-                        form.finish(),
-                        None,
-                    )
-                    .await;
-                let (status, answer) = answer_of(resp).await;
-                assert_eq!(status, 200, "the command is accepted: {answer}");
-                answer
+                self.form_answered("/slack/commands", form.finish()).await
             }
         }
     }
@@ -272,6 +263,34 @@ impl SlackDriver {
                 .status()
                 .as_u16(),
         }
+    }
+
+    /// The cards in the support channel (the bot's messages that carry a ticket), by
+    /// ticket number.
+    pub fn card_messages(&self) -> Vec<SlackMessage> {
+        let mut cards: Vec<_> = self
+            .slack
+            .messages(CHANNEL)
+            .into_iter()
+            .filter(|m| m.metadata.is_some())
+            .collect();
+        cards.sort_by_key(ticket_of);
+        cards
+    }
+
+    /// The card of the `n`th ticket (1-based) once it is posted; `what` names it if it
+    /// never is.
+    pub async fn card_message(&self, n: usize, what: &str) -> SlackMessage {
+        self.slack
+            .wait_until(WAIT, what, |s| {
+                s.messages(CHANNEL)
+                    .iter()
+                    .filter(|m| m.metadata.is_some())
+                    .count()
+                    >= n
+            })
+            .await;
+        self.card_messages().remove(n - 1)
     }
 
     /// This person presses the button `action_id` on the message `ts`; returns the ack.
@@ -378,31 +397,21 @@ impl Driver for SlackDriver {
     }
 
     async fn card(&self, n: usize) -> Card {
-        self.slack
-            .wait_until(WAIT, &format!("Slack card #{n}"), |s| {
-                s.messages(CHANNEL)
-                    .iter()
-                    .filter(|m| m.metadata.is_some())
-                    .count()
-                    >= n
-            })
-            .await;
-        self.cards().remove(n - 1)
+        let m = self.card_message(n, &format!("Slack card #{n}")).await;
+        Card {
+            ticket: ticket_of(&m),
+            id: m.ts,
+        }
     }
 
     fn cards(&self) -> Vec<Card> {
-        let mut cards: Vec<Card> = self
-            .slack
-            .messages(CHANNEL)
+        self.card_messages()
             .into_iter()
-            .filter(|m| m.metadata.is_some())
             .map(|m| Card {
                 ticket: ticket_of(&m),
                 id: m.ts,
             })
-            .collect();
-        cards.sort_by_key(|c| c.ticket);
-        cards
+            .collect()
     }
 
     fn card_text(&self, card: &Card) -> String {

@@ -308,27 +308,13 @@ agent_user_ids = ["{D_BEN}"]
 
     /// The card of the `n`th ticket (1-based), once it is posted.
     pub async fn card(&self, n: usize) -> SlackMessage {
-        self.slack
-            .wait_until(WAIT, &format!("card #{n}"), |s| {
-                s.messages(CHANNEL)
-                    .iter()
-                    .filter(|m| m.metadata.is_some())
-                    .count()
-                    >= n
-            })
-            .await;
-        self.cards().remove(n - 1)
+        self.slack_driver()
+            .card_message(n, &format!("card #{n}"))
+            .await
     }
 
     pub fn cards(&self) -> Vec<SlackMessage> {
-        let mut cards: Vec<_> = self
-            .slack
-            .messages(CHANNEL)
-            .into_iter()
-            .filter(|m| m.metadata.is_some())
-            .collect();
-        cards.sort_by_key(ticket_of);
-        cards
+        self.slack_driver().card_messages()
     }
 
     /// A fresh view of a card (after updates).
