@@ -23,7 +23,8 @@
 //! - A [`Fault::Status`] with `retry_after` sets `ratelimit-reset` to now + that many
 //!   seconds and `ratelimit-remaining: 0`; Bluesky sends no `Retry-After` header.
 use super::scaffold::{
-    json_response, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+    json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
+    Route,
 };
 use super::{next_random, Fault};
 use axum::extract::{Request, State};
@@ -766,22 +767,15 @@ impl FakeBluesky {
     /// Waits until the brand has at least `n` live posts; panics after `timeout`.
     pub async fn wait_for_brand_posts(&self, n: usize, timeout: Duration) -> Vec<BrandPost> {
         let what = format!("{n} brand posts on fake Bluesky");
-        let posts = || Some(self.brand_posts()).filter(|p| p.len() >= n);
-        let seen = || {
-            format!(
-                "got {:#?}\nrequests: {:#?}",
-                self.brand_posts(),
-                self.requests()
-            )
-        };
-        super::scaffold::wait_for(timeout, &what, posts, seen).await
+        let posts = || self.brand_posts();
+        wait_for_at_least(timeout, &what, n, posts, &self.shared.requests).await
     }
 
     /// Waits until at least `n` chat messages exist; panics after `timeout`.
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ChatMessage> {
         let what = format!("{n} chat messages on fake Bluesky");
-        super::wait_until(timeout, &what, || self.chat_messages().len() >= n).await;
-        self.chat_messages()
+        let messages = || self.chat_messages();
+        wait_for_at_least(timeout, &what, n, messages, &self.shared.requests).await
     }
 
     /// Waits until `count(nsid) >= n`; panics after `timeout`.

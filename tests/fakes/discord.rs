@@ -50,7 +50,9 @@
 //!   `attachment_size_limit`, a non-null `authorizing_integration_owners`, and for
 //!   components the full `message`; a `member` needs `user`, `roles`, `deaf`, `mute`,
 //!   `flags`. A gateway event serenity cannot decode is dropped with only a log line.
-use super::scaffold::{Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route};
+use super::scaffold::{
+    wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+};
 use super::{next_random, now_millis, Fault};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -3752,16 +3754,8 @@ impl FakeDiscord {
         timeout: Duration,
     ) -> Vec<DiscordMessage> {
         let what = format!("{n} messages in {channel} on fake Discord");
-        let msgs = || Some(self.messages(channel)).filter(|m| m.len() >= n);
-        let seen = || {
-            let msgs = self.messages(channel);
-            format!(
-                "got {}: {msgs:#?}\nrequests: {:#?}",
-                msgs.len(),
-                self.requests()
-            )
-        };
-        super::scaffold::wait_for(timeout, &what, msgs, seen).await
+        let msgs = || self.messages(channel);
+        wait_for_at_least(timeout, &what, n, msgs, &self.shared.requests).await
     }
 }
 

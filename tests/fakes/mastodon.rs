@@ -23,7 +23,8 @@
 //! - Deleting a status (`delete_status`) also hides its mention notification, as
 //!   Mastodon destroys the notification with the mention.
 use super::scaffold::{
-    json_response, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+    json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
+    Route,
 };
 use super::{next_random, now_millis, Fault};
 use axum::extract::{Request, State};
@@ -995,16 +996,8 @@ impl FakeMastodon {
     /// after `timeout`.
     pub async fn wait_for_posts(&self, n: usize, timeout: Duration) -> Vec<PostedStatus> {
         let what = format!("{n} posted statuses on fake Mastodon");
-        let posted = || Some(self.posted_statuses()).filter(|p| p.len() >= n);
-        let seen = || {
-            let posted = self.posted_statuses();
-            format!(
-                "got {}: {posted:#?}\nrequests: {:#?}",
-                posted.len(),
-                self.requests()
-            )
-        };
-        super::scaffold::wait_for(timeout, &what, posted, seen).await
+        let posted = || self.posted_statuses();
+        wait_for_at_least(timeout, &what, n, posted, &self.shared.requests).await
     }
 
     /// Waits until `count(method, path_prefix) >= n`; panics after `timeout`.

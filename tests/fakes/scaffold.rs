@@ -397,6 +397,27 @@ pub async fn wait_for<T>(
     }
 }
 
+/// Waits until `items()` holds at least `n` things (posts, messages, DMs) and returns
+/// them; a timeout shows what there was and every request the fake saw.
+pub async fn wait_for_at_least<T: std::fmt::Debug, R: Clone + std::fmt::Debug>(
+    timeout: Duration,
+    what: &str,
+    n: usize,
+    items: impl Fn() -> Vec<T>,
+    log: &RequestLog<R>,
+) -> Vec<T> {
+    let enough = || Some(items()).filter(|found| found.len() >= n);
+    let seen = || {
+        let found = items();
+        format!(
+            "got {}: {found:#?}\nrequests: {:#?}",
+            found.len(),
+            log.all()
+        )
+    };
+    wait_for(timeout, what, enough, seen).await
+}
+
 /// Polls `cond` every 10 ms until it holds; panics with `what` after `timeout`.
 pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     wait_for(timeout, what, || cond().then_some(()), String::new).await

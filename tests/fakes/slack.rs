@@ -30,7 +30,8 @@
 //!   connection abruptly, without a close frame; [`FakeSlack::send_disconnect`] sends
 //!   Slack's `disconnect` message, then a close frame 200 ms later.
 use super::scaffold::{
-    json_response, poll, Call, FakeServer, FaultQueue, Listener, RequestLog, Route,
+    json_response, poll, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, RequestLog,
+    Route,
 };
 use super::{next_random, now_millis, uuid_like, Fault};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -1155,16 +1156,8 @@ impl FakeSlack {
         timeout: Duration,
     ) -> Vec<SlackMessage> {
         let what = format!("{n} messages in {channel} on fake Slack");
-        let msgs = || Some(self.messages(channel)).filter(|m| m.len() >= n);
-        let seen = || {
-            let msgs = self.messages(channel);
-            format!(
-                "got {}: {msgs:#?}\nrequests: {:#?}",
-                msgs.len(),
-                self.requests()
-            )
-        };
-        super::scaffold::wait_for(timeout, &what, msgs, seen).await
+        let msgs = || self.messages(channel);
+        wait_for_at_least(timeout, &what, n, msgs, &self.shared.requests).await
     }
 
     /// Waits until the thread has at least `n` replies; returns them.
@@ -1176,11 +1169,8 @@ impl FakeSlack {
         timeout: Duration,
     ) -> Vec<SlackMessage> {
         let what = format!("{n} replies in thread {channel}/{thread_ts}");
-        super::wait_until(timeout, &what, || {
-            self.thread(channel, thread_ts).len() >= n
-        })
-        .await;
-        self.thread(channel, thread_ts)
+        let replies = || self.thread(channel, thread_ts);
+        wait_for_at_least(timeout, &what, n, replies, &self.shared.requests).await
     }
 
     /// Waits until at least `n` Socket Mode connections were accepted (ever).

@@ -22,7 +22,8 @@
 //!   with [`FakeX::set_rate_limit`]); going over answers 429.
 //! - [`FakeX::lose_next_answers`]: the request takes effect, the answer never comes.
 use super::scaffold::{
-    json_response, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+    json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
+    Route,
 };
 use super::{now_millis, Fault};
 use axum::extract::{Request, State};
@@ -606,15 +607,15 @@ impl FakeX {
     /// Waits until at least `n` posts were created; panics after `timeout`.
     pub async fn wait_for_tweets(&self, n: usize, timeout: Duration) -> Vec<CreatedTweet> {
         let what = format!("{n} posts created on fake X");
-        super::wait_until(timeout, &what, || self.created_tweets().len() >= n).await;
-        self.created_tweets()
+        let created = || self.created_tweets();
+        wait_for_at_least(timeout, &what, n, created, &self.shared.requests).await
     }
 
     /// Waits until at least `n` DMs were sent; panics after `timeout`.
     pub async fn wait_for_dms(&self, n: usize, timeout: Duration) -> Vec<SentDm> {
         let what = format!("{n} DMs sent on fake X");
-        super::wait_until(timeout, &what, || self.sent_dms().len() >= n).await;
-        self.sent_dms()
+        let sent = || self.sent_dms();
+        wait_for_at_least(timeout, &what, n, sent, &self.shared.requests).await
     }
 
     /// Waits until `count(method, path_prefix) >= n`; panics after `timeout`.
