@@ -23,8 +23,8 @@
 //! - A [`Fault::Status`] with `retry_after` sets `ratelimit-reset` to now + that many
 //!   seconds and `ratelimit-remaining: 0`; Bluesky sends no `Retry-After` header.
 use super::scaffold::{
-    json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
-    Route,
+    json_response, query_pairs, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal,
+    RequestLog, Route,
 };
 use super::{next_random, Fault};
 use axum::extract::{Request, State};
@@ -509,12 +509,6 @@ fn validate_post(record: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
-}
-
 impl FakeBluesky {
     /// Starts the fake on an ephemeral 127.0.0.1 port.
     pub async fn start() -> FakeBluesky {
@@ -953,7 +947,7 @@ fn route(
         // Without the header the PDS forwards to its AppView, which has no chat.
         return xrpc_error(501, "MethodNotImplemented", "Method Not Implemented");
     }
-    let params = parse_pairs(query);
+    let params = query_pairs(query);
     let brand = st.brand_did();
     match nsid {
         "com.atproto.server.getSession" => json_response(

@@ -23,8 +23,8 @@
 //! - Deleting a status (`delete_status`) also hides its mention notification, as
 //!   Mastodon destroys the notification with the mention.
 use super::scaffold::{
-    json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
-    Route,
+    bearer, json_response, query_pairs, wait_for_at_least, Call, FakeServer, FaultQueue, Listener,
+    Refusal, RequestLog, Route,
 };
 use super::{next_random, now_millis, Fault};
 use axum::extract::{Request, State};
@@ -638,12 +638,6 @@ fn default_error_body(code: u16) -> &'static str {
     }
 }
 
-fn parse_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
-}
-
 impl FakeMastodon {
     /// Starts the fake on an ephemeral 127.0.0.1 port.
     pub async fn start() -> FakeMastodon {
@@ -1023,7 +1017,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         body,
     } = Call::read(req, 4 << 20).await;
 
-    let paging = parse_pairs(&query).iter().any(|(k, v)| {
+    let paging = query_pairs(&query).iter().any(|(k, v)| {
         matches!(k.as_str(), "min_id" | "max_id" | "since_id" | "page") && !v.is_empty()
     });
     shared.requests.record((method.to_string(), path_and_query));
@@ -1078,17 +1072,6 @@ fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: 
     if let Ok(v) = HeaderValue::from_str(reset) {
         headers.insert("x-ratelimit-reset", v);
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
 }
 
 async fn route(
@@ -1250,7 +1233,7 @@ fn instance_json(st: &MState) -> Value {
 /// `GET /api/v1/timelines/tag/:hashtag`: public statuses with the hashtag, newest first,
 /// with `max_id`, `since_id`, `min_id` and `limit` (default 20, at most 40) as Mastodon.
 fn tag_timeline(shared: &Arc<Shared>, tag: &str, query: &str) -> Response {
-    let params = parse_pairs(query);
+    let params = query_pairs(query);
     let get = |k: &str| {
         params
             .iter()
@@ -1328,7 +1311,7 @@ fn paginate(
 }
 
 fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
-    let params = parse_pairs(query);
+    let params = query_pairs(query);
     let get = |k: &str| {
         params
             .iter()

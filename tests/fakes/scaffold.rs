@@ -113,6 +113,25 @@ impl Call {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header (the scheme in either case).
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string())
+}
+
+/// A query string (or form body) as its decoded pairs, in order.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
 /// A JSON answer as most platforms send it (`application/json; charset=utf-8`).
 pub fn json_response(code: u16, body: &Value) -> Response {
     json_text_response(code, body.to_string())

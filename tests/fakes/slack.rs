@@ -30,13 +30,13 @@
 //!   connection abruptly, without a close frame; [`FakeSlack::send_disconnect`] sends
 //!   Slack's `disconnect` message, then a close frame 200 ms later.
 use super::scaffold::{
-    json_response, poll, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, RequestLog,
-    Route,
+    bearer, json_response, poll, wait_for_at_least, Call, FakeServer, FaultQueue, Listener,
+    RequestLog, Route,
 };
 use super::{next_random, now_millis, uuid_like, Fault};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -1384,17 +1384,6 @@ fn record_ack(shared: &Shared, text: &str) {
         st.acks_by_id.insert(id.to_string(), v.clone());
     }
     st.acks.push(v);
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
 }
 
 async fn web_api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
