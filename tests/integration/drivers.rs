@@ -1,5 +1,7 @@
-//! One way to drive either chat surface, so the support team's scenarios are written once
-//! and run against Slack and Discord alike.
+//! One driver per chat surface, the only place tests build what a person's click, form,
+//! command or thread message sends to the bot: Slack over Socket Mode or signed HTTP,
+//! Discord over the gateway or its interactions endpoint, as the world is configured.
+//! The `Driver` trait lets the support team's scenarios be written once and run on both.
 
 use crate::fakes::slack::SlackMessage;
 use crate::harness::*;
