@@ -22,18 +22,21 @@
 //!   rkey it replaces it. `createRecord` with an rkey already taken is refused.
 //! - A [`Fault::Status`] with `retry_after` sets `ratelimit-reset` to now + that many
 //!   seconds and `ratelimit-remaining: 0`; Bluesky sends no `Retry-After` header.
+use super::scaffold::{
+    json_response, query_pairs, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal,
+    RequestLog, Route,
+};
 use super::{next_random, Fault};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// The brand account's handle (what `[bluesky] handle` must say).
@@ -166,9 +169,6 @@ struct BState {
     refresh_sessions: usize,
     writes: Vec<Write>,
     convos: Vec<Convo>,
-    faults: Vec<(String, VecDeque<Fault>)>,
-    lost: HashMap<String, usize>,
-    requests: Vec<SeenRequest>,
     api: Bucket,
     logins: Bucket,
     forced_remaining: Option<u32>,
@@ -177,7 +177,11 @@ struct BState {
 
 struct Shared {
     state: Mutex<BState>,
-    port: u16,
+    requests: RequestLog<SeenRequest>,
+    /// Routes are nsids, compared whole.
+    faults: FaultQueue,
+    lost: FaultQueue<()>,
+    server: FakeServer,
 }
 
 /// Handle to a running fake Bluesky PDS (cheap to clone; all clones share state).
@@ -187,7 +191,7 @@ pub struct FakeBluesky {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, BState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
@@ -256,16 +260,6 @@ fn token() -> String {
 
 fn xrpc_error(code: u16, error: &str, message: &str) -> Response {
     json_response(code, &json!({"error": error, "message": message}))
-}
-
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 fn default_error(code: u16) -> (&'static str, &'static str) {
@@ -515,19 +509,10 @@ fn validate_post(record: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
-}
-
 impl FakeBluesky {
     /// Starts the fake on an ephemeral 127.0.0.1 port.
     pub async fn start() -> FakeBluesky {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("fake Bluesky: cannot bind 127.0.0.1");
-        let port = listener.local_addr().expect("local addr").port();
+        let listener = Listener::bind("Bluesky", 0).await;
         let mut state = BState {
             accounts: Vec::new(),
             posts: Vec::new(),
@@ -539,9 +524,6 @@ impl FakeBluesky {
             refresh_sessions: 0,
             writes: Vec::new(),
             convos: Vec::new(),
-            faults: Vec::new(),
-            lost: HashMap::new(),
-            requests: Vec::new(),
             api: Bucket {
                 limit: 3000,
                 used: 0,
@@ -559,18 +541,18 @@ impl FakeBluesky {
         state.accounts[0].display_name = "Brand Support".into();
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
-            port,
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            lost: FaultQueue::default(),
+            server: listener.server(),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        listener.serve(Router::new().fallback(handle).with_state(shared.clone()));
         FakeBluesky { shared }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shared.port)
+        self.shared.server.url()
     }
 
     pub fn brand_handle(&self) -> &'static str {
@@ -757,54 +739,37 @@ impl FakeBluesky {
     /// Queues faults for calls of `nsid` (e.g. "com.atproto.repo.createRecord"); each
     /// call consumes one, in order, before anything is done.
     pub fn fail_next(&self, nsid: &str, faults: Vec<Fault>) {
-        lock(&self.shared)
-            .faults
-            .push((nsid.to_string(), faults.into()));
+        self.shared.faults.push(Route::named(nsid), faults);
     }
 
     /// The next `n` calls of `nsid` take effect, but their answers never arrive (the
     /// network cut, or the client died, right after the PDS acted).
     pub fn lose_next_answers(&self, nsid: &str, n: usize) {
-        *lock(&self.shared).lost.entry(nsid.to_string()).or_default() += n;
+        self.shared.lost.push_n(Route::named(nsid), n);
     }
 
     /// Every request seen, in arrival order.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        lock(&self.shared).requests.clone()
+        self.shared.requests.all()
     }
 
     /// How many calls of `nsid` arrived.
     pub fn count(&self, nsid: &str) -> usize {
-        lock(&self.shared)
-            .requests
-            .iter()
-            .filter(|r| r.nsid == nsid)
-            .count()
+        self.shared.requests.count(|r| r.nsid == nsid)
     }
 
     /// Waits until the brand has at least `n` live posts; panics after `timeout`.
     pub async fn wait_for_brand_posts(&self, n: usize, timeout: Duration) -> Vec<BrandPost> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let posts = self.brand_posts();
-            if posts.len() >= n {
-                return posts;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "fake Bluesky: expected {n} brand posts within {timeout:?}, got {posts:#?}\nrequests: {:#?}",
-                    self.requests()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("{n} brand posts on fake Bluesky");
+        let posts = || self.brand_posts();
+        wait_for_at_least(timeout, &what, n, posts, &self.shared.requests).await
     }
 
     /// Waits until at least `n` chat messages exist; panics after `timeout`.
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ChatMessage> {
         let what = format!("{n} chat messages on fake Bluesky");
-        super::wait_until(timeout, &what, || self.chat_messages().len() >= n).await;
-        self.chat_messages()
+        let messages = || self.chat_messages();
+        wait_for_at_least(timeout, &what, n, messages, &self.shared.requests).await
     }
 
     /// Waits until `count(nsid) >= n`; panics after `timeout`.
@@ -815,13 +780,14 @@ impl FakeBluesky {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        ..
+    } = Call::read(req, 4 << 20).await;
     let Some(nsid) = path.strip_prefix("/xrpc/").map(str::to_string) else {
         return xrpc_error(404, "NotFound", "Not Found");
     };
@@ -838,65 +804,42 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
-    let (fault, lose, rate) = {
+    shared.requests.record(SeenRequest {
+        method: method.to_string(),
+        nsid: nsid.clone(),
+        query: query.clone(),
+        proxy: proxy.clone(),
+        body: body.clone(),
+    });
+    let fault = shared.faults.take(|r| r.prefix == nsid);
+    // A request that draws a fault does not use up an answer to lose.
+    let lose = fault.is_none() && shared.lost.take_one(|r| r.prefix == nsid);
+    let rate = {
         let mut st = lock(&shared);
-        st.requests.push(SeenRequest {
-            method: method.to_string(),
-            nsid: nsid.clone(),
-            query: query.clone(),
-            proxy: proxy.clone(),
-            body: body.clone(),
-        });
-        let mut fault = None;
-        if let Some((_, q)) = st
-            .faults
-            .iter_mut()
-            .find(|(n, q)| *n == nsid && !q.is_empty())
-        {
-            fault = q.pop_front();
-        }
-        st.faults.retain(|(_, q)| !q.is_empty());
-        let lose = match st.lost.get_mut(&nsid) {
-            Some(n) if *n > 0 && fault.is_none() => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        };
         let login = nsid == "com.atproto.server.createSession";
         let bucket = if login { &mut st.logins } else { &mut st.api };
         let limit = bucket.limit;
         let (remaining, reset, over) = bucket.take();
         let remaining = st.forced_remaining.unwrap_or(remaining);
-        (fault, lose, (limit, remaining, reset, over))
+        (limit, remaining, reset, over)
     };
     let (limit, remaining, reset, over) = rate;
 
-    match fault {
-        Some(Fault::Hang) => return std::future::pending::<Response>().await,
-        Some(Fault::Status {
-            code,
-            retry_after,
-            body,
-        }) => {
-            let mut resp = if body.is_empty() {
-                let (e, m) = default_error(code);
-                xrpc_error(code, e, m)
-            } else {
-                let mut r = json_response(code, &Value::Null);
-                *r.body_mut() = Body::from(body);
-                r
-            };
-            let (remaining, reset) = match retry_after {
-                Some(secs) => (0, Utc::now().timestamp() + secs as i64),
-                None if code == 429 => (0, reset),
-                None => (remaining, reset),
-            };
-            set_rate_headers(resp.headers_mut(), limit, remaining, reset);
-            return resp;
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+    if let Some(refusal) = Fault::play(fault).await {
+        let Refusal {
+            code, retry_after, ..
+        } = refusal;
+        let mut resp = refusal.response(|code| {
+            let (e, m) = default_error(code);
+            xrpc_error(code, e, m)
+        });
+        let (remaining, reset) = match retry_after {
+            Some(secs) => (0, Utc::now().timestamp() + secs as i64),
+            None if code == 429 => (0, reset),
+            None => (remaining, reset),
+        };
+        set_rate_headers(resp.headers_mut(), limit, remaining, reset);
+        return resp;
     }
     if over {
         let mut resp = xrpc_error(429, "RateLimitExceeded", "Rate Limit Exceeded");
@@ -915,7 +858,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     );
     if lose {
         // The PDS acted; the client never hears back.
-        return std::future::pending::<Response>().await;
+        return super::scaffold::lose_answer().await;
     }
     set_rate_headers(resp.headers_mut(), limit, remaining, reset);
     resp
@@ -1004,7 +947,7 @@ fn route(
         // Without the header the PDS forwards to its AppView, which has no chat.
         return xrpc_error(501, "MethodNotImplemented", "Method Not Implemented");
     }
-    let params = parse_pairs(query);
+    let params = query_pairs(query);
     let brand = st.brand_did();
     match nsid {
         "com.atproto.server.getSession" => json_response(

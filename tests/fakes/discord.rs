@@ -50,6 +50,9 @@
 //!   `attachment_size_limit`, a non-null `authorizing_integration_owners`, and for
 //!   components the full `message`; a `member` needs `user`, `roles`, `deaf`, `mute`,
 //!   `flags`. A gateway event serenity cannot decode is dropped with only a log line.
+use super::scaffold::{
+    wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog, Route,
+};
 use super::{next_random, now_millis, Fault};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -61,7 +64,7 @@ use axum::Router;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -449,18 +452,6 @@ struct Cmd {
     input: Value,
 }
 
-struct FaultRule {
-    method: Option<String>,
-    prefix: String,
-    faults: VecDeque<Fault>,
-}
-
-struct LoseRule {
-    method: Option<String>,
-    prefix: String,
-    n: usize,
-}
-
 struct Bucket {
     start: Instant,
     count: u32,
@@ -501,9 +492,6 @@ struct DState {
     commands: BTreeMap<String, Vec<Cmd>>,
     command_overwrites: Vec<(String, Value)>,
     commands_created: usize,
-    faults: Vec<FaultRule>,
-    lost: Vec<LoseRule>,
-    requests: Vec<(String, String, Value)>,
     buckets: HashMap<String, Bucket>,
     rate_limit: u32,
     rate_window: Duration,
@@ -534,11 +522,16 @@ struct DState {
 
 struct Shared {
     state: Mutex<DState>,
-    port: u16,
+    /// REST requests as (method, path with query, JSON body or Null).
+    requests: RequestLog<(String, String, Value)>,
+    /// Routes match the full path or the path below `/api/v10`.
+    faults: FaultQueue,
+    lost: FaultQueue<()>,
+    server: FakeServer,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, DState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 /// Handle to a running fake Discord (cheap to clone; all clones share state).
@@ -1143,48 +1136,11 @@ impl DState {
             b.count > limit,
         )
     }
-
-    fn take_fault(&mut self, method: &str, path: &str, rel: Option<&str>) -> Option<Fault> {
-        let mut found = None;
-        for rule in self.faults.iter_mut() {
-            if rule_matches(rule.method.as_deref(), &rule.prefix, method, path, rel)
-                && !rule.faults.is_empty()
-            {
-                found = rule.faults.pop_front();
-                break;
-            }
-        }
-        self.faults.retain(|r| !r.faults.is_empty());
-        found
-    }
-
-    fn take_lost(&mut self, method: &str, path: &str, rel: Option<&str>) -> bool {
-        for rule in self.lost.iter_mut() {
-            if rule.n > 0 && rule_matches(rule.method.as_deref(), &rule.prefix, method, path, rel) {
-                rule.n -= 1;
-                return true;
-            }
-        }
-        false
-    }
 }
 
-fn split_prefix(route_prefix: &str) -> (Option<String>, String) {
-    match route_prefix.split_once(' ') {
-        Some((m, p)) => (Some(m.to_ascii_uppercase()), p.to_string()),
-        None => (None, route_prefix.to_string()),
-    }
-}
-
-fn rule_matches(
-    rule_method: Option<&str>,
-    prefix: &str,
-    method: &str,
-    path: &str,
-    rel: Option<&str>,
-) -> bool {
-    rule_method.is_none_or(|m| m == method)
-        && (path.starts_with(prefix) || rel.is_some_and(|r| r.starts_with(prefix)))
+/// Whether `route` is for this request: its full path, or its path below `/api/v10`.
+fn route_hits(route: &Route, method: &str, path: &str, rel: Option<&str>) -> bool {
+    route.matches(method, path) || rel.is_some_and(|r| route.matches(method, r))
 }
 
 /// The path below `/api/v10` (or `/api/v9`, `/api`), e.g. `/channels/1/messages`.
@@ -1322,70 +1278,69 @@ fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().as_str().to_ascii_uppercase();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    let Call {
+        method,
+        path,
+        query,
+        headers,
+        body: bytes,
+        ..
+    } = Call::read(req, 16 << 20).await;
+    let method = method.as_str().to_ascii_uppercase();
+    // Logged without a bare trailing `?`, as Discord's routes are written.
     let path_and_query = if query.is_empty() {
         path.clone()
     } else {
         format!("{path}?{query}")
     };
-    let headers = req.headers().clone();
-    let bytes = axum::body::to_bytes(req.into_body(), 16 << 20)
-        .await
-        .unwrap_or_default();
     let body: Result<Value, ()> = if bytes.is_empty() {
         Ok(Value::Null)
     } else {
         serde_json::from_slice(&bytes).map_err(|_| ())
     };
     let rel = api_relative(&path);
-    let (fault, lose, rl) = {
-        let mut st = lock(&shared);
-        st.requests.push((
-            method.clone(),
-            path_and_query,
-            body.clone().unwrap_or(Value::Null),
-        ));
-        let fault = st.take_fault(&method, &path, rel.as_deref());
-        let lose = st.take_lost(&method, &path, rel.as_deref());
+    shared.requests.record((
+        method.clone(),
+        path_and_query,
+        body.clone().unwrap_or(Value::Null),
+    ));
+    let hits = |r: &Route| route_hits(r, &method, &path, rel.as_deref());
+    let fault = shared.faults.take(hits);
+    // A request that draws a fault may lose its answer too (the fault decides first).
+    let lose = shared.lost.take_one(hits);
+    let rl = {
         let (template, major) = route_template(&method, rel.as_deref().unwrap_or(&path));
-        let rl = st.rate_headers(&template, &major);
-        (fault, lose, rl)
+        lock(&shared).rate_headers(&template, &major)
     };
-    match fault {
-        Some(Fault::Hang) => return std::future::pending::<Response>().await,
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Status {
-            code,
-            retry_after,
-            body,
-        }) => {
-            let mut resp = if code == 429 && body.is_empty() {
-                too_many_requests(retry_after.unwrap_or(1) as f64, false)
+    if let Some(Refusal {
+        code,
+        retry_after,
+        body,
+    }) = Fault::play(fault).await
+    {
+        let mut resp = if code == 429 && body.is_empty() {
+            too_many_requests(retry_after.unwrap_or(1) as f64, false)
+        } else {
+            let mut r = json_response(code, None);
+            *r.body_mut() = Body::from(if body.is_empty() {
+                default_fault_body(code).to_string()
             } else {
-                let mut r = json_response(code, None);
-                *r.body_mut() = Body::from(if body.is_empty() {
-                    default_fault_body(code).to_string()
-                } else {
-                    body
-                });
-                if let Some(secs) = retry_after {
-                    r.headers_mut()
-                        .insert("retry-after", HeaderValue::from(secs));
-                }
-                r
-            };
-            let mut rl = rl.clone();
-            if code == 429 {
-                rl.1 = 0;
-                rl.3 = retry_after.unwrap_or(1) as f64;
-                rl.2 = epoch_secs_f64() + rl.3;
+                body
+            });
+            if let Some(secs) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
             }
-            set_rate_headers(resp.headers_mut(), &rl);
-            return resp;
+            r
+        };
+        let mut rl = rl.clone();
+        if code == 429 {
+            rl.1 = 0;
+            rl.3 = retry_after.unwrap_or(1) as f64;
+            rl.2 = epoch_secs_f64() + rl.3;
         }
-        None => {}
+        set_rate_headers(resp.headers_mut(), &rl);
+        return resp;
     }
     let (enforce, require_ua) = {
         let st = lock(&shared);
@@ -1407,16 +1362,22 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         match (rel, body) {
             (None, _) => err(404, "404: Not Found", 0),
             (Some(_), Err(())) => err(400, "The request body contains invalid JSON.", 50109),
-            (Some(rel), Ok(body)) => {
-                handle_rest(&mut st, shared.port, &method, &rel, &query, &headers, &body)
-            }
+            (Some(rel), Ok(body)) => handle_rest(
+                &mut st,
+                shared.server.port(),
+                &method,
+                &rel,
+                &query,
+                &headers,
+                &body,
+            ),
         }
     };
     let mut resp = json_response(status, out.as_ref());
     set_rate_headers(resp.headers_mut(), &rl);
     if lose {
         // Discord acted; the client never hears back (a crash or cut right after).
-        return std::future::pending::<Response>().await;
+        return super::scaffold::lose_answer().await;
     }
     resp
 }
@@ -2732,7 +2693,7 @@ fn gateway_frame(shared: &Shared, conn_id: u64, text: &str) {
             st.current_session = Some(sid.clone());
             st.conns[ci].identified = true;
             st.conns[ci].session = Some(sid.clone());
-            let port = shared.port;
+            let port = shared.server.port();
             let mut ready = json!({
                 "v": 10,
                 "user_settings": {},
@@ -2815,10 +2776,7 @@ impl FakeDiscord {
 
     /// Starts the fake on a fixed 127.0.0.1 port (0 = ephemeral).
     pub async fn start_on(port: u16) -> FakeDiscord {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("fake Discord: cannot bind 127.0.0.1:{port}: {e}"));
-        let port = listener.local_addr().expect("local addr").port();
+        let listener = Listener::bind("Discord", port).await;
         let mut channels = BTreeMap::new();
         channels.insert(
             DEFAULT_CHANNEL.to_string(),
@@ -2850,9 +2808,6 @@ impl FakeDiscord {
                 commands: BTreeMap::new(),
                 command_overwrites: Vec::new(),
                 commands_created: 0,
-                faults: Vec::new(),
-                lost: Vec::new(),
-                requests: Vec::new(),
                 buckets: HashMap::new(),
                 rate_limit: 50,
                 rate_window: Duration::from_secs(1),
@@ -2880,24 +2835,26 @@ impl FakeDiscord {
                 ack_heartbeats: true,
                 auto_events: true,
             }),
-            port,
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            lost: FaultQueue::default(),
+            server: listener.server(),
         });
-        let app = Router::new()
-            .route("/gateway", get(gateway_upgrade))
-            .route("/gateway/", get(gateway_upgrade))
-            .route("/gateway-resume", get(gateway_upgrade))
-            .route("/gateway-resume/", get(gateway_upgrade))
-            .fallback(rest)
-            .with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        listener.serve(
+            Router::new()
+                .route("/gateway", get(gateway_upgrade))
+                .route("/gateway/", get(gateway_upgrade))
+                .route("/gateway-resume", get(gateway_upgrade))
+                .route("/gateway-resume/", get(gateway_upgrade))
+                .fallback(rest)
+                .with_state(shared.clone()),
+        );
         FakeDiscord { shared }
     }
 
     /// `http://127.0.0.1:PORT`: what serenity's `HttpBuilder::proxy` takes.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shared.port)
+        self.shared.server.url()
     }
 
     /// `http://127.0.0.1:PORT/api/v10`: the REST base.
@@ -2907,11 +2864,11 @@ impl FakeDiscord {
 
     /// `ws://127.0.0.1:PORT/gateway` (what `GET /gateway` answers).
     pub fn gateway_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/gateway", self.shared.port)
+        format!("ws://127.0.0.1:{}/gateway", self.shared.server.port())
     }
 
     pub fn port(&self) -> u16 {
-        self.shared.port
+        self.shared.server.port()
     }
 
     pub fn token(&self) -> &'static str {
@@ -3094,18 +3051,12 @@ impl FakeDiscord {
     /// A 429 without a body answers Discord's `{"message": "You are being rate
     /// limited.", "retry_after": secs, "global": false}` with `Retry-After`.
     pub fn fail_next(&self, route_prefix: &str, faults: Vec<Fault>) {
-        let (method, prefix) = split_prefix(route_prefix);
-        lock(&self.shared).faults.push(FaultRule {
-            method,
-            prefix,
-            faults: faults.into(),
-        });
+        self.shared.faults.push(Route::parse(route_prefix), faults);
     }
 
     /// The next `n` matching requests take effect but their answers never arrive.
     pub fn lose_next_answers(&self, route_prefix: &str, n: usize) {
-        let (method, prefix) = split_prefix(route_prefix);
-        lock(&self.shared).lost.push(LoseRule { method, prefix, n });
+        self.shared.lost.push_n(Route::parse(route_prefix), n);
     }
 
     // ----- gateway controls --------------------------------------------------
@@ -3698,25 +3649,22 @@ impl FakeDiscord {
 
     /// Every REST request seen, as (method, path with query, JSON body or Null).
     pub fn requests(&self) -> Vec<(String, String, Value)> {
-        lock(&self.shared).requests.clone()
+        self.shared.requests.all()
     }
 
     /// Requests with this method whose path starts with `path_prefix` (below
     /// `/api/v10`, or full).
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        lock(&self.shared)
-            .requests
-            .iter()
-            .filter(|(m, p, _)| {
-                let path = p.split('?').next().unwrap_or(p);
-                m.eq_ignore_ascii_case(method)
-                    && rule_matches(None, path_prefix, m, path, api_relative(path).as_deref())
-            })
-            .count()
+        let route = Route::named(path_prefix);
+        self.shared.requests.count(|(m, p, _)| {
+            let path = p.split('?').next().unwrap_or(p);
+            m.eq_ignore_ascii_case(method)
+                && route_hits(&route, m, path, api_relative(path).as_deref())
+        })
     }
 
     pub fn clear_requests(&self) {
-        lock(&self.shared).requests.clear();
+        self.shared.requests.clear();
     }
 
     /// Accepted interaction responses (callback bodies, or inline HTTP answers) for an
@@ -3805,21 +3753,9 @@ impl FakeDiscord {
         n: usize,
         timeout: Duration,
     ) -> Vec<DiscordMessage> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let msgs = self.messages(channel);
-            if msgs.len() >= n {
-                return msgs;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "fake Discord: expected {n} messages in {channel} within {timeout:?}, got {}: {msgs:#?}\nrequests: {:#?}",
-                    msgs.len(),
-                    self.requests()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("{n} messages in {channel} on fake Discord");
+        let msgs = || self.messages(channel);
+        wait_for_at_least(timeout, &what, n, msgs, &self.shared.requests).await
     }
 }
 

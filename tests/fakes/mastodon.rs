@@ -22,18 +22,21 @@
 //!   adds one, `Fault::status(429)` does not.
 //! - Deleting a status (`delete_status`) also hides its mention notification, as
 //!   Mastodon destroys the notification with the mention.
+use super::scaffold::{
+    bearer, json_response, query_pairs, wait_for_at_least, Call, FakeServer, FaultQueue, Listener,
+    Refusal, RequestLog, Route,
+};
 use super::{next_random, now_millis, Fault};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The only bearer token the fake accepts.
@@ -109,12 +112,6 @@ struct NotifRec {
     status_id: Option<String>,
     created_at: DateTime<Utc>,
     filtered: bool,
-}
-
-struct FaultRule {
-    method: Option<Method>,
-    prefix: String,
-    faults: VecDeque<Fault>,
 }
 
 struct IdGen {
@@ -231,11 +228,9 @@ struct MState {
     ignore_idempotency: bool,
     max_characters: usize,
     default_visibility: String,
-    faults: Vec<FaultRule>,
     /// Set on every injected `Fault::Status` answer, over the fake's own headers: odd
     /// or hostile values (`Retry-After: 1e300`, `X-RateLimit-Reset: soon`).
     fault_headers: Vec<(String, String)>,
-    requests: Vec<(String, String)>,
     rate: RateState,
     /// When set, new mentions are written at this instant (a test walking simulated time).
     clock: Option<DateTime<Utc>>,
@@ -243,9 +238,12 @@ struct MState {
 
 struct Shared {
     state: Mutex<MState>,
+    /// (method, path and query) of every request.
+    requests: RequestLog<(String, String)>,
+    faults: FaultQueue,
     hold: watch::Sender<bool>,
     held_now: AtomicUsize,
-    port: u16,
+    server: FakeServer,
 }
 
 /// Handle to a running fake Mastodon server (cheap to clone; all clones share state).
@@ -304,7 +302,7 @@ impl MentionBuilder<'_> {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, MState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 fn ts(dt: &DateTime<Utc>) -> String {
@@ -623,16 +621,6 @@ impl MState {
     }
 }
 
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
 fn error(code: u16, message: &str) -> Response {
     json_response(code, &json!({ "error": message }))
 }
@@ -650,12 +638,6 @@ fn default_error_body(code: u16) -> &'static str {
     }
 }
 
-fn parse_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
-}
-
 impl FakeMastodon {
     /// Starts the fake on an ephemeral 127.0.0.1 port.
     pub async fn start() -> FakeMastodon {
@@ -664,11 +646,8 @@ impl FakeMastodon {
 
     /// Starts the fake on a fixed 127.0.0.1 port (0 = ephemeral).
     pub async fn start_on(port: u16) -> FakeMastodon {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("fake Mastodon: cannot bind 127.0.0.1:{port}: {e}"));
-        let port = listener.local_addr().expect("local addr").port();
-        let base = format!("http://127.0.0.1:{port}");
+        let listener = Listener::bind("Mastodon", port).await;
+        let base = listener.server().url();
         let mut state = MState {
             base: base.clone(),
             ids: IdGen {
@@ -688,9 +667,7 @@ impl FakeMastodon {
             ignore_idempotency: false,
             max_characters: 500,
             default_visibility: "public".to_string(),
-            faults: Vec::new(),
             fault_headers: Vec::new(),
-            requests: Vec::new(),
             rate: RateState {
                 api: Bucket::new(300, RATE_PERIOD_SECS),
                 paging: Bucket::new(300, 15 * 60),
@@ -714,24 +691,23 @@ impl FakeMastodon {
         let (hold, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
             hold,
             held_now: AtomicUsize::new(0),
-            port,
+            server: listener.server(),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        listener.serve(Router::new().fallback(handle).with_state(shared.clone()));
         FakeMastodon { shared }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shared.port)
+        self.shared.server.url()
     }
 
     pub fn port(&self) -> u16 {
-        self.shared.port
+        self.shared.server.port()
     }
 
     /// The bearer token the fake accepts.
@@ -983,15 +959,7 @@ impl FakeMastodon {
     /// start with a method ("POST /api/v1/statuses") to match only that method. Each
     /// matching request consumes one fault, in order.
     pub fn fail_next(&self, path_prefix: &str, faults: Vec<Fault>) {
-        let (method, prefix) = match path_prefix.split_once(' ') {
-            Some((m, p)) => (Method::from_bytes(m.as_bytes()).ok(), p.to_string()),
-            None => (None, path_prefix.to_string()),
-        };
-        lock(&self.shared).faults.push(FaultRule {
-            method,
-            prefix,
-            faults: faults.into(),
-        });
+        self.shared.faults.push(Route::parse(path_prefix), faults);
     }
 
     /// Headers every injected status fault answers with, whatever their value says.
@@ -1004,41 +972,26 @@ impl FakeMastodon {
 
     /// Every request seen, as (method, path and query), in arrival order.
     pub fn requests(&self) -> Vec<(String, String)> {
-        lock(&self.shared).requests.clone()
+        self.shared.requests.all()
     }
 
     /// Requests with this method (e.g. "GET") whose path starts with `path_prefix`.
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        lock(&self.shared)
+        self.shared
             .requests
-            .iter()
-            .filter(|(m, p)| m.eq_ignore_ascii_case(method) && p.starts_with(path_prefix))
-            .count()
+            .count(|(m, p)| m.eq_ignore_ascii_case(method) && p.starts_with(path_prefix))
     }
 
     pub fn clear_requests(&self) {
-        lock(&self.shared).requests.clear();
+        self.shared.requests.clear();
     }
 
     /// Waits (polling every 10 ms) until at least `n` statuses were posted; panics
     /// after `timeout`.
     pub async fn wait_for_posts(&self, n: usize, timeout: Duration) -> Vec<PostedStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let posted = self.posted_statuses();
-            if posted.len() >= n {
-                return posted;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "fake Mastodon: expected {n} posted statuses within {timeout:?}, got {}: {:#?}\nrequests: {:#?}",
-                    posted.len(),
-                    posted,
-                    self.requests()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("{n} posted statuses on fake Mastodon");
+        let posted = || self.posted_statuses();
+        wait_for_at_least(timeout, &what, n, posted, &self.shared.requests).await
     }
 
     /// Waits until `count(method, path_prefix) >= n`; panics after `timeout`.
@@ -1055,79 +1008,50 @@ impl FakeMastodon {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        method,
+        path,
+        query,
+        path_and_query,
+        headers,
+        body,
+    } = Call::read(req, 4 << 20).await;
 
-    let paging = parse_pairs(&query).iter().any(|(k, v)| {
+    let paging = query_pairs(&query).iter().any(|(k, v)| {
         matches!(k.as_str(), "min_id" | "max_id" | "since_id" | "page") && !v.is_empty()
     });
-    let fault = {
-        let mut st = lock(&shared);
-        st.requests.push((method.to_string(), path_and_query));
-        let mut found = None;
-        for rule in st.faults.iter_mut() {
-            let method_ok = rule.method.as_ref().is_none_or(|m| *m == method);
-            if method_ok && path.starts_with(&rule.prefix) && !rule.faults.is_empty() {
-                found = rule.faults.pop_front();
-                break;
+    shared.requests.record((method.to_string(), path_and_query));
+    let fault = shared.faults.take(|r| r.matches(method.as_str(), &path));
+    if let Some(refusal) = Fault::play(fault).await {
+        let Refusal {
+            code, retry_after, ..
+        } = refusal;
+        let mut resp = refusal.response(|code| error(code, default_error_body(code)));
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        let (limit, remaining, reset, _) = lock(&shared).rate_headers(paging);
+        let (remaining, reset) = if code == 429 {
+            let reset = match retry_after {
+                Some(secs) => (Utc::now() + chrono::Duration::seconds(secs as i64))
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+                None => reset,
+            };
+            (0, reset)
+        } else {
+            (remaining, reset)
+        };
+        set_rate_headers(resp.headers_mut(), limit, remaining, &reset);
+        for (k, v) in lock(&shared).fault_headers.clone() {
+            if let (Ok(k), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                resp.headers_mut().insert(k, v);
             }
         }
-        st.faults.retain(|r| !r.faults.is_empty());
-        found
-    };
-
-    match fault {
-        Some(Fault::Hang) => return std::future::pending::<Response>().await,
-        Some(Fault::Status {
-            code,
-            retry_after,
-            body,
-        }) => {
-            let mut resp = if body.is_empty() {
-                error(code, default_error_body(code))
-            } else {
-                let mut r = json_response(code, &Value::Null);
-                *r.body_mut() = Body::from(body);
-                r
-            };
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            let (limit, remaining, reset, _) = lock(&shared).rate_headers(paging);
-            let (remaining, reset) = if code == 429 {
-                let reset = match retry_after {
-                    Some(secs) => (Utc::now() + chrono::Duration::seconds(secs as i64))
-                        .to_rfc3339_opts(SecondsFormat::Micros, true),
-                    None => reset,
-                };
-                (0, reset)
-            } else {
-                (remaining, reset)
-            };
-            set_rate_headers(resp.headers_mut(), limit, remaining, &reset);
-            for (k, v) in lock(&shared).fault_headers.clone() {
-                if let (Ok(k), Ok(v)) = (
-                    axum::http::HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(&v),
-                ) {
-                    resp.headers_mut().insert(k, v);
-                }
-            }
-            return resp;
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        return resp;
     }
 
     let (limit, remaining, reset, over) = lock(&shared).rate_headers(paging);
@@ -1148,17 +1072,6 @@ fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: 
     if let Ok(v) = HeaderValue::from_str(reset) {
         headers.insert("x-ratelimit-reset", v);
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
 }
 
 async fn route(
@@ -1320,7 +1233,7 @@ fn instance_json(st: &MState) -> Value {
 /// `GET /api/v1/timelines/tag/:hashtag`: public statuses with the hashtag, newest first,
 /// with `max_id`, `since_id`, `min_id` and `limit` (default 20, at most 40) as Mastodon.
 fn tag_timeline(shared: &Arc<Shared>, tag: &str, query: &str) -> Response {
-    let params = parse_pairs(query);
+    let params = query_pairs(query);
     let get = |k: &str| {
         params
             .iter()
@@ -1398,7 +1311,7 @@ fn paginate(
 }
 
 fn list_notifications(shared: &Arc<Shared>, query: &str) -> Response {
-    let params = parse_pairs(query);
+    let params = query_pairs(query);
     let get = |k: &str| {
         params
             .iter()

@@ -1,5 +1,7 @@
-//! Shared test fakes: a fake Mastodon server and a fake Slack (Web API + Socket Mode),
-//! both bound to 127.0.0.1 and speaking the platforms' real wire protocols.
+//! Shared test fakes: Mastodon, Bluesky, X, Slack (Web API + Socket Mode) and Discord
+//! (REST + gateway), each bound to 127.0.0.1 and speaking the platform's real wire
+//! protocol, all built on one scaffold (`scaffold.rs`: server, request log, fault queue,
+//! waiting).
 //!
 //! Used by `tests/integration` (as `crate::fakes`) and by `benches/pipeline.rs`
 //! (through `#[path = "../tests/fakes/mod.rs"] mod fakes;`), so nothing in here may
@@ -9,72 +11,11 @@
 pub mod bluesky;
 pub mod discord;
 pub mod mastodon;
+pub mod scaffold;
 pub mod slack;
 pub mod x;
 
-use std::time::{Duration, Instant};
-
-/// An injected failure, consumed by exactly one matching request
-/// (see `FakeMastodon::fail_next` and `FakeSlack::fail_next`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Fault {
-    /// Answer with this HTTP status instead of doing the work. `retry_after` (seconds)
-    /// becomes a `Retry-After` header. An empty `body` means "the platform's usual body
-    /// for that status" (Mastodon 429: `{"error":"Too many requests"}`, Slack 429:
-    /// `{"ok":false,"error":"ratelimited"}`, ...). The body is sent as JSON.
-    Status {
-        code: u16,
-        retry_after: Option<u64>,
-        body: String,
-    },
-    /// Wait this long, then handle the request normally.
-    Delay(Duration),
-    /// Never answer (the request is not processed); the client has to time out.
-    Hang,
-}
-
-impl Fault {
-    /// A bare status with the platform's default body.
-    pub fn status(code: u16) -> Fault {
-        Fault::Status {
-            code,
-            retry_after: None,
-            body: String::new(),
-        }
-    }
-
-    /// HTTP 429 with `Retry-After: secs` and the platform's default body.
-    pub fn too_many_requests(retry_after_secs: u64) -> Fault {
-        Fault::Status {
-            code: 429,
-            retry_after: Some(retry_after_secs),
-            body: String::new(),
-        }
-    }
-
-    /// Any status with an explicit JSON body.
-    pub fn http(code: u16, body: impl Into<String>) -> Fault {
-        Fault::Status {
-            code,
-            retry_after: None,
-            body: body.into(),
-        }
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds; panics with `what` after `timeout`.
-pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+pub use scaffold::{wait_until, Fault};
 
 /// A small, non-cryptographic pseudo random source (splitmix64), seeded from the clock
 /// and a process-wide counter. Good enough for ids that only need to be unique.

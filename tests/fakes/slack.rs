@@ -29,18 +29,21 @@
 //!   `events_api` (as Slack sends them). [`FakeSlack::drop_socket`] drops the TCP
 //!   connection abruptly, without a close frame; [`FakeSlack::send_disconnect`] sends
 //!   Slack's `disconnect` message, then a close frame 200 ms later.
+use super::scaffold::{
+    bearer, json_response, poll, wait_for_at_least, Call, FakeServer, FaultQueue, Listener,
+    RequestLog, Route,
+};
 use super::{next_random, now_millis, uuid_like, Fault};
-use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -127,10 +130,6 @@ struct SState {
     views_log: Vec<Value>,
     views: HashMap<String, Value>,
     usergroups: HashMap<String, Vec<String>>,
-    faults: HashMap<String, VecDeque<Fault>>,
-    /// Calls of a method that take effect but whose answer never arrives.
-    lost_answers: HashMap<String, usize>,
-    requests: Vec<(String, Value)>,
     last_ts_micros: u64,
     tickets: HashMap<String, bool>,
     ticket_seq: u64,
@@ -149,7 +148,13 @@ struct SState {
 
 struct Shared {
     state: Mutex<SState>,
-    port: u16,
+    /// Web API calls as (method, parameters).
+    requests: RequestLog<(String, Value)>,
+    /// Routes are Web API method names, compared whole.
+    faults: FaultQueue,
+    /// Calls of a method that take effect but whose answer never arrives.
+    lost_answers: FaultQueue<()>,
+    server: FakeServer,
 }
 
 /// Handle to a running fake Slack (cheap to clone; all clones share state).
@@ -159,7 +164,7 @@ pub struct FakeSlack {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, SState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 fn triggers() -> &'static Mutex<HashMap<String, Instant>> {
@@ -400,16 +405,6 @@ pub fn sign_request(signing_secret: &str, timestamp: &str, body: &str) -> String
     let signature = hex::encode(mac.finalize().into_bytes());
     super::remember_signature(&signature);
     format!("v0={signature}")
-}
-
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 fn ok(mut v: Value) -> Response {
@@ -803,10 +798,7 @@ impl FakeSlack {
 
     /// Starts the fake on a fixed 127.0.0.1 port (0 = ephemeral).
     pub async fn start_on(port: u16) -> FakeSlack {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("fake Slack: cannot bind 127.0.0.1:{port}: {e}"));
-        let port = listener.local_addr().expect("local addr").port();
+        let listener = Listener::bind("Slack", port).await;
         let mut channels = BTreeMap::new();
         channels.insert(DEFAULT_CHANNEL.to_string(), "support".to_string());
         let shared = Arc::new(Shared {
@@ -819,9 +811,6 @@ impl FakeSlack {
                 views_log: Vec::new(),
                 views: HashMap::new(),
                 usergroups: HashMap::new(),
-                faults: HashMap::new(),
-                lost_answers: HashMap::new(),
-                requests: Vec::new(),
                 last_ts_micros: 0,
                 tickets: HashMap::new(),
                 ticket_seq: 0,
@@ -835,21 +824,23 @@ impl FakeSlack {
                 last_post_at: HashMap::new(),
                 rate_limited: 0,
             }),
-            port,
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            lost_answers: FaultQueue::default(),
+            server: listener.server(),
         });
-        let app = Router::new()
-            .route("/socket", get(socket_upgrade))
-            .fallback(web_api)
-            .with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        listener.serve(
+            Router::new()
+                .route("/socket", get(socket_upgrade))
+                .fallback(web_api)
+                .with_state(shared.clone()),
+        );
         FakeSlack { shared }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shared.port)
+        self.shared.server.url()
     }
 
     /// The Web API base for `with_slack_api_url`: `http://127.0.0.1:PORT/api`.
@@ -858,7 +849,7 @@ impl FakeSlack {
     }
 
     pub fn port(&self) -> u16 {
-        self.shared.port
+        self.shared.server.port()
     }
 
     pub fn bot_token(&self) -> &'static str {
@@ -1040,10 +1031,7 @@ impl FakeSlack {
     /// The next `n` calls of `method` take effect, but their answers never arrive (the
     /// client died, or the network cut, right after Slack acted).
     pub fn lose_next_answers(&self, method: &str, n: usize) {
-        *lock(&self.shared)
-            .lost_answers
-            .entry(method.to_string())
-            .or_default() += n;
+        self.shared.lost_answers.push_n(Route::named(method), n);
     }
 
     /// Pace `chat.postMessage` per channel as Slack does (about one message a second):
@@ -1061,11 +1049,7 @@ impl FakeSlack {
     /// Queues faults for a Web API method (e.g. "chat.postMessage"); each call of the
     /// method consumes one, in order.
     pub fn fail_next(&self, method: &str, faults: Vec<Fault>) {
-        lock(&self.shared)
-            .faults
-            .entry(method.to_string())
-            .or_default()
-            .extend(faults);
+        self.shared.faults.push(Route::named(method), faults);
     }
 
     /// Top-level messages of a channel (no thread replies), oldest first, current state.
@@ -1131,16 +1115,12 @@ impl FakeSlack {
 
     /// Web API calls so far, as (method, parameters).
     pub fn requests(&self) -> Vec<(String, Value)> {
-        lock(&self.shared).requests.clone()
+        self.shared.requests.all()
     }
 
     /// How many times a Web API method was called (faulted calls included).
     pub fn count(&self, method: &str) -> usize {
-        lock(&self.shared)
-            .requests
-            .iter()
-            .filter(|(m, _)| m == method)
-            .count()
+        self.shared.requests.count(|(m, _)| m == method)
     }
 
     /// Socket Mode connections accepted so far (ever).
@@ -1175,21 +1155,9 @@ impl FakeSlack {
         n: usize,
         timeout: Duration,
     ) -> Vec<SlackMessage> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let msgs = self.messages(channel);
-            if msgs.len() >= n {
-                return msgs;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "fake Slack: expected {n} messages in {channel} within {timeout:?}, got {}: {msgs:#?}\nrequests: {:#?}",
-                    msgs.len(),
-                    self.requests()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("{n} messages in {channel} on fake Slack");
+        let msgs = || self.messages(channel);
+        wait_for_at_least(timeout, &what, n, msgs, &self.shared.requests).await
     }
 
     /// Waits until the thread has at least `n` replies; returns them.
@@ -1201,11 +1169,8 @@ impl FakeSlack {
         timeout: Duration,
     ) -> Vec<SlackMessage> {
         let what = format!("{n} replies in thread {channel}/{thread_ts}");
-        super::wait_until(timeout, &what, || {
-            self.thread(channel, thread_ts).len() >= n
-        })
-        .await;
-        self.thread(channel, thread_ts)
+        let replies = || self.thread(channel, thread_ts);
+        wait_for_at_least(timeout, &what, n, replies, &self.shared.requests).await
     }
 
     /// Waits until at least `n` Socket Mode connections were accepted (ever).
@@ -1237,14 +1202,13 @@ impl FakeSlack {
         timeout: Duration,
     ) -> Result<Value, String> {
         let deadline = Instant::now() + timeout;
-        let envelope_id = loop {
-            match self.post_envelope(kind, payload.clone(), retry_attempt, retry_reason) {
-                Some(id) => break id,
-                None if Instant::now() >= deadline => {
-                    return Err(format!("no open Socket Mode connection within {timeout:?} to send a {kind} envelope"));
-                }
-                None => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
+        let sent = poll(timeout, Duration::from_millis(10), || {
+            self.post_envelope(kind, payload.clone(), retry_attempt, retry_reason)
+        });
+        let Some(envelope_id) = sent.await else {
+            return Err(format!(
+                "no open Socket Mode connection within {timeout:?} to send a {kind} envelope"
+            ));
         };
         self.wait_for_ack(
             &envelope_id,
@@ -1291,18 +1255,13 @@ impl FakeSlack {
         envelope_id: &str,
         timeout: Duration,
     ) -> Result<Value, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(ack) = lock(&self.shared).acks_by_id.get(envelope_id) {
-                return Ok(ack.get("payload").cloned().unwrap_or(Value::Null));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no ack for envelope {envelope_id} within {timeout:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let ack = poll(timeout, Duration::from_millis(5), || {
+            let st = lock(&self.shared);
+            let ack = st.acks_by_id.get(envelope_id)?;
+            Some(ack.get("payload").cloned().unwrap_or(Value::Null))
+        });
+        ack.await
+            .ok_or_else(|| format!("no ack for envelope {envelope_id} within {timeout:?}"))
     }
 
     /// Closes every open socket abruptly: the TCP connection is dropped without a
@@ -1427,41 +1386,24 @@ fn record_ack(shared: &Shared, text: &str) {
     st.acks.push(v);
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
-}
-
 async fn web_api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.uri().path().trim_start_matches("/api/").to_string();
     let resp = web_api_answer(State(shared.clone()), req).await;
-    let lose = match lock(&shared).lost_answers.get_mut(&method) {
-        Some(n) if *n > 0 => {
-            *n -= 1;
-            true
-        }
-        _ => false,
-    };
-    if lose {
+    if shared.lost_answers.take_one(|r| r.prefix == method) {
         // Slack acted; the client never hears back (a crash or cut right after).
-        return std::future::pending::<Response>().await;
+        return super::scaffold::lose_answer().await;
     }
     resp
 }
 
 async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        path,
+        query,
+        headers,
+        body,
+        ..
+    } = Call::read(req, 4 << 20).await;
     let Some(method) = path.strip_prefix("/api/").map(str::to_string) else {
         return json_response(404, &json!({"ok": false, "error": "unknown_method"}));
     };
@@ -1490,39 +1432,24 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
     let token = bearer(&headers).or_else(|| str_param(&params, "token"));
     params.remove("token");
 
-    let fault = {
-        let mut st = lock(&shared);
-        st.requests
-            .push((method.clone(), Value::Object(params.clone())));
-        st.faults.get_mut(&method).and_then(VecDeque::pop_front)
-    };
-    match fault {
-        Some(Fault::Hang) => return std::future::pending::<Response>().await,
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Status {
-            code,
-            retry_after,
-            body,
-        }) => {
-            let body = if body.is_empty() {
-                let err = match code {
-                    429 => "ratelimited",
-                    500..=599 => "internal_error",
-                    _ => "fatal_error",
-                };
-                json!({"ok": false, "error": err}).to_string()
-            } else {
-                body
+    shared
+        .requests
+        .record((method.clone(), Value::Object(params.clone())));
+    let fault = shared.faults.take(|r| r.prefix == method);
+    if let Some(refusal) = Fault::play(fault).await {
+        let mut resp = refusal.response(|code| {
+            let err = match code {
+                429 => "ratelimited",
+                500..=599 => "internal_error",
+                _ => "fatal_error",
             };
-            let mut resp = json_response(code, &Value::Null);
-            *resp.body_mut() = Body::from(body);
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            return resp;
+            json_response(code, &json!({"ok": false, "error": err}))
+        });
+        if let Some(secs) = refusal.retry_after {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
         }
-        None => {}
+        return resp;
     }
 
     let needs_app_token = method == "apps.connections.open";
@@ -1549,7 +1476,9 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
             st.ticket_seq += 1;
             let ticket = format!("{}{}", st.ticket_seq, super::canary());
             st.tickets.insert(ticket.clone(), false);
-            ok(json!({"url": format!("ws://127.0.0.1:{}/socket?ticket={ticket}", shared.port)}))
+            ok(
+                json!({"url": format!("ws://127.0.0.1:{}/socket?ticket={ticket}", shared.server.port())}),
+            )
         }
         "chat.postMessage" => {
             let channel = str_param(&params, "channel").unwrap_or_default();

@@ -21,17 +21,20 @@
 //! - Rate limits are counted per endpoint in 15-minute windows (defaults below, change
 //!   with [`FakeX::set_rate_limit`]); going over answers 429.
 //! - [`FakeX::lose_next_answers`]: the request takes effect, the answer never comes.
+use super::scaffold::{
+    json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
+    Route,
+};
 use super::{now_millis, Fault};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha1::Sha1;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -104,18 +107,6 @@ struct DmRec {
     created_at: DateTime<Utc>,
 }
 
-struct Rule {
-    method: Option<Method>,
-    prefix: String,
-    faults: VecDeque<Fault>,
-}
-
-struct Lost {
-    method: Option<Method>,
-    prefix: String,
-    left: usize,
-}
-
 struct Bucket {
     limit: u32,
     used: u32,
@@ -128,9 +119,6 @@ struct XState {
     dms: Vec<DmRec>,
     created: Vec<CreatedTweet>,
     sent: Vec<SentDm>,
-    faults: Vec<Rule>,
-    lost: Vec<Lost>,
-    requests: Vec<(String, String)>,
     auth_failures: Vec<String>,
     nonces: HashSet<String>,
     refresh_tokens: HashSet<String>,
@@ -146,7 +134,11 @@ struct XState {
 
 struct Shared {
     state: Mutex<XState>,
-    port: u16,
+    /// (method, path and query) of every request.
+    requests: RequestLog<(String, String)>,
+    faults: FaultQueue,
+    lost: FaultQueue<()>,
+    server: FakeServer,
 }
 
 /// Handle to a running fake X (cheap to clone; clones share state).
@@ -156,7 +148,7 @@ pub struct FakeX {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, XState> {
-    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    super::scaffold::lock(&shared.state)
 }
 
 fn ts(dt: &DateTime<Utc>) -> String {
@@ -201,16 +193,6 @@ fn default_title(code: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Error",
     }
-}
-
-fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 fn error(code: u16, detail: &str) -> Response {
@@ -451,10 +433,7 @@ impl XState {
 impl FakeX {
     /// Starts the fake on an ephemeral 127.0.0.1 port.
     pub async fn start() -> FakeX {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("fake X: bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
+        let listener = Listener::bind("X", 0).await;
         let state = XState {
             users: vec![UserRec {
                 id: BRAND_ID.into(),
@@ -466,9 +445,6 @@ impl FakeX {
             dms: Vec::new(),
             created: Vec::new(),
             sent: Vec::new(),
-            faults: Vec::new(),
-            lost: Vec::new(),
-            requests: Vec::new(),
             auth_failures: Vec::new(),
             nonces: HashSet::new(),
             refresh_tokens: [INITIAL_REFRESH_TOKEN.to_string()].into_iter().collect(),
@@ -482,18 +458,18 @@ impl FakeX {
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
-            port,
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            lost: FaultQueue::default(),
+            server: listener.server(),
         });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        listener.serve(Router::new().fallback(handle).with_state(shared.clone()));
         FakeX { shared }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash): the `api_url`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shared.port)
+        self.shared.server.url()
     }
 
     /// A post by `author` (created on first use) that mentions the brand: the text is
@@ -565,22 +541,12 @@ impl FakeX {
     /// answers X's problem body for the code (or the given body) with rate-limit headers
     /// (`retry_after` seconds become `x-rate-limit-reset`, remaining 0, for 429).
     pub fn fail_next(&self, path_prefix: &str, faults: Vec<Fault>) {
-        let (method, prefix) = split_prefix(path_prefix);
-        lock(&self.shared).faults.push(Rule {
-            method,
-            prefix,
-            faults: faults.into(),
-        });
+        self.shared.faults.push(Route::parse(path_prefix), faults);
     }
 
     /// The next `n` matching requests take effect but are never answered.
     pub fn lose_next_answers(&self, path_prefix: &str, n: usize) {
-        let (method, prefix) = split_prefix(path_prefix);
-        lock(&self.shared).lost.push(Lost {
-            method,
-            prefix,
-            left: n,
-        });
+        self.shared.lost.push_n(Route::parse(path_prefix), n);
     }
 
     /// Requests allowed per 15 minutes for an endpoint family: "mentions", "search",
@@ -623,35 +589,33 @@ impl FakeX {
 
     /// Every request, as (method, path and query), in arrival order.
     pub fn requests(&self) -> Vec<(String, String)> {
-        lock(&self.shared).requests.clone()
+        self.shared.requests.all()
     }
 
     /// Every request received (each costs money on X).
     pub fn request_count(&self) -> usize {
-        lock(&self.shared).requests.len()
+        self.shared.requests.len()
     }
 
     /// Requests with this method whose path starts with `path_prefix`.
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        lock(&self.shared)
+        self.shared
             .requests
-            .iter()
-            .filter(|(m, p)| m.eq_ignore_ascii_case(method) && p.starts_with(path_prefix))
-            .count()
+            .count(|(m, p)| m.eq_ignore_ascii_case(method) && p.starts_with(path_prefix))
     }
 
     /// Waits until at least `n` posts were created; panics after `timeout`.
     pub async fn wait_for_tweets(&self, n: usize, timeout: Duration) -> Vec<CreatedTweet> {
         let what = format!("{n} posts created on fake X");
-        super::wait_until(timeout, &what, || self.created_tweets().len() >= n).await;
-        self.created_tweets()
+        let created = || self.created_tweets();
+        wait_for_at_least(timeout, &what, n, created, &self.shared.requests).await
     }
 
     /// Waits until at least `n` DMs were sent; panics after `timeout`.
     pub async fn wait_for_dms(&self, n: usize, timeout: Duration) -> Vec<SentDm> {
         let what = format!("{n} DMs sent on fake X");
-        super::wait_until(timeout, &what, || self.sent_dms().len() >= n).await;
-        self.sent_dms()
+        let sent = || self.sent_dms();
+        wait_for_at_least(timeout, &what, n, sent, &self.shared.requests).await
     }
 
     /// Waits until `count(method, path_prefix) >= n`; panics after `timeout`.
@@ -667,13 +631,6 @@ impl FakeX {
     }
 }
 
-fn split_prefix(p: &str) -> (Option<Method>, String) {
-    match p.split_once(' ') {
-        Some((m, rest)) => (Method::from_bytes(m.as_bytes()).ok(), rest.to_string()),
-        None => (None, p.to_string()),
-    }
-}
-
 fn set_rate_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: i64) {
     h.insert("x-rate-limit-limit", HeaderValue::from(limit));
     h.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
@@ -681,67 +638,37 @@ fn set_rate_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: i64) {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 4 << 20)
-        .await
-        .unwrap_or_default();
+    let Call {
+        method,
+        path,
+        query,
+        path_and_query,
+        headers,
+        body,
+    } = Call::read(req, 4 << 20).await;
     let (fam, default_limit) = family(&method, &path);
     let now = Utc::now().timestamp();
 
-    let fault = {
-        let mut st = lock(&shared);
-        st.requests.push((method.to_string(), path_and_query));
-        let mut found = None;
-        for rule in st.faults.iter_mut() {
-            if rule.method.as_ref().is_none_or(|m| *m == method)
-                && path.starts_with(&rule.prefix)
-                && !rule.faults.is_empty()
-            {
-                found = rule.faults.pop_front();
-                break;
-            }
-        }
-        st.faults.retain(|r| !r.faults.is_empty());
-        found
-    };
-    match fault {
-        Some(Fault::Hang) => return std::future::pending::<Response>().await,
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Status {
-            code,
-            retry_after,
-            body,
-        }) => {
-            let mut resp = if body.is_empty() {
-                error(code, default_title(code))
-            } else {
-                let mut r = json_response(code, &Value::Null);
-                *r.body_mut() = Body::from(body);
-                r
-            };
-            let limit = lock(&shared)
-                .limits
-                .get(fam)
-                .copied()
-                .unwrap_or(default_limit);
-            let reset = now + retry_after.map_or(WINDOW_SECS, |s| s as i64);
-            let remaining = if code == 429 {
-                0
-            } else {
-                limit.saturating_sub(1)
-            };
-            set_rate_headers(resp.headers_mut(), limit, remaining, reset);
-            return resp;
-        }
-        None => {}
+    shared.requests.record((method.to_string(), path_and_query));
+    let fault = shared.faults.take(|r| r.matches(method.as_str(), &path));
+    if let Some(refusal) = Fault::play(fault).await {
+        let Refusal {
+            code, retry_after, ..
+        } = refusal;
+        let mut resp = refusal.response(|code| error(code, default_title(code)));
+        let limit = lock(&shared)
+            .limits
+            .get(fam)
+            .copied()
+            .unwrap_or(default_limit);
+        let reset = now + retry_after.map_or(WINDOW_SECS, |s| s as i64);
+        let remaining = if code == 429 {
+            0
+        } else {
+            limit.saturating_sub(1)
+        };
+        set_rate_headers(resp.headers_mut(), limit, remaining, reset);
+        return resp;
     }
 
     // Rate limit windows.
@@ -780,24 +707,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     set_rate_headers(resp.headers_mut(), limit, remaining, reset);
 
-    let lose = {
-        let mut st = lock(&shared);
-        let hit = st.lost.iter_mut().find(|l| {
-            l.left > 0
-                && l.method.as_ref().is_none_or(|m| *m == method)
-                && path.starts_with(&l.prefix)
-        });
-        match hit {
-            Some(l) => {
-                l.left -= 1;
-                true
-            }
-            None => false,
-        }
-    };
-    if lose {
+    if shared.lost.take_one(|r| r.matches(method.as_str(), &path)) {
         // X acted; the client never hears back.
-        return std::future::pending::<Response>().await;
+        return super::scaffold::lose_answer().await;
     }
     resp
 }
@@ -874,7 +786,7 @@ fn authenticate(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    let port = shared.port;
+    let port = shared.server.port();
     let base_uri = format!("http://127.0.0.1:{port}{path}");
     let base = format!(
         "{}&{}&{}",

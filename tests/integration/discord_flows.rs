@@ -203,10 +203,7 @@ async fn unknown_buttons_are_refused_privately() {
     let bot = w.start_bot().await;
     let d = w.discord_driver();
     let card = d.card(1).await;
-    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
-    let mut payload =
-        w.discord
-            .component_interaction(D_CHANNEL, &card.id, id, name, roles, "mb:claim:1");
+    let mut payload = d.press_payload(&card, Who::Ana, "claim", &[]);
     payload["data"]["custom_id"] = json!("mb:teleport:1");
     d.interact(Who::Ana, payload).await;
     d.wait_told(Who::Ana, "not one mentionbridge knows").await;
@@ -221,18 +218,12 @@ async fn the_http_interactions_endpoint_verifies_signature_and_age() {
     let _bot = w.start_bot().await;
     let d = w.discord_driver();
     let card = d.card(1).await;
-    let endpoint = format!("http://127.0.0.1:{}/discord/interactions", w.http_port);
+    let endpoint = d.endpoint();
 
-    let (status, pong) = w
-        .discord
-        .deliver_http(&endpoint, &w.discord.ping_interaction())
-        .await;
+    let (status, pong) = d.deliver(&w.discord.ping_interaction()).await;
     assert_eq!((status, pong), (200, json!({"type": 1})));
 
-    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
-    let press = w
-        .discord
-        .component_interaction(D_CHANNEL, &card.id, id, name, roles, "mb:claim:1");
+    let press = d.press_payload(&card, Who::Ana, "claim", &[]);
     let body = press.to_string();
     let post = |sig: String, ts: String, body: String| {
         let endpoint = endpoint.clone();
@@ -267,7 +258,7 @@ async fn the_http_interactions_endpoint_verifies_signature_and_age() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(d.card_updates(), 0, "nothing changed");
 
-    let (status, answer) = w.discord.deliver_http(&endpoint, &press).await;
+    let (status, answer) = d.deliver(&press).await;
     assert_eq!(status, 200);
     assert_eq!(answer["type"], 6, "acknowledged: {answer}");
     d.wait_card_text(&card, &d.mention(Who::Ana)).await;
@@ -288,11 +279,8 @@ async fn slow_answers_are_deferred_within_three_seconds_then_delivered() {
     d.wait_card_text(&card, &d.mention(Who::Ana)).await;
 
     // A command: "thinking…" in time, then the answer replaces it.
-    let (id, name, roles) = crate::drivers::discord_user(Who::Ana);
     let options = json!([{"type": 1, "name": "resolve", "options": [{"type": 4, "name": "ticket", "value": 1}]}]);
-    let payload = w
-        .discord
-        .command_interaction(id, name, roles, "mentions", options, D_CHANNEL);
+    let payload = d.command_payload(Who::Ana, options);
     let interaction = w.discord.send_interaction(payload);
     let first = w.discord.wait_for_callback(&interaction, WAIT).await;
     assert_eq!(first["type"], 5, "deferred: {first}");

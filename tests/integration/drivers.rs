@@ -1,6 +1,9 @@
-//! One way to drive either chat surface, so the support team's scenarios are written once
-//! and run against Slack and Discord alike.
+//! One driver per chat surface, the only place tests build what a person's click, form,
+//! command or thread message sends to the bot: Slack over Socket Mode or signed HTTP,
+//! Discord over the gateway or its interactions endpoint, as the world is configured.
+//! The `Driver` trait lets the support team's scenarios be written once and run on both.
 
+use crate::fakes::slack::SlackMessage;
 use crate::harness::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -118,11 +121,243 @@ pub fn slack_name(who: Who) -> &'static str {
     }
 }
 
+/// Slack as the team uses it: every payload reaches the bot the way the world is
+/// configured, as a Socket Mode envelope or as a request signed with the app's signing
+/// secret, so a story written against this driver runs in either mode.
 pub struct SlackDriver {
     pub slack: crate::fakes::slack::FakeSlack,
+    mode: Mode,
+    http_port: u16,
+}
+
+/// Slack sends interactivity payloads as a form with one field, `payload`, holding the JSON.
+pub fn interactivity_form(payload: &Value) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
+}
+
+/// The bot's answer body: its JSON, Null when empty (as a bare Socket Mode ack).
+async fn answer_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Seconds since the epoch, as Slack writes `X-Slack-Request-Timestamp`.
+pub fn slack_timestamp() -> String {
+    chrono::Utc::now().timestamp().to_string()
 }
 
 impl SlackDriver {
+    pub fn new(slack: crate::fakes::slack::FakeSlack, mode: Mode, http_port: u16) -> Self {
+        SlackDriver {
+            slack,
+            mode,
+            http_port,
+        }
+    }
+
+    /// A request to one of the bot's Slack routes exactly as given: the timestamp and
+    /// signature may be forged or stale, and `retry` adds Slack's redelivery headers.
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        signed: (&str, &str),
+        retry: Option<(u32, &str)>,
+    ) -> reqwest::Response {
+        let (ts, signature) = signed;
+        let mut req = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}{path}", self.http_port))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", signature);
+        if let Some((num, reason)) = retry {
+            req = req
+                .header("x-slack-retry-num", num.to_string())
+                .header("x-slack-retry-reason", reason);
+        }
+        req.body(body).send().await.unwrap()
+    }
+
+    /// The same, signed now with the team's signing secret, as Slack sends it.
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        retry: Option<(u32, &str)>,
+    ) -> reqwest::Response {
+        let ts = slack_timestamp();
+        let signature = crate::fakes::slack::sign_request(SIGNING_SECRET, &ts, &body);
+        self.post(path, content_type, body, (&ts, &signature), retry)
+            .await
+    }
+
+    /// A signed form to `path` that the bot must accept (200); returns its answer.
+    async fn form_answered(&self, path: &str, form: String) -> Value {
+        let resp = self
+            .post_signed(path, "application/x-www-form-urlencoded", form, None)
+            .await;
+        let (status, answer) = answer_of(resp).await;
+        assert_eq!(status, 200, "{path} accepts it: {answer}");
+        answer
+    }
+
+    /// A button press, a menu pick or a form submission; returns the bot's answer (Null
+    /// for a bare acknowledgement).
+    pub async fn interactive(&self, payload: Value) -> Value {
+        match self.mode {
+            Mode::Socket => self.slack.send_envelope("interactive", payload).await,
+            Mode::Http => {
+                self.form_answered("/slack/interactivity", interactivity_form(&payload))
+                    .await
+            }
+        }
+    }
+
+    /// `/mentions <text>` typed by this person; returns the bot's answer.
+    pub async fn slash_command(&self, user: &str, user_name: &str, text: &str) -> Value {
+        let payload =
+            crate::fakes::slack::slash_command(user, user_name, "/mentions", text, CHANNEL);
+        match self.mode {
+            Mode::Socket => self.slack.send_envelope("slash_commands", payload).await,
+            Mode::Http => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                for (k, v) in payload.as_object().into_iter().flatten() {
+                    form.append_pair(k, v.as_str().unwrap_or_default());
+                }
+                self.form_answered("/slack/commands", form.finish()).await
+            }
+        }
+    }
+
+    /// An Events API event (`event_callback`), with Slack's retry fields (attempt,
+    /// reason) when Slack delivers it again; returns the HTTP status (200 for an ack).
+    pub async fn event(&self, event: &Value, retry: Option<(u32, &str)>) -> u16 {
+        match (self.mode, retry) {
+            (Mode::Socket, None) => {
+                self.slack.send_envelope("events_api", event.clone()).await;
+                200
+            }
+            (Mode::Socket, Some((attempt, reason))) => {
+                self.slack
+                    .send_envelope_with("events_api", event.clone(), attempt, reason, WAIT)
+                    .await
+                    .unwrap_or_else(|e| panic!("fake Slack: {e}"));
+                200
+            }
+            (Mode::Http, retry) => self
+                .post_signed(
+                    "/slack/events",
+                    "application/json",
+                    event.to_string(),
+                    retry,
+                )
+                .await
+                .status()
+                .as_u16(),
+        }
+    }
+
+    /// The cards in the support channel (the bot's messages that carry a ticket), by
+    /// ticket number.
+    pub fn card_messages(&self) -> Vec<SlackMessage> {
+        let mut cards: Vec<_> = self
+            .slack
+            .messages(CHANNEL)
+            .into_iter()
+            .filter(|m| m.metadata.is_some())
+            .collect();
+        cards.sort_by_key(ticket_of);
+        cards
+    }
+
+    /// The card of the `n`th ticket (1-based) once it is posted; `what` names it if it
+    /// never is.
+    pub async fn card_message(&self, n: usize, what: &str) -> SlackMessage {
+        self.slack
+            .wait_until(WAIT, what, |s| {
+                s.messages(CHANNEL)
+                    .iter()
+                    .filter(|m| m.metadata.is_some())
+                    .count()
+                    >= n
+            })
+            .await;
+        self.card_messages().remove(n - 1)
+    }
+
+    /// This person presses the button `action_id` on the message `ts`; returns the ack.
+    pub async fn press_as(&self, ts: &str, user: &str, user_name: &str, action_id: &str) -> Value {
+        let payload = self
+            .slack
+            .block_actions_on(CHANNEL, ts, user, user_name, action_id);
+        self.interactive(payload).await
+    }
+
+    /// Waits for the form opened after `views_before` forms, returns its id and the form
+    /// as the bot opened it.
+    async fn opened_form(&self, views_before: usize, what: &str) -> (String, Value) {
+        self.slack
+            .wait_until(WAIT, &format!("the {what} modal to open"), |s| {
+                s.views().len() > views_before
+            })
+            .await;
+        let opened = self.slack.views()[views_before].clone();
+        (opened["view_id"].as_str().unwrap().to_string(), opened)
+    }
+
+    /// Submits the form `view_id` with these `state.values`; returns the bot's answer.
+    pub async fn submit_view(
+        &self,
+        view_id: &str,
+        user: &str,
+        user_name: &str,
+        values: Value,
+    ) -> Value {
+        let payload = self
+            .slack
+            .submission_for_view(view_id, user, user_name, values);
+        self.interactive(payload).await
+    }
+
+    /// Presses `action_id` on the message `ts`, waits for its form and submits `values`;
+    /// returns the submission's answer (Null: the form closed).
+    pub async fn submit_form_on(
+        &self,
+        ts: &str,
+        user: &str,
+        user_name: &str,
+        action_id: &str,
+        values: Value,
+    ) -> Value {
+        let before = self.slack.views().len();
+        self.press_as(ts, user, user_name, action_id).await;
+        let what = action_id.trim_start_matches("mb_");
+        let (view_id, _) = self.opened_form(before, what).await;
+        self.submit_view(&view_id, user, user_name, values).await
+    }
+
+    /// The message event Slack sends when this person writes `text` (as message `ts`) in
+    /// the thread of `thread_ts`.
+    pub fn thread_message(&self, user: &str, thread_ts: &str, ts: &str, text: &str) -> Value {
+        crate::fakes::slack::thread_message_event(user, CHANNEL, thread_ts, ts, text)
+    }
+
+    /// This person writes `text` in the thread of `thread_ts`; returns the HTTP status.
+    pub async fn post_in_thread(&self, user: &str, thread_ts: &str, ts: &str, text: &str) -> u16 {
+        let event = self.thread_message(user, thread_ts, ts, text);
+        self.event(&event, None).await
+    }
+
     /// Press `verb`, wait for its modal, submit `values`: Ok when the modal closes, Err
     /// with the inline error Slack would show under the reply field.
     async fn submit_form(
@@ -132,21 +367,16 @@ impl SlackDriver {
         verb: &str,
         values: Value,
     ) -> Result<(), String> {
-        let before = self.slack.views().len();
-        self.press(card, who, verb).await;
-        self.slack
-            .wait_until(WAIT, &format!("the {verb} modal to open"), |s| {
-                s.views().len() > before
-            })
+        let action_id = format!("mb_{verb}");
+        let ack = self
+            .submit_form_on(
+                &card.id,
+                slack_user(who),
+                slack_name(who),
+                &action_id,
+                values,
+            )
             .await;
-        let view_id = self.slack.views()[before]["view_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let payload =
-            self.slack
-                .submission_for_view(&view_id, slack_user(who), slack_name(who), values);
-        let ack = self.slack.send_envelope("interactive", payload).await;
         if ack == Value::Null {
             Ok(())
         } else {
@@ -169,31 +399,21 @@ impl Driver for SlackDriver {
     }
 
     async fn card(&self, n: usize) -> Card {
-        self.slack
-            .wait_until(WAIT, &format!("Slack card #{n}"), |s| {
-                s.messages(CHANNEL)
-                    .iter()
-                    .filter(|m| m.metadata.is_some())
-                    .count()
-                    >= n
-            })
-            .await;
-        self.cards().remove(n - 1)
+        let m = self.card_message(n, &format!("Slack card #{n}")).await;
+        Card {
+            ticket: ticket_of(&m),
+            id: m.ts,
+        }
     }
 
     fn cards(&self) -> Vec<Card> {
-        let mut cards: Vec<Card> = self
-            .slack
-            .messages(CHANNEL)
+        self.card_messages()
             .into_iter()
-            .filter(|m| m.metadata.is_some())
             .map(|m| Card {
                 ticket: ticket_of(&m),
                 id: m.ts,
             })
-            .collect();
-        cards.sort_by_key(|c| c.ticket);
-        cards
+            .collect()
     }
 
     fn card_text(&self, card: &Card) -> String {
@@ -212,14 +432,10 @@ impl Driver for SlackDriver {
     }
 
     async fn press(&self, card: &Card, who: Who, verb: &str) {
-        let payload = self.slack.block_actions_on(
-            CHANNEL,
-            &card.id,
-            slack_user(who),
-            slack_name(who),
-            &format!("mb_{verb}"),
-        );
-        let ack = self.slack.send_envelope("interactive", payload).await;
+        let action_id = format!("mb_{verb}");
+        let ack = self
+            .press_as(&card.id, slack_user(who), slack_name(who), &action_id)
+            .await;
         assert_eq!(
             ack,
             Value::Null,
@@ -269,24 +485,17 @@ impl Driver for SlackDriver {
         if let Some(a) = payload["actions"][0].as_object_mut() {
             a.remove("value");
         }
-        self.slack.send_envelope("interactive", payload).await;
-        self.slack
-            .wait_until(WAIT, "the reply modal to open", |s| {
-                s.views().len() > before
-            })
-            .await;
-        let opened = &self.slack.views()[before];
-        let view_id = opened["view_id"].as_str().unwrap().to_string();
+        self.interactive(payload).await;
+        let (view_id, opened) = self.opened_form(before, "reply").await;
         let filled = opened["view"]["blocks"][1]["element"]["initial_value"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         let values =
             json!({"reply": {"text": {"type": "plain_text_input", "value": edit(&filled)}}});
-        let payload =
-            self.slack
-                .submission_for_view(&view_id, slack_user(who), slack_name(who), values);
-        let ack = self.slack.send_envelope("interactive", payload).await;
+        let ack = self
+            .submit_view(&view_id, slack_user(who), slack_name(who), values)
+            .await;
         let result = if ack == Value::Null {
             Ok(())
         } else {
@@ -299,10 +508,9 @@ impl Driver for SlackDriver {
     }
 
     async fn command(&self, who: Who, args: &str) -> String {
-        let user = slack_user(who);
-        let payload =
-            crate::fakes::slack::slash_command(user, slack_name(who), "/mentions", args, CHANNEL);
-        let answer = self.slack.send_envelope("slash_commands", payload).await;
+        let answer = self
+            .slash_command(slack_user(who), slack_name(who), args)
+            .await;
         assert_eq!(answer["response_type"], "ephemeral", "{answer}");
         answer["text"].as_str().unwrap_or_default().to_string()
     }
@@ -362,8 +570,13 @@ pub fn discord_user(who: Who) -> (&'static str, &'static str, &'static [&'static
     }
 }
 
+/// Discord as the team uses it: every interaction reaches the bot the way the world is
+/// configured, dispatched over the gateway or posted, signed, to the bot's interactions
+/// endpoint.
 pub struct DiscordDriver {
     pub discord: crate::fakes::discord::FakeDiscord,
+    mode: Mode,
+    http_port: u16,
     told: Told,
     forms: Arc<Mutex<usize>>,
 }
@@ -387,19 +600,38 @@ pub fn json_text(v: &Value) -> String {
 }
 
 impl DiscordDriver {
-    pub fn new(discord: crate::fakes::discord::FakeDiscord) -> Self {
+    pub fn new(discord: crate::fakes::discord::FakeDiscord, mode: Mode, http_port: u16) -> Self {
         DiscordDriver {
             discord,
+            mode,
+            http_port,
             told: Told::default(),
             forms: Arc::new(Mutex::new(0)),
         }
     }
 
-    /// Dispatch an interaction as `who` and return the bot's first answer, remembering
+    /// The bot's interactions endpoint (HTTP mode).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/discord/interactions", self.http_port)
+    }
+
+    /// Delivers one interaction: over the gateway (answered by its first callback, 200)
+    /// or signed to the endpoint (answered inline, with the endpoint's status).
+    pub async fn deliver(&self, payload: &Value) -> (u16, Value) {
+        match self.mode {
+            Mode::Socket => {
+                let id = self.discord.send_interaction(payload.clone());
+                (200, self.discord.wait_for_callback(&id, WAIT).await)
+            }
+            Mode::Http => self.discord.deliver_http(&self.endpoint(), payload).await,
+        }
+    }
+
+    /// Deliver an interaction as `who` and return the bot's first answer, remembering
     /// what the person was told privately.
     pub async fn interact(&self, who: Who, payload: Value) -> Value {
-        let id = self.discord.send_interaction(payload);
-        let answer = self.discord.wait_for_callback(&id, WAIT).await;
+        let (status, answer) = self.deliver(&payload).await;
+        assert_eq!(status, 200, "the interaction is accepted: {answer}");
         match answer["type"].as_u64() {
             Some(4) => {
                 assert_eq!(
@@ -421,7 +653,7 @@ impl DiscordDriver {
     }
 
     /// A press of the card's `verb` component (a select when `values` is not empty).
-    fn press_payload(&self, card: &Card, who: Who, verb: &str, values: &[&str]) -> Value {
+    pub fn press_payload(&self, card: &Card, who: Who, verb: &str, values: &[&str]) -> Value {
         let (id, name, roles) = discord_user(who);
         let custom_id = format!("mb:{verb}:{}", card.ticket);
         if values.is_empty() {
@@ -455,10 +687,7 @@ impl DiscordDriver {
         modal_id: &str,
         fields: &[(&str, &str)],
     ) -> Result<(), String> {
-        let (id, name, roles) = discord_user(who);
-        let submit = self
-            .discord
-            .modal_submit(id, name, roles, modal_id, fields, D_CHANNEL);
+        let submit = self.form_submission(who, modal_id, fields);
         let answer = self.interact(who, submit).await;
         let said = answer["data"]["content"]
             .as_str()
@@ -469,6 +698,20 @@ impl DiscordDriver {
         } else {
             Err(said)
         }
+    }
+
+    /// This person's submission of the form `modal_id` with these text inputs.
+    pub fn form_submission(&self, who: Who, modal_id: &str, fields: &[(&str, &str)]) -> Value {
+        let (id, name, roles) = discord_user(who);
+        self.discord
+            .modal_submit(id, name, roles, modal_id, fields, D_CHANNEL)
+    }
+
+    /// This person's `/mentions` with these options, as Discord sends it.
+    pub fn command_payload(&self, who: Who, options: Value) -> Value {
+        let (id, name, roles) = discord_user(who);
+        self.discord
+            .command_interaction(id, name, roles, "mentions", options, D_CHANNEL)
     }
 
     fn command_options(args: &str) -> Value {
@@ -618,15 +861,7 @@ impl Driver for DiscordDriver {
     }
 
     async fn command(&self, who: Who, args: &str) -> String {
-        let (id, name, roles) = discord_user(who);
-        let payload = self.discord.command_interaction(
-            id,
-            name,
-            roles,
-            "mentions",
-            Self::command_options(args),
-            D_CHANNEL,
-        );
+        let payload = self.command_payload(who, Self::command_options(args));
         let answer = self.interact(who, payload).await;
         assert_eq!(answer["type"], 4, "{answer}");
         answer["data"]["content"]

@@ -104,14 +104,16 @@ impl World {
         }
     }
 
+    /// Slack as this world's team reaches the bot (Socket Mode unless set to HTTP).
     pub fn slack_driver(&self) -> crate::drivers::SlackDriver {
-        crate::drivers::SlackDriver {
-            slack: self.slack.clone(),
-        }
+        let mode = self.slack_mode.unwrap_or(Mode::Socket);
+        crate::drivers::SlackDriver::new(self.slack.clone(), mode, self.http_port)
     }
 
+    /// Discord as this world's team reaches the bot (the gateway unless set to HTTP).
     pub fn discord_driver(&self) -> crate::drivers::DiscordDriver {
-        crate::drivers::DiscordDriver::new(self.discord.clone())
+        let mode = self.discord_mode.unwrap_or(Mode::Socket);
+        crate::drivers::DiscordDriver::new(self.discord.clone(), mode, self.http_port)
     }
 
     pub fn config_text(&self) -> String {
@@ -306,27 +308,13 @@ agent_user_ids = ["{D_BEN}"]
 
     /// The card of the `n`th ticket (1-based), once it is posted.
     pub async fn card(&self, n: usize) -> SlackMessage {
-        self.slack
-            .wait_until(WAIT, &format!("card #{n}"), |s| {
-                s.messages(CHANNEL)
-                    .iter()
-                    .filter(|m| m.metadata.is_some())
-                    .count()
-                    >= n
-            })
-            .await;
-        self.cards().remove(n - 1)
+        self.slack_driver()
+            .card_message(n, &format!("card #{n}"))
+            .await
     }
 
     pub fn cards(&self) -> Vec<SlackMessage> {
-        let mut cards: Vec<_> = self
-            .slack
-            .messages(CHANNEL)
-            .into_iter()
-            .filter(|m| m.metadata.is_some())
-            .collect();
-        cards.sort_by_key(ticket_of);
-        cards
+        self.slack_driver().card_messages()
     }
 
     /// A fresh view of a card (after updates).
@@ -347,32 +335,19 @@ agent_user_ids = ["{D_BEN}"]
         self.card_now(card)
     }
 
-    /// Press a card's button as `user` over Socket Mode; returns the ack payload.
+    /// Press a card's button as `user` (through the Slack driver); returns the answer.
     pub async fn press(&self, card: &SlackMessage, user: &str, action_id: &str) -> Value {
-        let payload =
-            self.slack
-                .block_actions_on(CHANNEL, &card.ts, user, &user.to_lowercase(), action_id);
-        self.slack.send_envelope("interactive", payload).await
+        self.slack_driver()
+            .press_as(&card.ts, user, &user.to_lowercase(), action_id)
+            .await
     }
 
-    /// Press Reply, wait for the modal, submit `text`; returns the submission's ack.
+    /// Press Reply, wait for the modal, submit `text`; returns the submission's answer.
     pub async fn reply_via_modal(&self, card: &SlackMessage, user: &str, text: &str) -> Value {
-        let before = self.slack.views().len();
-        self.press(card, user, "mb_reply").await;
-        self.slack
-            .wait_until(WAIT, "the reply modal to open", |s| {
-                s.views().len() > before
-            })
-            .await;
-        let view_id = self.slack.views()[before]["view_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
         let values = json!({"reply": {"text": {"type": "plain_text_input", "value": text}}});
-        let payload = self
-            .slack
-            .submission_for_view(&view_id, user, &user.to_lowercase(), values);
-        self.slack.send_envelope("interactive", payload).await
+        self.slack_driver()
+            .submit_form_on(&card.ts, user, &user.to_lowercase(), "mb_reply", values)
+            .await
     }
 
     pub async fn wait_ephemeral(&self, user: &str, needle: &str) -> String {
@@ -625,7 +600,7 @@ mod leak_scan {
             &card.ts,
             &crate::fakes::slack::new_trigger_id(),
         );
-        w.slack.send_envelope("interactive", payload).await;
+        w.slack_driver().interactive(payload).await;
         bot.wait_for_log("unknown button pressed", WAIT).await;
         let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(bot)));
         let report = *stopped

@@ -4,7 +4,7 @@
 //! agents' thread messages become internal notes. What changed is read back from the
 //! store with `mentionbridge export` once the bot has stopped.
 
-use crate::drivers::{discord_user, Driver, Who};
+use crate::drivers::{Driver, Who};
 use crate::harness::*;
 use crate::webhook_flows::{deliver, now};
 use serde_json::{json, Value};
@@ -46,21 +46,18 @@ async fn a_slack_event_redelivered_even_after_a_restart_records_one_note() {
     w.mastodon.add_mention("alice", "is my card stolen?");
     let bot = w.start_bot().await;
     let card = w.card(1).await;
-    let event = crate::fakes::slack::thread_message_event(
+    let slack = w.slack_driver();
+    let event = slack.thread_message(
         ANA,
-        CHANNEL,
         &card.ts,
         "1800000000.000100",
         "Internal: VIP, check the account first",
     );
-    w.slack.send_envelope("events_api", event.clone()).await;
+    slack.event(&event, None).await;
     bot.wait_for_log("internal note recorded (not relayed)", WAIT)
         .await;
     // Slack thought the ack was lost: the same event again, with the retry fields.
-    w.slack
-        .send_envelope_with("events_api", event.clone(), 1, "timeout", WAIT)
-        .await
-        .unwrap();
+    slack.event(&event, Some((1, "timeout"))).await;
     bot.wait_for_log("Slack delivered an event again", WAIT)
         .await;
     let (status, _) = bot.terminate().await;
@@ -68,10 +65,7 @@ async fn a_slack_event_redelivered_even_after_a_restart_records_one_note() {
 
     // A restart between the deliveries: the store still knows the event.
     let bot = w.start_bot().await;
-    w.slack
-        .send_envelope_with("events_api", event, 2, "timeout", WAIT)
-        .await
-        .unwrap();
+    slack.event(&event, Some((2, "timeout"))).await;
     bot.wait_for_log("Slack delivered an event again", WAIT)
         .await;
     bot.terminate().await;
@@ -87,40 +81,19 @@ async fn events_api_retries_with_slacks_retry_headers_change_nothing() {
     w.mastodon.add_mention("alice", "hello?");
     let bot = w.start_bot().await;
     let card = w.card(1).await;
-    let body = crate::fakes::slack::thread_message_event(
+    let slack = w.slack_driver();
+    let event = slack.thread_message(
         BEN,
-        CHANNEL,
         &card.ts,
         "1800000000.000200",
         "Internal: refund approved",
-    )
-    .to_string();
-    let post = |retry: Option<(&'static str, &'static str)>| {
-        let body = body.clone();
-        let port = w.http_port;
-        async move {
-            let ts = chrono::Utc::now().timestamp().to_string();
-            let mut req = reqwest::Client::new()
-                .post(format!("http://127.0.0.1:{port}/slack/events"))
-                .header("content-type", "application/json")
-                .header("x-slack-request-timestamp", &ts)
-                .header(
-                    "x-slack-signature",
-                    crate::fakes::slack::sign_request(SIGNING_SECRET, &ts, &body),
-                );
-            if let Some((num, reason)) = retry {
-                req = req
-                    .header("x-slack-retry-num", num)
-                    .header("x-slack-retry-reason", reason);
-            }
-            req.body(body).send().await.unwrap().status().as_u16()
-        }
-    };
+    );
+    let post = |retry| slack.event(&event, retry);
     assert_eq!(post(None).await, 200);
     bot.wait_for_log("internal note recorded (not relayed)", WAIT)
         .await;
-    assert_eq!(post(Some(("1", "http_timeout"))).await, 200);
-    assert_eq!(post(Some(("2", "http_error"))).await, 200);
+    assert_eq!(post(Some((1, "http_timeout"))).await, 200);
+    assert_eq!(post(Some((2, "http_error"))).await, 200);
     bot.wait_for_log("Slack delivered an event again", WAIT)
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -138,25 +111,24 @@ async fn only_agents_thread_messages_become_notes() {
     w.mastodon.add_mention("alice", "where is my parcel?");
     let bot = w.start_bot().await;
     let card = w.card(1).await;
-    let message = |user: &str, ts: &str, text: &str| {
-        crate::fakes::slack::thread_message_event(user, CHANNEL, &card.ts, ts, text)
-    };
+    let slack = w.slack_driver();
+    let message = |user: &str, ts: &str, text: &str| slack.thread_message(user, &card.ts, ts, text);
     // A bystander in the channel and another app's bot write in the card's thread.
-    w.slack
-        .send_envelope(
-            "events_api",
-            message(EVE, "1800000000.000301", "<!channel> free refunds!"),
+    slack
+        .event(
+            &message(EVE, "1800000000.000301", "<!channel> free refunds!"),
+            None,
         )
         .await;
     bot.wait_for_log("not an agent; not recorded", WAIT).await;
     let mut from_bot = message("U0OTHERBOT", "1800000000.000302", "I am a bot");
     from_bot["event"]["bot_id"] = json!("B0OTHER");
-    w.slack.send_envelope("events_api", from_bot).await;
+    slack.event(&from_bot, None).await;
     // An agent's line is the one note.
-    w.slack
-        .send_envelope(
-            "events_api",
-            message(BEN, "1800000000.000303", "Internal: courier contacted"),
+    slack
+        .event(
+            &message(BEN, "1800000000.000303", "Internal: courier contacted"),
+            None,
         )
         .await;
     bot.wait_for_log("internal note recorded (not relayed)", WAIT)
@@ -180,20 +152,10 @@ async fn only_agents_thread_messages_become_notes() {
 async fn reply_on_discord(w: &World, text: &str) -> Value {
     let d = w.discord_driver();
     let card = d.card(1).await;
-    let (id, name, roles) = discord_user(Who::Ana);
-    let press = w.discord.component_interaction(
-        D_CHANNEL,
-        &card.id,
-        id,
-        name,
-        roles,
-        &format!("mb:reply:{}", card.ticket),
-    );
+    let press = d.press_payload(&card, Who::Ana, "reply", &[]);
     let modal = d.interact(Who::Ana, press).await;
     let modal_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
-    let submit = w
-        .discord
-        .modal_submit(id, name, roles, &modal_id, &[("text", text)], D_CHANNEL);
+    let submit = d.form_submission(Who::Ana, &modal_id, &[("text", text)]);
     let answer = d.interact(Who::Ana, submit.clone()).await;
     assert!(answer.to_string().contains("queued"), "{answer}");
     w.mastodon.wait_for_posts(1, WAIT).await;
@@ -236,20 +198,11 @@ async fn a_discord_interaction_posted_twice_to_the_endpoint_is_answered_harmless
     let bot = w.start_bot().await;
     let d = w.discord_driver();
     let card = d.card(1).await;
-    let (id, name, roles) = discord_user(Who::Ana);
-    let endpoint = format!("http://127.0.0.1:{}/discord/interactions", w.http_port);
-    let press = w.discord.component_interaction(
-        D_CHANNEL,
-        &card.id,
-        id,
-        name,
-        roles,
-        &format!("mb:resolve:{}", card.ticket),
-    );
-    let (status, first) = w.discord.deliver_http(&endpoint, &press).await;
+    let press = d.press_payload(&card, Who::Ana, "resolve", &[]);
+    let (status, first) = d.deliver(&press).await;
     assert_eq!(status, 200, "{first}");
     d.wait_card_text(&card, "Resolved").await;
-    let (status, again) = w.discord.deliver_http(&endpoint, &press).await;
+    let (status, again) = d.deliver(&press).await;
     assert_eq!(status, 200);
     assert_eq!(again["type"], 4, "{again}");
     assert_eq!(again["data"]["flags"], 64, "only the agent sees it");

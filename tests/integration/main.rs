@@ -8,6 +8,7 @@ mod conversations;
 mod discord_flows;
 mod drivers;
 mod fakes_discord_selftest;
+mod fakes_scaffold_selftest;
 mod fakes_selftest;
 mod follow_the_sun;
 mod fuzz;

@@ -488,3 +488,38 @@ on_every_surface!(
     who_is_on_call_and_a_stored_override,
     a_new_ticket_pages_whoever_is_on_call,
 );
+
+/// Instantiate scenarios with each surface reaching the bot over signed HTTP instead
+/// (Slack's request URLs, Discord's interactions endpoint): the drivers choose the way in.
+macro_rules! over_http {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_slack_http {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let w = crate::harness::World::with_mode(crate::harness::Mode::Http).await;
+                    let d = w.slack_driver();
+                    super::$scenario(&w, &d).await;
+                }
+            )*
+        }
+        mod on_discord_http {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let w =
+                        crate::harness::World::with(None, Some(crate::harness::Mode::Http)).await;
+                    let d = w.discord_driver();
+                    super::$scenario(&w, &d).await;
+                }
+            )*
+        }
+    };
+}
+
+over_http!(
+    claim_updates_the_card_in_place_and_notes_it_in_the_thread,
+    reply_through_the_form_is_published_once_in_the_customers_thread,
+    slash_command_lists_claims_replies_and_resolves_without_buttons,
+    a_non_agent_is_refused_privately_and_nothing_changes,
+);

@@ -3,6 +3,7 @@
 //! the canaries (as every scenario's does when its bot stops); these make sure the
 //! paths are taken.
 
+use crate::drivers::Who;
 use crate::fakes::Fault;
 use crate::harness::*;
 use serde_json::json;
@@ -27,7 +28,7 @@ async fn a_socket_mode_envelope_that_does_not_parse_is_logged_without_its_tokens
     let mut payload = ana_presses_claim();
     // A shape Slack might send one day: the whole envelope is refused by the parser.
     payload["user"] = json!("U0ANA");
-    w.slack.send_envelope("interactive", payload).await;
+    w.slack_driver().interactive(payload).await;
     bot.wait_for_log("Slack Socket Mode event could not be handled", WAIT)
         .await;
     assert_no_secrets("the bot", &bot.log());
@@ -40,9 +41,7 @@ async fn a_discord_answer_that_cannot_be_delivered_is_logged_without_the_interac
     w.discord
         .fail_next("POST /interactions", vec![Fault::status(500)]);
     let list = json!([{"type": 1, "name": "list", "options": []}]);
-    let payload =
-        w.discord
-            .command_interaction(D_ANA, "ana", &[D_SUPPORT_ROLE], "mentions", list, D_CHANNEL);
+    let payload = w.discord_driver().command_payload(Who::Ana, list);
     w.discord.send_interaction(payload);
     bot.wait_for_log("could not answer a Discord interaction", WAIT)
         .await;
@@ -54,9 +53,7 @@ async fn a_gateway_interaction_that_does_not_parse_is_logged_without_its_token()
     let w = World::discord().await;
     let bot = w.start_bot().await;
     let list = json!([{"type": 1, "name": "list", "options": []}]);
-    let payload =
-        w.discord
-            .command_interaction(D_ANA, "ana", &[D_SUPPORT_ROLE], "mentions", list, D_CHANNEL);
+    let payload = w.discord_driver().command_payload(Who::Ana, list);
     // A dispatch without its sequence number: the gateway client cannot read the frame.
     let frame = json!({"op": 0, "t": "INTERACTION_CREATE", "d": payload});
     w.discord.send_raw_frame(&frame.to_string());
@@ -69,7 +66,6 @@ async fn a_gateway_interaction_that_does_not_parse_is_logged_without_its_token()
 /// interaction's own `response_url`).
 #[tokio::test]
 async fn an_http_mode_payload_that_does_not_parse_is_logged_without_what_it_quoted() {
-    use crate::http_mode::{now, post};
     let w = World::with_mode(Mode::Http).await;
     let bot = w.start_bot().await;
     let mut payload = ana_presses_claim();
@@ -78,20 +74,16 @@ async fn an_http_mode_payload_that_does_not_parse_is_logged_without_what_it_quot
         .as_str()
         .unwrap()
         .contains(crate::fakes::CANARY));
-    let form: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish();
-    let ts = now();
-    let signature = crate::fakes::slack::sign_request(SIGNING_SECRET, &ts, &form);
-    let answer = post(
-        &w,
-        "/slack/interactivity",
-        form,
-        &ts,
-        &signature,
-        "application/x-www-form-urlencoded",
-    )
-    .await;
+    let form = crate::drivers::interactivity_form(&payload);
+    let answer = w
+        .slack_driver()
+        .post_signed(
+            "/slack/interactivity",
+            "application/x-www-form-urlencoded",
+            form,
+            None,
+        )
+        .await;
     assert_eq!(answer.status(), 400);
     let said = answer.text().await.unwrap();
     assert!(!said.contains(crate::fakes::CANARY), "{said}");

@@ -80,14 +80,14 @@ async fn messages_in_a_cards_thread_are_internal_notes_never_relayed() {
     let bot = w.start_bot().await;
     let card = w.card(1).await;
 
-    let event = crate::fakes::slack::thread_message_event(
-        ANA,
-        CHANNEL,
-        &card.ts,
-        "1800000000.000100",
-        "Internal: customer is a VIP, check the account first",
-    );
-    w.slack.send_envelope("events_api", event).await;
+    w.slack_driver()
+        .post_in_thread(
+            ANA,
+            &card.ts,
+            "1800000000.000100",
+            "Internal: customer is a VIP, check the account first",
+        )
+        .await;
     bot.wait_for_log("internal note recorded (not relayed)", WAIT)
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -112,7 +112,7 @@ async fn unknown_buttons_are_refused_and_change_nothing() {
         &card.ts,
         &crate::fakes::slack::new_trigger_id(),
     );
-    w.slack.send_envelope("interactive", payload).await;
+    w.slack_driver().interactive(payload).await;
     w.wait_ephemeral(ANA, "not one mentionbridge knows").await;
     bot.wait_for_log("unknown button pressed", WAIT).await;
     assert_eq!(w.slack.count("chat.update"), 0);

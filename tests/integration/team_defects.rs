@@ -199,8 +199,7 @@ async fn one_person_on_both_surfaces_claims_on_discord_and_resolves_on_slack() {
         &[],
         &format!("mb:claim:{}", dcard.ticket),
     );
-    let id = w.discord.send_interaction(press);
-    let answer = w.discord.wait_for_callback(&id, WAIT).await;
+    let (_, answer) = d.deliver(&press).await;
     assert_eq!(answer["type"], 6, "claimed, no refusal: {answer}");
     w.wait_card_text(&card, "held by").await;
 
