@@ -9,9 +9,9 @@ use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Effect, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
 };
+use crate::ports::{ActError, AgentDesk, StoreFailure};
 use crate::ports::{Clock, SystemClock};
 use crate::runtime::failpoints::Failpoints;
-use crate::ports::{ActError, AgentDesk, StoreFailure};
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use std::collections::HashSet;

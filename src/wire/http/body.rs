@@ -4,7 +4,7 @@
 //! get the bytes whole, check the signature over them, and only then parse; a payload
 //! that does not parse is refused without quoting it.
 
-use crate::config::HttpLimits;
+use super::HttpLimits;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};

@@ -8,7 +8,7 @@
 //! cannot keep a signed request out; if every connection is busy with a request, the new
 //! one is refused and its client retries.
 
-use crate::config::HttpLimits;
+use super::HttpLimits;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper::service::Service as _;
