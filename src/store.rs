@@ -1,0 +1,5 @@
+//! The backends behind the store (sled, for now in one file).
+
+mod sled;
+
+pub use self::sled::*;
