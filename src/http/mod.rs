@@ -11,9 +11,9 @@ use crate::chat::discord::Discord;
 use crate::chat::slack::{signature, Slack};
 use crate::config::{HttpLimits, Secret};
 use crate::domain::SurfaceKind;
+use crate::ports::{SharedStore, Store};
 use crate::runtime::supervisor::{Background, Health};
 use crate::sources::webhook;
-use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 /// to wake once they are stored.
 #[derive(Clone)]
 pub struct Ingest {
-    pub store: Store,
+    pub store: SharedStore,
     pub secret: Secret,
     pub wake: Arc<Notify>,
 }
@@ -124,12 +124,12 @@ async fn healthz(State(metrics): State<Metrics>) -> Response {
 }
 
 /// Cards a surface refused for good or that disappeared, per surface.
-fn cards_lost_exposition(store: &crate::store::Store) -> String {
+async fn cards_lost_exposition(store: &dyn Store) -> String {
     let mut out = String::from(
         "# HELP mentionbridge_cards_lost_total Cards a surface refused for good or deleted; the ticket stays on the desk.\n# TYPE mentionbridge_cards_lost_total counter\n",
     );
     for surface in [SurfaceKind::Slack, SurfaceKind::Discord] {
-        let n = store.cards_lost(surface).unwrap_or(0);
+        let n = store.cards_lost(surface).await.unwrap_or(0);
         out.push_str(&format!(
             "mentionbridge_cards_lost_total{{surface=\"{}\"}} {n}\n",
             surface.label().to_ascii_lowercase()
@@ -140,9 +140,10 @@ fn cards_lost_exposition(store: &crate::store::Store) -> String {
 
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
     let store = metrics.desk.store();
-    let read = store
-        .all_tickets()
-        .and_then(|tickets| Ok((tickets, store.failed_jobs()?)));
+    let read = match store.all_tickets().await {
+        Ok(tickets) => store.failed_jobs().await.map(|failed| (tickets, failed)),
+        Err(e) => Err(e),
+    };
     match read {
         Ok((tickets, failed)) => {
             let mut text = crate::stats::prometheus_with(
@@ -154,7 +155,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
                 &failed,
                 &metrics.health.snapshot(),
             ));
-            text.push_str(&cards_lost_exposition(store));
+            text.push_str(&cards_lost_exposition(store.as_ref()).await);
             (
                 [(
                     axum::http::header::CONTENT_TYPE,
@@ -195,6 +196,7 @@ async fn ingest_mentions(
     let stored = ingest
         .store
         .ingest("webhook", &mentions, None, crate::clock::now())
+        .await
         .map_err(|e| e.to_string());
     let flushed = match stored {
         Ok(created) => ingest

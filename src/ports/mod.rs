@@ -5,8 +5,13 @@
 
 mod delivery;
 mod source;
+mod store;
 mod surface;
 
 pub use delivery::DeliveryError;
 pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
+pub use store::{
+    ActOutcome, BackendError, Decide, Ingested, Job, Judge, SharedStore, Store, StoreError,
+    DESK_JOBS, SEEN_EVENTS_FOR,
+};
 pub use surface::Surface;

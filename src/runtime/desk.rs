@@ -9,7 +9,7 @@ use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
 };
-use crate::store::{Store, StoreError};
+use crate::ports::{SharedStore, StoreError};
 use chrono::Utc;
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -38,7 +38,7 @@ impl From<StoreError> for ActError {
 }
 
 pub struct DeskService {
-    store: Store,
+    store: SharedStore,
     canned: Vec<CannedReply>,
     brand: String,
     desk: RwLock<Desk>,
@@ -57,7 +57,7 @@ pub struct DeskService {
 const OVERRIDES_KEY: &str = "oncall:overrides";
 
 impl DeskService {
-    pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
+    pub fn new(store: SharedStore, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
         let (background, background_work) = crate::runtime::supervisor::background();
         DeskService {
             background,
@@ -84,7 +84,7 @@ impl DeskService {
         self.background_work.clone()
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SharedStore {
         &self.store
     }
 
@@ -99,18 +99,18 @@ impl DeskService {
     }
 
     /// The whole schedule with the overrides set from chat.
-    pub fn schedule(&self) -> Schedule {
+    pub async fn schedule(&self) -> Schedule {
         let mut schedule = self.oncall.clone();
-        schedule.overrides = self.overrides().unwrap_or_default();
+        schedule.overrides = self.overrides().await.unwrap_or_default();
         schedule
     }
 
     /// Who is on call for a ticket's route at `now`.
-    pub fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnDuty {
+    pub async fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnDuty {
         let on = self
             .routes
             .of(ticket)
-            .schedule(&self.schedule())
+            .schedule(&self.schedule().await)
             .on_call(now);
         OnDuty {
             primary: on.primary,
@@ -120,28 +120,33 @@ impl DeskService {
 
     /// The primary on-call agents to page about a new ticket (empty: its route does not
     /// page, or nobody is on).
-    pub fn on_call_to_page(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<String> {
+    pub async fn on_call_to_page(
+        &self,
+        ticket: &Ticket,
+        now: chrono::DateTime<Utc>,
+    ) -> Vec<String> {
         if !self.routes.of(ticket).page {
             return Vec::new();
         }
-        self.on_duty(ticket, now).primary
+        self.on_duty(ticket, now).await.primary
     }
 
-    fn overrides(&self) -> Result<Vec<Override>, ActError> {
+    async fn overrides(&self) -> Result<Vec<Override>, ActError> {
         Ok(self
             .store
-            .state(OVERRIDES_KEY)?
+            .state(OVERRIDES_KEY)
+            .await?
             .and_then(|raw| serde_json::from_slice(&raw).ok())
             .unwrap_or_default())
     }
 
     /// `/mentions oncall`: who is on call right now, and until when.
-    pub fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
+    pub async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
         let now = crate::clock::now();
-        let schedule = self.schedule();
+        let schedule = self.schedule().await;
         let on = schedule.on_call(now);
         Ok(OnCallNow {
             primary: on.primary,
@@ -167,15 +172,18 @@ impl DeskService {
         let now = crate::clock::now();
         let added = Override::lasting(member, Layer::Primary, now, length);
         let mut all: Vec<Override> = self
-            .overrides()?
+            .overrides()
+            .await?
             .into_iter()
             .filter(|o| o.until > now)
             .collect();
         all.push(added.clone());
-        self.store.set_state(
-            OVERRIDES_KEY,
-            &serde_json::to_vec(&all).expect("overrides serialize"),
-        )?;
+        self.store
+            .set_state(
+                OVERRIDES_KEY,
+                &serde_json::to_vec(&all).expect("overrides serialize"),
+            )
+            .await?;
         self.store.flush().await?;
         tracing::info!(member = %added.member, until = %added.until, by = %who.user_id, "on-call override");
         Ok(added)
@@ -223,13 +231,15 @@ impl DeskService {
     }
 
     /// A canned reply filled in for this ticket and agent, if the agent may reply now.
-    pub fn canned_text(
+    pub async fn canned_text(
         &self,
         id: TicketId,
         canned_id: &str,
         who: &AgentRef,
     ) -> Result<(Ticket, String), ActError> {
-        let ticket = self.preview(id, AgentAction::Reply { text: ".".into() }, who)?;
+        let ticket = self
+            .preview(id, AgentAction::Reply { text: ".".into() }, who)
+            .await?;
         let canned = self
             .canned
             .iter()
@@ -240,7 +250,7 @@ impl DeskService {
     }
 
     /// `/mentions stats [24h|7d|30d]`: the team's numbers, for agents only.
-    pub fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
+    pub async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
@@ -253,7 +263,7 @@ impl DeskService {
             crate::clock::now(),
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
-        let tickets = self.store.all_tickets()?;
+        let tickets = self.store.all_tickets().await?;
         Ok(crate::stats::render_text(&crate::stats::summarize_with(
             &tickets,
             &window,
@@ -298,23 +308,26 @@ impl DeskService {
             .group_members = members;
     }
 
-    pub fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
-        self.store.ticket(id)?.ok_or(ActError::NoSuchTicket(id))
+    pub async fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
+        self.store
+            .ticket(id)
+            .await?
+            .ok_or(ActError::NoSuchTicket(id))
     }
 
-    pub fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
-        Ok(self.store.open_tickets()?)
+    pub async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
+        Ok(self.store.open_tickets().await?)
     }
 
     /// Would this action be allowed right now? Commits nothing (used before opening a
     /// modal, so nobody types a reply they cannot send).
-    pub fn preview(
+    pub async fn preview(
         &self,
         id: TicketId,
         action: AgentAction,
         actor: &AgentRef,
     ) -> Result<Ticket, ActError> {
-        let ticket = self.ticket(id)?;
+        let ticket = self.ticket(id).await?;
         apply(&ticket, action, actor, &self.desk(), crate::clock::now())
             .map(|t| t.ticket)
             .map_err(ActError::Rejected)?;
@@ -336,7 +349,8 @@ impl DeskService {
         let now = crate::clock::now();
         let outcome = self
             .store
-            .act(id, |t| apply(t, action.clone(), actor, &desk, now))?;
+            .act(id, &|t| apply(t, action.clone(), actor, &desk, now))
+            .await?;
         match outcome {
             Ok(ticket) => {
                 self.store.flush().await?;
@@ -364,16 +378,22 @@ impl DeskService {
         if !self.is_agent(author) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
-        let Some(ticket) = self.store.ticket_by_card(surface, channel, thread_id)? else {
+        let Some(ticket) = self
+            .store
+            .ticket_by_card(surface, channel, thread_id)
+            .await?
+        else {
             return Ok(None);
         };
-        self.store.append_audit(&AuditEntry {
-            ticket,
-            at: crate::clock::now(),
-            actor: Some(author.clone()),
-            what: "internal note".into(),
-            detail: Some(text.to_string()),
-        })?;
+        self.store
+            .append_audit(&AuditEntry {
+                ticket,
+                at: crate::clock::now(),
+                actor: Some(author.clone()),
+                what: "internal note".into(),
+                detail: Some(text.to_string()),
+            })
+            .await?;
         self.store.flush().await?;
         Ok(Some(ticket))
     }

@@ -17,8 +17,8 @@
 use crate::config::BlueskyConfig;
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use crate::ports::DeliveryError;
+use crate::ports::SharedStore;
 use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
-use crate::store::Store;
 use crate::wire::hints::{header_wait, HintForm};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
@@ -233,7 +233,7 @@ struct Gates {
 pub struct Bluesky {
     http: reqwest::Client,
     config: BlueskyConfig,
-    store: Store,
+    store: SharedStore,
     session: Mutex<Session>,
     /// One refresh or login at a time (refresh tokens rotate).
     renewing: tokio::sync::Mutex<()>,
@@ -325,7 +325,10 @@ fn session_key(handle: &str) -> String {
 impl Bluesky {
     /// Reuse the stored session (renewing it if needed) or log in, and check it with
     /// `getSession`.
-    pub async fn connect(config: &BlueskyConfig, store: Store) -> Result<Bluesky, BlueskyError> {
+    pub async fn connect(
+        config: &BlueskyConfig,
+        store: SharedStore,
+    ) -> Result<Bluesky, BlueskyError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(30))
@@ -333,6 +336,7 @@ impl Bluesky {
             .map_err(|e| BlueskyError::Unavailable(format!("cannot build an HTTP client: {e}")))?;
         let stored = store
             .state(&session_key(&config.handle))
+            .await
             .map_err(|e| BlueskyError::Store(e.to_string()))?
             .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok());
         let had_session = stored.is_some();
@@ -391,15 +395,16 @@ impl Bluesky {
         format!("{}/xrpc/{nsid}", self.config.service_url)
     }
 
-    fn persist(&self, session: &Session) -> Result<(), BlueskyError> {
+    async fn persist(&self, session: &Session) -> Result<(), BlueskyError> {
         let bytes = serde_json::to_vec(session).expect("a session always serializes");
         self.store
             .set_state(&session_key(&self.config.handle), &bytes)
+            .await
             .map_err(|e| BlueskyError::Store(e.to_string()))
     }
 
     async fn save(&self, session: Session) -> Result<(), BlueskyError> {
-        self.persist(&session)?;
+        self.persist(&session).await?;
         *self.session.lock().expect("session lock") = session;
         self.store
             .flush()

@@ -18,7 +18,7 @@ use crate::config::{Secret, XConfig, XCredentials};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use crate::ports::DeliveryError;
 use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
-use crate::store::Store;
+use crate::ports::{SharedStore, Store};
 use crate::wire::hints::{header_wait, later, HintForm};
 use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -233,7 +233,7 @@ pub struct X {
     http: reqwest::Client,
     base: String,
     config: XConfig,
-    store: Store,
+    store: SharedStore,
     auth: Auth,
     me: User,
     budget: Mutex<Budget>,
@@ -259,7 +259,7 @@ struct Call<'a> {
 
 impl X {
     /// Check the credentials (`GET /2/users/me`) and that they belong to `x.user_id`.
-    pub async fn connect(config: &XConfig, store: Store) -> Result<X, XError> {
+    pub async fn connect(config: &XConfig, store: SharedStore) -> Result<X, XError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(30))
@@ -285,6 +285,7 @@ impl X {
                 let origin = fingerprint(refresh_token.expose());
                 let stored = store
                     .state(&oauth2_key(&config.user_id))
+                    .await
                     .map_err(|e| XError::Store(e.to_string()))?
                     .and_then(|b| serde_json::from_slice::<StoredTokens>(&b).ok())
                     .filter(|s| s.origin == origin);
@@ -308,7 +309,7 @@ impl X {
             }
         };
         let today = Utc::now().date_naive();
-        let used = read_count(&store, today);
+        let used = read_count(store.as_ref(), today).await;
         let mut client = X {
             http,
             base: config.api_url.clone(),
@@ -344,7 +345,7 @@ impl X {
             auth = if matches!(client.auth, Auth::Oauth1 { .. }) { "oauth1" } else { "oauth2" },
             "X account verified"
         );
-        client.log_budget(true);
+        client.log_budget(true).await;
         Ok(client)
     }
 
@@ -355,21 +356,18 @@ impl X {
     // -- budget --------------------------------------------------------------------------
 
     /// Count one request against today's budget; returns (used, budget).
-    fn count_request(&self) -> (u32, u32) {
+    async fn count_request(&self) -> (u32, u32) {
         let today = Utc::now().date_naive();
+        self.roll_over(today).await;
         let used = {
             let mut b = self.budget.lock().expect("budget lock");
-            if b.day != today {
-                b.day = today;
-                b.used = read_count(&self.store, today);
-                b.last_logged = None;
-            }
             b.used = b.used.saturating_add(1);
             b.used
         };
         if let Err(e) = self
             .store
             .set_state(&budget_key(today), used.to_string().as_bytes())
+            .await
         {
             tracing::warn!(error = %e, "cannot record the X request count");
         }
@@ -377,20 +375,29 @@ impl X {
     }
 
     /// Requests made today, after rolling over at 00:00 UTC.
-    fn used_today(&self) -> u32 {
-        let today = Utc::now().date_naive();
+    async fn used_today(&self) -> u32 {
+        self.roll_over(Utc::now().date_naive()).await;
+        self.budget.lock().expect("budget lock").used
+    }
+
+    /// At 00:00 UTC the budget starts again from what the store counted for the new day
+    /// (read without holding the lock).
+    async fn roll_over(&self, today: NaiveDate) {
+        if self.budget.lock().expect("budget lock").day == today {
+            return;
+        }
+        let stored = read_count(self.store.as_ref(), today).await;
         let mut b = self.budget.lock().expect("budget lock");
         if b.day != today {
             b.day = today;
-            b.used = read_count(&self.store, today);
+            b.used = stored;
             b.last_logged = None;
         }
-        b.used
     }
 
-    fn log_budget(&self, force: bool) {
+    async fn log_budget(&self, force: bool) {
         let budget = self.config.daily_request_budget;
-        let used = self.used_today();
+        let used = self.used_today().await;
         let due = {
             let mut b = self.budget.lock().expect("budget lock");
             let due = force
@@ -513,7 +520,7 @@ impl X {
         if let Some(secret) = client_secret {
             req = req.basic_auth(client_id, Some(secret.expose()));
         }
-        self.count_request();
+        self.count_request().await;
         let resp = req.send().await.map_err(|e| {
             DeliveryError::retry(format!(
                 "X at {} could not be reached to refresh the OAuth 2.0 token: {}",
@@ -565,11 +572,12 @@ impl X {
             s.refresh_token = rt;
         }
         let bytes = serde_json::to_vec(&*s).expect("tokens serialise");
-        let store_err = |e: crate::store::StoreError| {
+        let store_err = |e: crate::ports::StoreError| {
             DeliveryError::retry(format!("cannot store X tokens: {e}"))
         };
         self.store
             .set_state(&oauth2_key(&self.config.user_id), &bytes)
+            .await
             .map_err(store_err)?;
         self.store.flush().await.map_err(store_err)?;
         tracing::info!("X OAuth 2.0 access token refreshed; the rotated refresh token is stored");
@@ -613,7 +621,7 @@ impl X {
             if let Some(body) = &call.json {
                 req = req.json(body);
             }
-            let (used, budget) = self.count_request();
+            let (used, budget) = self.count_request().await;
             if used == budget {
                 tracing::warn!(
                     budget,
@@ -841,7 +849,7 @@ impl X {
 
     async fn poll_once(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
         let budget = self.config.daily_request_budget;
-        if self.used_today() >= budget {
+        if self.used_today().await >= budget {
             return Err(DeliveryError::Permanent {
                 reason: format!(
                     "X daily request budget of {budget} spent; polling paused until 00:00 UTC \
@@ -849,7 +857,7 @@ impl X {
                 ),
             });
         }
-        self.log_budget(false);
+        self.log_budget(false).await;
         // A cursor is a post id; a foreign one (corrupt) restarts like a first start.
         let since = cursor.filter(|c| c.parse::<u64>().is_ok());
         // Anything posted from now on is newer than this id: the cursor of a first start
@@ -1150,9 +1158,10 @@ fn budget_key(day: NaiveDate) -> String {
     format!("x:budget:{}", day.format("%Y-%m-%d"))
 }
 
-fn read_count(store: &Store, day: NaiveDate) -> u32 {
+async fn read_count(store: &dyn Store, day: NaiveDate) -> u32 {
     store
         .state(&budget_key(day))
+        .await
         .ok()
         .flatten()
         .and_then(|b| String::from_utf8(b).ok())
@@ -1526,7 +1535,7 @@ mod tests {
                 keywords: vec![],
                 daily_request_budget: 10,
             },
-            store: Store::temporary().unwrap(),
+            store: std::sync::Arc::new(crate::store::SledStore::temporary().unwrap()),
             auth: Auth::Oauth1 {
                 consumer_key: Secret::default(),
                 consumer_secret: Secret::default(),
@@ -1578,14 +1587,20 @@ mod tests {
         assert_eq!(m.in_reply_to, None);
     }
 
-    #[test]
-    fn the_budget_is_counted_per_utc_day_in_the_store() {
+    #[tokio::test]
+    async fn the_budget_is_counted_per_utc_day_in_the_store() {
         let x = client();
-        assert_eq!(x.count_request(), (1, 10));
-        assert_eq!(x.count_request(), (2, 10));
+        assert_eq!(x.count_request().await, (1, 10));
+        assert_eq!(x.count_request().await, (2, 10));
         let key = budget_key(Utc::now().date_naive());
-        assert_eq!(x.store.state(&key).unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(read_count(&x.store, Utc::now().date_naive()), 2);
+        assert_eq!(
+            x.store.state(&key).await.unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        assert_eq!(
+            read_count(x.store.as_ref(), Utc::now().date_naive()).await,
+            2
+        );
     }
 
     #[test]

@@ -1,70 +1,34 @@
-//! The durable memory of the desk, on sled. Every multi-key change happens in one
-//! transaction; callers flush before they acknowledge anything the store must not lose
-//! or before the external call a change leads to (the outbox rule).
+//! The store on sled, for one machine. Every multi-key change happens in one sled
+//! transaction; `flush` makes everything written so far durable. Sled is synchronous: the
+//! port's async methods run its calls in place (they take microseconds), and only the
+//! flush waits on the disk asynchronously.
 
-use crate::domain::CardRef;
+use crate::domain::intake::{self, Intake, Known};
+use crate::domain::routes::Routes;
 use crate::domain::{
-    apply_followup, apply_system, AuditEntry, Effect, Mention, Note, Rejection, SurfaceKind,
-    SystemEvent, Ticket, TicketId, Transition,
+    apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
+    Ticket, TicketId, Transition,
+};
+use crate::ports::{
+    ActOutcome, Decide, Ingested, Job, Judge, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::Transactional;
 use std::path::Path;
-use thiserror::Error;
+use std::sync::Arc;
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error(
-        "the store at {path} cannot be opened: {source} (is another mentionbridge running on it?)"
-    )]
-    Open { path: String, source: sled::Error },
-    #[error("store I/O failed: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("stored record is unreadable: {0}")]
-    Corrupt(#[from] serde_json::Error),
-    #[error("ticket {0} does not exist")]
-    NoSuchTicket(TicketId),
-}
-
-/// One effect waiting to be carried out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
-    pub id: u64,
-    pub ticket: TicketId,
-    pub effect: Effect,
-    /// How many times a send was started. Above zero, the effect may already have
-    /// happened: the executor must look before it acts again.
-    pub attempts: u32,
-    pub not_before: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-}
-
-/// What an ingest did with a batch of mentions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ingested {
-    pub new_tickets: Vec<TicketId>,
-    /// Tickets a customer's follow-up joined (and reopened if they were closed).
-    pub followups: Vec<TicketId>,
-    pub duplicates: usize,
-}
-
-impl Ingested {
-    /// Anything for the outbox to do.
-    pub fn changed(&self) -> bool {
-        !self.new_tickets.is_empty() || !self.followups.is_empty()
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(Box::new(e))
     }
 }
 
-/// The outcome of an agent's action as the store committed it.
-pub type ActOutcome = Result<Ticket, Rejection>;
-
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStore {
     db: sled::Db,
     tickets: sled::Tree,
     dedupe: sled::Tree,
@@ -83,21 +47,9 @@ pub struct Store {
     seen_by_time: sled::Tree,
     /// Jobs the outbox gave up on, with their last error: kept for the team to see.
     failed_jobs: sled::Tree,
-    /// Stamps a new ticket with its route and first-response deadline.
-    router: Option<Router>,
+    /// The routes intake stamps new tickets with.
+    routes: Arc<Routes>,
 }
-
-/// For a new mention: the route it takes and that route's first-response target.
-pub type Router = std::sync::Arc<dyn Fn(&Mention) -> (String, chrono::Duration) + Send + Sync>;
-
-/// The outbox key of jobs that concern no ticket (shift hand-off digests).
-pub const DESK_JOBS: TicketId = TicketId(0);
-
-/// How long an inbound event id is remembered. Slack retries an event for about six
-/// minutes (at once, after 1 and after 5 minutes); a Discord gateway resume replays a few
-/// minutes at most. A day covers those, and a restart or outage in between, while
-/// keeping the tree small (one key per event).
-pub const SEEN_EVENTS_FOR: chrono::Duration = chrono::Duration::hours(24);
 
 /// Expired event ids removed per sighting, so pruning never stalls an inbound event.
 const PRUNE_PER_SIGHTING: usize = 64;
@@ -106,6 +58,10 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 fn key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
+}
+
+fn id_of(raw: &[u8]) -> u64 {
+    u64::from_be_bytes(raw.try_into().unwrap_or([0; 8]))
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -141,8 +97,9 @@ fn card_key(ticket: TicketId, surface: SurfaceKind) -> Vec<u8> {
     k
 }
 
-impl Store {
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+impl SledStore {
+    /// The store at `path`; sled takes a lock on it, so a second process fails here.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         let db = sled::Config::new()
             .path(path)
             // sled's default page cache is 1 GiB; the desk's working set is far smaller.
@@ -150,13 +107,13 @@ impl Store {
             .open()
             .map_err(|source| StoreError::Open {
                 path: path.display().to_string(),
-                source,
+                source: Box::new(source),
             })?;
         Self::with_db(db)
     }
 
     /// A throwaway store for tests and benchmarks.
-    pub fn temporary() -> Result<Store, StoreError> {
+    pub fn temporary() -> Result<SledStore, StoreError> {
         Self::with_db(
             sled::Config::new()
                 .temporary(true)
@@ -165,8 +122,8 @@ impl Store {
         )
     }
 
-    fn with_db(db: sled::Db) -> Result<Store, StoreError> {
-        Ok(Store {
+    fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
             tickets: db.open_tree("tickets")?,
             dedupe: db.open_tree("dedupe")?,
             cursors: db.open_tree("cursors")?,
@@ -179,45 +136,82 @@ impl Store {
             seen: db.open_tree("seen_events")?,
             seen_by_time: db.open_tree("seen_events_by_time")?,
             failed_jobs: db.open_tree("failed_jobs")?,
-            router: None,
+            routes: Arc::new(Routes::default()),
             db,
         })
     }
 
-    /// Stamp each new ticket with its route and first-response deadline.
-    pub fn with_router(mut self, router: Router) -> Store {
-        self.router = Some(router);
+    /// Stamp each new ticket with its route and first-response deadline from `routes`
+    /// (without: the default route's).
+    pub fn with_routes(mut self, routes: Routes) -> SledStore {
+        self.routes = Arc::new(routes);
         self
     }
 
-    /// Make everything written so far durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    fn prune_seen(&self, fresh_since: i64) -> Result<(), StoreError> {
+        let expired: Vec<sled::IVec> = self
+            .seen_by_time
+            .range(..fresh_since.to_be_bytes().to_vec())
+            .keys()
+            .take(PRUNE_PER_SIGHTING)
+            .collect::<Result<_, _>>()?;
+        for time_key in expired {
+            let id = &time_key[8..];
+            // Only if not seen again since (then it has a newer time key).
+            if self.seen.get(id)?.as_deref() == Some(&time_key[..8]) {
+                self.seen.remove(id)?;
+            }
+            self.seen_by_time.remove(&time_key)?;
+        }
+        Ok(())
+    }
+
+    /// Judge a ticket as stored and commit the transition `decide` returns (with the
+    /// instant its jobs are queued at), in one transaction; `None`: nothing written.
+    fn judge_and_commit(
+        &self,
+        id: TicketId,
+        decide: impl Fn(&Ticket) -> TxResult<Option<(Transition, DateTime<Utc>)>>,
+    ) -> Result<Option<Ticket>, TransactionError<Abort>> {
+        let trees = (&self.tickets, &self.outbox, &self.audit);
+        trees.transaction(|(tickets, outbox, audit)| {
+            let Some(raw) = tickets.get(key(id.0))? else {
+                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
+            };
+            let ticket: Ticket = tx_dec(&raw)?;
+            let Some((tr, now)) = decide(&ticket)? else {
+                return Ok(None);
+            };
+            commit_transition(tickets, outbox, audit, &tr, now)?;
+            Ok(Some(tr.ticket))
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
     }
 
-    pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .cursors
             .get(source)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    pub fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.state.get(key)?.map(|v| v.to_vec()))
     }
 
-    /// Remember source state; the caller flushes when it must survive a crash.
-    pub fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    async fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.state.insert(key, value)?;
         Ok(())
     }
 
-    /// Whether this is the first delivery of inbound event `id` from `source` (e.g.
-    /// `slack-event`, `discord-interaction`) within `SEEN_EVENTS_FOR`; it is remembered
-    /// durably either way, so a retry after a restart is still recognised. Expired ids
-    /// are forgotten a few at a time.
-    pub async fn first_delivery(
+    async fn first_delivery(
         &self,
         source: &str,
         id: &str,
@@ -247,34 +241,11 @@ impl Store {
         Ok(first)
     }
 
-    fn prune_seen(&self, fresh_since: i64) -> Result<(), StoreError> {
-        let expired: Vec<sled::IVec> = self
-            .seen_by_time
-            .range(..fresh_since.to_be_bytes().to_vec())
-            .keys()
-            .take(PRUNE_PER_SIGHTING)
-            .collect::<Result<_, _>>()?;
-        for time_key in expired {
-            let id = &time_key[8..];
-            // Only if not seen again since (then it has a newer time key).
-            if self.seen.get(id)?.as_deref() == Some(&time_key[..8]) {
-                self.seen.remove(id)?;
-            }
-            self.seen_by_time.remove(&time_key)?;
-        }
-        Ok(())
+    async fn seen_event_count(&self) -> Result<usize, StoreError> {
+        Ok(self.seen.len())
     }
 
-    /// How many inbound event ids are remembered (for tests and the numbers).
-    pub fn seen_event_count(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// Store new mentions, in one transaction with the source's new cursor. A mention
-    /// already seen is skipped; one that answers a post of an open or closed ticket's
-    /// conversation (the mention, a follow-up, or our reply), by the same author, joins
-    /// that ticket; anything else becomes a new ticket with its cards queued.
-    pub fn ingest(
+    async fn ingest(
         &self,
         source: &str,
         mentions: &[Mention],
@@ -297,51 +268,30 @@ impl Store {
                 for k in &keys {
                     seen |= dedupe.get(k.as_bytes())?.is_some();
                 }
-                if seen {
-                    done.duplicates += 1;
-                    continue;
-                }
-                let remember = |id: TicketId| -> Result<(), UnabortableTransactionError> {
-                    for k in &keys {
-                        dedupe.insert(k.as_bytes(), &key(id.0))?;
-                    }
-                    Ok(())
-                };
-                if let Some(id) = conversation_of(tickets, dedupe, m)? {
-                    let raw = tickets.get(key(id.0))?.expect("indexed tickets exist");
-                    let ticket: Ticket = tx_dec(&raw)?;
-                    let tr = apply_followup(&ticket, m, now);
-                    commit_transition(tickets, outbox, audit, &tr, now)?;
-                    remember(id)?;
-                    done.followups.push(id);
-                    continue;
-                }
+                let parent = parent_of(tickets, dedupe, m)?;
                 let next = match meta.get("next_ticket")? {
-                    Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+                    Some(v) => id_of(&v),
                     None => 1,
                 };
-                meta.insert("next_ticket", &key(next + 1))?;
-                let id = TicketId(next);
-                remember(id)?;
-                let mut ticket = Ticket::open(id, m.clone(), now);
-                if let Some(route) = &self.router {
-                    let (name, first_response) = route(m);
-                    ticket.route = name;
-                    ticket.respond_by = Some(now + first_response);
+                let known = Known {
+                    seen,
+                    parent: parent.as_ref(),
+                };
+                let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
+                match &decided {
+                    Intake::Duplicate => done.duplicates += 1,
+                    Intake::FollowUp(tr) => done.followups.push(tr.ticket.id),
+                    Intake::Opened(tr) => {
+                        meta.insert("next_ticket", &key(next + 1))?;
+                        done.new_tickets.push(tr.ticket.id);
+                    }
                 }
-                tickets.insert(&key(id.0), enc(&ticket))?;
-                enqueue(outbox, id, Effect::PostCards, now)?;
-                append_audit(
-                    audit,
-                    &AuditEntry {
-                        ticket: id,
-                        at: now,
-                        actor: None,
-                        what: "mention received".into(),
-                        detail: Some(m.url.clone()),
-                    },
-                )?;
-                done.new_tickets.push(id);
+                if let Some(tr) = decided.transition() {
+                    commit_transition(tickets, outbox, audit, tr, now)?;
+                    for k in &keys {
+                        dedupe.insert(k.as_bytes(), &key(tr.ticket.id.0))?;
+                    }
+                }
             }
             if let Some(c) = cursor {
                 cursors.insert(source, c.as_bytes())?;
@@ -351,12 +301,11 @@ impl Store {
         finish(result)
     }
 
-    pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
         self.tickets.get(key(id.0))?.map(|v| dec(&v)).transpose()
     }
 
-    /// Every ticket that is neither resolved nor ignored, oldest first.
-    pub fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         let mut out = Vec::new();
         for item in self.tickets.iter() {
             let (_, v) = item?;
@@ -368,67 +317,45 @@ impl Store {
         Ok(out)
     }
 
-    pub fn ticket_count(&self) -> usize {
-        self.tickets.len()
+    async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.tickets.iter().values().map(|v| dec(&v?)).collect()
     }
 
-    /// Judge and commit an agent's action atomically: two agents acting at once are
-    /// serialised by sled, so exactly one claim wins.
-    pub fn act(
-        &self,
-        id: TicketId,
-        decide: impl Fn(&Ticket) -> Result<Transition, Rejection>,
-    ) -> Result<ActOutcome, StoreError> {
-        let trees = (&self.tickets, &self.outbox, &self.audit);
-        let result = trees.transaction(|(tickets, outbox, audit)| {
-            let Some(raw) = tickets.get(key(id.0))? else {
-                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
-            };
-            let ticket: Ticket = tx_dec(&raw)?;
-            let tr = decide(&ticket)
+    async fn ticket_count(&self) -> Result<usize, StoreError> {
+        Ok(self.tickets.len())
+    }
+
+    async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError> {
+        // Two agents acting at once are serialised by sled: the loser's transaction runs
+        // again on the ticket the winner wrote.
+        let result = self.judge_and_commit(id, |ticket| {
+            let tr = judge(ticket)
                 .map_err(|r| ConflictableTransactionError::Abort(Abort::Rejected(r)))?;
-            commit_transition(
-                tickets,
-                outbox,
-                audit,
-                &tr,
-                ticket.updated_at.max(tr.audit.at),
-            )?;
-            Ok(tr.ticket)
+            let at = ticket.updated_at.max(tr.audit.at);
+            Ok(Some((tr, at)))
         });
         match result {
-            Ok(t) => Ok(Ok(t)),
+            Ok(Some(t)) => Ok(Ok(t)),
+            Ok(None) => unreachable!("an accepted action always writes"),
             Err(TransactionError::Abort(Abort::Rejected(r))) => Ok(Err(r)),
             Err(e) => finish(Err(e)),
         }
     }
 
-    /// A change the desk itself decides (an SLA step, a claim released at hand-off, an
-    /// off-hours acknowledgement), judged on the ticket as stored and committed with its
-    /// effects in one transaction. `None` from `decide`: nothing to do, nothing written.
-    pub fn transition(
+    async fn transition(
         &self,
         id: TicketId,
-        decide: impl Fn(&Ticket) -> Option<Transition>,
+        decide: &Decide<'_>,
     ) -> Result<Option<Ticket>, StoreError> {
-        let trees = (&self.tickets, &self.outbox, &self.audit);
-        let result = trees.transaction(|(tickets, outbox, audit)| {
-            let Some(raw) = tickets.get(key(id.0))? else {
-                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
-            };
-            let ticket: Ticket = tx_dec(&raw)?;
-            let Some(tr) = decide(&ticket) else {
-                return Ok(None);
-            };
-            commit_transition(tickets, outbox, audit, &tr, tr.audit.at)?;
-            Ok(Some(tr.ticket))
-        });
-        finish(result)
+        finish(self.judge_and_commit(id, |ticket| {
+            Ok(decide(ticket).map(|tr| {
+                let at = tr.audit.at;
+                (tr, at)
+            }))
+        }))
     }
 
-    /// Queue a job that concerns no ticket, together with a piece of desk state (e.g.
-    /// the hand-off digest and the instant it covers), in one transaction.
-    pub fn queue_desk_job(
+    async fn queue_desk_job(
         &self,
         effect: Effect,
         state_key: &str,
@@ -444,23 +371,28 @@ impl Store {
         finish(result)
     }
 
-    /// Pending jobs in the order they were queued.
-    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.pending_jobs().collect()
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.outbox.iter().values().map(|v| dec(&v?)).collect()
     }
 
-    /// Pending jobs in queue order, read lazily: the sender stops as soon as its batch is
-    /// full instead of decoding a whole backlog every round.
-    pub fn pending_jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + '_ {
-        self.outbox.iter().values().map(|v| dec(&v?))
+    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let from = match after {
+            Some(id) => std::ops::Bound::Excluded(key(id)),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.outbox
+            .range((from, std::ops::Bound::Unbounded))
+            .values()
+            .take(limit)
+            .map(|v| dec(&v?))
+            .collect()
     }
 
-    pub fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
+    async fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
         self.outbox.get(key(id))?.map(|v| dec(&v)).transpose()
     }
 
-    /// Record that sends are about to start (persist before calling out).
-    pub fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
+    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
         let result = self.outbox.transaction(|outbox| {
             for id in ids {
                 if let Some(raw) = outbox.get(key(*id))? {
@@ -474,8 +406,12 @@ impl Store {
         finish(result)
     }
 
-    /// A send failed for now: try again no earlier than `not_before`.
-    pub fn defer(&self, id: u64, not_before: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    async fn defer(
+        &self,
+        id: u64,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
         if let Some(raw) = self.outbox.get(key(id))? {
             let mut job: Job = dec(&raw)?;
             job.not_before = Some(not_before);
@@ -485,10 +421,7 @@ impl Store {
         Ok(())
     }
 
-    /// The outbox gives up on a job: out of the queue, kept with `reason` among the
-    /// failed jobs, and written into the ticket's audit trail, in one transaction. The
-    /// ticket itself is untouched: its mention stays on the desk.
-    pub fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let trees = (&self.outbox, &self.failed_jobs, &self.audit);
         let result = trees.transaction(|(outbox, failed, audit)| {
             outbox.remove(&key(job.id))?;
@@ -512,23 +445,44 @@ impl Store {
         finish(result)
     }
 
-    /// Jobs the outbox gave up on, oldest first.
-    /// How many cards each surface lost or refused for good since the store began.
-    pub fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
-        Ok(self
-            .meta
-            .get(lost_cards_key(surface).as_bytes())?
-            .and_then(|raw| raw.as_ref().try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0))
-    }
-
-    pub fn failed_jobs(&self) -> Result<Vec<Job>, StoreError> {
+    async fn failed_jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.failed_jobs.iter().values().map(|v| dec(&v?)).collect()
     }
 
-    /// Remember where a ticket's card went on a surface.
-    pub fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
+    async fn complete_with(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        more: &[Effect],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
+        let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
+            outbox.remove(&key(job.id))?;
+            for effect in more {
+                enqueue(outbox, job.ticket, effect.clone(), now)?;
+            }
+            if let Some(ev) = &event {
+                let Some(raw) = tickets.get(key(job.ticket.0))? else {
+                    return Err(ConflictableTransactionError::Abort(Abort::Missing(
+                        job.ticket,
+                    )));
+                };
+                let ticket: Ticket = tx_dec(&raw)?;
+                if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
+                    for k in intake::post_keys(&ticket.mention, remote_id) {
+                        dedupe.insert(k.as_bytes(), &key(ticket.id.0))?;
+                    }
+                }
+                let tr = apply_system(&ticket, ev.clone(), now);
+                commit_transition(tickets, outbox, audit, &tr, now)?;
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
         let result = (&self.cards, &self.card_index).transaction(|(cards, card_index)| {
             cards.insert(card_key(ticket, card.surface), enc(card))?;
             card_index.insert(
@@ -540,9 +494,7 @@ impl Store {
         finish(result)
     }
 
-    /// A card on `surface` is gone (or could not be posted): forget it, so it is no longer
-    /// kept in sync, and queue a note about it for the ticket's other cards.
-    pub fn report_lost_card(
+    async fn report_lost_card(
         &self,
         ticket: TicketId,
         surface: SurfaceKind,
@@ -589,58 +541,16 @@ impl Store {
         finish(result)
     }
 
-    /// A job is done: remove it and fold what the outside world reported into the ticket
-    /// (queuing any follow-up effects), in one transaction.
-    pub fn complete(
-        &self,
-        job: &Job,
-        event: Option<SystemEvent>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.complete_with(job, event, &[], now)
+    async fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(lost_cards_key(surface).as_bytes())?
+            .and_then(|raw| raw.as_ref().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
     }
 
-    /// `complete`, also queuing `more` effects for the ticket in the same transaction.
-    pub fn complete_with(
-        &self,
-        job: &Job,
-        event: Option<SystemEvent>,
-        more: &[Effect],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
-        let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
-            outbox.remove(&key(job.id))?;
-            for effect in more {
-                enqueue(outbox, job.ticket, effect.clone(), now)?;
-            }
-            if let Some(ev) = &event {
-                let Some(raw) = tickets.get(key(job.ticket.0))? else {
-                    return Err(ConflictableTransactionError::Abort(Abort::Missing(
-                        job.ticket,
-                    )));
-                };
-                let ticket: Ticket = tx_dec(&raw)?;
-                // Our published reply is part of the conversation: an answer to it is a
-                // follow-up on this ticket.
-                if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
-                    let mut ours = ticket.mention.clone();
-                    ours.remote_id = remote_id.clone();
-                    let keys = std::iter::once(ours.dedupe_key())
-                        .chain(ticket.mention.post_key_of(remote_id));
-                    for k in keys {
-                        dedupe.insert(k.as_bytes(), &key(ticket.id.0))?;
-                    }
-                }
-                let tr = apply_system(&ticket, ev.clone(), now);
-                commit_transition(tickets, outbox, audit, &tr, now)?;
-            }
-            Ok(())
-        });
-        finish(result)
-    }
-
-    pub fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
+    async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
         self.cards
             .scan_prefix(key(ticket.0))
             .values()
@@ -648,8 +558,7 @@ impl Store {
             .collect()
     }
 
-    /// The ticket whose card is this message, if any.
-    pub fn ticket_by_card(
+    async fn ticket_by_card(
         &self,
         surface: SurfaceKind,
         channel: &str,
@@ -658,11 +567,10 @@ impl Store {
         Ok(self
             .card_index
             .get(card_index_key(surface, channel, message_id))?
-            .map(|v| TicketId(u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))))
+            .map(|v| TicketId(id_of(&v))))
     }
 
-    /// Append a line to the audit log outside any transition (e.g. an internal note).
-    pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let id = self.db.generate_id()?;
         let mut k = key(entry.ticket.0).to_vec();
         k.extend_from_slice(&key(id));
@@ -670,8 +578,7 @@ impl Store {
         Ok(())
     }
 
-    /// The audit trail of one ticket, oldest first.
-    pub fn audit_of(&self, ticket: TicketId) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn audit_of(&self, ticket: TicketId) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit
             .scan_prefix(key(ticket.0))
             .values()
@@ -679,48 +586,26 @@ impl Store {
             .collect()
     }
 
-    /// Every ticket, whatever its stage, in ticket number order (for stats and exports).
-    pub fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
-        self.tickets.iter().values().map(|v| dec(&v?)).collect()
-    }
-
-    /// The whole audit log in key order: by ticket, then oldest first.
-    pub fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit.iter().values().map(|v| dec(&v?)).collect()
     }
 }
 
-/// The ticket whose conversation `m` continues: it answers a post we know (the first
-/// mention, a follow-up, or one of our replies) and comes from the same author.
-fn conversation_of(
+/// The ticket holding the post `m` answers, as far as the keys intake names find one.
+fn parent_of(
     tickets: &TransactionalTree,
     dedupe: &TransactionalTree,
     m: &Mention,
-) -> TxResult<Option<TicketId>> {
-    let Some(parent) = &m.in_reply_to else {
-        return Ok(None);
-    };
-    let mut parent_key = m.clone();
-    parent_key.remote_id = parent.clone();
-    // The source's own key first; then, where a post id is global (X, Bluesky), the
-    // post's key, so an answer brought by another path (a webhook) still finds it.
-    let mut found = dedupe.get(parent_key.dedupe_key().as_bytes())?;
-    if found.is_none() {
-        if let Some(k) = m.post_key_of(parent) {
-            found = dedupe.get(k.as_bytes())?;
+) -> TxResult<Option<Ticket>> {
+    for k in intake::parent_keys(m) {
+        if let Some(raw) = dedupe.get(k.as_bytes())? {
+            return match tickets.get(key(id_of(&raw)))? {
+                Some(raw) => Ok(Some(tx_dec(&raw)?)),
+                None => Ok(None),
+            };
         }
     }
-    let Some(raw) = found else {
-        return Ok(None);
-    };
-    let id = TicketId(u64::from_be_bytes(
-        raw.as_ref().try_into().unwrap_or([0; 8]),
-    ));
-    let Some(raw) = tickets.get(key(id.0))? else {
-        return Ok(None);
-    };
-    let ticket: Ticket = tx_dec(&raw)?;
-    Ok((ticket.mention.author.handle == m.author.handle).then_some(id))
+    Ok(None)
 }
 
 fn lost_cards_key(surface: SurfaceKind) -> String {
@@ -776,7 +661,7 @@ fn commit_transition(
 fn finish<T>(result: Result<T, TransactionError<Abort>>) -> Result<T, StoreError> {
     match result {
         Ok(v) => Ok(v),
-        Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
         Err(TransactionError::Abort(Abort::Missing(id))) => Err(StoreError::NoSuchTicket(id)),
         Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(StoreError::Corrupt(e)),
         Err(TransactionError::Abort(Abort::Rejected(r))) => {
@@ -796,26 +681,7 @@ mod tests {
     }
 
     fn mention(id: &str) -> Mention {
-        Mention {
-            platform: Platform::Mastodon,
-            network: None,
-            account: "brand".into(),
-            remote_id: id.into(),
-            url: format!("https://m.example/@alice/{id}"),
-            author: Author {
-                handle: "alice".into(),
-                name: "Alice".into(),
-                profile_url: "https://m.example/@alice".into(),
-                id: None,
-            },
-            text: "help".into(),
-            language: None,
-            created_at: now(),
-            in_reply_to: None,
-            visibility: Visibility::Public,
-            reply_context: None,
-            external_id: None,
-        }
+        crate::domain::intake::tests::mention(id, "alice")
     }
 
     fn agent(id: &str) -> AgentRef {
@@ -836,15 +702,17 @@ mod tests {
         desk
     }
 
-    #[test]
-    fn ingest_numbers_tickets_skips_duplicates_and_moves_the_cursor_atomically() {
-        let store = Store::temporary().unwrap();
+    #[tokio::test]
+    async fn ingest_numbers_tickets_skips_duplicates_and_moves_the_cursor_atomically() {
+        let store = SledStore::temporary().unwrap();
         let ids = store
             .ingest("src", &[mention("a"), mention("b")], Some("n2"), now())
+            .await
             .unwrap();
         assert_eq!(ids.new_tickets, vec![TicketId(1), TicketId(2)]);
         let again = store
             .ingest("src", &[mention("b"), mention("c")], Some("n3"), now())
+            .await
             .unwrap();
         assert_eq!(
             again.new_tickets,
@@ -852,49 +720,52 @@ mod tests {
             "b was already a ticket"
         );
         assert_eq!(again.duplicates, 1);
-        assert_eq!(store.cursor("src").unwrap().as_deref(), Some("n3"));
-        let jobs = store.jobs().unwrap();
+        assert_eq!(store.cursor("src").await.unwrap().as_deref(), Some("n3"));
+        let jobs = store.jobs().await.unwrap();
         assert_eq!(jobs.len(), 3);
         assert!(jobs
             .iter()
             .all(|j| j.effect == Effect::PostCards && j.attempts == 0));
         assert_eq!(
-            store.audit_of(TicketId(3)).unwrap()[0].what,
+            store.audit_of(TicketId(3)).await.unwrap()[0].what,
             "mention received"
         );
     }
 
-    #[test]
-    fn concurrent_claims_have_exactly_one_winner() {
-        let store = Store::temporary().unwrap();
-        store.ingest("src", &[mention("a")], None, now()).unwrap();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_have_exactly_one_winner() {
+        let store = SledStore::temporary().unwrap();
+        store
+            .ingest("src", &[mention("a")], None, now())
+            .await
+            .unwrap();
         let ids: Vec<String> = (0..8).map(|i| format!("U{i}")).collect();
         let desk = desk_of(&ids.iter().map(String::as_str).collect::<Vec<_>>());
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let (store, desk, barrier) = (store.clone(), desk.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let claimant = agent(&format!("U{i}"));
                     store
-                        .act(TicketId(1), |t| {
-                            apply(
-                                t,
-                                AgentAction::Claim,
-                                &agent(&format!("U{i}")),
-                                &desk,
-                                now(),
-                            )
+                        .act(TicketId(1), &|t| {
+                            apply(t, AgentAction::Claim, &claimant, &desk, now())
                         })
+                        .await
                         .unwrap()
                 })
             })
             .collect();
-        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut outcomes = Vec::new();
+        for h in handles {
+            outcomes.push(h.await.unwrap());
+        }
         let winners: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
         assert_eq!(winners.len(), 1);
         let holder = store
             .ticket(TicketId(1))
+            .await
             .unwrap()
             .unwrap()
             .holder
@@ -912,19 +783,22 @@ mod tests {
             }
         }
         // One claim: one card update and one thread note queued besides the card post.
-        assert_eq!(store.jobs().unwrap().len(), 3);
+        assert_eq!(store.jobs().await.unwrap().len(), 3);
     }
 
-    #[test]
-    fn a_rejection_writes_nothing() {
-        let store = Store::temporary().unwrap();
-        store.ingest("src", &[mention("a")], None, now()).unwrap();
+    #[tokio::test]
+    async fn a_rejection_writes_nothing() {
+        let store = SledStore::temporary().unwrap();
+        store
+            .ingest("src", &[mention("a")], None, now())
+            .await
+            .unwrap();
         let before = (
-            store.ticket(TicketId(1)).unwrap(),
-            store.jobs().unwrap().len(),
+            store.ticket(TicketId(1)).await.unwrap(),
+            store.jobs().await.unwrap().len(),
         );
         let outcome = store
-            .act(TicketId(1), |t| {
+            .act(TicketId(1), &|t| {
                 apply(
                     t,
                     AgentAction::Claim,
@@ -933,34 +807,37 @@ mod tests {
                     now(),
                 )
             })
+            .await
             .unwrap();
         assert_eq!(outcome, Err(Rejection::NotAnAgent));
         assert_eq!(
             (
-                store.ticket(TicketId(1)).unwrap(),
-                store.jobs().unwrap().len()
+                store.ticket(TicketId(1)).await.unwrap(),
+                store.jobs().await.unwrap().len()
             ),
             before
         );
+        let missing = store
+            .act(TicketId(9), &|t| {
+                apply(t, AgentAction::Claim, &agent("U1"), &Desk::default(), now())
+            })
+            .await;
         assert!(matches!(
-            store.act(TicketId(9), |t| apply(
-                t,
-                AgentAction::Claim,
-                &agent("U1"),
-                &Desk::default(),
-                now()
-            )),
+            missing,
             Err(StoreError::NoSuchTicket(TicketId(9)))
         ));
     }
 
-    #[test]
-    fn completing_a_publish_records_the_outcome_once_and_queues_follow_ups() {
-        let store = Store::temporary().unwrap();
-        store.ingest("src", &[mention("a")], None, now()).unwrap();
+    #[tokio::test]
+    async fn completing_a_publish_records_the_outcome_once_and_queues_follow_ups() {
+        let store = SledStore::temporary().unwrap();
+        store
+            .ingest("src", &[mention("a")], None, now())
+            .await
+            .unwrap();
         let desk = desk_of(&["U1"]);
         store
-            .act(TicketId(1), |t| {
+            .act(TicketId(1), &|t| {
                 apply(
                     t,
                     AgentAction::Reply { text: "hi".into() },
@@ -969,27 +846,30 @@ mod tests {
                     now(),
                 )
             })
+            .await
             .unwrap()
             .unwrap();
         let publish = store
             .jobs()
+            .await
             .unwrap()
             .into_iter()
             .find(|j| matches!(j.effect, Effect::PublishReply { .. }))
             .unwrap();
-        store.mark_started(&[publish.id]).unwrap();
-        assert_eq!(store.job(publish.id).unwrap().unwrap().attempts, 1);
+        store.mark_started(&[publish.id]).await.unwrap();
+        assert_eq!(store.job(publish.id).await.unwrap().unwrap().attempts, 1);
         let ev = SystemEvent::ReplyPublished {
             seq: 1,
             remote_id: "99".into(),
             url: "https://m.example/@brand/99".into(),
         };
-        store.complete(&publish, Some(ev), now()).unwrap();
-        assert!(store.job(publish.id).unwrap().is_none());
-        let t = store.ticket(TicketId(1)).unwrap().unwrap();
+        store.complete(&publish, Some(ev), now()).await.unwrap();
+        assert!(store.job(publish.id).await.unwrap().is_none());
+        let t = store.ticket(TicketId(1)).await.unwrap().unwrap();
         assert_eq!(t.stage, Stage::Replied);
         let notes = store
             .jobs()
+            .await
             .unwrap()
             .into_iter()
             .filter(|j| matches!(j.effect, Effect::ThreadNote(Note::ReplyPublished { .. })))
@@ -1002,7 +882,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sled");
         {
-            let store = Store::open(&path).unwrap();
+            let store = SledStore::open(&path).unwrap();
             assert!(store
                 .first_delivery("slack-event", "Ev1", now())
                 .await
@@ -1017,7 +897,7 @@ mod tests {
                 .await
                 .unwrap());
         }
-        let store = Store::open(&path).unwrap();
+        let store = SledStore::open(&path).unwrap();
         let later = now() + chrono::Duration::hours(1);
         assert!(
             !store
@@ -1032,19 +912,24 @@ mod tests {
             .first_delivery("slack-event", "Ev2", much_later)
             .await
             .unwrap());
-        assert_eq!(store.seen_event_count(), 1, "Ev1 of both sources pruned");
+        assert_eq!(
+            store.seen_event_count().await.unwrap(),
+            1,
+            "Ev1 of both sources pruned"
+        );
         assert!(store
             .first_delivery("slack-event", "Ev1", much_later)
             .await
             .unwrap());
     }
 
-    #[test]
-    fn the_same_post_from_a_poller_and_a_webhook_is_one_ticket() {
-        let store = Store::temporary().unwrap();
+    #[tokio::test]
+    async fn the_same_post_from_a_poller_and_a_webhook_is_one_ticket() {
+        let store = SledStore::temporary().unwrap();
         let polled = mention("1234");
         store
             .ingest("mastodon", std::slice::from_ref(&polled), None, now())
+            .await
             .unwrap();
         let mut pushed = polled.clone();
         pushed.platform = Platform::Other;
@@ -1054,6 +939,7 @@ mod tests {
         pushed.external_id = Some("bw-1".into());
         let done = store
             .ingest("webhook", &[pushed.clone()], None, now())
+            .await
             .unwrap();
         assert_eq!(done.duplicates, 1);
         // A different post by the same author is its own ticket.
@@ -1061,7 +947,10 @@ mod tests {
         other.url = "https://m.example/@alice/1235".into();
         other.external_id = Some("bw-2".into());
         other.remote_id = "bw-2".into();
-        let done = store.ingest("webhook", &[other], None, now()).unwrap();
+        let done = store
+            .ingest("webhook", &[other], None, now())
+            .await
+            .unwrap();
         assert_eq!(done.new_tickets, vec![TicketId(2)]);
     }
 }

@@ -235,7 +235,7 @@ impl Discord {
             Interaction::Component(c) => Some(self.on_button(&c).await),
             Interaction::Modal(m) => Some(self.on_modal(&m).await),
             Interaction::Command(c) => Some(self.on_command(&c).await),
-            Interaction::Autocomplete(a) => Some(self.on_autocomplete(&a)),
+            Interaction::Autocomplete(a) => Some(self.on_autocomplete(&a).await),
             _ => None,
         }
     }
@@ -255,7 +255,7 @@ impl Discord {
                 }
                 _ => String::new(),
             };
-            return match self.desk.canned_text(ticket, &chosen, &who) {
+            return match self.desk.canned_text(ticket, &chosen, &who).await {
                 Ok((t, text)) => CreateInteractionResponse::Modal(card::reply_modal(
                     &t,
                     self.desk.text_rules(t.mention.platform).unwrap_or_default(),
@@ -275,6 +275,7 @@ impl Discord {
             None => match self
                 .desk
                 .preview(ticket, AgentAction::Reply { text: ".".into() }, &who)
+                .await
             {
                 Ok(t) => CreateInteractionResponse::Modal(card::reply_modal(
                     &t,
@@ -344,7 +345,7 @@ impl Discord {
             if !self.desk.is_agent(&who) {
                 return ephemeral(Rejection::NotAnAgent.to_string());
             }
-            return match self.desk.open_tickets() {
+            return match self.desk.open_tickets().await {
                 Ok(t) => ephemeral_markup(card::open_list(&t)),
                 Err(e) => ephemeral(e.to_string()),
             };
@@ -359,6 +360,7 @@ impl Discord {
                 (None, _) => self
                     .desk
                     .on_call_now(&who)
+                    .await
                     .map(|now| crate::chat::on_call_text(&now, &card::DiscordMarkup)),
                 (Some(member), Some(length)) => self
                     .desk
@@ -388,7 +390,7 @@ impl Discord {
                 Some(ResolvedValue::String(s)) => s.to_string(),
                 _ => "7d".to_string(),
             };
-            return match self.desk.stats(&who, &window) {
+            return match self.desk.stats(&who, &window).await {
                 Ok(report) => ephemeral(report),
                 Err(e) => ephemeral(e.to_string()),
             };
@@ -428,7 +430,7 @@ impl Discord {
         }
     }
 
-    fn on_autocomplete(&self, a: &CommandInteraction) -> CreateInteractionResponse {
+    async fn on_autocomplete(&self, a: &CommandInteraction) -> CreateInteractionResponse {
         let who = actor(a.member.as_deref(), &a.user);
         let typed = a
             .data
@@ -436,7 +438,7 @@ impl Discord {
             .map(|o| o.value.to_string())
             .unwrap_or_default();
         let choices = if self.desk.is_agent(&who) {
-            self.desk.open_tickets().unwrap_or_default()
+            self.desk.open_tickets().await.unwrap_or_default()
         } else {
             Vec::new()
         };

@@ -118,7 +118,7 @@ impl Slack {
                     .and_then(|(t, c)| Some((t.parse::<TicketId>().ok()?, c.to_string())));
                 let result = match parsed {
                     Some((ticket, canned)) => {
-                        match self.desk.canned_text(ticket, &canned, &actor) {
+                        match self.desk.canned_text(ticket, &canned, &actor).await {
                             Ok((t, text)) => {
                                 self.show_reply_modal(&t, &ev.trigger_id, false, Some(&text))
                                     .await
@@ -190,7 +190,8 @@ impl Slack {
         // Judge first with a placeholder text: nobody should type an answer they cannot send.
         let t = self
             .desk
-            .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)?;
+            .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)
+            .await?;
         self.show_reply_modal(&t, trigger, private, None).await
     }
 
@@ -279,14 +280,14 @@ impl Slack {
             if !self.desk.is_agent(&actor) {
                 return ephemeral_response(Rejection::NotAnAgent.to_string());
             }
-            return match self.desk.open_tickets() {
+            return match self.desk.open_tickets().await {
                 Ok(t) => ephemeral_markup(card::open_list(&t)),
                 Err(e) => ephemeral_response(e.to_string()),
             };
         }
         if verb == "stats" {
             let window = words.next().unwrap_or("7d");
-            return match self.desk.stats(&actor, window) {
+            return match self.desk.stats(&actor, window).await {
                 Ok(report) => ephemeral_response(report),
                 Err(e) => ephemeral_response(e.to_string()),
             };
@@ -297,6 +298,7 @@ impl Slack {
                 [] => self
                     .desk
                     .on_call_now(&actor)
+                    .await
                     .map(|now| crate::chat::on_call_text(&now, &card::SlackMarkup)),
                 // `override @kim 4h` or `override @kim for 4h`: the length is the rest.
                 ["override", member, length @ ..] if !length.is_empty() => self

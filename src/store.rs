@@ -1,5 +1,0 @@
-//! The backends behind the store (sled, for now in one file).
-
-mod sled;
-
-pub use self::sled::*;
