@@ -99,7 +99,7 @@ pub fn parent_keys(mention: &Mention) -> Vec<String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::domain::routes::Route;
     use crate::domain::sla::SlaPolicy;
@@ -110,8 +110,7 @@ pub(crate) mod tests {
         Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
     }
 
-    /// A public Mastodon mention of the brand, as the store's tests build them too.
-    pub(crate) fn mention(id: &str, author: &str) -> Mention {
+    fn mention(id: &str, author: &str) -> Mention {
         Mention {
             platform: Platform::Mastodon,
             network: None,

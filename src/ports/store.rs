@@ -208,8 +208,8 @@ pub trait Store: Send + Sync {
 
     /// A job is done: remove it and fold what the outside world reported into the ticket
     /// (queuing any follow-up effects), in one transaction. Completing a job already
-    /// done removes nothing more; the event is still folded in (the core's rules ignore
-    /// a repeat).
+    /// done is harmless: nothing is removed twice, and an outcome the ticket already
+    /// shows queues no effect again (the core's rules ignore a repeat).
     async fn complete(
         &self,
         job: &Job,
