@@ -17,13 +17,13 @@ use fakes::slack::FakeSlack;
 use mentionbridge::chat::slack::Slack;
 use mentionbridge::config::Config;
 use mentionbridge::domain::{Desk, Platform};
+use mentionbridge::ports::SharedStore;
 use mentionbridge::ports::Surface;
 use mentionbridge::ports::{Publisher, Source};
 use mentionbridge::runtime::desk::DeskService;
 use mentionbridge::runtime::outbox::OutboxSender;
 use mentionbridge::runtime::watcher::watch_source;
 use mentionbridge::sources::mastodon::Mastodon;
-use mentionbridge::store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -138,7 +138,7 @@ async fn scheduler_pass(n: usize) {
     use chrono::{Duration as Span, Utc};
     use mentionbridge::domain::{Author, Mention, Visibility};
     use mentionbridge::runtime::scheduler::Scheduler;
-    let store = Store::temporary().unwrap();
+    let store: SharedStore = Arc::new(mentionbridge::store::SledStore::temporary().unwrap());
     let start = Utc::now();
     let mentions: Vec<Mention> = (0..n)
         .map(|i| Mention {
@@ -163,7 +163,7 @@ async fn scheduler_pass(n: usize) {
         })
         .collect();
     for chunk in mentions.chunks(1000) {
-        store.ingest("bench", chunk, None, start).unwrap();
+        store.ingest("bench", chunk, None, start).await.unwrap();
     }
     let desk = Arc::new(DeskService::new(
         store.clone(),
@@ -190,7 +190,7 @@ async fn scheduler_pass(n: usize) {
         println!(
             "scheduler {label}: {:.0} ms for {n} open tickets; outbox now {} jobs",
             began.elapsed().as_secs_f64() * 1000.0,
-            store.jobs().unwrap().len()
+            store.jobs().await.unwrap().len()
         );
     }
 }
@@ -211,7 +211,7 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     })
     .expect("bench config");
 
-    let store = Store::open(&config.store_path).unwrap();
+    let store = mentionbridge::store::open(&config.store_path, config.routes.clone()).unwrap();
     let source = Arc::new(
         Mastodon::connect(config.mastodon.as_ref().unwrap())
             .await
@@ -263,7 +263,7 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
         visible.insert(id, unix_now());
     })
     .await;
-    while store.ticket_count() < n {
+    while store.ticket_count().await.unwrap() < n {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let ingest_secs = started.elapsed().as_secs_f64();

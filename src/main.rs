@@ -117,8 +117,13 @@ fn export(
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let store_path = Config::store_path_of(config)?;
-    let store = mentionbridge::store::Store::open(&store_path)?;
-    let tickets = store.all_tickets()?;
+    // Exports read; the routes new tickets are stamped with do not matter here.
+    let store = mentionbridge::store::open(&store_path, Default::default())?;
+    // The store's reads are async (a networked backend waits on them); so is the export.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("cannot start the async runtime")?;
+    let tickets = rt.block_on(store.all_tickets())?;
     let mut out: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
@@ -127,7 +132,8 @@ fn export(
     };
     match format {
         ExportFormat::Jsonl => {
-            mentionbridge::reports::export_jsonl(&tickets, &store.audit_all()?, &mut out)?
+            let audit = rt.block_on(store.audit_all())?;
+            mentionbridge::reports::export_jsonl(&tickets, &audit, &mut out)?
         }
         ExportFormat::Csv => mentionbridge::reports::export_csv_tickets(&tickets, &mut out)?,
     }

@@ -7,9 +7,9 @@ use crate::chat::slack::Slack;
 use crate::config::{HttpLimits, Secret};
 use crate::domain::{Mention, SurfaceKind};
 use crate::ports::{Intake, Received, StoreFailure};
+use crate::ports::{SharedStore, Store};
 use crate::runtime::supervisor::Health;
 use crate::sources::webhook;
-use crate::store::Store;
 use crate::wire::http::body;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 /// to wake once they are stored.
 #[derive(Clone)]
 pub struct Ingest {
-    pub store: Store,
+    pub store: SharedStore,
     pub secret: Secret,
     pub wake: Arc<Notify>,
     /// The desk's clock: a webhook mention is received at its instant.
@@ -33,7 +33,7 @@ pub struct Ingest {
 /// The webhook's mentions into the store: on disk before the sender hears "accepted",
 /// then the outbox is woken for their cards.
 struct StoreIntake {
-    store: Store,
+    store: SharedStore,
     wake: Arc<Notify>,
     clock: Arc<dyn crate::ports::Clock>,
 }
@@ -45,6 +45,7 @@ impl Intake for StoreIntake {
         let done = self
             .store
             .ingest(source, mentions, None, self.clock.now())
+            .await
             .map_err(failed)?;
         self.store.flush().await.map_err(failed)?;
         self.wake.notify_one();
@@ -115,12 +116,12 @@ async fn healthz(State(metrics): State<Metrics>) -> Response {
 }
 
 /// Cards a surface refused for good or that disappeared, per surface.
-fn cards_lost_exposition(store: &crate::store::Store) -> String {
+async fn cards_lost_exposition(store: &dyn Store) -> String {
     let mut out = String::from(
         "# HELP mentionbridge_cards_lost_total Cards a surface refused for good or deleted; the ticket stays on the desk.\n# TYPE mentionbridge_cards_lost_total counter\n",
     );
     for surface in [SurfaceKind::Slack, SurfaceKind::Discord] {
-        let n = store.cards_lost(surface).unwrap_or(0);
+        let n = store.cards_lost(surface).await.unwrap_or(0);
         out.push_str(&format!(
             "mentionbridge_cards_lost_total{{surface=\"{}\"}} {n}\n",
             surface.label().to_ascii_lowercase()
@@ -131,9 +132,10 @@ fn cards_lost_exposition(store: &crate::store::Store) -> String {
 
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
     let store = metrics.desk.store();
-    let read = store
-        .all_tickets()
-        .and_then(|tickets| Ok((tickets, store.failed_jobs()?)));
+    let read = match store.all_tickets().await {
+        Ok(tickets) => store.failed_jobs().await.map(|failed| (tickets, failed)),
+        Err(e) => Err(e),
+    };
     match read {
         Ok((tickets, failed)) => {
             let mut text = crate::reports::prometheus_with(
@@ -145,7 +147,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
                 &failed,
                 &metrics.health.snapshot(),
             ));
-            text.push_str(&cards_lost_exposition(store));
+            text.push_str(&cards_lost_exposition(store.as_ref()).await);
             (
                 [(
                     axum::http::header::CONTENT_TYPE,

@@ -10,12 +10,12 @@ use crate::config::{Config, DiscordMode, SlackMode};
 use crate::domain::{Desk, SurfaceKind};
 use crate::ports::Surface;
 
+use crate::ports::StoreError;
 use crate::runtime::desk::DeskService;
 use crate::runtime::failpoints::Failpoints;
 use crate::runtime::outbox::OutboxSender;
 use crate::runtime::supervisor::Supervisor;
 use crate::runtime::{scheduler, watcher};
-use crate::store::{Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,16 +42,7 @@ pub enum RunError {
 /// Start everything, run until `shutdown` resolves, then stop in order: no new work is
 /// taken, in-flight sends finish (or stay queued), and the store is flushed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let routes = config.routes.clone();
-    let store = Store::open(&config.store_path)?.with_router(Arc::new(move |m| {
-        let route = routes.route_for(m);
-        let name = if route.name == crate::domain::routes::DEFAULT_ROUTE {
-            String::new()
-        } else {
-            route.name.clone()
-        };
-        (name, route.sla.first_response)
-    }));
+    let store = crate::store::open(&config.store_path, config.routes.clone())?;
     let platforms = crate::sources::connect_all(&config, &store).await?;
 
     let wake = Arc::new(Notify::new());

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod canned;
 pub mod handoff;
+pub mod intake;
 mod model;
 pub mod oncall;
 pub mod routes;

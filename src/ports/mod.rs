@@ -10,6 +10,7 @@ mod delivery;
 mod desk;
 mod intake;
 mod source;
+mod store;
 mod surface;
 
 pub use clock::{Clock, SystemClock};
@@ -17,4 +18,8 @@ pub use delivery::DeliveryError;
 pub use desk::{ActError, AgentDesk, StoreFailure};
 pub use intake::{Intake, Received};
 pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
+pub use store::{
+    ActOutcome, BackendError, Decide, Ingested, Job, Judge, SharedStore, Store, StoreError,
+    DESK_JOBS, SEEN_EVENTS_FOR,
+};
 pub use surface::Surface;

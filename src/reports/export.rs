@@ -222,28 +222,34 @@ mod tests {
         assert_eq!(rows[2][col("holder_id")], "");
     }
 
-    #[test]
-    fn the_store_hands_over_every_ticket_and_the_whole_audit_log() {
+    #[tokio::test]
+    async fn the_store_hands_over_every_ticket_and_the_whole_audit_log() {
         use crate::domain::{apply, AgentAction, Desk};
-        let store = crate::store::Store::temporary().unwrap();
+        use crate::ports::Store;
+        let store = crate::store::SledStore::temporary().unwrap();
         let mentions = [
             ticket(1, Platform::X, at(24, 8, 0)).mention,
             ticket(2, Platform::X, at(24, 8, 1)).mention,
         ];
-        store.ingest("x", &mentions, None, at(24, 8, 2)).unwrap();
+        store
+            .ingest("x", &mentions, None, at(24, 8, 2))
+            .await
+            .unwrap();
         let mut desk = Desk::new();
         desk.roster_mut(SurfaceKind::Slack).user_ids = ["U1".to_string()].into();
         store
-            .act(TicketId(1), |t| {
+            .act(TicketId(1), &|t| {
                 apply(t, AgentAction::Ignore, &ana(), &desk, at(24, 9, 0))
             })
+            .await
             .unwrap()
             .unwrap();
-        let all = store.all_tickets().unwrap();
+        let all = store.all_tickets().await.unwrap();
         let ids: Vec<u64> = all.iter().map(|t| t.id.0).collect();
         assert_eq!(ids, [1, 2], "the ignored one too, in number order");
         let log: Vec<(u64, String)> = store
             .audit_all()
+            .await
             .unwrap()
             .into_iter()
             .map(|e| (e.ticket.0, e.what))
@@ -258,7 +264,7 @@ mod tests {
             ]
         );
         let mut out = Vec::new();
-        export_jsonl(&all, &store.audit_all().unwrap(), &mut out).unwrap();
+        export_jsonl(&all, &store.audit_all().await.unwrap(), &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 5);
     }
 

@@ -11,8 +11,8 @@ use crate::domain::{
 };
 use crate::ports::{ActError, AgentDesk, StoreFailure};
 use crate::ports::{Clock, SystemClock};
+use crate::ports::{SharedStore, StoreError};
 use crate::runtime::failpoints::Failpoints;
-use crate::store::{Store, StoreError};
 use chrono::Utc;
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -28,7 +28,7 @@ impl From<StoreError> for ActError {
 }
 
 pub struct DeskService {
-    store: Store,
+    store: SharedStore,
     canned: Vec<CannedReply>,
     brand: String,
     desk: RwLock<Desk>,
@@ -48,7 +48,7 @@ pub struct DeskService {
 const OVERRIDES_KEY: &str = "oncall:overrides";
 
 impl DeskService {
-    pub fn new(store: Store, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
+    pub fn new(store: SharedStore, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
         let (background, background_work) = crate::runtime::supervisor::background();
         DeskService {
             background,
@@ -91,7 +91,7 @@ impl DeskService {
         self.background_work.clone()
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SharedStore {
         &self.store
     }
 
@@ -106,41 +106,44 @@ impl DeskService {
     }
 
     /// The whole schedule with the overrides set from chat.
-    pub fn schedule(&self) -> Schedule {
+    pub async fn schedule(&self) -> Schedule {
         let mut schedule = self.oncall.clone();
-        schedule.overrides = self.overrides().unwrap_or_default();
+        schedule.overrides = self.overrides().await.unwrap_or_default();
         schedule
     }
 
     /// Who is on call for a ticket's route at `now`.
-    pub fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnCall {
+    pub async fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnCall {
         self.routes
             .of(ticket)
-            .schedule(&self.schedule())
+            .schedule(&self.schedule().await)
             .on_call(now)
     }
 
     /// What a new ticket's card asks of the people on call once it is up (its route
     /// decides).
-    pub fn paging(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<Effect> {
-        self.routes.of(ticket).paging(&self.on_duty(ticket, now))
+    pub async fn paging(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<Effect> {
+        self.routes
+            .of(ticket)
+            .paging(&self.on_duty(ticket, now).await)
     }
 
-    fn overrides(&self) -> Result<Vec<Override>, ActError> {
+    async fn overrides(&self) -> Result<Vec<Override>, ActError> {
         Ok(self
             .store
-            .state(OVERRIDES_KEY)?
+            .state(OVERRIDES_KEY)
+            .await?
             .and_then(|raw| serde_json::from_slice(&raw).ok())
             .unwrap_or_default())
     }
 
     /// `/mentions oncall`: who is on call right now, and until when.
-    pub fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
+    pub async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
         let now = self.clock.now();
-        let schedule = self.schedule();
+        let schedule = self.schedule().await;
         let on = schedule.on_call(now);
         Ok(OnCallNow {
             primary: on.primary,
@@ -166,15 +169,18 @@ impl DeskService {
         let now = self.clock.now();
         let added = Override::lasting(member, Layer::Primary, now, length);
         let mut all: Vec<Override> = self
-            .overrides()?
+            .overrides()
+            .await?
             .into_iter()
             .filter(|o| o.until > now)
             .collect();
         all.push(added.clone());
-        self.store.set_state(
-            OVERRIDES_KEY,
-            &serde_json::to_vec(&all).expect("overrides serialize"),
-        )?;
+        self.store
+            .set_state(
+                OVERRIDES_KEY,
+                &serde_json::to_vec(&all).expect("overrides serialize"),
+            )
+            .await?;
         self.store.flush().await?;
         tracing::info!(member = %added.member, until = %added.until, by = %who.user_id, "on-call override");
         Ok(added)
@@ -222,13 +228,15 @@ impl DeskService {
     }
 
     /// A canned reply filled in for this ticket and agent, if the agent may reply now.
-    pub fn canned_text(
+    pub async fn canned_text(
         &self,
         id: TicketId,
         canned_id: &str,
         who: &AgentRef,
     ) -> Result<(Ticket, String), ActError> {
-        let ticket = self.preview(id, AgentAction::Reply { text: ".".into() }, who)?;
+        let ticket = self
+            .preview(id, AgentAction::Reply { text: ".".into() }, who)
+            .await?;
         let canned = self
             .canned
             .iter()
@@ -239,7 +247,7 @@ impl DeskService {
     }
 
     /// `/mentions stats [24h|7d|30d]`: the team's numbers, for agents only.
-    pub fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
+    pub async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
         if !self.is_agent(who) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
@@ -252,7 +260,7 @@ impl DeskService {
             self.clock.now(),
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
-        let tickets = self.store.all_tickets()?;
+        let tickets = self.store.all_tickets().await?;
         Ok(crate::reports::render_text(
             &crate::reports::summarize_with(&tickets, &window, &self.targets()),
         ))
@@ -295,23 +303,26 @@ impl DeskService {
             .group_members = members;
     }
 
-    pub fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
-        self.store.ticket(id)?.ok_or(ActError::NoSuchTicket(id))
+    pub async fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
+        self.store
+            .ticket(id)
+            .await?
+            .ok_or(ActError::NoSuchTicket(id))
     }
 
-    pub fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
-        Ok(self.store.open_tickets()?)
+    pub async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
+        Ok(self.store.open_tickets().await?)
     }
 
     /// Would this action be allowed right now? Commits nothing (used before opening a
     /// modal, so nobody types a reply they cannot send).
-    pub fn preview(
+    pub async fn preview(
         &self,
         id: TicketId,
         action: AgentAction,
         actor: &AgentRef,
     ) -> Result<Ticket, ActError> {
-        let ticket = self.ticket(id)?;
+        let ticket = self.ticket(id).await?;
         apply(&ticket, action, actor, &self.desk(), self.clock.now())
             .map(|t| t.ticket)
             .map_err(ActError::Rejected)?;
@@ -333,7 +344,8 @@ impl DeskService {
         let now = self.clock.now();
         let outcome = self
             .store
-            .act(id, |t| apply(t, action.clone(), actor, &desk, now))?;
+            .act(id, &|t| apply(t, action.clone(), actor, &desk, now))
+            .await?;
         match outcome {
             Ok(ticket) => {
                 self.store.flush().await?;
@@ -361,16 +373,22 @@ impl DeskService {
         if !self.is_agent(author) {
             return Err(ActError::Rejected(Rejection::NotAnAgent));
         }
-        let Some(ticket) = self.store.ticket_by_card(surface, channel, thread_id)? else {
+        let Some(ticket) = self
+            .store
+            .ticket_by_card(surface, channel, thread_id)
+            .await?
+        else {
             return Ok(None);
         };
-        self.store.append_audit(&AuditEntry {
-            ticket,
-            at: self.clock.now(),
-            actor: Some(author.clone()),
-            what: "internal note".into(),
-            detail: Some(text.to_string()),
-        })?;
+        self.store
+            .append_audit(&AuditEntry {
+                ticket,
+                at: self.clock.now(),
+                actor: Some(author.clone()),
+                what: "internal note".into(),
+                detail: Some(text.to_string()),
+            })
+            .await?;
         self.store.flush().await?;
         Ok(Some(ticket))
     }
@@ -396,7 +414,7 @@ impl AgentDesk for DeskService {
     }
 
     async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
-        DeskService::open_tickets(self)
+        DeskService::open_tickets(self).await
     }
 
     async fn preview(
@@ -405,7 +423,7 @@ impl AgentDesk for DeskService {
         action: AgentAction,
         actor: &AgentRef,
     ) -> Result<Ticket, ActError> {
-        DeskService::preview(self, id, action, actor)
+        DeskService::preview(self, id, action, actor).await
     }
 
     async fn act(
@@ -438,15 +456,15 @@ impl AgentDesk for DeskService {
         canned_id: &str,
         who: &AgentRef,
     ) -> Result<(Ticket, String), ActError> {
-        DeskService::canned_text(self, id, canned_id, who)
+        DeskService::canned_text(self, id, canned_id, who).await
     }
 
     async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
-        DeskService::stats(self, who, window)
+        DeskService::stats(self, who, window).await
     }
 
     async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
-        DeskService::on_call_now(self, who)
+        DeskService::on_call_now(self, who).await
     }
 
     async fn override_on_call(

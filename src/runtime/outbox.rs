@@ -13,10 +13,10 @@ use crate::domain::{Effect, Platform, ReplyState, SystemEvent, TicketId};
 use crate::ports::DeliveryError;
 use crate::ports::Surface;
 use crate::ports::{Clock, SystemClock};
+use crate::ports::{Job, SharedStore, StoreError};
 use crate::ports::{Publisher, ReplyRequest};
 use crate::runtime::failpoints::Failpoints;
 use crate::runtime::supervisor::{panic_message, ComponentHealth, ComponentState};
-use crate::store::{Job, Store, StoreError};
 use crate::wire::hints::{backoff, later};
 use chrono::Utc;
 use std::collections::{HashMap, HashSet};
@@ -39,7 +39,7 @@ fn lane(effect: &Effect) -> Lane {
 }
 
 pub struct OutboxSender {
-    store: Store,
+    store: SharedStore,
     surfaces: Vec<Arc<dyn Surface>>,
     publishers: HashMap<Platform, Arc<dyn Publisher>>,
     wake: Arc<Notify>,
@@ -50,6 +50,9 @@ pub struct OutboxSender {
     pager: Option<Arc<crate::runtime::desk::DeskService>>,
 }
 
+/// How many pending jobs a round reads at a time while it fills its batch.
+const SCAN_PAGE: usize = 64;
+
 enum Outcome {
     Done(Option<SystemEvent>),
     Failed(DeliveryError),
@@ -57,7 +60,7 @@ enum Outcome {
 
 impl OutboxSender {
     pub fn new(
-        store: Store,
+        store: SharedStore,
         surfaces: Vec<Arc<dyn Surface>>,
         publishers: Vec<Arc<dyn Publisher>>,
         wake: Arc<Notify>,
@@ -123,18 +126,28 @@ impl OutboxSender {
             let mut taken: HashSet<(TicketId, Lane)> = HashSet::new();
             let mut batch = Vec::new();
             let mut next_due: Option<Duration> = None;
-            for job in self.store.pending_jobs() {
-                let job = job?;
-                if !taken.insert((job.ticket, lane(&job.effect))) {
-                    continue;
+            // Read a page at a time, and stop as soon as the batch is full instead of
+            // decoding a whole backlog every round.
+            let mut after = None;
+            'scan: loop {
+                let page = self.store.pending_jobs(after, SCAN_PAGE).await?;
+                let last_page = page.len() < SCAN_PAGE;
+                for job in page {
+                    after = Some(job.id);
+                    if !taken.insert((job.ticket, lane(&job.effect))) {
+                        continue;
+                    }
+                    if let Some(t) = job.not_before.filter(|t| *t > now) {
+                        let wait = (t - now).to_std().unwrap_or_default();
+                        next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
+                        continue;
+                    }
+                    batch.push(job);
+                    if batch.len() >= self.config.concurrency {
+                        break 'scan;
+                    }
                 }
-                if let Some(t) = job.not_before.filter(|t| *t > now) {
-                    let wait = (t - now).to_std().unwrap_or_default();
-                    next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
-                    continue;
-                }
-                batch.push(job);
-                if batch.len() >= self.config.concurrency {
+                if last_page {
                     break;
                 }
             }
@@ -142,7 +155,7 @@ impl OutboxSender {
                 return Ok(next_due);
             }
             let ids: Vec<u64> = batch.iter().map(|j| j.id).collect();
-            self.store.mark_started(&ids)?;
+            self.store.mark_started(&ids).await?;
             self.store.flush().await?;
             self.maybe_stop_here(&batch).await;
 
@@ -207,7 +220,7 @@ impl OutboxSender {
                 return self.give_up(job, &e.to_string()).await;
             }
         }
-        self.settle_try(job, outcome)
+        self.settle_try(job, outcome).await
     }
 
     /// Stop trying a job and tell the team; the ticket and its mention stay on the desk.
@@ -219,12 +232,13 @@ impl OutboxSender {
         if let Effect::PublishReply { seq } = job.effect {
             // A reply's failure is shown on its card, where the agent who wrote it looks.
             let reason = format!("gave up after {tries} tries: {reason}");
-            self.store.give_up(&job, &reason, now)?;
+            self.store.give_up(&job, &reason, now).await?;
             return self
                 .store
-                .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now);
+                .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
+                .await;
         }
-        self.store.give_up(&job, reason, now)?;
+        self.store.give_up(&job, reason, now).await?;
         let text = match job.effect {
             Effect::PostCards => format!(
                 "The card of ticket {} could not be posted after {tries} tries ({reason}). \
@@ -250,21 +264,22 @@ impl OutboxSender {
         Ok(())
     }
 
-    fn settle_try(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
+    async fn settle_try(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
         // Outcomes are desk history (the desk's clock); retry times are wall-clock.
         let now = self.clock.now();
         let wall = Utc::now();
         match outcome {
             Outcome::Done(event) => {
                 let more = match (&self.pager, &job.effect, &event) {
-                    (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => self
-                        .store
-                        .ticket(job.ticket)?
-                        .map(|t| desk.paging(&t, now))
-                        .unwrap_or_default(),
+                    (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => {
+                        match self.store.ticket(job.ticket).await? {
+                            Some(t) => desk.paging(&t, now).await,
+                            None => Vec::new(),
+                        }
+                    }
                     _ => Vec::new(),
                 };
-                self.store.complete_with(&job, event, &more, now)
+                self.store.complete_with(&job, event, &more, now).await
             }
             Outcome::Failed(DeliveryError::Retry { after, reason }) => {
                 let wait = backoff(
@@ -273,7 +288,7 @@ impl OutboxSender {
                     self.config.max_backoff,
                 );
                 tracing::warn!(ticket = %job.ticket, job = job.id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
-                self.store.defer(job.id, later(wall, wait), &reason)
+                self.store.defer(job.id, later(wall, wait), &reason).await
             }
             Outcome::Failed(
                 DeliveryError::Permanent { reason } | DeliveryError::Gone { reason },
@@ -282,6 +297,7 @@ impl OutboxSender {
                     tracing::error!(ticket = %job.ticket, %reason, "reply refused by the platform; shown on the card");
                     self.store
                         .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
+                        .await
                 }
                 Effect::PostCards => {
                     // A channel fixed in config may still let it through: try again at
@@ -289,11 +305,12 @@ impl OutboxSender {
                     tracing::error!(ticket = %job.ticket, attempt = job.attempts, %reason, "card cannot be posted; will try again");
                     self.store
                         .defer(job.id, later(wall, self.config.max_backoff), &reason)
+                        .await
                 }
                 // Per-card refusals are handled where they happen; this is the rest.
                 _ => {
                     tracing::warn!(ticket = %job.ticket, %reason, "card update or note refused; skipped");
-                    self.store.complete(&job, None, now)
+                    self.store.complete(&job, None, now).await
                 }
             },
         }
@@ -331,12 +348,12 @@ impl OutboxSender {
             }
             return retry.map_or(Ok(None), Err);
         }
-        let Some(ticket) = self.store.ticket(job.ticket).map_err(store_err)? else {
+        let Some(ticket) = self.store.ticket(job.ticket).await.map_err(store_err)? else {
             return Ok(None);
         };
         match &job.effect {
             Effect::PostCards => {
-                let existing = self.store.cards(ticket.id).map_err(store_err)?;
+                let existing = self.store.cards(ticket.id).await.map_err(store_err)?;
                 let mut posted_somewhere = !existing.is_empty();
                 let mut refused = Vec::new();
                 let mut retry = None;
@@ -346,7 +363,10 @@ impl OutboxSender {
                     }
                     match surface.post_card(&ticket, maybe_done).await {
                         Ok(card) => {
-                            self.store.save_card(ticket.id, &card).map_err(store_err)?;
+                            self.store
+                                .save_card(ticket.id, &card)
+                                .await
+                                .map_err(store_err)?;
                             posted_somewhere = true;
                             tracing::info!(ticket = %ticket.id, surface = ?card.surface, message = %card.message_id, "card posted");
                         }
@@ -376,6 +396,7 @@ impl OutboxSender {
                                 &format!("could not be posted: {reason}"),
                                 self.clock.now(),
                             )
+                            .await
                             .map_err(store_err)?;
                     }
                 }
@@ -383,7 +404,7 @@ impl OutboxSender {
             }
             Effect::UpdateCards | Effect::ThreadNote(_) => {
                 let mut retry = None;
-                for card in self.store.cards(ticket.id).map_err(store_err)? {
+                for card in self.store.cards(ticket.id).await.map_err(store_err)? {
                     let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface)
                     else {
                         continue;
@@ -414,6 +435,7 @@ impl OutboxSender {
                                     &reason,
                                     self.clock.now(),
                                 )
+                                .await
                                 .map_err(store_err)?;
                         }
                         Err(e) => retry = Some(e),

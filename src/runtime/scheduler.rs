@@ -13,8 +13,8 @@ use crate::domain::sla::{
 };
 use crate::domain::{AgentRef, Effect, SurfaceKind, Ticket};
 use crate::ports::Clock;
+use crate::ports::{SharedStore, StoreError};
 use crate::runtime::desk::DeskService;
-use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use tokio::sync::{watch, Notify};
 /// Desk state: the last shift hand-off a digest was queued for.
 const LAST_HANDOFF: &str = "handoff:last";
 pub struct Scheduler {
-    pub store: Store,
+    pub store: SharedStore,
     pub desk: Arc<DeskService>,
     pub wake_outbox: Arc<Notify>,
     pub brand: String,
@@ -74,15 +74,16 @@ impl Scheduler {
                 next = Some(next.map_or(t, |n: DateTime<Utc>| n.min(t)));
             }
         };
-        for ticket in self.store.open_tickets()? {
+        for ticket in self.store.open_tickets().await? {
             let route = self.desk.routes().of(&ticket).clone();
-            changed |= self.maybe_acknowledge(&ticket, &route, now)?;
+            changed |= self.maybe_acknowledge(&ticket, &route, now).await?;
             let mut current = ticket;
             if !due_steps(&current, &current.sla, &route.sla, now).is_empty() {
-                let on_duty = self.desk.on_duty(&current, now);
-                if let Some(after) = self.store.transition(current.id, |t| {
+                let on_duty = self.desk.on_duty(&current, now).await;
+                let step = |t: &Ticket| {
                     apply_steps(t, &due_steps(t, &t.sla, &route.sla, now), &on_duty, now)
-                })? {
+                };
+                if let Some(after) = self.store.transition(current.id, &step).await? {
                     tracing::info!(ticket = %after.id, route = %route.name, "SLA step taken");
                     current = after;
                     changed = true;
@@ -91,7 +92,7 @@ impl Scheduler {
             earliest(next_check(&current, &current.sla, &route.sla, now));
         }
         if self.handoff_digest {
-            let (queued, next_edge) = self.handoff(now)?;
+            let (queued, next_edge) = self.handoff(now).await?;
             changed |= queued;
             earliest(next_edge);
         }
@@ -104,15 +105,20 @@ impl Scheduler {
 
     /// Tell the customer when to expect an answer, when the ticket's route says it is
     /// owed one (see `Route::off_hours_ack`). Once per conversation (recorded on the ticket).
-    fn maybe_acknowledge(
+    async fn maybe_acknowledge(
         &self,
         ticket: &Ticket,
         route: &Route,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let rules = self.desk.text_rules(ticket.mention.platform);
-        let text = match route.off_hours_ack(ticket, &self.desk.schedule(), rules, &self.brand, now)
-        {
+        let text = match route.off_hours_ack(
+            ticket,
+            &self.desk.schedule().await,
+            rules,
+            &self.brand,
+            now,
+        ) {
             None => return Ok(false),
             Some(OffHoursAck::TooLong) => {
                 tracing::warn!(ticket = %ticket.id, route = %route.name, "the off-hours acknowledgement is too long for the platform; not sent");
@@ -128,9 +134,10 @@ impl Scheduler {
         };
         let done = self
             .store
-            .transition(ticket.id, |t| {
+            .transition(ticket.id, &|t| {
                 acknowledge_off_hours(t, &text, by.clone(), now)
-            })?
+            })
+            .await?
             .is_some();
         if done {
             tracing::info!(ticket = %ticket.id, route = %route.name, "off-hours acknowledgement queued");
@@ -141,21 +148,26 @@ impl Scheduler {
     /// Queue the digest for the latest change of the people on call since the last one
     /// handled (one digest, however many changes a downtime skipped). Returns whether
     /// one was queued and when the next change is.
-    fn handoff(&self, now: DateTime<Utc>) -> Result<(bool, Option<DateTime<Utc>>), StoreError> {
-        let schedule = self.desk.schedule();
+    async fn handoff(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<DateTime<Utc>>), StoreError> {
+        let schedule = self.desk.schedule().await;
         if schedule.rotations.is_empty() && schedule.overrides.is_empty() {
             return Ok((false, None));
         }
         let last = self
             .store
-            .state(LAST_HANDOFF)?
+            .state(LAST_HANDOFF)
+            .await?
             .and_then(|raw| String::from_utf8(raw).ok())
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| t.with_timezone(&Utc));
         let Some(last) = last else {
             // First start: nothing to hand over yet.
             self.store
-                .set_state(LAST_HANDOFF, now.to_rfc3339().as_bytes())?;
+                .set_state(LAST_HANDOFF, now.to_rfc3339().as_bytes())
+                .await?;
             return Ok((false, schedule.next_change(now)));
         };
         let Some(handoff::Handoff { since, at }) = handoff::latest_handoff(&schedule, last, now)
@@ -164,7 +176,7 @@ impl Scheduler {
         };
         let (before, after) = handoff::sides(&schedule, at);
         let routes = self.desk.routes();
-        let tickets = self.store.all_tickets()?;
+        let tickets = self.store.all_tickets().await?;
         let mut digest = handoff::digest(&tickets, &before, &after, since, at, |t| {
             first_response_due(t, &routes.of(t).sla)
         });
@@ -172,7 +184,8 @@ impl Scheduler {
             for (id, _) in &digest.held_by_outgoing {
                 if self
                     .store
-                    .transition(*id, |t| release_at_handoff(t, &after, now))?
+                    .transition(*id, &|t| release_at_handoff(t, &after, now))
+                    .await?
                     .is_some()
                 {
                     digest.released.push(*id);
@@ -180,12 +193,14 @@ impl Scheduler {
             }
         }
         tracing::info!(at = %at, waiting = digest.waiting, breaching = digest.breaching.len(), "shift hand-off digest queued");
-        self.store.queue_desk_job(
-            Effect::Digest(digest),
-            LAST_HANDOFF,
-            at.to_rfc3339().as_bytes(),
-            now,
-        )?;
+        self.store
+            .queue_desk_job(
+                Effect::Digest(digest),
+                LAST_HANDOFF,
+                at.to_rfc3339().as_bytes(),
+                now,
+            )
+            .await?;
         Ok((true, schedule.next_change(now)))
     }
 }

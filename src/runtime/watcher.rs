@@ -6,7 +6,7 @@ use crate::ports::Clock;
 use crate::ports::DeliveryError;
 use crate::ports::Source;
 use crate::ports::Surface;
-use crate::store::{Ingested, Store};
+use crate::ports::{Ingested, SharedStore, Store, StoreError};
 use crate::wire::hints::backoff;
 use chrono::Utc;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub type Announcers = Vec<Arc<dyn Surface>>;
 
 pub async fn watch_source(
     source: Arc<dyn Source>,
-    store: Store,
+    store: SharedStore,
     wake_outbox: Arc<Notify>,
     max_backoff: Duration,
     announcers: Announcers,
@@ -31,7 +31,7 @@ pub async fn watch_source(
     // Each distinct refusal is announced once a day, not at every poll.
     let mut announced: Option<(chrono::NaiveDate, String)> = None;
     loop {
-        let pause = match poll_once(source.as_ref(), &store, &key, clock.as_ref()).await {
+        let pause = match poll_once(source.as_ref(), store.as_ref(), &key, clock.as_ref()).await {
             Ok((done, more)) => {
                 failures = 0;
                 if done.changed() {
@@ -80,15 +80,16 @@ pub async fn watch_source(
 
 async fn poll_once(
     source: &dyn Source,
-    store: &Store,
+    store: &dyn Store,
     key: &str,
     clock: &dyn Clock,
 ) -> Result<(Ingested, bool), DeliveryError> {
-    let store_err = |e: crate::store::StoreError| DeliveryError::retry(e.to_string());
-    let cursor = store.cursor(key).map_err(store_err)?;
+    let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+    let cursor = store.cursor(key).await.map_err(store_err)?;
     let batch = source.poll(cursor.as_deref()).await?;
     let created = store
         .ingest(key, &batch.mentions, batch.cursor.as_deref(), clock.now())
+        .await
         .map_err(store_err)?;
     // Durable before anything is acknowledged or acted on.
     store.flush().await.map_err(store_err)?;

@@ -30,7 +30,7 @@ pub struct ConnectError {
 /// order so a failure names the first platform that is wrong.
 pub async fn connect_all(
     config: &crate::config::Config,
-    store: &crate::store::Store,
+    store: &crate::ports::SharedStore,
 ) -> Result<Platforms, ConnectError> {
     let mut platforms = Platforms::default();
     if let Some(c) = &config.mastodon {

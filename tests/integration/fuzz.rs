@@ -16,8 +16,9 @@ use mentionbridge::chat::discord::Discord;
 use mentionbridge::chat::slack::Slack;
 use mentionbridge::config::Config;
 use mentionbridge::domain::{text::TextRules, Desk, Platform, SurfaceKind};
+use mentionbridge::ports::SharedStore;
 use mentionbridge::runtime::desk::DeskService;
-use mentionbridge::store::Store;
+use mentionbridge::store::SledStore;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::cell::RefCell;
@@ -642,7 +643,7 @@ agent_user_ids = ["1200000000000000002"]
             })
         };
         let config = Config::parse(Path::new("fuzz.toml"), &text, &env).expect("the config");
-        let store = Store::temporary().unwrap();
+        let store: SharedStore = Arc::new(SledStore::temporary().unwrap());
         // A few tickets to act on: the webhook seeds (a network we cannot answer on,
         // Mastodon and X posts we can).
         let mentions: Vec<_> = read_corpus("webhook")
@@ -650,8 +651,7 @@ agent_user_ids = ["1200000000000000002"]
             .filter_map(|body| mentionbridge::sources::webhook::parse(body).ok())
             .flatten()
             .collect();
-        store
-            .ingest("webhook", &mentions, None, chrono::Utc::now())
+        rt.block_on(store.ingest("webhook", &mentions, None, chrono::Utc::now()))
             .unwrap();
         let mut roster = Desk::new();
         for p in [Platform::Mastodon, Platform::Bluesky, Platform::X] {

@@ -41,7 +41,6 @@ const IMPURE_IN_DOMAIN: &[&[&str]] = &[
 ];
 
 #[test]
-#[ignore = "enabled when issue 10's moves are merged"]
 fn imports_point_one_way_and_never_loop() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();

@@ -24,6 +24,7 @@ mod robustness;
 mod scenarios;
 mod secret_leaks;
 mod slack_flows;
+mod store_contract;
 mod team_defects;
 mod webhook_flows;
 mod x_flows;

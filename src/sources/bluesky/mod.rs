@@ -25,9 +25,9 @@ pub use poll::mentions_in_notifications;
 
 use crate::config::BlueskyConfig;
 use crate::domain::{text::TextRules, Platform};
+use crate::ports::SharedStore;
 use crate::ports::{Batch, DeliveryError, Published, Publisher, ReplyRequest, Source};
 use crate::sources::http::{self, Gates};
-use crate::store::Store;
 use session::{session_key, Session};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -73,7 +73,7 @@ impl BlueskyError {
 pub struct Bluesky {
     http: reqwest::Client,
     config: BlueskyConfig,
-    store: Store,
+    store: SharedStore,
     session: Mutex<Session>,
     /// One refresh or login at a time (refresh tokens rotate).
     renewing: tokio::sync::Mutex<()>,
@@ -85,10 +85,14 @@ pub struct Bluesky {
 impl Bluesky {
     /// Reuse the stored session (renewing it if needed) or log in, and check it with
     /// `getSession`.
-    pub async fn connect(config: &BlueskyConfig, store: Store) -> Result<Bluesky, BlueskyError> {
+    pub async fn connect(
+        config: &BlueskyConfig,
+        store: SharedStore,
+    ) -> Result<Bluesky, BlueskyError> {
         let http = http::client().map_err(BlueskyError::Unavailable)?;
         let stored = store
             .state(&session_key(&config.handle))
+            .await
             .map_err(|e| BlueskyError::Store(e.to_string()))?
             .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok());
         let had_session = stored.is_some();

@@ -24,15 +24,16 @@ pub(super) fn session_key(handle: &str) -> String {
 }
 
 impl Bluesky {
-    fn persist(&self, session: &Session) -> Result<(), BlueskyError> {
+    async fn persist(&self, session: &Session) -> Result<(), BlueskyError> {
         let bytes = serde_json::to_vec(session).expect("a session always serializes");
         self.store
             .set_state(&session_key(&self.config.handle), &bytes)
+            .await
             .map_err(|e| BlueskyError::Store(e.to_string()))
     }
 
     async fn save(&self, session: Session) -> Result<(), BlueskyError> {
-        self.persist(&session)?;
+        self.persist(&session).await?;
         *self.session.lock().expect("session lock") = session;
         self.store
             .flush()

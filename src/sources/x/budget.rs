@@ -1,9 +1,8 @@
 //! The daily request budget: every X request counted per UTC day in the store, and logged.
 
 use super::X;
-use crate::store::Store;
+use crate::ports::Store;
 use chrono::{NaiveDate, Utc};
-use std::sync::MutexGuard;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -29,27 +28,34 @@ impl Budget {
 
 impl X {
     /// Today's budget, rolled over at 00:00 UTC.
-    fn budget_today(&self) -> (MutexGuard<'_, Budget>, NaiveDate) {
+    /// At 00:00 UTC the budget starts again from what the store counted for the new day
+    /// (read without holding the lock across the store call).
+    async fn roll_over(&self) -> NaiveDate {
         let today = Utc::now().date_naive();
+        if self.budget.lock().expect("budget lock").day == today {
+            return today;
+        }
+        let stored = read_count(self.store.as_ref(), today).await;
         let mut b = self.budget.lock().expect("budget lock");
         if b.day != today {
             b.day = today;
-            b.used = read_count(&self.store, today);
+            b.used = stored;
             b.last_logged = None;
         }
-        (b, today)
+        today
     }
 
-    /// Count one request against today's budget; returns (used, budget).
-    pub(super) fn count_request(&self) -> (u32, u32) {
-        let (used, today) = {
-            let (mut b, today) = self.budget_today();
+    pub(super) async fn count_request(&self) -> (u32, u32) {
+        let today = self.roll_over().await;
+        let used = {
+            let mut b = self.budget.lock().expect("budget lock");
             b.used = b.used.saturating_add(1);
-            (b.used, today)
+            b.used
         };
         if let Err(e) = self
             .store
             .set_state(&budget_key(today), used.to_string().as_bytes())
+            .await
         {
             tracing::warn!(error = %e, "cannot record the X request count");
         }
@@ -57,8 +63,8 @@ impl X {
     }
 
     /// Count a request of the API proper, saying so when it spends the day's budget.
-    pub(super) fn count_call(&self) {
-        let (used, budget) = self.count_request();
+    pub(super) async fn count_call(&self) {
+        let (used, budget) = self.count_request().await;
         if used == budget {
             tracing::warn!(
                 budget,
@@ -74,13 +80,14 @@ impl X {
     }
 
     /// Requests made today, after rolling over at 00:00 UTC.
-    pub(super) fn used_today(&self) -> u32 {
-        self.budget_today().0.used
+    pub(super) async fn used_today(&self) -> u32 {
+        self.roll_over().await;
+        self.budget.lock().expect("budget lock").used
     }
 
-    pub(super) fn log_budget(&self, force: bool) {
+    pub(super) async fn log_budget(&self, force: bool) {
         let budget = self.config.daily_request_budget;
-        let used = self.used_today();
+        let used = self.used_today().await;
         let due = {
             let mut b = self.budget.lock().expect("budget lock");
             let due = force
@@ -106,9 +113,10 @@ fn budget_key(day: NaiveDate) -> String {
     format!("x:budget:{}", day.format("%Y-%m-%d"))
 }
 
-pub(super) fn read_count(store: &Store, day: NaiveDate) -> u32 {
+pub(super) async fn read_count(store: &dyn Store, day: NaiveDate) -> u32 {
     store
         .state(&budget_key(day))
+        .await
         .ok()
         .flatten()
         .and_then(|b| String::from_utf8(b).ok())
@@ -121,13 +129,19 @@ mod tests {
     use super::super::test_client as client;
     use super::*;
 
-    #[test]
-    fn the_budget_is_counted_per_utc_day_in_the_store() {
+    #[tokio::test]
+    async fn the_budget_is_counted_per_utc_day_in_the_store() {
         let x = client();
-        assert_eq!(x.count_request(), (1, 10));
-        assert_eq!(x.count_request(), (2, 10));
+        assert_eq!(x.count_request().await, (1, 10));
+        assert_eq!(x.count_request().await, (2, 10));
         let key = budget_key(Utc::now().date_naive());
-        assert_eq!(x.store.state(&key).unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(read_count(&x.store, Utc::now().date_naive()), 2);
+        assert_eq!(
+            x.store.state(&key).await.unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        assert_eq!(
+            read_count(x.store.as_ref(), Utc::now().date_naive()).await,
+            2
+        );
     }
 }

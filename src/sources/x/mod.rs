@@ -26,9 +26,9 @@ pub use poll::mentions_in_page;
 
 use crate::config::{Secret, XConfig, XCredentials};
 use crate::domain::{text::TextRules, Platform};
+use crate::ports::SharedStore;
 use crate::ports::{Batch, DeliveryError, Published, Publisher, ReplyRequest, Source};
 use crate::sources::http::{self, Gates};
-use crate::store::Store;
 use budget::{read_count, Budget};
 use oauth2::StoredTokens;
 use request::Endpoint;
@@ -78,7 +78,7 @@ pub struct X {
     http: reqwest::Client,
     base: String,
     config: XConfig,
-    store: Store,
+    store: SharedStore,
     auth: Auth,
     me: User,
     budget: Mutex<Budget>,
@@ -88,7 +88,7 @@ pub struct X {
 
 impl X {
     /// Check the credentials (`GET /2/users/me`) and that they belong to `x.user_id`.
-    pub async fn connect(config: &XConfig, store: Store) -> Result<X, XError> {
+    pub async fn connect(config: &XConfig, store: SharedStore) -> Result<X, XError> {
         let http = http::client().map_err(XError::Unavailable)?;
         let auth = match &config.credentials {
             XCredentials::Oauth1 {
@@ -109,15 +109,13 @@ impl X {
             } => Auth::Oauth2 {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
-                session: tokio::sync::Mutex::new(oauth2::starting_session(
-                    &store,
-                    config,
-                    refresh_token,
-                )?),
+                session: tokio::sync::Mutex::new(
+                    oauth2::starting_session(store.as_ref(), config, refresh_token).await?,
+                ),
             },
         };
         let today = chrono::Utc::now().date_naive();
-        let used = read_count(&store, today);
+        let used = read_count(store.as_ref(), today).await;
         let mut client = X {
             http,
             base: config.api_url.clone(),
@@ -149,7 +147,7 @@ impl X {
             auth = if matches!(client.auth, Auth::Oauth1 { .. }) { "oauth1" } else { "oauth2" },
             "X account verified"
         );
-        client.log_budget(true);
+        client.log_budget(true).await;
         Ok(client)
     }
 
@@ -218,7 +216,7 @@ fn test_client() -> X {
             keywords: vec![],
             daily_request_budget: 10,
         },
-        store: Store::temporary().unwrap(),
+        store: std::sync::Arc::new(crate::store::SledStore::temporary().unwrap()),
         auth: Auth::Oauth1 {
             consumer_key: Secret::default(),
             consumer_secret: Secret::default(),

@@ -6,8 +6,8 @@ use super::wire::x_said;
 use super::{Auth, XError, X};
 use crate::config::{Secret, XConfig};
 use crate::ports::DeliveryError;
+use crate::ports::Store;
 use crate::sources::http;
-use crate::store::Store;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -45,14 +45,15 @@ fn fingerprint(secret: &str) -> String {
 
 /// The session to start from: the stored (rotated) one while it descends from the
 /// configured refresh token, else the configured token itself.
-pub(super) fn starting_session(
-    store: &Store,
+pub(super) async fn starting_session(
+    store: &dyn Store,
     config: &XConfig,
     refresh_token: &Secret,
 ) -> Result<StoredTokens, XError> {
     let origin = fingerprint(refresh_token.expose());
     let stored = store
         .state(&oauth2_key(&config.user_id))
+        .await
         .map_err(|e| XError::Store(e.to_string()))?
         .and_then(|b| serde_json::from_slice::<StoredTokens>(&b).ok())
         .filter(|s| s.origin == origin);
@@ -122,7 +123,7 @@ impl X {
         if let Some(secret) = client_secret {
             req = req.basic_auth(client_id, Some(secret.expose()));
         }
-        self.count_request();
+        self.count_request().await;
         let (status, headers, body) = http::exchange(
             req,
             || {
@@ -174,11 +175,12 @@ impl X {
             s.refresh_token = rt;
         }
         let bytes = serde_json::to_vec(&*s).expect("tokens serialise");
-        let store_err = |e: crate::store::StoreError| {
+        let store_err = |e: crate::ports::StoreError| {
             DeliveryError::retry(format!("cannot store X tokens: {e}"))
         };
         self.store
             .set_state(&oauth2_key(&self.config.user_id), &bytes)
+            .await
             .map_err(store_err)?;
         self.store.flush().await.map_err(store_err)?;
         tracing::info!("X OAuth 2.0 access token refreshed; the rotated refresh token is stored");

@@ -122,7 +122,7 @@ impl X {
 
     pub(super) async fn poll_once(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
         let budget = self.config.daily_request_budget;
-        if self.used_today() >= budget {
+        if self.used_today().await >= budget {
             return Err(DeliveryError::Permanent {
                 reason: format!(
                     "X daily request budget of {budget} spent; polling paused until 00:00 UTC \
@@ -130,7 +130,7 @@ impl X {
                 ),
             });
         }
-        self.log_budget(false);
+        self.log_budget(false).await;
         // A cursor is a post id; a foreign one (corrupt) restarts like a first start.
         let since = cursor.filter(|c| c.parse::<u64>().is_ok());
         // Anything posted from now on is newer than this id: the cursor of a first start

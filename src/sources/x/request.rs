@@ -134,7 +134,7 @@ impl X {
             if let Some(body) = &call.json {
                 req = req.json(body);
             }
-            self.count_call();
+            self.count_call().await;
             let (status, headers, body) = http::exchange(
                 req,
                 || format!("X at {} could not be reached", self.base),

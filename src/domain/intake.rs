@@ -1,0 +1,301 @@
+//! Intake: what a mention that just arrived does to the desk. Already seen: nothing. An
+//! answer, by the same author, to a post of a ticket's conversation (its first mention, a
+//! follow-up, or our reply): it joins that ticket, reopening it if it was closed.
+//! Anything else opens a ticket, stamped with its route and first-response deadline. The
+//! store looks up what this needs inside its transaction and persists the outcome.
+
+use super::routes::{Routes, DEFAULT_ROUTE};
+use super::{apply_followup, AuditEntry, Effect, Mention, Ticket, TicketId, Transition};
+use chrono::{DateTime, Utc};
+
+/// What the store knows about a mention, looked up by the keys intake names.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// One of [`Mention::dedupe_keys`] is remembered: the mention was stored before.
+    pub seen: bool,
+    /// The ticket that holds the post the mention answers (found by [`post_keys`] of
+    /// its `in_reply_to`), if any.
+    pub parent: Option<&'a Ticket>,
+}
+
+/// What to persist for one mention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    /// Stored before: nothing changes.
+    Duplicate,
+    /// A customer's follow-up joins (and reopens) the ticket of its conversation.
+    FollowUp(Transition),
+    /// A new ticket, its cards to post and its first audit line.
+    Opened(Transition),
+}
+
+impl Intake {
+    /// The ticket to remember the mention's keys under, unless it is a duplicate.
+    pub fn transition(&self) -> Option<&Transition> {
+        match self {
+            Intake::Duplicate => None,
+            Intake::FollowUp(tr) | Intake::Opened(tr) => Some(tr),
+        }
+    }
+}
+
+/// Decide what `mention`, received at `now`, does. A new ticket takes number `next`.
+/// Deadlines run from `now`, the time the desk received the post, never from the time
+/// the post claims (a clock the customer controls).
+pub fn admit(
+    mention: &Mention,
+    known: Known<'_>,
+    next: TicketId,
+    routes: &Routes,
+    now: DateTime<Utc>,
+) -> Intake {
+    if known.seen {
+        return Intake::Duplicate;
+    }
+    if let Some(parent) = known
+        .parent
+        .filter(|t| t.mention.author.handle == mention.author.handle)
+    {
+        return Intake::FollowUp(apply_followup(parent, mention, now));
+    }
+    let mut ticket = Ticket::open(next, mention.clone(), now);
+    let route = routes.route_for(mention);
+    // The default route is stored as no name, so a renamed default still applies.
+    if route.name != DEFAULT_ROUTE {
+        ticket.route = route.name.clone();
+    }
+    ticket.respond_by = Some(now + route.sla.first_response);
+    Intake::Opened(Transition {
+        audit: AuditEntry {
+            ticket: next,
+            at: now,
+            actor: None,
+            what: "mention received".into(),
+            detail: Some(mention.url.clone()),
+        },
+        ticket,
+        effects: vec![Effect::PostCards],
+    })
+}
+
+/// The keys post `remote_id` of `mention`'s conversation is remembered by: the source's
+/// own key first; then, where a post id is global (X, Bluesky), the post's key, so a post
+/// brought by another path (a webhook) still finds it.
+pub fn post_keys(mention: &Mention, remote_id: &str) -> Vec<String> {
+    let mut post = mention.clone();
+    post.remote_id = remote_id.to_string();
+    std::iter::once(post.dedupe_key())
+        .chain(mention.post_key_of(remote_id))
+        .collect()
+}
+
+/// The keys to find the ticket whose post `mention` answers by, if it answers one.
+pub fn parent_keys(mention: &Mention) -> Vec<String> {
+    mention
+        .in_reply_to
+        .as_deref()
+        .map(|parent| post_keys(mention, parent))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::routes::Route;
+    use crate::domain::sla::SlaPolicy;
+    use crate::domain::{Author, Note, Platform, Stage, Visibility};
+    use chrono::{Duration, TimeZone};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+    }
+
+    fn mention(id: &str, author: &str) -> Mention {
+        Mention {
+            platform: Platform::Mastodon,
+            network: None,
+            account: "brand".into(),
+            remote_id: id.into(),
+            url: format!("https://m.example/@{author}/{id}"),
+            author: Author {
+                handle: author.into(),
+                name: author.into(),
+                profile_url: format!("https://m.example/@{author}"),
+                id: None,
+            },
+            text: "help".into(),
+            language: None,
+            created_at: now(),
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+            external_id: None,
+        }
+    }
+
+    fn answer(id: &str, author: &str, to: &str) -> Mention {
+        Mention {
+            in_reply_to: Some(to.into()),
+            ..mention(id, author)
+        }
+    }
+
+    const NOTHING: Known<'static> = Known {
+        seen: false,
+        parent: None,
+    };
+
+    fn german_route() -> Routes {
+        let sla = SlaPolicy {
+            first_response: Duration::minutes(20),
+            ..SlaPolicy::default()
+        };
+        let mut german = Route::default_route(sla, false);
+        german.name = "german".into();
+        german.languages = vec!["de".into()];
+        Routes {
+            routes: vec![german],
+            default: Route::default_route(SlaPolicy::default(), true),
+        }
+    }
+
+    #[test]
+    fn a_new_mention_opens_a_ticket_with_its_cards_to_post() {
+        let m = mention("1", "alice");
+        let Intake::Opened(tr) = admit(&m, NOTHING, TicketId(7), &Routes::default(), now()) else {
+            panic!("a new ticket")
+        };
+        assert_eq!(tr.ticket.id, TicketId(7));
+        assert_eq!(tr.ticket.stage, Stage::New);
+        assert_eq!(tr.ticket.mention, m);
+        assert_eq!(tr.effects, vec![Effect::PostCards]);
+        assert_eq!(tr.audit.ticket, TicketId(7));
+        assert_eq!(tr.audit.what, "mention received");
+        assert_eq!(tr.audit.detail.as_deref(), Some(m.url.as_str()));
+        assert_eq!(tr.audit.actor, None);
+    }
+
+    #[test]
+    fn a_mention_seen_before_changes_nothing() {
+        let known = Known {
+            seen: true,
+            parent: None,
+        };
+        let m = mention("1", "alice");
+        assert_eq!(
+            admit(&m, known, TicketId(2), &Routes::default(), now()),
+            Intake::Duplicate
+        );
+        assert_eq!(Intake::Duplicate.transition(), None);
+    }
+
+    #[test]
+    fn an_answer_by_the_same_author_joins_the_open_ticket() {
+        let first = Ticket::open(TicketId(3), mention("1", "alice"), now());
+        let later = now() + Duration::minutes(5);
+        let m = answer("2", "alice", "1");
+        let known = Known {
+            seen: false,
+            parent: Some(&first),
+        };
+        let Intake::FollowUp(tr) = admit(&m, known, TicketId(4), &Routes::default(), later) else {
+            panic!("a follow-up")
+        };
+        assert_eq!(tr.ticket.id, TicketId(3), "no new ticket number used");
+        assert_eq!(tr.ticket.followups.len(), 1);
+        assert_eq!(tr.ticket.followups[0].at, later);
+        assert!(tr.ticket.customer_replied);
+        assert_eq!(tr.audit.what, "customer follow-up");
+        assert!(tr.effects.contains(&Effect::UpdateCards));
+    }
+
+    #[test]
+    fn an_answer_to_a_closed_ticket_reopens_it() {
+        let mut closed = Ticket::open(TicketId(3), mention("1", "alice"), now());
+        closed.stage = Stage::Resolved;
+        let m = answer("2", "alice", "1");
+        let known = Known {
+            seen: false,
+            parent: Some(&closed),
+        };
+        let Intake::FollowUp(tr) = admit(&m, known, TicketId(4), &Routes::default(), now()) else {
+            panic!("a follow-up")
+        };
+        assert!(!tr.ticket.is_closed());
+        assert_eq!(tr.audit.what, "customer wrote again; reopened");
+        assert!(tr.effects.iter().any(|e| matches!(
+            e,
+            Effect::ThreadNote(Note::CustomerFollowUp { reopened: true, .. })
+        )));
+    }
+
+    #[test]
+    fn an_answer_by_someone_else_is_a_ticket_of_its_own() {
+        let first = Ticket::open(TicketId(3), mention("1", "alice"), now());
+        let m = answer("2", "bob", "1");
+        let known = Known {
+            seen: false,
+            parent: Some(&first),
+        };
+        let outcome = admit(&m, known, TicketId(4), &Routes::default(), now());
+        assert!(matches!(outcome, Intake::Opened(tr) if tr.ticket.id == TicketId(4)));
+    }
+
+    #[test]
+    fn a_new_ticket_carries_its_route_and_first_response_deadline() {
+        let routes = german_route();
+        let mut m = mention("1", "alice");
+        m.language = Some("de".into());
+        let Intake::Opened(tr) = admit(&m, NOTHING, TicketId(1), &routes, now()) else {
+            panic!("a new ticket")
+        };
+        assert_eq!(tr.ticket.route, "german");
+        assert_eq!(tr.ticket.respond_by, Some(now() + Duration::minutes(20)));
+        // Anything else takes the default route, stored without a name.
+        let Intake::Opened(tr) = admit(&mention("2", "bob"), NOTHING, TicketId(2), &routes, now())
+        else {
+            panic!("a new ticket")
+        };
+        assert_eq!(tr.ticket.route, "");
+        assert_eq!(tr.ticket.respond_by, Some(now() + Duration::minutes(60)));
+    }
+
+    #[test]
+    fn the_deadline_runs_from_when_the_desk_received_the_post_not_its_claimed_time() {
+        let mut m = mention("1", "alice");
+        // The post claims to be from two days ago (or from the future): not trusted.
+        m.created_at = now() - Duration::days(2);
+        let received = now();
+        let Intake::Opened(tr) = admit(&m, NOTHING, TicketId(1), &Routes::default(), received)
+        else {
+            panic!("a new ticket")
+        };
+        assert_eq!(tr.ticket.opened_at, received);
+        assert_eq!(tr.ticket.respond_by, Some(received + Duration::minutes(60)));
+        m.created_at = now() + Duration::days(2);
+        let Intake::Opened(tr) = admit(&m, NOTHING, TicketId(1), &Routes::default(), received)
+        else {
+            panic!("a new ticket")
+        };
+        assert_eq!(tr.ticket.respond_by, Some(received + Duration::minutes(60)));
+    }
+
+    #[test]
+    fn a_post_is_found_by_its_source_key_and_where_global_by_its_post_key() {
+        let m = answer("2", "alice", "1");
+        assert_eq!(parent_keys(&m), vec![mention("1", "alice").dedupe_key()]);
+        assert!(
+            parent_keys(&mention("2", "alice")).is_empty(),
+            "answers nothing"
+        );
+        let mut on_x = answer("1790000000000000002", "alice", "1790000000000000001");
+        on_x.platform = Platform::X;
+        let keys = parent_keys(&on_x);
+        assert_eq!(keys.len(), 2, "the source's key and the post's global key");
+        assert_eq!(
+            keys[1],
+            on_x.post_key_of("1790000000000000001").unwrap(),
+            "the same key a webhook delivery of that post is remembered by"
+        );
+    }
+}

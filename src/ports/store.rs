@@ -1,0 +1,274 @@
+//! The store port: the desk's durable memory, whatever holds it (sled on one machine,
+//! PostgreSQL for replicas). Each method's doc comment is its contract. Two rules hold
+//! for all of them: a method that writes several things writes them in one transaction
+//! (all or nothing, also across a crash), and a write is durable once `flush` has
+//! returned — callers flush before they acknowledge anything outside (a platform's
+//! cursor, a chat surface's event) and before the external call a change leads to (the
+//! outbox rule). A backend may be more durable than that, never less.
+
+use crate::domain::{
+    AuditEntry, CardRef, Effect, Mention, Rejection, SurfaceKind, SystemEvent, Ticket, TicketId,
+    Transition,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The store as the program holds it: one backend, shared by every task.
+pub type SharedStore = Arc<dyn Store>;
+
+/// What a backend's failure is, whatever the backend.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} cannot be opened: {source} (is another mentionbridge running on it?)"
+    )]
+    Open {
+        path: String,
+        #[source]
+        source: BackendError,
+    },
+    #[error("store I/O failed: {0}")]
+    Backend(#[source] BackendError),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("ticket {0} does not exist")]
+    NoSuchTicket(TicketId),
+}
+
+/// One effect waiting to be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Grows with every job queued: queue order is id order.
+    pub id: u64,
+    pub ticket: TicketId,
+    pub effect: Effect,
+    /// How many times a send was started. Above zero, the effect may already have
+    /// happened: the executor must look before it acts again.
+    pub attempts: u32,
+    pub not_before: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// What an ingest did with a batch of mentions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ingested {
+    pub new_tickets: Vec<TicketId>,
+    /// Tickets a customer's follow-up joined (and reopened if they were closed).
+    pub followups: Vec<TicketId>,
+    pub duplicates: usize,
+}
+
+impl Ingested {
+    /// Anything for the outbox to do.
+    pub fn changed(&self) -> bool {
+        !self.new_tickets.is_empty() || !self.followups.is_empty()
+    }
+}
+
+/// The outcome of an agent's action as the store committed it.
+pub type ActOutcome = Result<Ticket, Rejection>;
+
+/// An agent's action judged on the ticket as stored (see [`Store::act`]).
+pub type Judge<'a> = dyn Fn(&Ticket) -> Result<Transition, Rejection> + Send + Sync + 'a;
+
+/// A change the desk decides on the ticket as stored (see [`Store::transition`]).
+pub type Decide<'a> = dyn Fn(&Ticket) -> Option<Transition> + Send + Sync + 'a;
+
+/// The outbox key of jobs that concern no ticket (shift hand-off digests).
+pub const DESK_JOBS: TicketId = TicketId(0);
+
+/// How long an inbound event id is remembered. Slack retries an event for about six
+/// minutes (at once, after 1 and after 5 minutes); a Discord gateway resume replays a few
+/// minutes at most. A day covers those, and a restart or outage in between, while
+/// keeping the set small (one entry per event).
+pub const SEEN_EVENTS_FOR: chrono::Duration = chrono::Duration::hours(24);
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Make everything written so far durable. Returns only once it is.
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    // -- sources ------------------------------------------------------------------------
+
+    /// Where `source` continues, as its last ingest left it.
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError>;
+
+    /// Small per-source or desk state (a Bluesky session, an X request budget, on-call
+    /// overrides), by key; keys never see each other's values.
+    async fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Remember state under `key`, replacing what was there; durable after `flush`.
+    async fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Whether this is the first delivery of inbound event `id` from `source` (e.g.
+    /// `slack-event`, `discord-interaction`) within [`SEEN_EVENTS_FOR`]. The id is
+    /// remembered durably before this returns `true`, so a retry after a restart is
+    /// still recognised; of many concurrent calls for one id, exactly one gets `true`.
+    /// Expired ids may be forgotten.
+    async fn first_delivery(
+        &self,
+        source: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// How many inbound event ids are remembered (for tests and the numbers).
+    async fn seen_event_count(&self) -> Result<usize, StoreError>;
+
+    /// Store a batch of new mentions and move `source`'s cursor to `cursor`, in one
+    /// transaction: after a crash either the batch's tickets and the cursor are there,
+    /// or neither. What each mention does is `domain::intake`'s decision, made on what
+    /// this transaction sees (earlier mentions of the same batch included). Idempotent:
+    /// a mention already stored, by any of its keys (the same post by its platform-wide
+    /// key from another source too), changes nothing and is counted as a duplicate.
+    /// Durable after `flush`.
+    async fn ingest(
+        &self,
+        source: &str,
+        mentions: &[Mention],
+        cursor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, StoreError>;
+
+    // -- tickets ------------------------------------------------------------------------
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError>;
+
+    /// Every ticket that is neither resolved nor ignored, oldest first.
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError>;
+
+    /// Every ticket, whatever its stage, in ticket number order (for stats and exports).
+    async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError>;
+
+    async fn ticket_count(&self) -> Result<usize, StoreError>;
+
+    /// Judge an agent's action on the ticket as stored and commit the outcome: the new
+    /// ticket, its effects as outbox jobs and its audit entry, together or not at all.
+    /// Actions on one ticket are serialised, so of two agents claiming at once exactly
+    /// one wins and the other is judged on the claimed ticket. `judge` may run more than
+    /// once (it must be pure); a rejection writes nothing. Durable after `flush`.
+    async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError>;
+
+    /// A change the desk itself decides (an SLA step, a claim released at hand-off, an
+    /// off-hours acknowledgement), judged on the ticket as stored and committed like
+    /// [`Store::act`]. `None` from `decide`: nothing to do, nothing written.
+    async fn transition(
+        &self,
+        id: TicketId,
+        decide: &Decide<'_>,
+    ) -> Result<Option<Ticket>, StoreError>;
+
+    // -- the outbox ---------------------------------------------------------------------
+
+    /// Queue a job that concerns no ticket ([`DESK_JOBS`]) together with a piece of desk
+    /// state (e.g. the hand-off digest and the instant it covers), in one transaction.
+    async fn queue_desk_job(
+        &self,
+        effect: Effect,
+        state_key: &str,
+        state_value: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Every pending job in the order it was queued.
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// Up to `limit` pending jobs queued after job `after` (from the start: `None`), in
+    /// queue order: the sender reads a page at a time and stops once its batch is full.
+    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError>;
+
+    async fn job(&self, id: u64) -> Result<Option<Job>, StoreError>;
+
+    /// Record that sends are about to start: each job's attempt count grows by one, so
+    /// after a crash its executor knows the effect may have happened. The caller flushes
+    /// before it calls out. Unknown ids are skipped.
+    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError>;
+
+    /// A send failed for now: the job waits until `not_before` (pending, not due), with
+    /// `error` kept on it. An unknown (done) job is left alone.
+    async fn defer(
+        &self,
+        id: u64,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The outbox gives up on a job: out of the queue, kept with `reason` among the
+    /// failed jobs, and written into the ticket's audit trail, in one transaction. The
+    /// ticket itself is untouched: its mention stays on the desk.
+    async fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Jobs the outbox gave up on, oldest first.
+    async fn failed_jobs(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// A job is done: remove it and fold what the outside world reported into the ticket
+    /// (queuing any follow-up effects), in one transaction. Completing a job already
+    /// done is harmless: nothing is removed twice, and an outcome the ticket already
+    /// shows queues no effect again (the core's rules ignore a repeat).
+    async fn complete(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.complete_with(job, event, &[], now).await
+    }
+
+    /// [`Store::complete`], also queuing `more` effects for the ticket in the same
+    /// transaction. A published reply's post is remembered as part of the ticket's
+    /// conversation, so an answer to it is a follow-up.
+    async fn complete_with(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        more: &[Effect],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    // -- cards --------------------------------------------------------------------------
+
+    /// Remember where a ticket's card went on a surface (replacing an earlier card of
+    /// that surface), indexed by its message, in one transaction.
+    async fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError>;
+
+    /// A card on `surface` is gone (or could not be posted): forget it, so it is no longer
+    /// kept in sync, count it, and queue a note about it for the ticket's other cards,
+    /// in one transaction.
+    async fn report_lost_card(
+        &self,
+        ticket: TicketId,
+        surface: SurfaceKind,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// How many cards each surface lost or refused for good since the store began.
+    async fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError>;
+
+    /// A ticket's cards, one per surface.
+    async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError>;
+
+    /// The ticket whose card is this message, if any.
+    async fn ticket_by_card(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        message_id: &str,
+    ) -> Result<Option<TicketId>, StoreError>;
+
+    // -- the audit log ------------------------------------------------------------------
+
+    /// Append a line to the audit log outside any transition (e.g. an internal note).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The audit trail of one ticket, oldest first.
+    async fn audit_of(&self, ticket: TicketId) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The whole audit log: by ticket, then oldest first.
+    async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError>;
+}

@@ -1,0 +1,705 @@
+//! The store on sled, for one machine. Every multi-key change happens in one sled
+//! transaction; `flush` makes everything written so far durable. Sled is synchronous: the
+//! port's async methods run its calls in place (they take microseconds), and only the
+//! flush waits on the disk asynchronously.
+
+use crate::domain::intake::{self, Intake, Known};
+use crate::domain::routes::Routes;
+use crate::domain::{
+    apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
+    Ticket, TicketId, Transition,
+};
+use crate::ports::{
+    ActOutcome, Decide, Ingested, Job, Judge, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+};
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+use std::path::Path;
+use std::sync::Arc;
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    tickets: sled::Tree,
+    dedupe: sled::Tree,
+    cursors: sled::Tree,
+    cards: sled::Tree,
+    card_index: sled::Tree,
+    outbox: sled::Tree,
+    audit: sled::Tree,
+    meta: sled::Tree,
+    /// Small per-source state that must survive restarts (a Bluesky session, an X
+    /// request budget), by key.
+    state: sled::Tree,
+    /// Inbound event ids already acted on (Slack `event_id`, Discord interaction id) →
+    /// when first seen; `seen_by_time` indexes them by that time for pruning.
+    seen: sled::Tree,
+    seen_by_time: sled::Tree,
+    /// Jobs the outbox gave up on, with their last error: kept for the team to see.
+    failed_jobs: sled::Tree,
+    /// The routes intake stamps new tickets with.
+    routes: Arc<Routes>,
+}
+
+/// Expired event ids removed per sighting, so pruning never stalls an inbound event.
+const PRUNE_PER_SIGHTING: usize = 64;
+
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+fn key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn id_of(raw: &[u8]) -> u64 {
+    u64::from_be_bytes(raw.try_into().unwrap_or([0; 8]))
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("our records always serialize")
+}
+
+fn dec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+
+/// Why a transaction stopped on purpose.
+#[derive(Debug)]
+enum Abort {
+    Rejected(Rejection),
+    Missing(TicketId),
+    Corrupt(serde_json::Error),
+}
+
+fn tx_dec<T: DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))
+}
+
+fn card_index_key(surface: SurfaceKind, channel: &str, message_id: &str) -> Vec<u8> {
+    format!("{surface:?}\u{0}{channel}\u{0}{message_id}").into_bytes()
+}
+
+fn card_key(ticket: TicketId, surface: SurfaceKind) -> Vec<u8> {
+    let mut k = key(ticket.0).to_vec();
+    k.extend_from_slice(format!("{surface:?}").as_bytes());
+    k
+}
+
+impl SledStore {
+    /// The store at `path`; sled takes a lock on it, so a second process fails here.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            // sled's default page cache is 1 GiB; the desk's working set is far smaller.
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source: Box::new(source),
+            })?;
+        Self::with_db(db)
+    }
+
+    /// A throwaway store for tests and benchmarks.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        Self::with_db(
+            sled::Config::new()
+                .temporary(true)
+                .cache_capacity(CACHE_BYTES)
+                .open()?,
+        )
+    }
+
+    fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
+            tickets: db.open_tree("tickets")?,
+            dedupe: db.open_tree("dedupe")?,
+            cursors: db.open_tree("cursors")?,
+            cards: db.open_tree("cards")?,
+            card_index: db.open_tree("card_index")?,
+            outbox: db.open_tree("outbox")?,
+            audit: db.open_tree("audit")?,
+            meta: db.open_tree("meta")?,
+            state: db.open_tree("state")?,
+            seen: db.open_tree("seen_events")?,
+            seen_by_time: db.open_tree("seen_events_by_time")?,
+            failed_jobs: db.open_tree("failed_jobs")?,
+            routes: Arc::new(Routes::default()),
+            db,
+        })
+    }
+
+    /// Stamp each new ticket with its route and first-response deadline from `routes`
+    /// (without: the default route's).
+    pub fn with_routes(mut self, routes: Routes) -> SledStore {
+        self.routes = Arc::new(routes);
+        self
+    }
+
+    fn prune_seen(&self, fresh_since: i64) -> Result<(), StoreError> {
+        let expired: Vec<sled::IVec> = self
+            .seen_by_time
+            .range(..fresh_since.to_be_bytes().to_vec())
+            .keys()
+            .take(PRUNE_PER_SIGHTING)
+            .collect::<Result<_, _>>()?;
+        for time_key in expired {
+            let id = &time_key[8..];
+            // Only if not seen again since (then it has a newer time key).
+            if self.seen.get(id)?.as_deref() == Some(&time_key[..8]) {
+                self.seen.remove(id)?;
+            }
+            self.seen_by_time.remove(&time_key)?;
+        }
+        Ok(())
+    }
+
+    /// Judge a ticket as stored and commit the transition `decide` returns (with the
+    /// instant its jobs are queued at), in one transaction; `None`: nothing written.
+    fn judge_and_commit(
+        &self,
+        id: TicketId,
+        decide: impl Fn(&Ticket) -> TxResult<Option<(Transition, DateTime<Utc>)>>,
+    ) -> Result<Option<Ticket>, TransactionError<Abort>> {
+        let trees = (&self.tickets, &self.outbox, &self.audit);
+        trees.transaction(|(tickets, outbox, audit)| {
+            let Some(raw) = tickets.get(key(id.0))? else {
+                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
+            };
+            let ticket: Ticket = tx_dec(&raw)?;
+            let Some((tr, now)) = decide(&ticket)? else {
+                return Ok(None);
+            };
+            commit_transition(tickets, outbox, audit, &tr, now)?;
+            Ok(Some(tr.ticket))
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .cursors
+            .get(source)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    async fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state.get(key)?.map(|v| v.to_vec()))
+    }
+
+    async fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.state.insert(key, value)?;
+        Ok(())
+    }
+
+    async fn first_delivery(
+        &self,
+        source: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{source}\u{0}{id}").into_bytes();
+        let stamp = now.timestamp_millis().to_be_bytes();
+        let fresh_since = (now - SEEN_EVENTS_FOR).timestamp_millis();
+        let time_key = |ms: &[u8]| [ms, key.as_slice()].concat();
+        let result = (&self.seen, &self.seen_by_time).transaction(|(seen, by_time)| {
+            if let Some(old) = seen.get(&key)? {
+                let at = i64::from_be_bytes(old.as_ref().try_into().unwrap_or([0; 8]));
+                if at >= fresh_since {
+                    return Ok(false);
+                }
+                by_time.remove(time_key(&old))?;
+            }
+            seen.insert(key.as_slice(), &stamp)?;
+            by_time.insert(time_key(&stamp), &[])?;
+            Ok(true)
+        });
+        let first = finish(result)?;
+        if first {
+            self.prune_seen(fresh_since)?;
+            self.flush().await?;
+        }
+        Ok(first)
+    }
+
+    async fn seen_event_count(&self) -> Result<usize, StoreError> {
+        Ok(self.seen.len())
+    }
+
+    async fn ingest(
+        &self,
+        source: &str,
+        mentions: &[Mention],
+        cursor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, StoreError> {
+        let trees = (
+            &self.tickets,
+            &self.dedupe,
+            &self.cursors,
+            &self.outbox,
+            &self.audit,
+            &self.meta,
+        );
+        let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
+            let mut done = Ingested::default();
+            for m in mentions {
+                let keys = m.dedupe_keys();
+                let mut seen = false;
+                for k in &keys {
+                    seen |= dedupe.get(k.as_bytes())?.is_some();
+                }
+                let parent = parent_of(tickets, dedupe, m)?;
+                let next = match meta.get("next_ticket")? {
+                    Some(v) => id_of(&v),
+                    None => 1,
+                };
+                let known = Known {
+                    seen,
+                    parent: parent.as_ref(),
+                };
+                let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
+                match &decided {
+                    Intake::Duplicate => done.duplicates += 1,
+                    Intake::FollowUp(tr) => done.followups.push(tr.ticket.id),
+                    Intake::Opened(tr) => {
+                        meta.insert("next_ticket", &key(next + 1))?;
+                        done.new_tickets.push(tr.ticket.id);
+                    }
+                }
+                if let Some(tr) = decided.transition() {
+                    commit_transition(tickets, outbox, audit, tr, now)?;
+                    for k in &keys {
+                        dedupe.insert(k.as_bytes(), &key(tr.ticket.id.0))?;
+                    }
+                }
+            }
+            if let Some(c) = cursor {
+                cursors.insert(source, c.as_bytes())?;
+            }
+            Ok(done)
+        });
+        finish(result)
+    }
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.tickets.get(key(id.0))?.map(|v| dec(&v)).transpose()
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tickets.iter() {
+            let (_, v) = item?;
+            let t: Ticket = dec(&v)?;
+            if !t.is_closed() {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.tickets.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    async fn ticket_count(&self) -> Result<usize, StoreError> {
+        Ok(self.tickets.len())
+    }
+
+    async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError> {
+        // Two agents acting at once are serialised by sled: the loser's transaction runs
+        // again on the ticket the winner wrote.
+        let result = self.judge_and_commit(id, |ticket| {
+            let tr = judge(ticket)
+                .map_err(|r| ConflictableTransactionError::Abort(Abort::Rejected(r)))?;
+            let at = ticket.updated_at.max(tr.audit.at);
+            Ok(Some((tr, at)))
+        });
+        match result {
+            Ok(Some(t)) => Ok(Ok(t)),
+            Ok(None) => unreachable!("an accepted action always writes"),
+            Err(TransactionError::Abort(Abort::Rejected(r))) => Ok(Err(r)),
+            Err(e) => finish(Err(e)),
+        }
+    }
+
+    async fn transition(
+        &self,
+        id: TicketId,
+        decide: &Decide<'_>,
+    ) -> Result<Option<Ticket>, StoreError> {
+        finish(self.judge_and_commit(id, |ticket| {
+            Ok(decide(ticket).map(|tr| {
+                let at = tr.audit.at;
+                (tr, at)
+            }))
+        }))
+    }
+
+    async fn queue_desk_job(
+        &self,
+        effect: Effect,
+        state_key: &str,
+        state_value: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (&self.outbox, &self.state);
+        let result = trees.transaction(|(outbox, state)| {
+            enqueue(outbox, DESK_JOBS, effect.clone(), now)?;
+            state.insert(state_key, state_value)?;
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.outbox.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let from = match after {
+            Some(id) => std::ops::Bound::Excluded(key(id)),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.outbox
+            .range((from, std::ops::Bound::Unbounded))
+            .values()
+            .take(limit)
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
+    async fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        self.outbox.get(key(id))?.map(|v| dec(&v)).transpose()
+    }
+
+    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let result = self.outbox.transaction(|outbox| {
+            for id in ids {
+                if let Some(raw) = outbox.get(key(*id))? {
+                    let mut job: Job = tx_dec(&raw)?;
+                    job.attempts += 1;
+                    outbox.insert(&key(*id), enc(&job))?;
+                }
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn defer(
+        &self,
+        id: u64,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(raw) = self.outbox.get(key(id))? {
+            let mut job: Job = dec(&raw)?;
+            job.not_before = Some(not_before);
+            job.last_error = Some(error.to_string());
+            self.outbox.insert(key(id), enc(&job))?;
+        }
+        Ok(())
+    }
+
+    async fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let trees = (&self.outbox, &self.failed_jobs, &self.audit);
+        let result = trees.transaction(|(outbox, failed, audit)| {
+            outbox.remove(&key(job.id))?;
+            let mut kept = job.clone();
+            kept.last_error = Some(reason.to_string());
+            failed.insert(&key(job.id), enc(&kept))?;
+            if job.ticket != DESK_JOBS {
+                append_audit(
+                    audit,
+                    &AuditEntry {
+                        ticket: job.ticket,
+                        at: now,
+                        actor: None,
+                        what: format!("gave up after {} tries", job.attempts),
+                        detail: Some(reason.to_string()),
+                    },
+                )?;
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn failed_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.failed_jobs.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    async fn complete_with(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        more: &[Effect],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
+        let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
+            outbox.remove(&key(job.id))?;
+            for effect in more {
+                enqueue(outbox, job.ticket, effect.clone(), now)?;
+            }
+            if let Some(ev) = &event {
+                let Some(raw) = tickets.get(key(job.ticket.0))? else {
+                    return Err(ConflictableTransactionError::Abort(Abort::Missing(
+                        job.ticket,
+                    )));
+                };
+                let ticket: Ticket = tx_dec(&raw)?;
+                if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
+                    for k in intake::post_keys(&ticket.mention, remote_id) {
+                        dedupe.insert(k.as_bytes(), &key(ticket.id.0))?;
+                    }
+                }
+                let tr = apply_system(&ticket, ev.clone(), now);
+                commit_transition(tickets, outbox, audit, &tr, now)?;
+            }
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
+        let result = (&self.cards, &self.card_index).transaction(|(cards, card_index)| {
+            cards.insert(card_key(ticket, card.surface), enc(card))?;
+            card_index.insert(
+                card_index_key(card.surface, &card.channel, &card.message_id),
+                &key(ticket.0),
+            )?;
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn report_lost_card(
+        &self,
+        ticket: TicketId,
+        surface: SurfaceKind,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let trees = (
+            &self.cards,
+            &self.card_index,
+            &self.outbox,
+            &self.audit,
+            &self.meta,
+        );
+        let result = trees.transaction(|(cards, card_index, outbox, audit, meta)| {
+            if let Some(raw) = cards.remove(card_key(ticket, surface))? {
+                let card: CardRef = tx_dec(&raw)?;
+                card_index.remove(card_index_key(surface, &card.channel, &card.message_id))?;
+            }
+            // Counted for `/metrics`, in the same transaction as the loss itself.
+            let counter = lost_cards_key(surface);
+            let lost = meta
+                .get(counter.as_bytes())?
+                .and_then(|raw| raw.as_ref().try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            meta.insert(counter.as_bytes(), &key(lost + 1))?;
+            let note = Note::CardLost {
+                surface,
+                reason: reason.to_string(),
+            };
+            enqueue(outbox, ticket, Effect::ThreadNote(note), now)?;
+            append_audit(
+                audit,
+                &AuditEntry {
+                    ticket,
+                    at: now,
+                    actor: None,
+                    what: format!("{} card lost", surface.label()),
+                    detail: Some(reason.to_string()),
+                },
+            )?;
+            Ok(())
+        });
+        finish(result)
+    }
+
+    async fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(lost_cards_key(surface).as_bytes())?
+            .and_then(|raw| raw.as_ref().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
+        self.cards
+            .scan_prefix(key(ticket.0))
+            .values()
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
+    async fn ticket_by_card(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        message_id: &str,
+    ) -> Result<Option<TicketId>, StoreError> {
+        Ok(self
+            .card_index
+            .get(card_index_key(surface, channel, message_id))?
+            .map(|v| TicketId(id_of(&v))))
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        let mut k = key(entry.ticket.0).to_vec();
+        k.extend_from_slice(&key(id));
+        self.audit.insert(k, enc(entry))?;
+        Ok(())
+    }
+
+    async fn audit_of(&self, ticket: TicketId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit
+            .scan_prefix(key(ticket.0))
+            .values()
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
+    async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit.iter().values().map(|v| dec(&v?)).collect()
+    }
+}
+
+/// The ticket holding the post `m` answers, as far as the keys intake names find one.
+fn parent_of(
+    tickets: &TransactionalTree,
+    dedupe: &TransactionalTree,
+    m: &Mention,
+) -> TxResult<Option<Ticket>> {
+    for k in intake::parent_keys(m) {
+        if let Some(raw) = dedupe.get(k.as_bytes())? {
+            return match tickets.get(key(id_of(&raw)))? {
+                Some(raw) => Ok(Some(tx_dec(&raw)?)),
+                None => Ok(None),
+            };
+        }
+    }
+    Ok(None)
+}
+
+fn lost_cards_key(surface: SurfaceKind) -> String {
+    format!("cards_lost:{}", surface.label())
+}
+
+fn enqueue(
+    outbox: &TransactionalTree,
+    ticket: TicketId,
+    effect: Effect,
+    now: DateTime<Utc>,
+) -> Result<(), UnabortableTransactionError> {
+    let id = outbox.generate_id()?;
+    let job = Job {
+        id,
+        ticket,
+        effect,
+        attempts: 0,
+        not_before: None,
+        created_at: now,
+        last_error: None,
+    };
+    outbox.insert(&key(id), enc(&job))?;
+    Ok(())
+}
+
+fn append_audit(
+    audit: &TransactionalTree,
+    entry: &AuditEntry,
+) -> Result<(), UnabortableTransactionError> {
+    // Audit keys: ticket id then a unique id, so one ticket's trail is a prefix scan.
+    let mut k = key(entry.ticket.0).to_vec();
+    k.extend_from_slice(&key(audit.generate_id()?));
+    audit.insert(k, enc(entry))?;
+    Ok(())
+}
+
+fn commit_transition(
+    tickets: &TransactionalTree,
+    outbox: &TransactionalTree,
+    audit: &TransactionalTree,
+    tr: &Transition,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    tickets.insert(&key(tr.ticket.id.0), enc(&tr.ticket))?;
+    for effect in &tr.effects {
+        enqueue(outbox, tr.ticket.id, effect.clone(), now)?;
+    }
+    append_audit(audit, &tr.audit)?;
+    Ok(())
+}
+
+fn finish<T>(result: Result<T, TransactionError<Abort>>) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+        Err(TransactionError::Abort(Abort::Missing(id))) => Err(StoreError::NoSuchTicket(id)),
+        Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(StoreError::Corrupt(e)),
+        Err(TransactionError::Abort(Abort::Rejected(r))) => {
+            unreachable!("rejections are handled by act(): {r}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What any backend must do is proven by the contract suite
+    //! (`tests/integration/store_contract.rs`); here, what only sled does.
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn expired_event_ids_are_pruned_so_the_tree_stays_small() {
+        let store = SledStore::temporary().unwrap();
+        for source in ["slack-event", "discord-interaction"] {
+            assert!(store.first_delivery(source, "Ev1", now()).await.unwrap());
+        }
+        let much_later = now() + SEEN_EVENTS_FOR + chrono::Duration::minutes(1);
+        assert!(store
+            .first_delivery("slack-event", "Ev2", much_later)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.seen_event_count().await.unwrap(),
+            1,
+            "Ev1 of both sources pruned"
+        );
+        assert!(store
+            .first_delivery("slack-event", "Ev1", much_later)
+            .await
+            .unwrap());
+    }
+}
