@@ -13,6 +13,7 @@ pub mod slack;
 pub use markup::{member_id, Markup};
 
 use crate::domain::{AgentAction, Note, Stage, Ticket};
+use chrono::{DateTime, Utc};
 
 /// A card's buttons, the same on every surface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +321,11 @@ pub fn digest_text(d: &crate::domain::handoff::Digest, m: &dyn Markup) -> String
 
 /// `/mentions oncall`: who is on call now, in the surface's own words for its agents
 /// (`slack:U…` becomes a Slack mention on Slack, `discord:…` a Discord one on Discord).
-pub fn on_call_text(now: &crate::domain::oncall::OnCallNow, m: &dyn Markup) -> String {
+pub fn on_call_text(
+    now: &crate::domain::oncall::OnCall,
+    next_change: Option<DateTime<Utc>>,
+    m: &dyn Markup,
+) -> String {
     let name = |key: &String| m.member(key);
     let list = |keys: &[String]| {
         if keys.is_empty() {
@@ -334,7 +339,7 @@ pub fn on_call_text(now: &crate::domain::oncall::OnCallNow, m: &dyn Markup) -> S
         out.push_str(&format!(", {} (secondary)", list(&now.secondary)));
     }
     out.push('.');
-    if let Some(next) = now.next_change {
+    if let Some(next) = next_change {
         out.push_str(&format!(
             " Next change: {} UTC.",
             next.format("%a %Y-%m-%d %H:%M")

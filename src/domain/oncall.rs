@@ -752,15 +752,6 @@ mod clock_time {
     }
 }
 
-/// Who is on call now and when that changes, with agents as member keys
-/// (`slack:U…`, `discord:…`) for the surface to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnCallNow {
-    pub primary: Vec<String>,
-    pub secondary: Vec<String>,
-    pub next_change: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

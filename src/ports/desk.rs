@@ -4,7 +4,7 @@
 //! an agent about a refusal or a failure is an [`ActError`].
 
 use crate::domain::canned::CannedReply;
-use crate::domain::oncall::{OnCallNow, Override};
+use crate::domain::oncall::{OnCall, Override};
 use crate::domain::{
     text::TextRules, AgentAction, AgentRef, Platform, Rejection, SurfaceKind, Ticket, TicketId,
 };
@@ -97,7 +97,10 @@ pub trait AgentDesk: Send + Sync {
     async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError>;
 
     /// `/mentions oncall`: who is on call right now, and until when.
-    async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError>;
+    async fn on_call_now(
+        &self,
+        who: &AgentRef,
+    ) -> Result<(OnCall, Option<chrono::DateTime<chrono::Utc>>), ActError>;
 
     /// `/mentions oncall override <member|me> <length>`: put someone on call (primary)
     /// from now for a while; it survives restarts.

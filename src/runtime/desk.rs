@@ -3,7 +3,7 @@
 //! wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
-use crate::domain::oncall::{Layer, OnCall, OnCallNow, Override, Schedule};
+use crate::domain::oncall::{Layer, OnCall, Override, Schedule};
 use crate::domain::routes::Routes;
 use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Effect, Platform, Rejection,
@@ -13,7 +13,7 @@ use crate::ports::{ActError, AgentDesk, StoreFailure};
 use crate::ports::{Clock, SystemClock};
 use crate::ports::{SharedStore, StoreError};
 use crate::runtime::failpoints::Failpoints;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
@@ -137,133 +137,10 @@ impl DeskService {
             .unwrap_or_default())
     }
 
-    /// `/mentions oncall`: who is on call right now, and until when.
-    pub async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
-        if !self.is_agent(who) {
-            return Err(ActError::Rejected(Rejection::NotAnAgent));
-        }
-        let now = self.clock.now();
-        let schedule = self.schedule().await;
-        let on = schedule.on_call(now);
-        Ok(OnCallNow {
-            primary: on.primary,
-            secondary: on.secondary,
-            next_change: schedule.next_change(now),
-        })
-    }
-
-    /// `/mentions oncall override <member|me> <4h>`: put someone on call (primary) from
-    /// now for a while; stored, so it survives restarts.
-    pub async fn override_on_call(
-        &self,
-        who: &AgentRef,
-        member: &str,
-        length: &str,
-    ) -> Result<Override, ActError> {
-        if !self.is_agent(who) {
-            return Err(ActError::Rejected(Rejection::NotAnAgent));
-        }
-        let member = crate::domain::oncall::override_member(member, &who.member_key(), who.surface)
-            .map_err(ActError::Invalid)?;
-        let length = crate::domain::oncall::override_length(length).map_err(ActError::Invalid)?;
-        let now = self.clock.now();
-        let added = Override::lasting(member, Layer::Primary, now, length);
-        let mut all: Vec<Override> = self
-            .overrides()
-            .await?
-            .into_iter()
-            .filter(|o| o.until > now)
-            .collect();
-        all.push(added.clone());
-        self.store
-            .set_state(
-                OVERRIDES_KEY,
-                &serde_json::to_vec(&all).expect("overrides serialize"),
-            )
-            .await?;
-        self.store.flush().await?;
-        tracing::info!(member = %added.member, until = %added.until, by = %who.user_id, "on-call override");
-        Ok(added)
-    }
-
     pub fn with_canned(mut self, library: Vec<CannedReply>, brand: String) -> Self {
         self.canned = library;
         self.brand = brand;
         self
-    }
-
-    /// The canned replies that fit a ticket (its language first), for the card's picker.
-    pub fn canned_for(&self, ticket: &Ticket) -> Vec<CannedReply> {
-        choices_for(&self.canned, ticket)
-            .into_iter()
-            .cloned()
-            .collect()
-    }
-
-    /// `/mentions canned`: the whole library.
-    pub fn canned_list(&self, who: &AgentRef) -> Result<String, ActError> {
-        if !self.is_agent(who) {
-            return Err(ActError::Rejected(Rejection::NotAnAgent));
-        }
-        if self.canned.is_empty() {
-            return Ok("No canned replies are configured ([[canned]] in bot-config.toml).".into());
-        }
-        Ok(self
-            .canned
-            .iter()
-            .map(|c| {
-                format!(
-                    "• {} ({}{}): {}",
-                    c.title,
-                    c.id,
-                    c.language
-                        .as_deref()
-                        .map(|l| format!(", {l}"))
-                        .unwrap_or_default(),
-                    c.text
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n"))
-    }
-
-    /// A canned reply filled in for this ticket and agent, if the agent may reply now.
-    pub async fn canned_text(
-        &self,
-        id: TicketId,
-        canned_id: &str,
-        who: &AgentRef,
-    ) -> Result<(Ticket, String), ActError> {
-        let ticket = self
-            .preview(id, AgentAction::Reply { text: ".".into() }, who)
-            .await?;
-        let canned = self
-            .canned
-            .iter()
-            .find(|c| c.id == canned_id)
-            .ok_or_else(|| ActError::Invalid(format!("There is no canned reply `{canned_id}`.")))?;
-        let text = canned.render(&ticket, who, &self.brand);
-        Ok((ticket, text))
-    }
-
-    /// `/mentions stats [24h|7d|30d]`: the team's numbers, for agents only.
-    pub async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
-        if !self.is_agent(who) {
-            return Err(ActError::Rejected(Rejection::NotAnAgent));
-        }
-        let window = crate::reports::Window::parse(
-            if window.trim().is_empty() {
-                "7d"
-            } else {
-                window
-            },
-            self.clock.now(),
-        )
-        .map_err(|e| ActError::Invalid(e.to_string()))?;
-        let tickets = self.store.all_tickets().await?;
-        Ok(crate::reports::render_text(
-            &crate::reports::summarize_with(&tickets, &window, &self.targets()),
-        ))
     }
 
     /// How the numbers judge each ticket: its route's target, the shift it arrived in.
@@ -280,12 +157,23 @@ impl DeskService {
         self.desk.read().expect("desk lock").clone()
     }
 
-    pub fn is_agent(&self, who: &AgentRef) -> bool {
+    pub async fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
+        self.store
+            .ticket(id)
+            .await?
+            .ok_or(ActError::NoSuchTicket(id))
+    }
+}
+
+/// Chat reaches the desk through the port; the runtime's own callers use the methods above.
+#[async_trait::async_trait]
+impl AgentDesk for DeskService {
+    fn is_agent(&self, who: &AgentRef) -> bool {
         self.desk.read().expect("desk lock").is_agent(who)
     }
 
     /// How replies on `platform` are counted, if we can reply there at all.
-    pub fn text_rules(&self, platform: Platform) -> Option<TextRules> {
+    fn text_rules(&self, platform: Platform) -> Option<TextRules> {
         self.desk
             .read()
             .expect("desk lock")
@@ -294,8 +182,16 @@ impl DeskService {
             .copied()
     }
 
+    /// The canned replies that fit a ticket (its language first), for the card's picker.
+    fn canned_for(&self, ticket: &Ticket) -> Vec<CannedReply> {
+        choices_for(&self.canned, ticket)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
     /// The members of the configured agent user groups, as the surface last resolved them.
-    pub fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>) {
+    fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>) {
         self.desk
             .write()
             .expect("desk lock")
@@ -303,20 +199,13 @@ impl DeskService {
             .group_members = members;
     }
 
-    pub async fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
-        self.store
-            .ticket(id)
-            .await?
-            .ok_or(ActError::NoSuchTicket(id))
-    }
-
-    pub async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
         Ok(self.store.open_tickets().await?)
     }
 
     /// Would this action be allowed right now? Commits nothing (used before opening a
     /// modal, so nobody types a reply they cannot send).
-    pub async fn preview(
+    async fn preview(
         &self,
         id: TicketId,
         action: AgentAction,
@@ -331,7 +220,7 @@ impl DeskService {
 
     /// Judge, commit and make durable an agent's action; the outbox then carries out its
     /// effects. A refusal changes nothing.
-    pub async fn act(
+    async fn act(
         &self,
         id: TicketId,
         action: AgentAction,
@@ -362,7 +251,7 @@ impl DeskService {
 
     /// An agent wrote in a card's thread: an internal note. Recorded, never relayed. A
     /// message by anyone else (a bystander, another bot) is no note and changes nothing.
-    pub async fn internal_note(
+    async fn internal_note(
         &self,
         surface: SurfaceKind,
         channel: &str,
@@ -392,88 +281,118 @@ impl DeskService {
         self.store.flush().await?;
         Ok(Some(ticket))
     }
-}
 
-/// Chat reaches the desk through the port; the runtime's own callers use the methods above.
-#[async_trait::async_trait]
-impl AgentDesk for DeskService {
-    fn is_agent(&self, who: &AgentRef) -> bool {
-        DeskService::is_agent(self, who)
-    }
-
-    fn text_rules(&self, platform: Platform) -> Option<TextRules> {
-        DeskService::text_rules(self, platform)
-    }
-
-    fn canned_for(&self, ticket: &Ticket) -> Vec<CannedReply> {
-        DeskService::canned_for(self, ticket)
-    }
-
-    fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>) {
-        DeskService::set_group_members(self, surface, members)
-    }
-
-    async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
-        DeskService::open_tickets(self).await
-    }
-
-    async fn preview(
-        &self,
-        id: TicketId,
-        action: AgentAction,
-        actor: &AgentRef,
-    ) -> Result<Ticket, ActError> {
-        DeskService::preview(self, id, action, actor).await
-    }
-
-    async fn act(
-        &self,
-        id: TicketId,
-        action: AgentAction,
-        actor: &AgentRef,
-    ) -> Result<Ticket, ActError> {
-        DeskService::act(self, id, action, actor).await
-    }
-
-    async fn internal_note(
-        &self,
-        surface: SurfaceKind,
-        channel: &str,
-        thread_id: &str,
-        author: &AgentRef,
-        text: &str,
-    ) -> Result<Option<TicketId>, ActError> {
-        DeskService::internal_note(self, surface, channel, thread_id, author, text).await
-    }
-
+    /// `/mentions canned`: the whole library.
     async fn canned_list(&self, who: &AgentRef) -> Result<String, ActError> {
-        DeskService::canned_list(self, who)
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        if self.canned.is_empty() {
+            return Ok("No canned replies are configured ([[canned]] in bot-config.toml).".into());
+        }
+        Ok(self
+            .canned
+            .iter()
+            .map(|c| {
+                format!(
+                    "• {} ({}{}): {}",
+                    c.title,
+                    c.id,
+                    c.language
+                        .as_deref()
+                        .map(|l| format!(", {l}"))
+                        .unwrap_or_default(),
+                    c.text
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
 
+    /// A canned reply filled in for this ticket and agent, if the agent may reply now.
     async fn canned_text(
         &self,
         id: TicketId,
         canned_id: &str,
         who: &AgentRef,
     ) -> Result<(Ticket, String), ActError> {
-        DeskService::canned_text(self, id, canned_id, who).await
+        let ticket = self
+            .preview(id, AgentAction::Reply { text: ".".into() }, who)
+            .await?;
+        let canned = self
+            .canned
+            .iter()
+            .find(|c| c.id == canned_id)
+            .ok_or_else(|| ActError::Invalid(format!("There is no canned reply `{canned_id}`.")))?;
+        let text = canned.render(&ticket, who, &self.brand);
+        Ok((ticket, text))
     }
 
+    /// `/mentions stats [24h|7d|30d]`: the team's numbers, for agents only.
     async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError> {
-        DeskService::stats(self, who, window).await
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let window = crate::reports::Window::parse(
+            if window.trim().is_empty() {
+                "7d"
+            } else {
+                window
+            },
+            self.clock.now(),
+        )
+        .map_err(|e| ActError::Invalid(e.to_string()))?;
+        let tickets = self.store.all_tickets().await?;
+        Ok(crate::reports::render_text(
+            &crate::reports::summarize_with(&tickets, &window, &self.targets()),
+        ))
     }
 
-    async fn on_call_now(&self, who: &AgentRef) -> Result<OnCallNow, ActError> {
-        DeskService::on_call_now(self, who).await
+    /// `/mentions oncall`: who is on call right now, and until when.
+    async fn on_call_now(
+        &self,
+        who: &AgentRef,
+    ) -> Result<(OnCall, Option<DateTime<Utc>>), ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let now = self.clock.now();
+        let schedule = self.schedule().await;
+        Ok((schedule.on_call(now), schedule.next_change(now)))
     }
 
+    /// `/mentions oncall override <member|me> <4h>`: put someone on call (primary) from
+    /// now for a while; stored, so it survives restarts.
     async fn override_on_call(
         &self,
         who: &AgentRef,
         member: &str,
         length: &str,
     ) -> Result<Override, ActError> {
-        DeskService::override_on_call(self, who, member, length).await
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let member = crate::domain::oncall::override_member(member, &who.member_key(), who.surface)
+            .map_err(ActError::Invalid)?;
+        let length = crate::domain::oncall::override_length(length).map_err(ActError::Invalid)?;
+        let now = self.clock.now();
+        let added = Override::lasting(member, Layer::Primary, now, length);
+        let mut all: Vec<Override> = self
+            .overrides()
+            .await?
+            .into_iter()
+            .filter(|o| o.until > now)
+            .collect();
+        all.push(added.clone());
+        self.store
+            .set_state(
+                OVERRIDES_KEY,
+                &serde_json::to_vec(&all).expect("overrides serialize"),
+            )
+            .await?;
+        self.store.flush().await?;
+        tracing::info!(member = %added.member, until = %added.until, by = %who.user_id, "on-call override");
+        Ok(added)
     }
 
     async fn first_delivery(&self, kind: &str, id: &str) -> Result<bool, StoreFailure> {

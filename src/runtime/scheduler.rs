@@ -12,7 +12,7 @@ use crate::domain::sla::{
     release_at_handoff,
 };
 use crate::domain::{AgentRef, Effect, SurfaceKind, Ticket};
-use crate::ports::Clock;
+use crate::ports::{AgentDesk, Clock};
 use crate::ports::{SharedStore, StoreError};
 use crate::runtime::desk::DeskService;
 use chrono::{DateTime, Utc};

@@ -382,7 +382,7 @@ impl Discord {
             Command::OnCall => ephemeral_rendered(
                 desk.on_call_now(&who)
                     .await
-                    .map(|now| crate::chat::on_call_text(&now, &card::DiscordMarkup)),
+                    .map(|(on, next)| crate::chat::on_call_text(&on, next, &card::DiscordMarkup)),
             ),
             Command::OverrideOnCall { member, length } => ephemeral_rendered(
                 desk.override_on_call(&who, &member, &length)

@@ -308,7 +308,7 @@ impl Slack {
             Command::OnCall => ephemeral_rendered(
                 desk.on_call_now(&actor)
                     .await
-                    .map(|now| crate::chat::on_call_text(&now, &card::SlackMarkup)),
+                    .map(|(on, next)| crate::chat::on_call_text(&on, next, &card::SlackMarkup)),
             ),
             Command::OverrideOnCall { member, length } => ephemeral_rendered(
                 desk.override_on_call(&actor, &member, &length)
