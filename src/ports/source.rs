@@ -16,6 +16,15 @@ pub struct Batch {
     pub more: bool,
 }
 
+/// A social platform the desk reads mentions from.
+///
+/// Contract: `poll` has no side effect the desk relies on and may be repeated with the same
+/// cursor (after a crash, before the batch was stored) and must then yield the same
+/// mentions again or newer ones — never skip one. The desk stores a batch and its cursor in
+/// one transaction, durably, before it polls again, so a source never needs to remember
+/// anything itself; a mention yielded twice is absorbed by the store's dedupe keys. An
+/// error says whether to retry (`DeliveryError::Retry`, with the platform's own wait) or
+/// to tell the team (`Permanent`).
 #[async_trait]
 pub trait Source: Send + Sync {
     /// Stable name of this source's cursor in the store.
@@ -54,6 +63,14 @@ pub struct Published {
     pub url: String,
 }
 
+/// A social platform the desk answers on.
+///
+/// Contract: `publish` must be idempotent per `idempotency_key`. The outbox marks a job
+/// started (durably) before it calls, so after a crash it may call again with
+/// `maybe_sent`: the publisher must then look on the platform for a reply it already
+/// made (by key or in the thread, never mistaking one of `earlier_replies` for it) and
+/// return that one instead of posting a second. `Ok` means the reply exists on the platform; `Retry` means it may
+/// be tried again; `Permanent` means the platform refused it for good, in words for the agent.
 #[async_trait]
 pub trait Publisher: Send + Sync {
     fn platform(&self) -> Platform;

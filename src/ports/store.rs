@@ -88,6 +88,10 @@ pub const DESK_JOBS: TicketId = TicketId(0);
 /// keeping the set small (one entry per event).
 pub const SEEN_EVENTS_FOR: chrono::Duration = chrono::Duration::hours(24);
 
+/// The desk's durable memory. Every backend passes the contract suite in
+/// `tests/integration/store_contract.rs`; each method says what it changes atomically and
+/// what is durable once `flush` returns. Nothing outside the desk is told of a change
+/// (a card, a reply, an acknowledgement) before that change is flushed.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Make everything written so far durable. Returns only once it is.

@@ -6,6 +6,14 @@ use crate::domain::{handoff::Digest, CardRef, Note, SurfaceKind, Ticket};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// A team chat surface (Slack, Discord) the desk keeps cards on.
+///
+/// Contract: every call may be repeated. The outbox persists each effect before it calls
+/// and passes `maybe_posted` when an earlier try may have reached the surface unseen; the
+/// surface must then find what it posted (by the ticket id in message metadata, a nonce,
+/// or the thread after `queued_at`) rather than post it twice. `update_card` re-renders
+/// from the ticket as it is now, so repeating it is harmless. `DeliveryError::Gone` is
+/// only for the surface's own answer that the message or channel no longer exists.
 #[async_trait]
 pub trait Surface: Send + Sync {
     fn kind(&self) -> SurfaceKind;

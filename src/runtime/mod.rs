@@ -1,5 +1,6 @@
-//! The tokio side: the source watcher, the outbox sender, the chat listener, and how they
-//! start, supervise and shut down together.
+//! The tokio side: the desk service the surfaces act through, the source watchers, the
+//! outbox sender and the scheduler, all run under the supervisor and stopped together.
+//! What to start from a config is the app's business (`crate::app`).
 
 pub mod desk;
 pub mod failpoints;

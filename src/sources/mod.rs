@@ -1,6 +1,6 @@
-//! Ports to the social platforms: a `Source` yields new mentions after a cursor, a
-//! `Publisher` sends an agent's reply back. One module per platform implements both;
-//! nothing else in the program knows a platform's wire format.
+//! The social-platform adapters: one module per platform implements the `Source` and
+//! `Publisher` ports (`crate::ports`) and owns that platform's wire format, auth, rate
+//! limits and polling; nothing else in the program knows them. `http` is what they share.
 
 pub mod bluesky;
 mod http;
