@@ -6,6 +6,7 @@
 //! skips a step. It sleeps until the next step is due, never more than 30 s.
 
 use crate::domain::handoff;
+use crate::domain::oncall::Schedule;
 use crate::domain::routes::{OffHoursAck, Route};
 use crate::domain::sla::{
     acknowledge_off_hours, apply_steps, due_steps, first_response_due, next_check,
@@ -74,12 +75,18 @@ impl Scheduler {
                 next = Some(next.map_or(t, |n: DateTime<Utc>| n.min(t)));
             }
         };
+        // One round reads the schedule (with chat's overrides) once, whatever the number
+        // of open tickets.
+        let schedule = self.desk.schedule().await;
+        let routes = self.desk.routes();
         for ticket in self.store.open_tickets().await? {
-            let route = self.desk.routes().of(&ticket).clone();
-            changed |= self.maybe_acknowledge(&ticket, &route, now).await?;
+            let route = routes.of(&ticket);
+            changed |= self
+                .maybe_acknowledge(&ticket, route, &schedule, now)
+                .await?;
             let mut current = ticket;
             if !due_steps(&current, &current.sla, &route.sla, now).is_empty() {
-                let on_duty = self.desk.on_duty(&current, now).await;
+                let on_duty = route.schedule(&schedule).on_call(now);
                 let step = |t: &Ticket| {
                     apply_steps(t, &due_steps(t, &t.sla, &route.sla, now), &on_duty, now)
                 };
@@ -109,16 +116,14 @@ impl Scheduler {
         &self,
         ticket: &Ticket,
         route: &Route,
+        schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        if route.off_hours_ack.is_none() {
+            return Ok(false);
+        }
         let rules = self.desk.text_rules(ticket.mention.platform);
-        let text = match route.off_hours_ack(
-            ticket,
-            &self.desk.schedule().await,
-            rules,
-            &self.brand,
-            now,
-        ) {
+        let text = match route.off_hours_ack(ticket, schedule, rules, &self.brand, now) {
             None => return Ok(false),
             Some(OffHoursAck::TooLong) => {
                 tracing::warn!(ticket = %ticket.id, route = %route.name, "the off-hours acknowledgement is too long for the platform; not sent");
