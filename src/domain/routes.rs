@@ -340,4 +340,71 @@ mod tests {
         assert!(quiet.paging(&on).is_empty());
         assert!(route("vip").paging(&OnCall::default()).is_empty());
     }
+
+    #[test]
+    fn off_hours_a_fresh_unanswered_ticket_is_acknowledged_once_and_only_if_it_fits() {
+        let day_shift: crate::domain::oncall::Rotation = toml::from_str(
+            r#"
+            name = "day"
+            time_zone = "UTC"
+            members = ["slack:U1"]
+            shifts = [{ days = ["mon-fri"], start = "09:00", end = "17:00" }]
+            "#,
+        )
+        .expect("test rotation");
+        let schedule = Schedule {
+            rotations: vec![day_shift],
+            ..Schedule::default()
+        };
+        let acking = Route {
+            off_hours_ack: Some("Thanks! We are back {expected}.".into()),
+            ..route("night")
+        };
+        let monday = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap();
+        let opened_at = |at| {
+            crate::domain::Ticket::open(TicketId(1), mention(Platform::Mastodon, None, "hi"), at)
+        };
+        let rules = Some(TextRules::mastodon(500, 23));
+        let night = opened_at(monday(20, 0));
+        let ack = acking.off_hours_ack(&night, &schedule, rules, "BrandCo", monday(20, 1));
+        assert!(
+            matches!(&ack, Some(OffHoursAck::Send(text)) if text.starts_with("Thanks! We are back")),
+            "{ack:?}"
+        );
+        // Someone was on shift when it arrived, the route does not acknowledge, the ticket
+        // is stale or already answered, or the platform is not connected: nothing.
+        let day = opened_at(monday(10, 0));
+        assert_eq!(
+            acking.off_hours_ack(&day, &schedule, rules, "", monday(10, 1)),
+            None
+        );
+        assert_eq!(
+            route("quiet").off_hours_ack(&night, &schedule, rules, "", monday(20, 1)),
+            None
+        );
+        assert_eq!(
+            acking.off_hours_ack(&night, &schedule, rules, "", monday(21, 1)),
+            None
+        );
+        let mut acked = night.clone();
+        acked.off_hours_acked = true;
+        assert_eq!(
+            acking.off_hours_ack(&acked, &schedule, rules, "", monday(20, 1)),
+            None
+        );
+        assert_eq!(
+            acking.off_hours_ack(&night, &schedule, None, "", monday(20, 1)),
+            None
+        );
+        assert_eq!(
+            acking.off_hours_ack(&night, &Schedule::default(), rules, "", monday(20, 1)),
+            None,
+            "a desk without rotations has no off hours"
+        );
+        let tight = Some(TextRules::mastodon(10, 23));
+        assert_eq!(
+            acking.off_hours_ack(&night, &schedule, tight, "", monday(20, 1)),
+            Some(OffHoursAck::TooLong)
+        );
+    }
 }
