@@ -61,10 +61,12 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    // `BENCH_ONLY=render` runs only the rendering pass (quick before/after comparisons).
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("render") {
-        render_pass();
-        return;
+    // `BENCH_ONLY=render` or `BENCH_ONLY=scheduler` runs only that pass (quick
+    // before/after comparisons).
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("render") => return render_pass(),
+        Ok("scheduler") => return scheduler_pass(n).await,
+        _ => {}
     }
     println!("-- burst: {n} mentions appear on Mastodon at once");
     in_process_pass(n, n, Duration::ZERO).await;
