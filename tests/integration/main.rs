@@ -19,6 +19,7 @@ mod http_mode;
 mod inbound_once;
 mod layers;
 mod mixed_team;
+mod postgres;
 mod restarts;
 mod robustness;
 mod scenarios;

@@ -1,0 +1,268 @@
+//! A real PostgreSQL for the tests, never a mock. `MENTIONBRIDGE_TEST_DATABASE_URL` names
+//! one the developer runs; otherwise a throwaway cluster is started from the system's
+//! PostgreSQL binaries (Debian's `postgresql` package) in a temporary directory, on a free
+//! port on 127.0.0.1, and removed when the test ends. The server refuses to run as root,
+//! and CI runs as root: then the cluster belongs to the `postgres` system user (or
+//! `MENTIONBRIDGE_TEST_PG_USER`) and every server command runs through `runuser`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Where the developer's own database is, when they have one.
+pub const DATABASE_URL_ENV: &str = "MENTIONBRIDGE_TEST_DATABASE_URL";
+const SERVER_USER_ENV: &str = "MENTIONBRIDGE_TEST_PG_USER";
+/// The role the throwaway cluster is created with (trust authentication, loopback only).
+const ROLE: &str = "mentionbridge";
+
+pub struct Postgres {
+    url: String,
+    cluster: Option<Cluster>,
+}
+
+/// A cluster this test started and owns.
+struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    /// The system user the server runs as when the tests run as root.
+    run_as: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    /// The developer's database, or a fresh throwaway cluster. Panics with what is missing
+    /// (the binaries, the server user) rather than skipping: a test that needs PostgreSQL
+    /// must not pass without one.
+    pub fn start() -> Postgres {
+        if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
+            if !url.trim().is_empty() {
+                return Postgres { url, cluster: None };
+            }
+        }
+        let bin = server_binaries().unwrap_or_else(|| {
+            panic!(
+                "no PostgreSQL server binaries (initdb, pg_ctl) found under /usr/lib/postgresql \
+                 or via pg_config; install Debian's `postgresql` package or set {DATABASE_URL_ENV}"
+            )
+        });
+        let run_as = running_as_root()
+            .then(|| std::env::var(SERVER_USER_ENV).unwrap_or_else(|_| "postgres".to_string()));
+        let dir = tempfile::Builder::new()
+            .prefix("mentionbridge-pg-")
+            .tempdir()
+            .expect("a temporary directory for the cluster");
+        let data = dir.path().join("data");
+        if let Some(user) = &run_as {
+            // The server user must own the directory it writes to and its socket lives in.
+            run(Command::new("chown").arg(user).arg(dir.path()), "chown");
+        }
+        let cluster = Cluster {
+            bin,
+            data,
+            port: free_port(),
+            run_as,
+            _dir: dir,
+        };
+        cluster.server(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data.to_string_lossy(),
+                "-U",
+                ROLE,
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        cluster.pg_ctl_start();
+        Postgres {
+            url: format!("postgres://{ROLE}@127.0.0.1:{}/postgres", cluster.port),
+            cluster: Some(cluster),
+        }
+    }
+
+    /// Stop the server at once (as a crash would) and start it again on the same port:
+    /// what committed before must still be there.
+    pub fn restart(&self) {
+        let cluster = self
+            .cluster
+            .as_ref()
+            .expect("only a cluster the test started can be restarted");
+        cluster.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+        cluster.pg_ctl_start();
+    }
+
+    /// Run SQL through `psql` and return its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            let _ = cluster
+                .command(
+                    "pg_ctl",
+                    &[
+                        "-D",
+                        &cluster.data.to_string_lossy(),
+                        "stop",
+                        "-m",
+                        "immediate",
+                    ],
+                )
+                .output();
+        }
+    }
+}
+
+impl Cluster {
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.data.parent().expect("data has a parent").display()
+        );
+        self.pg_ctl(&[
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &self.log().to_string_lossy(),
+            "-o",
+            &options,
+        ]);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.data.to_string_lossy().to_string();
+        let mut all = vec!["-D", data.as_str()];
+        all.extend_from_slice(args);
+        self.server("pg_ctl", &all);
+    }
+
+    fn log(&self) -> PathBuf {
+        self.data
+            .parent()
+            .expect("data has a parent")
+            .join("server.log")
+    }
+
+    fn server(&self, tool: &str, args: &[&str]) {
+        let out = self
+            .command(tool, args)
+            .output()
+            .expect("a PostgreSQL tool runs");
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+            panic!("{tool} failed: {}\nserver log:\n{log}", describe(&out));
+        }
+    }
+
+    fn command(&self, tool: &str, args: &[&str]) -> Command {
+        let program = self.bin.join(tool);
+        match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(program).args(args);
+                c
+            }
+            None => {
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+        }
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` with a server in it, else `pg_config`'s.
+fn server_binaries() -> Option<PathBuf> {
+    let has_server = |p: &Path| p.join("initdb").exists() && p.join("pg_ctl").exists();
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| has_server(bin))
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    has_server(&bin).then_some(bin)
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what} cannot run: {e}"));
+    assert!(out.status.success(), "{what} failed: {}", describe(&out));
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "{}; {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_throwaway_cluster_starts_for_the_tests_and_keeps_committed_rows_across_a_crash() {
+    let pg = Postgres::start();
+    assert_eq!(pg.psql("select 1 + 1"), "2");
+    pg.psql("create table kept (n int primary key)");
+    pg.psql("insert into kept values (1), (2)");
+    if pg.cluster.is_some() {
+        // An immediate stop is a crash for PostgreSQL: it replays its WAL on start.
+        pg.restart();
+    }
+    assert_eq!(pg.psql("select count(*) from kept"), "2");
+    pg.psql("drop table kept");
+}
