@@ -82,10 +82,6 @@ impl DeskService {
         self.clock.now()
     }
 
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        self.clock.clone()
-    }
-
     /// The component that runs what [`Self::background`] was given.
     pub fn background_work(&self) -> Arc<crate::runtime::supervisor::BackgroundWork> {
         self.background_work.clone()
@@ -112,20 +108,11 @@ impl DeskService {
         schedule
     }
 
-    /// Who is on call for a ticket's route at `now`.
-    pub async fn on_duty(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> OnCall {
-        self.routes
-            .of(ticket)
-            .schedule(&self.schedule().await)
-            .on_call(now)
-    }
-
-    /// What a new ticket's card asks of the people on call once it is up (its route
-    /// decides).
+    /// What a new ticket's card asks of the people on call once it is up: its route
+    /// decides, from who is on call for that route at `now`.
     pub async fn paging(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<Effect> {
-        self.routes
-            .of(ticket)
-            .paging(&self.on_duty(ticket, now).await)
+        let route = self.routes.of(ticket);
+        route.paging(&route.schedule(&self.schedule().await).on_call(now))
     }
 
     async fn overrides(&self) -> Result<Vec<Override>, ActError> {

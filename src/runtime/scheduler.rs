@@ -99,7 +99,7 @@ impl Scheduler {
             earliest(next_check(&current, &current.sla, &route.sla, now));
         }
         if self.handoff_digest {
-            let (queued, next_edge) = self.handoff(now).await?;
+            let (queued, next_edge) = self.handoff(&schedule, now).await?;
             changed |= queued;
             earliest(next_edge);
         }
@@ -119,9 +119,6 @@ impl Scheduler {
         schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        if route.off_hours_ack.is_none() {
-            return Ok(false);
-        }
         let rules = self.desk.text_rules(ticket.mention.platform);
         let text = match route.off_hours_ack(ticket, schedule, rules, &self.brand, now) {
             None => return Ok(false),
@@ -155,9 +152,9 @@ impl Scheduler {
     /// one was queued and when the next change is.
     async fn handoff(
         &self,
+        schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> Result<(bool, Option<DateTime<Utc>>), StoreError> {
-        let schedule = self.desk.schedule().await;
         if schedule.rotations.is_empty() && schedule.overrides.is_empty() {
             return Ok((false, None));
         }
@@ -175,11 +172,11 @@ impl Scheduler {
                 .await?;
             return Ok((false, schedule.next_change(now)));
         };
-        let Some(handoff::Handoff { since, at }) = handoff::latest_handoff(&schedule, last, now)
+        let Some(handoff::Handoff { since, at }) = handoff::latest_handoff(schedule, last, now)
         else {
             return Ok((false, schedule.next_change(now)));
         };
-        let (before, after) = handoff::sides(&schedule, at);
+        let (before, after) = handoff::sides(schedule, at);
         let routes = self.desk.routes();
         let tickets = self.store.all_tickets().await?;
         let mut digest = handoff::digest(&tickets, &before, &after, since, at, |t| {

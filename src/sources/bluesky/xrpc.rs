@@ -185,27 +185,25 @@ impl Bluesky {
         })
     }
 
-    /// An authenticated call: renews the session once if the token is stale, and turns
-    /// a refusal into the right kind of failure.
-    pub(super) async fn call(&self, call: Call<'_>) -> Result<Vec<u8>, DeliveryError> {
-        let token = self
-            .session
+    fn access_token(&self) -> String {
+        self.session
             .lock()
             .expect("session lock")
             .access_jwt
-            .clone();
+            .clone()
+    }
+
+    /// An authenticated call: renews the session once if the token is stale, and turns
+    /// a refusal into the right kind of failure.
+    pub(super) async fn call(&self, call: Call<'_>) -> Result<Vec<u8>, DeliveryError> {
+        let token = self.access_token();
         let mut answer = self.send(&call, Some(&token)).await?;
         if answer.token_expired() {
             tracing::info!(nsid = call.nsid, said = %answer.said(), "Bluesky access token refused; renewing the session");
             self.renew(&token)
                 .await
                 .map_err(BlueskyError::into_delivery)?;
-            let token = self
-                .session
-                .lock()
-                .expect("session lock")
-                .access_jwt
-                .clone();
+            let token = self.access_token();
             answer = self.send(&call, Some(&token)).await?;
         }
         if answer.status.is_success() {
