@@ -213,7 +213,9 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
     })
     .expect("bench config");
 
-    let store = mentionbridge::store::open(&config.store_path, config.routes.clone()).unwrap();
+    let store = mentionbridge::store::open(&config.store, config.routes.clone())
+        .await
+        .unwrap();
     let source = Arc::new(
         Mastodon::connect(config.mastodon.as_ref().unwrap())
             .await

@@ -108,7 +108,24 @@ struct RawConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
-    path: String,
+    #[serde(default = "default_backend")]
+    backend: String,
+    /// sled: the store's directory.
+    path: Option<String>,
+    /// postgres: the connection URL, from the environment.
+    url: Option<String>,
+    pool_size: Option<usize>,
+    /// postgres: "disable", "prefer" or "require" (a verified certificate).
+    tls: Option<String>,
+    /// postgres: a PEM file of CA certificates trusted besides the system's.
+    ca_file: Option<String>,
+    connect_timeout_secs: Option<f64>,
+    /// How long a replica's duties and claims outlive it (the failover bound).
+    lease_secs: Option<f64>,
+}
+
+fn default_backend() -> String {
+    "sled".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -393,11 +410,79 @@ fn default_max_backoff() -> u64 {
     300
 }
 
+/// Where the desk keeps its data (`[store]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreConfig {
+    /// The embedded store, for one machine (one process holds it).
+    Sled { path: PathBuf },
+    /// A PostgreSQL database that several replicas share.
+    Postgres(PostgresConfig),
+}
+
+impl StoreConfig {
+    /// Where it is, for logs: the directory, or the database without its credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sled { path } => path.display().to_string(),
+            StoreConfig::Postgres(pg) => pg.describe(),
+        }
+    }
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/dbname?…` (or key=value form): a secret.
+    pub url: Secret,
+    pub pool_size: usize,
+    pub tls: PgTls,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// The database as logs may show it: host, port and name, never the credentials.
+    pub fn describe(&self) -> String {
+        match self.url.expose().parse::<tokio_postgres::Config>() {
+            Ok(c) => {
+                let hosts: Vec<String> = c
+                    .get_hosts()
+                    .iter()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .collect();
+                let ports: Vec<String> = c.get_ports().iter().map(|p| p.to_string()).collect();
+                format!(
+                    "postgres://{}:{}/{}",
+                    hosts.join(","),
+                    ports.join(","),
+                    c.get_dbname().unwrap_or("")
+                )
+            }
+            Err(_) => "postgres (unreadable URL)".into(),
+        }
+    }
+}
+
+/// TLS to PostgreSQL. With TLS the server's certificate is always verified (system
+/// roots, plus `ca_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgTls {
+    Disable,
+    /// TLS if the server offers it (for a database on this machine or a private net).
+    Prefer,
+    Require,
+}
+
 /// The validated configuration the runtime uses.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source_path: PathBuf,
-    pub store_path: PathBuf,
+    pub store: StoreConfig,
+    /// How long this replica's duties (leases) and job claims outlive it.
+    pub lease: Duration,
     pub http_listen: std::net::SocketAddr,
     /// An `[http]` section was given: serve `/healthz` and `/metrics` even when no
     /// surface or webhook needs the server.
@@ -519,6 +604,9 @@ pub struct OutboxConfig {
     pub max_backoff: Duration,
     /// Tries before a job is given up on and shown to the team as failed.
     pub max_attempts: u32,
+    /// How long a sender's claim on a job lasts without renewal: a replica that dies
+    /// mid-send leaves its jobs to the others after this long.
+    pub claim_for: Duration,
 }
 
 impl Default for OutboxConfig {
@@ -527,9 +615,14 @@ impl Default for OutboxConfig {
             concurrency: default_concurrency(),
             max_backoff: Duration::from_secs(default_max_backoff()),
             max_attempts: default_max_attempts(),
+            claim_for: Duration::from_secs(DEFAULT_LEASE_SECS),
         }
     }
 }
+
+/// How long a duty's lease, or a job's claim, outlives its holder by default: the bound
+/// on how long a dead replica's work waits for another.
+pub const DEFAULT_LEASE_SECS: u64 = 15;
 
 // The limits are a wire type (the server reads them); their defaults are the config's.
 pub use crate::wire::http::HttpLimits;
@@ -554,15 +647,15 @@ impl Config {
         Config::parse(path, &text, &|var| std::env::var(var).ok())
     }
 
-    /// Only the store's location, for operator commands that need no credentials
-    /// (`export`): secrets need not be set.
-    pub fn store_path_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    /// Only the store's settings, for operator commands that need no other credentials
+    /// (`export`, `migrate`): only the store's own variables need be set.
+    pub fn store_of(path: &Path) -> Result<StoreConfig, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: shown.clone(),
             source,
         })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let syntax = |e: toml::de::Error| {
             let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             ConfigError::Syntax {
                 path: shown.clone(),
@@ -570,25 +663,38 @@ impl Config {
                 column,
                 message: e.message().trim().to_string(),
             }
-        })?;
-        let Some(store) = table
-            .get("store")
-            .and_then(|s| s.get("path"))
-            .and_then(|p| p.as_str())
-        else {
-            return Err(ConfigError::Invalid(vec![Problem {
-                path: shown,
-                line: locate_key(&text, "store", "path"),
-                key: "store.path".into(),
-                message: "expected the store directory".into(),
-            }]));
         };
-        let p = PathBuf::from(store);
-        Ok(if p.is_relative() {
-            path.parent().unwrap_or(Path::new(".")).join(p)
-        } else {
-            p
-        })
+        #[derive(Deserialize)]
+        struct OnlyStore {
+            store: RawStore,
+        }
+        let table: toml::Table = toml::from_str(&text).map_err(syntax)?;
+        let only: OnlyStore = match table.get("store") {
+            Some(store) => {
+                let mut t = toml::Table::new();
+                t.insert("store".into(), store.clone());
+                toml::from_str(&toml::to_string(&t).unwrap_or_default()).map_err(syntax)?
+            }
+            None => {
+                return Err(ConfigError::Invalid(vec![Problem {
+                    path: shown,
+                    line: None,
+                    key: "store".into(),
+                    message: "missing: expected a [store] section".into(),
+                }]))
+            }
+        };
+        let env = |var: &str| std::env::var(var).ok();
+        let mut v = Validator {
+            path: &shown,
+            text: &text,
+            env: &env,
+            problems: Vec::new(),
+            missing: BTreeSet::new(),
+            agents_on: (false, false),
+        };
+        let (store, _) = v.store(&only.store, path);
+        v.finish(store)
     }
 
     /// Parse and validate; `env` looks up variables (injected so tests need no globals).
@@ -616,9 +722,17 @@ impl Config {
             agents_on: (false, false),
         };
         let config = v.build(raw, path);
-        if !v.missing.is_empty() {
-            let vars: Vec<_> = v.missing.iter().cloned().collect();
-            v.problems.insert(
+        v.finish(config)
+    }
+}
+
+impl Validator<'_> {
+    /// The value, if nothing was wrong; else every problem, missing variables first.
+    fn finish<T>(mut self, value: T) -> Result<T, ConfigError> {
+        let shown = self.path.to_string();
+        if !self.missing.is_empty() {
+            let vars: Vec<_> = self.missing.iter().cloned().collect();
+            self.problems.insert(
                 0,
                 Problem {
                     path: shown.clone(),
@@ -633,10 +747,10 @@ impl Config {
                 },
             );
         }
-        if v.problems.is_empty() {
-            Ok(config)
+        if self.problems.is_empty() {
+            Ok(value)
         } else {
-            Err(ConfigError::Invalid(v.problems))
+            Err(ConfigError::Invalid(self.problems))
         }
     }
 }
@@ -652,6 +766,152 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// `[store]`, and the lease every duty and claim is held for.
+    fn store(&mut self, raw: &RawStore, path: &Path) -> (StoreConfig, Duration) {
+        let lease = match raw.lease_secs {
+            None => Duration::from_secs(crate::config::DEFAULT_LEASE_SECS),
+            Some(secs) if secs.is_finite() && (3.0..=600.0).contains(&secs) => {
+                Duration::from_secs_f64(secs)
+            }
+            Some(secs) => {
+                self.problem(
+                    "store",
+                    "lease_secs",
+                    format!("is {secs}: expected 3 to 600 seconds (renewed every third of it)"),
+                );
+                Duration::from_secs(crate::config::DEFAULT_LEASE_SECS)
+            }
+        };
+        let sled_only = [
+            ("path", raw.path.is_some()),
+        ];
+        let pg_only = [
+            ("url", raw.url.is_some()),
+            ("pool_size", raw.pool_size.is_some()),
+            ("tls", raw.tls.is_some()),
+            ("ca_file", raw.ca_file.is_some()),
+            ("connect_timeout_secs", raw.connect_timeout_secs.is_some()),
+        ];
+        let misplaced = |v: &mut Self, keys: &[(&str, bool)], backend: &str| {
+            for (key, given) in keys {
+                if *given {
+                    v.problem(
+                        "store",
+                        key,
+                        format!("does not apply to backend = \"{backend}\""),
+                    );
+                }
+            }
+        };
+        let store = match raw.backend.as_str() {
+            "sled" => {
+                misplaced(self, &pg_only, "sled");
+                let p = PathBuf::from(self.interpolate(
+                    "store",
+                    "path",
+                    raw.path.as_deref().unwrap_or(""),
+                ));
+                if p.as_os_str().is_empty() {
+                    self.problem(
+                        "store",
+                        "path",
+                        "expected a directory path for the sled store",
+                    );
+                }
+                // Relative to the config file, so the bot can be started from anywhere.
+                let path = if p.is_relative() {
+                    path.parent().unwrap_or(Path::new(".")).join(p)
+                } else {
+                    p
+                };
+                StoreConfig::Sled { path }
+            }
+            "postgres" => {
+                misplaced(self, &sled_only, "postgres");
+                let url = match &raw.url {
+                    Some(u) => self.secret("store", "url", u),
+                    None => {
+                        self.problem(
+                            "store",
+                            "url",
+                            "missing: expected url = \"${DATABASE_URL}\" for backend = \"postgres\"",
+                        );
+                        Secret::default()
+                    }
+                };
+                if !url.expose().is_empty() && url.expose().parse::<tokio_postgres::Config>().is_err() {
+                    // The value holds a password: it is not echoed.
+                    self.problem(
+                        "store",
+                        "url",
+                        "is not a PostgreSQL connection URL: expected postgres://user:password@host:5432/dbname",
+                    );
+                }
+                let pool_size = match raw.pool_size {
+                    None => 16,
+                    Some(n) if (1..=1000).contains(&n) => n,
+                    Some(n) => {
+                        self.problem("store", "pool_size", format!("is {n}: expected 1 to 1000 connections"));
+                        16
+                    }
+                };
+                let tls = match raw.tls.as_deref() {
+                    None | Some("prefer") => PgTls::Prefer,
+                    Some("require") => PgTls::Require,
+                    Some("disable") => PgTls::Disable,
+                    Some(other) => {
+                        self.problem(
+                            "store",
+                            "tls",
+                            format!("is \"{other}\": expected \"require\", \"prefer\" or \"disable\""),
+                        );
+                        PgTls::Prefer
+                    }
+                };
+                let ca_file = raw.ca_file.as_ref().map(|f| {
+                    let p = PathBuf::from(self.interpolate("store", "ca_file", f));
+                    let p = if p.is_relative() {
+                        path.parent().unwrap_or(Path::new(".")).join(p)
+                    } else {
+                        p
+                    };
+                    if !p.is_file() {
+                        self.problem(
+                            "store",
+                            "ca_file",
+                            format!("{} is not a readable file of PEM certificates", p.display()),
+                        );
+                    }
+                    p
+                });
+                let connect_timeout = match raw.connect_timeout_secs {
+                    None => Duration::from_secs(10),
+                    Some(s) if s.is_finite() && (0.1..=300.0).contains(&s) => Duration::from_secs_f64(s),
+                    Some(s) => {
+                        self.problem("store", "connect_timeout_secs", format!("is {s}: expected 0.1 to 300 seconds"));
+                        Duration::from_secs(10)
+                    }
+                };
+                StoreConfig::Postgres(PostgresConfig {
+                    url,
+                    pool_size,
+                    tls,
+                    ca_file,
+                    connect_timeout,
+                })
+            }
+            other => {
+                self.problem(
+                    "store",
+                    "backend",
+                    format!("is \"{other}\": expected \"sled\" (one machine) or \"postgres\" (replicas)"),
+                );
+                StoreConfig::Sled { path: PathBuf::new() }
+            }
+        };
+        (store, lease)
+    }
+
     /// `[[agents]]`, each mistake reported at its entry's key.
     fn agents(&mut self, list: &[crate::domain::agents::Agent]) -> crate::domain::agents::Agents {
         let agents = crate::domain::agents::Agents::new(list.to_vec());
@@ -1407,22 +1667,7 @@ impl Validator<'_> {
     }
 
     fn build(&mut self, raw: RawConfig, path: &Path) -> Config {
-        let store_path = {
-            let p = PathBuf::from(self.interpolate("store", "path", &raw.store.path));
-            if p.as_os_str().is_empty() {
-                self.problem(
-                    "store",
-                    "path",
-                    "expected a directory path for the sled store",
-                );
-            }
-            // Relative to the config file, so the bot can be started from anywhere.
-            if p.is_relative() {
-                path.parent().unwrap_or(Path::new(".")).join(p)
-            } else {
-                p
-            }
-        };
+        let (store, lease) = self.store(&raw.store, path);
         let raw_http = raw.http.clone().unwrap_or_default();
         let http = self.http_limits(&raw_http);
         let listen = raw_http.listen;
@@ -1482,7 +1727,8 @@ impl Validator<'_> {
         let routes = self.routes(&raw, &oncall);
         Config {
             source_path: path.to_path_buf(),
-            store_path,
+            store,
+            lease,
             http_listen,
             http_configured: raw.http.is_some(),
             http,
@@ -1503,6 +1749,7 @@ impl Validator<'_> {
                 concurrency: raw.outbox.concurrency.clamp(1, 64),
                 max_backoff: Duration::from_secs(raw.outbox.max_backoff_secs.max(1)),
                 max_attempts: raw.outbox.max_attempts.clamp(1, 1000),
+                claim_for: lease,
             },
             agents,
         }
@@ -1630,7 +1877,12 @@ access_token = "${MASTODON_TOKEN}"
         let slack = c.slack.as_ref().unwrap();
         assert_eq!(slack.api_url, "https://slack.com/api");
         assert_eq!(slack.bot_token.expose(), "value-of-SLACK_BOT_TOKEN");
-        assert_eq!(c.store_path, PathBuf::from("/etc/mb/data/bot.sled"));
+        assert_eq!(
+            c.store,
+            StoreConfig::Sled {
+                path: PathBuf::from("/etc/mb/data/bot.sled")
+            }
+        );
         assert_eq!(slack.mode, SlackMode::Socket);
         assert!(c.discord.is_none());
         assert!(

@@ -116,13 +116,14 @@ fn export(
     format: ExportFormat,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let store_path = Config::store_path_of(config)?;
-    // Exports read; the routes new tickets are stamped with do not matter here.
-    let store = mentionbridge::store::open(&store_path, Default::default())?;
+    let store_config = Config::store_of(config)?;
     // The store's reads are async (a networked backend waits on them); so is the export.
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Exports read; the routes new tickets are stamped with do not matter here.
+    let store = rt.block_on(mentionbridge::store::open(&store_config, Default::default()))?;
     let tickets = rt.block_on(store.all_tickets())?;
     let mut out: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(

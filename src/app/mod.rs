@@ -42,7 +42,7 @@ pub enum RunError {
 /// Start everything, run until `shutdown` resolves, then stop in order: no new work is
 /// taken, in-flight sends finish (or stay queued), and the store is flushed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let store = crate::store::open(&config.store_path, config.routes.clone())?;
+    let store = crate::store::open(&config.store, config.routes.clone()).await?;
     let platforms = crate::sources::connect_all(&config, &store).await?;
 
     let wake = Arc::new(Notify::new());
@@ -227,7 +227,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
 
-    tracing::info!(store = %config.store_path.display(), "mentionbridge running");
+    tracing::info!(store = %config.store.describe(), "mentionbridge running");
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight work");
     let _ = stop_tx.send(true);

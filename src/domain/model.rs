@@ -625,6 +625,33 @@ pub enum Effect {
     Digest(Digest),
 }
 
+/// Which of a ticket's queues an effect waits in. Within a lane a ticket's effects run
+/// one at a time in queue order (a card is posted before it is updated); the lanes run
+/// side by side, so a slow chat surface never delays a customer's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Chat,
+    Platform,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Chat => "chat",
+            Lane::Platform => "platform",
+        }
+    }
+}
+
+impl Effect {
+    pub fn lane(&self) -> Lane {
+        match self {
+            Effect::PublishReply { .. } => Lane::Platform,
+            _ => Lane::Chat,
+        }
+    }
+}
+
 /// One append-only line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -37,6 +37,89 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("ticket {0} does not exist")]
     NoSuchTicket(TicketId),
+    /// A write through a fenced handle whose lease is no longer this replica's: another
+    /// replica holds the duty now, and nothing was written.
+    #[error("this replica no longer holds the duty `{duty}`; nothing was written")]
+    Fenced { duty: String },
+    /// The store's schema is newer than this binary knows (a newer release migrated it).
+    #[error("the store's schema is at version {found}, newer than this binary's {known}: run the newer release, or restore the database")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+impl StoreError {
+    /// Worth trying again soon (the database is away or restarting), as opposed to a
+    /// refusal that stays.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend(_))
+    }
+}
+
+/// A duty (a source's watcher, the scheduler, the Discord gateway session) that one
+/// replica at a time carries out, as granted by [`Store::acquire_lease`]. The token grows
+/// with every grant of the duty, whoever gets it: writes made under an older token are
+/// refused once a newer one is out (see [`Store::fenced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub duty: String,
+    pub holder: String,
+    pub token: u64,
+}
+
+/// Who holds a duty, as the store sees it (for `/healthz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseState {
+    pub duty: String,
+    pub holder: String,
+    pub token: u64,
+    /// When the holder last renewed it (the store's clock).
+    pub renewed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The lease a fenced handle writes under: set by whoever runs the duty when it is
+/// granted, cleared when it is lost. Without one, every write through the handle fails
+/// with [`StoreError::Fenced`].
+#[derive(Debug)]
+pub struct Fence {
+    duty: String,
+    current: std::sync::Mutex<Option<Lease>>,
+}
+
+impl Fence {
+    pub fn new(duty: impl Into<String>) -> Arc<Fence> {
+        Arc::new(Fence {
+            duty: duty.into(),
+            current: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn duty(&self) -> &str {
+        &self.duty
+    }
+
+    pub fn set(&self, lease: Option<Lease>) {
+        *self.current.lock().expect("fence lock") = lease;
+    }
+
+    /// The lease writes go under now, or the refusal to write at all.
+    pub fn lease(&self) -> Result<Lease, StoreError> {
+        self.current
+            .lock()
+            .expect("fence lock")
+            .clone()
+            .ok_or_else(|| StoreError::Fenced {
+                duty: self.duty.clone(),
+            })
+    }
+}
+
+/// Jobs taken by one sender (see [`Store::claim_jobs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// In queue order, each with its attempt count as the claim set it.
+    pub jobs: Vec<Job>,
+    /// The earliest `not_before` among the jobs that wait for it, if any.
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 /// One effect waiting to be carried out.
@@ -188,21 +271,57 @@ pub trait Store: Send + Sync {
 
     async fn job(&self, id: u64) -> Result<Option<Job>, StoreError>;
 
+    /// Take up to `limit` jobs to send now for `claimant`, in one transaction. Of each
+    /// ticket's lane ([`crate::domain::Lane`]) only the oldest pending job is a
+    /// candidate, so a ticket's effects run in order whoever sends them; a candidate is
+    /// taken if it is due (`not_before` at or before `now`) and nobody holds a live claim
+    /// on it. A taken job's attempt count grows by one (as [`Store::mark_started`]) and
+    /// it is claimed for `hold_for` (measured by the store's clock): no other sender
+    /// takes it until then, unless the claim is released ([`Store::defer`]). A sender
+    /// that dies leaves its claims to expire, and the next claimant sees, by the attempt
+    /// count, that it must look before it acts. Durable after `flush`.
+    async fn claim_jobs(
+        &self,
+        claimant: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        hold_for: std::time::Duration,
+    ) -> Result<Claimed, StoreError>;
+
+    /// Extend every live claim `claimant` holds by `hold_for` (a sender's heartbeat
+    /// while its sends run).
+    async fn renew_claims(
+        &self,
+        claimant: &str,
+        hold_for: std::time::Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Whether `claimant` still holds `job` as claimed (same attempt), extending the
+    /// claim by `hold_for` if so: the check right before an external call, so a sender
+    /// that was paused past its claim does not act on a job another sender took over.
+    async fn holds_claim(
+        &self,
+        job: &Job,
+        claimant: &str,
+        hold_for: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Record that sends are about to start: each job's attempt count grows by one, so
     /// after a crash its executor knows the effect may have happened. The caller flushes
     /// before it calls out. Unknown ids are skipped.
     async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError>;
 
     /// A send failed for now: the job waits until `not_before` (pending, not due), with
-    /// `error` kept on it. An unknown (done) job is left alone.
+    /// `error` kept on it, and its claim is released. An unknown (done) job, or one
+    /// another sender has claimed since (a higher attempt count), is left alone.
     async fn defer(
         &self,
-        id: u64,
+        job: &Job,
         not_before: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StoreError>;
 
-    /// The outbox gives up on a job: out of the queue, kept with `reason` among the
+    /// The outbox gives up on a job (unless another sender claimed it since): out of the queue, kept with `reason` among the
     /// failed jobs, and written into the ticket's audit trail, in one transaction. The
     /// ticket itself is untouched: its mention stays on the desk.
     async fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
@@ -211,7 +330,9 @@ pub trait Store: Send + Sync {
     async fn failed_jobs(&self) -> Result<Vec<Job>, StoreError>;
 
     /// A job is done: remove it and fold what the outside world reported into the ticket
-    /// (queuing any follow-up effects), in one transaction. Completing a job already
+    /// (queuing any follow-up effects), in one transaction. A job another sender claimed
+    /// since (a higher attempt count than `job`'s) is left to that sender: the report
+    /// is dropped, and that sender looks before it acts. Completing a job already
     /// done is harmless: nothing is removed twice, and an outcome the ticket already
     /// shows queues no effect again (the core's rules ignore a repeat).
     async fn complete(
@@ -264,6 +385,38 @@ pub trait Store: Send + Sync {
         channel: &str,
         message_id: &str,
     ) -> Result<Option<TicketId>, StoreError>;
+
+    // -- duties held by one replica ---------------------------------------------------
+
+    /// Grant `duty` to `holder` for `ttl` (the store's clock) if nobody holds it, its
+    /// lease expired, or `holder` holds it already (then it is renewed, same token). A
+    /// new grant gets a token above every earlier one for the duty. `None`: another
+    /// holder's lease is live.
+    async fn acquire_lease(
+        &self,
+        duty: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Extend a lease by `ttl` from now, if it is still live and still this grant
+    /// (holder and token). `false`: it is lost, and the duty must stop.
+    async fn renew_lease(&self, lease: &Lease, ttl: std::time::Duration)
+        -> Result<bool, StoreError>;
+
+    /// Give a lease up at once (a clean stop), so another replica takes the duty
+    /// without waiting for it to expire. A lease no longer held is left alone.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Every duty's lease, live or expired, by duty.
+    async fn leases(&self) -> Result<Vec<LeaseState>, StoreError>;
+
+    /// A handle on this store whose writes commit only under `fence`'s lease: each
+    /// write checks, in its own transaction, that the lease is still the duty's latest
+    /// grant, and fails with [`StoreError::Fenced`] otherwise (nothing written). Reads
+    /// are not fenced. A replica paused past its lease thus cannot write with it after
+    /// another replica took the duty over.
+    fn fenced(&self, fence: Arc<Fence>) -> SharedStore;
 
     // -- the audit log ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@
 //! stays on the desk.
 
 use crate::config::OutboxConfig;
-use crate::domain::{Effect, Platform, ReplyState, SystemEvent, TicketId};
+use crate::domain::{Effect, Platform, ReplyState, SystemEvent};
 use crate::ports::DeliveryError;
 use crate::ports::Surface;
 use crate::ports::{Clock, SystemClock};
@@ -19,24 +19,11 @@ use crate::runtime::failpoints::Failpoints;
 use crate::runtime::supervisor::{panic_message, ComponentHealth, ComponentState};
 use crate::wire::hints::{backoff, later};
 use chrono::Utc;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Lane {
-    Chat,
-    Platform,
-}
-
-fn lane(effect: &Effect) -> Lane {
-    match effect {
-        Effect::PublishReply { .. } => Lane::Platform,
-        _ => Lane::Chat,
-    }
-}
 
 pub struct OutboxSender {
     store: SharedStore,
@@ -48,14 +35,28 @@ pub struct OutboxSender {
     clock: Arc<dyn Clock>,
     /// Whom to page about a new ticket (the on-call agents), if paging is on.
     pager: Option<Arc<crate::runtime::desk::DeskService>>,
+    /// Who this sender is among the replicas, for its claims on jobs.
+    claimant: String,
 }
-
-/// How many pending jobs a round reads at a time while it fills its batch.
-const SCAN_PAGE: usize = 64;
 
 enum Outcome {
     Done(Option<SystemEvent>),
     Failed(DeliveryError),
+    /// Another sender took the job over (this one was paused or cut off past its
+    /// claim): nothing was sent, and the job is left to it.
+    TakenOver,
+}
+
+/// Why a send stopped short.
+enum Stop {
+    Failed(DeliveryError),
+    TakenOver,
+}
+
+impl From<DeliveryError> for Stop {
+    fn from(e: DeliveryError) -> Self {
+        Stop::Failed(e)
+    }
 }
 
 impl OutboxSender {
@@ -75,6 +76,28 @@ impl OutboxSender {
             failpoints: Failpoints::default(),
             clock: Arc::new(SystemClock),
             pager: None,
+            claimant: "local".to_string(),
+        }
+    }
+
+    /// Claim jobs as `claimant` (this replica's name), so replicas share the queue.
+    pub fn with_claimant(mut self, claimant: impl Into<String>) -> Self {
+        self.claimant = claimant.into();
+        self
+    }
+
+    /// Whether this sender still holds `job`'s claim: checked right before each
+    /// external call, so a sender paused past its claim leaves the job to whoever
+    /// took it over.
+    async fn still_mine(&self, job: &Job) -> Result<(), Stop> {
+        match self
+            .store
+            .holds_claim(job, &self.claimant, self.config.claim_for)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Stop::TakenOver),
+            Err(e) => Err(Stop::Failed(DeliveryError::retry(e.to_string()))),
         }
     }
 
@@ -123,51 +146,58 @@ impl OutboxSender {
     async fn round(self: &Arc<Self>) -> Result<Option<Duration>, StoreError> {
         loop {
             let now = Utc::now();
-            let mut taken: HashSet<(TicketId, Lane)> = HashSet::new();
-            let mut batch = Vec::new();
-            let mut next_due: Option<Duration> = None;
-            // Read a page at a time, and stop as soon as the batch is full instead of
-            // decoding a whole backlog every round.
-            let mut after = None;
-            'scan: loop {
-                let page = self.store.pending_jobs(after, SCAN_PAGE).await?;
-                let last_page = page.len() < SCAN_PAGE;
-                for job in page {
-                    after = Some(job.id);
-                    if !taken.insert((job.ticket, lane(&job.effect))) {
-                        continue;
-                    }
-                    if let Some(t) = job.not_before.filter(|t| *t > now) {
-                        let wait = (t - now).to_std().unwrap_or_default();
-                        next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
-                        continue;
-                    }
-                    batch.push(job);
-                    if batch.len() >= self.config.concurrency {
-                        break 'scan;
-                    }
-                }
-                if last_page {
-                    break;
-                }
-            }
+            // Claimed in the store, so replicas sharing it never run one job twice, and
+            // its attempt is persisted before the send starts.
+            let claimed = self
+                .store
+                .claim_jobs(
+                    &self.claimant,
+                    self.config.concurrency,
+                    now,
+                    self.config.claim_for,
+                )
+                .await?;
+            let batch = claimed.jobs;
             if batch.is_empty() {
-                return Ok(next_due);
+                let wait = claimed
+                    .next_due
+                    .map(|t| (t - now).to_std().unwrap_or_default());
+                // Jobs another replica holds (or held, and died) come due when its claim
+                // runs out: look again then.
+                let pending = !self.store.pending_jobs(None, 1).await?.is_empty();
+                let recheck = pending.then_some(self.config.claim_for);
+                return Ok(match (wait, recheck) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                });
             }
-            let ids: Vec<u64> = batch.iter().map(|j| j.id).collect();
-            self.store.mark_started(&ids).await?;
             self.store.flush().await?;
             self.maybe_stop_here(&batch).await;
 
             let mut running = JoinSet::new();
             let mut sending = HashMap::new();
-            for mut job in batch {
-                job.attempts += 1; // as persisted by mark_started
+            for job in batch {
                 let me = self.clone();
                 let sent = job.clone();
                 let task = running.spawn(async move { me.execute(&sent).await });
                 sending.insert(task.id(), job);
             }
+            // The claims are renewed while the sends run, well inside their expiry.
+            let heartbeat = {
+                let (store, claimant, hold) = (
+                    self.store.clone(),
+                    self.claimant.clone(),
+                    self.config.claim_for,
+                );
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(hold / 3).await;
+                        if let Err(e) = store.renew_claims(&claimant, hold).await {
+                            tracing::warn!(error = %e, "could not renew the outbox's claims");
+                        }
+                    }
+                })
+            };
             while let Some(joined) = running.join_next_with_id().await {
                 let (job, outcome) = match joined {
                     Ok((task, outcome)) => (sending.remove(&task), outcome),
@@ -187,9 +217,13 @@ impl OutboxSender {
                     }
                 };
                 if let Some(job) = job {
-                    self.settle(job, outcome).await?;
+                    if let Err(e) = self.settle(job, outcome).await {
+                        heartbeat.abort();
+                        return Err(e);
+                    }
                 }
             }
+            heartbeat.abort();
             self.store.flush().await?;
         }
     }
@@ -209,6 +243,10 @@ impl OutboxSender {
     }
 
     async fn settle(&self, job: Job, outcome: Outcome) -> Result<(), StoreError> {
+        if matches!(outcome, Outcome::TakenOver) {
+            tracing::warn!(ticket = %job.ticket, job = job.id, "job taken over by another sender; left to it");
+            return Ok(());
+        }
         if let Outcome::Failed(e) = &outcome {
             // Bounded: the last try's failure, whatever its kind, gives the job up.
             let refused_card = matches!(
@@ -269,6 +307,7 @@ impl OutboxSender {
         let now = self.clock.now();
         let wall = Utc::now();
         match outcome {
+            Outcome::TakenOver => Ok(()),
             Outcome::Done(event) => {
                 let more = match (&self.pager, &job.effect, &event) {
                     (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => {
@@ -288,7 +327,7 @@ impl OutboxSender {
                     self.config.max_backoff,
                 );
                 tracing::warn!(ticket = %job.ticket, job = job.id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
-                self.store.defer(job.id, later(wall, wait), &reason).await
+                self.store.defer(&job, later(wall, wait), &reason).await
             }
             Outcome::Failed(
                 DeliveryError::Permanent { reason } | DeliveryError::Gone { reason },
@@ -304,7 +343,7 @@ impl OutboxSender {
                     // the longest backoff, up to `max_attempts` (see `settle`).
                     tracing::error!(ticket = %job.ticket, attempt = job.attempts, %reason, "card cannot be posted; will try again");
                     self.store
-                        .defer(job.id, later(wall, self.config.max_backoff), &reason)
+                        .defer(&job, later(wall, self.config.max_backoff), &reason)
                         .await
                 }
                 // Per-card refusals are handled where they happen; this is the rest.
@@ -319,17 +358,19 @@ impl OutboxSender {
     async fn execute(&self, job: &Job) -> Outcome {
         match self.try_execute(job).await {
             Ok(ev) => Outcome::Done(ev),
-            Err(e) => Outcome::Failed(e),
+            Err(Stop::Failed(e)) => Outcome::Failed(e),
+            Err(Stop::TakenOver) => Outcome::TakenOver,
         }
     }
 
-    async fn try_execute(&self, job: &Job) -> Result<Option<SystemEvent>, DeliveryError> {
+    async fn try_execute(&self, job: &Job) -> Result<Option<SystemEvent>, Stop> {
         if self
             .failpoints
             .is_on(&format!("panic-job:{}", effect_name(&job.effect)))
         {
             panic!("failpoint: panic in a {} job", effect_name(&job.effect));
         }
+        self.still_mine(job).await?;
         let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
         let maybe_done = job.attempts > 1;
         if let Effect::Digest(digest) = &job.effect {
@@ -346,7 +387,7 @@ impl OutboxSender {
                     Err(e) => retry = Some(e),
                 }
             }
-            return retry.map_or(Ok(None), Err);
+            return retry.map_or(Ok(None), |e| Err(e.into()));
         }
         let Some(ticket) = self.store.ticket(job.ticket).await.map_err(store_err)? else {
             return Ok(None);
@@ -378,14 +419,15 @@ impl OutboxSender {
                 }
                 // Cards already posted are saved: a retry only tries the missing ones.
                 if let Some(e) = retry {
-                    return Err(e);
+                    return Err(e.into());
                 }
                 if !refused.is_empty() {
                     if !posted_somewhere {
                         let reasons: Vec<String> = refused.into_iter().map(|(_, r)| r).collect();
                         return Err(DeliveryError::Permanent {
                             reason: reasons.join("; "),
-                        });
+                        }
+                        .into());
                     }
                     for (surface, reason) in refused {
                         tracing::error!(ticket = %ticket.id, ?surface, %reason, "card could not be posted on one surface; told the others");
@@ -442,7 +484,7 @@ impl OutboxSender {
                     }
                 }
                 match retry {
-                    Some(e) => Err(e),
+                    Some(e) => Err(e.into()),
                     None => Ok(None),
                 }
             }
@@ -488,6 +530,9 @@ impl OutboxSender {
                         ),
                     }));
                 };
+                // A customer's reply is the one effect that must never happen twice:
+                // the claim is checked once more right before it goes out.
+                self.still_mine(job).await?;
                 match publisher.publish(&request).await {
                     Ok(p) => {
                         tracing::info!(ticket = %ticket.id, remote_id = %p.remote_id, "reply published");
@@ -500,7 +545,7 @@ impl OutboxSender {
                     Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
                         Ok(Some(SystemEvent::ReplyFailed { seq: *seq, reason }))
                     }
-                    Err(retry) => Err(retry),
+                    Err(retry) => Err(retry.into()),
                 }
             }
         }

@@ -9,9 +9,13 @@ use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
     Ticket, TicketId, Transition,
 };
+use crate::domain::Lane;
 use crate::ports::{
-    ActOutcome, Decide, Ingested, Job, Judge, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState, SharedStore,
+    Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{
@@ -49,6 +53,12 @@ pub struct SledStore {
     failed_jobs: sled::Tree,
     /// The routes intake stamps new tickets with.
     routes: Arc<Routes>,
+    /// Live outbox claims (job id → claimant, until when). Sled is one process, so
+    /// claims and leases live in memory: a restart starts with none, as it should.
+    claims: Arc<Mutex<HashMap<u64, (String, DateTime<Utc>)>>>,
+    leases: Arc<Mutex<BTreeMap<String, LeaseState>>>,
+    /// Set on a fenced handle: its writes go under this lease.
+    fence: Option<Arc<Fence>>,
 }
 
 /// Expired event ids removed per sighting, so pruning never stalls an inbound event.
@@ -137,6 +147,9 @@ impl SledStore {
             seen_by_time: db.open_tree("seen_events_by_time")?,
             failed_jobs: db.open_tree("failed_jobs")?,
             routes: Arc::new(Routes::default()),
+            claims: Arc::default(),
+            leases: Arc::default(),
+            fence: None,
             db,
         })
     }
@@ -146,6 +159,34 @@ impl SledStore {
     pub fn with_routes(mut self, routes: Routes) -> SledStore {
         self.routes = Arc::new(routes);
         self
+    }
+
+    /// On a fenced handle, refuse a write unless its lease is still the duty's grant.
+    fn check_fence(&self) -> Result<(), StoreError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let lease = fence.lease()?;
+        let leases = self.leases.lock().expect("lease lock");
+        match leases.get(&lease.duty) {
+            Some(l) if l.holder == lease.holder && l.token == lease.token => Ok(()),
+            _ => Err(StoreError::Fenced { duty: lease.duty }),
+        }
+    }
+
+    /// The stored attempt count of job `id`, if it is still queued.
+    fn stored_attempts(&self, id: u64) -> Result<Option<u32>, StoreError> {
+        self.outbox
+            .get(key(id))?
+            .map(|raw| dec::<Job>(&raw).map(|j| j.attempts))
+            .transpose()
+    }
+
+    /// Another sender claimed `job` since this one did.
+    fn claimed_since(&self, job: &Job) -> Result<bool, StoreError> {
+        Ok(self
+            .stored_attempts(job.id)?
+            .is_some_and(|stored| stored > job.attempts))
     }
 
     fn prune_seen(&self, fresh_since: i64) -> Result<(), StoreError> {
@@ -207,6 +248,7 @@ impl Store for SledStore {
     }
 
     async fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.check_fence()?;
         self.state.insert(key, value)?;
         Ok(())
     }
@@ -217,6 +259,7 @@ impl Store for SledStore {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.check_fence()?;
         let key = format!("{source}\u{0}{id}").into_bytes();
         let stamp = now.timestamp_millis().to_be_bytes();
         let fresh_since = (now - SEEN_EVENTS_FOR).timestamp_millis();
@@ -252,6 +295,7 @@ impl Store for SledStore {
         cursor: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Ingested, StoreError> {
+        self.check_fence()?;
         let trees = (
             &self.tickets,
             &self.dedupe,
@@ -326,6 +370,7 @@ impl Store for SledStore {
     }
 
     async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError> {
+        self.check_fence()?;
         // Two agents acting at once are serialised by sled: the loser's transaction runs
         // again on the ticket the winner wrote.
         let result = self.judge_and_commit(id, |ticket| {
@@ -347,6 +392,7 @@ impl Store for SledStore {
         id: TicketId,
         decide: &Decide<'_>,
     ) -> Result<Option<Ticket>, StoreError> {
+        self.check_fence()?;
         finish(self.judge_and_commit(id, |ticket| {
             Ok(decide(ticket).map(|tr| {
                 let at = tr.audit.at;
@@ -362,6 +408,7 @@ impl Store for SledStore {
         state_value: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.check_fence()?;
         let trees = (&self.outbox, &self.state);
         let result = trees.transaction(|(outbox, state)| {
             enqueue(outbox, DESK_JOBS, effect.clone(), now)?;
@@ -392,7 +439,92 @@ impl Store for SledStore {
         self.outbox.get(key(id))?.map(|v| dec(&v)).transpose()
     }
 
+    async fn claim_jobs(
+        &self,
+        claimant: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        hold_for: std::time::Duration,
+    ) -> Result<Claimed, StoreError> {
+        self.check_fence()?;
+        let wall = Utc::now();
+        let until = crate::wire::hints::later(wall, hold_for);
+        // One claimant at a time in this process: the scan and the marks are one step.
+        let mut claims = self.claims.lock().expect("claims lock");
+        claims.retain(|_, (_, t)| *t > wall);
+        let mut taken: HashSet<(TicketId, Lane)> = HashSet::new();
+        let mut claimed = Claimed::default();
+        let mut chosen = Vec::new();
+        for item in self.outbox.iter().values() {
+            let job: Job = dec(&item?)?;
+            if !taken.insert((job.ticket, job.effect.lane())) || claims.contains_key(&job.id) {
+                continue;
+            }
+            if let Some(t) = job.not_before.filter(|t| *t > now) {
+                claimed.next_due = Some(claimed.next_due.map_or(t, |d| d.min(t)));
+                continue;
+            }
+            chosen.push(job.id);
+            if chosen.len() >= limit {
+                break;
+            }
+        }
+        let result = self.outbox.transaction(|outbox| {
+            let mut jobs = Vec::new();
+            for id in &chosen {
+                if let Some(raw) = outbox.get(key(*id))? {
+                    let mut job: Job = tx_dec(&raw)?;
+                    job.attempts += 1;
+                    outbox.insert(&key(*id), enc(&job))?;
+                    jobs.push(job);
+                }
+            }
+            Ok(jobs)
+        });
+        claimed.jobs = finish(result)?;
+        for job in &claimed.jobs {
+            claims.insert(job.id, (claimant.to_string(), until));
+        }
+        Ok(claimed)
+    }
+
+    async fn renew_claims(
+        &self,
+        claimant: &str,
+        hold_for: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let wall = Utc::now();
+        let until = crate::wire::hints::later(wall, hold_for);
+        for (who, t) in self.claims.lock().expect("claims lock").values_mut() {
+            if who == claimant && *t > wall {
+                *t = until;
+            }
+        }
+        Ok(())
+    }
+
+    async fn holds_claim(
+        &self,
+        job: &Job,
+        claimant: &str,
+        hold_for: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.check_fence()?;
+        let wall = Utc::now();
+        let mut claims = self.claims.lock().expect("claims lock");
+        let live = matches!(claims.get(&job.id), Some((who, t)) if who == claimant && *t > wall);
+        if !live || self.stored_attempts(job.id)? != Some(job.attempts) {
+            return Ok(false);
+        }
+        claims.insert(
+            job.id,
+            (claimant.to_string(), crate::wire::hints::later(wall, hold_for)),
+        );
+        Ok(true)
+    }
+
     async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.check_fence()?;
         let result = self.outbox.transaction(|outbox| {
             for id in ids {
                 if let Some(raw) = outbox.get(key(*id))? {
@@ -408,20 +540,30 @@ impl Store for SledStore {
 
     async fn defer(
         &self,
-        id: u64,
+        job: &Job,
         not_before: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
-        if let Some(raw) = self.outbox.get(key(id))? {
-            let mut job: Job = dec(&raw)?;
-            job.not_before = Some(not_before);
-            job.last_error = Some(error.to_string());
-            self.outbox.insert(key(id), enc(&job))?;
+        self.check_fence()?;
+        if let Some(raw) = self.outbox.get(key(job.id))? {
+            let mut stored: Job = dec(&raw)?;
+            if stored.attempts > job.attempts {
+                return Ok(()); // another sender's now
+            }
+            stored.not_before = Some(not_before);
+            stored.last_error = Some(error.to_string());
+            self.outbox.insert(key(job.id), enc(&stored))?;
+            self.claims.lock().expect("claims lock").remove(&job.id);
         }
         Ok(())
     }
 
     async fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.check_fence()?;
+        if self.claimed_since(job)? {
+            return Ok(());
+        }
+        self.claims.lock().expect("claims lock").remove(&job.id);
         let trees = (&self.outbox, &self.failed_jobs, &self.audit);
         let result = trees.transaction(|(outbox, failed, audit)| {
             outbox.remove(&key(job.id))?;
@@ -456,6 +598,11 @@ impl Store for SledStore {
         more: &[Effect],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.check_fence()?;
+        if self.claimed_since(job)? {
+            return Ok(());
+        }
+        self.claims.lock().expect("claims lock").remove(&job.id);
         let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
         let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
             outbox.remove(&key(job.id))?;
@@ -483,6 +630,7 @@ impl Store for SledStore {
     }
 
     async fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
+        self.check_fence()?;
         let result = (&self.cards, &self.card_index).transaction(|(cards, card_index)| {
             cards.insert(card_key(ticket, card.surface), enc(card))?;
             card_index.insert(
@@ -501,6 +649,7 @@ impl Store for SledStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.check_fence()?;
         let trees = (
             &self.cards,
             &self.card_index,
@@ -570,7 +719,83 @@ impl Store for SledStore {
             .map(|v| TicketId(id_of(&v))))
     }
 
+    async fn acquire_lease(
+        &self,
+        duty: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let now = Utc::now();
+        let expires_at = crate::wire::hints::later(now, ttl);
+        let mut leases = self.leases.lock().expect("lease lock");
+        let token = match leases.get(duty) {
+            Some(l) if l.expires_at > now && l.holder != holder => return Ok(None),
+            Some(l) if l.expires_at > now => l.token,
+            Some(l) => l.token + 1,
+            None => 1,
+        };
+        leases.insert(
+            duty.to_string(),
+            LeaseState {
+                duty: duty.to_string(),
+                holder: holder.to_string(),
+                token,
+                renewed_at: now,
+                expires_at,
+            },
+        );
+        Ok(Some(Lease {
+            duty: duty.to_string(),
+            holder: holder.to_string(),
+            token,
+        }))
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let mut leases = self.leases.lock().expect("lease lock");
+        match leases.get_mut(&lease.duty) {
+            Some(l) if l.holder == lease.holder && l.token == lease.token && l.expires_at > now => {
+                l.renewed_at = now;
+                l.expires_at = crate::wire::hints::later(now, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut leases = self.leases.lock().expect("lease lock");
+        if let Some(l) = leases.get_mut(&lease.duty) {
+            if l.holder == lease.holder && l.token == lease.token {
+                l.expires_at = DateTime::<Utc>::UNIX_EPOCH;
+            }
+        }
+        Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<LeaseState>, StoreError> {
+        Ok(self
+            .leases
+            .lock()
+            .expect("lease lock")
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    fn fenced(&self, fence: Arc<Fence>) -> SharedStore {
+        let mut handle = self.clone();
+        handle.fence = Some(fence);
+        Arc::new(handle)
+    }
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.check_fence()?;
         let id = self.db.generate_id()?;
         let mut k = key(entry.ticket.0).to_vec();
         k.extend_from_slice(&key(id));

@@ -448,11 +448,12 @@ pub async fn a_started_job_is_marked_maybe_sent_and_a_deferred_one_waits(place: 
     let store = with_tickets(place, &["a", "b"]).await;
     let jobs = store.jobs().await.unwrap();
     store.mark_started(&[jobs[0].id, 999_999]).await.unwrap();
-    assert_eq!(store.job(jobs[0].id).await.unwrap().unwrap().attempts, 1);
+    let started = store.job(jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(started.attempts, 1);
     assert_eq!(store.job(jobs[1].id).await.unwrap().unwrap().attempts, 0);
     let until = now() + Duration::minutes(10);
     store
-        .defer(jobs[0].id, until, "Slack said 503")
+        .defer(&started, until, "Slack said 503")
         .await
         .unwrap();
     let deferred = store.job(jobs[0].id).await.unwrap().unwrap();
@@ -466,14 +467,15 @@ pub async fn a_started_job_is_marked_maybe_sent_and_a_deferred_one_waits(place: 
     );
     // Deferring a job that is done does not bring it back.
     store.complete(&jobs[1], None, now()).await.unwrap();
-    store.defer(jobs[1].id, until, "late").await.unwrap();
+    store.defer(&jobs[1], until, "late").await.unwrap();
     assert_eq!(store.job(jobs[1].id).await.unwrap(), None);
 }
 
 pub async fn completing_a_job_twice_is_harmless(place: &dyn Place) {
     let store = with_tickets(place, &["a"]).await;
-    let publish = ana_replies(&store).await;
+    let mut publish = ana_replies(&store).await;
     store.mark_started(&[publish.id]).await.unwrap();
+    publish.attempts = 1;
     let published = SystemEvent::ReplyPublished {
         seq: 1,
         remote_id: "99".into(),
