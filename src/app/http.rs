@@ -62,6 +62,8 @@ impl Intake for StoreIntake {
 pub struct Metrics {
     pub desk: std::sync::Arc<crate::runtime::desk::DeskService>,
     pub health: Health,
+    /// This replica's name and the duties it holds.
+    pub replica: crate::runtime::duties::Replica,
 }
 
 /// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
@@ -99,7 +101,12 @@ pub fn router(
     app
 }
 
-/// Each supervised component and its state: 200 when all run, 503 when one does not.
+/// `/healthz` counts the outbox's jobs up to this many (beyond, it says this many).
+const OUTBOX_DEPTH_SHOWN: usize = 100_000;
+
+/// Each supervised component and its state, this replica's duties (which it holds,
+/// how long since each lease was renewed) and the outbox's depth: 200 when all
+/// components run, 503 when one does not.
 async fn healthz(State(metrics): State<Metrics>) -> Response {
     let components = metrics.health.snapshot();
     let up = metrics.health.all_up();
@@ -108,9 +115,18 @@ async fn healthz(State(metrics): State<Metrics>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let store = metrics.desk.store();
+    let depth = store.pending_jobs(None, OUTBOX_DEPTH_SHOWN).await;
     let body = serde_json::json!({
         "status": if up { "ok" } else { "degraded" },
         "components": components,
+        "replica": metrics.replica.name(),
+        "duties": metrics.replica.duties(),
+        "outbox_depth": depth.as_ref().ok().map(Vec::len),
+        "store": match &depth {
+            Ok(_) => "reachable".to_string(),
+            Err(e) => format!("unreachable: {e}"),
+        },
     });
     (status, Json(body)).into_response()
 }
@@ -148,6 +164,13 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
                 &metrics.health.snapshot(),
             ));
             text.push_str(&cards_lost_exposition(store.as_ref()).await);
+            text.push_str(&crate::runtime::duties::exposition(&metrics.replica));
+            if let Ok(pending) = store.pending_jobs(None, OUTBOX_DEPTH_SHOWN).await {
+                text.push_str(&format!(
+                    "# HELP mentionbridge_outbox_depth Jobs waiting in the outbox (shared by every replica).\n# TYPE mentionbridge_outbox_depth gauge\nmentionbridge_outbox_depth {}\n",
+                    pending.len()
+                ));
+            }
             (
                 [(
                     axum::http::header::CONTENT_TYPE,

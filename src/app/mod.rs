@@ -12,6 +12,7 @@ use crate::ports::Surface;
 
 use crate::ports::StoreError;
 use crate::runtime::desk::DeskService;
+use crate::runtime::duties::Replica;
 use crate::runtime::failpoints::Failpoints;
 use crate::runtime::outbox::OutboxSender;
 use crate::runtime::supervisor::Supervisor;
@@ -44,6 +45,9 @@ pub enum RunError {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let store = crate::store::open(&config.store, config.routes.clone()).await?;
     let platforms = crate::sources::connect_all(&config, &store).await?;
+    // Duties run on one replica at a time, under leases in the store.
+    let replica = Replica::new(Replica::default_name(), store.clone(), config.lease);
+    tracing::info!(replica = %replica.name(), store = %config.store.describe(), "starting");
 
     let wake = Arc::new(Notify::new());
     let mut roster = Desk::new();
@@ -129,19 +133,41 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for source in platforms.sources.clone() {
         let key = source.cursor_key();
         let platform = key.split(':').next().unwrap_or("source").to_string();
-        let (store, wake, surfaces, clock) =
-            (store.clone(), wake.clone(), surfaces.clone(), clock.clone());
+        // One watcher per source among all replicas: its cursor moves under its lease.
+        let duty = format!("watcher:{key}");
+        let (fence, fenced) = replica.fence(&duty);
+        let (replica, wake, surfaces, clock) =
+            (replica.clone(), wake.clone(), surfaces.clone(), clock.clone());
         let max_backoff = config.outbox.max_backoff;
         tasks.spawn(format!("watcher:{platform}"), move |stop| {
-            watcher::watch_source(
+            let (replica, duty, fence) = (replica.clone(), duty.clone(), fence.clone());
+            let (source, store, wake, surfaces, clock) = (
                 source.clone(),
-                store.clone(),
+                fenced.clone(),
                 wake.clone(),
-                max_backoff,
                 surfaces.clone(),
                 clock.clone(),
-                stop,
-            )
+            );
+            async move {
+                replica
+                    .hold(
+                        &duty,
+                        fence,
+                        |stop| {
+                            watcher::watch_source(
+                                source.clone(),
+                                store.clone(),
+                                wake.clone(),
+                                max_backoff,
+                                surfaces.clone(),
+                                clock.clone(),
+                                stop,
+                            )
+                        },
+                        stop,
+                    )
+                    .await
+            }
         });
     }
     let sender = Arc::new(
@@ -154,11 +180,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )
         .with_pager(desk.clone())
         .with_clock(clock.clone())
+        .with_claimant(replica.name())
         .with_failpoints(failpoints),
     );
     tasks.spawn("outbox", move |stop| sender.clone().run(stop));
+    // The SLA clocks, off-hours acknowledgements and hand-off digests: one replica.
+    let (fence, fenced) = replica.fence("scheduler");
     let scheduler = Arc::new(scheduler::Scheduler {
-        store: store.clone(),
+        store: fenced,
         desk: desk.clone(),
         wake_outbox: wake.clone(),
         brand: config.brand.clone(),
@@ -171,7 +200,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         clock: clock.clone(),
     });
-    tasks.spawn("scheduler", move |stop| scheduler.clone().run(stop));
+    {
+        let replica = replica.clone();
+        tasks.spawn("scheduler", move |stop| {
+            let (replica, fence, scheduler) = (replica.clone(), fence.clone(), scheduler.clone());
+            async move {
+                replica
+                    .hold("scheduler", fence, |stop| scheduler.clone().run(stop), stop)
+                    .await
+            }
+        });
+    }
 
     let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);
     let discord_http = discord
@@ -196,6 +235,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let metrics = http::Metrics {
             desk: desk.clone(),
             health: tasks.health(),
+            replica: replica.clone(),
         };
         let limits = config.http.clone();
         let app = http::router(slack_http, discord_http, ingest, metrics, &limits);
@@ -221,13 +261,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::error!(error = %e, "could not register the /mentions command in the Discord guild");
         }
         if discord.config().mode == DiscordMode::Gateway {
+            // One gateway session among the replicas (HTTP-mode interactions, by
+            // contrast, are answered by whichever replica they reach).
+            let (fence, _) = replica.fence("discord-gateway");
+            let replica = replica.clone();
             tasks.spawn("discord-gateway", move |stop| {
-                run_gateway(discord.clone(), stopped(stop))
+                let (replica, fence, discord) = (replica.clone(), fence.clone(), discord.clone());
+                async move {
+                    replica
+                        .hold(
+                            "discord-gateway",
+                            fence,
+                            |stop| run_gateway(discord.clone(), stopped(stop)),
+                            stop,
+                        )
+                        .await
+                }
             });
         }
     }
 
-    tracing::info!(store = %config.store.describe(), "mentionbridge running");
+    tracing::info!(store = %config.store.describe(), replica = %replica.name(), "mentionbridge running");
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight work");
     let _ = stop_tx.send(true);

@@ -3,6 +3,7 @@
 //! What to start from a config is the app's business (`crate::app`).
 
 pub mod desk;
+pub mod duties;
 pub mod failpoints;
 pub mod outbox;
 pub mod scheduler;

@@ -677,12 +677,17 @@ agent_user_ids = ["1200000000000000002"]
             Some(slack.clone()),
             Some(discord.clone()),
             Some(mentionbridge::app::http::Ingest {
-                store,
+                store: store.clone(),
                 secret: config.webhook.unwrap().secret,
                 wake,
                 clock: Arc::new(mentionbridge::ports::SystemClock),
             }),
             mentionbridge::app::http::Metrics {
+                replica: mentionbridge::runtime::duties::Replica::new(
+                    "fuzz",
+                    store.clone(),
+                    std::time::Duration::from_secs(15),
+                ),
                 desk,
                 health: Default::default(),
             },

@@ -106,6 +106,33 @@ impl Bluesky {
     /// and only if the refresh is refused, log in again.
     pub(super) async fn renew(&self, stale: &str) -> Result<(), BlueskyError> {
         let _one_at_a_time = self.renewing.lock().await;
+        // Refresh tokens are single-use: of several replicas sharing the store, one at
+        // a time renews, and the others pick up what it stored.
+        let lock = format!("lock:{}", session_key(&self.config.handle));
+        let renewed = crate::sources::http::exclusively(
+            self.store.as_ref(),
+            &lock,
+            std::time::Duration::from_secs(20),
+            async { Ok(self.renew_alone(stale).await) },
+        )
+        .await
+        .map_err(|e| BlueskyError::Unavailable(e.to_string()))?;
+        renewed
+    }
+
+    async fn renew_alone(&self, stale: &str) -> Result<(), BlueskyError> {
+        if let Some(stored) = self
+            .store
+            .state(&session_key(&self.config.handle))
+            .await
+            .map_err(|e| BlueskyError::Store(e.to_string()))?
+            .and_then(|b| serde_json::from_slice::<Session>(&b).ok())
+            .filter(|s| s.access_jwt != stale && !s.access_jwt.is_empty())
+        {
+            // Renewed meanwhile, here or by another replica.
+            *self.session.lock().expect("session lock") = stored;
+            return Ok(());
+        }
         let current = self.session.lock().expect("session lock").clone();
         if current.access_jwt != stale && !current.access_jwt.is_empty() {
             return Ok(()); // someone else renewed it meanwhile

@@ -103,8 +103,38 @@ impl X {
     }
 
     /// Trade the refresh token for a new access token (and X's rotated refresh token),
-    /// stored and flushed before it is used.
+    /// stored and flushed before it is used. One replica at a time: whoever comes second
+    /// finds the tokens the first stored and uses them instead of spending the (now
+    /// revoked) refresh token it knew.
     async fn refresh(&self, s: &mut StoredTokens) -> Result<(), DeliveryError> {
+        let lock = format!("lock:{}", oauth2_key(&self.config.user_id));
+        let known = s.refresh_token.clone();
+        http::exclusively(
+            self.store.as_ref(),
+            &lock,
+            std::time::Duration::from_secs(20),
+            async {
+                let stored = self
+                    .store
+                    .state(&oauth2_key(&self.config.user_id))
+                    .await
+                    .map_err(|e| DeliveryError::retry(format!("cannot read X tokens: {e}")))?
+                    .and_then(|b| serde_json::from_slice::<StoredTokens>(&b).ok())
+                    .filter(|t| t.origin == s.origin && t.refresh_token != known);
+                if let Some(newer) = stored {
+                    tracing::info!("X OAuth 2.0 tokens were refreshed by another replica; using them");
+                    *s = newer;
+                    if s.access_token.is_some() {
+                        return Ok(());
+                    }
+                }
+                self.refresh_now(s).await
+            },
+        )
+        .await
+    }
+
+    async fn refresh_now(&self, s: &mut StoredTokens) -> Result<(), DeliveryError> {
         let Auth::Oauth2 {
             client_id,
             client_secret,
