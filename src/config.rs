@@ -441,6 +441,24 @@ pub struct PostgresConfig {
 }
 
 impl PostgresConfig {
+    /// From a URL given on the command line (`store copy --to`), with the defaults
+    /// `[store]` has; the error never repeats the URL (it holds a password).
+    pub fn from_url(url: &str, tls: PgTls) -> Result<PostgresConfig, String> {
+        if url.parse::<tokio_postgres::Config>().is_err() {
+            return Err(
+                "not a PostgreSQL connection URL: expected postgres://user:password@host:5432/dbname"
+                    .into(),
+            );
+        }
+        Ok(PostgresConfig {
+            url: Secret(url.to_string()),
+            pool_size: 4,
+            tls,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(10),
+        })
+    }
+
     /// The database as logs may show it: host, port and name, never the credentials.
     pub fn describe(&self) -> String {
         match self.url.expose().parse::<tokio_postgres::Config>() {
@@ -1946,6 +1964,82 @@ access_token = "${MASTODON_TOKEN}"
                 );
                 assert!(!err.contains("abc123"), "the short value is echoed: {err}");
             }
+        }
+    }
+
+    fn with_store(store: &str) -> String {
+        GOOD.replace("[store]\npath = \"data/bot.sled\"\n", store)
+    }
+
+    #[test]
+    fn a_postgres_store_takes_its_url_from_the_environment_and_never_shows_the_password() {
+        let env = |var: &str| match var {
+            "DATABASE_URL" => Some("postgres://desk:CANARYpw@db.internal:5433/desk".into()),
+            other => Some(format!("value-of-{other}")),
+        };
+        let c = parse(
+            &with_store("[store]\nbackend = \"postgres\"\nurl = \"${DATABASE_URL}\"\ntls = \"require\"\nlease_secs = 9\n"),
+            &env,
+        )
+        .unwrap();
+        let StoreConfig::Postgres(pg) = &c.store else {
+            panic!("postgres expected: {:?}", c.store);
+        };
+        assert_eq!(pg.tls, PgTls::Require);
+        assert_eq!(pg.pool_size, 16);
+        assert_eq!(c.lease, Duration::from_secs(9));
+        assert_eq!(c.outbox.claim_for, Duration::from_secs(9));
+        assert_eq!(pg.describe(), "postgres://db.internal:5433/desk");
+        assert!(!format!("{c:?}").contains("CANARYpw"));
+        // Sled stays the default, with the default lease.
+        let c = parse(GOOD, &env_all).unwrap();
+        assert!(matches!(c.store, StoreConfig::Sled { .. }));
+        assert_eq!(c.lease, Duration::from_secs(DEFAULT_LEASE_SECS));
+    }
+
+    #[test]
+    fn store_mistakes_name_their_line_and_key_and_a_bad_url_is_not_echoed() {
+        let env = |var: &str| match var {
+            "DATABASE_URL" => Some("postgres://desk:CANARYpw@db:notaport/desk".into()),
+            other => Some(format!("value-of-{other}")),
+        };
+        let cases = [
+            ("[store]\nbackend = \"mysql\"\n", "store.backend", "expected \"sled\""),
+            ("[store]\nbackend = \"postgres\"\n", "store.url", "missing"),
+            (
+                "[store]\nbackend = \"postgres\"\nurl = \"postgres://u:literal@h/db\"\n",
+                "store.url",
+                "secrets must come from the environment",
+            ),
+            (
+                "[store]\nbackend = \"postgres\"\nurl = \"${DATABASE_URL}\"\n",
+                "store.url",
+                "is not a PostgreSQL connection URL",
+            ),
+            (
+                "[store]\nbackend = \"sled\"\npath = \"x\"\npool_size = 3\n",
+                "store.pool_size",
+                "does not apply",
+            ),
+            ("[store]\npath = \"x\"\nlease_secs = 1\n", "store.lease_secs", "3 to 600"),
+        ];
+        for (store, key, needle) in cases {
+            let text = with_store(store);
+            let err = parse(&text, &env).unwrap_err().to_string();
+            let line = text
+                .lines()
+                .position(|l| {
+                    let k = key.trim_start_matches("store.");
+                    // A missing key is reported at its section's header.
+                    l.starts_with(k) || (needle == "missing" && l == "[store]")
+                })
+                .map(|i| i + 1)
+                .unwrap();
+            assert!(
+                err.contains(&format!("bot-config.toml:{line}: `{key}`")) && err.contains(needle),
+                "{store:?}: {err}"
+            );
+            assert!(!err.contains("CANARYpw") && !err.contains("literal"), "{err}");
         }
     }
 

@@ -28,6 +28,16 @@ enum Command {
         #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
         config: PathBuf,
     },
+    /// Bring the PostgreSQL schema up to date (also done at every start); sled needs none.
+    Migrate {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Operate on stores: `store copy --from <sled dir> --to <postgres url>`.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Write every ticket (and, as JSON lines, the audit log) for a spreadsheet or an
     /// archive. Stop the bot first: the store is opened exclusively.
     Export {
@@ -38,6 +48,24 @@ enum Command {
         /// Where to write; standard output when absent.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a sled store (stop the bot first) into an empty PostgreSQL database: every
+    /// ticket, the audit log, cards, cursors, source state and unsent jobs.
+    Copy {
+        /// The sled store's directory (`[store] path`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL URL (postgres://user:password@host/db). Prefer
+        /// `--to "$DATABASE_URL"` (or the variable alone) over a password on the line.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        to: String,
+        /// TLS to PostgreSQL: require, prefer or disable.
+        #[arg(long, default_value = "prefer")]
+        tls: String,
     },
 }
 
@@ -81,6 +109,22 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(2)
             }
         },
+        Command::Migrate { config } => match migrate(&config) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Store {
+            command: StoreCommand::Copy { from, to, tls },
+        } => match copy(&from, &to, &tls) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Export {
             config,
             format,
@@ -111,6 +155,62 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn migrate(config: &std::path::Path) -> anyhow::Result<()> {
+    use mentionbridge::config::StoreConfig;
+    match Config::store_of(config)? {
+        StoreConfig::Sled { path } => {
+            println!(
+                "{}: the embedded sled store needs no migrations",
+                path.display()
+            );
+        }
+        StoreConfig::Postgres(pg) => {
+            let applied = runtime()?.block_on(mentionbridge::store::PostgresStore::migrate(&pg))?;
+            if applied.is_empty() {
+                println!("{}: the schema is up to date", pg.describe());
+            } else {
+                let list: Vec<String> = applied.iter().map(|v| v.to_string()).collect();
+                println!("{}: applied migrations {}", pg.describe(), list.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy(from: &std::path::Path, to: &str, tls: &str) -> anyhow::Result<()> {
+    let tls = match tls {
+        "require" => mentionbridge::config::PgTls::Require,
+        "prefer" => mentionbridge::config::PgTls::Prefer,
+        "disable" => mentionbridge::config::PgTls::Disable,
+        other => anyhow::bail!("--tls {other}: expected require, prefer or disable"),
+    };
+    let pg = mentionbridge::config::PostgresConfig::from_url(to, tls)
+        .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let copied = runtime()?.block_on(mentionbridge::store::copy(from, &pg))?;
+    println!(
+        "copied {} into {}: {} tickets, {} audit entries, {} pending and {} failed jobs, {} cards, {} dedupe keys, {} cursors, {} source states, {} remembered events",
+        from.display(),
+        pg.describe(),
+        copied.tickets,
+        copied.audit,
+        copied.jobs,
+        copied.failed_jobs,
+        copied.cards,
+        copied.dedupe_keys,
+        copied.cursors,
+        copied.state,
+        copied.seen_events
+    );
+    Ok(())
+}
+
 fn export(
     config: &std::path::Path,
     format: ExportFormat,
@@ -118,10 +218,7 @@ fn export(
 ) -> anyhow::Result<()> {
     let store_config = Config::store_of(config)?;
     // The store's reads are async (a networked backend waits on them); so is the export.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = runtime()?;
     // Exports read; the routes new tickets are stamped with do not matter here.
     let store = rt.block_on(mentionbridge::store::open(&store_config, Default::default()))?;
     let tickets = rt.block_on(store.all_tickets())?;

@@ -101,9 +101,6 @@ pub fn router(
     app
 }
 
-/// `/healthz` counts the outbox's jobs up to this many (beyond, it says this many).
-const OUTBOX_DEPTH_SHOWN: usize = 100_000;
-
 /// Each supervised component and its state, this replica's duties (which it holds,
 /// how long since each lease was renewed) and the outbox's depth: 200 when all
 /// components run, 503 when one does not.
@@ -116,13 +113,13 @@ async fn healthz(State(metrics): State<Metrics>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let store = metrics.desk.store();
-    let depth = store.pending_jobs(None, OUTBOX_DEPTH_SHOWN).await;
+    let depth = store.pending_job_count().await;
     let body = serde_json::json!({
         "status": if up { "ok" } else { "degraded" },
         "components": components,
         "replica": metrics.replica.name(),
         "duties": metrics.replica.duties(),
-        "outbox_depth": depth.as_ref().ok().map(Vec::len),
+        "outbox_depth": depth.as_ref().ok(),
         "store": match &depth {
             Ok(_) => "reachable".to_string(),
             Err(e) => format!("unreachable: {e}"),
@@ -165,10 +162,9 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
             ));
             text.push_str(&cards_lost_exposition(store.as_ref()).await);
             text.push_str(&crate::runtime::duties::exposition(&metrics.replica));
-            if let Ok(pending) = store.pending_jobs(None, OUTBOX_DEPTH_SHOWN).await {
+            if let Ok(depth) = store.pending_job_count().await {
                 text.push_str(&format!(
-                    "# HELP mentionbridge_outbox_depth Jobs waiting in the outbox (shared by every replica).\n# TYPE mentionbridge_outbox_depth gauge\nmentionbridge_outbox_depth {}\n",
-                    pending.len()
+                    "# HELP mentionbridge_outbox_depth Jobs waiting in the outbox (shared by every replica).\n# TYPE mentionbridge_outbox_depth gauge\nmentionbridge_outbox_depth {depth}\n"
                 ));
             }
             (

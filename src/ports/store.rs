@@ -192,6 +192,11 @@ pub trait Store: Send + Sync {
     /// Remember state under `key`, replacing what was there; durable after `flush`.
     async fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
 
+    /// Add `by` to the counter kept as decimal text under state `key` (absent: 0) and
+    /// return the new count, atomically: replicas counting at once lose no count (the X
+    /// daily request budget). Durable after `flush`.
+    async fn count_up(&self, key: &str, by: u64) -> Result<u64, StoreError>;
+
     /// Whether this is the first delivery of inbound event `id` from `source` (e.g.
     /// `slack-event`, `discord-interaction`) within [`SEEN_EVENTS_FOR`]. The id is
     /// remembered durably before this returns `true`, so a retry after a restart is
@@ -270,6 +275,9 @@ pub trait Store: Send + Sync {
     async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError>;
 
     async fn job(&self, id: u64) -> Result<Option<Job>, StoreError>;
+
+    /// How many jobs are pending (the outbox's depth), without reading them.
+    async fn pending_job_count(&self) -> Result<u64, StoreError>;
 
     /// Take up to `limit` jobs to send now for `claimant`, in one transaction. Of each
     /// ticket's lane ([`crate::domain::Lane`]) only the oldest pending job is a

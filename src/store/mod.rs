@@ -4,6 +4,7 @@
 
 pub mod postgres;
 mod sled;
+pub mod snapshot;
 
 pub use self::postgres::PostgresStore;
 pub use self::sled::SledStore;
@@ -23,4 +24,18 @@ pub async fn open(config: &StoreConfig, routes: Routes) -> Result<SharedStore, S
             unimplemented!("placeholder")
         }
     })
+}
+
+/// Copy the sled store at `from` (nobody may be running on it: sled locks it) into the
+/// PostgreSQL database `to`, which must hold no desk yet: every ticket with its number,
+/// the audit log, cards, cursors, source state, remembered events and unsent jobs, in
+/// one transaction, then read back and counted.
+pub async fn copy(
+    from: &std::path::Path,
+    to: &crate::config::PostgresConfig,
+) -> Result<snapshot::Copied, StoreError> {
+    let snapshot = SledStore::open(from)?.snapshot()?;
+    let target = PostgresStore::connect(to).await?;
+    target.import(&snapshot).await?;
+    Ok(snapshot.counts())
 }

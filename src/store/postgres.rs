@@ -13,3 +13,11 @@ impl PostgresStore {
         self
     }
 }
+impl PostgresStore {
+    pub async fn import(&self, _s: &super::snapshot::Snapshot) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+    pub async fn migrate(_config: &PostgresConfig) -> Result<Vec<i64>, StoreError> {
+        unimplemented!()
+    }
+}

@@ -161,6 +161,67 @@ impl SledStore {
         self
     }
 
+    /// Everything this store holds, read in one pass (stop the bot first: the copy is
+    /// of a store nobody writes to).
+    pub fn snapshot(&self) -> Result<super::snapshot::Snapshot, StoreError> {
+        use super::snapshot::Snapshot;
+        let text = |raw: &[u8]| String::from_utf8_lossy(raw).into_owned();
+        let mut snap = Snapshot {
+            next_ticket: self.meta.get("next_ticket")?.map(|v| id_of(&v)).unwrap_or(1),
+            ..Snapshot::default()
+        };
+        for item in self.tickets.iter().values() {
+            snap.tickets.push(dec(&item?)?);
+        }
+        for item in self.dedupe.iter() {
+            let (k, v) = item?;
+            snap.dedupe.push((text(&k), TicketId(id_of(&v))));
+        }
+        for item in self.cursors.iter() {
+            let (k, v) = item?;
+            snap.cursors.push((text(&k), text(&v)));
+        }
+        for item in self.cards.iter() {
+            let (k, v) = item?;
+            let card: CardRef = dec(&v)?;
+            snap.cards.push((TicketId(id_of(&k[..8.min(k.len())])), card));
+        }
+        for item in self.outbox.iter().values() {
+            snap.jobs.push(dec(&item?)?);
+        }
+        for item in self.failed_jobs.iter().values() {
+            snap.failed_jobs.push(dec(&item?)?);
+        }
+        for item in self.audit.iter().values() {
+            snap.audit.push(dec(&item?)?);
+        }
+        for item in self.state.iter() {
+            let (k, v) = item?;
+            snap.state.push((text(&k), v.to_vec()));
+        }
+        for item in self.seen.iter() {
+            let (k, v) = item?;
+            let ms = i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
+            let key = text(&k);
+            let (source, id) = key.split_once('\u{0}').unwrap_or(("", key.as_str()));
+            if let Some(at) = DateTime::<Utc>::from_timestamp_millis(ms) {
+                snap.seen_events.push((source.to_string(), id.to_string(), at));
+            }
+        }
+        for surface in [SurfaceKind::Slack, SurfaceKind::Discord] {
+            let lost = self
+                .meta
+                .get(lost_cards_key(surface).as_bytes())?
+                .and_then(|raw| raw.as_ref().try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if lost > 0 {
+                snap.cards_lost.push((surface, lost));
+            }
+        }
+        Ok(snap)
+    }
+
     /// On a fenced handle, refuse a write unless its lease is still the duty's grant.
     fn check_fence(&self) -> Result<(), StoreError> {
         let Some(fence) = &self.fence else {
@@ -251,6 +312,19 @@ impl Store for SledStore {
         self.check_fence()?;
         self.state.insert(key, value)?;
         Ok(())
+    }
+
+    async fn count_up(&self, key: &str, by: u64) -> Result<u64, StoreError> {
+        self.check_fence()?;
+        let read = |raw: Option<&[u8]>| {
+            raw.and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let updated = self.state.update_and_fetch(key, |old| {
+            Some(read(old).saturating_add(by).to_string().into_bytes())
+        })?;
+        Ok(read(updated.as_deref()))
     }
 
     async fn first_delivery(
@@ -433,6 +507,10 @@ impl Store for SledStore {
             .take(limit)
             .map(|v| dec(&v?))
             .collect()
+    }
+
+    async fn pending_job_count(&self) -> Result<u64, StoreError> {
+        Ok(self.outbox.len() as u64)
     }
 
     async fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {

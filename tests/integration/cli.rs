@@ -132,6 +132,23 @@ async fn metrics_are_served_and_tickets_export_for_a_spreadsheet() {
         health["components"]["outbox"]["state"], "running",
         "{health}"
     );
+    // One process on sled holds every duty, and says so.
+    let duties = health["duties"].as_object().expect("duties on /healthz");
+    let watcher = duties
+        .iter()
+        .find(|(name, _)| name.starts_with("watcher:mastodon"))
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("the Mastodon watcher's duty: {health}"));
+    assert_eq!(watcher["held"], true, "{health}");
+    assert!(watcher["lease_age_secs"].as_f64().unwrap() < 15.0, "{health}");
+    assert_eq!(duties["scheduler"]["held"], true, "{health}");
+    assert!(health["outbox_depth"].is_u64(), "{health}");
+    assert!(health["replica"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(
+        text.contains("mentionbridge_duty_held{duty=\"scheduler\"} 1")
+            && text.contains("mentionbridge_outbox_depth "),
+        "{text}"
+    );
 
     // While the bot runs the store is locked: export says so instead of corrupting it.
     let (ok, err) = mentionbridge(&w, &["export"], &w.config_path(), &[]).await;

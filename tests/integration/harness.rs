@@ -56,6 +56,9 @@ pub struct World {
     pub page_on_call: std::sync::atomic::AtomicBool,
     /// Replaces the default `[oncall]` section (one always-on rotation) when set.
     pub oncall_config: std::sync::Mutex<Option<String>>,
+    /// Replaces the default `[store]` section (sled in the world's directory) when set,
+    /// e.g. with a PostgreSQL database that several replicas share.
+    pub store_config: std::sync::Mutex<Option<String>>,
 }
 
 fn free_port() -> u16 {
@@ -101,6 +104,7 @@ impl World {
             mastodon_extra: std::sync::Mutex::new(String::new()),
             page_on_call: std::sync::atomic::AtomicBool::new(false),
             oncall_config: std::sync::Mutex::new(None),
+            store_config: std::sync::Mutex::new(None),
         }
     }
 
@@ -141,8 +145,7 @@ language = "da"
 text = "Tak, {{author}}!"
 
 {oncall}
-[store]
-path = "store.sled"
+{store}
 
 [http]
 listen = "127.0.0.1:{port}"
@@ -160,6 +163,12 @@ max_backoff_secs = 5
             port = self.http_port,
             mastodon = self.mastodon.url(),
             mastodon_extra = self.mastodon_extra.lock().unwrap(),
+            store = self
+                .store_config
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "[store]\npath = \"store.sled\"\n".to_string()),
             oncall = self
                 .oncall_config
                 .lock()
@@ -261,12 +270,28 @@ agent_user_ids = ["{D_BEN}"]
 
     pub async fn start_bot_with(&self, env: &[(&str, &str)]) -> Bot {
         let config = self.config_path();
+        self.start_bot_on(&config, env).await
+    }
+
+    /// Start replica `n` of a desk whose store is shared (see `store_config`): the same
+    /// config, but its own HTTP port.
+    pub async fn start_replica(&self, n: usize, env: &[(&str, &str)]) -> Bot {
+        let path = self.dir.path().join(format!("bot-config-replica-{n}.toml"));
+        let text = self.config_text().replace(
+            &format!("listen = \"127.0.0.1:{}\"", self.http_port),
+            &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        );
+        std::fs::write(&path, text).unwrap();
+        self.start_bot_on(&path, env).await
+    }
+
+    async fn start_bot_on(&self, config: &std::path::Path, env: &[(&str, &str)]) -> Bot {
         let log = self
             .dir
             .path()
             .join(format!("bot-{}.log", crate::fakes::uuid_like()));
         let mut cmd = self.command();
-        cmd.arg("run").arg("--config").arg(&config);
+        cmd.arg("run").arg("--config").arg(config);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -531,6 +556,20 @@ impl Bot {
                 .contains(needle)
         })
         .await;
+    }
+
+    /// The process id, for signals the harness has no method for (SIGSTOP, SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("bot is running")
+    }
+
+    /// Send `signal` (e.g. "STOP", "CONT") to the bot.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
     }
 
     /// SIGKILL: no chance to flush or finish anything.

@@ -45,19 +45,21 @@ impl X {
         today
     }
 
+    /// Count one request against today's budget. The count lives in the store, so
+    /// replicas sharing it spend one budget between them.
     pub(super) async fn count_request(&self) -> (u32, u32) {
         let today = self.roll_over().await;
+        let counted = self.store.count_up(&budget_key(today), 1).await;
         let used = {
             let mut b = self.budget.lock().expect("budget lock");
-            b.used = b.used.saturating_add(1);
+            b.used = match &counted {
+                Ok(n) => u32::try_from(*n).unwrap_or(u32::MAX).max(b.used),
+                Err(_) => b.used.saturating_add(1),
+            };
             b.used
         };
-        if let Err(e) = self
-            .store
-            .set_state(&budget_key(today), used.to_string().as_bytes())
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record the X request count");
+        if let Err(e) = counted {
+            tracing::warn!(error = %e, "cannot record the X request count; counting here meanwhile");
         }
         (used, self.config.daily_request_budget)
     }
