@@ -18,9 +18,6 @@ use std::sync::Arc;
 pub async fn open(config: &StoreConfig, routes: Routes) -> Result<SharedStore, StoreError> {
     Ok(match config {
         StoreConfig::Sled { path } => Arc::new(SledStore::open(path)?.with_routes(routes)),
-        StoreConfig::Postgres(pg) => {
-            let _ = PostgresStore::connect(pg).await?.with_routes(routes);
-            unimplemented!("placeholder")
-        }
+        StoreConfig::Postgres(pg) => Arc::new(PostgresStore::connect(pg).await?.with_routes(routes)),
     })
 }
