@@ -84,6 +84,68 @@ impl Postgres {
         }
     }
 
+    /// Where the server is: the `postgres` database (or the developer's own database).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The URL of database `name` on the same server, with the same role and options
+    /// (`postgres://…` URLs only, as the throwaway cluster's and most developers' are).
+    pub fn url_for(&self, name: &str) -> String {
+        let (base, query) = match self.url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.url.as_str(), None),
+        };
+        let authority = base.find("://").map_or(0, |i| i + 3);
+        let path = base[authority..]
+            .find('/')
+            .map_or(base.len(), |i| authority + i);
+        let mut url = format!("{}/{name}", &base[..path]);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
+    /// For a cluster held in a `static` (whose `Drop` never runs): stop the server and
+    /// remove its directory once this test process has exited. A small watchdog shell,
+    /// in a process group of its own (so Ctrl-C on the tests does not take it along),
+    /// polls the test process every second, then runs the same `pg_ctl stop -m
+    /// immediate` as `Drop` and removes the temporary directory.
+    pub fn stop_when_process_exits(&self) {
+        use std::os::unix::process::CommandExt;
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let pg_ctl = cluster.bin.join("pg_ctl");
+        let data = cluster.data.to_string_lossy().to_string();
+        let stop = [pg_ctl.to_string_lossy().as_ref(), "-D", &data, "stop", "-m", "immediate"]
+            .iter()
+            .map(|a| quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let stop = match &cluster.run_as {
+            Some(user) => format!("runuser -u {} -- {stop}", quote(user)),
+            None => stop,
+        };
+        let dir = cluster.data.parent().expect("data has a parent");
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf {dir}",
+            pid = std::process::id(),
+            dir = quote(&dir.to_string_lossy()),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("the cluster's watchdog starts");
+    }
+
     /// Stop the server at once (as a crash would) and start it again on the same port:
     /// what committed before must still be there.
     pub fn restart(&self) {

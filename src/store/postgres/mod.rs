@@ -1029,7 +1029,7 @@ impl Store for PostgresStore {
         self.write(
             "UPDATE outbox
              SET not_before = $2, last_error = $3, claimed_by = NULL, claimed_until = NULL
-             WHERE id = $1 AND attempts <= $4",
+             WHERE id = $1 AND attempts <= $4::bigint",
             &[
                 &id,
                 &not_before,
