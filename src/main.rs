@@ -39,6 +39,12 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Bring a PostgreSQL store's schema up to date (every replica also does this when it
+    /// starts); prints the versions applied. Nothing to do for sled.
+    Migrate {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -92,6 +98,13 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::Migrate { config } => match migrate(&config) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Run { config } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -139,6 +152,29 @@ fn export(
         ExportFormat::Csv => mentionbridge::reports::export_csv_tickets(&tickets, &mut out)?,
     }
     out.flush()?;
+    Ok(())
+}
+
+fn migrate(config: &std::path::Path) -> anyhow::Result<()> {
+    use mentionbridge::config::StoreConfig;
+    match Config::store_of(config)? {
+        StoreConfig::Sled { path } => {
+            println!("{}: a sled store has no schema to migrate", path.display());
+        }
+        StoreConfig::Postgres(pg) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let applied = rt.block_on(mentionbridge::store::postgres::migrate(&pg))?;
+            if applied.is_empty() {
+                println!("{}: the schema is up to date", pg.describe());
+            } else {
+                let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+                println!("{}: applied {}", pg.describe(), versions.join(", "));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -493,6 +493,7 @@ impl Store for SledStore {
         claimant: &str,
         hold_for: std::time::Duration,
     ) -> Result<(), StoreError> {
+        self.check_fence()?;
         let wall = Utc::now();
         let until = crate::wire::hints::later(wall, hold_for);
         for (who, t) in self.claims.lock().expect("claims lock").values_mut() {

@@ -157,8 +157,26 @@ impl Postgres {
         cluster.pg_ctl_start();
     }
 
+    /// Stop the server at once (as a crash would) and leave it stopped.
+    pub fn stop(&self) {
+        self.cluster
+            .as_ref()
+            .expect("only a cluster the test started can be stopped")
+            .pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    }
+
+    /// Whether this is a cluster the test started (not the developer's database).
+    pub fn is_throwaway(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Run SQL through `psql` and return its unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in(&self.url, sql)
+    }
+
+    /// Run SQL through `psql` in the database at `url` (see [`Postgres::url_for`]).
+    pub fn psql_in(&self, url: &str, sql: &str) -> String {
         let out = Command::new("psql")
             .args([
                 "-X",
@@ -167,7 +185,7 @@ impl Postgres {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-d",
-                &self.url,
+                url,
                 "-c",
                 sql,
             ])
@@ -318,6 +336,7 @@ fn describe(out: &Output) -> String {
 #[test]
 fn a_throwaway_cluster_starts_for_the_tests_and_keeps_committed_rows_across_a_crash() {
     let pg = Postgres::start();
+    assert!(pg.url_for("other").contains("/other"));
     assert_eq!(pg.psql("select 1 + 1"), "2");
     pg.psql("create table kept (n int primary key)");
     pg.psql("insert into kept values (1), (2)");

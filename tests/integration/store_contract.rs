@@ -1125,3 +1125,148 @@ pub async fn two_replicas_ingesting_the_same_mentions_make_each_ticket_once(plac
         );
     }
 }
+
+// -- what only PostgreSQL does -------------------------------------------------------------
+
+mod postgres_only {
+    use super::*;
+    use mentionbridge::store::postgres::migrate;
+
+    fn config_for(url: String) -> PostgresConfig {
+        PostgresConfig {
+            url: Secret::new(url),
+            pool_size: 2,
+            tls: PgTls::Disable,
+            ca_file: None,
+            connect_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+
+    /// Everything an error says, its sources included.
+    fn said(e: &StoreError) -> String {
+        let mut all = format!("{e} / {e:?}");
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            all.push_str(&format!(" / {s}"));
+            source = s.source();
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn migrations_apply_once_even_when_replicas_start_together() {
+        let place = PgPlace::new();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let config = place.config.clone();
+                tokio::spawn(async move { migrate(&config).await.unwrap() })
+            })
+            .collect();
+        let mut applied = Vec::new();
+        for run in runs {
+            applied.push(run.await.unwrap());
+        }
+        applied.sort();
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1]]);
+        assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
+        let cluster = CLUSTER.get().expect("started by the place");
+        assert_eq!(
+            cluster.psql_in(
+                place.config.url.expose(),
+                "select string_agg(version || ':' || name, ',') from schema_migrations"
+            ),
+            "1:initial"
+        );
+        // A store opens on it, and its ticket numbers start at 1.
+        let store = place.open();
+        let done = store
+            .ingest("src", &[mention("a", "alice")], None, now())
+            .await
+            .unwrap();
+        assert_eq!(done.new_tickets, vec![TicketId(1)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_schema_newer_than_this_binary_is_refused() {
+        let place = PgPlace::new();
+        migrate(&place.config).await.unwrap();
+        let cluster = CLUSTER.get().expect("started by the place");
+        cluster.psql_in(
+            place.config.url.expose(),
+            "insert into schema_migrations values (99, 'from the future', now())",
+        );
+        for refused in [
+            PostgresStore::connect(&place.config).await.map(|_| ()),
+            migrate(&place.config).await.map(|_| ()),
+        ] {
+            assert!(
+                matches!(
+                    refused,
+                    Err(StoreError::SchemaTooNew {
+                        found: 99,
+                        known: 1
+                    })
+                ),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_unreachable_database_is_an_error_that_never_shows_the_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let config = config_for(format!(
+            "postgres://desk:hunter2-secret@127.0.0.1:{port}/desk?sslmode=disable"
+        ));
+        let started = std::time::Instant::now();
+        let err = PostgresStore::connect(&config)
+            .await
+            .err()
+            .expect("nobody listens there");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        let shown = said(&err);
+        assert!(shown.contains(&format!("127.0.0.1:{port}/desk")), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+        // TLS required by the configuration, even against the URL's `sslmode=disable`:
+        // the test server offers none, so it is refused.
+        let place = PgPlace::new();
+        let mut required = place.config.clone();
+        required.tls = PgTls::Require;
+        required.url = Secret::new(format!("{}?sslmode=disable", required.url.expose()));
+        let err = PostgresStore::connect(&required)
+            .await
+            .err()
+            .expect("no TLS on the test server");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_that_goes_away_is_a_transient_error() {
+        let pg = crate::postgres::Postgres::start();
+        if !pg.is_throwaway() {
+            return; // the developer's database is not ours to stop
+        }
+        let store: SharedStore = Arc::new(PostgresStore::connect(&config_for(pg.url())).await.unwrap());
+        store
+            .ingest("src", &[mention("a", "alice")], Some("1"), now())
+            .await
+            .unwrap();
+        pg.stop();
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            let err = store.ticket_count().await.expect_err("the server is gone");
+            assert!(err.is_transient(), "{err:?}");
+            let err = store
+                .ingest("src", &[mention("b", "bob")], Some("2"), now())
+                .await
+                .expect_err("the server is gone");
+            assert!(err.is_transient(), "{err:?}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+}
