@@ -788,9 +788,7 @@ impl Validator<'_> {
                 Duration::from_secs(crate::config::DEFAULT_LEASE_SECS)
             }
         };
-        let sled_only = [
-            ("path", raw.path.is_some()),
-        ];
+        let sled_only = [("path", raw.path.is_some())];
         let pg_only = [
             ("url", raw.url.is_some()),
             ("pool_size", raw.pool_size.is_some()),
@@ -845,7 +843,9 @@ impl Validator<'_> {
                         Secret::default()
                     }
                 };
-                if !url.expose().is_empty() && url.expose().parse::<tokio_postgres::Config>().is_err() {
+                if !url.expose().is_empty()
+                    && url.expose().parse::<tokio_postgres::Config>().is_err()
+                {
                     // The value holds a password: it is not echoed.
                     self.problem(
                         "store",
@@ -857,7 +857,11 @@ impl Validator<'_> {
                     None => 16,
                     Some(n) if (1..=1000).contains(&n) => n,
                     Some(n) => {
-                        self.problem("store", "pool_size", format!("is {n}: expected 1 to 1000 connections"));
+                        self.problem(
+                            "store",
+                            "pool_size",
+                            format!("is {n}: expected 1 to 1000 connections"),
+                        );
                         16
                     }
                 };
@@ -869,7 +873,9 @@ impl Validator<'_> {
                         self.problem(
                             "store",
                             "tls",
-                            format!("is \"{other}\": expected \"require\", \"prefer\" or \"disable\""),
+                            format!(
+                                "is \"{other}\": expected \"require\", \"prefer\" or \"disable\""
+                            ),
                         );
                         PgTls::Prefer
                     }
@@ -892,9 +898,15 @@ impl Validator<'_> {
                 });
                 let connect_timeout = match raw.connect_timeout_secs {
                     None => Duration::from_secs(10),
-                    Some(s) if s.is_finite() && (0.1..=300.0).contains(&s) => Duration::from_secs_f64(s),
+                    Some(s) if s.is_finite() && (0.1..=300.0).contains(&s) => {
+                        Duration::from_secs_f64(s)
+                    }
                     Some(s) => {
-                        self.problem("store", "connect_timeout_secs", format!("is {s}: expected 0.1 to 300 seconds"));
+                        self.problem(
+                            "store",
+                            "connect_timeout_secs",
+                            format!("is {s}: expected 0.1 to 300 seconds"),
+                        );
                         Duration::from_secs(10)
                     }
                 };
@@ -912,7 +924,9 @@ impl Validator<'_> {
                     "backend",
                     format!("is \"{other}\": expected \"sled\" (one machine) or \"postgres\" (replicas)"),
                 );
-                StoreConfig::Sled { path: PathBuf::new() }
+                StoreConfig::Sled {
+                    path: PathBuf::new(),
+                }
             }
         };
         (store, lease)

@@ -136,7 +136,10 @@ fn export(
         .build()
         .context("cannot start the async runtime")?;
     // Exports read; the routes new tickets are stamped with do not matter here.
-    let store = rt.block_on(mentionbridge::store::open(&store_config, Default::default()))?;
+    let store = rt.block_on(mentionbridge::store::open(
+        &store_config,
+        Default::default(),
+    ))?;
     let tickets = rt.block_on(store.all_tickets())?;
     let mut out: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(

@@ -401,8 +401,11 @@ pub trait Store: Send + Sync {
 
     /// Extend a lease by `ttl` from now, if it is still live and still this grant
     /// (holder and token). `false`: it is lost, and the duty must stop.
-    async fn renew_lease(&self, lease: &Lease, ttl: std::time::Duration)
-        -> Result<bool, StoreError>;
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
 
     /// Give a lease up at once (a clean stop), so another replica takes the duty
     /// without waiting for it to expire. A lease no longer held is left alone.

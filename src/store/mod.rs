@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub async fn open(config: &StoreConfig, routes: Routes) -> Result<SharedStore, StoreError> {
     Ok(match config {
         StoreConfig::Sled { path } => Arc::new(SledStore::open(path)?.with_routes(routes)),
-        StoreConfig::Postgres(pg) => Arc::new(PostgresStore::connect(pg).await?.with_routes(routes)),
+        StoreConfig::Postgres(pg) => {
+            Arc::new(PostgresStore::connect(pg).await?.with_routes(routes))
+        }
     })
 }

@@ -5,25 +5,25 @@
 
 use crate::domain::intake::{self, Intake, Known};
 use crate::domain::routes::Routes;
+use crate::domain::Lane;
 use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
     Ticket, TicketId, Transition,
 };
-use crate::domain::Lane;
 use crate::ports::{
     ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState, SharedStore,
     Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::Transactional;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
@@ -55,11 +55,14 @@ pub struct SledStore {
     routes: Arc<Routes>,
     /// Live outbox claims (job id → claimant, until when). Sled is one process, so
     /// claims and leases live in memory: a restart starts with none, as it should.
-    claims: Arc<Mutex<HashMap<u64, (String, DateTime<Utc>)>>>,
+    claims: Arc<Mutex<Claims>>,
     leases: Arc<Mutex<BTreeMap<String, LeaseState>>>,
     /// Set on a fenced handle: its writes go under this lease.
     fence: Option<Arc<Fence>>,
 }
+
+/// Live outbox claims: job id → claimant, until when.
+type Claims = HashMap<u64, (String, DateTime<Utc>)>;
 
 /// Expired event ids removed per sighting, so pruning never stalls an inbound event.
 const PRUNE_PER_SIGHTING: usize = 64;
@@ -519,7 +522,10 @@ impl Store for SledStore {
         }
         claims.insert(
             job.id,
-            (claimant.to_string(), crate::wire::hints::later(wall, hold_for)),
+            (
+                claimant.to_string(),
+                crate::wire::hints::later(wall, hold_for),
+            ),
         );
         Ok(true)
     }

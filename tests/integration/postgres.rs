@@ -121,11 +121,18 @@ impl Postgres {
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let pg_ctl = cluster.bin.join("pg_ctl");
         let data = cluster.data.to_string_lossy().to_string();
-        let stop = [pg_ctl.to_string_lossy().as_ref(), "-D", &data, "stop", "-m", "immediate"]
-            .iter()
-            .map(|a| quote(a))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let stop = [
+            pg_ctl.to_string_lossy().as_ref(),
+            "-D",
+            &data,
+            "stop",
+            "-m",
+            "immediate",
+        ]
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
         let stop = match &cluster.run_as {
             Some(user) => format!("runuser -u {} -- {stop}", quote(user)),
             None => stop,
@@ -136,6 +143,8 @@ impl Postgres {
             pid = std::process::id(),
             dir = quote(&dir.to_string_lossy()),
         );
+        // Not waited for on purpose: it outlives this process (and is reaped by init).
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &script])
             .stdin(std::process::Stdio::null())

@@ -4,12 +4,12 @@
 //! that backend keeps its data) and each contract test becomes one `#[tokio::test]`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use mentionbridge::config::{PgTls, PostgresConfig, Secret};
 use mentionbridge::domain::text::TextRules;
 use mentionbridge::domain::{
     apply, AgentAction, AgentRef, AuditEntry, Author, CardRef, Desk, Effect, Mention, Note,
     Platform, Rejection, SurfaceKind, SystemEvent, TicketId, Visibility,
 };
-use mentionbridge::config::{PgTls, PostgresConfig, Secret};
 use mentionbridge::ports::{Fence, SharedStore, StoreError, DESK_JOBS};
 use mentionbridge::store::{PostgresStore, SledStore};
 use std::collections::HashSet;
@@ -855,7 +855,10 @@ pub async fn two_senders_never_take_one_job_and_together_take_every_due_head(pla
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
         let a_ids: HashSet<u64> = a.iter().map(|j| j.id).collect();
         let b_ids: HashSet<u64> = b.iter().map(|j| j.id).collect();
-        assert!(a_ids.is_disjoint(&b_ids), "a job handed out twice: {a_ids:?} {b_ids:?}");
+        assert!(
+            a_ids.is_disjoint(&b_ids),
+            "a job handed out twice: {a_ids:?} {b_ids:?}"
+        );
         assert_eq!(a.len() + b.len(), heads.len(), "every head job taken once");
         let all: HashSet<u64> = a_ids.union(&b_ids).copied().collect();
         assert_eq!(all, heads.iter().copied().collect::<HashSet<_>>());
@@ -865,7 +868,9 @@ pub async fn two_senders_never_take_one_job_and_together_take_every_due_head(pla
             one.defer(job, now(), "again").await.unwrap();
         }
         let released = one.jobs().await.unwrap();
-        assert!(released.iter().all(|j| j.last_error.as_deref() == Some("again")));
+        assert!(released
+            .iter()
+            .all(|j| j.last_error.as_deref() == Some("again")));
     }
     // Everything is claimed once more; a third look finds nothing, and nothing waits.
     let taken = one.claim_jobs("A", 100, now(), LONG).await.unwrap();
@@ -880,7 +885,10 @@ pub async fn only_the_oldest_job_of_a_ticket_lane_is_handed_out(place: &dyn Plac
     let store = with_tickets(place, &["a"]).await;
     let publish = ana_replies(&store).await;
     let queued = store.jobs().await.unwrap();
-    assert!(queued.len() >= 3, "card post, the reply's chat jobs, its publish");
+    assert!(
+        queued.len() >= 3,
+        "card post, the reply's chat jobs, its publish"
+    );
     let post = queued[0].clone();
     assert_eq!(post.effect, Effect::PostCards);
     let other = place.open_second(&store);
@@ -899,7 +907,10 @@ pub async fn only_the_oldest_job_of_a_ticket_lane_is_handed_out(place: &dyn Plac
     // Deferred, the head still holds its lane back, and says when it is due.
     let claimed_post = first.jobs[0].clone();
     let until = now() + Duration::minutes(10);
-    store.defer(&claimed_post, until, "Slack said 503").await.unwrap();
+    store
+        .defer(&claimed_post, until, "Slack said 503")
+        .await
+        .unwrap();
     let waiting = other.claim_jobs("B", 10, now(), LONG).await.unwrap();
     assert_eq!(waiting.jobs, vec![]);
     assert_eq!(waiting.next_due, Some(until));
@@ -926,12 +937,22 @@ pub async fn an_expired_claim_is_taken_over_and_the_first_sender_stands_down(pla
     let mine = mine[0].clone();
     assert_eq!(mine.attempts, 1);
     assert!(store.holds_claim(&mine, "A", short).await.unwrap());
-    assert!(!other.holds_claim(&mine, "B", short).await.unwrap(), "B never claimed it");
-    assert_eq!(other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs, vec![]);
+    assert!(
+        !other.holds_claim(&mine, "B", short).await.unwrap(),
+        "B never claimed it"
+    );
+    assert_eq!(
+        other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs,
+        vec![]
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let theirs = other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs;
-    assert_eq!(ids_of(&theirs), vec![mine.id], "the expired claim is taken over");
+    assert_eq!(
+        ids_of(&theirs),
+        vec![mine.id],
+        "the expired claim is taken over"
+    );
     let theirs = theirs[0].clone();
     assert_eq!(theirs.attempts, 2);
     assert!(!store.holds_claim(&mine, "A", LONG).await.unwrap());
@@ -949,7 +970,10 @@ pub async fn an_expired_claim_is_taken_over_and_the_first_sender_stands_down(pla
     assert_eq!(stored.not_before, None);
     assert_eq!(stored.last_error, None);
     assert!(store.failed_jobs().await.unwrap().is_empty());
-    assert!(other.holds_claim(&theirs, "B", LONG).await.unwrap(), "B's claim stands");
+    assert!(
+        other.holds_claim(&theirs, "B", LONG).await.unwrap(),
+        "B's claim stands"
+    );
     // B's own report is taken.
     other.complete(&theirs, None, now()).await.unwrap();
     assert_eq!(store.job(mine.id).await.unwrap(), None);
@@ -970,7 +994,10 @@ pub async fn renewed_claims_outlive_their_first_hold(place: &dyn Place) {
     other.renew_claims("B", LONG).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
     // Past the first hold: still A's.
-    assert_eq!(other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs, vec![]);
+    assert_eq!(
+        other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs,
+        vec![]
+    );
     for job in &mine {
         assert!(store.holds_claim(job, "A", hold).await.unwrap());
     }
@@ -983,13 +1010,25 @@ pub async fn a_lease_is_one_holders_until_it_expires_or_is_released(place: &dyn 
     let two = place.open_second(&one);
     let ttl = std::time::Duration::from_secs(1);
     let duty = "watcher:mastodon:brand";
-    let a = one.acquire_lease(duty, "A", ttl).await.unwrap().expect("free");
+    let a = one
+        .acquire_lease(duty, "A", ttl)
+        .await
+        .unwrap()
+        .expect("free");
     assert_eq!((a.duty.as_str(), a.holder.as_str()), (duty, "A"));
     assert_eq!(two.acquire_lease(duty, "B", ttl).await.unwrap(), None);
     let again = one.acquire_lease(duty, "A", ttl).await.unwrap();
-    assert_eq!(again.as_ref(), Some(&a), "the holder asking again keeps its grant");
+    assert_eq!(
+        again.as_ref(),
+        Some(&a),
+        "the holder asking again keeps its grant"
+    );
     // Another duty is another lease.
-    assert!(two.acquire_lease("scheduler", "B", ttl).await.unwrap().is_some());
+    assert!(two
+        .acquire_lease("scheduler", "B", ttl)
+        .await
+        .unwrap()
+        .is_some());
     let seen = two.leases().await.unwrap();
     let held: Vec<(&str, &str)> = seen
         .iter()
@@ -999,16 +1038,27 @@ pub async fn a_lease_is_one_holders_until_it_expires_or_is_released(place: &dyn 
     assert!(seen[1].expires_at > seen[1].renewed_at);
 
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    let b = two.acquire_lease(duty, "B", ttl).await.unwrap().expect("expired");
+    let b = two
+        .acquire_lease(duty, "B", ttl)
+        .await
+        .unwrap()
+        .expect("expired");
     assert!(b.token > a.token, "{} after {}", b.token, a.token);
-    assert!(!one.renew_lease(&a, ttl).await.unwrap(), "A's grant is gone");
+    assert!(
+        !one.renew_lease(&a, ttl).await.unwrap(),
+        "A's grant is gone"
+    );
     assert!(two.renew_lease(&b, ttl).await.unwrap());
     // Releasing a grant no longer held leaves the holder's alone.
     one.release_lease(&a).await.unwrap();
     assert_eq!(one.acquire_lease(duty, "A", ttl).await.unwrap(), None);
     // A clean stop hands the duty over at once, to a newer token.
     two.release_lease(&b).await.unwrap();
-    let a2 = one.acquire_lease(duty, "A", ttl).await.unwrap().expect("released");
+    let a2 = one
+        .acquire_lease(duty, "A", ttl)
+        .await
+        .unwrap()
+        .expect("released");
     assert!(a2.token > b.token);
     assert!(!two.renew_lease(&b, ttl).await.unwrap());
     let state = one.leases().await.unwrap();
@@ -1027,7 +1077,12 @@ pub async fn a_fenced_handle_writes_only_under_the_current_lease(place: &dyn Pla
 
     // No lease set: every write is refused, and nothing is written.
     let r = fenced
-        .ingest("mastodon:brand", &[mention("a", "alice")], Some("c0"), now())
+        .ingest(
+            "mastodon:brand",
+            &[mention("a", "alice")],
+            Some("c0"),
+            now(),
+        )
         .await;
     assert!(fenced_out(r.map(|_| ())), "without a lease");
     assert!(fenced_out(fenced.set_state("k", b"v").await));
@@ -1036,10 +1091,19 @@ pub async fn a_fenced_handle_writes_only_under_the_current_lease(place: &dyn Pla
     assert_eq!(one.state("k").await.unwrap(), None);
 
     let ttl = std::time::Duration::from_secs(1);
-    let lease = one.acquire_lease(duty, "A", ttl).await.unwrap().expect("free");
+    let lease = one
+        .acquire_lease(duty, "A", ttl)
+        .await
+        .unwrap()
+        .expect("free");
     fence.set(Some(lease));
     fenced
-        .ingest("mastodon:brand", &[mention("a", "alice")], Some("c1"), now())
+        .ingest(
+            "mastodon:brand",
+            &[mention("a", "alice")],
+            Some("c1"),
+            now(),
+        )
         .await
         .unwrap();
     fenced.set_state("k", b"v1").await.unwrap();
@@ -1050,21 +1114,26 @@ pub async fn a_fenced_handle_writes_only_under_the_current_lease(place: &dyn Pla
 
     // Paused past its lease, A's handle cannot write once B took the duty over.
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    let b = two.acquire_lease(duty, "B", ttl).await.unwrap().expect("expired");
+    let b = two
+        .acquire_lease(duty, "B", ttl)
+        .await
+        .unwrap()
+        .expect("expired");
     let r = fenced
         .ingest("mastodon:brand", &[mention("b", "bob")], Some("c2"), now())
         .await;
     assert!(fenced_out(r.map(|_| ())), "after the takeover");
     assert!(fenced_out(fenced.set_state("k", b"v2").await));
     assert!(fenced_out(
-        fenced.append_audit(&AuditEntry {
-            ticket: TicketId(1),
-            at: now(),
-            actor: None,
-            what: "late".into(),
-            detail: None,
-        })
-        .await
+        fenced
+            .append_audit(&AuditEntry {
+                ticket: TicketId(1),
+                at: now(),
+                actor: None,
+                what: "late".into(),
+                detail: None,
+            })
+            .await
     ));
     assert_eq!(
         two.cursor("mastodon:brand").await.unwrap().as_deref(),
@@ -1103,20 +1172,39 @@ pub async fn two_replicas_ingesting_the_same_mentions_make_each_ticket_once(plac
             let (batch, start) = (batch.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                store.ingest("mastodon:brand", &batch, None, now()).await.unwrap()
+                store
+                    .ingest("mastodon:brand", &batch, None, now())
+                    .await
+                    .unwrap()
             })
         };
         let (a, b) = (run(one.clone()), run(two.clone()));
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
-        let mut new: Vec<u64> = a.new_tickets.iter().chain(&b.new_tickets).map(|t| t.0).collect();
+        let mut new: Vec<u64> = a
+            .new_tickets
+            .iter()
+            .chain(&b.new_tickets)
+            .map(|t| t.0)
+            .collect();
         new.sort_unstable();
         let numbers: Vec<u64> = (expected + 1..=expected + 5).collect();
-        assert_eq!(new, numbers, "each mention one ticket, numbered in sequence");
-        assert_eq!(a.duplicates + b.duplicates, 5, "the other copy of each a duplicate");
+        assert_eq!(
+            new, numbers,
+            "each mention one ticket, numbered in sequence"
+        );
+        assert_eq!(
+            a.duplicates + b.duplicates,
+            5,
+            "the other copy of each a duplicate"
+        );
         expected += 5;
     }
     assert_eq!(one.ticket_count().await.unwrap(), 20);
-    assert_eq!(two.jobs().await.unwrap().len(), 20, "one card post per ticket");
+    assert_eq!(
+        two.jobs().await.unwrap().len(),
+        20,
+        "one card post per ticket"
+    );
     for t in 1..=20 {
         assert_eq!(
             one.audit_of(TicketId(t)).await.unwrap().len(),
@@ -1251,7 +1339,8 @@ mod postgres_only {
         if !pg.is_throwaway() {
             return; // the developer's database is not ours to stop
         }
-        let store: SharedStore = Arc::new(PostgresStore::connect(&config_for(pg.url())).await.unwrap());
+        let store: SharedStore =
+            Arc::new(PostgresStore::connect(&config_for(pg.url())).await.unwrap());
         store
             .ingest("src", &[mention("a", "alice")], Some("1"), now())
             .await

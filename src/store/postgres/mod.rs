@@ -102,8 +102,14 @@ fn is_retryable(e: &StoreError) -> bool {
     source
         .downcast_ref::<tokio_postgres::Error>()
         .and_then(|e| e.code())
-        .is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+        .is_some_and(|c| {
+            *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        })
 }
+
+/// What a ticket's judge decided: the transition to commit with the instant its jobs
+/// are queued at, nothing to do, or a refusal that writes nothing.
+type Decided<R> = Result<Option<(Transition, DateTime<Utc>)>, R>;
 
 /// What an outbox row's `body` holds: the parts of a job that never change.
 #[derive(Debug, Serialize, Deserialize)]
@@ -312,12 +318,12 @@ impl PostgresStore {
     }
 
     /// Judge ticket `id` as stored (locked until the commit) and commit the transition
-    /// `decide` returns, with the instant its jobs are queued at. `Ok(None)`: nothing
-    /// to do; `Err(Ok(r))`… see the callers.
+    /// `decide` returns, with the instant its jobs are queued at: the ticket committed
+    /// (`None`: nothing to do), or `decide`'s refusal (nothing written).
     async fn judge_once<R>(
         &self,
         id: TicketId,
-        decide: &(dyn Fn(&Ticket) -> Result<Option<(Transition, DateTime<Utc>)>, R> + Send + Sync),
+        decide: &(dyn Fn(&Ticket) -> Decided<R> + Send + Sync),
     ) -> Result<Result<Option<Ticket>, R>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -437,7 +443,8 @@ impl PostgresStore {
         if claimed_since(&tx, id, job).await? {
             return Ok(());
         }
-        tx.execute("DELETE FROM outbox WHERE id = $1", &[&id]).await?;
+        tx.execute("DELETE FROM outbox WHERE id = $1", &[&id])
+            .await?;
         let mut kept = job.clone();
         kept.last_error = Some(reason.to_string());
         tx.execute(
@@ -675,7 +682,10 @@ async fn lock_ticket(tx: &Transaction<'_>, id: TicketId) -> Result<Option<Ticket
 /// attempts).
 async fn claimed_since(tx: &Transaction<'_>, id: i64, job: &Job) -> Result<bool, StoreError> {
     let row = tx
-        .query_opt("SELECT attempts FROM outbox WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt(
+            "SELECT attempts FROM outbox WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
         .await?;
     Ok(match row {
         Some(row) => {
@@ -875,7 +885,9 @@ impl Store for PostgresStore {
     async fn ticket_count(&self) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let n: i64 = get(
-            &client.query_one("SELECT count(*) FROM tickets", &[]).await?,
+            &client
+                .query_one("SELECT count(*) FROM tickets", &[])
+                .await?,
             0,
         )?;
         Ok(usize::try_from(n).unwrap_or(0))
@@ -1085,7 +1097,9 @@ impl Store for PostgresStore {
                 &[&lost_cards_key(surface)],
             )
             .await?;
-        row.map(|r| id_of(&r, 0)).transpose().map(|n| n.unwrap_or(0))
+        row.map(|r| id_of(&r, 0))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
     }
 
     async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {

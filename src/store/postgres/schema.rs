@@ -49,10 +49,7 @@ fn open_error(config: &PostgresConfig, source: BackendError) -> StoreError {
 pub(super) fn pool(config: &PostgresConfig) -> Result<Pool, StoreError> {
     let mut pg: tokio_postgres::Config = config.url.expose().parse().map_err(|_| {
         // The parser's message may quote part of the URL: it is not passed on.
-        open_error(
-            config,
-            plain("the URL is not a PostgreSQL connection URL"),
-        )
+        open_error(config, plain("the URL is not a PostgreSQL connection URL"))
     })?;
     pg.connect_timeout(config.connect_timeout);
     let manager_config = ManagerConfig {
@@ -64,8 +61,7 @@ pub(super) fn pool(config: &PostgresConfig) -> Result<Pool, StoreError> {
             Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
         }
         PgTls::Prefer | PgTls::Require => {
-            let mode = if config.tls == PgTls::Require || pg.get_ssl_mode() == SslMode::Require
-            {
+            let mode = if config.tls == PgTls::Require || pg.get_ssl_mode() == SslMode::Require {
                 SslMode::Require
             } else {
                 SslMode::Prefer
