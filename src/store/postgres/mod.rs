@@ -41,8 +41,8 @@ use deadpool_postgres::{Object, Pool, PoolError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{FromSql, Json};
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::types::{FromSql, Json, ToSql};
+use tokio_postgres::Row;
 
 use self::schema::plain;
 
@@ -105,6 +105,61 @@ fn is_retryable(e: &StoreError) -> bool {
         .is_some_and(|c| {
             *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
         })
+}
+
+/// Statement parameters.
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// The statements of [`Conn`] and [`Tx`]: each SQL text is prepared once per pooled
+/// connection and cached there.
+macro_rules! cached_statements {
+    () => {
+        async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.query(&statement, params).await?)
+        }
+
+        async fn query_opt(
+            &self,
+            sql: &str,
+            params: Params<'_>,
+        ) -> Result<Option<Row>, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.query_opt(&statement, params).await?)
+        }
+
+        async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.query_one(&statement, params).await?)
+        }
+
+        async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.execute(&statement, params).await?)
+        }
+    };
+}
+
+/// A connection from the pool.
+struct Conn(Object);
+
+impl Conn {
+    cached_statements!();
+
+    async fn transaction(&mut self) -> Result<Tx<'_>, StoreError> {
+        Ok(Tx(self.0.transaction().await?))
+    }
+}
+
+/// A transaction: rolled back if dropped before [`Tx::commit`].
+struct Tx<'a>(deadpool_postgres::Transaction<'a>);
+
+impl Tx<'_> {
+    cached_statements!();
+
+    async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
 }
 
 /// What a ticket's judge decided: the transition to commit with the instant its jobs
@@ -196,14 +251,14 @@ impl PostgresStore {
         self
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
-        Ok(self.pool.get().await?)
+    async fn client(&self) -> Result<Conn, StoreError> {
+        Ok(Conn(self.pool.get().await?))
     }
 
     /// On a fenced handle, refuse a write unless its lease is still the duty's grant,
     /// keeping a share lock on the lease row until `tx` ends so no new grant commits
     /// while this write does.
-    async fn check_fence(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    async fn check_fence(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
         let Some(fence) = &self.fence else {
             return Ok(());
         };
@@ -225,11 +280,7 @@ impl PostgresStore {
     }
 
     /// Run `sql` in a transaction of its own (fenced like every write).
-    async fn write_once(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
+    async fn write_once(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         self.check_fence(&tx).await?;
@@ -238,11 +289,7 @@ impl PostgresStore {
         Ok(n)
     }
 
-    async fn write(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
+    async fn write(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         retrying!(self.write_once(sql, params))
     }
 
@@ -648,7 +695,7 @@ impl PostgresStore {
     async fn audit_where(
         &self,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: Params<'_>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let client = self.client().await?;
         let rows = client.query(sql, params).await?;
@@ -665,7 +712,7 @@ pub async fn migrate(config: &PostgresConfig) -> Result<Vec<i64>, StoreError> {
 }
 
 /// Ticket `id`, locked for the rest of `tx`.
-async fn lock_ticket(tx: &Transaction<'_>, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+async fn lock_ticket(tx: &Tx<'_>, id: TicketId) -> Result<Option<Ticket>, StoreError> {
     let Some(id) = sql_id(id.0) else {
         return Ok(None);
     };
@@ -680,7 +727,7 @@ async fn lock_ticket(tx: &Transaction<'_>, id: TicketId) -> Result<Option<Ticket
 
 /// Another sender claimed `job` since this one did (its row, locked, counts more
 /// attempts).
-async fn claimed_since(tx: &Transaction<'_>, id: i64, job: &Job) -> Result<bool, StoreError> {
+async fn claimed_since(tx: &Tx<'_>, id: i64, job: &Job) -> Result<bool, StoreError> {
     let row = tx
         .query_opt(
             "SELECT attempts FROM outbox WHERE id = $1 FOR UPDATE",
@@ -698,7 +745,7 @@ async fn claimed_since(tx: &Transaction<'_>, id: i64, job: &Job) -> Result<bool,
 
 /// The ticket holding the post `m` answers, as far as the keys intake names find one,
 /// locked: a follow-up changes it.
-async fn parent_of(tx: &Transaction<'_>, m: &Mention) -> Result<Option<Ticket>, StoreError> {
+async fn parent_of(tx: &Tx<'_>, m: &Mention) -> Result<Option<Ticket>, StoreError> {
     for k in intake::parent_keys(m) {
         let row = tx
             .query_opt("SELECT ticket FROM dedupe WHERE key = $1", &[&k.as_bytes()])
@@ -710,11 +757,7 @@ async fn parent_of(tx: &Transaction<'_>, m: &Mention) -> Result<Option<Ticket>, 
     Ok(None)
 }
 
-async fn remember_keys(
-    tx: &Transaction<'_>,
-    keys: &[&[u8]],
-    ticket: TicketId,
-) -> Result<(), StoreError> {
+async fn remember_keys(tx: &Tx<'_>, keys: &[&[u8]], ticket: TicketId) -> Result<(), StoreError> {
     let id = sql_id(ticket.0).ok_or(StoreError::NoSuchTicket(ticket))?;
     tx.execute(
         "INSERT INTO dedupe (key, ticket) SELECT k, $2 FROM unnest($1::bytea[]) AS k
@@ -725,7 +768,7 @@ async fn remember_keys(
     Ok(())
 }
 
-async fn put_state(tx: &Transaction<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
+async fn put_state(tx: &Tx<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO state (key, value) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -736,7 +779,7 @@ async fn put_state(tx: &Transaction<'_>, key: &str, value: &[u8]) -> Result<(), 
 }
 
 async fn enqueue(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     ticket: TicketId,
     effect: &Effect,
     now: DateTime<Utc>,
@@ -754,7 +797,7 @@ async fn enqueue(
     Ok(())
 }
 
-async fn append_audit(tx: &Transaction<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
+async fn append_audit(tx: &Tx<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
     let id = sql_id(entry.ticket.0).ok_or(StoreError::NoSuchTicket(entry.ticket))?;
     tx.execute(
         "INSERT INTO audit (ticket, body) VALUES ($1, $2)",
@@ -765,7 +808,7 @@ async fn append_audit(tx: &Transaction<'_>, entry: &AuditEntry) -> Result<(), St
 }
 
 async fn commit_transition(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tr: &Transition,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
