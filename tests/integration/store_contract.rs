@@ -1274,6 +1274,42 @@ mod postgres_only {
         assert_eq!(done.new_tickets, vec![TicketId(1)]);
     }
 
+    /// `mentionbridge migrate` brings the configured database up to date, then finds
+    /// nothing to do; it needs only the store's own variables.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_migrate_command_applies_the_schema_once() {
+        let place = PgPlace::new();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bot-config.toml");
+        std::fs::write(
+            &config,
+            "[store]\nbackend = \"postgres\"\nurl = \"${MB_TEST_STORE_URL}\"\ntls = \"disable\"\n",
+        )
+        .unwrap();
+        let run = || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_mentionbridge"))
+                .args(["migrate", "--config"])
+                .arg(&config)
+                .env("MB_TEST_STORE_URL", place.config.url.expose())
+                .env_remove("MENTIONBRIDGE_CONFIG")
+                .output()
+                .expect("mentionbridge runs");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{stdout}{stderr}");
+            assert!(
+                !stdout.contains(place.config.url.expose())
+                    && !stderr.contains(place.config.url.expose()),
+                "the URL is never printed: {stdout}{stderr}"
+            );
+            stdout
+        };
+        let first = run();
+        assert!(first.contains("applied 1"), "{first}");
+        let second = run();
+        assert!(second.contains("up to date"), "{second}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_schema_newer_than_this_binary_is_refused() {
         let place = PgPlace::new();

@@ -7,9 +7,13 @@
 //!   at a time across replicas, each seeing what the one before committed, so a mention
 //!   two replicas bring at once is one ticket and one duplicate, and ticket numbers come
 //!   out 1, 2, 3… without gaps. The unique dedupe key is the backstop.
-//! - `act`, `transition`, and `complete_with` with an event lock the ticket row
+//! - `act`, `transition`, `complete_with` and `report_lost_card` lock the ticket row
 //!   (`FOR UPDATE`) and judge the ticket as it is then: of two agents claiming at once
-//!   one wins and the other is judged on the claimed ticket.
+//!   one wins and the other is judged on the claimed ticket. Whatever queues jobs for a
+//!   ticket holds that lock, so a ticket's jobs are numbered in the order its changes
+//!   commit (the head-of-lane rule relies on it). Across tickets, job ids come from one
+//!   sequence and may commit out of order: a sender reading pages sees a late one on
+//!   its next round.
 //! - `claim_jobs` picks the head job of each ticket lane in one statement, locking what
 //!   it takes with `FOR UPDATE SKIP LOCKED`, so two senders never take one job; claims
 //!   and leases are timed by the database's clock (`clock_timestamp()`), so clock skew
@@ -20,6 +24,9 @@
 //!   duty's lease row in its own transaction, so no new grant commits while it writes.
 //! - a transaction that fails on a serialization failure or deadlock (SQLSTATE 40001,
 //!   40P01) runs again, a few times.
+//!
+//! Records are stored as the JSON serde writes and read back exactly, except a job's
+//! `not_before`, a `timestamptz` column: PostgreSQL keeps microseconds.
 //!
 //! Logs and errors name the database by `PostgresConfig::describe` only, never the URL.
 
