@@ -174,6 +174,40 @@ impl Postgres {
             .pg_ctl(&["stop", "-m", "immediate", "-w"]);
     }
 
+    /// Serve TLS with `cert` and `key` (PEM files), besides plain connections: the files
+    /// are copied into the cluster's directory for the server user, and the server
+    /// reloads its configuration.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let cluster = self
+            .cluster
+            .as_ref()
+            .expect("only a cluster the test started serves TLS");
+        let (cert_to, key_to) = (
+            cluster.data.join("server.crt"),
+            cluster.data.join("server.key"),
+        );
+        std::fs::copy(cert, &cert_to).expect("the certificate is copied");
+        std::fs::copy(key, &key_to).expect("the key is copied");
+        // The server refuses a key others can read.
+        run(Command::new("chmod").arg("600").arg(&key_to), "chmod");
+        if let Some(user) = &cluster.run_as {
+            run(
+                Command::new("chown").arg(user).arg(&cert_to).arg(&key_to),
+                "chown",
+            );
+        }
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until new sessions see it.
+        for _ in 0..100 {
+            if self.psql("SHOW ssl") == "on" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the server did not turn TLS on");
+    }
+
     /// Whether this is a cluster the test started (not the developer's database).
     pub fn is_throwaway(&self) -> bool {
         self.cluster.is_some()

@@ -1369,6 +1369,80 @@ mod postgres_only {
         assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
     }
 
+    /// A test CA and a server certificate it signed for 127.0.0.1, in `dir`.
+    fn make_certificates(dir: &std::path::Path) {
+        let script = r#"set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mentionbridge-test-ca \
+                -keyout ca.key -out ca.pem \
+                -addext basicConstraints=critical,CA:TRUE \
+                -addext keyUsage=critical,keyCertSign,cRLSign
+            openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+                -keyout server.key -out server.csr
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                -days 2 -extfile server.ext -out server.pem"#;
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tls_is_used_and_the_certificate_verified_against_the_ca_file() {
+        let pg = crate::postgres::Postgres::start();
+        if !pg.is_throwaway() {
+            return; // TLS is set up on a cluster of the test's own
+        }
+        let certs = tempfile::tempdir().unwrap();
+        make_certificates(certs.path());
+        pg.enable_tls(
+            &certs.path().join("server.pem"),
+            &certs.path().join("server.key"),
+        );
+
+        let mut config = config_for(pg.url());
+        config.tls = PgTls::Require;
+        config.ca_file = Some(certs.path().join("ca.pem"));
+        let store: SharedStore = Arc::new(PostgresStore::connect(&config).await.unwrap());
+        store.set_state("k", b"over TLS").await.unwrap();
+        assert_eq!(
+            store.state("k").await.unwrap().as_deref(),
+            Some(&b"over TLS"[..])
+        );
+        let encrypted = pg.psql_in(
+            &format!("{}?sslmode=disable", pg.url()),
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE s.ssl AND a.backend_type = 'client backend'",
+        );
+        assert_ne!(encrypted, "0", "the store's connections are encrypted");
+
+        // Without the CA the certificate is not trusted: refused, with `require` and with
+        // `prefer` alike (a certificate that fails is never a reason to go unencrypted).
+        for tls in [PgTls::Require, PgTls::Prefer] {
+            let mut untrusted = config.clone();
+            untrusted.tls = tls;
+            untrusted.ca_file = None;
+            let err = PostgresStore::connect(&untrusted)
+                .await
+                .err()
+                .expect("an untrusted certificate");
+            assert!(matches!(err, StoreError::Open { .. }), "{tls:?}: {err:?}");
+        }
+        // A CA file that holds no certificate is refused before connecting.
+        let empty = certs.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let mut bad = config.clone();
+        bad.ca_file = Some(empty);
+        let err = PostgresStore::connect(&bad).await.err().expect("no CA");
+        assert!(said(&err).contains("no certificate"), "{err}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_database_that_goes_away_is_a_transient_error() {
         let pg = crate::postgres::Postgres::start();
