@@ -75,6 +75,9 @@ const RETRIES: u32 = 5;
 /// "for ever" in practice, and keeps interval arithmetic in range).
 const LONGEST_HOLD_MICROS: i64 = 100 * 365 * 24 * 3600 * 1_000_000;
 
+/// The store in one PostgreSQL database: a pool of connections shared by every task of
+/// this replica (cloning shares it); other replicas have pools of their own on the same
+/// database.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,

@@ -52,6 +52,10 @@ pub(super) fn pool(config: &PostgresConfig) -> Result<Pool, StoreError> {
         open_error(config, plain("the URL is not a PostgreSQL connection URL"))
     })?;
     pg.connect_timeout(config.connect_timeout);
+    if pg.get_application_name().is_none() {
+        // So an operator sees in `pg_stat_activity` whose connections these are.
+        pg.application_name("mentionbridge");
+    }
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
