@@ -6,11 +6,21 @@
 //! - peak RSS of the bot alone: a second pass runs the real `mentionbridge` binary as its
 //!   own process against the same kind of load and reads its VmHWM.
 //!
-//! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`.
+//! On PostgreSQL (a throwaway cluster from the system's binaries, or
+//! `MENTIONBRIDGE_TEST_DATABASE_URL`): the same burst, outbox jobs/s with one, two and
+//! three senders sharing the queue, and the failover time of two replica processes
+//! over repeated SIGKILLs of the one holding the watcher.
+//!
+//! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`;
+//! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone.
 //! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
+/// A real PostgreSQL for the `postgres` passes (a throwaway cluster, as in the tests).
+#[path = "../tests/integration/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 
 use fakes::mastodon::FakeMastodon;
 use fakes::slack::FakeSlack;
@@ -66,17 +76,225 @@ async fn main() {
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("render") => return render_pass(),
         Ok("scheduler") => return scheduler_pass(n).await,
+        Ok("postgres") => return postgres_passes(n).await,
         _ => {}
     }
     println!("-- burst: {n} mentions appear on Mastodon at once");
-    in_process_pass(n, n, Duration::ZERO).await;
+    in_process_pass(n, n, Duration::ZERO, SLED).await;
     println!("-- steady: 1000 mentions at 100/s (10 every 100 ms)");
-    in_process_pass(1000, 10, Duration::from_millis(100)).await;
+    in_process_pass(1000, 10, Duration::from_millis(100), SLED).await;
     println!("-- memory: {n} mentions at once, the bot in its own process");
     bot_process_pass(n).await;
     println!("-- scheduler: SLA rounds over {n} open tickets");
     scheduler_pass(n).await;
     render_pass();
+    postgres_passes(n).await;
+}
+
+/// `n` distinct mentions of the brand, all made at `at`.
+fn bench_mentions(
+    n: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<mentionbridge::domain::Mention> {
+    use mentionbridge::domain::{Author, Mention, Visibility};
+    (0..n)
+        .map(|i| Mention {
+            platform: Platform::Mastodon,
+            network: None,
+            account: "brand".into(),
+            remote_id: i.to_string(),
+            url: format!("https://m.example/{i}"),
+            author: Author {
+                handle: format!("c{i}"),
+                name: format!("C {i}"),
+                profile_url: String::new(),
+                id: None,
+            },
+            text: "where is my order".into(),
+            language: Some("en".into()),
+            created_at: at,
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+            external_id: None,
+        })
+        .collect()
+}
+
+/// The `[store]` section of the embedded default.
+const SLED: &str = "[store]\npath = \"bench.sled\"\n";
+
+/// A `[store]` section for the PostgreSQL database in `${DBURL}`, with `lease_secs`.
+fn pg_store(lease_secs: u64) -> String {
+    format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"${{DBURL}}\"\ntls = \"disable\"\npool_size = 16\nlease_secs = {lease_secs}\n"
+    )
+}
+
+async fn postgres_passes(n: usize) {
+    let pg = postgres::Postgres::start();
+    let url = pg.fresh_database();
+    std::env::set_var("DBURL", &url);
+    println!("-- postgres burst: {n} mentions appear on Mastodon at once");
+    in_process_pass(n, n, Duration::ZERO, &pg_store(15)).await;
+    println!("-- postgres steady: 1000 mentions at 100/s (10 every 100 ms)");
+    std::env::set_var("DBURL", pg.fresh_database());
+    in_process_pass(1000, 10, Duration::from_millis(100), &pg_store(15)).await;
+    for senders in 1..=3 {
+        println!("-- postgres outbox: {n} card jobs, {senders} sender(s) sharing the queue");
+        outbox_pass(&pg.fresh_database(), n, senders).await;
+    }
+    println!("-- postgres failover: two replica processes, the watcher's holder SIGKILLed 5 times");
+    failover_pass(&pg, 5, 5).await;
+}
+
+/// `n` card jobs already queued in PostgreSQL, sent by `senders` outbox senders, each
+/// with a pool of its own (as replicas would), to one fake Slack.
+async fn outbox_pass(url: &str, n: usize, senders: usize) {
+    use chrono::Utc;
+    let slack = FakeSlack::start().await;
+    let mastodon = FakeMastodon::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens: HashMap<&str, String> = HashMap::from([
+        ("B", slack.bot_token().to_string()),
+        ("A", slack.app_token().to_string()),
+        ("M", mastodon.token().to_string()),
+        ("DBURL", url.to_string()),
+    ]);
+    let text = bench_config(&slack, &mastodon).replace(SLED, &pg_store(15));
+    let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| {
+        tokens.get(v).cloned()
+    })
+    .expect("bench config");
+    let store = mentionbridge::store::open(&config.store, config.routes.clone())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let mentions = bench_mentions(n, now);
+    for chunk in mentions.chunks(1000) {
+        store.ingest("bench", chunk, None, now).await.unwrap();
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut running = Vec::new();
+    let started = Instant::now();
+    for k in 0..senders {
+        let own = mentionbridge::store::open(&config.store, config.routes.clone())
+            .await
+            .unwrap();
+        let wake = Arc::new(Notify::new());
+        let desk = Arc::new(DeskService::new(own.clone(), Desk::new(), wake.clone()));
+        let surface: Arc<dyn Surface> =
+            Arc::new(Slack::new(config.slack.as_ref().unwrap(), desk).unwrap());
+        let sender = Arc::new(
+            OutboxSender::new(own, vec![surface], Vec::new(), wake, config.outbox.clone())
+                .with_claimant(format!("sender-{k}")),
+        );
+        running.push(tokio::spawn(sender.run(stop_rx.clone())));
+    }
+    while slack.messages("C0SUPPORT").len() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    for r in running {
+        let _ = r.await;
+    }
+    let posted = slack.messages("C0SUPPORT").len();
+    assert_eq!(posted, n, "every job sent exactly once");
+    assert_eq!(store.pending_job_count().await.unwrap(), 0);
+    println!(
+        "outbox on postgres, {senders} sender(s): {:.0} jobs/s ({n} cards in {secs:.2} s)",
+        n as f64 / secs
+    );
+}
+
+/// Two replica processes of the real binary on one database; the one holding the
+/// watcher is SIGKILLed `kills` times (a fresh replica takes its place each time), and
+/// the time until the survivor holds the watcher, and until a mention made right after
+/// the kill has its card, is measured.
+async fn failover_pass(pg: &postgres::Postgres, kills: usize, lease_secs: u64) {
+    let mastodon = FakeMastodon::start().await;
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.fresh_database();
+    let config = dir.path().join("bot-config.toml");
+    std::fs::write(
+        &config,
+        bench_config(&slack, &mastodon).replace(SLED, &pg_store(lease_secs)),
+    )
+    .unwrap();
+    let spawn = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mentionbridge"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("B", slack.bot_token())
+            .env("A", slack.app_token())
+            .env("M", mastodon.token())
+            .env("DBURL", &url)
+            .env("MENTIONBRIDGE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let watcher_holder = || -> Option<u32> {
+        pg.psql_in(
+            &url,
+            "SELECT holder FROM leases WHERE duty LIKE 'watcher:%' AND expires_at > clock_timestamp()",
+        )
+        .lines()
+        .next()
+        .and_then(|h| h.rsplit('-').nth(1)?.parse().ok())
+    };
+    let mut bots = vec![spawn(), spawn()];
+    let mut to_lease = Vec::new();
+    let mut to_card = Vec::new();
+    for kill in 0..kills {
+        let holder = loop {
+            if let Some(pid) = watcher_holder() {
+                if bots.iter().any(|b| b.id() == Some(pid)) {
+                    break pid;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // Both replicas up and connected before the kill.
+        while slack.open_connections() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cards_before = slack.messages("C0SUPPORT").len();
+        let at = bots.iter().position(|b| b.id() == Some(holder)).unwrap();
+        let mut dead = bots.remove(at);
+        let killed = Instant::now();
+        dead.kill().await.unwrap();
+        mastodon.add_mention(&format!("failover{kill}"), "is anyone there?");
+        let mut leased = None;
+        loop {
+            if leased.is_none() && watcher_holder().is_some_and(|p| p != holder) {
+                leased = Some(killed.elapsed());
+            }
+            if leased.is_some() && slack.messages("C0SUPPORT").len() > cards_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let carded = killed.elapsed();
+        to_lease.push(leased.unwrap().as_secs_f64());
+        to_card.push(carded.as_secs_f64());
+        bots.push(spawn());
+    }
+    to_lease.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    to_card.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "failover (lease {lease_secs} s, {kills} kills): watcher taken over in min {:.2} s, median {:.2} s, max {:.2} s; the mention made at the kill carded in median {:.2} s, max {:.2} s",
+        to_lease[0],
+        percentile(&to_lease, 0.5),
+        to_lease.last().unwrap(),
+        percentile(&to_card, 0.5),
+        to_card.last().unwrap()
+    );
 }
 
 /// Rendering one ticket's cards (Slack blocks and fallback text, the Discord embed,
@@ -138,32 +356,10 @@ fn render_pass() {
 /// in which every one of them breaches (one transaction per ticket), then quiet again.
 async fn scheduler_pass(n: usize) {
     use chrono::{Duration as Span, Utc};
-    use mentionbridge::domain::{Author, Mention, Visibility};
     use mentionbridge::runtime::scheduler::Scheduler;
     let store: SharedStore = Arc::new(mentionbridge::store::SledStore::temporary().unwrap());
     let start = Utc::now();
-    let mentions: Vec<Mention> = (0..n)
-        .map(|i| Mention {
-            platform: Platform::Mastodon,
-            network: None,
-            account: "brand".into(),
-            remote_id: i.to_string(),
-            url: format!("https://m.example/{i}"),
-            author: Author {
-                handle: format!("c{i}"),
-                name: format!("C {i}"),
-                profile_url: String::new(),
-                id: None,
-            },
-            text: "where is my order".into(),
-            language: Some("en".into()),
-            created_at: start,
-            in_reply_to: None,
-            visibility: Visibility::Public,
-            reply_context: None,
-            external_id: None,
-        })
-        .collect();
+    let mentions = bench_mentions(n, start);
     for chunk in mentions.chunks(1000) {
         store.ingest("bench", chunk, None, start).await.unwrap();
     }
@@ -198,15 +394,16 @@ async fn scheduler_pass(n: usize) {
 }
 
 /// The real watcher, store and outbox sender in this process, against in-process fakes.
-async fn in_process_pass(n: usize, burst: usize, pause: Duration) {
+async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str) {
     let mastodon = FakeMastodon::start().await;
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let text = bench_config(&slack, &mastodon);
+    let text = bench_config(&slack, &mastodon).replace(SLED, store);
     let tokens: HashMap<&str, String> = HashMap::from([
         ("B", slack.bot_token().to_string()),
         ("A", slack.app_token().to_string()),
         ("M", mastodon.token().to_string()),
+        ("DBURL", std::env::var("DBURL").unwrap_or_default()),
     ]);
     let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| {
         tokens.get(v).cloned()
@@ -356,9 +553,7 @@ async fn bot_process_pass(n: usize) {
 fn bench_config(slack: &FakeSlack, mastodon: &FakeMastodon) -> String {
     format!(
         r#"
-[store]
-path = "bench.sled"
-[slack]
+{SLED}[slack]
 api_url = "{}"
 bot_token = "${{B}}"
 app_token = "${{A}}"

@@ -23,6 +23,12 @@ pub const WEBHOOK_SECRET_MIN_LEN: usize = 16;
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret given in code (tests, tools); configuration reads them from the
+    /// environment.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -800,9 +806,7 @@ impl Validator<'_> {
                 Duration::from_secs(crate::config::DEFAULT_LEASE_SECS)
             }
         };
-        let sled_only = [
-            ("path", raw.path.is_some()),
-        ];
+        let sled_only = [("path", raw.path.is_some())];
         let pg_only = [
             ("url", raw.url.is_some()),
             ("pool_size", raw.pool_size.is_some()),
@@ -857,7 +861,9 @@ impl Validator<'_> {
                         Secret::default()
                     }
                 };
-                if !url.expose().is_empty() && url.expose().parse::<tokio_postgres::Config>().is_err() {
+                if !url.expose().is_empty()
+                    && url.expose().parse::<tokio_postgres::Config>().is_err()
+                {
                     // The value holds a password: it is not echoed.
                     self.problem(
                         "store",
@@ -869,7 +875,11 @@ impl Validator<'_> {
                     None => 16,
                     Some(n) if (1..=1000).contains(&n) => n,
                     Some(n) => {
-                        self.problem("store", "pool_size", format!("is {n}: expected 1 to 1000 connections"));
+                        self.problem(
+                            "store",
+                            "pool_size",
+                            format!("is {n}: expected 1 to 1000 connections"),
+                        );
                         16
                     }
                 };
@@ -881,7 +891,9 @@ impl Validator<'_> {
                         self.problem(
                             "store",
                             "tls",
-                            format!("is \"{other}\": expected \"require\", \"prefer\" or \"disable\""),
+                            format!(
+                                "is \"{other}\": expected \"require\", \"prefer\" or \"disable\""
+                            ),
                         );
                         PgTls::Prefer
                     }
@@ -904,9 +916,15 @@ impl Validator<'_> {
                 });
                 let connect_timeout = match raw.connect_timeout_secs {
                     None => Duration::from_secs(10),
-                    Some(s) if s.is_finite() && (0.1..=300.0).contains(&s) => Duration::from_secs_f64(s),
+                    Some(s) if s.is_finite() && (0.1..=300.0).contains(&s) => {
+                        Duration::from_secs_f64(s)
+                    }
                     Some(s) => {
-                        self.problem("store", "connect_timeout_secs", format!("is {s}: expected 0.1 to 300 seconds"));
+                        self.problem(
+                            "store",
+                            "connect_timeout_secs",
+                            format!("is {s}: expected 0.1 to 300 seconds"),
+                        );
                         Duration::from_secs(10)
                     }
                 };
@@ -924,7 +942,9 @@ impl Validator<'_> {
                     "backend",
                     format!("is \"{other}\": expected \"sled\" (one machine) or \"postgres\" (replicas)"),
                 );
-                StoreConfig::Sled { path: PathBuf::new() }
+                StoreConfig::Sled {
+                    path: PathBuf::new(),
+                }
             }
         };
         (store, lease)
@@ -2004,7 +2024,11 @@ access_token = "${MASTODON_TOKEN}"
             other => Some(format!("value-of-{other}")),
         };
         let cases = [
-            ("[store]\nbackend = \"mysql\"\n", "store.backend", "expected \"sled\""),
+            (
+                "[store]\nbackend = \"mysql\"\n",
+                "store.backend",
+                "expected \"sled\"",
+            ),
             ("[store]\nbackend = \"postgres\"\n", "store.url", "missing"),
             (
                 "[store]\nbackend = \"postgres\"\nurl = \"postgres://u:literal@h/db\"\n",
@@ -2021,7 +2045,11 @@ access_token = "${MASTODON_TOKEN}"
                 "store.pool_size",
                 "does not apply",
             ),
-            ("[store]\npath = \"x\"\nlease_secs = 1\n", "store.lease_secs", "3 to 600"),
+            (
+                "[store]\npath = \"x\"\nlease_secs = 1\n",
+                "store.lease_secs",
+                "3 to 600",
+            ),
         ];
         for (store, key, needle) in cases {
             let text = with_store(store);
@@ -2039,7 +2067,10 @@ access_token = "${MASTODON_TOKEN}"
                 err.contains(&format!("bot-config.toml:{line}: `{key}`")) && err.contains(needle),
                 "{store:?}: {err}"
             );
-            assert!(!err.contains("CANARYpw") && !err.contains("literal"), "{err}");
+            assert!(
+                !err.contains("CANARYpw") && !err.contains("literal"),
+                "{err}"
+            );
         }
     }
 

@@ -28,11 +28,6 @@ enum Command {
         #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
         config: PathBuf,
     },
-    /// Bring the PostgreSQL schema up to date (also done at every start); sled needs none.
-    Migrate {
-        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
-        config: PathBuf,
-    },
     /// Operate on stores: `store copy --from <sled dir> --to <postgres url>`.
     Store {
         #[command(subcommand)]
@@ -48,6 +43,12 @@ enum Command {
         /// Where to write; standard output when absent.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Bring a PostgreSQL store's schema up to date (every replica also does this when it
+    /// starts); prints the versions applied. Nothing to do for sled.
+    Migrate {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -109,13 +110,6 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(2)
             }
         },
-        Command::Migrate { config } => match migrate(&config) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        },
         Command::Store {
             command: StoreCommand::Copy { from, to, tls },
         } => match copy(&from, &to, &tls) {
@@ -130,6 +124,13 @@ fn main() -> std::process::ExitCode {
             format,
             output,
         } => match export(&config, format, output.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Migrate { config } => match migrate(&config) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -160,28 +161,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn migrate(config: &std::path::Path) -> anyhow::Result<()> {
-    use mentionbridge::config::StoreConfig;
-    match Config::store_of(config)? {
-        StoreConfig::Sled { path } => {
-            println!(
-                "{}: the embedded sled store needs no migrations",
-                path.display()
-            );
-        }
-        StoreConfig::Postgres(pg) => {
-            let applied = runtime()?.block_on(mentionbridge::store::PostgresStore::migrate(&pg))?;
-            if applied.is_empty() {
-                println!("{}: the schema is up to date", pg.describe());
-            } else {
-                let list: Vec<String> = applied.iter().map(|v| v.to_string()).collect();
-                println!("{}: applied migrations {}", pg.describe(), list.join(", "));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn copy(from: &std::path::Path, to: &str, tls: &str) -> anyhow::Result<()> {
@@ -220,7 +199,10 @@ fn export(
     // The store's reads are async (a networked backend waits on them); so is the export.
     let rt = runtime()?;
     // Exports read; the routes new tickets are stamped with do not matter here.
-    let store = rt.block_on(mentionbridge::store::open(&store_config, Default::default()))?;
+    let store = rt.block_on(mentionbridge::store::open(
+        &store_config,
+        Default::default(),
+    ))?;
     let tickets = rt.block_on(store.all_tickets())?;
     let mut out: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -236,6 +218,29 @@ fn export(
         ExportFormat::Csv => mentionbridge::reports::export_csv_tickets(&tickets, &mut out)?,
     }
     out.flush()?;
+    Ok(())
+}
+
+fn migrate(config: &std::path::Path) -> anyhow::Result<()> {
+    use mentionbridge::config::StoreConfig;
+    match Config::store_of(config)? {
+        StoreConfig::Sled { path } => {
+            println!("{}: a sled store has no schema to migrate", path.display());
+        }
+        StoreConfig::Postgres(pg) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let applied = rt.block_on(mentionbridge::store::postgres::migrate(&pg))?;
+            if applied.is_empty() {
+                println!("{}: the schema is up to date", pg.describe());
+            } else {
+                let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+                println!("{}: applied {}", pg.describe(), versions.join(", "));
+            }
+        }
+    }
     Ok(())
 }
 

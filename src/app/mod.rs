@@ -136,8 +136,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         // One watcher per source among all replicas: its cursor moves under its lease.
         let duty = format!("watcher:{key}");
         let (fence, fenced) = replica.fence(&duty);
-        let (replica, wake, surfaces, clock) =
-            (replica.clone(), wake.clone(), surfaces.clone(), clock.clone());
+        let (replica, wake, surfaces, clock) = (
+            replica.clone(),
+            wake.clone(),
+            surfaces.clone(),
+            clock.clone(),
+        );
         let max_backoff = config.outbox.max_backoff;
         tasks.spawn(format!("watcher:{platform}"), move |stop| {
             let (replica, duty, fence) = (replica.clone(), duty.clone(), fence.clone());

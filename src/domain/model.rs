@@ -662,6 +662,35 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+impl AuditEntry {
+    /// The outbox gave up on one of the ticket's jobs after `tries`.
+    pub fn gave_up(ticket: TicketId, at: DateTime<Utc>, tries: u32, reason: &str) -> AuditEntry {
+        AuditEntry {
+            ticket,
+            at,
+            actor: None,
+            what: format!("gave up after {tries} tries"),
+            detail: Some(reason.to_string()),
+        }
+    }
+
+    /// The ticket's card on `surface` is gone or could not be posted.
+    pub fn card_lost(
+        ticket: TicketId,
+        at: DateTime<Utc>,
+        surface: SurfaceKind,
+        reason: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            ticket,
+            at,
+            actor: None,
+            what: format!("{} card lost", surface.label()),
+            detail: Some(reason.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub ticket: Ticket,

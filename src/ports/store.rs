@@ -147,6 +147,21 @@ pub struct Ingested {
 }
 
 impl Ingested {
+    /// Count what intake decided for one mention; `true`: it opened a ticket (so the
+    /// next ticket number is taken).
+    pub fn record(&mut self, decided: &crate::domain::intake::Intake) -> bool {
+        use crate::domain::intake::Intake;
+        match decided {
+            Intake::Duplicate => self.duplicates += 1,
+            Intake::FollowUp(tr) => self.followups.push(tr.ticket.id),
+            Intake::Opened(tr) => {
+                self.new_tickets.push(tr.ticket.id);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Anything for the outbox to do.
     pub fn changed(&self) -> bool {
         !self.new_tickets.is_empty() || !self.followups.is_empty()
@@ -409,8 +424,11 @@ pub trait Store: Send + Sync {
 
     /// Extend a lease by `ttl` from now, if it is still live and still this grant
     /// (holder and token). `false`: it is lost, and the duty must stop.
-    async fn renew_lease(&self, lease: &Lease, ttl: std::time::Duration)
-        -> Result<bool, StoreError>;
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
 
     /// Give a lease up at once (a clean stop), so another replica takes the duty
     /// without waiting for it to expire. A lease no longer held is left alone.

@@ -169,7 +169,11 @@ impl Replica {
             match ended {
                 Ended::Lost => {
                     self.set(duty, DutyState::idle(Some("lease lost".into())));
-                    tracing::warn!(duty, token = lease.token, "duty lost: stopped it; another replica may hold it now");
+                    tracing::warn!(
+                        duty,
+                        token = lease.token,
+                        "duty lost: stopped it; another replica may hold it now"
+                    );
                 }
                 Ended::Returned(failure) => {
                     self.release(&lease).await;
@@ -178,7 +182,11 @@ impl Replica {
                         tracing::info!(duty, "duty stopped and handed over");
                         return;
                     }
-                    tracing::warn!(duty, error = failure.as_deref().unwrap_or("none"), "duty's work ended by itself; handed over, taking it again shortly");
+                    tracing::warn!(
+                        duty,
+                        error = failure.as_deref().unwrap_or("none"),
+                        "duty's work ended by itself; handed over, taking it again shortly"
+                    );
                     self.set(duty, DutyState::idle(failure));
                 }
             }

@@ -24,6 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How long an idle sender waits before looking at the queue again (it is woken at once
+/// when the desk queues something).
+const IDLE: Duration = Duration::from_secs(30);
 
 pub struct OutboxSender {
     store: SharedStore,
@@ -119,112 +124,128 @@ impl OutboxSender {
         self
     }
 
-    /// Work until `shutdown` flips; a batch in flight is finished first.
+    /// Work until `shutdown` flips; sends in flight are finished first. Up to
+    /// `concurrency` sends run at once, and a free slot is filled as soon as it frees:
+    /// one slow send (a platform that does not answer) never holds up the others.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut running: JoinSet<Outcome> = JoinSet::new();
+        let mut sending: HashMap<tokio::task::Id, Job> = HashMap::new();
+        // Claims are renewed while their sends run, well inside their expiry.
+        let mut heartbeat = tokio::time::interval(self.config.claim_for / 3);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut look_at = Instant::now();
         loop {
-            let next = match self.round().await {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox round failed; retrying shortly");
-                    Some(Duration::from_secs(1))
-                }
-            };
-            let idle = next.unwrap_or(Duration::from_secs(30));
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(idle) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
+            let stopping = *shutdown.borrow();
+            if stopping && running.is_empty() {
                 tracing::info!("outbox sender stopped; unsent jobs stay queued for the next start");
                 return;
+            }
+            let free = self.config.concurrency.saturating_sub(running.len());
+            if !stopping && free > 0 && Instant::now() >= look_at {
+                look_at = match self.claim(free).await {
+                    Ok((batch, wait)) => {
+                        let full = batch.len() == free;
+                        for job in batch {
+                            let me = self.clone();
+                            let sent = job.clone();
+                            let task = running.spawn(async move { me.execute(&sent).await });
+                            sending.insert(task.id(), job);
+                        }
+                        // Nothing more to take now: look again when something is due,
+                        // a job finishes, or the desk queues more.
+                        if full {
+                            Instant::now()
+                        } else {
+                            Instant::now() + wait.unwrap_or(IDLE)
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox could not take jobs; retrying shortly");
+                        Instant::now() + Duration::from_secs(1)
+                    }
+                };
+                continue;
+            }
+            tokio::select! {
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    self.finished(joined, &mut sending).await;
+                    // Settle whatever else is done before taking more.
+                    while let Some(joined) = running.try_join_next_with_id() {
+                        self.finished(joined, &mut sending).await;
+                    }
+                    if let Err(e) = self.store.flush().await {
+                        tracing::error!(error = %e, "outbox could not flush what it settled");
+                    }
+                    // The ticket's next job may be free to go now.
+                    look_at = Instant::now();
+                }
+                _ = heartbeat.tick(), if !running.is_empty() => {
+                    if let Err(e) = self.store.renew_claims(&self.claimant, self.config.claim_for).await {
+                        tracing::warn!(error = %e, "could not renew the outbox's claims");
+                    }
+                }
+                _ = self.wake.notified() => look_at = Instant::now(),
+                _ = tokio::time::sleep_until(look_at), if !stopping && free > 0 => {}
+                _ = shutdown.changed(), if !stopping => {}
             }
         }
     }
 
-    /// Run batches until nothing is ready; returns how long until a deferred job is due.
-    async fn round(self: &Arc<Self>) -> Result<Option<Duration>, StoreError> {
-        loop {
-            let now = Utc::now();
-            // Claimed in the store, so replicas sharing it never run one job twice, and
-            // its attempt is persisted before the send starts.
-            let claimed = self
-                .store
-                .claim_jobs(
-                    &self.claimant,
-                    self.config.concurrency,
-                    now,
-                    self.config.claim_for,
-                )
-                .await?;
-            let batch = claimed.jobs;
-            if batch.is_empty() {
-                let wait = claimed
-                    .next_due
-                    .map(|t| (t - now).to_std().unwrap_or_default());
-                // Jobs another replica holds (or held, and died) come due when its claim
-                // runs out: look again then.
-                let pending = !self.store.pending_jobs(None, 1).await?.is_empty();
-                let recheck = pending.then_some(self.config.claim_for);
-                return Ok(match (wait, recheck) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                });
-            }
-            self.store.flush().await?;
-            self.maybe_stop_here(&batch).await;
-
-            let mut running = JoinSet::new();
-            let mut sending = HashMap::new();
-            for job in batch {
-                let me = self.clone();
-                let sent = job.clone();
-                let task = running.spawn(async move { me.execute(&sent).await });
-                sending.insert(task.id(), job);
-            }
-            // The claims are renewed while the sends run, well inside their expiry.
-            let heartbeat = {
-                let (store, claimant, hold) = (
-                    self.store.clone(),
-                    self.claimant.clone(),
-                    self.config.claim_for,
-                );
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(hold / 3).await;
-                        if let Err(e) = store.renew_claims(&claimant, hold).await {
-                            tracing::warn!(error = %e, "could not renew the outbox's claims");
-                        }
-                    }
-                })
+    /// Claim up to `limit` jobs, their attempts made durable before any send starts.
+    /// With none to take: how long until one is due, as far as this sender can tell.
+    async fn claim(&self, limit: usize) -> Result<(Vec<Job>, Option<Duration>), StoreError> {
+        let now = Utc::now();
+        // Claimed in the store, so replicas sharing it never run one job twice.
+        let claimed = self
+            .store
+            .claim_jobs(&self.claimant, limit, now, self.config.claim_for)
+            .await?;
+        if claimed.jobs.is_empty() {
+            let wait = claimed
+                .next_due
+                .map(|t| (t - now).to_std().unwrap_or_default());
+            // Jobs another sender holds (or held, and died) come due when its claim
+            // runs out: look again then.
+            let pending = self.store.pending_job_count().await? > 0;
+            let recheck = pending.then_some(self.config.claim_for);
+            let wait = match (wait, recheck) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
-            while let Some(joined) = running.join_next_with_id().await {
-                let (job, outcome) = match joined {
-                    Ok((task, outcome)) => (sending.remove(&task), outcome),
-                    // A panic in one job's send: that job waits and is tried again; the
-                    // others and the sender go on.
-                    Err(e) => {
-                        let job = sending.remove(&e.id());
-                        let why = if e.is_panic() {
-                            format!("the send panicked: {}", panic_message(&*e.into_panic()))
-                        } else {
-                            "the send was cancelled".to_string()
-                        };
-                        if let Some(job) = &job {
-                            tracing::error!(ticket = %job.ticket, job = job.id, attempt = job.attempts, error = %why, "outbox job panicked");
-                        }
-                        (job, Outcome::Failed(DeliveryError::retry(why)))
-                    }
+            return Ok((Vec::new(), wait));
+        }
+        self.store.flush().await?;
+        self.maybe_stop_here(&claimed.jobs).await;
+        Ok((claimed.jobs, None))
+    }
+
+    /// Settle one finished send (a panic in it is a failure of that job alone).
+    async fn finished(
+        &self,
+        joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
+        sending: &mut HashMap<tokio::task::Id, Job>,
+    ) {
+        let (job, outcome) = match joined {
+            Ok((task, outcome)) => (sending.remove(&task), outcome),
+            Err(e) => {
+                let job = sending.remove(&e.id());
+                let why = if e.is_panic() {
+                    format!("the send panicked: {}", panic_message(&*e.into_panic()))
+                } else {
+                    "the send was cancelled".to_string()
                 };
-                if let Some(job) = job {
-                    if let Err(e) = self.settle(job, outcome).await {
-                        heartbeat.abort();
-                        return Err(e);
-                    }
+                if let Some(job) = &job {
+                    tracing::error!(ticket = %job.ticket, job = job.id, attempt = job.attempts, error = %why, "outbox job panicked");
                 }
+                (job, Outcome::Failed(DeliveryError::retry(why)))
             }
-            heartbeat.abort();
-            self.store.flush().await?;
+        };
+        if let Some(job) = job {
+            let (ticket, id) = (job.ticket, job.id);
+            if let Err(e) = self.settle(job, outcome).await {
+                // Its claim runs out and the job is taken again (looking first).
+                tracing::error!(ticket = %ticket, job = id, error = %e, "could not record a send's outcome; the job will be tried again");
+            }
         }
     }
 

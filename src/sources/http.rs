@@ -160,6 +160,51 @@ impl<K: Eq + Hash> Gates<K> {
     }
 }
 
+/// Hold the store-wide lock `name` (a short lease) while `f` runs, so of several
+/// replicas sharing one store only one at a time does it: refreshing a session whose
+/// refresh token rotates, which a second refresh with the old token would revoke.
+/// Waits up to `for_at_most` for the lock; a lock whose holder died passes on when its
+/// lease runs out.
+pub async fn exclusively<T, F>(
+    store: &dyn crate::ports::Store,
+    name: &str,
+    for_at_most: Duration,
+    f: F,
+) -> Result<T, DeliveryError>
+where
+    F: std::future::Future<Output = Result<T, DeliveryError>>,
+{
+    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let holder = HOLDER.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}-{started:x}", std::process::id())
+    });
+    let hold = Duration::from_secs(30);
+    let give_up_at = Instant::now() + for_at_most;
+    let lease = loop {
+        match store.acquire_lease(name, holder, hold).await {
+            Ok(Some(lease)) => break lease,
+            Ok(None) if Instant::now() < give_up_at => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Ok(None) => {
+                return Err(DeliveryError::retry(format!(
+                    "another replica is still busy with {name}"
+                )))
+            }
+            Err(e) => return Err(DeliveryError::retry(format!("cannot take {name}: {e}"))),
+        }
+    };
+    let out = f.await;
+    if let Err(e) = store.release_lease(&lease).await {
+        tracing::warn!(lock = name, error = %e, "could not release a lock; it passes on when it runs out");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,49 +300,4 @@ mod tests {
         gates.shut("write", Duration::ZERO);
         assert_eq!(gates.opens_at(&"write"), None);
     }
-}
-
-/// Hold the store-wide lock `name` (a short lease) while `f` runs, so of several
-/// replicas sharing one store only one at a time does it: refreshing a session whose
-/// refresh token rotates, which a second refresh with the old token would revoke.
-/// Waits up to `for_at_most` for the lock; a lock whose holder died passes on when its
-/// lease runs out.
-pub async fn exclusively<T, F>(
-    store: &dyn crate::ports::Store,
-    name: &str,
-    for_at_most: Duration,
-    f: F,
-) -> Result<T, DeliveryError>
-where
-    F: std::future::Future<Output = Result<T, DeliveryError>>,
-{
-    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let holder = HOLDER.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!("{}-{started:x}", std::process::id())
-    });
-    let hold = Duration::from_secs(30);
-    let give_up_at = Instant::now() + for_at_most;
-    let lease = loop {
-        match store.acquire_lease(name, holder, hold).await {
-            Ok(Some(lease)) => break lease,
-            Ok(None) if Instant::now() < give_up_at => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Ok(None) => {
-                return Err(DeliveryError::retry(format!(
-                    "another replica is still busy with {name}"
-                )))
-            }
-            Err(e) => return Err(DeliveryError::retry(format!("cannot take {name}: {e}"))),
-        }
-    };
-    let out = f.await;
-    if let Err(e) = store.release_lease(&lease).await {
-        tracing::warn!(lock = name, error = %e, "could not release a lock; it passes on when it runs out");
-    }
-    out
 }

@@ -20,8 +20,7 @@ pub async fn open(config: &StoreConfig, routes: Routes) -> Result<SharedStore, S
     Ok(match config {
         StoreConfig::Sled { path } => Arc::new(SledStore::open(path)?.with_routes(routes)),
         StoreConfig::Postgres(pg) => {
-            let _ = PostgresStore::connect(pg).await?.with_routes(routes);
-            unimplemented!("placeholder")
+            Arc::new(PostgresStore::connect(pg).await?.with_routes(routes))
         }
     })
 }

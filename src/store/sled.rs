@@ -3,27 +3,27 @@
 //! port's async methods run its calls in place (they take microseconds), and only the
 //! flush waits on the disk asynchronously.
 
-use crate::domain::intake::{self, Intake, Known};
+use crate::domain::intake::{self, Known};
 use crate::domain::routes::Routes;
+use crate::domain::Lane;
 use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
     Ticket, TicketId, Transition,
 };
-use crate::domain::Lane;
 use crate::ports::{
     ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState, SharedStore,
     Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::Transactional;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
@@ -55,11 +55,14 @@ pub struct SledStore {
     routes: Arc<Routes>,
     /// Live outbox claims (job id → claimant, until when). Sled is one process, so
     /// claims and leases live in memory: a restart starts with none, as it should.
-    claims: Arc<Mutex<HashMap<u64, (String, DateTime<Utc>)>>>,
+    claims: Arc<Mutex<Claims>>,
     leases: Arc<Mutex<BTreeMap<String, LeaseState>>>,
     /// Set on a fenced handle: its writes go under this lease.
     fence: Option<Arc<Fence>>,
 }
+
+/// Live outbox claims: job id → claimant, until when.
+type Claims = HashMap<u64, (String, DateTime<Utc>)>;
 
 /// Expired event ids removed per sighting, so pruning never stalls an inbound event.
 const PRUNE_PER_SIGHTING: usize = 64;
@@ -167,7 +170,11 @@ impl SledStore {
         use super::snapshot::Snapshot;
         let text = |raw: &[u8]| String::from_utf8_lossy(raw).into_owned();
         let mut snap = Snapshot {
-            next_ticket: self.meta.get("next_ticket")?.map(|v| id_of(&v)).unwrap_or(1),
+            next_ticket: self
+                .meta
+                .get("next_ticket")?
+                .map(|v| id_of(&v))
+                .unwrap_or(1),
             ..Snapshot::default()
         };
         for item in self.tickets.iter().values() {
@@ -184,7 +191,8 @@ impl SledStore {
         for item in self.cards.iter() {
             let (k, v) = item?;
             let card: CardRef = dec(&v)?;
-            snap.cards.push((TicketId(id_of(&k[..8.min(k.len())])), card));
+            snap.cards
+                .push((TicketId(id_of(&k[..8.min(k.len())])), card));
         }
         for item in self.outbox.iter().values() {
             snap.jobs.push(dec(&item?)?);
@@ -205,7 +213,8 @@ impl SledStore {
             let key = text(&k);
             let (source, id) = key.split_once('\u{0}').unwrap_or(("", key.as_str()));
             if let Some(at) = DateTime::<Utc>::from_timestamp_millis(ms) {
-                snap.seen_events.push((source.to_string(), id.to_string(), at));
+                snap.seen_events
+                    .push((source.to_string(), id.to_string(), at));
             }
         }
         for surface in [SurfaceKind::Slack, SurfaceKind::Discord] {
@@ -396,13 +405,8 @@ impl Store for SledStore {
                     parent: parent.as_ref(),
                 };
                 let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
-                match &decided {
-                    Intake::Duplicate => done.duplicates += 1,
-                    Intake::FollowUp(tr) => done.followups.push(tr.ticket.id),
-                    Intake::Opened(tr) => {
-                        meta.insert("next_ticket", &key(next + 1))?;
-                        done.new_tickets.push(tr.ticket.id);
-                    }
+                if done.record(&decided) {
+                    meta.insert("next_ticket", &key(next + 1))?;
                 }
                 if let Some(tr) = decided.transition() {
                     commit_transition(tickets, outbox, audit, tr, now)?;
@@ -571,6 +575,7 @@ impl Store for SledStore {
         claimant: &str,
         hold_for: std::time::Duration,
     ) -> Result<(), StoreError> {
+        self.check_fence()?;
         let wall = Utc::now();
         let until = crate::wire::hints::later(wall, hold_for);
         for (who, t) in self.claims.lock().expect("claims lock").values_mut() {
@@ -596,7 +601,10 @@ impl Store for SledStore {
         }
         claims.insert(
             job.id,
-            (claimant.to_string(), crate::wire::hints::later(wall, hold_for)),
+            (
+                claimant.to_string(),
+                crate::wire::hints::later(wall, hold_for),
+            ),
         );
         Ok(true)
     }
@@ -651,13 +659,7 @@ impl Store for SledStore {
             if job.ticket != DESK_JOBS {
                 append_audit(
                     audit,
-                    &AuditEntry {
-                        ticket: job.ticket,
-                        at: now,
-                        actor: None,
-                        what: format!("gave up after {} tries", job.attempts),
-                        detail: Some(reason.to_string()),
-                    },
+                    &AuditEntry::gave_up(job.ticket, now, job.attempts, reason),
                 )?;
             }
             Ok(())
@@ -753,16 +755,7 @@ impl Store for SledStore {
                 reason: reason.to_string(),
             };
             enqueue(outbox, ticket, Effect::ThreadNote(note), now)?;
-            append_audit(
-                audit,
-                &AuditEntry {
-                    ticket,
-                    at: now,
-                    actor: None,
-                    what: format!("{} card lost", surface.label()),
-                    detail: Some(reason.to_string()),
-                },
-            )?;
+            append_audit(audit, &AuditEntry::card_lost(ticket, now, surface, reason))?;
             Ok(())
         });
         finish(result)

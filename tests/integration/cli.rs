@@ -140,7 +140,10 @@ async fn metrics_are_served_and_tickets_export_for_a_spreadsheet() {
         .map(|(_, d)| d)
         .unwrap_or_else(|| panic!("the Mastodon watcher's duty: {health}"));
     assert_eq!(watcher["held"], true, "{health}");
-    assert!(watcher["lease_age_secs"].as_f64().unwrap() < 15.0, "{health}");
+    assert!(
+        watcher["lease_age_secs"].as_f64().unwrap() < 15.0,
+        "{health}"
+    );
     assert_eq!(duties["scheduler"]["held"], true, "{health}");
     assert!(health["outbox_depth"].is_u64(), "{health}");
     assert!(health["replica"].as_str().is_some_and(|r| !r.is_empty()));

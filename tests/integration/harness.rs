@@ -301,7 +301,18 @@ agent_user_ids = ["{D_BEN}"]
         let slack_before = self.slack.connections();
         let discord_before = self.discord.ready_count();
         let child = cmd.spawn().expect("the bot binary starts");
-        let bot = Bot { child, log };
+        let http_port = std::fs::read_to_string(config)
+            .ok()
+            .and_then(|text| {
+                let at = text.find("listen = \"127.0.0.1:")? + "listen = \"127.0.0.1:".len();
+                text[at..].split('"').next()?.parse().ok()
+            })
+            .unwrap_or(self.http_port);
+        let bot = Bot {
+            child,
+            log,
+            http_port,
+        };
         if self.slack_mode == Some(Mode::Socket) {
             let slack = self.slack.clone();
             bot.wait_or_dump(WAIT, "Slack Socket Mode connection", move || {
@@ -517,6 +528,8 @@ pub fn assert_no_secrets(what: &str, output: &str) {
 pub struct Bot {
     child: Child,
     log: PathBuf,
+    /// Where its HTTP server listens (`/healthz`, `/metrics`).
+    pub http_port: u16,
 }
 
 /// Every bot process is also a secret scan: once it has stopped, every line it wrote is
@@ -556,6 +569,11 @@ impl Bot {
                 .contains(needle)
         })
         .await;
+    }
+
+    /// Where its log goes (for a test that prints the logs of several bots on failure).
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     /// The process id, for signals the harness has no method for (SIGSTOP, SIGCONT).

@@ -20,6 +20,7 @@ mod inbound_once;
 mod layers;
 mod mixed_team;
 mod postgres;
+mod replicas;
 mod restarts;
 mod robustness;
 mod scenarios;

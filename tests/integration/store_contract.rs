@@ -4,19 +4,28 @@
 //! that backend keeps its data) and each contract test becomes one `#[tokio::test]`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use mentionbridge::config::{PgTls, PostgresConfig, Secret};
 use mentionbridge::domain::text::TextRules;
 use mentionbridge::domain::{
     apply, AgentAction, AgentRef, AuditEntry, Author, CardRef, Desk, Effect, Mention, Note,
     Platform, Rejection, SurfaceKind, SystemEvent, TicketId, Visibility,
 };
-use mentionbridge::ports::{SharedStore, DESK_JOBS};
-use mentionbridge::store::SledStore;
+use mentionbridge::ports::{Fence, SharedStore, StoreError, DESK_JOBS};
+use mentionbridge::store::{PostgresStore, SledStore};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Where a backend under test keeps its data. `open` gives a store on it; called again
 /// once every handle of the last one is dropped, it is the same store after a restart.
 pub trait Place: Send + Sync {
     fn open(&self) -> SharedStore;
+
+    /// Another handle on the data `first` holds, as a second replica would have it (its
+    /// own connections). A backend one process holds alone (sled locks its directory)
+    /// gives `first` again: its concurrency is that of tasks sharing one handle.
+    fn open_second(&self, first: &SharedStore) -> SharedStore {
+        first.clone()
+    }
 }
 
 /// Sled in a temporary directory, removed when the place is dropped.
@@ -31,6 +40,48 @@ impl SledPlace {
 impl Place for SledPlace {
     fn open(&self) -> SharedStore {
         Arc::new(SledStore::open(&self.0.path().join("store.sled")).expect("the sled store"))
+    }
+}
+
+/// A fresh database of its own on the cluster the test binary shares (see
+/// `postgres::shared`); left behind with the cluster (on a developer's server, `mb_*`
+/// databases may be dropped at will).
+pub struct PgPlace {
+    config: PostgresConfig,
+}
+
+impl PgPlace {
+    pub fn new() -> PgPlace {
+        let url = crate::postgres::shared().fresh_database();
+        PgPlace {
+            config: PostgresConfig {
+                url: Secret::new(url),
+                pool_size: 8,
+                // The cluster offers no TLS: `prefer` goes through the TLS set-up and
+                // then connects in the clear.
+                tls: PgTls::Prefer,
+                ca_file: None,
+                connect_timeout: std::time::Duration::from_secs(10),
+            },
+        }
+    }
+
+    fn connect(&self) -> SharedStore {
+        // Places are opened from inside the (multi-threaded) test runtime.
+        let store = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(PostgresStore::connect(&self.config))
+        });
+        Arc::new(store.expect("the PostgreSQL store"))
+    }
+}
+
+impl Place for PgPlace {
+    fn open(&self) -> SharedStore {
+        self.connect()
+    }
+
+    fn open_second(&self, _first: &SharedStore) -> SharedStore {
+        self.connect()
     }
 }
 
@@ -54,6 +105,14 @@ macro_rules! store_contract {
                 a_card_is_found_by_its_message_until_it_is_lost,
                 source_state_round_trips_by_key_and_survives_a_restart,
                 an_inbound_event_is_first_once_also_after_a_restart,
+                two_senders_never_take_one_job_and_together_take_every_due_head,
+                only_the_oldest_job_of_a_ticket_lane_is_handed_out,
+                an_expired_claim_is_taken_over_and_the_first_sender_stands_down,
+                renewed_claims_outlive_their_first_hold,
+                a_lease_is_one_holders_until_it_expires_or_is_released,
+                a_fenced_handle_writes_only_under_the_current_lease,
+                two_replicas_ingesting_the_same_mentions_make_each_ticket_once,
+                counts_from_two_handles_at_once_are_all_kept,
             );
         }
     };
@@ -68,6 +127,7 @@ macro_rules! store_contract {
 }
 
 store_contract!(sled, super::SledPlace::new);
+store_contract!(postgres, super::PgPlace::new);
 
 // -- what the tests build ------------------------------------------------------------------
 
@@ -736,4 +796,686 @@ pub async fn an_inbound_event_is_first_once_also_after_a_restart(place: &dyn Pla
         .first_delivery("slack-event", "Ev1", much_later)
         .await
         .unwrap());
+}
+
+// -- several senders on one outbox ---------------------------------------------------------
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn ids_of(jobs: &[mentionbridge::ports::Job]) -> Vec<u64> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+pub async fn two_senders_never_take_one_job_and_together_take_every_due_head(place: &dyn Place) {
+    let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let one = with_tickets(place, &refs).await;
+    let two = place.open_second(&one);
+    let heads = ids_of(&one.jobs().await.unwrap());
+    assert_eq!(heads.len(), 12, "one card post per ticket");
+    for round in 0..3 {
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let take = |store: SharedStore, claimant: &'static str| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut taken = Vec::new();
+                // Small batches, so the two senders interleave.
+                loop {
+                    let claimed = store.claim_jobs(claimant, 2, now(), LONG).await.unwrap();
+                    if claimed.jobs.is_empty() {
+                        break taken;
+                    }
+                    assert!(claimed.jobs.windows(2).all(|w| w[0].id < w[1].id));
+                    taken.extend(claimed.jobs);
+                }
+            })
+        };
+        let (a, b) = (take(one.clone(), "A"), take(two.clone(), "B"));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let a_ids: HashSet<u64> = a.iter().map(|j| j.id).collect();
+        let b_ids: HashSet<u64> = b.iter().map(|j| j.id).collect();
+        assert!(
+            a_ids.is_disjoint(&b_ids),
+            "a job handed out twice: {a_ids:?} {b_ids:?}"
+        );
+        assert_eq!(a.len() + b.len(), heads.len(), "every head job taken once");
+        let all: HashSet<u64> = a_ids.union(&b_ids).copied().collect();
+        assert_eq!(all, heads.iter().copied().collect::<HashSet<_>>());
+        assert!(a.iter().chain(&b).all(|j| j.attempts == round + 1));
+        // Release them all for the next round.
+        for job in a.iter().chain(&b) {
+            one.defer(job, now(), "again").await.unwrap();
+        }
+        let released = one.jobs().await.unwrap();
+        assert!(released
+            .iter()
+            .all(|j| j.last_error.as_deref() == Some("again")));
+    }
+    // Everything is claimed once more; a third look finds nothing, and nothing waits.
+    let taken = one.claim_jobs("A", 100, now(), LONG).await.unwrap();
+    assert_eq!(taken.jobs.len(), heads.len());
+    assert!(taken.jobs.iter().all(|j| j.attempts == 4));
+    let none = two.claim_jobs("B", 100, now(), LONG).await.unwrap();
+    assert_eq!(none.jobs, vec![]);
+    assert_eq!(none.next_due, None);
+}
+
+pub async fn only_the_oldest_job_of_a_ticket_lane_is_handed_out(place: &dyn Place) {
+    let store = with_tickets(place, &["a"]).await;
+    let publish = ana_replies(&store).await;
+    let queued = store.jobs().await.unwrap();
+    assert!(
+        queued.len() >= 3,
+        "card post, the reply's chat jobs, its publish"
+    );
+    let post = queued[0].clone();
+    assert_eq!(post.effect, Effect::PostCards);
+    let other = place.open_second(&store);
+
+    let first = store.claim_jobs("A", 10, now(), LONG).await.unwrap();
+    assert_eq!(
+        ids_of(&first.jobs),
+        vec![post.id, publish.id],
+        "the chat lane's head and the platform lane's head"
+    );
+    assert_eq!(first.next_due, None);
+    // While the head of the chat lane is claimed, nothing else of it goes out.
+    let second = other.claim_jobs("B", 10, now(), LONG).await.unwrap();
+    assert_eq!(second.jobs, vec![]);
+
+    // Deferred, the head still holds its lane back, and says when it is due.
+    let claimed_post = first.jobs[0].clone();
+    let until = now() + Duration::minutes(10);
+    store
+        .defer(&claimed_post, until, "Slack said 503")
+        .await
+        .unwrap();
+    let waiting = other.claim_jobs("B", 10, now(), LONG).await.unwrap();
+    assert_eq!(waiting.jobs, vec![]);
+    assert_eq!(waiting.next_due, Some(until));
+    // Once due it is taken again (the count tells the sender to look first).
+    let due = other.claim_jobs("B", 10, until, LONG).await.unwrap();
+    assert_eq!(ids_of(&due.jobs), vec![post.id]);
+    assert_eq!(due.jobs[0].attempts, 2);
+    // Done, the next chat job is the lane's head.
+    other.complete(&due.jobs[0], None, until).await.unwrap();
+    let next_chat = queued[1..]
+        .iter()
+        .find(|j| j.effect.lane() == mentionbridge::domain::Lane::Chat)
+        .expect("the reply's chat jobs");
+    let next = store.claim_jobs("A", 10, until, LONG).await.unwrap();
+    assert_eq!(ids_of(&next.jobs), vec![next_chat.id]);
+}
+
+pub async fn an_expired_claim_is_taken_over_and_the_first_sender_stands_down(place: &dyn Place) {
+    let store = with_tickets(place, &["a"]).await;
+    let other = place.open_second(&store);
+    let short = std::time::Duration::from_millis(300);
+    let mine = store.claim_jobs("A", 10, now(), short).await.unwrap().jobs;
+    assert_eq!(mine.len(), 1);
+    let mine = mine[0].clone();
+    assert_eq!(mine.attempts, 1);
+    assert!(store.holds_claim(&mine, "A", short).await.unwrap());
+    assert!(
+        !other.holds_claim(&mine, "B", short).await.unwrap(),
+        "B never claimed it"
+    );
+    assert_eq!(
+        other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs,
+        vec![]
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let theirs = other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs;
+    assert_eq!(
+        ids_of(&theirs),
+        vec![mine.id],
+        "the expired claim is taken over"
+    );
+    let theirs = theirs[0].clone();
+    assert_eq!(theirs.attempts, 2);
+    assert!(!store.holds_claim(&mine, "A", LONG).await.unwrap());
+    assert!(other.holds_claim(&theirs, "B", LONG).await.unwrap());
+
+    // What A reports late (a lower attempt count) changes nothing.
+    store
+        .defer(&mine, now() + Duration::minutes(5), "late")
+        .await
+        .unwrap();
+    store.complete(&mine, None, now()).await.unwrap();
+    store.give_up(&mine, "late", now()).await.unwrap();
+    let stored = store.job(mine.id).await.unwrap().expect("still queued");
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.not_before, None);
+    assert_eq!(stored.last_error, None);
+    assert!(store.failed_jobs().await.unwrap().is_empty());
+    assert!(
+        other.holds_claim(&theirs, "B", LONG).await.unwrap(),
+        "B's claim stands"
+    );
+    // B's own report is taken.
+    other.complete(&theirs, None, now()).await.unwrap();
+    assert_eq!(store.job(mine.id).await.unwrap(), None);
+}
+
+pub async fn renewed_claims_outlive_their_first_hold(place: &dyn Place) {
+    let store = with_tickets(place, &["a", "b"]).await;
+    let other = place.open_second(&store);
+    let hold = std::time::Duration::from_millis(800);
+    let mine = store.claim_jobs("A", 10, now(), hold).await.unwrap().jobs;
+    assert_eq!(mine.len(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    store
+        .renew_claims("A", std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Another sender's heartbeat renews only its own claims.
+    other.renew_claims("B", LONG).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    // Past the first hold: still A's.
+    assert_eq!(
+        other.claim_jobs("B", 10, now(), LONG).await.unwrap().jobs,
+        vec![]
+    );
+    for job in &mine {
+        assert!(store.holds_claim(job, "A", hold).await.unwrap());
+    }
+}
+
+// -- duties held by one replica ------------------------------------------------------------
+
+pub async fn a_lease_is_one_holders_until_it_expires_or_is_released(place: &dyn Place) {
+    let one = place.open();
+    let two = place.open_second(&one);
+    let ttl = std::time::Duration::from_secs(1);
+    let duty = "watcher:mastodon:brand";
+    let a = one
+        .acquire_lease(duty, "A", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert_eq!((a.duty.as_str(), a.holder.as_str()), (duty, "A"));
+    assert_eq!(two.acquire_lease(duty, "B", ttl).await.unwrap(), None);
+    let again = one.acquire_lease(duty, "A", ttl).await.unwrap();
+    assert_eq!(
+        again.as_ref(),
+        Some(&a),
+        "the holder asking again keeps its grant"
+    );
+    // Another duty is another lease.
+    assert!(two
+        .acquire_lease("scheduler", "B", ttl)
+        .await
+        .unwrap()
+        .is_some());
+    let seen = two.leases().await.unwrap();
+    let held: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|l| (l.duty.as_str(), l.holder.as_str()))
+        .collect();
+    assert_eq!(held, [("scheduler", "B"), (duty, "A")], "by duty");
+    assert!(seen[1].expires_at > seen[1].renewed_at);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let b = two
+        .acquire_lease(duty, "B", ttl)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert!(b.token > a.token, "{} after {}", b.token, a.token);
+    assert!(
+        !one.renew_lease(&a, ttl).await.unwrap(),
+        "A's grant is gone"
+    );
+    assert!(two.renew_lease(&b, ttl).await.unwrap());
+    // Releasing a grant no longer held leaves the holder's alone.
+    one.release_lease(&a).await.unwrap();
+    assert_eq!(one.acquire_lease(duty, "A", ttl).await.unwrap(), None);
+    // A clean stop hands the duty over at once, to a newer token.
+    two.release_lease(&b).await.unwrap();
+    let a2 = one
+        .acquire_lease(duty, "A", ttl)
+        .await
+        .unwrap()
+        .expect("released");
+    assert!(a2.token > b.token);
+    assert!(!two.renew_lease(&b, ttl).await.unwrap());
+    let state = one.leases().await.unwrap();
+    let watcher = state.iter().find(|l| l.duty == duty).unwrap();
+    assert_eq!((watcher.holder.as_str(), watcher.token), ("A", a2.token));
+}
+
+pub async fn a_fenced_handle_writes_only_under_the_current_lease(place: &dyn Place) {
+    let one = place.open();
+    let two = place.open_second(&one);
+    let duty = "watcher:mastodon:brand";
+    let fence = Fence::new(duty);
+    let fenced = one.fenced(fence.clone());
+    let fenced_out =
+        |r: Result<_, StoreError>| matches!(r, Err(StoreError::Fenced { duty: d }) if d == duty);
+
+    // No lease set: every write is refused, and nothing is written.
+    let r = fenced
+        .ingest(
+            "mastodon:brand",
+            &[mention("a", "alice")],
+            Some("c0"),
+            now(),
+        )
+        .await;
+    assert!(fenced_out(r.map(|_| ())), "without a lease");
+    assert!(fenced_out(fenced.set_state("k", b"v").await));
+    assert_eq!(one.cursor("mastodon:brand").await.unwrap(), None);
+    assert_eq!(one.ticket_count().await.unwrap(), 0);
+    assert_eq!(one.state("k").await.unwrap(), None);
+
+    let ttl = std::time::Duration::from_secs(1);
+    let lease = one
+        .acquire_lease(duty, "A", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    fence.set(Some(lease));
+    fenced
+        .ingest(
+            "mastodon:brand",
+            &[mention("a", "alice")],
+            Some("c1"),
+            now(),
+        )
+        .await
+        .unwrap();
+    fenced.set_state("k", b"v1").await.unwrap();
+    assert_eq!(
+        fenced.cursor("mastodon:brand").await.unwrap().as_deref(),
+        Some("c1")
+    );
+
+    // Paused past its lease, A's handle cannot write once B took the duty over.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let b = two
+        .acquire_lease(duty, "B", ttl)
+        .await
+        .unwrap()
+        .expect("expired");
+    let r = fenced
+        .ingest("mastodon:brand", &[mention("b", "bob")], Some("c2"), now())
+        .await;
+    assert!(fenced_out(r.map(|_| ())), "after the takeover");
+    assert!(fenced_out(fenced.set_state("k", b"v2").await));
+    assert!(fenced_out(
+        fenced
+            .append_audit(&AuditEntry {
+                ticket: TicketId(1),
+                at: now(),
+                actor: None,
+                what: "late".into(),
+                detail: None,
+            })
+            .await
+    ));
+    assert_eq!(
+        two.cursor("mastodon:brand").await.unwrap().as_deref(),
+        Some("c1"),
+        "the cursor did not move"
+    );
+    assert_eq!(two.ticket_count().await.unwrap(), 1);
+    assert_eq!(two.state("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(two.audit_of(TicketId(1)).await.unwrap().len(), 1);
+    // Reads through the fenced handle still work; B's own fenced handle writes.
+    assert_eq!(fenced.ticket_count().await.unwrap(), 1);
+    let b_fence = Fence::new(duty);
+    b_fence.set(Some(b));
+    two.fenced(b_fence)
+        .ingest("mastodon:brand", &[mention("b", "bob")], Some("c2"), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        one.cursor("mastodon:brand").await.unwrap().as_deref(),
+        Some("c2")
+    );
+}
+
+// -- replicas ingesting at once -------------------------------------------------------------
+
+pub async fn two_replicas_ingesting_the_same_mentions_make_each_ticket_once(place: &dyn Place) {
+    let one = place.open();
+    let two = place.open_second(&one);
+    let mut expected = 0u64;
+    for round in 0..4 {
+        let batch: Vec<Mention> = (0..5)
+            .map(|i| mention(&format!("r{round}m{i}"), "alice"))
+            .collect();
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let run = |store: SharedStore| {
+            let (batch, start) = (batch.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .ingest("mastodon:brand", &batch, None, now())
+                    .await
+                    .unwrap()
+            })
+        };
+        let (a, b) = (run(one.clone()), run(two.clone()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let mut new: Vec<u64> = a
+            .new_tickets
+            .iter()
+            .chain(&b.new_tickets)
+            .map(|t| t.0)
+            .collect();
+        new.sort_unstable();
+        let numbers: Vec<u64> = (expected + 1..=expected + 5).collect();
+        assert_eq!(
+            new, numbers,
+            "each mention one ticket, numbered in sequence"
+        );
+        assert_eq!(
+            a.duplicates + b.duplicates,
+            5,
+            "the other copy of each a duplicate"
+        );
+        expected += 5;
+    }
+    assert_eq!(one.ticket_count().await.unwrap(), 20);
+    assert_eq!(
+        two.jobs().await.unwrap().len(),
+        20,
+        "one card post per ticket"
+    );
+    for t in 1..=20 {
+        assert_eq!(
+            one.audit_of(TicketId(t)).await.unwrap().len(),
+            1,
+            "ticket {t} received once"
+        );
+    }
+}
+
+// -- what only PostgreSQL does -------------------------------------------------------------
+
+mod postgres_only {
+    use super::*;
+    use mentionbridge::store::postgres::migrate;
+
+    fn config_for(url: String) -> PostgresConfig {
+        PostgresConfig {
+            url: Secret::new(url),
+            pool_size: 2,
+            tls: PgTls::Disable,
+            ca_file: None,
+            connect_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+
+    /// Everything an error says, its sources included.
+    fn said(e: &StoreError) -> String {
+        let mut all = format!("{e} / {e:?}");
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            all.push_str(&format!(" / {s}"));
+            source = s.source();
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn migrations_apply_once_even_when_replicas_start_together() {
+        let place = PgPlace::new();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let config = place.config.clone();
+                tokio::spawn(async move { migrate(&config).await.unwrap() })
+            })
+            .collect();
+        let mut applied = Vec::new();
+        for run in runs {
+            applied.push(run.await.unwrap());
+        }
+        applied.sort();
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1]]);
+        assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
+        let cluster = crate::postgres::shared();
+        assert_eq!(
+            cluster.psql_in(
+                place.config.url.expose(),
+                "select string_agg(version || ':' || name, ',') from schema_migrations"
+            ),
+            "1:initial"
+        );
+        // A store opens on it, and its ticket numbers start at 1.
+        let store = place.open();
+        let done = store
+            .ingest("src", &[mention("a", "alice")], None, now())
+            .await
+            .unwrap();
+        assert_eq!(done.new_tickets, vec![TicketId(1)]);
+    }
+
+    /// `mentionbridge migrate` brings the configured database up to date, then finds
+    /// nothing to do; it needs only the store's own variables.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_migrate_command_applies_the_schema_once() {
+        let place = PgPlace::new();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bot-config.toml");
+        std::fs::write(
+            &config,
+            "[store]\nbackend = \"postgres\"\nurl = \"${MB_TEST_STORE_URL}\"\ntls = \"disable\"\n",
+        )
+        .unwrap();
+        let run = || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_mentionbridge"))
+                .args(["migrate", "--config"])
+                .arg(&config)
+                .env("MB_TEST_STORE_URL", place.config.url.expose())
+                .env_remove("MENTIONBRIDGE_CONFIG")
+                .output()
+                .expect("mentionbridge runs");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{stdout}{stderr}");
+            assert!(
+                !stdout.contains(place.config.url.expose())
+                    && !stderr.contains(place.config.url.expose()),
+                "the URL is never printed: {stdout}{stderr}"
+            );
+            stdout
+        };
+        let first = run();
+        assert!(first.contains("applied 1"), "{first}");
+        let second = run();
+        assert!(second.contains("up to date"), "{second}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_schema_newer_than_this_binary_is_refused() {
+        let place = PgPlace::new();
+        migrate(&place.config).await.unwrap();
+        let cluster = crate::postgres::shared();
+        cluster.psql_in(
+            place.config.url.expose(),
+            "insert into schema_migrations values (99, 'from the future', now())",
+        );
+        for refused in [
+            PostgresStore::connect(&place.config).await.map(|_| ()),
+            migrate(&place.config).await.map(|_| ()),
+        ] {
+            assert!(
+                matches!(
+                    refused,
+                    Err(StoreError::SchemaTooNew {
+                        found: 99,
+                        known: 1
+                    })
+                ),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_unreachable_database_is_an_error_that_never_shows_the_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let config = config_for(format!(
+            "postgres://desk:hunter2-secret@127.0.0.1:{port}/desk?sslmode=disable"
+        ));
+        let started = std::time::Instant::now();
+        let err = PostgresStore::connect(&config)
+            .await
+            .err()
+            .expect("nobody listens there");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        let shown = said(&err);
+        assert!(shown.contains(&format!("127.0.0.1:{port}/desk")), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+        // TLS required by the configuration, even against the URL's `sslmode=disable`:
+        // the test server offers none, so it is refused.
+        let place = PgPlace::new();
+        let mut required = place.config.clone();
+        required.tls = PgTls::Require;
+        required.url = Secret::new(format!("{}?sslmode=disable", required.url.expose()));
+        let err = PostgresStore::connect(&required)
+            .await
+            .err()
+            .expect("no TLS on the test server");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    }
+
+    /// A test CA and a server certificate it signed for 127.0.0.1, in `dir`.
+    fn make_certificates(dir: &std::path::Path) {
+        let script = r#"set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mentionbridge-test-ca \
+                -keyout ca.key -out ca.pem \
+                -addext basicConstraints=critical,CA:TRUE \
+                -addext keyUsage=critical,keyCertSign,cRLSign
+            openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+                -keyout server.key -out server.csr
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                -days 2 -extfile server.ext -out server.pem"#;
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tls_is_used_and_the_certificate_verified_against_the_ca_file() {
+        let pg = crate::postgres::Postgres::start();
+        if !pg.is_throwaway() {
+            return; // TLS is set up on a cluster of the test's own
+        }
+        let certs = tempfile::tempdir().unwrap();
+        make_certificates(certs.path());
+        pg.enable_tls(
+            &certs.path().join("server.pem"),
+            &certs.path().join("server.key"),
+        );
+
+        let mut config = config_for(pg.url());
+        config.tls = PgTls::Require;
+        config.ca_file = Some(certs.path().join("ca.pem"));
+        let store: SharedStore = Arc::new(PostgresStore::connect(&config).await.unwrap());
+        store.set_state("k", b"over TLS").await.unwrap();
+        assert_eq!(
+            store.state("k").await.unwrap().as_deref(),
+            Some(&b"over TLS"[..])
+        );
+        let encrypted = pg.psql_in(
+            &format!("{}?sslmode=disable", pg.url()),
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE s.ssl AND a.backend_type = 'client backend'",
+        );
+        assert_ne!(encrypted, "0", "the store's connections are encrypted");
+
+        // Without the CA the certificate is not trusted: refused, with `require` and with
+        // `prefer` alike (a certificate that fails is never a reason to go unencrypted).
+        for tls in [PgTls::Require, PgTls::Prefer] {
+            let mut untrusted = config.clone();
+            untrusted.tls = tls;
+            untrusted.ca_file = None;
+            let err = PostgresStore::connect(&untrusted)
+                .await
+                .err()
+                .expect("an untrusted certificate");
+            assert!(matches!(err, StoreError::Open { .. }), "{tls:?}: {err:?}");
+        }
+        // A CA file that holds no certificate is refused before connecting.
+        let empty = certs.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let mut bad = config.clone();
+        bad.ca_file = Some(empty);
+        let err = PostgresStore::connect(&bad).await.err().expect("no CA");
+        assert!(said(&err).contains("no certificate"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_that_goes_away_is_a_transient_error() {
+        let pg = crate::postgres::Postgres::start();
+        if !pg.is_throwaway() {
+            return; // the developer's database is not ours to stop
+        }
+        let store: SharedStore =
+            Arc::new(PostgresStore::connect(&config_for(pg.url())).await.unwrap());
+        store
+            .ingest("src", &[mention("a", "alice")], Some("1"), now())
+            .await
+            .unwrap();
+        pg.stop();
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            let err = store.ticket_count().await.expect_err("the server is gone");
+            assert!(err.is_transient(), "{err:?}");
+            let err = store
+                .ingest("src", &[mention("b", "bob")], Some("2"), now())
+                .await
+                .expect_err("the server is gone");
+            assert!(err.is_transient(), "{err:?}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+}
+
+pub async fn counts_from_two_handles_at_once_are_all_kept(place: &dyn Place) {
+    let store = with_tickets(place, &["a", "b", "c"]).await;
+    assert_eq!(
+        store.pending_job_count().await.unwrap(),
+        store.jobs().await.unwrap().len() as u64
+    );
+    let other = place.open_second(&store);
+    let mut counting = tokio::task::JoinSet::new();
+    for handle in [store.clone(), other] {
+        for _ in 0..4 {
+            let handle = handle.clone();
+            counting.spawn(async move {
+                for _ in 0..10 {
+                    handle.count_up("x:budget:2026-11-25", 1).await.unwrap();
+                }
+            });
+        }
+    }
+    while let Some(done) = counting.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(store.count_up("x:budget:2026-11-25", 0).await.unwrap(), 80);
+    // The count is the state's decimal text: what the X budget reads at start.
+    assert_eq!(
+        store.state("x:budget:2026-11-25").await.unwrap().as_deref(),
+        Some(&b"80"[..])
+    );
+    assert_eq!(store.count_up("fresh", 5).await.unwrap(), 5);
 }

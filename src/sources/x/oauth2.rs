@@ -122,7 +122,9 @@ impl X {
                     .and_then(|b| serde_json::from_slice::<StoredTokens>(&b).ok())
                     .filter(|t| t.origin == s.origin && t.refresh_token != known);
                 if let Some(newer) = stored {
-                    tracing::info!("X OAuth 2.0 tokens were refreshed by another replica; using them");
+                    tracing::info!(
+                        "X OAuth 2.0 tokens were refreshed by another replica; using them"
+                    );
                     *s = newer;
                     if s.access_token.is_some() {
                         return Ok(());

@@ -1,0 +1,1464 @@
+//! The store on PostgreSQL, for replicas sharing one database. Every method that writes
+//! runs in one transaction (READ COMMITTED), and a commit is durable when it returns
+//! (PostgreSQL's default `synchronous_commit`), so `flush` has nothing left to do.
+//!
+//! How concurrent replicas stay correct, per method:
+//! - `ingest` locks the `next_ticket` counter row (`FOR UPDATE`) first: intakes run one
+//!   at a time across replicas, each seeing what the one before committed, so a mention
+//!   two replicas bring at once is one ticket and one duplicate, and ticket numbers come
+//!   out 1, 2, 3… without gaps. The unique dedupe key is the backstop.
+//! - `act`, `transition`, `complete_with` and `report_lost_card` lock the ticket row
+//!   (`FOR UPDATE`) and judge the ticket as it is then: of two agents claiming at once
+//!   one wins and the other is judged on the claimed ticket. Whatever queues jobs for a
+//!   ticket holds that lock, so a ticket's jobs are numbered in the order its changes
+//!   commit (the head-of-lane rule relies on it). Across tickets, job ids come from one
+//!   sequence and may commit out of order: a sender reading pages sees a late one on
+//!   its next round.
+//! - `claim_jobs` picks the head job of each ticket lane in one statement, locking what
+//!   it takes with `FOR UPDATE SKIP LOCKED`, so two senders never take one job; claims
+//!   and leases are timed by the database's clock (`clock_timestamp()`), so clock skew
+//!   between replicas does not matter.
+//! - `defer`, `give_up`, `complete_with` lock the job row and leave it alone if another
+//!   sender claimed it since (a higher attempt count).
+//! - leases are one upsert each; a fenced handle's write takes a share lock on its
+//!   duty's lease row in its own transaction, so no new grant commits while it writes.
+//! - a transaction that fails on a serialization failure or deadlock (SQLSTATE 40001,
+//!   40P01) runs again, a few times.
+//!
+//! Records are stored as the JSON serde writes and read back exactly, except a job's
+//! `not_before`, a `timestamptz` column: PostgreSQL keeps microseconds.
+//!
+//! Logs and errors name the database by `PostgresConfig::describe` only, never the URL.
+
+mod schema;
+
+use crate::config::PostgresConfig;
+use crate::domain::intake::{self, Known};
+use crate::domain::routes::Routes;
+use crate::domain::{
+    apply_system, AuditEntry, CardRef, Effect, Mention, Note, SurfaceKind, SystemEvent, Ticket,
+    TicketId, Transition,
+};
+use crate::ports::{
+    ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState, SharedStore,
+    Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Object, Pool, PoolError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, Json, ToSql};
+use tokio_postgres::Row;
+
+use self::schema::plain;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Expired event ids removed per sighting, so pruning never stalls an inbound event.
+const PRUNE_PER_SIGHTING: i64 = 64;
+
+/// How often a transaction that lost a serialization race or a deadlock runs again.
+const RETRIES: u32 = 5;
+
+/// The longest claim or lease the database is asked for (a duration beyond this is
+/// "for ever" in practice, and keeps interval arithmetic in range).
+const LONGEST_HOLD_MICROS: i64 = 100 * 365 * 24 * 3600 * 1_000_000;
+
+/// The store in one PostgreSQL database: a pool of connections shared by every task of
+/// this replica (cloning shares it); other replicas have pools of their own on the same
+/// database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    /// The routes intake stamps new tickets with.
+    routes: Arc<Routes>,
+    /// Set on a fenced handle: its writes go under this lease.
+    fence: Option<Arc<Fence>>,
+}
+
+/// Run a transaction body again while it fails on a serialization failure or deadlock.
+macro_rules! retrying {
+    ($attempt:expr) => {{
+        let mut tries = 0u32;
+        loop {
+            match $attempt.await {
+                Err(e) if tries < RETRIES && is_retryable(&e) => {
+                    tries += 1;
+                    tracing::debug!(tries, "store transaction lost a race; running it again");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
+                        .await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+fn is_retryable(e: &StoreError) -> bool {
+    let StoreError::Backend(source) = e else {
+        return false;
+    };
+    source
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .is_some_and(|c| {
+            *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        })
+}
+
+/// Statement parameters.
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// The statements of [`Conn`] and [`Tx`]: each SQL text is prepared once per pooled
+/// connection and cached there.
+macro_rules! cached_statements {
+    () => {
+        async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.query(&statement, params).await?)
+        }
+
+        async fn query_opt(
+            &self,
+            sql: &str,
+            params: Params<'_>,
+        ) -> Result<Option<Row>, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.query_opt(&statement, params).await?)
+        }
+
+        async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.query_one(&statement, params).await?)
+        }
+
+        async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+            let statement = self.0.prepare_cached(sql).await?;
+            Ok(self.0.execute(&statement, params).await?)
+        }
+    };
+}
+
+/// A connection from the pool.
+struct Conn(Object);
+
+impl Conn {
+    cached_statements!();
+
+    async fn transaction(&mut self) -> Result<Tx<'_>, StoreError> {
+        Ok(Tx(self.0.transaction().await?))
+    }
+}
+
+/// A transaction: rolled back if dropped before [`Tx::commit`].
+struct Tx<'a>(deadpool_postgres::Transaction<'a>);
+
+impl Tx<'_> {
+    cached_statements!();
+
+    async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+/// What a ticket's judge decided: the transition to commit with the instant its jobs
+/// are queued at, nothing to do, or a refusal that writes nothing.
+type Decided<R> = Result<Option<(Transition, DateTime<Utc>)>, R>;
+
+/// What an outbox row's `body` holds: the parts of a job that never change.
+#[derive(Debug, Serialize, Deserialize)]
+struct QueuedJob {
+    effect: Effect,
+    created_at: DateTime<Utc>,
+}
+
+fn unreadable(what: impl Into<String>) -> StoreError {
+    StoreError::Backend(plain(what))
+}
+
+fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T, StoreError> {
+    Ok(row.try_get(idx)?)
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(row: &Row, idx: usize) -> Result<T, StoreError> {
+    let text: &str = get(row, idx)?;
+    Ok(serde_json::from_str(text)?)
+}
+
+/// An id as the database keeps it; `None`: beyond what it can hold (so it is not there).
+fn sql_id(id: u64) -> Option<i64> {
+    i64::try_from(id).ok()
+}
+
+fn id_of(row: &Row, idx: usize) -> Result<u64, StoreError> {
+    let id: i64 = get(row, idx)?;
+    u64::try_from(id).map_err(|_| unreadable(format!("a negative id ({id}) in the store")))
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros())
+        .unwrap_or(i64::MAX)
+        .min(LONGEST_HOLD_MICROS)
+}
+
+fn surface_key(surface: SurfaceKind) -> String {
+    format!("{surface:?}")
+}
+
+fn lost_cards_key(surface: SurfaceKind) -> String {
+    format!("cards_lost:{}", surface.label())
+}
+
+/// The columns [`job_of`] reads, in its order.
+const JOB_COLUMNS: &str = "id, ticket, body::text, attempts, not_before, last_error";
+
+fn job_of(row: &Row) -> Result<Job, StoreError> {
+    let queued: QueuedJob = json_of(row, 2)?;
+    let attempts: i32 = get(row, 3)?;
+    let last_error: Option<Vec<u8>> = get(row, 5)?;
+    Ok(Job {
+        id: id_of(row, 0)?,
+        ticket: TicketId(id_of(row, 1)?),
+        effect: queued.effect,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| unreadable(format!("a negative attempt count ({attempts})")))?,
+        not_before: get(row, 4)?,
+        created_at: queued.created_at,
+        last_error: last_error.map(|raw| String::from_utf8_lossy(&raw).into_owned()),
+    })
+}
+
+impl PostgresStore {
+    /// The store in the database `config` names: a pool of `pool_size` connections, the
+    /// schema migrated (see [`migrate`]). A database that cannot be reached, or refuses
+    /// the login, is [`StoreError::Open`]; one migrated by a newer release is
+    /// [`StoreError::SchemaTooNew`].
+    pub async fn connect(config: &PostgresConfig) -> Result<PostgresStore, StoreError> {
+        let pool = schema::pool(config)?;
+        schema::apply(&pool, config).await?;
+        Ok(PostgresStore {
+            pool,
+            routes: Arc::new(Routes::default()),
+            fence: None,
+        })
+    }
+
+    /// Stamp each new ticket with its route and first-response deadline from `routes`
+    /// (without: the default route's).
+    pub fn with_routes(mut self, routes: Routes) -> PostgresStore {
+        self.routes = Arc::new(routes);
+        self
+    }
+
+    /// `count_up` in one transaction: the row is locked by the upsert, so replicas
+    /// counting at once each see the other's count.
+    async fn count_up_once(&self, key: &str, by: u64) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        // Locks the row (or creates it), then reads what is there.
+        tx.execute(
+            "INSERT INTO state (key, value) VALUES ($1, '0') ON CONFLICT (key) DO NOTHING",
+            &[&key],
+        )
+        .await?;
+        let row = tx
+            .query_one("SELECT value FROM state WHERE key = $1 FOR UPDATE", &[&key])
+            .await?;
+        let old: Vec<u8> = get(&row, 0)?;
+        let count = std::str::from_utf8(&old)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .saturating_add(by);
+        tx.execute(
+            "UPDATE state SET value = $2 WHERE key = $1",
+            &[&key, &count.to_string().as_bytes()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// Write everything in `snap` into this database, which must hold no desk yet, in
+    /// one transaction (all or nothing): tickets keep their numbers, jobs their ids and
+    /// attempt counts, the audit log its order (`mentionbridge store copy`).
+    pub async fn import(&self, snap: &super::snapshot::Snapshot) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // No replica may start on it meanwhile: intake waits on this row.
+        tx.query_opt(
+            "SELECT value FROM counters WHERE name = 'next_ticket' FOR UPDATE",
+            &[],
+        )
+        .await?;
+        let held: i64 = get(
+            &tx.query_one(
+                "SELECT (SELECT count(*) FROM tickets) + (SELECT count(*) FROM outbox)
+                      + (SELECT count(*) FROM audit) + (SELECT count(*) FROM failed_jobs)",
+                &[],
+            )
+            .await?,
+            0,
+        )?;
+        if held > 0 {
+            return Err(StoreError::Backend(plain(
+                "the database already holds a desk (tickets, jobs or audit lines): copy into an empty one",
+            )));
+        }
+        let id = |n: u64| sql_id(n).ok_or_else(|| unreadable(format!("id {n} is out of range")));
+        for t in &snap.tickets {
+            tx.execute(
+                "INSERT INTO tickets (id, closed, body) VALUES ($1, $2, $3)",
+                &[&id(t.id.0)?, &t.is_closed(), &Json(t)],
+            )
+            .await?;
+        }
+        for (key, ticket) in &snap.dedupe {
+            tx.execute(
+                "INSERT INTO dedupe (key, ticket) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET ticket = EXCLUDED.ticket",
+                &[&key.as_bytes(), &id(ticket.0)?],
+            )
+            .await?;
+        }
+        for (source, cursor) in &snap.cursors {
+            tx.execute(
+                "INSERT INTO cursors (source, value) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value",
+                &[source, &cursor.as_bytes()],
+            )
+            .await?;
+        }
+        for (key, value) in &snap.state {
+            put_state(&tx, key, value).await?;
+        }
+        for (ticket, card) in &snap.cards {
+            let surface = surface_key(card.surface);
+            tx.execute(
+                "INSERT INTO cards (ticket, surface, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (ticket, surface) DO UPDATE SET body = EXCLUDED.body",
+                &[&id(ticket.0)?, &surface, &Json(card)],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO card_index (surface, channel, message_id, ticket) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (surface, channel, message_id) DO UPDATE SET ticket = EXCLUDED.ticket",
+                &[
+                    &surface,
+                    &card.channel.as_bytes(),
+                    &card.message_id.as_bytes(),
+                    &id(ticket.0)?,
+                ],
+            )
+            .await?;
+        }
+        for job in &snap.jobs {
+            let queued = QueuedJob {
+                effect: job.effect.clone(),
+                created_at: job.created_at,
+            };
+            let attempts = i32::try_from(job.attempts).unwrap_or(i32::MAX);
+            tx.execute(
+                "INSERT INTO outbox (id, ticket, lane, body, attempts, not_before, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &id(job.id)?,
+                    &id(job.ticket.0)?,
+                    &job.effect.lane().as_str(),
+                    &Json(&queued),
+                    &attempts,
+                    &job.not_before,
+                    &job.last_error.as_deref().map(str::as_bytes),
+                ],
+            )
+            .await?;
+        }
+        // New jobs are numbered after the copied ones, so queue order holds.
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence('outbox', 'id'),
+                           GREATEST((SELECT max(id) FROM outbox), 1))",
+            &[],
+        )
+        .await?;
+        for job in &snap.failed_jobs {
+            tx.execute(
+                "INSERT INTO failed_jobs (id, body) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+                &[&id(job.id)?, &Json(job)],
+            )
+            .await?;
+        }
+        for entry in &snap.audit {
+            append_audit(&tx, entry).await?;
+        }
+        for (source, event, at) in &snap.seen_events {
+            tx.execute(
+                "INSERT INTO seen_events (source, id, seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (source, id) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+                &[&source.as_bytes(), &event.as_bytes(), at],
+            )
+            .await?;
+        }
+        tx.execute(
+            "UPDATE counters SET value = $1 WHERE name = 'next_ticket'",
+            &[&id(snap.next_ticket.max(1))?],
+        )
+        .await?;
+        for (surface, lost) in &snap.cards_lost {
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&lost_cards_key(*surface), &id(*lost)?],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn client(&self) -> Result<Conn, StoreError> {
+        Ok(Conn(self.pool.get().await?))
+    }
+
+    /// On a fenced handle, refuse a write unless its lease is still the duty's grant,
+    /// keeping a share lock on the lease row until `tx` ends so no new grant commits
+    /// while this write does.
+    async fn check_fence(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let lease = fence.lease()?;
+        let row = tx
+            .query_opt(
+                "SELECT holder, token FROM leases WHERE duty = $1 FOR SHARE",
+                &[&lease.duty],
+            )
+            .await?;
+        if let Some(row) = row {
+            let holder: &str = get(&row, 0)?;
+            let token: i64 = get(&row, 1)?;
+            if holder == lease.holder && sql_id(lease.token) == Some(token) {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Fenced { duty: lease.duty })
+    }
+
+    /// Run `sql` in a transaction of its own (fenced like every write).
+    async fn write_once(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let n = tx.execute(sql, params).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn write(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        retrying!(self.write_once(sql, params))
+    }
+
+    async fn ingest_once(
+        &self,
+        source: &str,
+        mentions: &[Mention],
+        cursor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        // Intake runs one transaction at a time across replicas: this lock first.
+        let row = tx
+            .query_opt(
+                "SELECT value FROM counters WHERE name = 'next_ticket' FOR UPDATE",
+                &[],
+            )
+            .await?
+            .ok_or_else(|| unreadable("the ticket counter is missing"))?;
+        let first: i64 = get(&row, 0)?;
+        let mut next = u64::try_from(first)
+            .map_err(|_| unreadable(format!("the ticket counter is {first}")))?;
+        let mut done = Ingested::default();
+        for m in mentions {
+            let keys = m.dedupe_keys();
+            let raw_keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let seen = tx
+                .query_opt(
+                    "SELECT 1 FROM dedupe WHERE key = ANY($1) LIMIT 1",
+                    &[&raw_keys],
+                )
+                .await?
+                .is_some();
+            let parent = parent_of(&tx, m).await?;
+            let known = Known {
+                seen,
+                parent: parent.as_ref(),
+            };
+            let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
+            if done.record(&decided) {
+                next += 1;
+            }
+            if let Some(tr) = decided.transition() {
+                commit_transition(&tx, tr, now).await?;
+                remember_keys(&tx, &raw_keys, tr.ticket.id).await?;
+            }
+        }
+        if !done.new_tickets.is_empty() {
+            let next = sql_id(next).ok_or_else(|| unreadable("ticket numbers ran out"))?;
+            tx.execute(
+                "UPDATE counters SET value = $1 WHERE name = 'next_ticket'",
+                &[&next],
+            )
+            .await?;
+        }
+        if let Some(c) = cursor {
+            tx.execute(
+                "INSERT INTO cursors (source, value) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value",
+                &[&source, &c.as_bytes()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Judge ticket `id` as stored (locked until the commit) and commit the transition
+    /// `decide` returns, with the instant its jobs are queued at: the ticket committed
+    /// (`None`: nothing to do), or `decide`'s refusal (nothing written).
+    async fn judge_once<R>(
+        &self,
+        id: TicketId,
+        decide: &(dyn Fn(&Ticket) -> Decided<R> + Send + Sync),
+    ) -> Result<Result<Option<Ticket>, R>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let Some(ticket) = lock_ticket(&tx, id).await? else {
+            return Err(StoreError::NoSuchTicket(id));
+        };
+        let (tr, now) = match decide(&ticket) {
+            Err(r) => return Ok(Err(r)),
+            Ok(None) => return Ok(Ok(None)),
+            Ok(Some(decided)) => decided,
+        };
+        commit_transition(&tx, &tr, now).await?;
+        tx.commit().await?;
+        Ok(Ok(Some(tr.ticket)))
+    }
+
+    async fn queue_desk_job_once(
+        &self,
+        effect: &Effect,
+        state_key: &str,
+        state_value: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        enqueue(&tx, DESK_JOBS, effect, now).await?;
+        put_state(&tx, state_key, state_value).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_jobs_once(
+        &self,
+        claimant: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        hold_for: std::time::Duration,
+    ) -> Result<Claimed, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Heads: the oldest job of each ticket lane. Of those, the due ones nobody holds
+        // a live claim on, locked (skipping any another sender is taking right now).
+        let sql = format!(
+            "WITH heads AS (
+                 SELECT DISTINCT ON (ticket, lane) id FROM outbox ORDER BY ticket, lane, id
+             ), picked AS (
+                 SELECT o.id FROM outbox o JOIN heads h ON h.id = o.id
+                 WHERE (o.not_before IS NULL OR o.not_before <= $1)
+                   AND (o.claimed_until IS NULL OR o.claimed_until <= clock_timestamp())
+                 ORDER BY o.id
+                 LIMIT $2
+                 FOR UPDATE OF o SKIP LOCKED
+             )
+             UPDATE outbox SET attempts = outbox.attempts + 1,
+                               claimed_by = $3,
+                               claimed_until = clock_timestamp() + $4::bigint * interval '1 microsecond'
+             FROM picked WHERE outbox.id = picked.id
+             RETURNING {}",
+            JOB_COLUMNS
+                .split(", ")
+                .map(|c| format!("outbox.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = tx
+            .query(&sql, &[&now, &limit, &claimant, &micros(hold_for)])
+            .await?;
+        let mut jobs = rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|j| j.id);
+        let next_due: Option<DateTime<Utc>> = tx
+            .query_one(
+                "SELECT min(not_before) FROM (
+                     SELECT DISTINCT ON (ticket, lane) not_before, claimed_until
+                     FROM outbox ORDER BY ticket, lane, id
+                 ) heads
+                 WHERE not_before > $1
+                   AND (claimed_until IS NULL OR claimed_until <= clock_timestamp())",
+                &[&now],
+            )
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(Claimed { jobs, next_due })
+    }
+
+    async fn mark_started_once(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        for id in ids.iter().filter_map(|id| sql_id(*id)) {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn give_up_once(
+        &self,
+        job: &Job,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(id) = sql_id(job.id) else {
+            return Ok(());
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        if claimed_since(&tx, id, job).await? {
+            return Ok(());
+        }
+        tx.execute("DELETE FROM outbox WHERE id = $1", &[&id])
+            .await?;
+        let mut kept = job.clone();
+        kept.last_error = Some(reason.to_string());
+        tx.execute(
+            "INSERT INTO failed_jobs (id, body) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+            &[&id, &Json(&kept)],
+        )
+        .await?;
+        if job.ticket != DESK_JOBS {
+            append_audit(
+                &tx,
+                &AuditEntry::gave_up(job.ticket, now, job.attempts, reason),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_once(
+        &self,
+        job: &Job,
+        event: Option<&SystemEvent>,
+        more: &[Effect],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        if let Some(id) = sql_id(job.id) {
+            if claimed_since(&tx, id, job).await? {
+                return Ok(()); // another sender's now
+            }
+            tx.execute("DELETE FROM outbox WHERE id = $1", &[&id])
+                .await?;
+        }
+        // The ticket is locked before anything is queued for it, so its jobs are queued
+        // in the order its changes commit.
+        let ticket = lock_ticket(&tx, job.ticket).await?;
+        for effect in more {
+            enqueue(&tx, job.ticket, effect, now).await?;
+        }
+        if let Some(ev) = event {
+            let Some(ticket) = ticket else {
+                return Err(StoreError::NoSuchTicket(job.ticket));
+            };
+            if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
+                let keys = intake::post_keys(&ticket.mention, remote_id);
+                let raw_keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+                remember_keys(&tx, &raw_keys, ticket.id).await?;
+            }
+            let tr = apply_system(&ticket, ev.clone(), now);
+            commit_transition(&tx, &tr, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_card_once(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
+        let Some(id) = sql_id(ticket.0) else {
+            return Err(StoreError::NoSuchTicket(ticket));
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let surface = surface_key(card.surface);
+        tx.execute(
+            "INSERT INTO cards (ticket, surface, body) VALUES ($1, $2, $3)
+             ON CONFLICT (ticket, surface) DO UPDATE SET body = EXCLUDED.body",
+            &[&id, &surface, &Json(card)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO card_index (surface, channel, message_id, ticket) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (surface, channel, message_id) DO UPDATE SET ticket = EXCLUDED.ticket",
+            &[
+                &surface,
+                &card.channel.as_bytes(),
+                &card.message_id.as_bytes(),
+                &id,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn report_lost_card_once(
+        &self,
+        ticket: TicketId,
+        surface: SurfaceKind,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(id) = sql_id(ticket.0) else {
+            return Err(StoreError::NoSuchTicket(ticket));
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        lock_ticket(&tx, ticket).await?;
+        let key = surface_key(surface);
+        let removed = tx
+            .query_opt(
+                "DELETE FROM cards WHERE ticket = $1 AND surface = $2 RETURNING body::text",
+                &[&id, &key],
+            )
+            .await?;
+        if let Some(row) = removed {
+            let card: CardRef = json_of(&row, 0)?;
+            tx.execute(
+                "DELETE FROM card_index WHERE surface = $1 AND channel = $2 AND message_id = $3",
+                &[&key, &card.channel.as_bytes(), &card.message_id.as_bytes()],
+            )
+            .await?;
+        }
+        // Counted for `/metrics`, in the same transaction as the loss itself.
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+            &[&lost_cards_key(surface)],
+        )
+        .await?;
+        let note = Note::CardLost {
+            surface,
+            reason: reason.to_string(),
+        };
+        enqueue(&tx, ticket, &Effect::ThreadNote(note), now).await?;
+        append_audit(&tx, &AuditEntry::card_lost(ticket, now, surface, reason)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn first_delivery_once(
+        &self,
+        source: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let fresh_since = now - SEEN_EVENTS_FOR;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        // Of concurrent upserts of one id, the first commits; the others wait on its row
+        // and then find it fresh.
+        let first = tx
+            .query_opt(
+                "INSERT INTO seen_events (source, id, seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (source, id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+                 WHERE seen_events.seen_at < $4
+                 RETURNING 1",
+                &[&source.as_bytes(), &id.as_bytes(), &now, &fresh_since],
+            )
+            .await?
+            .is_some();
+        if first {
+            tx.execute(
+                "DELETE FROM seen_events WHERE (source, id) IN (
+                     SELECT source, id FROM seen_events WHERE seen_at < $1
+                     LIMIT $2 FOR UPDATE SKIP LOCKED
+                 )",
+                &[&fresh_since, &PRUNE_PER_SIGHTING],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    async fn append_audit_once(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        append_audit(&tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tickets_where(&self, sql: &str) -> Result<Vec<Ticket>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(sql, &[]).await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
+    async fn audit_where(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(sql, params).await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+}
+
+/// Apply every migration `config`'s database lacks (as [`PostgresStore::connect`] does
+/// first): the versions applied now, none if it was up to date. For
+/// `mentionbridge migrate`, run before a release rolls out.
+pub async fn migrate(config: &PostgresConfig) -> Result<Vec<i64>, StoreError> {
+    let pool = schema::pool(config)?;
+    schema::apply(&pool, config).await
+}
+
+/// Ticket `id`, locked for the rest of `tx`.
+async fn lock_ticket(tx: &Tx<'_>, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+    let Some(id) = sql_id(id.0) else {
+        return Ok(None);
+    };
+    tx.query_opt(
+        "SELECT body::text FROM tickets WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?
+    .map(|row| json_of(&row, 0))
+    .transpose()
+}
+
+/// Another sender claimed `job` since this one did (its row, locked, counts more
+/// attempts).
+async fn claimed_since(tx: &Tx<'_>, id: i64, job: &Job) -> Result<bool, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT attempts FROM outbox WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => {
+            let stored: i32 = get(&row, 0)?;
+            i64::from(stored) > i64::from(job.attempts)
+        }
+        None => false,
+    })
+}
+
+/// The ticket holding the post `m` answers, as far as the keys intake names find one,
+/// locked: a follow-up changes it.
+async fn parent_of(tx: &Tx<'_>, m: &Mention) -> Result<Option<Ticket>, StoreError> {
+    for k in intake::parent_keys(m) {
+        let row = tx
+            .query_opt("SELECT ticket FROM dedupe WHERE key = $1", &[&k.as_bytes()])
+            .await?;
+        if let Some(row) = row {
+            return lock_ticket(tx, TicketId(id_of(&row, 0)?)).await;
+        }
+    }
+    Ok(None)
+}
+
+async fn remember_keys(tx: &Tx<'_>, keys: &[&[u8]], ticket: TicketId) -> Result<(), StoreError> {
+    let id = sql_id(ticket.0).ok_or(StoreError::NoSuchTicket(ticket))?;
+    tx.execute(
+        "INSERT INTO dedupe (key, ticket) SELECT k, $2 FROM unnest($1::bytea[]) AS k
+         ON CONFLICT (key) DO UPDATE SET ticket = EXCLUDED.ticket",
+        &[&keys, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn put_state(tx: &Tx<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO state (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&key, &value],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn enqueue(
+    tx: &Tx<'_>,
+    ticket: TicketId,
+    effect: &Effect,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let id = sql_id(ticket.0).ok_or(StoreError::NoSuchTicket(ticket))?;
+    let queued = QueuedJob {
+        effect: effect.clone(),
+        created_at: now,
+    };
+    tx.execute(
+        "INSERT INTO outbox (ticket, lane, body) VALUES ($1, $2, $3)",
+        &[&id, &effect.lane().as_str(), &Json(&queued)],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn append_audit(tx: &Tx<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
+    let id = sql_id(entry.ticket.0).ok_or(StoreError::NoSuchTicket(entry.ticket))?;
+    tx.execute(
+        "INSERT INTO audit (ticket, body) VALUES ($1, $2)",
+        &[&id, &Json(entry)],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn commit_transition(
+    tx: &Tx<'_>,
+    tr: &Transition,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let id = sql_id(tr.ticket.id.0).ok_or(StoreError::NoSuchTicket(tr.ticket.id))?;
+    tx.execute(
+        "INSERT INTO tickets (id, closed, body) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET closed = EXCLUDED.closed, body = EXCLUDED.body",
+        &[&id, &tr.ticket.is_closed(), &Json(&tr.ticket)],
+    )
+    .await?;
+    for effect in &tr.effects {
+        enqueue(tx, tr.ticket.id, effect, now).await?;
+    }
+    append_audit(tx, &tr.audit).await
+}
+
+fn lease_state(row: &Row) -> Result<LeaseState, StoreError> {
+    Ok(LeaseState {
+        duty: get(row, 0)?,
+        holder: get(row, 1)?,
+        token: id_of(row, 2)?,
+        renewed_at: get(row, 3)?,
+        expires_at: get(row, 4)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    /// Every commit is durable when it returns (PostgreSQL's `synchronous_commit`, on by
+    /// default and assumed): nothing is left to flush.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT value FROM cursors WHERE source = $1", &[&source])
+            .await?;
+        row.map(|r| {
+            let raw: &[u8] = get(&r, 0)?;
+            Ok(String::from_utf8_lossy(raw).into_owned())
+        })
+        .transpose()
+    }
+
+    async fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT value FROM state WHERE key = $1", &[&key])
+            .await?;
+        row.map(|r| get(&r, 0)).transpose()
+    }
+
+    async fn set_state(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO state (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&key, &value],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn count_up(&self, key: &str, by: u64) -> Result<u64, StoreError> {
+        retrying!(self.count_up_once(key, by))
+    }
+
+    async fn first_delivery(
+        &self,
+        source: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        retrying!(self.first_delivery_once(source, id, now))
+    }
+
+    async fn seen_event_count(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = get(
+            &client
+                .query_one("SELECT count(*) FROM seen_events", &[])
+                .await?,
+            0,
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn ingest(
+        &self,
+        source: &str,
+        mentions: &[Mention],
+        cursor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested, StoreError> {
+        retrying!(self.ingest_once(source, mentions, cursor, now))
+    }
+
+    async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        let Some(id) = sql_id(id.0) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT body::text FROM tickets WHERE id = $1", &[&id])
+            .await?
+            .map(|r| json_of(&r, 0))
+            .transpose()
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.tickets_where("SELECT body::text FROM tickets WHERE NOT closed ORDER BY id")
+            .await
+    }
+
+    async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.tickets_where("SELECT body::text FROM tickets ORDER BY id")
+            .await
+    }
+
+    async fn ticket_count(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = get(
+            &client
+                .query_one("SELECT count(*) FROM tickets", &[])
+                .await?,
+            0,
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError> {
+        let decide = |ticket: &Ticket| -> Result<_, crate::domain::Rejection> {
+            let tr = judge(ticket)?;
+            let at = ticket.updated_at.max(tr.audit.at);
+            Ok(Some((tr, at)))
+        };
+        match retrying!(self.judge_once(id, &decide))? {
+            Ok(Some(t)) => Ok(Ok(t)),
+            Ok(None) => Err(unreadable("an accepted action wrote nothing")),
+            Err(r) => Ok(Err(r)),
+        }
+    }
+
+    async fn transition(
+        &self,
+        id: TicketId,
+        decide: &Decide<'_>,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let decide = |ticket: &Ticket| -> Result<_, std::convert::Infallible> {
+            Ok(decide(ticket).map(|tr| {
+                let at = tr.audit.at;
+                (tr, at)
+            }))
+        };
+        match retrying!(self.judge_once(id, &decide))? {
+            Ok(t) => Ok(t),
+            Err(never) => match never {},
+        }
+    }
+
+    async fn queue_desk_job(
+        &self,
+        effect: Effect,
+        state_key: &str,
+        state_value: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        retrying!(self.queue_desk_job_once(&effect, state_key, state_value, now))
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {JOB_COLUMNS} FROM outbox ORDER BY id"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(job_of).collect()
+    }
+
+    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let after = match after {
+            None => -1,
+            Some(id) => match sql_id(id) {
+                Some(id) => id,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {JOB_COLUMNS} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2"),
+                &[&after, &limit],
+            )
+            .await?;
+        rows.iter().map(job_of).collect()
+    }
+
+    async fn pending_job_count(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = get(
+            &client.query_one("SELECT count(*) FROM outbox", &[]).await?,
+            0,
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        let Some(id) = sql_id(id) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        client
+            .query_opt(
+                &format!("SELECT {JOB_COLUMNS} FROM outbox WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+            .map(|r| job_of(&r))
+            .transpose()
+    }
+
+    async fn claim_jobs(
+        &self,
+        claimant: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        hold_for: std::time::Duration,
+    ) -> Result<Claimed, StoreError> {
+        retrying!(self.claim_jobs_once(claimant, limit, now, hold_for))
+    }
+
+    async fn renew_claims(
+        &self,
+        claimant: &str,
+        hold_for: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "UPDATE outbox
+             SET claimed_until = clock_timestamp() + $2::bigint * interval '1 microsecond'
+             WHERE claimed_by = $1 AND claimed_until > clock_timestamp()",
+            &[&claimant, &micros(hold_for)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn holds_claim(
+        &self,
+        job: &Job,
+        claimant: &str,
+        hold_for: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let (Some(id), Ok(attempts)) = (sql_id(job.id), i32::try_from(job.attempts)) else {
+            return Ok(false);
+        };
+        let extended = self
+            .write(
+                "UPDATE outbox
+                 SET claimed_until = clock_timestamp() + $4::bigint * interval '1 microsecond'
+                 WHERE id = $1 AND claimed_by = $2 AND attempts = $3
+                   AND claimed_until > clock_timestamp()",
+                &[&id, &claimant, &attempts, &micros(hold_for)],
+            )
+            .await?;
+        Ok(extended == 1)
+    }
+
+    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
+        retrying!(self.mark_started_once(ids))
+    }
+
+    async fn defer(
+        &self,
+        job: &Job,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let Some(id) = sql_id(job.id) else {
+            return Ok(());
+        };
+        // Left alone if done (no row) or claimed by another sender since.
+        self.write(
+            "UPDATE outbox
+             SET not_before = $2, last_error = $3, claimed_by = NULL, claimed_until = NULL
+             WHERE id = $1 AND attempts <= $4::bigint",
+            &[
+                &id,
+                &not_before,
+                &error.as_bytes(),
+                &i64::from(job.attempts),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn give_up(&self, job: &Job, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        retrying!(self.give_up_once(job, reason, now))
+    }
+
+    async fn failed_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT body::text FROM failed_jobs ORDER BY id", &[])
+            .await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
+    async fn complete_with(
+        &self,
+        job: &Job,
+        event: Option<SystemEvent>,
+        more: &[Effect],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        retrying!(self.complete_once(job, event.as_ref(), more, now))
+    }
+
+    async fn save_card(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
+        retrying!(self.save_card_once(ticket, card))
+    }
+
+    async fn report_lost_card(
+        &self,
+        ticket: TicketId,
+        surface: SurfaceKind,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        retrying!(self.report_lost_card_once(ticket, surface, reason, now))
+    }
+
+    async fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM counters WHERE name = $1",
+                &[&lost_cards_key(surface)],
+            )
+            .await?;
+        row.map(|r| id_of(&r, 0))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
+    }
+
+    async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
+        let Some(id) = sql_id(ticket.0) else {
+            return Ok(Vec::new());
+        };
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body::text FROM cards WHERE ticket = $1 ORDER BY surface COLLATE \"C\"",
+                &[&id],
+            )
+            .await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
+    async fn ticket_by_card(
+        &self,
+        surface: SurfaceKind,
+        channel: &str,
+        message_id: &str,
+    ) -> Result<Option<TicketId>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT ticket FROM card_index
+                 WHERE surface = $1 AND channel = $2 AND message_id = $3",
+                &[
+                    &surface_key(surface),
+                    &channel.as_bytes(),
+                    &message_id.as_bytes(),
+                ],
+            )
+            .await?;
+        row.map(|r| id_of(&r, 0).map(TicketId)).transpose()
+    }
+
+    async fn acquire_lease(
+        &self,
+        duty: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        // A new grant (nobody, expired, or another holder's expired lease) takes the
+        // next token; the live holder asking again keeps its token, extended.
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO leases (duty, holder, token, renewed_at, expires_at)
+                 VALUES ($1, $2, 1, clock_timestamp(),
+                         clock_timestamp() + $3::bigint * interval '1 microsecond')
+                 ON CONFLICT (duty) DO UPDATE SET
+                     holder = EXCLUDED.holder,
+                     token = CASE
+                         WHEN leases.holder = EXCLUDED.holder
+                              AND leases.expires_at > clock_timestamp()
+                         THEN leases.token
+                         ELSE leases.token + 1
+                     END,
+                     renewed_at = EXCLUDED.renewed_at,
+                     expires_at = EXCLUDED.expires_at
+                 WHERE leases.expires_at <= clock_timestamp() OR leases.holder = EXCLUDED.holder
+                 RETURNING token",
+                &[&duty, &holder, &micros(ttl)],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(Lease {
+                duty: duty.to_string(),
+                holder: holder.to_string(),
+                token: id_of(&r, 0)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let Some(token) = sql_id(lease.token) else {
+            return Ok(false);
+        };
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE leases
+                 SET renewed_at = clock_timestamp(),
+                     expires_at = clock_timestamp() + $4::bigint * interval '1 microsecond'
+                 WHERE duty = $1 AND holder = $2 AND token = $3
+                   AND expires_at > clock_timestamp()",
+                &[&lease.duty, &lease.holder, &token, &micros(ttl)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let Some(token) = sql_id(lease.token) else {
+            return Ok(());
+        };
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE leases SET expires_at = 'epoch'
+                 WHERE duty = $1 AND holder = $2 AND token = $3",
+                &[&lease.duty, &lease.holder, &token],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<LeaseState>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT duty, holder, token, renewed_at, expires_at FROM leases
+                 ORDER BY duty COLLATE \"C\"",
+                &[],
+            )
+            .await?;
+        rows.iter().map(lease_state).collect()
+    }
+
+    fn fenced(&self, fence: Arc<Fence>) -> SharedStore {
+        let mut handle = self.clone();
+        handle.fence = Some(fence);
+        Arc::new(handle)
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        retrying!(self.append_audit_once(entry))
+    }
+
+    async fn audit_of(&self, ticket: TicketId) -> Result<Vec<AuditEntry>, StoreError> {
+        let Some(id) = sql_id(ticket.0) else {
+            return Ok(Vec::new());
+        };
+        self.audit_where(
+            "SELECT body::text FROM audit WHERE ticket = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await
+    }
+
+    async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_where("SELECT body::text FROM audit ORDER BY ticket, seq", &[])
+            .await
+    }
+}
