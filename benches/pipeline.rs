@@ -12,7 +12,8 @@
 //! over repeated SIGKILLs of the one holding the watcher.
 //!
 //! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`;
-//! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone.
+//! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone, `BENCH_ONLY=sled` the two
+//! in-process passes on sled, `BENCH_ONLY=memory` the bot in its own process.
 //! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
@@ -77,6 +78,13 @@ async fn main() {
         Ok("render") => return render_pass(),
         Ok("scheduler") => return scheduler_pass(n).await,
         Ok("postgres") => return postgres_passes(n).await,
+        Ok("memory") => return bot_process_pass(n).await,
+        Ok("sled") => {
+            println!("-- burst: {n} mentions appear on Mastodon at once");
+            in_process_pass(n, n, Duration::ZERO, SLED).await;
+            println!("-- steady: 1000 mentions at 100/s (10 every 100 ms)");
+            return in_process_pass(1000, 10, Duration::from_millis(100), SLED).await;
+        }
         _ => {}
     }
     println!("-- burst: {n} mentions appear on Mastodon at once");
@@ -525,7 +533,10 @@ async fn bot_process_pass(n: usize) {
         .env("B", slack.bot_token())
         .env("A", slack.app_token())
         .env("M", mastodon.token())
-        .env("MENTIONBRIDGE_LOG", "warn")
+        .env(
+            "MENTIONBRIDGE_LOG",
+            std::env::var("BENCH_BOT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// How long a duty's work may take to stop before it is dropped.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// This process among the replicas: its name, its store, how long its leases last,
 /// and what it holds now.
 #[derive(Clone)]
@@ -224,9 +227,17 @@ impl Replica {
         let mut tick = tokio::time::interval_at(renewed + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping = false;
+        let mut given_up_at = Instant::now();
         loop {
             tokio::select! {
                 ended = &mut work => return Ended::Returned(ended.failure()),
+                // Work that does not finish soon after the stop (a source sleeping out a
+                // platform's rate limit) is dropped: whatever it did is committed or not
+                // at all, and the next holder carries on from the store.
+                _ = tokio::time::sleep_until(given_up_at), if stopping => {
+                    tracing::info!(duty, "duty's work did not stop in time; dropped it");
+                    return Ended::Returned(None);
+                }
                 _ = tick.tick() => {
                     let started = Instant::now();
                     match self.store.renew_lease(lease, self.lease).await {
@@ -249,6 +260,7 @@ impl Replica {
                 }
                 _ = shutdown.changed(), if !stopping => {
                     stopping = true;
+                    given_up_at = Instant::now() + STOP_GRACE;
                     let _ = stop_tx.send(true);
                 }
             }
@@ -355,6 +367,37 @@ mod tests {
             .unwrap()
             .expect("released at shutdown");
         assert!(next.token > 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_ignores_the_stop_is_dropped_after_the_grace_and_the_duty_handed_over() {
+        let store: SharedStore = Arc::new(SledStore::temporary().unwrap());
+        let replica = Replica::new("a", store.clone(), Duration::from_secs(15));
+        let (fence, _) = replica.fence("watcher:slow");
+        let (tx, rx) = watch::channel(false);
+        let r = replica.clone();
+        let task = tokio::spawn(async move {
+            // A source sleeping out a rate limit: it never looks at its stop signal.
+            r.hold(
+                "watcher:slow",
+                fence,
+                |_stop| tokio::time::sleep(Duration::from_secs(3600)),
+                rx,
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(replica.duties()["watcher:slow"].held);
+        let asked = tokio::time::Instant::now();
+        tx.send(true).unwrap();
+        task.await.unwrap();
+        let took = asked.elapsed();
+        assert!(took >= STOP_GRACE && took < STOP_GRACE * 2, "{took:?}");
+        assert!(store
+            .acquire_lease("watcher:slow", "b", Duration::from_secs(15))
+            .await
+            .unwrap()
+            .is_some());
     }
 
     #[tokio::test]

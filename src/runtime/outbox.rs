@@ -30,6 +30,9 @@ use tokio::time::Instant;
 /// when the desk queues something).
 const IDLE: Duration = Duration::from_secs(30);
 
+/// How long one or two free send slots wait for more to free before they are filled.
+const TOP_UP_AFTER: Duration = Duration::from_millis(100);
+
 pub struct OutboxSender {
     store: SharedStore,
     surfaces: Vec<Arc<dyn Surface>>,
@@ -134,6 +137,10 @@ impl OutboxSender {
         let mut heartbeat = tokio::time::interval(self.config.claim_for / 3);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut look_at = Instant::now();
+        // Free slots are filled a few at a time (one claim and one flush for several
+        // sends), or after a short while when only one or two are free.
+        let top_up = (self.config.concurrency / 4).max(1);
+        let mut last_claim = Instant::now();
         loop {
             let stopping = *shutdown.borrow();
             if stopping && running.is_empty() {
@@ -141,7 +148,10 @@ impl OutboxSender {
                 return;
             }
             let free = self.config.concurrency.saturating_sub(running.len());
-            if !stopping && free > 0 && Instant::now() >= look_at {
+            let worth =
+                free >= top_up || running.is_empty() || last_claim.elapsed() >= TOP_UP_AFTER;
+            if !stopping && free > 0 && worth && Instant::now() >= look_at {
+                last_claim = Instant::now();
                 look_at = match self.claim(free).await {
                     Ok((batch, wait)) => {
                         let full = batch.len() == free;
@@ -166,6 +176,11 @@ impl OutboxSender {
                 };
                 continue;
             }
+            let wake_at = if worth {
+                look_at
+            } else {
+                look_at.max(last_claim + TOP_UP_AFTER)
+            };
             tokio::select! {
                 Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
                     self.finished(joined, &mut sending).await;
@@ -173,8 +188,12 @@ impl OutboxSender {
                     while let Some(joined) = running.try_join_next_with_id() {
                         self.finished(joined, &mut sending).await;
                     }
-                    if let Err(e) = self.store.flush().await {
-                        tracing::error!(error = %e, "outbox could not flush what it settled");
+                    // What was settled is flushed with the next claim (before that
+                    // claim's sends start); with nothing left running, now.
+                    if running.is_empty() {
+                        if let Err(e) = self.store.flush().await {
+                            tracing::error!(error = %e, "outbox could not flush what it settled");
+                        }
                     }
                     // The ticket's next job may be free to go now.
                     look_at = Instant::now();
@@ -185,7 +204,7 @@ impl OutboxSender {
                     }
                 }
                 _ = self.wake.notified() => look_at = Instant::now(),
-                _ = tokio::time::sleep_until(look_at), if !stopping && free > 0 => {}
+                _ = tokio::time::sleep_until(wake_at), if !stopping && free > 0 => {}
                 _ = shutdown.changed(), if !stopping => {}
             }
         }

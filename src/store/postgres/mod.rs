@@ -586,15 +586,19 @@ impl PostgresStore {
         let tx = client.transaction().await?;
         self.check_fence(&tx).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Heads: the oldest job of each ticket lane. Of those, the due ones nobody holds
-        // a live claim on, locked (skipping any another sender is taking right now).
+        // Walking the queue in id order (its primary key), take the due jobs nobody holds
+        // a live claim on that head their ticket lane (no older job in it: the lanes
+        // index answers that), locked, skipping any another sender is taking right now.
+        // The walk stops after `limit`, so its cost follows the claims, not the queue.
         let sql = format!(
-            "WITH heads AS (
-                 SELECT DISTINCT ON (ticket, lane) id FROM outbox ORDER BY ticket, lane, id
-             ), picked AS (
-                 SELECT o.id FROM outbox o JOIN heads h ON h.id = o.id
+            "WITH picked AS (
+                 SELECT o.id FROM outbox o
                  WHERE (o.not_before IS NULL OR o.not_before <= $1)
                    AND (o.claimed_until IS NULL OR o.claimed_until <= clock_timestamp())
+                   AND NOT EXISTS (
+                       SELECT 1 FROM outbox e
+                       WHERE e.ticket = o.ticket AND e.lane = o.lane AND e.id < o.id
+                   )
                  ORDER BY o.id
                  LIMIT $2
                  FOR UPDATE OF o SKIP LOCKED
@@ -615,18 +619,25 @@ impl PostgresStore {
             .await?;
         let mut jobs = rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|j| j.id);
-        let next_due: Option<DateTime<Utc>> = tx
-            .query_one(
-                "SELECT min(not_before) FROM (
-                     SELECT DISTINCT ON (ticket, lane) not_before, claimed_until
-                     FROM outbox ORDER BY ticket, lane, id
-                 ) heads
-                 WHERE not_before > $1
-                   AND (claimed_until IS NULL OR claimed_until <= clock_timestamp())",
-                &[&now],
-            )
-            .await?
-            .try_get(0)?;
+        // Only a sender with room to spare asks when the next deferred head comes due
+        // (deferred jobs are few: the partial index holds only them).
+        let next_due: Option<DateTime<Utc>> =
+            if jobs.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
+                tx.query_one(
+                    "SELECT min(o.not_before) FROM outbox o
+                 WHERE o.not_before > $1
+                   AND (o.claimed_until IS NULL OR o.claimed_until <= clock_timestamp())
+                   AND NOT EXISTS (
+                       SELECT 1 FROM outbox e
+                       WHERE e.ticket = o.ticket AND e.lane = o.lane AND e.id < o.id
+                   )",
+                    &[&now],
+                )
+                .await?
+                .try_get(0)?
+            } else {
+                None
+            };
         tx.commit().await?;
         Ok(Claimed { jobs, next_due })
     }

@@ -11,11 +11,18 @@ use tokio_postgres::config::SslMode;
 /// The schema versions this binary knows, oldest first: applied in order, each once.
 /// Files are only ever added; a migration never drops or rewrites what a running replica
 /// of the previous release reads.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox_deferred",
+        include_str!("../../../migrations/0002_outbox_deferred.sql"),
+    ),
+];
 
 /// The advisory lock migrations run under ("mbschema"), so replicas starting together
 /// migrate one after the other (the later ones find nothing left to do).
