@@ -13,7 +13,8 @@
 //!
 //! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`;
 //! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone, `BENCH_ONLY=sled` the two
-//! in-process passes on sled, `BENCH_ONLY=memory` the bot in its own process.
+//! in-process passes on sled, `BENCH_ONLY=memory` the bot in its own process,
+//! `BENCH_ONLY=failover` the failover pass alone.
 //! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
@@ -79,6 +80,7 @@ async fn main() {
         Ok("scheduler") => return scheduler_pass(n).await,
         Ok("postgres") => return postgres_passes(n).await,
         Ok("memory") => return bot_process_pass(n).await,
+        Ok("failover") => return failover_pass(&postgres::Postgres::start(), 10, 5).await,
         Ok("sled") => {
             println!("-- burst: {n} mentions appear on Mastodon at once");
             in_process_pass(n, n, Duration::ZERO, SLED).await;
@@ -152,8 +154,10 @@ async fn postgres_passes(n: usize) {
         println!("-- postgres outbox: {n} card jobs, {senders} sender(s) sharing the queue");
         outbox_pass(&pg.fresh_database(), n, senders).await;
     }
-    println!("-- postgres failover: two replica processes, the watcher's holder SIGKILLed 5 times");
-    failover_pass(&pg, 5, 5).await;
+    println!(
+        "-- postgres failover: two replica processes, the watcher's holder SIGKILLed 10 times"
+    );
+    failover_pass(&pg, 10, 5).await;
 }
 
 /// `n` card jobs already queued in PostgreSQL, sent by `senders` outbox senders, each
@@ -272,6 +276,13 @@ async fn failover_pass(pg: &postgres::Postgres, kills: usize, lease_secs: u64) {
         while slack.open_connections() < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // At a moment unrelated to the holder's renewals: somewhere within one lease.
+        let jitter = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64
+            % (lease_secs * 1000);
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
         let cards_before = slack.messages("C0SUPPORT").len();
         let at = bots.iter().position(|b| b.id() == Some(holder)).unwrap();
         let mut dead = bots.remove(at);
