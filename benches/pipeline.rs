@@ -83,16 +83,16 @@ async fn main() {
         Ok("failover") => return failover_pass(&postgres::Postgres::start(), 10, 5).await,
         Ok("sled") => {
             println!("-- burst: {n} mentions appear on Mastodon at once");
-            in_process_pass(n, n, Duration::ZERO, SLED).await;
+            in_process_pass(n, n, Duration::ZERO, SLED, "").await;
             println!("-- steady: 1000 mentions at 100/s (10 every 100 ms)");
-            return in_process_pass(1000, 10, Duration::from_millis(100), SLED).await;
+            return in_process_pass(1000, 10, Duration::from_millis(100), SLED, "").await;
         }
         _ => {}
     }
     println!("-- burst: {n} mentions appear on Mastodon at once");
-    in_process_pass(n, n, Duration::ZERO, SLED).await;
+    in_process_pass(n, n, Duration::ZERO, SLED, "").await;
     println!("-- steady: 1000 mentions at 100/s (10 every 100 ms)");
-    in_process_pass(1000, 10, Duration::from_millis(100), SLED).await;
+    in_process_pass(1000, 10, Duration::from_millis(100), SLED, "").await;
     println!("-- memory: {n} mentions at once, the bot in its own process");
     bot_process_pass(n).await;
     println!("-- scheduler: SLA rounds over {n} open tickets");
@@ -143,13 +143,17 @@ fn pg_store(lease_secs: u64) -> String {
 
 async fn postgres_passes(n: usize) {
     let pg = postgres::Postgres::start();
-    let url = pg.fresh_database();
-    std::env::set_var("DBURL", &url);
     println!("-- postgres burst: {n} mentions appear on Mastodon at once");
-    in_process_pass(n, n, Duration::ZERO, &pg_store(15)).await;
+    in_process_pass(n, n, Duration::ZERO, &pg_store(15), &pg.fresh_database()).await;
     println!("-- postgres steady: 1000 mentions at 100/s (10 every 100 ms)");
-    std::env::set_var("DBURL", pg.fresh_database());
-    in_process_pass(1000, 10, Duration::from_millis(100), &pg_store(15)).await;
+    in_process_pass(
+        1000,
+        10,
+        Duration::from_millis(100),
+        &pg_store(15),
+        &pg.fresh_database(),
+    )
+    .await;
     for senders in 1..=3 {
         println!("-- postgres outbox: {n} card jobs, {senders} sender(s) sharing the queue");
         outbox_pass(&pg.fresh_database(), n, senders).await;
@@ -167,17 +171,7 @@ async fn outbox_pass(url: &str, n: usize, senders: usize) {
     let slack = FakeSlack::start().await;
     let mastodon = FakeMastodon::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let tokens: HashMap<&str, String> = HashMap::from([
-        ("B", slack.bot_token().to_string()),
-        ("A", slack.app_token().to_string()),
-        ("M", mastodon.token().to_string()),
-        ("DBURL", url.to_string()),
-    ]);
-    let text = bench_config(&slack, &mastodon).replace(SLED, &pg_store(15));
-    let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| {
-        tokens.get(v).cloned()
-    })
-    .expect("bench config");
+    let config = parsed_config(&slack, &mastodon, &pg_store(15), url, dir.path());
     let store = mentionbridge::store::open(&config.store, config.routes.clone())
         .await
         .unwrap();
@@ -413,21 +407,12 @@ async fn scheduler_pass(n: usize) {
 }
 
 /// The real watcher, store and outbox sender in this process, against in-process fakes.
-async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str) {
+/// `store` is the `[store]` section; `db_url` what `${DBURL}` in it stands for.
+async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str, db_url: &str) {
     let mastodon = FakeMastodon::start().await;
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let text = bench_config(&slack, &mastodon).replace(SLED, store);
-    let tokens: HashMap<&str, String> = HashMap::from([
-        ("B", slack.bot_token().to_string()),
-        ("A", slack.app_token().to_string()),
-        ("M", mastodon.token().to_string()),
-        ("DBURL", std::env::var("DBURL").unwrap_or_default()),
-    ]);
-    let config = Config::parse(&dir.path().join("bench.toml"), &text, &|v| {
-        tokens.get(v).cloned()
-    })
-    .expect("bench config");
+    let config = parsed_config(&slack, &mastodon, store, db_url, dir.path());
 
     let store = mentionbridge::store::open(&config.store, config.routes.clone())
         .await
@@ -569,6 +554,26 @@ async fn bot_process_pass(n: usize) {
         .status();
     let _ = bot.wait().await;
     println!("bot as its own process: {n} cards in {secs:.2} s; peak RSS {rss:.1} MiB");
+}
+
+/// [`bench_config`] with `store` as its `[store]` section, parsed with the fakes' tokens
+/// and `db_url` for `${DBURL}`.
+fn parsed_config(
+    slack: &FakeSlack,
+    mastodon: &FakeMastodon,
+    store: &str,
+    db_url: &str,
+    dir: &std::path::Path,
+) -> Config {
+    let text = bench_config(slack, mastodon).replace(SLED, store);
+    let tokens: HashMap<&str, String> = HashMap::from([
+        ("B", slack.bot_token().to_string()),
+        ("A", slack.app_token().to_string()),
+        ("M", mastodon.token().to_string()),
+        ("DBURL", db_url.to_string()),
+    ]);
+    Config::parse(&dir.join("bench.toml"), &text, &|v| tokens.get(v).cloned())
+        .expect("bench config")
 }
 
 /// The config both passes use: Socket Mode against the fakes, secrets from B, A and M.

@@ -688,25 +688,19 @@ impl Config {
                 message: e.message().trim().to_string(),
             }
         };
+        /// The file with every other section ignored, so errors in `[store]` keep their
+        /// place in the file.
         #[derive(Deserialize)]
         struct OnlyStore {
-            store: RawStore,
+            store: Option<RawStore>,
         }
-        let table: toml::Table = toml::from_str(&text).map_err(syntax)?;
-        let only: OnlyStore = match table.get("store") {
-            Some(store) => {
-                let mut t = toml::Table::new();
-                t.insert("store".into(), store.clone());
-                toml::from_str(&toml::to_string(&t).unwrap_or_default()).map_err(syntax)?
-            }
-            None => {
-                return Err(ConfigError::Invalid(vec![Problem {
-                    path: shown,
-                    line: None,
-                    key: "store".into(),
-                    message: "missing: expected a [store] section".into(),
-                }]))
-            }
+        let Some(store) = toml::from_str::<OnlyStore>(&text).map_err(syntax)?.store else {
+            return Err(ConfigError::Invalid(vec![Problem {
+                path: shown,
+                line: None,
+                key: "store".into(),
+                message: "missing: expected a [store] section".into(),
+            }]));
         };
         let env = |var: &str| std::env::var(var).ok();
         let mut v = Validator {
@@ -717,7 +711,7 @@ impl Config {
             missing: BTreeSet::new(),
             agents_on: (false, false),
         };
-        let (store, _) = v.store(&only.store, path);
+        let (store, _) = v.store(&store, path);
         v.finish(store)
     }
 
@@ -2072,6 +2066,28 @@ access_token = "${MASTODON_TOKEN}"
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_store_alone_is_read_for_operator_commands_with_mistakes_at_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot-config.toml");
+        let text = with_store("[store]\npath = \"data/bot.sled\"\npool_size = \"many\"\n");
+        std::fs::write(&path, &text).unwrap();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("pool_size"))
+            .unwrap()
+            + 1;
+        let err = Config::store_of(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("bot-config.toml:{line}:")), "{err}");
+        std::fs::write(&path, GOOD).unwrap();
+        assert_eq!(
+            Config::store_of(&path).unwrap(),
+            StoreConfig::Sled {
+                path: dir.path().join("data/bot.sled")
+            }
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = crate::store::open(&config.store, config.routes.clone()).await?;
     let platforms = crate::sources::connect_all(&config, &store).await?;
     // Duties run on one replica at a time, under leases in the store.
-    let replica = Replica::new(Replica::default_name(), store.clone(), config.lease);
+    let replica = Replica::new(crate::wire::instance::name(), store.clone(), config.lease);
     tracing::info!(replica = %replica.name(), store = %config.store.describe(), "starting");
 
     let wake = Arc::new(Notify::new());

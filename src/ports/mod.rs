@@ -19,7 +19,7 @@ pub use desk::{ActError, AgentDesk, StoreFailure};
 pub use intake::{Intake, Received};
 pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
 pub use store::{
-    ActOutcome, BackendError, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState,
-    SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, BackendError, Claimed, Decide, Fence, Ingested, Job, Judge, Lease,
+    LeaseState, SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::Surface;

@@ -93,10 +93,6 @@ impl Fence {
         })
     }
 
-    pub fn duty(&self) -> &str {
-        &self.duty
-    }
-
     pub fn set(&self, lease: Option<Lease>) {
         *self.current.lock().expect("fence lock") = lease;
     }
@@ -135,6 +131,14 @@ pub struct Job {
     pub not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
+}
+
+/// A counter kept by [`Store::count_up`] (decimal text in state), read back: absent or
+/// unreadable, 0.
+pub fn count_of(raw: Option<&[u8]>) -> u64 {
+    raw.and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// What an ingest did with a batch of mentions.
@@ -285,10 +289,6 @@ pub trait Store: Send + Sync {
     /// Every pending job in the order it was queued.
     async fn jobs(&self) -> Result<Vec<Job>, StoreError>;
 
-    /// Up to `limit` pending jobs queued after job `after` (from the start: `None`), in
-    /// queue order: the sender reads a page at a time and stops once its batch is full.
-    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError>;
-
     async fn job(&self, id: u64) -> Result<Option<Job>, StoreError>;
 
     /// How many jobs are pending (the outbox's depth), without reading them.
@@ -298,8 +298,8 @@ pub trait Store: Send + Sync {
     /// ticket's lane ([`crate::domain::Lane`]) only the oldest pending job is a
     /// candidate, so a ticket's effects run in order whoever sends them; a candidate is
     /// taken if it is due (`not_before` at or before `now`) and nobody holds a live claim
-    /// on it. A taken job's attempt count grows by one (as [`Store::mark_started`]) and
-    /// it is claimed for `hold_for` (measured by the store's clock): no other sender
+    /// on it. A taken job's attempt count grows by one — the send may happen from then
+    /// on, so after a crash its executor knows to look first — and it is claimed for `hold_for` (measured by the store's clock): no other sender
     /// takes it until then, unless the claim is released ([`Store::defer`]). A sender
     /// that dies leaves its claims to expire, and the next claimant sees, by the attempt
     /// count, that it must look before it acts. Durable after `flush`.
@@ -328,11 +328,6 @@ pub trait Store: Send + Sync {
         claimant: &str,
         hold_for: std::time::Duration,
     ) -> Result<bool, StoreError>;
-
-    /// Record that sends are about to start: each job's attempt count grows by one, so
-    /// after a crash its executor knows the effect may have happened. The caller flushes
-    /// before it calls out. Unknown ids are skipped.
-    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError>;
 
     /// A send failed for now: the job waits until `not_before` (pending, not due), with
     /// `error` kept on it, and its claim is released. An unknown (done) job, or one

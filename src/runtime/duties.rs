@@ -8,7 +8,7 @@
 //!
 //! With the embedded store there is one process, and every duty is granted at once.
 
-use crate::ports::{Fence, Lease, SharedStore, StoreError};
+use crate::ports::{Fence, Lease, SharedStore};
 pub use crate::runtime::supervisor::Ended as Finished;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -80,26 +80,8 @@ impl Replica {
         }
     }
 
-    /// A name no other process shares: the host, the process id and the start time.
-    pub fn default_name() -> String {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "host".to_string());
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        format!("{host}-{}-{started:x}", std::process::id())
-    }
-
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    pub fn lease(&self) -> Duration {
-        self.lease
     }
 
     /// Every duty this replica runs for, and its state now.
@@ -283,11 +265,6 @@ async fn wait(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     *shutdown.borrow()
 }
 
-/// Whether a store error means this replica lost its duty (it stops, nothing retried).
-pub fn is_fenced(e: &StoreError) -> bool {
-    matches!(e, StoreError::Fenced { .. })
-}
-
 /// The duties' lines for `/metrics`.
 pub fn exposition(replica: &Replica) -> String {
     use std::fmt::Write;
@@ -317,6 +294,7 @@ pub fn exposition(replica: &Replica) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::StoreError;
     use crate::store::SledStore;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -420,9 +398,12 @@ mod tests {
             .unwrap()
             .unwrap();
         let refused = fenced.set_state("k", b"2").await.unwrap_err();
-        assert!(is_fenced(&refused), "{refused}");
+        assert!(matches!(refused, StoreError::Fenced { .. }), "{refused}");
         assert_eq!(store.state("k").await.unwrap().as_deref(), Some(&b"1"[..]));
         fence.set(None);
-        assert!(is_fenced(&fenced.set_state("k", b"3").await.unwrap_err()));
+        assert!(matches!(
+            fenced.set_state("k", b"3").await.unwrap_err(),
+            StoreError::Fenced { .. }
+        ));
     }
 }

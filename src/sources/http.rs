@@ -174,14 +174,7 @@ pub async fn exclusively<T, F>(
 where
     F: std::future::Future<Output = Result<T, DeliveryError>>,
 {
-    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let holder = HOLDER.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!("{}-{started:x}", std::process::id())
-    });
+    let holder = crate::wire::instance::name();
     let hold = Duration::from_secs(30);
     let give_up_at = Instant::now() + for_at_most;
     let lease = loop {

@@ -11,8 +11,8 @@ use crate::domain::{
     Ticket, TicketId, Transition,
 };
 use crate::ports::{
-    ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState, SharedStore,
-    Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState,
+    SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
@@ -325,15 +325,10 @@ impl Store for SledStore {
 
     async fn count_up(&self, key: &str, by: u64) -> Result<u64, StoreError> {
         self.check_fence()?;
-        let read = |raw: Option<&[u8]>| {
-            raw.and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
         let updated = self.state.update_and_fetch(key, |old| {
-            Some(read(old).saturating_add(by).to_string().into_bytes())
+            Some(count_of(old).saturating_add(by).to_string().into_bytes())
         })?;
-        Ok(read(updated.as_deref()))
+        Ok(count_of(updated.as_deref()))
     }
 
     async fn first_delivery(
@@ -500,19 +495,6 @@ impl Store for SledStore {
         self.outbox.iter().values().map(|v| dec(&v?)).collect()
     }
 
-    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let from = match after {
-            Some(id) => std::ops::Bound::Excluded(key(id)),
-            None => std::ops::Bound::Unbounded,
-        };
-        self.outbox
-            .range((from, std::ops::Bound::Unbounded))
-            .values()
-            .take(limit)
-            .map(|v| dec(&v?))
-            .collect()
-    }
-
     async fn pending_job_count(&self) -> Result<u64, StoreError> {
         Ok(self.outbox.len() as u64)
     }
@@ -607,21 +589,6 @@ impl Store for SledStore {
             ),
         );
         Ok(true)
-    }
-
-    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
-        self.check_fence()?;
-        let result = self.outbox.transaction(|outbox| {
-            for id in ids {
-                if let Some(raw) = outbox.get(key(*id))? {
-                    let mut job: Job = tx_dec(&raw)?;
-                    job.attempts += 1;
-                    outbox.insert(&key(*id), enc(&job))?;
-                }
-            }
-            Ok(())
-        });
-        finish(result)
     }
 
     async fn defer(

@@ -56,7 +56,7 @@ impl Drop for LogsOnFailure {
 }
 
 /// Who holds each duty now, by the process id in the holder's name (see
-/// `Replica::default_name`: host-pid-start), among live leases.
+/// `wire::instance::name`: host-pid-start), among live leases.
 fn holders(pg: &Postgres, db: &str) -> BTreeMap<String, u32> {
     let out = pg.psql_in(
         db,

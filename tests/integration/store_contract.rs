@@ -96,7 +96,7 @@ macro_rules! store_contract {
                 a_cursor_moves_with_its_batch_or_not_at_all,
                 of_many_simultaneous_claims_exactly_one_wins,
                 a_rejected_action_writes_nothing,
-                jobs_come_out_in_queue_order_a_page_at_a_time,
+                jobs_come_out_in_queue_order,
                 a_started_job_is_marked_maybe_sent_and_a_deferred_one_waits,
                 completing_a_job_twice_is_harmless,
                 a_job_given_up_on_is_kept_and_written_in_the_audit_trail,
@@ -485,31 +485,28 @@ pub async fn a_rejected_action_writes_nothing(place: &dyn Place) {
 
 // -- the outbox ----------------------------------------------------------------------------
 
-pub async fn jobs_come_out_in_queue_order_a_page_at_a_time(place: &dyn Place) {
+pub async fn jobs_come_out_in_queue_order(place: &dyn Place) {
     let store = with_tickets(place, &["a", "b", "c", "d", "e"]).await;
     let all = store.jobs().await.unwrap();
     let tickets: Vec<u64> = all.iter().map(|j| j.ticket.0).collect();
     assert_eq!(tickets, [1, 2, 3, 4, 5], "in the order they were queued");
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
-    let mut paged = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.pending_jobs(after, 2).await.unwrap();
-        assert!(page.len() <= 2);
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        paged.extend(page);
-    }
-    assert_eq!(paged, all);
+    assert_eq!(store.pending_job_count().await.unwrap(), all.len() as u64);
     assert_eq!(store.job(all[2].id).await.unwrap().as_ref(), Some(&all[2]));
 }
 
 pub async fn a_started_job_is_marked_maybe_sent_and_a_deferred_one_waits(place: &dyn Place) {
     let store = with_tickets(place, &["a", "b"]).await;
     let jobs = store.jobs().await.unwrap();
-    store.mark_started(&[jobs[0].id, 999_999]).await.unwrap();
+    let claimed = store
+        .claim_jobs("sender", 1, now(), std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.jobs.len(), 1);
+    assert_eq!(claimed.jobs[0].id, jobs[0].id);
     let started = store.job(jobs[0].id).await.unwrap().unwrap();
     assert_eq!(started.attempts, 1);
+    assert_eq!(claimed.jobs[0], started);
     assert_eq!(store.job(jobs[1].id).await.unwrap().unwrap().attempts, 0);
     let until = now() + Duration::minutes(10);
     store
@@ -533,9 +530,16 @@ pub async fn a_started_job_is_marked_maybe_sent_and_a_deferred_one_waits(place: 
 
 pub async fn completing_a_job_twice_is_harmless(place: &dyn Place) {
     let store = with_tickets(place, &["a"]).await;
-    let mut publish = ana_replies(&store).await;
-    store.mark_started(&[publish.id]).await.unwrap();
-    publish.attempts = 1;
+    let queued = ana_replies(&store).await;
+    let publish = store
+        .claim_jobs("sender", 10, now(), std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .find(|j| j.id == queued.id)
+        .expect("the reply's job is its lane's head");
+    assert_eq!(publish.attempts, 1);
     let published = SystemEvent::ReplyPublished {
         seq: 1,
         remote_id: "99".into(),
@@ -574,9 +578,14 @@ pub async fn completing_a_job_twice_is_harmless(place: &dyn Place) {
 
 pub async fn a_job_given_up_on_is_kept_and_written_in_the_audit_trail(place: &dyn Place) {
     let store = with_tickets(place, &["a"]).await;
-    let mut job = store.jobs().await.unwrap().remove(0);
-    store.mark_started(&[job.id]).await.unwrap();
-    job.attempts = 1;
+    let queued = store.jobs().await.unwrap().remove(0);
+    let job = store
+        .claim_jobs("sender", 1, now(), std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!((job.id, job.attempts), (queued.id, 1));
     store
         .give_up(&job, "channel_not_found", now())
         .await

@@ -116,14 +116,8 @@ fn budget_key(day: NaiveDate) -> String {
 }
 
 pub(super) async fn read_count(store: &dyn Store, day: NaiveDate) -> u32 {
-    store
-        .state(&budget_key(day))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    let stored = store.state(&budget_key(day)).await.ok().flatten();
+    u32::try_from(crate::ports::count_of(stored.as_deref())).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -277,11 +277,7 @@ impl PostgresStore {
             .query_one("SELECT value FROM state WHERE key = $1 FOR UPDATE", &[&key])
             .await?;
         let old: Vec<u8> = get(&row, 0)?;
-        let count = std::str::from_utf8(&old)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            .saturating_add(by);
+        let count = crate::ports::count_of(Some(&old)).saturating_add(by);
         tx.execute(
             "UPDATE state SET value = $2 WHERE key = $1",
             &[&key, &count.to_string().as_bytes()],
@@ -640,21 +636,6 @@ impl PostgresStore {
             };
         tx.commit().await?;
         Ok(Claimed { jobs, next_due })
-    }
-
-    async fn mark_started_once(&self, ids: &[u64]) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        self.check_fence(&tx).await?;
-        for id in ids.iter().filter_map(|id| sql_id(*id)) {
-            tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn give_up_once(
@@ -1157,25 +1138,6 @@ impl Store for PostgresStore {
         rows.iter().map(job_of).collect()
     }
 
-    async fn pending_jobs(&self, after: Option<u64>, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let after = match after {
-            None => -1,
-            Some(id) => match sql_id(id) {
-                Some(id) => id,
-                None => return Ok(Vec::new()),
-            },
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!("SELECT {JOB_COLUMNS} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2"),
-                &[&after, &limit],
-            )
-            .await?;
-        rows.iter().map(job_of).collect()
-    }
-
     async fn pending_job_count(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = get(
@@ -1244,10 +1206,6 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(extended == 1)
-    }
-
-    async fn mark_started(&self, ids: &[u64]) -> Result<(), StoreError> {
-        retrying!(self.mark_started_once(ids))
     }
 
     async fn defer(
