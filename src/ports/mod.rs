@@ -17,7 +17,9 @@ pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
 pub use desk::{ActError, AgentDesk, StoreFailure};
 pub use intake::{Intake, Received};
-pub use source::{Batch, Published, Publisher, ReplyRequest, Source};
+pub use source::{
+    Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
+};
 pub use store::{
     count_of, ActOutcome, BackendError, Claimed, Decide, Fence, Ingested, Job, Judge, Lease,
     LeaseState, SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
