@@ -64,6 +64,8 @@ pub struct Metrics {
     pub health: Health,
     /// This replica's name and the duties it holds.
     pub replica: crate::runtime::duties::Replica,
+    /// How each source this replica watches is read: streamed or polled, and why.
+    pub sources: crate::runtime::watcher::Modes,
 }
 
 /// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
@@ -119,6 +121,7 @@ async fn healthz(State(metrics): State<Metrics>) -> Response {
         "components": components,
         "replica": metrics.replica.name(),
         "duties": metrics.replica.duties(),
+        "sources": metrics.sources.snapshot(),
         "outbox_depth": depth.as_ref().ok(),
         "store": match &depth {
             Ok(_) => "reachable".to_string(),
@@ -162,6 +165,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
             ));
             text.push_str(&cards_lost_exposition(store.as_ref()).await);
             text.push_str(&crate::runtime::duties::exposition(&metrics.replica));
+            text.push_str(&metrics.sources.exposition());
             if let Ok(depth) = store.pending_job_count().await {
                 text.push_str(&format!(
                     "# HELP mentionbridge_outbox_depth Jobs waiting in the outbox (shared by every replica).\n# TYPE mentionbridge_outbox_depth gauge\nmentionbridge_outbox_depth {depth}\n"

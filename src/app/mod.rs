@@ -130,27 +130,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(d) = &discord {
         surfaces.push(d.clone());
     }
+    // How each source is read on this replica (streamed or polled), for `/healthz`.
+    let modes = watcher::Modes::default();
     for source in platforms.sources.clone() {
         let key = source.cursor_key();
         let platform = key.split(':').next().unwrap_or("source").to_string();
         // One watcher per source among all replicas: its cursor moves under its lease.
         let duty = format!("watcher:{key}");
         let (fence, fenced) = replica.fence(&duty);
-        let (replica, wake, surfaces, clock) = (
+        let (replica, wake, surfaces, clock, modes) = (
             replica.clone(),
             wake.clone(),
             surfaces.clone(),
             clock.clone(),
+            modes.clone(),
         );
         let max_backoff = config.outbox.max_backoff;
         tasks.spawn(format!("watcher:{platform}"), move |stop| {
             let (replica, duty, fence) = (replica.clone(), duty.clone(), fence.clone());
-            let (source, store, wake, surfaces, clock) = (
+            let (source, store, wake, surfaces, clock, modes) = (
                 source.clone(),
                 fenced.clone(),
                 wake.clone(),
                 surfaces.clone(),
                 clock.clone(),
+                modes.clone(),
             );
             async move {
                 replica
@@ -158,15 +162,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         &duty,
                         fence,
                         |stop| {
-                            watcher::watch_source(
-                                source.clone(),
-                                store.clone(),
-                                wake.clone(),
+                            watcher::Watcher {
+                                source: source.clone(),
+                                store: store.clone(),
+                                wake_outbox: wake.clone(),
                                 max_backoff,
-                                surfaces.clone(),
-                                clock.clone(),
-                                stop,
-                            )
+                                announcers: surfaces.clone(),
+                                clock: clock.clone(),
+                                modes: modes.clone(),
+                            }
+                            .run(stop)
                         },
                         stop,
                     )
@@ -240,6 +245,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             desk: desk.clone(),
             health: tasks.health(),
             replica: replica.clone(),
+            sources: modes.clone(),
         };
         let limits = config.http.clone();
         let app = http::router(slack_http, discord_http, ingest, metrics, &limits);

@@ -50,5 +50,5 @@ pub use numbers::{
     first_response, resolved_at, summarize, summarize_with, BadWindow, Figures, Group, ShiftOf,
     Spread, StageCounts, Summary, Targets, Window,
 };
-pub use prometheus::{prometheus, prometheus_with};
+pub use prometheus::{escape_label, prometheus, prometheus_with};
 pub use text::render_text;

@@ -15,7 +15,7 @@ const BUCKETS: [i64; 8] = [60, 300, 900, 1800, 3600, 7200, 14_400, 86_400];
 
 /// A label value as the text format wants it: backslash, double quote and line feed
 /// escaped.
-fn escape_label(value: &str) -> String {
+pub fn escape_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

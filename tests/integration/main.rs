@@ -27,6 +27,7 @@ mod scenarios;
 mod secret_leaks;
 mod slack_flows;
 mod store_contract;
+mod stream_watcher;
 mod team_defects;
 mod webhook_flows;
 mod x_flows;
