@@ -586,6 +586,9 @@ bot_token = "${{B}}"
 app_token = "${{A}}"
 channel = "C0SUPPORT"
 agent_user_ids = ["U0ANA"]
+# The fake Slack does not pace posts here: the bench measures the desk's own time.
+messages_per_second = 1000
+message_burst = 100
 [mastodon]
 instance_url = "{}"
 access_token = "${{M}}"

@@ -254,6 +254,19 @@ struct RawSlack {
     agent_usergroup: Option<String>,
     #[serde(default = "default_slash")]
     slash_command: String,
+    #[serde(default = "default_slack_rate")]
+    messages_per_second: f64,
+    #[serde(default = "default_slack_burst")]
+    message_burst: u32,
+}
+
+/// Slack: "one message per second to a specific channel, with short bursts of over 1
+/// allowed" (chat.postMessage, rate limits).
+fn default_slack_rate() -> f64 {
+    1.0
+}
+fn default_slack_burst() -> u32 {
+    3
 }
 
 fn default_slack_mode() -> SlackMode {
@@ -555,6 +568,9 @@ pub struct SlackConfig {
     pub agent_user_ids: Vec<String>,
     pub agent_usergroup: Option<String>,
     pub slash_command: String,
+    /// The pace new messages are posted at, per channel, ahead of Slack's limit.
+    pub messages_per_second: f64,
+    pub message_burst: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -1163,7 +1179,35 @@ impl Validator<'_> {
             agent_user_ids: s.agent_user_ids.clone(),
             agent_usergroup: s.agent_usergroup.clone(),
             slash_command: s.slash_command.clone(),
+            messages_per_second: self.rate("slack", "messages_per_second", s.messages_per_second),
+            message_burst: self.burst("slack", "message_burst", s.message_burst),
         }
+    }
+
+    /// A pace in calls per second: 0.01 to 1,000.
+    fn rate(&mut self, section: &str, key: &str, per_second: f64) -> f64 {
+        if !(per_second.is_finite() && (0.01..=1000.0).contains(&per_second)) {
+            self.problem(
+                section,
+                key,
+                format!("expected calls per second between 0.01 and 1000, found {per_second}"),
+            );
+            return 1.0;
+        }
+        per_second
+    }
+
+    /// How many calls a pace lets through at once: 1 to 100.
+    fn burst(&mut self, section: &str, key: &str, burst: u32) -> u32 {
+        if !(1..=100).contains(&burst) {
+            self.problem(
+                section,
+                key,
+                format!("expected a number of calls between 1 and 100, found {burst}"),
+            );
+            return 1;
+        }
+        burst
     }
 
     fn discord(&mut self, d: &RawDiscord) -> DiscordConfig {
@@ -2145,6 +2189,25 @@ access_token = "${MASTODON_TOKEN}"
             let err = parse(&text, &env_all).unwrap_err().to_string();
             let key = bad.split(' ').next().unwrap();
             assert!(err.contains(&format!("{section}.{key}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn slacks_pace_defaults_to_one_message_a_second_and_refuses_nonsense() {
+        let c = parse(GOOD, &env_all).unwrap();
+        let slack = c.slack.unwrap();
+        assert_eq!((slack.messages_per_second, slack.message_burst), (1.0, 3));
+        for bad in [
+            "messages_per_second = 0",
+            "messages_per_second = nan",
+            "messages_per_second = 5000",
+            "message_burst = 0",
+        ] {
+            let text = GOOD.replace("[slack]", &format!("[slack]\n{bad}"));
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("slack.{key}")), "{bad}: {err}");
+            assert!(err.contains(":"), "names the line: {err}");
         }
     }
 

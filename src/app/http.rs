@@ -66,6 +66,8 @@ pub struct Metrics {
     pub replica: crate::runtime::duties::Replica,
     /// How each source this replica watches is read: streamed or polled, and why.
     pub sources: crate::runtime::watcher::Modes,
+    /// The chat surfaces, for their pacing figures.
+    pub surfaces: Vec<Arc<dyn crate::ports::Surface>>,
 }
 
 /// Routes for the surfaces that run in HTTP mode, the inbound webhook, `/healthz` and
@@ -146,6 +148,29 @@ async fn cards_lost_exposition(store: &dyn Store) -> String {
     out
 }
 
+/// Each surface's calls waiting for its pace, and the 429s it answered.
+fn chat_pacing_exposition(surfaces: &[Arc<dyn crate::ports::Surface>]) -> String {
+    let mut out = String::from(
+        "# HELP mentionbridge_chat_calls_waiting Calls to a chat surface waiting for its pace (one channel's message rate, one route's bucket) or under way.\n# TYPE mentionbridge_chat_calls_waiting gauge\n",
+    );
+    for s in surfaces {
+        out.push_str(&format!(
+            "mentionbridge_chat_calls_waiting{{surface=\"{}\"}} {}\n",
+            s.kind().label().to_ascii_lowercase(),
+            s.waiting_calls()
+        ));
+    }
+    out.push_str("# HELP mentionbridge_chat_rate_limited_total Calls a chat surface refused with 429 since the start.\n# TYPE mentionbridge_chat_rate_limited_total counter\n");
+    for s in surfaces {
+        out.push_str(&format!(
+            "mentionbridge_chat_rate_limited_total{{surface=\"{}\"}} {}\n",
+            s.kind().label().to_ascii_lowercase(),
+            s.rate_limited_calls()
+        ));
+    }
+    out
+}
+
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
     let store = metrics.desk.store();
     let read = match store.all_tickets().await {
@@ -166,6 +191,7 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
             text.push_str(&cards_lost_exposition(store.as_ref()).await);
             text.push_str(&crate::runtime::duties::exposition(&metrics.replica));
             text.push_str(&metrics.sources.exposition());
+            text.push_str(&chat_pacing_exposition(&metrics.surfaces));
             if let Ok(depth) = store.pending_job_count().await {
                 text.push_str(&format!(
                     "# HELP mentionbridge_outbox_depth Jobs waiting in the outbox (shared by every replica).\n# TYPE mentionbridge_outbox_depth gauge\nmentionbridge_outbox_depth {depth}\n"

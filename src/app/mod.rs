@@ -130,6 +130,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(d) = &discord {
         surfaces.push(d.clone());
     }
+    let chat_surfaces = surfaces.clone();
     // How each source is read on this replica (streamed or polled), for `/healthz`.
     let modes = watcher::Modes::default();
     for source in platforms.sources.clone() {
@@ -246,6 +247,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             health: tasks.health(),
             replica: replica.clone(),
             sources: modes.clone(),
+            surfaces: chat_surfaces.clone(),
         };
         let limits = config.http.clone();
         let app = http::router(slack_http, discord_http, ingest, metrics, &limits);

@@ -24,4 +24,4 @@ pub use store::{
     count_of, ActOutcome, BackendError, Claimed, Decide, Fence, Ingested, Job, Judge, Lease,
     LeaseState, SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
-pub use surface::Surface;
+pub use surface::{urgency, with_urgency, Surface, Urgency};

@@ -6,6 +6,31 @@ use crate::domain::{handoff::Digest, CardRef, Note, SurfaceKind, Ticket};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// What a call to a chat surface is for. When calls wait for the same pace (one
+/// channel's message rate, one route's bucket), the more urgent go first: a new card
+/// before a note in a thread, both before a refresh of a card already in the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Urgency {
+    NewCard,
+    Note,
+    Refresh,
+}
+
+tokio::task_local! {
+    static URGENCY: Urgency;
+}
+
+/// Run `work` with every surface call it makes marked `urgency` (the outbox marks each
+/// effect it carries out).
+pub async fn with_urgency<F: std::future::Future>(urgency: Urgency, work: F) -> F::Output {
+    URGENCY.scope(urgency, work).await
+}
+
+/// How urgent the calls the current task makes are (a note, when nobody said).
+pub fn urgency() -> Urgency {
+    URGENCY.try_with(|u| *u).unwrap_or(Urgency::Note)
+}
+
 /// A team chat surface (Slack, Discord) the desk keeps cards on.
 ///
 /// Contract: every call may be repeated. The outbox persists each effect before it calls
@@ -17,6 +42,16 @@ use chrono::{DateTime, Utc};
 #[async_trait]
 pub trait Surface: Send + Sync {
     fn kind(&self) -> SurfaceKind;
+
+    /// Calls waiting for the surface's pace or under way right now (`/metrics`).
+    fn waiting_calls(&self) -> u64 {
+        0
+    }
+
+    /// 429s the surface has answered since the start (`/metrics`).
+    fn rate_limited_calls(&self) -> u64 {
+        0
+    }
 
     /// Post the ticket's card. With `maybe_posted`, a previous try may have succeeded
     /// unseen: find that card instead of posting a second one.

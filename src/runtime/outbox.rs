@@ -11,7 +11,7 @@
 use crate::config::OutboxConfig;
 use crate::domain::{Effect, Platform, ReplyState, SystemEvent};
 use crate::ports::DeliveryError;
-use crate::ports::Surface;
+use crate::ports::{with_urgency, Surface, Urgency};
 use crate::ports::{Clock, SystemClock};
 use crate::ports::{Job, SharedStore, StoreError};
 use crate::ports::{Publisher, ReplyRequest};
@@ -396,7 +396,15 @@ impl OutboxSender {
     }
 
     async fn execute(&self, job: &Job) -> Outcome {
-        match self.try_execute(job).await {
+        // Where the surfaces' paces make calls wait, new cards go first.
+        let urgency = match job.effect {
+            Effect::PostCards => Urgency::NewCard,
+            Effect::UpdateCards => Urgency::Refresh,
+            Effect::ThreadNote(_) | Effect::PublishReply { .. } | Effect::Digest(_) => {
+                Urgency::Note
+            }
+        };
+        match with_urgency(urgency, self.try_execute(job)).await {
             Ok(ev) => Outcome::Done(ev),
             Err(Stop::Failed(e)) => Outcome::Failed(e),
             Err(Stop::TakenOver) => Outcome::TakenOver,

@@ -691,6 +691,7 @@ agent_user_ids = ["1200000000000000002"]
                 desk,
                 health: Default::default(),
                 sources: Default::default(),
+                surfaces: Vec::new(),
             },
             &Default::default(),
         );

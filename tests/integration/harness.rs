@@ -52,6 +52,10 @@ pub struct World {
     pub extra_config: std::sync::Mutex<String>,
     /// Lines added to the `[mastodon]` section (e.g. `hashtags = ["brand"]`).
     pub mastodon_extra: std::sync::Mutex<String>,
+    /// Lines added to the `[slack]` section. By default the desk posts at a pace the
+    /// fake keeps up with (tests not about pacing post many cards at once); a test of
+    /// Slack's pace empties it, so the desk keeps its own default pace.
+    pub slack_extra: std::sync::Mutex<String>,
     /// Page the on-call agents about new tickets (off by default so threads stay quiet).
     pub page_on_call: std::sync::atomic::AtomicBool,
     /// Replaces the default `[oncall]` section (one always-on rotation) when set.
@@ -102,6 +106,9 @@ impl World {
             http_port: free_port(),
             extra_config: std::sync::Mutex::new(String::new()),
             mastodon_extra: std::sync::Mutex::new(String::new()),
+            slack_extra: std::sync::Mutex::new(
+                "messages_per_second = 200\nmessage_burst = 100".into(),
+            ),
             page_on_call: std::sync::atomic::AtomicBool::new(false),
             oncall_config: std::sync::Mutex::new(None),
             store_config: std::sync::Mutex::new(None),
@@ -201,9 +208,11 @@ signing_secret = "${{TEST_SLACK_SIGNING_SECRET}}"
 channel = "{CHANNEL}"
 agent_user_ids = ["{ANA}", "{BEN}"]
 agent_usergroup = "{AGENT_GROUP}"
+{extra}
 "#,
                 mode = mode(m, "socket"),
                 slack_api = self.slack.api_url(),
+                extra = self.slack_extra.lock().unwrap(),
             ));
         }
         if let Some(m) = self.discord_mode {

@@ -14,6 +14,8 @@ const PACED_WAIT: Duration = Duration::from_secs(120);
 async fn twenty_cards_under_slacks_channel_pace_draw_a_handful_of_429s_and_post_once_each() {
     let w = World::new().await;
     w.slack.set_channel_pace(Some(Duration::from_secs(1)));
+    // The desk's own pace, as a new user gets it.
+    w.slack_extra.lock().unwrap().clear();
     for i in 0..20 {
         w.mastodon
             .add_mention(&format!("customer{i}"), &format!("help {i}"));
@@ -37,9 +39,12 @@ async fn twenty_cards_under_slacks_channel_pace_draw_a_handful_of_429s_and_post_
     );
     let refused = w.slack.rate_limited();
     eprintln!("Slack answered {refused} 429s for 20 cards");
+    // The desk paces itself at one a second with a burst of 3; the fake allows no
+    // burst at all, so the burst's second post may be refused, and that 429 holds
+    // every worker back.
     assert!(
-        refused <= 5,
-        "{refused} posts were refused with 429: one 429 must hold back every worker"
+        refused <= 2,
+        "{refused} posts were refused with 429: the desk must keep ahead of the pace"
     );
 }
 

@@ -226,11 +226,6 @@ impl Discord {
             .map(|(v, _)| v)
     }
 
-    /// How many 429s Discord has answered since the start.
-    pub fn rate_limited_calls(&self) -> u64 {
-        self.pacing.refusals()
-    }
-
     /// One request; with the answer, how long the route's bucket stays empty, if its
     /// headers say it is.
     async fn call_once(
@@ -601,6 +596,14 @@ impl Discord {
 impl Surface for Discord {
     fn kind(&self) -> SurfaceKind {
         SurfaceKind::Discord
+    }
+
+    fn waiting_calls(&self) -> u64 {
+        self.pacing.waiting()
+    }
+
+    fn rate_limited_calls(&self) -> u64 {
+        self.pacing.refusals()
     }
 
     async fn announce(&self, text: &str) -> Result<(), DeliveryError> {

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use thiserror::Error;
 
 pub use socket::run_socket_mode;
@@ -122,6 +123,28 @@ fn hint_for(code: &str) -> &'static str {
     }
 }
 
+/// Slack's documented paces, kept ahead of: new messages per channel as configured
+/// (about one a second, short bursts allowed); `chat.update` is Tier 3 (about 50 a
+/// minute), here per channel.
+fn pacing(config: &SlackConfig) -> crate::chat::pacing::Pacing {
+    use crate::chat::pacing::{Limit, Pacing};
+    Pacing::default()
+        .with_limit(
+            "chat.postMessage",
+            Limit {
+                every: Duration::from_secs_f64(1.0 / config.messages_per_second),
+                burst: config.message_burst,
+            },
+        )
+        .with_limit(
+            "chat.update",
+            Limit {
+                every: Duration::from_millis(1200),
+                burst: 20,
+            },
+        )
+}
+
 impl Slack {
     pub fn new(config: &SlackConfig, desk: Arc<dyn AgentDesk>) -> Result<Slack, SlackError> {
         Ok(Slack {
@@ -130,7 +153,7 @@ impl Slack {
             config: config.clone(),
             desk,
             bot_user_id: RwLock::new(None),
-            pacing: Default::default(),
+            pacing: pacing(config),
         })
     }
 
@@ -166,11 +189,6 @@ impl Slack {
                 },
             )
             .await
-    }
-
-    /// How many 429s Slack has answered since the start.
-    pub fn rate_limited_calls(&self) -> u64 {
-        self.pacing.refusals()
     }
 
     fn session(&self) -> SlackClientSession<'_, SlackClientHyperHttpsConnector> {
@@ -446,6 +464,14 @@ impl Slack {
 impl Surface for Slack {
     fn kind(&self) -> SurfaceKind {
         SurfaceKind::Slack
+    }
+
+    fn waiting_calls(&self) -> u64 {
+        self.pacing.waiting()
+    }
+
+    fn rate_limited_calls(&self) -> u64 {
+        self.pacing.refusals()
     }
 
     async fn announce(&self, text: &str) -> Result<(), DeliveryError> {
