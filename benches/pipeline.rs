@@ -14,7 +14,8 @@
 //! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`;
 //! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone, `BENCH_ONLY=sled` the two
 //! in-process passes on sled, `BENCH_ONLY=memory` the bot in its own process,
-//! `BENCH_ONLY=failover` the failover pass alone.
+//! `BENCH_ONLY=failover` the failover pass alone, `BENCH_ONLY=pacing` a burst of 30
+//! into one channel with Slack's per-channel pace off and on.
 //! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
@@ -80,6 +81,7 @@ async fn main() {
         Ok("scheduler") => return scheduler_pass(n).await,
         Ok("postgres") => return postgres_passes(n).await,
         Ok("memory") => return bot_process_pass(n).await,
+        Ok("pacing") => return pacing_pass(n.min(30)).await,
         Ok("failover") => return failover_pass(&postgres::Postgres::start(), 10, 5).await,
         Ok("sled") => {
             println!("-- burst: {n} mentions appear on Mastodon at once");
@@ -98,6 +100,7 @@ async fn main() {
     println!("-- scheduler: SLA rounds over {n} open tickets");
     scheduler_pass(n).await;
     render_pass();
+    pacing_pass(n.min(30)).await;
     postgres_passes(n).await;
 }
 
@@ -409,10 +412,36 @@ async fn scheduler_pass(n: usize) {
 /// The real watcher, store and outbox sender in this process, against in-process fakes.
 /// `store` is the `[store]` section; `db_url` what `${DBURL}` in it stands for.
 async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str, db_url: &str) {
+    in_process_pass_paced(n, burst, pause, store, db_url, false).await
+}
+
+/// [`in_process_pass`]; with `paced`, the fake Slack refuses a second post to the channel
+/// within a second (as Slack does) and the desk keeps its default pace ahead of that.
+async fn in_process_pass_paced(
+    n: usize,
+    burst: usize,
+    pause: Duration,
+    store: &str,
+    db_url: &str,
+    paced: bool,
+) {
     let mastodon = FakeMastodon::start().await;
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = parsed_config(&slack, &mastodon, store, db_url, dir.path());
+    let mut config = parsed_config(&slack, &mastodon, store, db_url, dir.path());
+    if paced {
+        slack.set_channel_pace(Some(Duration::from_secs(1)));
+        let defaults = Config::parse(
+            &dir.path().join("defaults.toml"),
+            &bench_config(&slack, &mastodon)
+                .replace("messages_per_second = 1000\nmessage_burst = 100\n", ""),
+            &|_| Some("x".into()),
+        )
+        .expect("bench config");
+        let (ours, theirs) = (config.slack.as_mut().unwrap(), defaults.slack.unwrap());
+        ours.messages_per_second = theirs.messages_per_second;
+        ours.message_burst = theirs.message_burst;
+    }
 
     let store = mentionbridge::store::open(&config.store, config.routes.clone())
         .await
@@ -508,10 +537,27 @@ async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str, d
         percentile(&latencies, 0.99),
         latencies.last().unwrap()
     );
+    if paced {
+        println!(
+            "Slack answered {} posts with 429 (the desk's own pace: {} a second, burst {})",
+            slack.rate_limited(),
+            config.slack.as_ref().unwrap().messages_per_second,
+            config.slack.as_ref().unwrap().message_burst
+        );
+    }
     println!(
         "peak RSS so far (bot + both fakes in one process): {:.1} MiB",
         peak_rss_mib("self")
     );
+}
+
+/// A burst into one channel with Slack's per-channel pace on and off: the time to the
+/// last card, and the 429s drawn.
+async fn pacing_pass(n: usize) {
+    println!("-- pacing: {n} mentions at once into one channel, Slack's pace off");
+    in_process_pass_paced(n, n, Duration::ZERO, SLED, "", false).await;
+    println!("-- pacing: the same with Slack's pace on (one message a second per channel)");
+    in_process_pass_paced(n, n, Duration::ZERO, SLED, "", true).await;
 }
 
 /// The same load against the real binary in its own process, to read the bot's own
