@@ -1,5 +1,6 @@
 //! Mastodon (and Mastodon-compatible servers: GoToSocial, Akkoma, Pleroma): mentions from
-//! the notifications API, replies as statuses in the thread.
+//! the notifications API (and, when enabled, its streaming API: `stream`), replies as
+//! statuses in the thread.
 //!
 //! Ids are opaque strings ordered by the server, never parsed as numbers. Rate limits are
 //! read from `X-RateLimit-*` on every answer; 429 and 5xx are retried by the caller with
@@ -9,17 +10,20 @@
 use crate::config::{MastodonConfig, Secret};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use crate::ports::DeliveryError;
-use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
+use crate::ports::{Batch, MentionStream, Published, Publisher, ReplyRequest, Source};
 use crate::sources::http::{self, Gates, RateLimitHeaders};
 use crate::wire::hints::HintForm;
 use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
+
+mod endpoint;
+pub mod stream;
 
 const PAGE: u32 = 80;
 /// Where Mastodon says how much of its request budget is left.
@@ -127,6 +131,22 @@ struct Notification {
     status: Option<Status>,
 }
 
+impl Notification {
+    /// The status of a mention notification; other kinds (favourites, follows…) carry
+    /// none the desk wants.
+    fn mentioning_status(self) -> Option<Status> {
+        self.status.filter(|_| self.kind == "mention")
+    }
+}
+
+impl Status {
+    /// A status from a hashtag feed, kept when it is public: a tag's timeline and its
+    /// stream hold public statuses only, so anything else is a server's mistake.
+    fn keyword_hit(self) -> Option<Status> {
+        (self.visibility == "public").then_some(self)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Context {
     #[serde(default)]
@@ -147,6 +167,8 @@ pub struct Mastodon {
     rules: RwLock<TextRules>,
     /// No request before this instant: the server said its budget is spent.
     gate: Gates<()>,
+    /// The streaming connection, when `streaming` is on.
+    stream: Option<Arc<stream::MastodonStream>>,
 }
 
 impl Mastodon {
@@ -167,10 +189,18 @@ impl Mastodon {
             config: config.clone(),
             rules: RwLock::new(TextRules::default()),
             gate: Gates::default(),
+            stream: None,
         };
         client.me = client
             .get_json("/api/v1/accounts/verify_credentials")
             .await?;
+        if config.streaming {
+            client.stream = Some(Arc::new(stream::MastodonStream::new(
+                client.http.clone(),
+                config,
+                client.me.clone(),
+            )));
+        }
         let rules = client.instance_rules().await;
         *client.rules.write().expect("rules lock") = rules;
         tracing::info!(
@@ -313,6 +343,12 @@ impl Mastodon {
         }
     }
 
+    /// The mention a status is for this account, as the poll and the stream both read
+    /// it; our own statuses are none.
+    fn mention_of(me: &Account, status: Status) -> Option<Mention> {
+        (status.account.id != me.id).then(|| Self::to_mention(&me.acct, status))
+    }
+
     fn to_mention(account: &str, status: Status) -> Mention {
         let text = html_to_text(&status.content);
         let text = if status.spoiler_text.is_empty() {
@@ -372,7 +408,7 @@ impl Mastodon {
                     let page: Vec<Notification> = serde_json::from_slice(body)?;
                     Ok(page
                         .into_iter()
-                        .map(|n| (n.id, n.status.filter(|_| n.kind == "mention")))
+                        .map(|n| (n.id.clone(), n.mentioning_status()))
                         .collect())
                 },
             )
@@ -394,7 +430,10 @@ impl Mastodon {
                     position.hashtags.get(tag).map(String::as_str),
                     |body| {
                         let page: Vec<Status> = serde_json::from_slice(body)?;
-                        Ok(page.into_iter().map(|s| (s.id.clone(), Some(s))).collect())
+                        Ok(page
+                            .into_iter()
+                            .map(|s| (s.id.clone(), s.keyword_hit()))
+                            .collect())
                     },
                 )
                 .await?;
@@ -447,9 +486,7 @@ impl Mastodon {
         let more = items.len() as u32 >= limit && cursor.is_some();
         let mut mentions: Vec<Mention> = items
             .into_iter()
-            .filter_map(|(_, status)| status)
-            .filter(|s| s.account.id != self.me.id)
-            .map(|s| Self::to_mention(&self.me.acct, s))
+            .filter_map(|(_, status)| Self::mention_of(&self.me, status?))
             .collect();
         mentions.reverse();
         if cursor.is_none() && self.config.initial_backfill == 0 {
@@ -550,6 +587,10 @@ impl Source for Mastodon {
     async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
         self.poll_once(cursor).await
     }
+
+    fn stream(&self) -> Option<Arc<dyn MentionStream>> {
+        self.stream.clone().map(|s| s as Arc<dyn MentionStream>)
+    }
 }
 
 #[async_trait::async_trait]
@@ -576,8 +617,7 @@ pub fn mentions_in_notifications(
     let page: Vec<Notification> = serde_json::from_slice(body)?;
     Ok(page
         .into_iter()
-        .filter(|n| n.kind == "mention")
-        .filter_map(|n| n.status)
+        .filter_map(|n| n.mentioning_status())
         .map(|s| Mastodon::to_mention(account, s))
         .collect())
 }
