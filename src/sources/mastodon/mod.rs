@@ -131,18 +131,35 @@ struct Notification {
     status: Option<Status>,
 }
 
-impl Notification {
-    /// The status of a mention notification; other kinds (favourites, follows…) carry
-    /// none the desk wants.
-    fn mentioning_status(self) -> Option<Status> {
+/// What a feed the desk reads is made of, on the REST API and on the stream alike:
+/// notifications (`/api/v1/notifications`, `user:notification`) or statuses (a hashtag's
+/// timeline and its stream).
+trait FeedItem: for<'de> Deserialize<'de> {
+    fn id(&self) -> &str;
+    /// The status that is a mention for the desk, if this item carries one.
+    fn hit(self) -> Option<Status>;
+}
+
+impl FeedItem for Notification {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Only a mention notification; other kinds (favourites, follows…) carry none the
+    /// desk wants.
+    fn hit(self) -> Option<Status> {
         self.status.filter(|_| self.kind == "mention")
     }
 }
 
-impl Status {
-    /// A status from a hashtag feed, kept when it is public: a tag's timeline and its
-    /// stream hold public statuses only, so anything else is a server's mistake.
-    fn keyword_hit(self) -> Option<Status> {
+impl FeedItem for Status {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Kept when it is public: a tag's timeline and its stream hold public statuses
+    /// only, so anything else is a server's mistake.
+    fn hit(self) -> Option<Status> {
         (self.visibility == "public").then_some(self)
     }
 }
@@ -399,18 +416,11 @@ impl Mastodon {
             ""
         };
         let notifications = self
-            .read_feed(
+            .read_feed::<Notification>(
                 "/api/v1/notifications?types[]=mention",
                 include,
                 PAGE,
                 position.notifications.as_deref(),
-                |body| {
-                    let page: Vec<Notification> = serde_json::from_slice(body)?;
-                    Ok(page
-                        .into_iter()
-                        .map(|n| (n.id.clone(), n.mentioning_status()))
-                        .collect())
-                },
             )
             .await?;
         position.notifications = Some(notifications.cursor);
@@ -423,18 +433,11 @@ impl Mastodon {
                 &[("hashtag", IdShape::Hashtag, tag)],
             )? + "?";
             let feed = self
-                .read_feed(
+                .read_feed::<Status>(
                     &path,
                     "",
                     TAG_PAGE,
                     position.hashtags.get(tag).map(String::as_str),
-                    |body| {
-                        let page: Vec<Status> = serde_json::from_slice(body)?;
-                        Ok(page
-                            .into_iter()
-                            .map(|s| (s.id.clone(), s.keyword_hit()))
-                            .collect())
-                    },
                 )
                 .await?;
             position.hashtags.insert(tag.clone(), feed.cursor);
@@ -449,15 +452,14 @@ impl Mastodon {
         })
     }
 
-    /// Read one feed forward from its cursor. `page` turns a body into (item id, status)
-    /// pairs, newest first as Mastodon sends them; our own statuses are left out.
-    async fn read_feed(
+    /// Read one feed of `T`s forward from its cursor, newest first as Mastodon sends
+    /// them; our own statuses are left out.
+    async fn read_feed<T: FeedItem>(
         &self,
         path: &str,
         extra: &str,
         page_size: u32,
         cursor: Option<&str>,
-        page: impl Fn(&[u8]) -> Result<Vec<(String, Option<Status>)>, serde_json::Error>,
     ) -> Result<Feed, DeliveryError> {
         let (limit, position) = match cursor {
             // min_id walks forward from the cursor: the oldest unseen page first, so a
@@ -468,7 +470,12 @@ impl Mastodon {
         };
         let path = format!("{path}&limit={limit}{position}{extra}").replace("?&", "?");
         let body = self.get(&path).await?;
-        let items = page(&body).map_err(|e| DeliveryError::Permanent {
+        let page = serde_json::from_slice::<Vec<T>>(&body).map(|page| {
+            page.into_iter()
+                .map(|item| (item.id().to_string(), item.hit()))
+                .collect::<Vec<_>>()
+        });
+        let items = page.map_err(|e| DeliveryError::Permanent {
             reason: format!(
                 "Mastodon sent a page we cannot read from {}: {e}",
                 self.url(&path)
@@ -617,7 +624,7 @@ pub fn mentions_in_notifications(
     let page: Vec<Notification> = serde_json::from_slice(body)?;
     Ok(page
         .into_iter()
-        .filter_map(|n| n.mentioning_status())
+        .filter_map(FeedItem::hit)
         .map(|s| Mastodon::to_mention(account, s))
         .collect())
 }

@@ -15,7 +15,7 @@
 //! server we read streams over websockets and GoToSocial only does that.
 
 use super::endpoint::{self, Endpoint, Flavour};
-use super::{Account, Mastodon, Notification, Status, LIMITS};
+use super::{Account, FeedItem, Mastodon, Notification, Status, LIMITS};
 use crate::config::{MastodonConfig, Secret};
 use crate::domain::Mention;
 use crate::ports::{MentionStream, StreamError, StreamEvent};
@@ -328,10 +328,6 @@ fn read_frame(me: &Account, text: &str) -> Frame {
             other => other.to_string(),
         });
     }
-    let payload = || match &envelope.payload {
-        Some(serde_json::Value::String(p)) => Ok(p.as_str()),
-        _ => Err(Frame::Skipped("payload is not a JSON string")),
-    };
     let on_hashtag = envelope
         .stream
         .as_ref()
@@ -339,39 +335,28 @@ fn read_frame(me: &Account, text: &str) -> Frame {
         .and_then(|s| s.as_str())
         .is_some_and(|s| s == "hashtag" || s == "hashtag:local");
     match envelope.event.as_deref() {
-        Some("notification") => {
-            let p = match payload() {
-                Ok(p) => p,
-                Err(skipped) => return skipped,
-            };
-            match serde_json::from_str::<Notification>(p) {
-                Ok(n) => n
-                    .mentioning_status()
-                    .and_then(|s| Mastodon::mention_of(me, s))
-                    .map_or(Frame::Skipped("not a mention of this account"), |m| {
-                        Frame::Mention(Box::new(m))
-                    }),
-                Err(_) => Frame::Skipped("notification payload is not a notification"),
-            }
-        }
-        Some("update") if on_hashtag => {
-            let p = match payload() {
-                Ok(p) => p,
-                Err(skipped) => return skipped,
-            };
-            match serde_json::from_str::<Status>(p) {
-                Ok(s) => s
-                    .keyword_hit()
-                    .and_then(|s| Mastodon::mention_of(me, s))
-                    .map_or(Frame::Skipped("not a public status of someone else"), |m| {
-                        Frame::Mention(Box::new(m))
-                    }),
-                Err(_) => Frame::Skipped("update payload is not a status"),
-            }
-        }
+        Some("notification") => mention_in::<Notification>(me, envelope.payload.as_ref()),
+        Some("update") if on_hashtag => mention_in::<Status>(me, envelope.payload.as_ref()),
         Some("update") => Frame::Skipped("an update outside the hashtag streams"),
         Some(_) => Frame::Skipped("an event the desk does not read"),
         None => Frame::Skipped("no event"),
+    }
+}
+
+/// The mention in an event's payload (JSON in a string) of feed items `T`, read as the
+/// poll reads that feed.
+fn mention_in<T: FeedItem>(me: &Account, payload: Option<&serde_json::Value>) -> Frame {
+    let Some(serde_json::Value::String(payload)) = payload else {
+        return Frame::Skipped("payload is not a JSON string");
+    };
+    match serde_json::from_str::<T>(payload) {
+        Ok(item) => item
+            .hit()
+            .and_then(|s| Mastodon::mention_of(me, s))
+            .map_or(Frame::Skipped("not a mention for this account"), |m| {
+                Frame::Mention(Box::new(m))
+            }),
+        Err(_) => Frame::Skipped("payload is not what its event says"),
     }
 }
 
