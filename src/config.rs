@@ -385,6 +385,12 @@ struct RawMastodon {
     initial_backfill: u32,
     #[serde(default)]
     hashtags: Vec<String>,
+    #[serde(default = "default_true")]
+    streaming: bool,
+    #[serde(default = "default_reconcile")]
+    reconcile_secs: u64,
+    #[serde(default = "default_stream_quiet")]
+    stream_quiet_secs: u64,
 }
 
 fn default_poll() -> f64 {
@@ -395,6 +401,13 @@ fn default_true() -> bool {
 }
 fn default_backfill() -> u32 {
     20
+}
+fn default_reconcile() -> u64 {
+    300
+}
+/// Mastodon and GoToSocial ping every 30 s: two missed pings and a margin.
+fn default_stream_quiet() -> u64 {
+    70
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -597,6 +610,12 @@ pub struct MastodonConfig {
     pub initial_backfill: u32,
     /// Keyword watches: public posts with these hashtags are tickets too.
     pub hashtags: Vec<String>,
+    /// Use the server's streaming API beside polling when it has one.
+    pub streaming: bool,
+    /// How often the source is still polled while the stream is up.
+    pub reconcile_every: Duration,
+    /// A stream with no frame at all (not even a ping) for this long is dropped.
+    pub stream_quiet: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -1311,6 +1330,14 @@ impl Validator<'_> {
                 );
             }
         }
+        let reconcile_every =
+            self.seconds_within("mastodon", "reconcile_secs", m.reconcile_secs, 30..=3600);
+        let stream_quiet = self.seconds_within(
+            "mastodon",
+            "stream_quiet_secs",
+            m.stream_quiet_secs,
+            1..=600,
+        );
         MastodonConfig {
             instance_url,
             access_token,
@@ -1318,6 +1345,9 @@ impl Validator<'_> {
             include_filtered: m.include_filtered,
             initial_backfill: m.initial_backfill,
             hashtags,
+            streaming: m.streaming,
+            reconcile_every,
+            stream_quiet,
         }
     }
 
@@ -1628,6 +1658,29 @@ impl Validator<'_> {
             max_connections: raw.max_connections.clamp(1, 65_536),
             max_body_bytes: raw.max_body_bytes.clamp(1024, 64 << 20),
         }
+    }
+
+    /// A whole number of seconds that must lie within `bounds`; outside them it is
+    /// reported and the nearest bound is used.
+    fn seconds_within(
+        &mut self,
+        section: &str,
+        key: &str,
+        secs: u64,
+        bounds: std::ops::RangeInclusive<u64>,
+    ) -> Duration {
+        if !bounds.contains(&secs) {
+            self.problem(
+                section,
+                key,
+                format!(
+                    "is {secs}: expected {} to {} seconds",
+                    bounds.start(),
+                    bounds.end()
+                ),
+            );
+        }
+        Duration::from_secs(secs.clamp(*bounds.start(), *bounds.end()))
     }
 
     fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
@@ -2219,6 +2272,69 @@ access_token = "${MASTODON_TOKEN}"
         );
         let err = parse(&text, &env_all).unwrap_err().to_string();
         assert!(err.contains("poll_interval_secs"), "{err}");
+    }
+
+    #[test]
+    fn mastodon_streams_by_default_and_its_intervals_keep_within_bounds() {
+        let m = parse(GOOD, &env_all).unwrap().mastodon.unwrap();
+        assert!(m.streaming);
+        assert_eq!(m.reconcile_every, Duration::from_secs(300));
+        assert_eq!(m.stream_quiet, Duration::from_secs(70));
+
+        let with = |keys: &str| {
+            GOOD.replace(
+                "access_token = \"${MASTODON_TOKEN}\"",
+                &format!("access_token = \"${{MASTODON_TOKEN}}\"\n{keys}"),
+            )
+        };
+        let m = parse(
+            &with("streaming = false\nreconcile_secs = 30\nstream_quiet_secs = 1"),
+            &env_all,
+        )
+        .unwrap()
+        .mastodon
+        .unwrap();
+        assert!(!m.streaming);
+        assert_eq!(m.reconcile_every, Duration::from_secs(30));
+        assert_eq!(m.stream_quiet, Duration::from_secs(1));
+
+        for (keys, key, needle) in [
+            (
+                "reconcile_secs = 29",
+                "reconcile_secs",
+                "is 29: expected 30 to 3600 seconds",
+            ),
+            (
+                "reconcile_secs = 3601",
+                "reconcile_secs",
+                "is 3601: expected 30 to 3600 seconds",
+            ),
+            (
+                "stream_quiet_secs = 0",
+                "stream_quiet_secs",
+                "is 0: expected 1 to 600 seconds",
+            ),
+            (
+                "stream_quiet_secs = 601",
+                "stream_quiet_secs",
+                "is 601: expected 1 to 600 seconds",
+            ),
+        ] {
+            let text = with(keys);
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let line = line_of(&text, keys);
+            assert!(
+                err.contains(&format!(
+                    "bot-config.toml:{line}: `mastodon.{key}`: {needle}"
+                )),
+                "{keys}: {err}"
+            );
+        }
+        // Not a whole number of seconds: the parser names the line.
+        let text = with("stream_quiet_secs = -5");
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        let line = line_of(&text, "stream_quiet_secs = -5");
+        assert!(err.contains(&format!("bot-config.toml:{line}:")), "{err}");
     }
 
     #[test]

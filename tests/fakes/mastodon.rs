@@ -22,6 +22,8 @@
 //!   adds one, `Fault::status(429)` does not.
 //! - Deleting a status (`delete_status`) also hides its mention notification, as
 //!   Mastodon destroys the notification with the mention.
+//! - The streaming API (`GET /api/v1/streaming`, websocket) pushes every mention and
+//!   hashtag status the fake gains; see `streaming.rs` for its wire format and controls.
 use super::scaffold::{
     bearer, json_response, query_pairs, wait_for_at_least, Call, FakeServer, FaultQueue, Listener,
     Refusal, RequestLog, Route,
@@ -38,6 +40,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
+
+pub mod streaming;
 
 /// The only bearer token the fake accepts.
 pub const TOKEN: &str = "mastodon-test-token-CANARY4ef901ac311e543d";
@@ -244,6 +248,7 @@ struct Shared {
     hold: watch::Sender<bool>,
     held_now: AtomicUsize,
     server: FakeServer,
+    hub: streaming::Hub,
 }
 
 /// Handle to a running fake Mastodon server (cheap to clone; all clones share state).
@@ -696,8 +701,14 @@ impl FakeMastodon {
             hold,
             held_now: AtomicUsize::new(0),
             server: listener.server(),
+            hub: streaming::Hub::default(),
         });
-        listener.serve(Router::new().fallback(handle).with_state(shared.clone()));
+        listener.serve(
+            Router::new()
+                .route("/api/v1/streaming", axum::routing::get(streaming::upgrade))
+                .fallback(handle)
+                .with_state(shared.clone()),
+        );
         FakeMastodon { shared }
     }
 
@@ -813,6 +824,7 @@ impl FakeMastodon {
         let idx = st.statuses.len();
         st.status_idx.insert(status_id.clone(), idx);
         st.statuses.push(rec);
+        st.stream_status(&self.shared.hub, idx);
         status_id
     }
 
@@ -876,6 +888,8 @@ impl FakeMastodon {
             created_at: now,
             filtered,
         });
+        st.stream_status(&self.shared.hub, idx);
+        st.stream_notification(&self.shared.hub, nidx);
         MentionIds {
             notification_id,
             status_id,
@@ -907,6 +921,7 @@ impl FakeMastodon {
             created_at: Utc::now(),
             filtered: false,
         });
+        st.stream_notification(&self.shared.hub, nidx);
         id
     }
 
@@ -1091,7 +1106,8 @@ async fn route(
         if token.is_some() && !token_ok {
             return error(401, "The access token is invalid");
         }
-        return json_response(200, &instance_json(&lock(shared)));
+        let facts = shared.hub.instance_facts(&shared.server.url());
+        return json_response(200, &instance_json(&lock(shared), facts));
     }
     if !token_ok {
         return error(401, "The access token is invalid");
@@ -1186,19 +1202,27 @@ async fn route(
     }
 }
 
-fn instance_json(st: &MState) -> Value {
+/// `(version, source_url, streaming URL)` come from the streaming side's settings.
+fn instance_json(
+    st: &MState,
+    (version, source_url, streaming): (&str, &str, Option<String>),
+) -> Value {
+    let mut urls = Map::new();
+    if let Some(url) = streaming {
+        urls.insert("streaming".into(), Value::String(url));
+    }
     json!({
         "domain": "127.0.0.1",
         "title": "Fake Mastodon",
-        "version": "4.3.0",
-        "source_url": "https://github.com/mastodon/mastodon",
+        "version": version,
+        "source_url": source_url,
         "description": "A fake Mastodon server for mentionbridge tests",
         "usage": {"users": {"active_month": 2}},
         "thumbnail": {"url": format!("{}/packs/media/images/preview.png", st.base)},
         "icon": [],
         "languages": ["en"],
         "configuration": {
-            "urls": {"streaming": st.base.replace("http://", "ws://")},
+            "urls": urls,
             "vapid": {"public_key": "BCkMmVdKDnKYwzVCDC99Iuc9GvId-x7-kKtuHnLgfF98ENiZp_aj-UNthbCdI70DqN1zUVis-x0Wrot2sBagkMc="},
             "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
             "statuses": {
@@ -1529,6 +1553,7 @@ async fn post_status(
                 let idx = st.statuses.len();
                 st.status_idx.insert(id.clone(), idx);
                 st.statuses.push(rec);
+                st.stream_status(&shared.hub, idx);
                 if let Some(key) = &idempotency_key {
                     st.idempotency.insert((token, key.clone()), id.clone());
                 }

@@ -1,5 +1,6 @@
 //! Mastodon (and Mastodon-compatible servers: GoToSocial, Akkoma, Pleroma): mentions from
-//! the notifications API, replies as statuses in the thread.
+//! the notifications API (and, when enabled, its streaming API: `stream`), replies as
+//! statuses in the thread.
 //!
 //! Ids are opaque strings ordered by the server, never parsed as numbers. Rate limits are
 //! read from `X-RateLimit-*` on every answer; 429 and 5xx are retried by the caller with
@@ -9,17 +10,20 @@
 use crate::config::{MastodonConfig, Secret};
 use crate::domain::{text::TextRules, Author, Mention, Platform, Visibility};
 use crate::ports::DeliveryError;
-use crate::ports::{Batch, Published, Publisher, ReplyRequest, Source};
+use crate::ports::{Batch, MentionStream, Published, Publisher, ReplyRequest, Source};
 use crate::sources::http::{self, Gates, RateLimitHeaders};
 use crate::wire::hints::HintForm;
 use crate::wire::request_path::{self, IdShape};
 use chrono::{DateTime, Utc};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
+
+mod endpoint;
+pub mod stream;
 
 const PAGE: u32 = 80;
 /// Where Mastodon says how much of its request budget is left.
@@ -127,6 +131,39 @@ struct Notification {
     status: Option<Status>,
 }
 
+/// What a feed the desk reads is made of, on the REST API and on the stream alike:
+/// notifications (`/api/v1/notifications`, `user:notification`) or statuses (a hashtag's
+/// timeline and its stream).
+trait FeedItem: for<'de> Deserialize<'de> {
+    fn id(&self) -> &str;
+    /// The status that is a mention for the desk, if this item carries one.
+    fn hit(self) -> Option<Status>;
+}
+
+impl FeedItem for Notification {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Only a mention notification; other kinds (favourites, follows…) carry none the
+    /// desk wants.
+    fn hit(self) -> Option<Status> {
+        self.status.filter(|_| self.kind == "mention")
+    }
+}
+
+impl FeedItem for Status {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Kept when it is public: a tag's timeline and its stream hold public statuses
+    /// only, so anything else is a server's mistake.
+    fn hit(self) -> Option<Status> {
+        (self.visibility == "public").then_some(self)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Context {
     #[serde(default)]
@@ -147,6 +184,8 @@ pub struct Mastodon {
     rules: RwLock<TextRules>,
     /// No request before this instant: the server said its budget is spent.
     gate: Gates<()>,
+    /// The streaming connection, when `streaming` is on.
+    stream: Option<Arc<stream::MastodonStream>>,
 }
 
 impl Mastodon {
@@ -167,10 +206,18 @@ impl Mastodon {
             config: config.clone(),
             rules: RwLock::new(TextRules::default()),
             gate: Gates::default(),
+            stream: None,
         };
         client.me = client
             .get_json("/api/v1/accounts/verify_credentials")
             .await?;
+        if config.streaming {
+            client.stream = Some(Arc::new(stream::MastodonStream::new(
+                client.http.clone(),
+                config,
+                client.me.clone(),
+            )));
+        }
         let rules = client.instance_rules().await;
         *client.rules.write().expect("rules lock") = rules;
         tracing::info!(
@@ -313,6 +360,12 @@ impl Mastodon {
         }
     }
 
+    /// The mention a status is for this account, as the poll and the stream both read
+    /// it; our own statuses are none.
+    fn mention_of(me: &Account, status: Status) -> Option<Mention> {
+        (status.account.id != me.id).then(|| Self::to_mention(&me.acct, status))
+    }
+
     fn to_mention(account: &str, status: Status) -> Mention {
         let text = html_to_text(&status.content);
         let text = if status.spoiler_text.is_empty() {
@@ -363,18 +416,11 @@ impl Mastodon {
             ""
         };
         let notifications = self
-            .read_feed(
+            .read_feed::<Notification>(
                 "/api/v1/notifications?types[]=mention",
                 include,
                 PAGE,
                 position.notifications.as_deref(),
-                |body| {
-                    let page: Vec<Notification> = serde_json::from_slice(body)?;
-                    Ok(page
-                        .into_iter()
-                        .map(|n| (n.id, n.status.filter(|_| n.kind == "mention")))
-                        .collect())
-                },
             )
             .await?;
         position.notifications = Some(notifications.cursor);
@@ -387,15 +433,11 @@ impl Mastodon {
                 &[("hashtag", IdShape::Hashtag, tag)],
             )? + "?";
             let feed = self
-                .read_feed(
+                .read_feed::<Status>(
                     &path,
                     "",
                     TAG_PAGE,
                     position.hashtags.get(tag).map(String::as_str),
-                    |body| {
-                        let page: Vec<Status> = serde_json::from_slice(body)?;
-                        Ok(page.into_iter().map(|s| (s.id.clone(), Some(s))).collect())
-                    },
                 )
                 .await?;
             position.hashtags.insert(tag.clone(), feed.cursor);
@@ -410,15 +452,14 @@ impl Mastodon {
         })
     }
 
-    /// Read one feed forward from its cursor. `page` turns a body into (item id, status)
-    /// pairs, newest first as Mastodon sends them; our own statuses are left out.
-    async fn read_feed(
+    /// Read one feed of `T`s forward from its cursor, newest first as Mastodon sends
+    /// them; our own statuses are left out.
+    async fn read_feed<T: FeedItem>(
         &self,
         path: &str,
         extra: &str,
         page_size: u32,
         cursor: Option<&str>,
-        page: impl Fn(&[u8]) -> Result<Vec<(String, Option<Status>)>, serde_json::Error>,
     ) -> Result<Feed, DeliveryError> {
         let (limit, position) = match cursor {
             // min_id walks forward from the cursor: the oldest unseen page first, so a
@@ -429,7 +470,12 @@ impl Mastodon {
         };
         let path = format!("{path}&limit={limit}{position}{extra}").replace("?&", "?");
         let body = self.get(&path).await?;
-        let items = page(&body).map_err(|e| DeliveryError::Permanent {
+        let page = serde_json::from_slice::<Vec<T>>(&body).map(|page| {
+            page.into_iter()
+                .map(|item| (item.id().to_string(), item.hit()))
+                .collect::<Vec<_>>()
+        });
+        let items = page.map_err(|e| DeliveryError::Permanent {
             reason: format!(
                 "Mastodon sent a page we cannot read from {}: {e}",
                 self.url(&path)
@@ -447,9 +493,7 @@ impl Mastodon {
         let more = items.len() as u32 >= limit && cursor.is_some();
         let mut mentions: Vec<Mention> = items
             .into_iter()
-            .filter_map(|(_, status)| status)
-            .filter(|s| s.account.id != self.me.id)
-            .map(|s| Self::to_mention(&self.me.acct, s))
+            .filter_map(|(_, status)| Self::mention_of(&self.me, status?))
             .collect();
         mentions.reverse();
         if cursor.is_none() && self.config.initial_backfill == 0 {
@@ -550,6 +594,10 @@ impl Source for Mastodon {
     async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
         self.poll_once(cursor).await
     }
+
+    fn stream(&self) -> Option<Arc<dyn MentionStream>> {
+        self.stream.clone().map(|s| s as Arc<dyn MentionStream>)
+    }
 }
 
 #[async_trait::async_trait]
@@ -576,8 +624,7 @@ pub fn mentions_in_notifications(
     let page: Vec<Notification> = serde_json::from_slice(body)?;
     Ok(page
         .into_iter()
-        .filter(|n| n.kind == "mention")
-        .filter_map(|n| n.status)
+        .filter_map(FeedItem::hit)
         .map(|s| Mastodon::to_mention(account, s))
         .collect())
 }
