@@ -160,7 +160,6 @@ listen = "127.0.0.1:{port}"
 [mastodon]
 instance_url = "{mastodon}"
 access_token = "${{TEST_MASTODON_TOKEN}}"
-poll_interval_secs = 0.2
 initial_backfill = 20
 {mastodon_extra}
 
@@ -169,7 +168,15 @@ max_backoff_secs = 5
 "#,
             port = self.http_port,
             mastodon = self.mastodon.url(),
-            mastodon_extra = self.mastodon_extra.lock().unwrap(),
+            mastodon_extra = {
+                // Quick polls, unless the test sets its own.
+                let extra = self.mastodon_extra.lock().unwrap();
+                if extra.contains("poll_interval_secs") {
+                    extra.clone()
+                } else {
+                    format!("poll_interval_secs = 0.2\n{extra}")
+                }
+            },
             store = self
                 .store_config
                 .lock()

@@ -30,6 +30,7 @@ mod secret_leaks;
 mod slack_flows;
 mod store_contract;
 mod stream_watcher;
+mod streaming;
 mod team_defects;
 mod webhook_flows;
 mod x_flows;
