@@ -130,7 +130,11 @@ impl Watcher {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let key = self.source.cursor_key();
         let stream = self.source.stream();
-        let mut polls = Polls::default();
+        let mut polls = Polls {
+            failures: 0,
+            not_before: Instant::now(),
+            announced: None,
+        };
         let mut link = Link::Closed { at: Instant::now() };
         let mut stream_failures: u32 = 0;
         let mut next_poll = Instant::now();
@@ -161,8 +165,9 @@ impl Watcher {
                         }
                         tracing::info!(source = %key, stream = %stream.as_ref().map(|s| s.describe()).unwrap_or_default(), "stream connected; catching up by polling");
                         self.modes.set(&key, self.mode("streaming", &stream, None));
-                        // Catch up now: what was said while the stream was down.
-                        next_poll = Instant::now();
+                        // Catch up now (what was said while the stream was down), unless
+                        // the platform asked the poll to wait.
+                        next_poll = polls.not_before.max(Instant::now());
                     }
                     Turn::Event(StreamEvent::Mentions { mentions, cursor }) => {
                         let stream_key = stream.as_ref().and_then(|s| s.cursor_key());
@@ -191,7 +196,9 @@ impl Watcher {
                         self.modes.set(&key, mode);
                         link = Link::Closed { at: Instant::now() + wait };
                         // The poll takes over at its own interval until the stream is back.
-                        next_poll = next_poll.min(Instant::now() + self.source.poll_interval());
+                        next_poll = next_poll
+                            .min(Instant::now() + self.source.poll_interval())
+                            .max(polls.not_before);
                     }
                 },
             }
@@ -302,6 +309,7 @@ impl Watcher {
             Err(DeliveryError::Retry { after, reason }) => {
                 let wait = backoff(polls.failures, after, self.max_backoff);
                 polls.failures += 1;
+                polls.not_before = Instant::now() + wait;
                 tracing::warn!(source = %key, %reason, retry_in_ms = wait.as_millis() as u64, "polling failed; backing off");
                 wait
             }
@@ -317,16 +325,20 @@ impl Watcher {
                     }
                     polls.announced = Some((today, reason));
                 }
-                interval.max(self.max_backoff)
+                let wait = interval.max(self.max_backoff);
+                polls.not_before = Instant::now() + wait;
+                wait
             }
         }
     }
 }
 
-/// The poll's own failure count and what it last told the team.
-#[derive(Default)]
+/// The poll's own failure count, what it last told the team, and how long the platform
+/// asked it to wait.
 struct Polls {
     failures: u32,
+    /// No poll before this, not even a stream's catch-up (a 429's `Retry-After`).
+    not_before: Instant,
     /// Each distinct refusal is announced once a day, not at every poll.
     announced: Option<(chrono::NaiveDate, String)>,
 }

@@ -46,6 +46,8 @@ struct Posts {
     polls: Mutex<Vec<Instant>>,
     interval: Duration,
     stream: Option<Arc<dyn MentionStream>>,
+    /// Every poll is refused with 429 and this `Retry-After`.
+    refuse_for: Mutex<Option<Duration>>,
 }
 
 #[async_trait]
@@ -58,6 +60,12 @@ impl Source for Posts {
     }
     async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
         self.polls.lock().unwrap().push(Instant::now());
+        if let Some(after) = *self.refuse_for.lock().unwrap() {
+            return Err(DeliveryError::Retry {
+                after: Some(after),
+                reason: "429".into(),
+            });
+        }
         let from: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         let posts = self.posts.lock().unwrap();
         Ok(Batch {
@@ -154,6 +162,7 @@ fn rig(sessions: Vec<Session>, own_cursor: bool, poll: Duration, reconcile: Dura
         polls: Mutex::new(Vec::new()),
         interval: poll,
         stream: Some(stream.clone() as Arc<dyn MentionStream>),
+        refuse_for: Mutex::new(None),
     });
     let modes = Modes::default();
     let (stop, stop_rx) = watch::channel(false);
@@ -420,5 +429,28 @@ async fn a_flapping_stream_backs_off_instead_of_reconnecting_in_a_loop() {
         "{connects} connects in one second"
     );
     assert_eq!(r.mode(), "reconnecting");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_connect_does_not_catch_up_while_the_platform_asked_the_poll_to_wait() {
+    let r = rig(
+        vec![Session {
+            pause: Duration::from_millis(300),
+            events: vec![StreamEvent::Connected],
+            end: None,
+        }],
+        false,
+        Duration::from_millis(50),
+        Duration::from_secs(3600),
+    );
+    *r.source.refuse_for.lock().unwrap() = Some(Duration::from_secs(60));
+    r.until("streaming", |r| r.mode() == "streaming").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        r.source.polls.lock().unwrap().len(),
+        1,
+        "the 429's wait holds the catch-up poll too"
+    );
     r.stop().await;
 }
