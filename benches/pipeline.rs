@@ -15,7 +15,8 @@
 //! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone, `BENCH_ONLY=sled` the two
 //! in-process passes on sled, `BENCH_ONLY=memory` the bot in its own process,
 //! `BENCH_ONLY=failover` the failover pass alone, `BENCH_ONLY=pacing` a burst of 30
-//! into one channel with Slack's per-channel pace off and on.
+//! into one channel with Slack's per-channel pace off and on, `BENCH_ONLY=streaming`
+//! mentions pushed on Mastodon's stream against polled.
 //! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
@@ -82,6 +83,7 @@ async fn main() {
         Ok("postgres") => return postgres_passes(n).await,
         Ok("memory") => return bot_process_pass(n).await,
         Ok("pacing") => return pacing_pass(n.min(30)).await,
+        Ok("streaming") => return streaming_pass().await,
         Ok("failover") => return failover_pass(&postgres::Postgres::start(), 10, 5).await,
         Ok("sled") => {
             println!("-- burst: {n} mentions appear on Mastodon at once");
@@ -100,6 +102,7 @@ async fn main() {
     println!("-- scheduler: SLA rounds over {n} open tickets");
     scheduler_pass(n).await;
     render_pass();
+    streaming_pass().await;
     pacing_pass(n.min(30)).await;
     postgres_passes(n).await;
 }
@@ -412,23 +415,27 @@ async fn scheduler_pass(n: usize) {
 /// The real watcher, store and outbox sender in this process, against in-process fakes.
 /// `store` is the `[store]` section; `db_url` what `${DBURL}` in it stands for.
 async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str, db_url: &str) {
-    in_process_pass_paced(n, burst, pause, store, db_url, false).await
+    in_process_pass_with(n, burst, pause, store, db_url, false, false).await
 }
 
 /// [`in_process_pass`]; with `paced`, the fake Slack refuses a second post to the channel
-/// within a second (as Slack does) and the desk keeps its default pace ahead of that.
-async fn in_process_pass_paced(
+/// within a second (as Slack does) and the desk keeps its default pace ahead of that;
+/// with `streaming`, Mastodon's mentions come by its streaming API (polled only every
+/// 5 minutes as reconciliation) instead of by polls every 0.1 s.
+async fn in_process_pass_with(
     n: usize,
     burst: usize,
     pause: Duration,
     store: &str,
     db_url: &str,
     paced: bool,
+    streaming: bool,
 ) {
     let mastodon = FakeMastodon::start().await;
     let slack = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = parsed_config(&slack, &mastodon, store, db_url, dir.path());
+    config.mastodon.as_mut().unwrap().streaming = streaming;
     if paced {
         slack.set_channel_pace(Some(Duration::from_secs(1)));
         let defaults = Config::parse(
@@ -489,6 +496,11 @@ async fn in_process_pass_paced(
 
     // Let the first poll fix the cursor at "the beginning".
     tokio::time::sleep(Duration::from_millis(300)).await;
+    if streaming {
+        // And the stream connect, and its catch-up poll pass.
+        mastodon.wait_for_streams(1, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
     // Remember when each mention became visible on Mastodon.
     let mut visible: HashMap<String, f64> = HashMap::with_capacity(n);
@@ -551,13 +563,22 @@ async fn in_process_pass_paced(
     );
 }
 
+/// Streaming against polling: 1,000 mentions at 100/s, each pushed by the fake Mastodon
+/// on its stream, to the card on the fake Slack.
+async fn streaming_pass() {
+    println!("-- streaming: 1000 mentions at 100/s (10 every 100 ms) pushed on Mastodon's stream");
+    in_process_pass_with(1000, 10, Duration::from_millis(100), SLED, "", false, true).await;
+    println!("-- the same by polling every 0.1 s");
+    in_process_pass_with(1000, 10, Duration::from_millis(100), SLED, "", false, false).await;
+}
+
 /// A burst into one channel with Slack's per-channel pace on and off: the time to the
 /// last card, and the 429s drawn.
 async fn pacing_pass(n: usize) {
     println!("-- pacing: {n} mentions at once into one channel, Slack's pace off");
-    in_process_pass_paced(n, n, Duration::ZERO, SLED, "", false).await;
+    in_process_pass_with(n, n, Duration::ZERO, SLED, "", false, false).await;
     println!("-- pacing: the same with Slack's pace on (one message a second per channel)");
-    in_process_pass_paced(n, n, Duration::ZERO, SLED, "", true).await;
+    in_process_pass_with(n, n, Duration::ZERO, SLED, "", true, false).await;
 }
 
 /// The same load against the real binary in its own process, to read the bot's own
