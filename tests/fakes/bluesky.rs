@@ -409,6 +409,13 @@ impl BState {
         self.posts.iter().find(|p| p.uri == uri)
     }
 
+    /// The post a test's helper (`what`) builds on; the test is wrong if there is none.
+    fn known_post(&self, uri: &str, what: &str) -> PostRec {
+        self.post(uri)
+            .unwrap_or_else(|| panic!("{what}: no post {uri}"))
+            .clone()
+    }
+
     /// Adds a post by `author` (a handle), emits it on Jetstream, and returns its index.
     fn insert_post(&mut self, author: &str, record: Value) -> usize {
         let did = self.ensure_account(author);
@@ -618,10 +625,7 @@ impl FakeBluesky {
     /// else as `mention` (the text then starts with `@brand.test`). Returns (uri, cid).
     pub fn add_reply(&self, author_handle: &str, parent_uri: &str, text: &str) -> (String, String) {
         let mut st = lock(&self.shared);
-        let parent = st
-            .post(parent_uri)
-            .unwrap_or_else(|| panic!("add_reply: no post {parent_uri}"))
-            .clone();
+        let parent = st.known_post(parent_uri, "add_reply");
         let root = if parent.record["reply"]["root"].is_object() {
             parent.record["reply"]["root"].clone()
         } else {

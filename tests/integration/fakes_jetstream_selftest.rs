@@ -19,6 +19,14 @@ async fn subscribe(fake: &FakeBluesky, query: &str) -> Client {
     ws
 }
 
+/// The only subscriber, once the fake has it.
+async fn subscribed(fake: &FakeBluesky, query: &str) -> Client {
+    let ws = subscribe(fake, query).await;
+    fake.wait_for_jetstream_sockets(1, Duration::from_secs(5))
+        .await;
+    ws
+}
+
 /// The next text frame as JSON; None if nothing comes within `within`.
 async fn next_event(ws: &mut Client, within: Duration) -> Option<Value> {
     loop {
@@ -47,9 +55,7 @@ const SHORT: Duration = Duration::from_millis(300);
 #[tokio::test]
 async fn jetstream_events_have_jetstreams_shapes_in_time_order() {
     let fake = FakeBluesky::start().await;
-    let mut ws = subscribe(&fake, "").await;
-    fake.wait_for_jetstream_sockets(1, Duration::from_secs(5))
-        .await;
+    let mut ws = subscribed(&fake, "").await;
     let alice = fake.did_of("alice.test");
     let (uri, cid) = fake.add_mention("alice.test", "hello");
     fake.add_like("bob.test", &uri);
@@ -171,9 +177,7 @@ async fn jetstream_replays_from_a_cursor_and_is_live_without_one() {
 #[tokio::test]
 async fn jetstream_leaves_out_events_over_max_message_size_and_refuses_bad_queries() {
     let fake = FakeBluesky::start().await;
-    let mut small = subscribe(&fake, "maxMessageSizeBytes=1000").await;
-    fake.wait_for_jetstream_sockets(1, Duration::from_secs(5))
-        .await;
+    let mut small = subscribed(&fake, "maxMessageSizeBytes=1000").await;
     fake.add_post("alice.test", &"long ".repeat(300));
     fake.add_post("alice.test", "short");
     let got = events(&mut small, 1).await;
@@ -200,9 +204,7 @@ async fn jetstream_leaves_out_events_over_max_message_size_and_refuses_bad_queri
 #[tokio::test]
 async fn jetstream_can_go_quiet_and_cut_a_burst() {
     let fake = FakeBluesky::start().await;
-    let mut ws = subscribe(&fake, "").await;
-    fake.wait_for_jetstream_sockets(1, Duration::from_secs(5))
-        .await;
+    let mut ws = subscribed(&fake, "").await;
     fake.set_jetstream_quiet(true);
     fake.add_post("alice.test", "held");
     assert_eq!(next_event(&mut ws, SHORT).await, None, "quiet");
@@ -232,44 +234,40 @@ async fn jetstream_can_go_quiet_and_cut_a_burst() {
     );
 }
 
+/// A request's status and JSON body.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = request.send().await.expect("the fake answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn get_profiles_answers_known_actors_up_to_25() {
     let fake = FakeBluesky::start().await;
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!(
-            "{}/xrpc/com.atproto.server.createSession",
-            fake.url()
-        ))
-        .json(&json!({"identifier": BRAND_HANDLE, "password": fake.app_password()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let xrpc = |nsid: &str| format!("{}/xrpc/{nsid}", fake.url());
+    let (_, login) = answer(
+        http.post(xrpc("com.atproto.server.createSession"))
+            .json(&json!({"identifier": BRAND_HANDLE, "password": fake.app_password()})),
+    )
+    .await;
     let token = login["accessJwt"].as_str().unwrap().to_string();
     let alice = fake.did_of("alice.test");
     let get = |actors: Vec<String>| {
         let query: Vec<(&str, String)> = actors.into_iter().map(|a| ("actors", a)).collect();
-        http.get(format!("{}/xrpc/app.bsky.actor.getProfiles", fake.url()))
-            .bearer_auth(&token)
-            .query(&query)
-            .send()
+        answer(
+            http.get(xrpc("app.bsky.actor.getProfiles"))
+                .bearer_auth(&token)
+                .query(&query),
+        )
     };
-    let answer: Value = get(vec![alice.clone(), "nobody.test".into(), "bob.test".into()])
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let profiles = answer["profiles"].as_array().unwrap();
-    assert_eq!(profiles.len(), 1, "unknown actors are left out: {answer}");
+    let (status, found) = get(vec![alice.clone(), "nobody.test".into(), "bob.test".into()]).await;
+    assert_eq!(status, 200);
+    let profiles = found["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 1, "unknown actors are left out: {found}");
     assert_eq!(profiles[0]["did"], alice.as_str());
     assert_eq!(profiles[0]["handle"], "alice.test");
     assert_eq!(profiles[0]["displayName"], "Alice");
-    let too_many = get((0..26).map(|i| format!("u{i}.test")).collect())
-        .await
-        .unwrap();
-    assert_eq!(too_many.status(), 400);
+    let (status, _) = get((0..26).map(|i| format!("u{i}.test")).collect()).await;
+    assert_eq!(status, 400);
 }

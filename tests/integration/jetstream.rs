@@ -42,6 +42,27 @@ async fn desk_at(
     quiet: Duration,
     jetstream_url: String,
 ) -> Desk {
+    let jetstream = JetstreamConfig {
+        url: jetstream_url,
+        reconcile_every: Duration::from_secs(300),
+        quiet,
+    };
+    let (source, dir) = source(&fake, keywords, Some(jetstream)).await;
+    let stream = source.stream().expect("jetstream is on");
+    Desk {
+        fake,
+        source,
+        stream,
+        _dir: dir,
+    }
+}
+
+/// The Bluesky source logged in at `fake`, with a store of its own.
+async fn source(
+    fake: &FakeBluesky,
+    keywords: &[&str],
+    jetstream: Option<JetstreamConfig>,
+) -> (Arc<Bluesky>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(&dir.path().join("store.sled")).unwrap());
     let config = BlueskyConfig {
@@ -50,20 +71,10 @@ async fn desk_at(
         app_password: Secret::new(APP_PASSWORD),
         poll_interval: Duration::from_secs(30),
         keywords: keywords.iter().map(|k| k.to_string()).collect(),
-        jetstream: Some(JetstreamConfig {
-            url: jetstream_url,
-            reconcile_every: Duration::from_secs(300),
-            quiet,
-        }),
+        jetstream,
     };
     let source = Bluesky::connect(&config, store).await.expect("logged in");
-    let stream = source.stream().expect("jetstream is on");
-    Desk {
-        fake,
-        source,
-        stream,
-        _dir: dir,
-    }
+    (source, dir)
 }
 
 /// One `run()` of the stream, read as the desk reads it.
@@ -184,6 +195,14 @@ fn remote_ids(mentions: &[Mention]) -> Vec<String> {
 
 fn reason(e: &StreamError) -> String {
     e.to_string()
+}
+
+/// The run ended as a drop (to be reconnected), for a reason that says `saying`.
+fn assert_dropped(why: &StreamError, saying: &str) {
+    assert!(
+        matches!(why, StreamError::Dropped { .. }) && reason(why).contains(saying),
+        "expected a drop saying {saying:?}: {why:?}"
+    );
 }
 
 #[tokio::test]
@@ -358,7 +377,7 @@ async fn an_abrupt_drop_and_a_close_frame_end_the_run_as_dropped() {
     let cut = Instant::now();
     d.fake.drop_jetstream_sockets();
     let (why, _, _) = run.ended(Duration::from_secs(5)).await;
-    assert!(matches!(why, StreamError::Dropped { .. }), "{why:?}");
+    assert_dropped(&why, "");
     assert!(
         cut.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -368,10 +387,7 @@ async fn an_abrupt_drop_and_a_close_frame_end_the_run_as_dropped() {
     let run = d.run(None).await;
     d.fake.close_jetstream_sockets(1001, "going away");
     let (why, _, _) = run.ended(Duration::from_secs(5)).await;
-    assert!(
-        matches!(why, StreamError::Dropped { .. }) && reason(&why).contains("1001"),
-        "{why:?}"
-    );
+    assert_dropped(&why, "1001");
 }
 
 #[tokio::test]
@@ -387,7 +403,7 @@ async fn a_drop_in_the_middle_of_a_burst_loses_nothing_after_the_reconnect() {
         })
         .collect();
     let (why, before, cursor) = run.ended(WAIT).await;
-    assert!(matches!(why, StreamError::Dropped { .. }), "{why:?}");
+    assert_dropped(&why, "");
     assert!(before.len() <= 4, "{} arrived before the cut", before.len());
     let mut seen: BTreeSet<String> = remote_ids(&before).into_iter().collect();
 
@@ -460,10 +476,7 @@ async fn hostile_frames_are_skipped_and_the_stream_keeps_going() {
     // A message over the limit ends the connection, not the process.
     d.fake.push_jetstream_frame(&"y".repeat(3 << 20));
     let (why, _, _) = run.ended(WAIT).await;
-    assert!(
-        matches!(why, StreamError::Dropped { .. }) && reason(&why).contains("larger than"),
-        "{why:?}"
-    );
+    assert_dropped(&why, "larger than");
 }
 
 #[tokio::test]
@@ -549,7 +562,8 @@ async fn when_the_author_cannot_be_looked_up_the_mention_shows_the_did() {
 async fn refusals_at_the_upgrade_say_what_the_desk_should_do() {
     let d = desk(&[], Duration::from_secs(30)).await;
     let (tx, _rx) = mpsc::channel(8);
-    let cases: Vec<(Fault, fn(&StreamError) -> bool)> = vec![
+    type Expected = fn(&StreamError) -> bool;
+    let cases: Vec<(Fault, Expected)> = vec![
         (Fault::status(404), |e| {
             matches!(e, StreamError::Unsupported { .. })
         }),
@@ -598,16 +612,239 @@ async fn refusals_at_the_upgrade_say_what_the_desk_should_do() {
 #[tokio::test]
 async fn without_jetstream_in_the_config_there_is_no_stream() {
     let fake = FakeBluesky::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(&dir.path().join("store.sled")).unwrap());
-    let config = BlueskyConfig {
-        service_url: fake.url(),
-        handle: BRAND_HANDLE.into(),
-        app_password: Secret::new(APP_PASSWORD),
-        poll_interval: Duration::from_secs(30),
-        keywords: vec![],
-        jetstream: None,
-    };
-    let source = Bluesky::connect(&config, store).await.unwrap();
+    let (source, _dir) = source(&fake, &[], None).await;
     assert!(source.stream().is_none());
+}
+
+/// What reading the whole network costs, as numbers to decide on compression with: the
+/// fake pushes posts shaped like real Jetstream commits (a few hundred bytes each, some
+/// replies, links and images, 0.4 % of them ours) at 50/s (about the network's rate of
+/// posts) and at 500/s, and the stream reads them on a thread of its own, whose CPU time
+/// is the desk's whole cost of the stream (websocket, JSON, matching, lookups, handing
+/// over). A measurement, not a test: run it in release,
+/// `cargo test --release --test integration what_reading -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run it in release with --nocapture"]
+fn what_reading_the_whole_network_costs() {
+    for rate in [50, 500] {
+        let m = measure(rate, Duration::from_secs(20));
+        let per_10k = |cpu: Duration| cpu.as_secs_f64() * 10_000.0 / m.events as f64;
+        println!(
+            "jetstream at {rate} posts/s: {} events in {:.1} s, {:.0} B/event, {:.1} KB/s \
+             ({:.2} GB/day); the stream's thread: {:.3} s CPU = {:.3} s per 10,000 events \
+             ({:.2} % of a core); the whole process, fake included: {:.2} s per 10,000 \
+             events; {} mentions handed over",
+            m.events,
+            m.wall.as_secs_f64(),
+            m.bytes as f64 / m.events as f64,
+            m.bytes as f64 / m.wall.as_secs_f64() / 1000.0,
+            m.bytes as f64 / m.wall.as_secs_f64() * 86_400.0 / 1e9,
+            m.stream_cpu.as_secs_f64(),
+            per_10k(m.stream_cpu),
+            m.stream_cpu.as_secs_f64() / m.wall.as_secs_f64() * 100.0,
+            per_10k(m.process_cpu),
+            m.mentions,
+        );
+    }
+}
+
+struct Measured {
+    events: u64,
+    bytes: u64,
+    wall: Duration,
+    stream_cpu: Duration,
+    process_cpu: Duration,
+    mentions: usize,
+}
+
+/// CPU time of the calling thread (`/proc/thread-self/schedstat`, in ns).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        stat.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// CPU time of the whole process (`/proc/self/stat` utime + stime, in 1/100 s).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces: count fields after its closing parenthesis.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis((f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10)
+}
+
+/// A post of the rest of the network, as the firehose carries them.
+fn noise_record(i: u64, rng: &mut u64) -> Value {
+    const WORDS: &[&str] = &[
+        "the",
+        "a",
+        "today",
+        "really",
+        "coffee",
+        "weather",
+        "new",
+        "thread",
+        "love",
+        "this",
+        "art",
+        "music",
+        "game",
+        "night",
+        "why",
+        "people",
+        "good",
+        "morning",
+        "rain",
+        "city",
+        "train",
+        "book",
+        "reading",
+        "finally",
+        "week",
+        "photo",
+        "dog",
+        "cat",
+        "friends",
+        "🌧️",
+        "política",
+        "bonjour",
+        "日本語",
+        "ありがとう",
+        "vamos",
+        "heute",
+    ];
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    let words = 6 + next() % 24;
+    let text: Vec<&str> = (0..words)
+        .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+        .collect();
+    let text = text.join(" ");
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut record = json!({"$type": "app.bsky.feed.post", "createdAt": created,
+                            "langs": ["en"], "text": text});
+    let parent = format!(
+        "at://did:plc:{:024x}/app.bsky.feed.post/3l{:011x}",
+        next(),
+        i
+    );
+    match next() % 10 {
+        0..=2 => {
+            record["reply"] = json!({
+                "parent": {"cid": format!("bafyreig{:052x}", next() as u128 * 7), "uri": parent},
+                "root": {"cid": format!("bafyreih{:052x}", next() as u128 * 3), "uri": parent}});
+        }
+        3 => {
+            record["facets"] = json!([{"features": [{"$type": "app.bsky.richtext.facet#link",
+                "uri": "https://example.com/some/article"}], "index": {"byteEnd": 20, "byteStart": 0}}]);
+        }
+        4 => {
+            record["embed"] = json!({"$type": "app.bsky.embed.images", "images": [{"alt": "",
+                "aspectRatio": {"height": 1500, "width": 2000},
+                "image": {"$type": "blob", "mimeType": "image/jpeg", "size": 412_331,
+                          "ref": {"$link": format!("bafkreia{:052x}", next() as u128)}}}]});
+        }
+        _ => {}
+    }
+    record
+}
+
+fn measure(rate: u64, over: Duration) -> Measured {
+    let (fake_tx, fake_rx) = std::sync::mpsc::channel();
+    let (load_tx, load_rx) = std::sync::mpsc::channel();
+    let sentinel = Arc::new(std::sync::Mutex::new(None::<String>));
+    let sentinel_set = sentinel.clone();
+    // The network, on a thread of its own: the fake and what it pushes.
+    let network = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let fake = FakeBluesky::start().await;
+            fake_tx.send(fake.clone()).unwrap();
+            fake.wait_for_jetstream_sockets(1, WAIT).await;
+            let total = rate * over.as_secs();
+            let start = tokio::time::Instant::now();
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            for i in 0..total {
+                tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate as f64))
+                    .await;
+                match i % 500 {
+                    0 => {
+                        fake.add_mention(&format!("fan{i}.test"), "where is my order?");
+                    }
+                    250 => {
+                        fake.add_post(&format!("kw{i}.test"), "is acme down for anyone else?");
+                    }
+                    _ => {
+                        let did = format!("did:plc:{:024x}", i.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                        fake.emit_post(&did, &noise_record(i, &mut rng));
+                    }
+                }
+            }
+            let wall = start.elapsed();
+            // One mention more marks the end for the reader.
+            let (last, _) = fake.add_mention("last.test", "the end");
+            *sentinel_set.lock().unwrap() = Some(last);
+            let (bytes, frames) = fake.jetstream_sent();
+            load_tx.send((bytes, frames, wall)).unwrap();
+            // Serve lookups until the reader is done.
+            fake.wait_for_jetstream_sockets(0, Duration::from_secs(120))
+                .await;
+        })
+    });
+    let fake = fake_rx.recv().unwrap();
+    // The desk's side, on this thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let measured = rt.block_on(async move {
+        let url = fake.jetstream_url();
+        let d = desk_at(fake, &["acme"], Duration::from_secs(30), url).await;
+        let (tx, mut rx) = mpsc::channel(1024);
+        let run = d.stream.run(None, tx);
+        let read = async {
+            assert_eq!(rx.recv().await, Some(StreamEvent::Connected));
+            let (cpu, process) = (thread_cpu(), process_cpu());
+            let mut mentions = 0;
+            loop {
+                let Some(StreamEvent::Mentions { mentions: got, .. }) = rx.recv().await else {
+                    panic!("the stream ended");
+                };
+                mentions += got.len();
+                let last = sentinel.lock().unwrap().clone();
+                if got.iter().any(|m| Some(&m.remote_id) == last.as_ref()) {
+                    return (thread_cpu() - cpu, process_cpu() - process, mentions);
+                }
+            }
+        };
+        tokio::select! {
+            why = run => panic!("the stream ended: {why}"),
+            done = read => done,
+        }
+    });
+    let (bytes, frames, wall) = load_rx.recv().unwrap();
+    network.join().unwrap();
+    let (stream_cpu, process_cpu, mentions) = measured;
+    Measured {
+        events: frames,
+        bytes,
+        wall,
+        stream_cpu,
+        process_cpu,
+        mentions,
+    }
 }

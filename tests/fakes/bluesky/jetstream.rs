@@ -284,13 +284,7 @@ pub(super) async fn upgrade(
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let one = |k: &str| super::param(&pairs, k).map(str::to_string);
     let mut connect = JetstreamConnect {
         cursor: None,
         wanted_collections: all("wantedCollections"),
@@ -500,10 +494,7 @@ impl FakeBluesky {
     /// notified to the brand as `quote` when the quoted post is the brand's.
     pub fn add_quote(&self, author_handle: &str, quoted_uri: &str, text: &str) -> (String, String) {
         let mut st = lock(&self.shared);
-        let quoted = st
-            .post(quoted_uri)
-            .unwrap_or_else(|| panic!("add_quote: no post {quoted_uri}"))
-            .clone();
+        let quoted = st.known_post(quoted_uri, "add_quote");
         let mut record = st.post_record(text, None, false);
         record["embed"] = json!({"$type": "app.bsky.embed.record",
                                   "record": {"uri": quoted.uri, "cid": quoted.cid}});
