@@ -329,10 +329,33 @@ struct RawBluesky {
     poll_interval_secs: f64,
     #[serde(default)]
     keywords: Vec<String>,
+    #[serde(default)]
+    jetstream: bool,
+    #[serde(default = "default_jetstream_url")]
+    jetstream_url: String,
+    #[serde(default = "default_reconcile_secs")]
+    reconcile_secs: f64,
+    #[serde(default = "default_stream_quiet_secs")]
+    stream_quiet_secs: f64,
 }
 
 fn default_bluesky_service() -> String {
     "https://bsky.social".into()
+}
+
+/// One of the public instances Bluesky runs (PLATFORMS.md "Bluesky Jetstream").
+pub const DEFAULT_JETSTREAM_URL: &str = "wss://jetstream2.us-east.bsky.network/subscribe";
+
+fn default_jetstream_url() -> String {
+    DEFAULT_JETSTREAM_URL.into()
+}
+
+fn default_reconcile_secs() -> f64 {
+    300.0
+}
+
+fn default_stream_quiet_secs() -> f64 {
+    30.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -625,8 +648,28 @@ pub struct BlueskyConfig {
     pub handle: String,
     pub app_password: Secret,
     pub poll_interval: Duration,
-    /// Searched with `app.bsky.feed.searchPosts` besides the notifications.
+    /// Searched with `app.bsky.feed.searchPosts` besides the notifications, and matched
+    /// on every post Jetstream carries when it is on.
     pub keywords: Vec<String>,
+    /// `jetstream = true`: every public post on the network is read from Jetstream and
+    /// matched on the desk; None (the default) polls only.
+    pub jetstream: Option<JetstreamConfig>,
+}
+
+/// Bluesky's Jetstream as the desk reads it (`[bluesky] jetstream = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetstreamConfig {
+    /// A `ws://` or `wss://` URL without query or credentials
+    /// (`wss://jetstream2.us-east.bsky.network/subscribe`); the desk adds the
+    /// subscription's parameters itself.
+    pub url: String,
+    /// How often the notifications and keyword searches are still polled while the
+    /// stream is up (`reconcile_secs`, 30 to 3600, default 300).
+    pub reconcile_every: Duration,
+    /// No frame for this long and the connection is taken for dead (`stream_quiet_secs`,
+    /// 1 to 600, default 30): with every post on the network flowing, Jetstream is never
+    /// silent for long.
+    pub quiet: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -1713,13 +1756,73 @@ impl Validator<'_> {
                 ),
             );
         }
+        let jetstream_url = self.websocket_url("bluesky", "jetstream_url", &b.jetstream_url);
+        let reconcile_every =
+            self.bounded_secs("bluesky", "reconcile_secs", b.reconcile_secs, 30.0..=3600.0);
+        let quiet = self.bounded_secs(
+            "bluesky",
+            "stream_quiet_secs",
+            b.stream_quiet_secs,
+            1.0..=600.0,
+        );
         BlueskyConfig {
             service_url,
             handle,
             app_password,
             poll_interval: self.poll_interval("bluesky", b.poll_interval_secs),
             keywords: b.keywords.clone(),
+            jetstream: b.jetstream.then_some(JetstreamConfig {
+                url: jetstream_url,
+                reconcile_every,
+                quiet,
+            }),
         }
+    }
+
+    /// A number of seconds within `range` (the range's start when it is not).
+    fn bounded_secs(
+        &mut self,
+        section: &str,
+        key: &str,
+        secs: f64,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Duration {
+        if secs.is_finite() && range.contains(&secs) {
+            return Duration::from_secs_f64(secs);
+        }
+        self.problem(
+            section,
+            key,
+            format!(
+                "is {secs}: expected {} to {} seconds",
+                range.start(),
+                range.end()
+            ),
+        );
+        Duration::from_secs_f64(*range.start())
+    }
+
+    /// A websocket URL the desk subscribes at: `ws://` or `wss://` with a host, and
+    /// neither credentials (they would travel to a third party and show in logs) nor a
+    /// query (the desk writes the subscription's parameters itself).
+    fn websocket_url(&mut self, section: &str, key: &str, value: &str) -> String {
+        let value = self.interpolate(section, key, value);
+        let problem = match url::Url::parse(&value) {
+            Ok(u) if !matches!(u.scheme(), "ws" | "wss") || u.host().is_none() => {
+                "expected a ws:// or wss:// URL like wss://jetstream2.us-east.bsky.network/subscribe"
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                "must not carry credentials: Jetstream needs none"
+            }
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                "must not carry a query: the subscription's parameters are added by the bot"
+            }
+            Ok(_) => return value,
+            Err(_) => "expected a ws:// or wss:// URL like wss://jetstream2.us-east.bsky.network/subscribe",
+        };
+        // The value is not echoed: a URL that carries credentials must not reach a log.
+        self.problem(section, key, problem);
+        value
     }
 
     fn x(&mut self, x: &RawX) -> XConfig {
@@ -2272,6 +2375,87 @@ access_token = "${MASTODON_TOKEN}"
         );
         let err = parse(&text, &env_all).unwrap_err().to_string();
         assert!(err.contains("poll_interval_secs"), "{err}");
+    }
+
+    const BLUESKY: &str =
+        "\n[bluesky]\nhandle = \"brand.bsky.social\"\napp_password = \"${BLUESKY_APP_PASSWORD}\"\n";
+
+    #[test]
+    fn jetstream_is_off_unless_asked_for_and_takes_its_defaults() {
+        let c = parse(&format!("{GOOD}{BLUESKY}"), &env_all).unwrap();
+        assert_eq!(c.bluesky.as_ref().unwrap().jetstream, None);
+
+        let c = parse(&format!("{GOOD}{BLUESKY}jetstream = true\n"), &env_all).unwrap();
+        assert_eq!(
+            c.bluesky.unwrap().jetstream,
+            Some(JetstreamConfig {
+                url: DEFAULT_JETSTREAM_URL.into(),
+                reconcile_every: Duration::from_secs(300),
+                quiet: Duration::from_secs(30),
+            })
+        );
+
+        let c = parse(
+            &format!(
+                "{GOOD}{BLUESKY}jetstream = true\njetstream_url = \"ws://127.0.0.1:6008/subscribe\"\n\
+                 reconcile_secs = 30\nstream_quiet_secs = 1.5\n"
+            ),
+            &env_all,
+        )
+        .unwrap();
+        let j = c.bluesky.unwrap().jetstream.unwrap();
+        assert_eq!(j.url, "ws://127.0.0.1:6008/subscribe");
+        assert_eq!(j.reconcile_every, Duration::from_secs(30));
+        assert_eq!(j.quiet, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn jetstream_mistakes_name_their_line_and_key_and_a_url_with_credentials_is_not_echoed() {
+        let cases = [
+            (
+                "jetstream_url = \"https://jetstream.example/subscribe\"",
+                "ws:// or wss://",
+            ),
+            ("jetstream_url = \"wss://\"", "ws:// or wss://"),
+            (
+                "jetstream_url = \"wss://me:CANARYpw@jetstream.example/subscribe\"",
+                "credentials",
+            ),
+            (
+                "jetstream_url = \"wss://jetstream.example/subscribe?cursor=1\"",
+                "query",
+            ),
+            ("reconcile_secs = 10", "30 to 3600"),
+            ("reconcile_secs = 4000", "30 to 3600"),
+            ("reconcile_secs = nan", "30 to 3600"),
+            ("stream_quiet_secs = 0", "1 to 600"),
+            ("stream_quiet_secs = 601", "1 to 600"),
+            ("stream_quiet_secs = inf", "1 to 600"),
+        ];
+        for (bad, needle) in cases {
+            let text = format!("{GOOD}{BLUESKY}jetstream = true\n{bad}\n");
+            let err = parse(&text, &env_all)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was accepted"))
+                .to_string();
+            let key = bad.split(' ').next().unwrap();
+            let line = text.lines().position(|l| l == bad).unwrap() + 1;
+            assert!(
+                err.contains(&format!("bot-config.toml:{line}: `bluesky.{key}`")),
+                "{bad}: {err}"
+            );
+            assert!(err.contains(needle), "{bad}: {err}");
+            assert!(!err.contains("CANARYpw"), "the URL is echoed: {err}");
+        }
+        // A wrong type is a syntax error at its line, as for every other key.
+        let text = format!("{GOOD}{BLUESKY}jetstream = \"yes\"\n");
+        let err = parse(&text, &env_all).unwrap_err().to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("jetstream ="))
+            .unwrap()
+            + 1;
+        assert!(err.contains(&format!("bot-config.toml:{line}")), "{err}");
     }
 
     #[test]

@@ -46,14 +46,12 @@ pub async fn connect_all(
         platforms.publishers.push(m);
     }
     if let Some(c) = &config.bluesky {
-        let b = Arc::new(
-            bluesky::Bluesky::connect(c, store.clone())
-                .await
-                .map_err(|e| ConnectError {
-                    platform: "Bluesky",
-                    message: e.to_string(),
-                })?,
-        );
+        let b = bluesky::Bluesky::connect(c, store.clone())
+            .await
+            .map_err(|e| ConnectError {
+                platform: "Bluesky",
+                message: e.to_string(),
+            })?;
         platforms.sources.push(b.clone());
         platforms.publishers.push(b);
     }

@@ -22,6 +22,10 @@
 //!   rkey it replaces it. `createRecord` with an rkey already taken is refused.
 //! - A [`Fault::Status`] with `retry_after` sets `ratelimit-reset` to now + that many
 //!   seconds and `ratelimit-remaining: 0`; Bluesky sends no `Retry-After` header.
+//! - `app.bsky.actor.getProfiles` answers up to 25 `actors` (DIDs or handles), leaving
+//!   out the unknown ones.
+//! - Jetstream is served on the same port at `/subscribe` (see `bluesky/jetstream.rs`):
+//!   every post the PDS learns of is an event there too.
 use super::scaffold::{
     json_response, query_pairs, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal,
     RequestLog, Route,
@@ -38,6 +42,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use unicode_segmentation::UnicodeSegmentation;
+
+pub mod jetstream;
 
 /// The brand account's handle (what `[bluesky] handle` must say).
 pub const BRAND_HANDLE: &str = "brand.test";
@@ -173,6 +179,7 @@ struct BState {
     logins: Bucket,
     forced_remaining: Option<u32>,
     last_tid: u64,
+    firehose: jetstream::Firehose,
 }
 
 struct Shared {
@@ -182,6 +189,7 @@ struct Shared {
     faults: FaultQueue,
     lost: FaultQueue<()>,
     server: FakeServer,
+    jetstream: jetstream::Sockets,
 }
 
 /// Handle to a running fake Bluesky PDS (cheap to clone; all clones share state).
@@ -401,14 +409,25 @@ impl BState {
         self.posts.iter().find(|p| p.uri == uri)
     }
 
-    /// Adds a post by `author` (a handle) and returns its index.
+    /// The post a test's helper (`what`) builds on; the test is wrong if there is none.
+    fn known_post(&self, uri: &str, what: &str) -> PostRec {
+        self.post(uri)
+            .unwrap_or_else(|| panic!("{what}: no post {uri}"))
+            .clone()
+    }
+
+    /// Adds a post by `author` (a handle), emits it on Jetstream, and returns its index.
     fn insert_post(&mut self, author: &str, record: Value) -> usize {
         let did = self.ensure_account(author);
         let rkey = self.tid();
         let indexed_at = self.next_indexed();
+        let cid = cid_of(&record);
+        let rev = self.tid();
+        self.firehose
+            .commit(&did, "create", POST, &rkey, &rev, Some((&record, &cid)));
         self.posts.push(PostRec {
             uri: format!("at://{did}/{POST}/{rkey}"),
-            cid: cid_of(&record),
+            cid,
             author: did,
             collection: POST.into(),
             rkey,
@@ -536,6 +555,7 @@ impl FakeBluesky {
             },
             forced_remaining: None,
             last_tid: 0,
+            firehose: jetstream::Firehose::new(),
         };
         state.ensure_account(BRAND_HANDLE);
         state.accounts[0].display_name = "Brand Support".into();
@@ -545,8 +565,14 @@ impl FakeBluesky {
             faults: FaultQueue::default(),
             lost: FaultQueue::default(),
             server: listener.server(),
+            jetstream: jetstream::Sockets::new(),
         });
-        listener.serve(Router::new().fallback(handle).with_state(shared.clone()));
+        listener.serve(
+            Router::new()
+                .route("/subscribe", axum::routing::get(jetstream::upgrade))
+                .fallback(handle)
+                .with_state(shared.clone()),
+        );
         FakeBluesky { shared }
     }
 
@@ -599,10 +625,7 @@ impl FakeBluesky {
     /// else as `mention` (the text then starts with `@brand.test`). Returns (uri, cid).
     pub fn add_reply(&self, author_handle: &str, parent_uri: &str, text: &str) -> (String, String) {
         let mut st = lock(&self.shared);
-        let parent = st
-            .post(parent_uri)
-            .unwrap_or_else(|| panic!("add_reply: no post {parent_uri}"))
-            .clone();
+        let parent = st.known_post(parent_uri, "add_reply");
         let root = if parent.record["reply"]["root"].is_object() {
             parent.record["reply"]["root"].clone()
         } else {
@@ -645,6 +668,16 @@ impl FakeBluesky {
         let rkey = st.tid();
         let record = json!({"$type": "app.bsky.feed.like", "subject": subject, "createdAt": ts(&Utc::now())});
         let indexed_at = st.next_indexed();
+        let rev = st.tid();
+        let cid = cid_of(&record);
+        st.firehose.commit(
+            &did,
+            "create",
+            "app.bsky.feed.like",
+            &rkey,
+            &rev,
+            Some((&record, &cid)),
+        );
         st.posts.push(PostRec {
             uri: format!("at://{did}/app.bsky.feed.like/{rkey}"),
             cid: cid_of(&record),
@@ -894,6 +927,7 @@ fn route(
         "com.atproto.server.getSession"
             | "app.bsky.notification.listNotifications"
             | "app.bsky.feed.searchPosts"
+            | "app.bsky.actor.getProfiles"
             | "chat.bsky.convo.getConvoForMembers"
             | "chat.bsky.convo.getMessages"
     );
@@ -957,6 +991,7 @@ fn route(
         ),
         "app.bsky.notification.listNotifications" => list_notifications(&st, &params),
         "app.bsky.feed.searchPosts" => search_posts(&st, &params),
+        "app.bsky.actor.getProfiles" => get_profiles(&st, &params),
         "com.atproto.repo.createRecord" | "com.atproto.repo.putRecord" => {
             write_record(&mut st, nsid, body)
         }
@@ -1091,6 +1126,41 @@ fn list_notifications(st: &BState, params: &[(String, String)]) -> Response {
         out["cursor"] = json!(format!("{}::{cid}", ts(&last.indexed_at)));
     }
     json_response(200, &out)
+}
+
+fn get_profiles(st: &BState, params: &[(String, String)]) -> Response {
+    let actors: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "actors")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if actors.is_empty() {
+        return xrpc_error(
+            400,
+            "InvalidRequest",
+            "Error: Params must have the property \"actors\"",
+        );
+    }
+    if actors.len() > 25 {
+        return xrpc_error(
+            400,
+            "InvalidRequest",
+            "Error: actors must not have more than 25 elements",
+        );
+    }
+    let profiles: Vec<Value> = actors
+        .iter()
+        .filter_map(|a| st.account(a).or_else(|| st.by_handle(a)))
+        .map(|a| {
+            let mut v = st.profile_view(&a.did);
+            let posts = st.posts.iter().filter(|p| p.author == a.did).count();
+            v["followersCount"] = json!(12);
+            v["followsCount"] = json!(34);
+            v["postsCount"] = json!(posts);
+            v
+        })
+        .collect();
+    json_response(200, &json!({"profiles": profiles}))
 }
 
 fn search_posts(st: &BState, params: &[(String, String)]) -> Response {
@@ -1240,10 +1310,28 @@ fn write_record(st: &mut BState, nsid: &str, body: &Value) -> Response {
         Some(i) => {
             st.posts[i].record = record.clone();
             st.posts[i].cid = cid.clone();
+            let rev = st.tid();
+            st.firehose.commit(
+                &brand,
+                "update",
+                collection,
+                &rkey,
+                &rev,
+                Some((&record, &cid)),
+            );
             WriteOutcome::Replaced
         }
         None => {
             let indexed_at = st.next_indexed();
+            let rev = st.tid();
+            st.firehose.commit(
+                &brand,
+                "create",
+                collection,
+                &rkey,
+                &rev,
+                Some((&record, &cid)),
+            );
             st.posts.push(PostRec {
                 uri: uri.clone(),
                 cid: cid.clone(),

@@ -13,23 +13,33 @@
 //! so a retry writes the very same record to the very same key with `putRecord` (a no-op
 //! when the first try reached the PDS). Chat has no idempotency: a retry first looks
 //! for our message in the conversation.
+//!
+//! With `jetstream = true` the source also offers Jetstream as its push channel
+//! (`jetstream`): every public post on the network, matched on the desk.
 
 mod chat;
+pub mod jetstream;
+mod keywords;
 mod poll;
+mod profiles;
 mod publish;
+mod recognise;
 mod session;
 mod wire;
 mod xrpc;
 
+pub use jetstream::Jetstream;
 pub use poll::mentions_in_notifications;
 
 use crate::config::BlueskyConfig;
 use crate::domain::{text::TextRules, Platform};
 use crate::ports::SharedStore;
-use crate::ports::{Batch, DeliveryError, Published, Publisher, ReplyRequest, Source};
+use crate::ports::{
+    Batch, DeliveryError, MentionStream, Published, Publisher, ReplyRequest, Source,
+};
 use crate::sources::http::{self, Gates};
 use session::{session_key, Session};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use thiserror::Error;
 use wire::Profile;
@@ -80,6 +90,10 @@ pub struct Bluesky {
     /// Per kind of call (true: writes), no call before this instant: the server said
     /// the budget is spent.
     gates: Gates<bool>,
+    /// This source itself, for the stream it hands out (which calls through it).
+    this: Weak<Bluesky>,
+    /// Made on the first `stream()`, then the same one (its profile cache lives on).
+    jetstream: OnceLock<Arc<Jetstream>>,
 }
 
 impl Bluesky {
@@ -88,7 +102,7 @@ impl Bluesky {
     pub async fn connect(
         config: &BlueskyConfig,
         store: SharedStore,
-    ) -> Result<Bluesky, BlueskyError> {
+    ) -> Result<Arc<Bluesky>, BlueskyError> {
         let http = http::client().map_err(BlueskyError::Unavailable)?;
         let stored = store
             .state(&session_key(&config.handle))
@@ -96,7 +110,7 @@ impl Bluesky {
             .map_err(|e| BlueskyError::Store(e.to_string()))?
             .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok());
         let had_session = stored.is_some();
-        let client = Bluesky {
+        let client = Arc::new_cyclic(|this| Bluesky {
             http,
             config: config.clone(),
             store,
@@ -108,7 +122,9 @@ impl Bluesky {
             })),
             renewing: tokio::sync::Mutex::new(()),
             gates: Gates::default(),
-        };
+            this: this.clone(),
+            jetstream: OnceLock::new(),
+        });
         if had_session {
             tracing::info!(handle = %config.handle, "reusing the stored Bluesky session");
         } else {
@@ -165,6 +181,21 @@ impl Source for Bluesky {
 
     async fn poll(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
         self.poll_once(cursor).await
+    }
+
+    /// Jetstream, when `[bluesky] jetstream = true`; its position is kept under this
+    /// source's cursor key plus `:jetstream`.
+    fn stream(&self) -> Option<Arc<dyn MentionStream>> {
+        let config = self.config.jetstream.as_ref()?;
+        let stream = self.jetstream.get_or_init(|| {
+            Arc::new(Jetstream::new(
+                self.this.clone(),
+                config.clone(),
+                self.config.keywords.clone(),
+                &self.cursor_key(),
+            ))
+        });
+        Some(stream.clone())
     }
 }
 

@@ -214,8 +214,10 @@ pub fn mentions_in_notifications(
         .collect())
 }
 
-/// A post record as a mention; None when the record is not a post we can read.
-fn record_mention(
+/// A post record as a mention; None when the record is not a post we can read. The
+/// notifications, the keyword searches and Jetstream all make their mentions here, so one
+/// post is the same mention whichever path brought it.
+pub(super) fn record_mention(
     account: &str,
     uri: &str,
     cid: &str,
