@@ -144,3 +144,55 @@ async fn a_server_without_streaming_is_polled_and_healthz_says_so() {
     assert!(detail.starts_with("no streaming"), "{detail}");
     assert_eq!(w.mastodon.stream_counts().connections, 0);
 }
+
+mod jetstream {
+    use super::*;
+    use crate::fakes::bluesky::{FakeBluesky, APP_PASSWORD};
+
+    const PASSWORD_ENV: (&str, &str) = ("TEST_BLUESKY_PASSWORD", APP_PASSWORD);
+
+    async fn world() -> (World, FakeBluesky) {
+        let w = World::new().await;
+        let fake = FakeBluesky::start().await;
+        *w.extra_config.lock().unwrap() = format!(
+            "\n[bluesky]\nservice_url = \"{}\"\nhandle = \"brand.test\"\napp_password = \"${{TEST_BLUESKY_PASSWORD}}\"\npoll_interval_secs = 600\nreconcile_secs = 3600\njetstream = true\njetstream_url = \"{}\"\n",
+            fake.url(),
+            fake.jetstream_url()
+        );
+        (w, fake)
+    }
+
+    #[tokio::test]
+    async fn a_post_on_jetstream_is_a_card_before_any_poll_and_a_restart_resumes_from_the_stored_position(
+    ) {
+        let (w, fake) = world().await;
+        let bot = w.start_bot_with(&[PASSWORD_ENV]).await;
+        fake.wait_for_jetstream_sockets(1, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let polls = fake.count("app.bsky.notification.listNotifications");
+        fake.add_mention("alice.test", "my order is late");
+        let card = w.card(1).await;
+        assert!(blocks_text(&card).contains("my order is late"));
+        assert_eq!(
+            fake.count("app.bsky.notification.listNotifications"),
+            polls,
+            "the card came by Jetstream"
+        );
+        // Killed, then posts made while it is down: the stored position is rewound on
+        // reconnect and the catch-up poll runs; each post is one card.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        bot.kill().await;
+        fake.add_mention("bob.test", "charged twice");
+        let _bot = w.start_bot_with(&[PASSWORD_ENV]).await;
+        w.card(2).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(tickets_on_cards(&w), vec![1, 2]);
+        let connects = fake.jetstream_connects();
+        assert!(connects.len() >= 2, "{connects:?}");
+        let resumed = connects.last().unwrap();
+        assert!(
+            resumed.cursor.is_some(),
+            "the restart resumed from the stored position: {connects:?}"
+        );
+    }
+}
