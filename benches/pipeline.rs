@@ -14,9 +14,10 @@
 //! `cargo bench --bench pipeline` (N=10000), or `BENCH_MENTIONS=2000 cargo bench ...`;
 //! `BENCH_ONLY=postgres` runs the PostgreSQL passes alone, `BENCH_ONLY=sled` the two
 //! in-process passes on sled, `BENCH_ONLY=memory` the bot in its own process,
-//! `BENCH_ONLY=failover` the failover pass alone, `BENCH_ONLY=pacing` a burst of 30
-//! into one channel with Slack's per-channel pace off and on, `BENCH_ONLY=streaming`
-//! mentions pushed on Mastodon's stream against polled.
+//! `BENCH_ONLY=failover` the failover pass alone, `BENCH_ONLY=ingest` the group commit
+//! passes alone (see `ingest_passes`), `BENCH_ONLY=pacing` a burst of 30 into one
+//! channel with Slack's per-channel pace off and on, `BENCH_ONLY=streaming` mentions
+//! pushed on Mastodon's stream against polled.
 //! Poll interval 0.1 s and outbox concurrency 16 (see `bench_config`).
 
 #[path = "../tests/fakes/mod.rs"]
@@ -85,6 +86,7 @@ async fn main() {
         Ok("pacing") => return pacing_pass(n.min(30)).await,
         Ok("streaming") => return streaming_pass().await,
         Ok("failover") => return failover_pass(&postgres::Postgres::start(), 10, 5).await,
+        Ok("ingest") => return ingest_passes().await,
         Ok("sled") => {
             println!("-- burst: {n} mentions appear on Mastodon at once");
             in_process_pass(n, n, Duration::ZERO, SLED, "").await;
@@ -105,6 +107,7 @@ async fn main() {
     streaming_pass().await;
     pacing_pass(n.min(30)).await;
     postgres_passes(n).await;
+    ingest_passes().await;
 }
 
 /// `n` distinct mentions of the brand, all made at `at`.
@@ -690,4 +693,141 @@ async fn offer_load(
         added += burst;
         tokio::time::sleep(pause).await;
     }
+}
+
+/// What the ingest passes store into: a fresh sled directory or PostgreSQL database per
+/// run.
+#[derive(Clone, Copy)]
+enum IngestBackend<'a> {
+    Sled,
+    Postgres(&'a postgres::Postgres),
+}
+
+impl IngestBackend<'_> {
+    fn label(self) -> &'static str {
+        match self {
+            IngestBackend::Sled => "sled",
+            IngestBackend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A fresh, empty store (the directory it lives in, for sled, goes with it).
+    async fn open(self) -> (SharedStore, Option<tempfile::TempDir>) {
+        match self {
+            IngestBackend::Sled => {
+                let dir = tempfile::tempdir().unwrap();
+                let store =
+                    mentionbridge::store::SledStore::open(&dir.path().join("store.sled")).unwrap();
+                (Arc::new(store), Some(dir))
+            }
+            IngestBackend::Postgres(pg) => {
+                let config = mentionbridge::config::PostgresConfig {
+                    url: mentionbridge::config::Secret::new(pg.fresh_database()),
+                    pool_size: 16,
+                    tls: mentionbridge::config::PgTls::Disable,
+                    ca_file: None,
+                    connect_timeout: Duration::from_secs(10),
+                };
+                let store = mentionbridge::store::PostgresStore::connect(&config)
+                    .await
+                    .unwrap();
+                (Arc::new(store), None)
+            }
+        }
+    }
+}
+
+/// Group commit (`BENCH_ONLY=ingest`): distinct mentions (100,000, or `BENCH_MENTIONS`)
+/// stored by 1, 16 and 256 concurrent callers handing over one mention per call (as
+/// streams do) and by 1 and 16 callers handing over pages of 40 (as polls do), each call
+/// followed by a flush as the watcher does; on sled and on PostgreSQL, through the
+/// grouped store `store::open` gives, and for comparison on the bare backend (one
+/// transaction and one flush per call). A run ends when every mention is stored or
+/// after `BENCH_INGEST_SECS` (10); mentions/s stored and flushed, median of 3 runs.
+async fn ingest_passes() {
+    let n: usize = std::env::var("BENCH_MENTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let limit = Duration::from_secs_f64(
+        std::env::var("BENCH_INGEST_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10.0),
+    );
+    let pg = postgres::Postgres::start();
+    let shapes = [(1, 1), (16, 1), (256, 1), (1, 40), (16, 40)];
+    for backend in [IngestBackend::Sled, IngestBackend::Postgres(&pg)] {
+        for grouped in [true, false] {
+            let how = if grouped { "grouped" } else { "bare" };
+            println!(
+                "-- ingest on {} ({how}): {n} mentions, each call then a flush",
+                backend.label()
+            );
+            for (callers, per_call) in shapes {
+                let mut runs = Vec::new();
+                for _ in 0..3 {
+                    let (store, _dir) = backend.open().await;
+                    let store = if grouped {
+                        mentionbridge::store::GroupCommit::wrap(store)
+                    } else {
+                        store
+                    };
+                    runs.push(ingest_run(store, n, callers, per_call, limit).await);
+                }
+                runs.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
+                let (stored, rate) = runs[1];
+                let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.1)).collect();
+                println!(
+                    "ingest {} {how}, {callers} caller(s) x {per_call} mention(s) per call: {rate:.0} mentions/s stored and flushed (median; runs {}; {stored} mentions in the median run)",
+                    backend.label(),
+                    all.join(", ")
+                );
+            }
+        }
+    }
+}
+
+/// `callers` tasks take the next `per_call` of `n` distinct mentions until none are left
+/// (or `limit` has passed), each storing them as its own source with the last one's id
+/// as the cursor, then flushing. Mentions stored, and mentions/s.
+async fn ingest_run(
+    store: SharedStore,
+    n: usize,
+    callers: usize,
+    per_call: usize,
+    limit: Duration,
+) -> (usize, f64) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mentions = Arc::new(bench_mentions(n, chrono::Utc::now()));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    for c in 0..callers {
+        let (store, mentions, taken) = (store.clone(), mentions.clone(), taken.clone());
+        running.spawn(async move {
+            let source = format!("stream:{c}");
+            let mut stored = 0;
+            while started.elapsed() < limit {
+                let from = taken.fetch_add(per_call, Ordering::SeqCst);
+                if from >= mentions.len() {
+                    break;
+                }
+                let page = &mentions[from..(from + per_call).min(mentions.len())];
+                let cursor = page.last().map(|m| m.remote_id.as_str());
+                let done = store
+                    .ingest(&source, page, cursor, chrono::Utc::now())
+                    .await
+                    .unwrap();
+                store.flush().await.unwrap();
+                assert_eq!(done.new_tickets.len(), page.len());
+                stored += page.len();
+            }
+            stored
+        });
+    }
+    let stored: usize = running.join_all().await.into_iter().sum();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(store.ticket_count().await.unwrap(), stored);
+    (stored, stored as f64 / secs)
 }

@@ -21,7 +21,7 @@ pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };
 pub use store::{
-    count_of, ActOutcome, BackendError, Claimed, Decide, Fence, Ingested, Job, Judge, Lease,
-    LeaseState, SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, BackendError, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge,
+    Lease, LeaseState, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};

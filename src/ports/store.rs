@@ -172,6 +172,35 @@ impl Ingested {
     }
 }
 
+/// One source's batch for [`Store::ingest_many`]: what a single [`Store::ingest`] call
+/// stores, with the lease it is written under.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub source: String,
+    pub mentions: Vec<Mention>,
+    /// Where `source` continues once this delivery is stored; `None` leaves it.
+    pub cursor: Option<String>,
+    /// The duty lease this delivery is written under (a source's watcher holds one):
+    /// unless it is still the duty's latest grant, the delivery is refused with
+    /// [`StoreError::Fenced`] and writes nothing. `None`: written whoever holds what
+    /// (on a fenced handle: under the handle's fence).
+    pub fence: Option<Arc<Fence>>,
+}
+
+impl Delivery {
+    pub fn new(source: &str, mentions: &[Mention], cursor: Option<&str>) -> Delivery {
+        Delivery {
+            source: source.to_string(),
+            mentions: mentions.to_vec(),
+            cursor: cursor.map(str::to_string),
+            fence: None,
+        }
+    }
+}
+
+/// What [`Store::ingest_many`] did with each delivery, in the order they were given.
+pub type Slots = Vec<Result<Ingested, StoreError>>;
+
 /// The outcome of an agent's action as the store committed it.
 pub type ActOutcome = Result<Ticket, Rejection>;
 
@@ -237,14 +266,43 @@ pub trait Store: Send + Sync {
     /// this transaction sees (earlier mentions of the same batch included). Idempotent:
     /// a mention already stored, by any of its keys (the same post by its platform-wide
     /// key from another source too), changes nothing and is counted as a duplicate.
-    /// Durable after `flush`.
+    /// Durable after `flush` (a backend may make it durable before it returns). It is
+    /// [`Store::ingest_many`] of one delivery; through a fenced handle, refused with
+    /// [`StoreError::Fenced`] unless the handle's lease is current.
     async fn ingest(
         &self,
         source: &str,
         mentions: &[Mention],
         cursor: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Ingested, StoreError>;
+    ) -> Result<Ingested, StoreError> {
+        let delivery = Delivery::new(source, mentions, cursor);
+        let mut slots = self
+            .ingest_many(std::slice::from_ref(&delivery), now)
+            .await?;
+        match slots.pop() {
+            Some(slot) if slots.is_empty() => slot,
+            _ => Err(StoreError::Backend(
+                "the store answered one delivery with a count of outcomes other than one".into(),
+            )),
+        }
+    }
+
+    /// Store several deliveries (from one source or many) in ONE transaction, each
+    /// judged in the order given exactly as successive [`Store::ingest`] calls would
+    /// judge it: intake for a delivery sees what the earlier deliveries of the call
+    /// wrote (a mention in two deliveries is one ticket and one duplicate; ticket numbers
+    /// follow delivery order), and each delivery's cursor moves with its own mentions.
+    /// A delivery whose fence (or, without one, the fenced handle's) is not its duty's
+    /// latest grant gets `Err(StoreError::Fenced)` in its slot and writes nothing; the
+    /// others commit. The outcome has one slot per delivery, in order. The outer `Err`
+    /// means nothing at all was written (the transaction failed as a whole). Durable
+    /// after `flush`.
+    async fn ingest_many(
+        &self,
+        deliveries: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> Result<Slots, StoreError>;
 
     // -- tickets ------------------------------------------------------------------------
 

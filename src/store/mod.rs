@@ -2,10 +2,12 @@
 //! machine; PostgreSQL, for replicas sharing one database. Each passes the contract
 //! suite in `tests/integration/store_contract.rs`.
 
+mod grouped;
 pub mod postgres;
 mod sled;
 pub mod snapshot;
 
+pub use self::grouped::{GroupCommit, GroupLimits};
 pub use self::postgres::PostgresStore;
 pub use self::sled::SledStore;
 
@@ -14,9 +16,15 @@ use crate::domain::routes::Routes;
 use crate::ports::{SharedStore, StoreError};
 use std::sync::Arc;
 
-/// The configured store, its new tickets stamped from `routes`. PostgreSQL's schema is
-/// brought up to date first (see `postgres::migrate`).
+/// The configured store, its new tickets stamped from `routes`, its ingests committed in
+/// groups (see [`GroupCommit`]: an ingest through it is durable when it returns).
+/// PostgreSQL's schema is brought up to date first (see `postgres::migrate`).
 pub async fn open(config: &StoreConfig, routes: Routes) -> Result<SharedStore, StoreError> {
+    Ok(GroupCommit::wrap(open_backend(config, routes).await?))
+}
+
+/// The configured backend itself, without group commit (for measuring it alone).
+pub async fn open_backend(config: &StoreConfig, routes: Routes) -> Result<SharedStore, StoreError> {
     Ok(match config {
         StoreConfig::Sled { path } => Arc::new(SledStore::open(path)?.with_routes(routes)),
         StoreConfig::Postgres(pg) => {

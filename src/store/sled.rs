@@ -11,8 +11,8 @@ use crate::domain::{
     Ticket, TicketId, Transition,
 };
 use crate::ports::{
-    count_of, ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState,
-    SharedStore, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge, Lease,
+    LeaseState, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
@@ -233,7 +233,12 @@ impl SledStore {
 
     /// On a fenced handle, refuse a write unless its lease is still the duty's grant.
     fn check_fence(&self) -> Result<(), StoreError> {
-        let Some(fence) = &self.fence else {
+        self.fence_holds(self.fence.as_ref())
+    }
+
+    /// Whether a write under `fence` (none: unfenced) may go ahead.
+    fn fence_holds(&self, fence: Option<&Arc<Fence>>) -> Result<(), StoreError> {
+        let Some(fence) = fence else {
             return Ok(());
         };
         let lease = fence.lease()?;
@@ -366,14 +371,19 @@ impl Store for SledStore {
         Ok(self.seen.len())
     }
 
-    async fn ingest(
+    async fn ingest_many(
         &self,
-        source: &str,
-        mentions: &[Mention],
-        cursor: Option<&str>,
+        deliveries: &[Delivery],
         now: DateTime<Utc>,
-    ) -> Result<Ingested, StoreError> {
-        self.check_fence()?;
+    ) -> Result<Slots, StoreError> {
+        // Leases live in this process: each delivery's is judged once, up front.
+        let mut refused: Vec<Option<StoreError>> = deliveries
+            .iter()
+            .map(|d| {
+                self.fence_holds(d.fence.as_ref().or(self.fence.as_ref()))
+                    .err()
+            })
+            .collect();
         let trees = (
             &self.tickets,
             &self.dedupe,
@@ -383,39 +393,63 @@ impl Store for SledStore {
             &self.meta,
         );
         let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
-            let mut done = Ingested::default();
-            for m in mentions {
-                let keys = m.dedupe_keys();
-                let mut seen = false;
-                for k in &keys {
-                    seen |= dedupe.get(k.as_bytes())?.is_some();
+            let first = match meta.get("next_ticket")? {
+                Some(v) => id_of(&v),
+                None => 1,
+            };
+            let mut next = first;
+            let mut slots = Vec::with_capacity(deliveries.len());
+            for (d, refused) in deliveries.iter().zip(&refused) {
+                if refused.is_some() {
+                    slots.push(Ingested::default());
+                    continue;
                 }
-                let parent = parent_of(tickets, dedupe, m)?;
-                let next = match meta.get("next_ticket")? {
-                    Some(v) => id_of(&v),
-                    None => 1,
-                };
-                let known = Known {
-                    seen,
-                    parent: parent.as_ref(),
-                };
-                let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
-                if done.record(&decided) {
-                    meta.insert("next_ticket", &key(next + 1))?;
-                }
-                if let Some(tr) = decided.transition() {
-                    commit_transition(tickets, outbox, audit, tr, now)?;
+                let mut done = Ingested::default();
+                for m in &d.mentions {
+                    let keys = m.dedupe_keys();
+                    let mut seen = false;
                     for k in &keys {
-                        dedupe.insert(k.as_bytes(), &key(tr.ticket.id.0))?;
+                        seen = seen || dedupe.get(k.as_bytes())?.is_some();
+                    }
+                    let parent = if seen {
+                        None
+                    } else {
+                        parent_of(tickets, dedupe, m)?
+                    };
+                    let known = Known {
+                        seen,
+                        parent: parent.as_ref(),
+                    };
+                    let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
+                    if done.record(&decided) {
+                        next += 1;
+                    }
+                    if let Some(tr) = decided.transition() {
+                        commit_transition(tickets, outbox, audit, tr, now)?;
+                        for k in &keys {
+                            dedupe.insert(k.as_bytes(), &key(tr.ticket.id.0))?;
+                        }
                     }
                 }
+                if let Some(c) = &d.cursor {
+                    cursors.insert(d.source.as_bytes(), c.as_bytes())?;
+                }
+                slots.push(done);
             }
-            if let Some(c) = cursor {
-                cursors.insert(source, c.as_bytes())?;
+            if next != first {
+                meta.insert("next_ticket", &key(next))?;
             }
-            Ok(done)
+            Ok(slots)
         });
-        finish(result)
+        let slots = finish(result)?;
+        Ok(slots
+            .into_iter()
+            .zip(refused.iter_mut())
+            .map(|(done, refused)| match refused.take() {
+                Some(e) => Err(e),
+                None => Ok(done),
+            })
+            .collect())
     }
 
     async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {

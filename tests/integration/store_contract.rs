@@ -10,8 +10,8 @@ use mentionbridge::domain::{
     apply, AgentAction, AgentRef, AuditEntry, Author, CardRef, Desk, Effect, Mention, Note,
     Platform, Rejection, SurfaceKind, SystemEvent, TicketId, Visibility,
 };
-use mentionbridge::ports::{Fence, SharedStore, StoreError, DESK_JOBS};
-use mentionbridge::store::{PostgresStore, SledStore};
+use mentionbridge::ports::{Delivery, Fence, SharedStore, StoreError, DESK_JOBS};
+use mentionbridge::store::{GroupCommit, PostgresStore, SledStore};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -113,6 +113,12 @@ macro_rules! store_contract {
                 a_fenced_handle_writes_only_under_the_current_lease,
                 two_replicas_ingesting_the_same_mentions_make_each_ticket_once,
                 counts_from_two_handles_at_once_are_all_kept,
+                one_group_of_several_sources_moves_every_cursor,
+                a_mention_in_two_deliveries_of_a_group_is_one_ticket_and_one_duplicate,
+                ticket_numbers_and_jobs_follow_delivery_order,
+                a_fenced_out_delivery_alone_is_refused_and_the_others_commit,
+                concurrent_ingests_through_group_commit_are_each_acknowledged_and_kept,
+                a_fenced_handle_of_the_grouped_store_is_refused_alone,
             );
         }
     };
@@ -1457,6 +1463,44 @@ mod postgres_only {
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_caller_of_a_group_hears_when_the_database_goes_away() {
+        let pg = crate::postgres::Postgres::start();
+        if !pg.is_throwaway() {
+            return; // the developer's database is not ours to stop
+        }
+        let store = GroupCommit::wrap(Arc::new(
+            PostgresStore::connect(&config_for(pg.url())).await.unwrap(),
+        ));
+        store
+            .ingest("src", &[mention("a", "alice")], Some("1"), now())
+            .await
+            .unwrap();
+        pg.stop();
+        let started = std::time::Instant::now();
+        let callers: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let m = [mention(&format!("m{i}"), "bob")];
+                    store.ingest(&format!("stream:{i}"), &m, None, now()).await
+                })
+            })
+            .collect();
+        for caller in callers {
+            let err = caller.await.unwrap().expect_err("the server is gone");
+            assert!(err.is_transient(), "{err:?}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Back up: the same store carries on, and nothing of the failed groups was kept.
+        pg.start_again();
+        let done = store
+            .ingest("src", &[mention("b", "bob")], Some("2"), now())
+            .await
+            .unwrap();
+        assert_eq!(done.new_tickets, vec![TicketId(2)]);
+    }
 }
 
 pub async fn counts_from_two_handles_at_once_are_all_kept(place: &dyn Place) {
@@ -1487,4 +1531,313 @@ pub async fn counts_from_two_handles_at_once_are_all_kept(place: &dyn Place) {
         Some(&b"80"[..])
     );
     assert_eq!(store.count_up("fresh", 5).await.unwrap(), 5);
+}
+
+// -- several deliveries in one transaction ------------------------------------------------
+
+fn delivery(source: &str, mentions: &[Mention], cursor: Option<&str>) -> Delivery {
+    Delivery::new(source, mentions, cursor)
+}
+
+pub async fn one_group_of_several_sources_moves_every_cursor(place: &dyn Place) {
+    let store = place.open();
+    let group = [
+        delivery(
+            "mastodon:brand",
+            &[mention("m1", "alice"), mention("m2", "bob")],
+            Some("m-2"),
+        ),
+        delivery("bluesky:brand", &[mention("b1", "carol")], Some("b-1")),
+        delivery("webhook", &[mention("w1", "dan")], None),
+        // Only a cursor: a poll that found nothing new.
+        delivery("x:brand", &[], Some("x-9")),
+    ];
+    let slots = store.ingest_many(&group, now()).await.unwrap();
+    assert_eq!(slots.len(), 4, "one outcome per delivery");
+    let counts: Vec<usize> = slots
+        .iter()
+        .map(|s| s.as_ref().unwrap().new_tickets.len())
+        .collect();
+    assert_eq!(counts, vec![2, 1, 1, 0]);
+    store.flush().await.unwrap();
+    drop(store);
+    let store = place.open();
+    for (source, cursor) in [
+        ("mastodon:brand", Some("m-2")),
+        ("bluesky:brand", Some("b-1")),
+        ("webhook", None),
+        ("x:brand", Some("x-9")),
+    ] {
+        assert_eq!(
+            store.cursor(source).await.unwrap().as_deref(),
+            cursor,
+            "{source}'s cursor"
+        );
+    }
+    assert_eq!(store.ticket_count().await.unwrap(), 4);
+    assert_eq!(store.jobs().await.unwrap().len(), 4, "one card post each");
+}
+
+pub async fn a_mention_in_two_deliveries_of_a_group_is_one_ticket_and_one_duplicate(
+    place: &dyn Place,
+) {
+    let store = with_tickets(place, &["old"]).await;
+    let post = mention("p", "alice");
+    // The stream and the catch-up poll bring the same post, and alice answers it at once;
+    // the second delivery also repeats a post stored long before.
+    let mut answer = mention("p2", "alice");
+    answer.in_reply_to = Some("p".into());
+    let group = [
+        delivery("mastodon:stream", std::slice::from_ref(&post), Some("s1")),
+        delivery(
+            "mastodon:poll",
+            &[post.clone(), answer, mention("old", "alice")],
+            Some("n1"),
+        ),
+    ];
+    let slots = store.ingest_many(&group, now()).await.unwrap();
+    let first = slots[0].as_ref().unwrap();
+    let second = slots[1].as_ref().unwrap();
+    assert_eq!(first.new_tickets, vec![TicketId(2)]);
+    assert_eq!(first.duplicates, 0);
+    assert!(second.new_tickets.is_empty(), "{second:?}");
+    assert_eq!(second.duplicates, 2, "the post again, and the old one");
+    assert_eq!(
+        second.followups,
+        vec![TicketId(2)],
+        "the answer joins the ticket the first delivery opened"
+    );
+    assert_eq!(store.ticket_count().await.unwrap(), 2);
+    let ticket = store.ticket(TicketId(2)).await.unwrap().unwrap();
+    assert_eq!(ticket.mention, post);
+    assert_eq!(ticket.followups.len(), 1);
+    assert_eq!(
+        store.cursor("mastodon:poll").await.unwrap().as_deref(),
+        Some("n1")
+    );
+    assert_eq!(
+        store.audit_of(TicketId(2)).await.unwrap().len(),
+        2,
+        "received, then the follow-up"
+    );
+    // The same group again changes nothing.
+    let again = store.ingest_many(&group, now()).await.unwrap();
+    let dups: Vec<usize> = again
+        .iter()
+        .map(|s| s.as_ref().unwrap().duplicates)
+        .collect();
+    assert_eq!(dups, vec![1, 3]);
+    assert_eq!(store.ticket_count().await.unwrap(), 2);
+}
+
+pub async fn ticket_numbers_and_jobs_follow_delivery_order(place: &dyn Place) {
+    let store = place.open();
+    let group = [
+        delivery("a", &[mention("1", "u1"), mention("2", "u2")], None),
+        delivery("b", &[mention("3", "u3")], None),
+        delivery("c", &[mention("4", "u4"), mention("5", "u5")], None),
+    ];
+    let slots = store.ingest_many(&group, now()).await.unwrap();
+    let numbers: Vec<Vec<u64>> = slots
+        .iter()
+        .map(|s| {
+            s.as_ref()
+                .unwrap()
+                .new_tickets
+                .iter()
+                .map(|t| t.0)
+                .collect()
+        })
+        .collect();
+    assert_eq!(numbers, vec![vec![1, 2], vec![3], vec![4, 5]]);
+    for n in 1..=5u64 {
+        let ticket = store.ticket(TicketId(n)).await.unwrap().unwrap();
+        assert_eq!(ticket.mention.remote_id, n.to_string(), "ticket {n}");
+        assert_eq!(store.audit_of(TicketId(n)).await.unwrap().len(), 1);
+    }
+    // The outbox holds their card posts in the same order.
+    let queued: Vec<u64> = store
+        .jobs()
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.ticket.0)
+        .collect();
+    assert_eq!(queued, vec![1, 2, 3, 4, 5]);
+    // The next ingest continues the numbers.
+    let next = store
+        .ingest("a", &[mention("6", "u6")], None, now())
+        .await
+        .unwrap();
+    assert_eq!(next.new_tickets, vec![TicketId(6)]);
+}
+
+pub async fn a_fenced_out_delivery_alone_is_refused_and_the_others_commit(place: &dyn Place) {
+    let store = place.open();
+    let duty = "watcher:mastodon:brand";
+    let held = Fence::new(duty);
+    let lease = store
+        .acquire_lease(duty, "A", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("free");
+    held.set(Some(lease));
+    // Another duty's fence without a lease: whoever carries it has lost it.
+    let lost = Fence::new("watcher:bluesky:brand");
+    let group = [
+        Delivery {
+            fence: Some(held.clone()),
+            ..delivery("mastodon:brand", &[mention("m1", "alice")], Some("m-1"))
+        },
+        Delivery {
+            fence: Some(lost),
+            ..delivery("bluesky:brand", &[mention("b1", "bob")], Some("b-1"))
+        },
+        delivery("webhook", &[mention("w1", "carol")], None),
+    ];
+    let slots = store.ingest_many(&group, now()).await.unwrap();
+    assert_eq!(slots[0].as_ref().unwrap().new_tickets, vec![TicketId(1)]);
+    assert!(
+        matches!(&slots[1], Err(StoreError::Fenced { duty }) if duty == "watcher:bluesky:brand"),
+        "{:?}",
+        slots[1]
+    );
+    assert_eq!(
+        slots[2].as_ref().unwrap().new_tickets,
+        vec![TicketId(2)],
+        "the refused delivery took no ticket number"
+    );
+    assert_eq!(store.cursor("bluesky:brand").await.unwrap(), None);
+    assert_eq!(
+        store.cursor("mastodon:brand").await.unwrap().as_deref(),
+        Some("m-1")
+    );
+    assert_eq!(store.ticket_count().await.unwrap(), 2);
+    let stored: HashSet<String> = store
+        .all_tickets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.mention.remote_id)
+        .collect();
+    assert!(!stored.contains("b1"), "{stored:?}");
+    // Once B takes the duty over, A's fence is stale: refused the same way.
+    store.release_lease(&held.lease().unwrap()).await.unwrap();
+    store
+        .acquire_lease(duty, "B", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("released");
+    let late = Delivery {
+        fence: Some(held),
+        ..delivery("mastodon:brand", &[mention("m2", "alice")], Some("m-2"))
+    };
+    let slots = store.ingest_many(&[late], now()).await.unwrap();
+    assert!(matches!(&slots[0], Err(StoreError::Fenced { .. })));
+    assert_eq!(
+        store.cursor("mastodon:brand").await.unwrap().as_deref(),
+        Some("m-1")
+    );
+}
+
+// -- group commit over the backend --------------------------------------------------------
+
+pub async fn concurrent_ingests_through_group_commit_are_each_acknowledged_and_kept(
+    place: &dyn Place,
+) {
+    const CALLERS: usize = 48;
+    const EACH: usize = 5;
+    let store = GroupCommit::wrap(place.open());
+    let start = Arc::new(tokio::sync::Barrier::new(CALLERS));
+    let mut callers = tokio::task::JoinSet::new();
+    for c in 0..CALLERS {
+        let (store, start) = (store.clone(), start.clone());
+        callers.spawn(async move {
+            start.wait().await;
+            let mut acknowledged = Vec::new();
+            for i in 0..EACH {
+                let id = format!("c{c}-{i}");
+                let m = mention(&id, &format!("u{c}"));
+                let source = format!("stream:{c}");
+                let done = store.ingest(&source, &[m], Some(&id), now()).await.unwrap();
+                store.flush().await.unwrap();
+                assert_eq!(done.new_tickets.len(), 1, "{id}: {done:?}");
+                acknowledged.push((id, done.new_tickets[0]));
+            }
+            acknowledged
+        });
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(done) = callers.join_next().await {
+        acknowledged.extend(done.unwrap());
+    }
+    let numbers: HashSet<u64> = acknowledged.iter().map(|(_, t)| t.0).collect();
+    assert_eq!(
+        numbers,
+        (1..=(CALLERS * EACH) as u64).collect::<HashSet<_>>(),
+        "distinct tickets, numbered without gaps"
+    );
+    // Every acknowledged mention is there after a restart, with the ticket it was told.
+    drop(store);
+    let store = place.open();
+    for (id, ticket) in &acknowledged {
+        let stored = store.ticket(*ticket).await.unwrap().expect("kept");
+        assert_eq!(&stored.mention.remote_id, id);
+    }
+    for c in 0..CALLERS {
+        assert_eq!(
+            store.cursor(&format!("stream:{c}")).await.unwrap(),
+            Some(format!("c{c}-{}", EACH - 1)),
+            "each stream's cursor is its last acknowledged mention's"
+        );
+    }
+}
+
+pub async fn a_fenced_handle_of_the_grouped_store_is_refused_alone(place: &dyn Place) {
+    let store = GroupCommit::wrap(place.open());
+    let fence = Fence::new("watcher:mastodon:brand");
+    let fenced = store.fenced(fence.clone());
+    // Without its lease, the fenced handle's ingest is refused while another caller's,
+    // in the same moment, goes through.
+    let (a, b) = ([mention("a", "alice")], [mention("b", "bob")]);
+    let (refused, other) = tokio::join!(
+        fenced.ingest("mastodon:brand", &a, Some("c1"), now()),
+        store.ingest("webhook", &b, None, now()),
+    );
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert!(fenced_out(fenced.set_state("k", b"v").await));
+    assert_eq!(other.unwrap().new_tickets, vec![TicketId(1)]);
+    assert_eq!(store.cursor("mastodon:brand").await.unwrap(), None);
+    let lease = store
+        .acquire_lease(
+            "watcher:mastodon:brand",
+            "A",
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .expect("free");
+    fence.set(Some(lease));
+    let done = fenced
+        .ingest(
+            "mastodon:brand",
+            &[mention("a", "alice")],
+            Some("c1"),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.new_tickets, vec![TicketId(2)]);
+    fenced.set_state("k", b"v").await.unwrap();
+    assert_eq!(
+        store.cursor("mastodon:brand").await.unwrap().as_deref(),
+        Some("c1")
+    );
+}
+
+fn fenced_out<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Fenced { .. }))
 }

@@ -33,19 +33,20 @@
 mod schema;
 
 use crate::config::PostgresConfig;
-use crate::domain::intake::{self, Known};
+use crate::domain::intake::{self, Intake};
 use crate::domain::routes::Routes;
 use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, SurfaceKind, SystemEvent, Ticket,
     TicketId, Transition,
 };
 use crate::ports::{
-    ActOutcome, Claimed, Decide, Fence, Ingested, Job, Judge, Lease, LeaseState, SharedStore,
-    Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    ActOutcome, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge, Lease, LeaseState,
+    SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool, PoolError};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Json, ToSql};
@@ -67,6 +68,9 @@ impl From<PoolError> for StoreError {
 
 /// Expired event ids removed per sighting, so pruning never stalls an inbound event.
 const PRUNE_PER_SIGHTING: i64 = 64;
+
+/// Rows a store copy writes per statement.
+const IMPORT_ROWS: usize = 1000;
 
 /// How often a transaction that lost a serialization race or a deadlock runs again.
 const RETRIES: u32 = 5;
@@ -314,29 +318,23 @@ impl PostgresStore {
             )));
         }
         let id = |n: u64| sql_id(n).ok_or_else(|| unreadable(format!("id {n} is out of range")));
-        for t in &snap.tickets {
-            tx.execute(
-                "INSERT INTO tickets (id, closed, body) VALUES ($1, $2, $3)",
-                &[&id(t.id.0)?, &t.is_closed(), &Json(t)],
-            )
-            .await?;
+        for chunk in snap.tickets.chunks(IMPORT_ROWS) {
+            put_tickets(&tx, &chunk.iter().collect::<Vec<_>>()).await?;
         }
-        for (key, ticket) in &snap.dedupe {
-            tx.execute(
-                "INSERT INTO dedupe (key, ticket) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET ticket = EXCLUDED.ticket",
-                &[&key.as_bytes(), &id(ticket.0)?],
-            )
-            .await?;
+        for chunk in snap.dedupe.chunks(IMPORT_ROWS) {
+            let keys: Vec<&[u8]> = chunk.iter().map(|(k, _)| k.as_bytes()).collect();
+            let tickets = chunk
+                .iter()
+                .map(|(_, t)| id(t.0))
+                .collect::<Result<Vec<_>, _>>()?;
+            remember_keys(&tx, &keys, &tickets).await?;
         }
-        for (source, cursor) in &snap.cursors {
-            tx.execute(
-                "INSERT INTO cursors (source, value) VALUES ($1, $2)
-                 ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value",
-                &[source, &cursor.as_bytes()],
-            )
-            .await?;
-        }
+        let cursors: Vec<(&str, &[u8])> = snap
+            .cursors
+            .iter()
+            .map(|(source, cursor)| (source.as_str(), cursor.as_bytes()))
+            .collect();
+        put_cursors(&tx, &cursors).await?;
         for (key, value) in &snap.state {
             put_state(&tx, key, value).await?;
         }
@@ -396,8 +394,8 @@ impl PostgresStore {
             )
             .await?;
         }
-        for entry in &snap.audit {
-            append_audit(&tx, entry).await?;
+        for chunk in snap.audit.chunks(IMPORT_ROWS) {
+            append_audits(&tx, &chunk.iter().collect::<Vec<_>>()).await?;
         }
         for (source, event, at) in &snap.seen_events {
             tx.execute(
@@ -431,24 +429,10 @@ impl PostgresStore {
     /// keeping a share lock on the lease row until `tx` ends so no new grant commits
     /// while this write does.
     async fn check_fence(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
-        let Some(fence) = &self.fence else {
-            return Ok(());
-        };
-        let lease = fence.lease()?;
-        let row = tx
-            .query_opt(
-                "SELECT holder, token FROM leases WHERE duty = $1 FOR SHARE",
-                &[&lease.duty],
-            )
-            .await?;
-        if let Some(row) = row {
-            let holder: &str = get(&row, 0)?;
-            let token: i64 = get(&row, 1)?;
-            if holder == lease.holder && sql_id(lease.token) == Some(token) {
-                return Ok(());
-            }
+        match check_fences(tx, &[self.fence.as_ref()]).await?.pop() {
+            Some(Some(refused)) => Err(refused),
+            _ => Ok(()),
         }
-        Err(StoreError::Fenced { duty: lease.duty })
     }
 
     /// Run `sql` in a transaction of its own (fenced like every write).
@@ -465,16 +449,23 @@ impl PostgresStore {
         retrying!(self.write_once(sql, params))
     }
 
-    async fn ingest_once(
+    /// [`Store::ingest_many`] in one transaction: the fences checked and the ticket
+    /// counter locked once, what every mention is known by read in one look-up (and the
+    /// tickets they answer, locked, in another), intake judged here in delivery order on
+    /// that, kept up to date as it goes, and what it decided written with one statement
+    /// per table.
+    async fn ingest_many_once(
         &self,
-        source: &str,
-        mentions: &[Mention],
-        cursor: Option<&str>,
+        deliveries: &[Delivery],
         now: DateTime<Utc>,
-    ) -> Result<Ingested, StoreError> {
+    ) -> Result<Slots, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        self.check_fence(&tx).await?;
+        let fences: Vec<Option<&Arc<Fence>>> = deliveries
+            .iter()
+            .map(|d| d.fence.as_ref().or(self.fence.as_ref()))
+            .collect();
+        let mut refused = check_fences(&tx, &fences).await?;
         // Intake runs one transaction at a time across replicas: this lock first.
         let row = tx
             .query_opt(
@@ -484,34 +475,57 @@ impl PostgresStore {
             .await?
             .ok_or_else(|| unreadable("the ticket counter is missing"))?;
         let first: i64 = get(&row, 0)?;
-        let mut next = u64::try_from(first)
+        let first = u64::try_from(first)
             .map_err(|_| unreadable(format!("the ticket counter is {first}")))?;
-        let mut done = Ingested::default();
-        for m in mentions {
-            let keys = m.dedupe_keys();
-            let raw_keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-            let seen = tx
-                .query_opt(
-                    "SELECT 1 FROM dedupe WHERE key = ANY($1) LIMIT 1",
-                    &[&raw_keys],
-                )
-                .await?
-                .is_some();
-            let parent = parent_of(&tx, m).await?;
-            let known = Known {
-                seen,
-                parent: parent.as_ref(),
-            };
-            let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
-            if done.record(&decided) {
-                next += 1;
+        let live: Vec<&Delivery> = deliveries
+            .iter()
+            .zip(&refused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(d, _)| d)
+            .collect();
+        let mut known = IntakeView::read(&tx, &live).await?;
+        let mut next = first;
+        let mut written = Written::default();
+        let mut done = Vec::with_capacity(live.len());
+        for d in &live {
+            let mut ingested = Ingested::default();
+            for m in &d.mentions {
+                let keys = m.dedupe_keys();
+                let seen = keys.iter().any(|k| known.keys.contains_key(k.as_bytes()));
+                let parent = match (seen, known.parent_of(m)) {
+                    (false, Some(id)) => known.ticket(&tx, id).await?,
+                    _ => None,
+                };
+                let judged = intake::Known {
+                    seen,
+                    parent: parent.as_ref(),
+                };
+                let decided = intake::admit(m, judged, TicketId(next), &self.routes, now);
+                if ingested.record(&decided) {
+                    next += 1;
+                }
+                let (Intake::Opened(tr) | Intake::FollowUp(tr)) = decided else {
+                    continue;
+                };
+                let id = tr.ticket.id;
+                for k in keys {
+                    let k = k.into_bytes();
+                    known.keys.insert(k.clone(), id.0);
+                    written.keys.insert(k, id.0);
+                }
+                written.jobs.extend(tr.effects.into_iter().map(|e| (id, e)));
+                written.audit.push(tr.audit);
+                known.tickets.insert(id.0, Some(tr.ticket));
+                written.tickets.insert(id.0);
             }
-            if let Some(tr) = decided.transition() {
-                commit_transition(&tx, tr, now).await?;
-                remember_keys(&tx, &raw_keys, tr.ticket.id).await?;
+            if let Some(c) = &d.cursor {
+                written.cursors.retain(|(source, _)| *source != d.source);
+                written.cursors.push((d.source.as_str(), c.as_bytes()));
             }
+            done.push(ingested);
         }
-        if !done.new_tickets.is_empty() {
+        written.write(&tx, &known, now).await?;
+        if next != first {
             let next = sql_id(next).ok_or_else(|| unreadable("ticket numbers ran out"))?;
             tx.execute(
                 "UPDATE counters SET value = $1 WHERE name = 'next_ticket'",
@@ -519,16 +533,17 @@ impl PostgresStore {
             )
             .await?;
         }
-        if let Some(c) = cursor {
-            tx.execute(
-                "INSERT INTO cursors (source, value) VALUES ($1, $2)
-                 ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value",
-                &[&source, &c.as_bytes()],
-            )
-            .await?;
-        }
         tx.commit().await?;
-        Ok(done)
+        let mut done = done.into_iter();
+        Ok(refused
+            .iter_mut()
+            .map(|r| match r.take() {
+                Some(e) => Err(e),
+                None => done
+                    .next()
+                    .ok_or_else(|| unreadable("an ingest outcome went missing")),
+            })
+            .collect())
     }
 
     /// Judge ticket `id` as stored (locked until the commit) and commit the transition
@@ -704,7 +719,8 @@ impl PostgresStore {
             if let SystemEvent::ReplyPublished { remote_id, .. } = ev {
                 let keys = intake::post_keys(&ticket.mention, remote_id);
                 let raw_keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-                remember_keys(&tx, &raw_keys, ticket.id).await?;
+                let id = sql_id(ticket.id.0).ok_or(StoreError::NoSuchTicket(ticket.id))?;
+                remember_keys(&tx, &raw_keys, &vec![id; raw_keys.len()]).await?;
             }
             let tr = apply_system(&ticket, ev.clone(), now);
             commit_transition(&tx, &tr, now).await?;
@@ -858,6 +874,169 @@ pub async fn migrate(config: &PostgresConfig) -> Result<Vec<i64>, StoreError> {
     schema::apply(&pool, config).await
 }
 
+/// Whether writes under each of `fences` may go ahead: `None` for a write under no
+/// fence or under its duty's latest grant, the refusal otherwise. Each duty's lease row
+/// is read once and stays share-locked until `tx` ends, so no new grant commits while
+/// the writes do.
+async fn check_fences(
+    tx: &Tx<'_>,
+    fences: &[Option<&Arc<Fence>>],
+) -> Result<Vec<Option<StoreError>>, StoreError> {
+    let leases: Vec<Option<Result<Lease, StoreError>>> =
+        fences.iter().map(|f| f.map(|f| f.lease())).collect();
+    let mut duties: Vec<&str> = leases
+        .iter()
+        .filter_map(|l| match l {
+            Some(Ok(lease)) => Some(lease.duty.as_str()),
+            _ => None,
+        })
+        .collect();
+    duties.sort_unstable();
+    duties.dedup();
+    let mut granted: HashMap<String, (String, i64)> = HashMap::new();
+    if !duties.is_empty() {
+        let rows = tx
+            .query(
+                "SELECT duty, holder, token FROM leases WHERE duty = ANY($1)
+                 ORDER BY duty FOR SHARE",
+                &[&duties],
+            )
+            .await?;
+        for row in rows {
+            granted.insert(get(&row, 0)?, (get(&row, 1)?, get(&row, 2)?));
+        }
+    }
+    Ok(leases
+        .into_iter()
+        .map(|l| match l {
+            None => None,
+            Some(Err(refused)) => Some(refused),
+            Some(Ok(lease)) => match granted.get(&lease.duty) {
+                Some((holder, token))
+                    if *holder == lease.holder && sql_id(lease.token) == Some(*token) =>
+                {
+                    None
+                }
+                _ => Some(StoreError::Fenced { duty: lease.duty }),
+            },
+        })
+        .collect())
+}
+
+/// What intake of a group of deliveries reads, fetched up front and kept up to date as
+/// it decides: dedupe keys → ticket, and the tickets mentions answer (locked for the
+/// rest of the transaction; `None`: the ticket a key names is not there).
+#[derive(Default)]
+struct IntakeView {
+    keys: HashMap<Vec<u8>, u64>,
+    tickets: HashMap<u64, Option<Ticket>>,
+}
+
+impl IntakeView {
+    /// Every key the deliveries' mentions are known by or answer, in one look-up; then
+    /// the tickets they answer, in another.
+    async fn read(tx: &Tx<'_>, deliveries: &[&Delivery]) -> Result<IntakeView, StoreError> {
+        let mentions = || deliveries.iter().flat_map(|d| &d.mentions);
+        let wanted: HashSet<String> = mentions()
+            .flat_map(|m| m.dedupe_keys().into_iter().chain(intake::parent_keys(m)))
+            .collect();
+        let mut view = IntakeView::default();
+        if wanted.is_empty() {
+            return Ok(view);
+        }
+        let raw: Vec<&[u8]> = wanted.iter().map(|k| k.as_bytes()).collect();
+        let rows = tx
+            .query(
+                "SELECT key, ticket FROM dedupe WHERE key = ANY($1)",
+                &[&raw],
+            )
+            .await?;
+        for row in rows {
+            view.keys.insert(get(&row, 0)?, id_of(&row, 1)?);
+        }
+        let parents: BTreeSet<u64> = mentions().filter_map(|m| view.parent_of(m)).collect();
+        if parents.is_empty() {
+            return Ok(view);
+        }
+        let ids: Vec<i64> = parents.iter().filter_map(|id| sql_id(*id)).collect();
+        let rows = tx
+            .query(
+                "SELECT id, body::text FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )
+            .await?;
+        for row in rows {
+            view.tickets
+                .insert(id_of(&row, 0)?, Some(json_of(&row, 1)?));
+        }
+        for id in parents {
+            view.tickets.entry(id).or_insert(None);
+        }
+        Ok(view)
+    }
+
+    /// The ticket holding the post `m` answers: the first of intake's keys for it that
+    /// is known.
+    fn parent_of(&self, m: &Mention) -> Option<u64> {
+        intake::parent_keys(m)
+            .iter()
+            .find_map(|k| self.keys.get(k.as_bytes()).copied())
+    }
+
+    /// Ticket `id` as this transaction has it (read and locked now if it was not yet).
+    async fn ticket(&mut self, tx: &Tx<'_>, id: u64) -> Result<Option<Ticket>, StoreError> {
+        if let Some(ticket) = self.tickets.get(&id) {
+            return Ok(ticket.clone());
+        }
+        let ticket = lock_ticket(tx, TicketId(id)).await?;
+        self.tickets.insert(id, ticket.clone());
+        Ok(ticket)
+    }
+}
+
+/// What intake of a group decided to write; each ticket's row once, as it ends up.
+#[derive(Default)]
+struct Written<'d> {
+    tickets: BTreeSet<u64>,
+    keys: BTreeMap<Vec<u8>, u64>,
+    jobs: Vec<(TicketId, Effect)>,
+    audit: Vec<AuditEntry>,
+    cursors: Vec<(&'d str, &'d [u8])>,
+}
+
+impl Written<'_> {
+    /// One statement per table, sent together (the connection pipelines them: one round
+    /// trip).
+    async fn write(
+        &self,
+        tx: &Tx<'_>,
+        view: &IntakeView,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tickets: Vec<&Ticket> = self
+            .tickets
+            .iter()
+            .filter_map(|id| view.tickets.get(id)?.as_ref())
+            .collect();
+        let keys: Vec<&[u8]> = self.keys.keys().map(Vec::as_slice).collect();
+        let owners = self
+            .keys
+            .values()
+            .map(|id| sql_id(*id).ok_or(StoreError::NoSuchTicket(TicketId(*id))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let jobs: Vec<(TicketId, &Effect)> = self.jobs.iter().map(|(t, e)| (*t, e)).collect();
+        let audit: Vec<&AuditEntry> = self.audit.iter().collect();
+        tokio::try_join!(
+            put_tickets(tx, &tickets),
+            remember_keys(tx, &keys, &owners),
+            enqueue_all(tx, &jobs, now),
+            append_audits(tx, &audit),
+            put_cursors(tx, &self.cursors),
+        )?;
+        Ok(())
+    }
+}
+
 /// Ticket `id`, locked for the rest of `tx`.
 async fn lock_ticket(tx: &Tx<'_>, id: TicketId) -> Result<Option<Ticket>, StoreError> {
     let Some(id) = sql_id(id.0) else {
@@ -890,26 +1069,31 @@ async fn claimed_since(tx: &Tx<'_>, id: i64, job: &Job) -> Result<bool, StoreErr
     })
 }
 
-/// The ticket holding the post `m` answers, as far as the keys intake names find one,
-/// locked: a follow-up changes it.
-async fn parent_of(tx: &Tx<'_>, m: &Mention) -> Result<Option<Ticket>, StoreError> {
-    for k in intake::parent_keys(m) {
-        let row = tx
-            .query_opt("SELECT ticket FROM dedupe WHERE key = $1", &[&k.as_bytes()])
-            .await?;
-        if let Some(row) = row {
-            return lock_ticket(tx, TicketId(id_of(&row, 0)?)).await;
-        }
+/// Remember each key of `keys` as its ticket's (the same position of `tickets`),
+/// replacing what a key pointed at. Each key at most once.
+async fn remember_keys(tx: &Tx<'_>, keys: &[&[u8]], tickets: &[i64]) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
     }
-    Ok(None)
+    tx.execute(
+        "INSERT INTO dedupe (key, ticket) SELECT * FROM unnest($1::bytea[], $2::bigint[])
+         ON CONFLICT (key) DO UPDATE SET ticket = EXCLUDED.ticket",
+        &[&keys, &tickets],
+    )
+    .await?;
+    Ok(())
 }
 
-async fn remember_keys(tx: &Tx<'_>, keys: &[&[u8]], ticket: TicketId) -> Result<(), StoreError> {
-    let id = sql_id(ticket.0).ok_or(StoreError::NoSuchTicket(ticket))?;
+/// Move each source's cursor (each source at most once).
+async fn put_cursors(tx: &Tx<'_>, cursors: &[(&str, &[u8])]) -> Result<(), StoreError> {
+    if cursors.is_empty() {
+        return Ok(());
+    }
+    let (sources, values): (Vec<&str>, Vec<&[u8]>) = cursors.iter().copied().unzip();
     tx.execute(
-        "INSERT INTO dedupe (key, ticket) SELECT k, $2 FROM unnest($1::bytea[]) AS k
-         ON CONFLICT (key) DO UPDATE SET ticket = EXCLUDED.ticket",
-        &[&keys, &id],
+        "INSERT INTO cursors (source, value) SELECT * FROM unnest($1::text[], $2::bytea[])
+         ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value",
+        &[&sources, &values],
     )
     .await?;
     Ok(())
@@ -925,30 +1109,91 @@ async fn put_state(tx: &Tx<'_>, key: &str, value: &[u8]) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Queue one job per effect, numbered in the order given (each ticket's jobs must be,
+/// for the head-of-lane rule): rows are inserted in their position's order, and the
+/// serial is taken row by row as they go in.
+async fn enqueue_all(
+    tx: &Tx<'_>,
+    jobs: &[(TicketId, &Effect)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut tickets = Vec::with_capacity(jobs.len());
+    let mut lanes = Vec::with_capacity(jobs.len());
+    let mut bodies = Vec::with_capacity(jobs.len());
+    for (ticket, effect) in jobs {
+        tickets.push(sql_id(ticket.0).ok_or(StoreError::NoSuchTicket(*ticket))?);
+        lanes.push(effect.lane().as_str());
+        bodies.push(Json(QueuedJob {
+            effect: (*effect).clone(),
+            created_at: now,
+        }));
+    }
+    tx.execute(
+        "INSERT INTO outbox (ticket, lane, body)
+         SELECT ticket, lane, body
+         FROM unnest($1::bigint[], $2::text[], $3::json[]) WITH ORDINALITY
+              AS job(ticket, lane, body, position)
+         ORDER BY position",
+        &[&tickets, &lanes, &bodies],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn enqueue(
     tx: &Tx<'_>,
     ticket: TicketId,
     effect: &Effect,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let id = sql_id(ticket.0).ok_or(StoreError::NoSuchTicket(ticket))?;
-    let queued = QueuedJob {
-        effect: effect.clone(),
-        created_at: now,
-    };
+    enqueue_all(tx, &[(ticket, effect)], now).await
+}
+
+/// Append audit lines, in the order given (a ticket's trail reads back in it).
+async fn append_audits(tx: &Tx<'_>, entries: &[&AuditEntry]) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let tickets = entries
+        .iter()
+        .map(|e| sql_id(e.ticket.0).ok_or(StoreError::NoSuchTicket(e.ticket)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bodies: Vec<Json<&AuditEntry>> = entries.iter().map(|e| Json(*e)).collect();
     tx.execute(
-        "INSERT INTO outbox (ticket, lane, body) VALUES ($1, $2, $3)",
-        &[&id, &effect.lane().as_str(), &Json(&queued)],
+        "INSERT INTO audit (ticket, body)
+         SELECT ticket, body
+         FROM unnest($1::bigint[], $2::json[]) WITH ORDINALITY AS line(ticket, body, position)
+         ORDER BY position",
+        &[&tickets, &bodies],
     )
     .await?;
     Ok(())
 }
 
 async fn append_audit(tx: &Tx<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
-    let id = sql_id(entry.ticket.0).ok_or(StoreError::NoSuchTicket(entry.ticket))?;
+    append_audits(tx, &[entry]).await
+}
+
+/// Write tickets as they are now (new or changed), each at most once: every ticket row
+/// is written here.
+async fn put_tickets(tx: &Tx<'_>, tickets: &[&Ticket]) -> Result<(), StoreError> {
+    if tickets.is_empty() {
+        return Ok(());
+    }
+    let ids = tickets
+        .iter()
+        .map(|t| sql_id(t.id.0).ok_or(StoreError::NoSuchTicket(t.id)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let closed: Vec<bool> = tickets.iter().map(|t| t.is_closed()).collect();
+    let bodies: Vec<Json<&Ticket>> = tickets.iter().map(|t| Json(*t)).collect();
     tx.execute(
-        "INSERT INTO audit (ticket, body) VALUES ($1, $2)",
-        &[&id, &Json(entry)],
+        "INSERT INTO tickets (id, closed, body)
+         SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::json[])
+         ON CONFLICT (id) DO UPDATE SET closed = EXCLUDED.closed, body = EXCLUDED.body",
+        &[&ids, &closed, &bodies],
     )
     .await?;
     Ok(())
@@ -959,16 +1204,9 @@ async fn commit_transition(
     tr: &Transition,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let id = sql_id(tr.ticket.id.0).ok_or(StoreError::NoSuchTicket(tr.ticket.id))?;
-    tx.execute(
-        "INSERT INTO tickets (id, closed, body) VALUES ($1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET closed = EXCLUDED.closed, body = EXCLUDED.body",
-        &[&id, &tr.ticket.is_closed(), &Json(&tr.ticket)],
-    )
-    .await?;
-    for effect in &tr.effects {
-        enqueue(tx, tr.ticket.id, effect, now).await?;
-    }
+    put_tickets(tx, &[&tr.ticket]).await?;
+    let jobs: Vec<(TicketId, &Effect)> = tr.effects.iter().map(|e| (tr.ticket.id, e)).collect();
+    enqueue_all(tx, &jobs, now).await?;
     append_audit(tx, &tr.audit).await
 }
 
@@ -1044,14 +1282,12 @@ impl Store for PostgresStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    async fn ingest(
+    async fn ingest_many(
         &self,
-        source: &str,
-        mentions: &[Mention],
-        cursor: Option<&str>,
+        deliveries: &[Delivery],
         now: DateTime<Utc>,
-    ) -> Result<Ingested, StoreError> {
-        retrying!(self.ingest_once(source, mentions, cursor, now))
+    ) -> Result<Slots, StoreError> {
+        retrying!(self.ingest_many_once(deliveries, now))
     }
 
     async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
