@@ -386,6 +386,15 @@ struct RawX {
     #[serde(default)]
     keywords: Vec<String>,
     daily_request_budget: u32,
+    /// Read mentions from the filtered stream beside polling (tiers that include it).
+    #[serde(default)]
+    stream: bool,
+    /// The app's Bearer Token (OAuth 2.0 App-Only), which the filtered stream requires.
+    bearer_token: Option<String>,
+    #[serde(default = "default_x_reconcile")]
+    reconcile_secs: u64,
+    #[serde(default = "default_x_stream_quiet")]
+    stream_quiet_secs: u64,
 }
 
 fn default_x_api() -> String {
@@ -393,6 +402,14 @@ fn default_x_api() -> String {
 }
 fn default_x_poll() -> f64 {
     120.0
+}
+/// Every poll costs money: while the stream is up, one every 15 minutes is enough.
+fn default_x_reconcile() -> u64 {
+    900
+}
+/// X sends a keep-alive every 20 s: one missed and a second's margin.
+fn default_x_stream_quiet() -> u64 {
+    21
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -698,6 +715,23 @@ pub struct XConfig {
     pub keywords: Vec<String>,
     /// Requests allowed per UTC day (every X request costs money).
     pub daily_request_budget: u32,
+    /// `stream = true`: mentions also arrive over the filtered stream; None (the
+    /// default) polls only.
+    pub stream: Option<XStreamConfig>,
+}
+
+/// X's filtered stream as the desk reads it (`[x] stream = true`).
+#[derive(Debug, Clone)]
+pub struct XStreamConfig {
+    /// The app's Bearer Token (OAuth 2.0 App-Only): the stream and its rules take no
+    /// user-context credentials.
+    pub bearer_token: Secret,
+    /// How often the mentions are still polled while the stream is up (`reconcile_secs`,
+    /// 60 to 86400, default 900).
+    pub reconcile_every: Duration,
+    /// No byte at all (not even the 20 s keep-alive) for this long and the connection is
+    /// taken for dead (`stream_quiet_secs`, 1 to 600, default 21).
+    pub quiet: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -1888,6 +1922,28 @@ impl Validator<'_> {
                 "expected the number of requests allowed per day (every X request costs money)",
             );
         }
+        let stream = x.stream.then(|| XStreamConfig {
+            bearer_token: match &x.bearer_token {
+                Some(t) => self.secret("x", "bearer_token", t),
+                None => {
+                    self.problem_at(
+                        locate_key(self.text, "x", "stream"),
+                        "x.bearer_token".into(),
+                        "stream = true needs `bearer_token`: the app's Bearer Token \
+                         (OAuth 2.0 App-Only, developer portal → Keys and tokens), e.g. \
+                         bearer_token = \"${X_BEARER_TOKEN}\"",
+                    );
+                    Secret::default()
+                }
+            },
+            reconcile_every: self.seconds_within(
+                "x",
+                "reconcile_secs",
+                x.reconcile_secs,
+                60..=86_400,
+            ),
+            quiet: self.seconds_within("x", "stream_quiet_secs", x.stream_quiet_secs, 1..=600),
+        });
         XConfig {
             api_url,
             user_id: x.user_id.clone(),
@@ -1895,6 +1951,7 @@ impl Validator<'_> {
             poll_interval: self.poll_interval("x", x.poll_interval_secs),
             keywords: x.keywords.clone(),
             daily_request_budget: x.daily_request_budget,
+            stream,
         }
     }
 
@@ -2519,6 +2576,106 @@ access_token = "${MASTODON_TOKEN}"
         let err = parse(&text, &env_all).unwrap_err().to_string();
         let line = line_of(&text, "stream_quiet_secs = -5");
         assert!(err.contains(&format!("bot-config.toml:{line}:")), "{err}");
+    }
+
+    const X_SECTION: &str = "\n[x]\nuser_id = \"1500000000000000001\"\nauth = \"oauth1\"\nconsumer_key = \"${X_CONSUMER_KEY}\"\nconsumer_secret = \"${X_CONSUMER_SECRET}\"\naccess_token = \"${X_ACCESS_TOKEN}\"\naccess_token_secret = \"${X_ACCESS_TOKEN_SECRET}\"\ndaily_request_budget = 500\n";
+
+    #[test]
+    fn x_polls_only_unless_the_stream_is_asked_for_with_the_app_bearer_token() {
+        let c = parse(&format!("{GOOD}{X_SECTION}"), &env_all).unwrap();
+        assert!(c.x.unwrap().stream.is_none());
+
+        let text =
+            format!("{GOOD}{X_SECTION}stream = true\nbearer_token = \"${{X_BEARER_TOKEN}}\"\n");
+        let stream = parse(&text, &env_all).unwrap().x.unwrap().stream.unwrap();
+        assert_eq!(stream.bearer_token.expose(), "value-of-X_BEARER_TOKEN");
+        assert_eq!(stream.reconcile_every, Duration::from_secs(900));
+        assert_eq!(stream.quiet, Duration::from_secs(21));
+        assert!(
+            !format!("{stream:?}").contains("value-of"),
+            "the token leaks into Debug"
+        );
+
+        let text = format!(
+            "{GOOD}{X_SECTION}stream = true\nbearer_token = \"${{X_BEARER_TOKEN}}\"\nreconcile_secs = 60\nstream_quiet_secs = 600\n"
+        );
+        let stream = parse(&text, &env_all).unwrap().x.unwrap().stream.unwrap();
+        assert_eq!(stream.reconcile_every, Duration::from_secs(60));
+        assert_eq!(stream.quiet, Duration::from_secs(600));
+
+        // A bearer token without the stream is not even looked up.
+        let text = format!("{GOOD}{X_SECTION}bearer_token = \"${{UNSET}}\"\n");
+        let env = |var: &str| (var != "UNSET").then(|| format!("value-of-{var}"));
+        assert!(parse(&text, &env).unwrap().x.unwrap().stream.is_none());
+    }
+
+    #[test]
+    fn x_stream_mistakes_name_their_line_and_key_and_never_echo_the_token() {
+        let base = format!("{GOOD}{X_SECTION}");
+        for (keys, at, key, needle) in [
+            (
+                "stream = true",
+                "stream = true",
+                "x.bearer_token",
+                "stream = true needs `bearer_token`",
+            ),
+            (
+                "stream = true\nbearer_token = \"CANARYliteral\"",
+                "bearer_token = \"CANARYliteral\"",
+                "x.bearer_token",
+                "secrets must come from the environment",
+            ),
+            (
+                "stream = true\nbearer_token = \"${X_BEARER_TOKEN}\"\nreconcile_secs = 59",
+                "reconcile_secs = 59",
+                "x.reconcile_secs",
+                "is 59: expected 60 to 86400 seconds",
+            ),
+            (
+                "stream = true\nbearer_token = \"${X_BEARER_TOKEN}\"\nreconcile_secs = 86401",
+                "reconcile_secs = 86401",
+                "x.reconcile_secs",
+                "is 86401: expected 60 to 86400 seconds",
+            ),
+            (
+                "stream = true\nbearer_token = \"${X_BEARER_TOKEN}\"\nstream_quiet_secs = 0",
+                "stream_quiet_secs = 0",
+                "x.stream_quiet_secs",
+                "is 0: expected 1 to 600 seconds",
+            ),
+            (
+                "stream = true\nbearer_token = \"${X_BEARER_TOKEN}\"\nstream_quiet_secs = 601",
+                "stream_quiet_secs = 601",
+                "x.stream_quiet_secs",
+                "is 601: expected 1 to 600 seconds",
+            ),
+        ] {
+            let text = format!("{base}{keys}\n");
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let line = line_of(&text, at);
+            assert!(
+                err.contains(&format!("bot-config.toml:{line}: `{key}`: {needle}")),
+                "{keys}: {err}"
+            );
+            assert!(
+                !err.contains("CANARY"),
+                "the literal token is echoed: {err}"
+            );
+        }
+        // Set but empty in the environment.
+        let text = format!("{base}stream = true\nbearer_token = \"${{EMPTY}}\"\n");
+        let env = |var: &str| {
+            Some(if var == "EMPTY" {
+                String::new()
+            } else {
+                format!("value-of-{var}")
+            })
+        };
+        let err = parse(&text, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("`x.bearer_token`: ${EMPTY} is set but empty"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,9 +19,21 @@ pub type Answer = (StatusCode, HeaderMap, Vec<u8>);
 /// The HTTP client of a source: our user agent, and no request hangs longer than 30 s.
 /// The error is the sentence the adapter reports.
 pub fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(30))
+    built(ours().timeout(Duration::from_secs(30)))
+}
+
+/// The HTTP client of a long-lived streamed answer: our user agent, 10 s to connect,
+/// and no bound on the whole exchange (the reader watches for silence itself).
+pub fn streaming_client() -> Result<reqwest::Client, String> {
+    built(ours().connect_timeout(Duration::from_secs(10)))
+}
+
+fn ours() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().user_agent(concat!("mentionbridge/", env!("CARGO_PKG_VERSION")))
+}
+
+fn built(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+    builder
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }

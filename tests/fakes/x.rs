@@ -21,6 +21,12 @@
 //! - Rate limits are counted per endpoint in 15-minute windows (defaults below, change
 //!   with [`FakeX::set_rate_limit`]); going over answers 429.
 //! - [`FakeX::lose_next_answers`]: the request takes effect, the answer never comes.
+//! - The filtered stream and its rules: see `x/stream.rs`.
+mod stream;
+
+#[allow(unused_imports)] // The benches use none of them.
+pub use stream::{StreamRule, APP_BEARER_TOKEN, MAX_RULE_CHARS, NOT_ENROLLED_DETAIL};
+
 use super::scaffold::{
     json_response, wait_for_at_least, Call, FakeServer, FaultQueue, Listener, Refusal, RequestLog,
     Route,
@@ -130,6 +136,7 @@ struct XState {
     limits: HashMap<&'static str, u32>,
     buckets: HashMap<&'static str, Bucket>,
     last_id: u64,
+    stream: stream::StreamState,
 }
 
 struct Shared {
@@ -137,6 +144,8 @@ struct Shared {
     /// (method, path and query) of every request.
     requests: RequestLog<(String, String)>,
     faults: FaultQueue,
+    /// Faults for the stream's connects alone (the rules share their path's prefix).
+    connect_faults: FaultQueue,
     lost: FaultQueue<()>,
     server: FakeServer,
 }
@@ -161,6 +170,18 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The `tweet.fields` a request asked for, and whether it expands `author_id`.
+fn asked_fields(q: &HashMap<String, String>) -> (HashSet<String>, bool) {
+    let fields = q
+        .get("tweet.fields")
+        .map(|f| f.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let expand_author = q
+        .get("expansions")
+        .is_some_and(|e| e.split(',').any(|x| x == "author_id"));
+    (fields, expand_author)
+}
+
 /// Which rate limit a request counts against, and X's default per 15 minutes (user
 /// context) for it.
 fn family(method: &Method, path: &str) -> (&'static str, u32) {
@@ -174,6 +195,10 @@ fn family(method: &Method, path: &str) -> (&'static str, u32) {
         ("POST", ["2", "dm_conversations", ..]) => ("dm_create", 200),
         ("GET", ["2", "dm_events"]) | ("GET", ["2", "dm_conversations", ..]) => ("dm_events", 300),
         ("POST", ["2", "oauth2", "token"]) => ("token", 1000),
+        // App-only limits of the filtered stream (pay-per-use, per 15 minutes).
+        ("GET", ["2", "tweets", "search", "stream"]) => ("stream_connect", 50),
+        ("GET", ["2", "tweets", "search", "stream", "rules"]) => ("stream_rules_read", 450),
+        ("POST", ["2", "tweets", "search", "stream", "rules"]) => ("stream_rules_write", 100),
         _ => ("other", 300),
     }
 }
@@ -394,13 +419,7 @@ impl XState {
         };
         let list: Vec<&TweetRec> = all.into_iter().filter(|t| t.id <= start).collect();
         let page: Vec<&TweetRec> = list.iter().take(max).copied().collect();
-        let fields: HashSet<String> = q
-            .get("tweet.fields")
-            .map(|f| f.split(',').map(str::to_string).collect())
-            .unwrap_or_default();
-        let expand_author = q
-            .get("expansions")
-            .is_some_and(|e| e.split(',').any(|x| x == "author_id"));
+        let (fields, expand_author) = asked_fields(q);
         if page.is_empty() {
             return json!({"meta": {"result_count": 0}});
         }
@@ -455,11 +474,13 @@ impl FakeX {
             limits: HashMap::new(),
             buckets: HashMap::new(),
             last_id: 0,
+            stream: stream::StreamState::default(),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             requests: RequestLog::default(),
             faults: FaultQueue::default(),
+            connect_faults: FaultQueue::default(),
             lost: FaultQueue::default(),
             server: listener.server(),
         });
@@ -491,7 +512,7 @@ impl FakeX {
                 .cloned()
                 .expect("in_reply_to names an existing post")
         });
-        st.tweets.push(TweetRec {
+        let tweet = TweetRec {
             id,
             author_id,
             text: text.to_string(),
@@ -500,7 +521,9 @@ impl FakeX {
             in_reply_to_user_id: parent.as_ref().map(|p| p.author_id.clone()),
             conversation_id: parent.as_ref().map_or(id, |p| p.conversation_id),
             lang: "en".into(),
-        });
+        };
+        st.publish_to_streams(&tweet);
+        st.tweets.push(tweet);
         id.to_string()
     }
 
@@ -650,7 +673,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let now = Utc::now().timestamp();
 
     shared.requests.record((method.to_string(), path_and_query));
-    let fault = shared.faults.take(|r| r.matches(method.as_str(), &path));
+    let connect_fault = if stream::is_connect(&method, &path) {
+        shared.connect_faults.take(|_| true)
+    } else {
+        None
+    };
+    let fault = connect_fault.or_else(|| shared.faults.take(|r| r.matches(method.as_str(), &path)));
     if let Some(refusal) = Fault::play(fault).await {
         let Refusal {
             code, retry_after, ..
@@ -696,6 +724,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         error(429, "Too Many Requests")
     } else if fam == "token" {
         token(&shared, &headers, &body)
+    } else if stream::is_stream_path(&path) {
+        match stream::app_only(&shared, &headers) {
+            Err(refused) => *refused,
+            Ok(()) => stream::route(&shared, &method, &path, &query, &body),
+        }
     } else {
         match authenticate(&shared, &method, &path, &query, &headers, &body) {
             Err(why) => {
@@ -1180,7 +1213,7 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
         return error(403, DUPLICATE_DETAIL);
     }
     let id = st.next_id();
-    st.tweets.push(TweetRec {
+    let tweet = TweetRec {
         id,
         author_id: me.to_string(),
         text: shown.clone(),
@@ -1189,7 +1222,9 @@ fn create_tweet(shared: &Shared, body: &[u8], me: &str) -> Response {
         in_reply_to_user_id: parent.as_ref().map(|p| p.author_id.clone()),
         conversation_id: parent.as_ref().map_or(id, |p| p.conversation_id),
         lang: "en".into(),
-    });
+    };
+    st.publish_to_streams(&tweet);
+    st.tweets.push(tweet);
     st.created.push(CreatedTweet {
         id: id.to_string(),
         text: shown.clone(),

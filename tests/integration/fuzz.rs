@@ -1187,6 +1187,7 @@ fn bluesky_pages_never_panic() {
 fn x_pages_never_panic() {
     fuzz("x", 400, mutants, |input| {
         let _ = mentionbridge::sources::x::mentions_in_page("1500000000000000001", input);
+        let _ = mentionbridge::sources::x::mentions_in_stream("1500000000000000001", input);
         Ok(())
     });
 }

@@ -6,7 +6,7 @@ use crate::fakes::Fault;
 use crate::harness::*;
 use std::time::Duration;
 
-const OAUTH1_ENV: [(&str, &str); 4] = [
+pub(crate) const OAUTH1_ENV: [(&str, &str); 4] = [
     ("TEST_X_CONSUMER_KEY", fx::CONSUMER_KEY),
     ("TEST_X_CONSUMER_SECRET", fx::CONSUMER_SECRET),
     ("TEST_X_ACCESS_TOKEN", fx::ACCESS_TOKEN),
@@ -19,7 +19,7 @@ const OAUTH2_ENV: [(&str, &str); 2] = [
 ];
 
 /// An `[x]` section with OAuth 1.0a user context.
-fn oauth1_section(x: &FakeX, budget: u32, keywords: &[&str]) -> String {
+pub(crate) fn oauth1_section(x: &FakeX, budget: u32, keywords: &[&str]) -> String {
     format!(
         r#"
 [x]

@@ -10,6 +10,9 @@
 //! X looks among our own recent posts (or the conversation's messages) first, and a
 //! "duplicate content" refusal means an earlier try did post, so we look again.
 //!
+//! With `x.stream = true` mentions also arrive over the filtered stream (`stream.rs`),
+//! authorised with the app's Bearer Token; polling stays, as reconciliation.
+//!
 //! Auth is OAuth 1.0a user context (HMAC-SHA1, RFC 5849, signed here with `hmac` and
 //! `sha1`) or OAuth 2.0 user context from a refresh token. X rotates refresh tokens on
 //! every use, so the newest one is stored (`x:oauth2:<user id>`) and flushed at once.
@@ -20,20 +23,25 @@ mod oauth2;
 mod poll;
 mod publish;
 mod request;
+mod stream;
 mod wire;
 
 pub use poll::mentions_in_page;
+pub use stream::mentions_in_stream;
 
 use crate::config::{Secret, XConfig, XCredentials};
 use crate::domain::{text::TextRules, Platform};
 use crate::ports::SharedStore;
-use crate::ports::{Batch, DeliveryError, Published, Publisher, ReplyRequest, Source};
+use crate::ports::{
+    Batch, DeliveryError, MentionStream, Published, Publisher, ReplyRequest, Source,
+};
 use crate::sources::http::{self, Gates};
-use budget::{read_count, Budget};
+use budget::Budget;
 use oauth2::StoredTokens;
 use request::Endpoint;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
+use stream::FilteredStream;
 use thiserror::Error;
 use wire::{One, User};
 
@@ -81,9 +89,12 @@ pub struct X {
     store: SharedStore,
     auth: Auth,
     me: User,
-    budget: Mutex<Budget>,
+    /// Shared with the filtered stream: its requests spend the same budget.
+    budget: Arc<Budget>,
     /// Per endpoint: no request before this instant (X said its window is spent).
     gates: Gates<Endpoint>,
+    /// `x.stream = true`: the filtered stream, built once the account is verified.
+    stream: Option<Arc<FilteredStream>>,
 }
 
 impl X {
@@ -114,8 +125,7 @@ impl X {
                 ),
             },
         };
-        let today = chrono::Utc::now().date_naive();
-        let used = read_count(store.as_ref(), today).await;
+        let budget = Arc::new(Budget::open(store.clone(), config.daily_request_budget).await);
         let mut client = X {
             http,
             base: config.api_url.clone(),
@@ -127,8 +137,9 @@ impl X {
                 name: String::new(),
                 username: String::new(),
             },
-            budget: Mutex::new(Budget::new(today, used)),
+            budget,
             gates: Gates::default(),
+            stream: None,
         };
         let me: One<User> = client
             .get_json(Endpoint::Me, "/2/users/me".into(), vec![])
@@ -141,13 +152,22 @@ impl X {
             )));
         }
         client.me = me.data;
+        if let Some(stream) = &config.stream {
+            client.stream = Some(Arc::new(FilteredStream::new(
+                &client.base,
+                &client.me,
+                &config.keywords,
+                stream,
+                client.budget.clone(),
+            )?));
+        }
         tracing::info!(
             account = %client.me.username,
             user_id = %client.me.id,
             auth = if matches!(client.auth, Auth::Oauth1 { .. }) { "oauth1" } else { "oauth2" },
             "X account verified"
         );
-        client.log_budget(true).await;
+        client.budget.log(true).await;
         Ok(client)
     }
 
@@ -177,6 +197,10 @@ impl Source for X {
             permanent => permanent,
         })
     }
+
+    fn stream(&self) -> Option<Arc<dyn MentionStream>> {
+        self.stream.clone().map(|s| s as Arc<dyn MentionStream>)
+    }
 }
 
 #[async_trait::async_trait]
@@ -201,6 +225,7 @@ impl Publisher for X {
 /// A client that never connected, for the unit tests of the parts.
 #[cfg(test)]
 fn test_client() -> X {
+    let store: crate::ports::SharedStore = Arc::new(crate::store::SledStore::temporary().unwrap());
     X {
         http: reqwest::Client::new(),
         base: "http://127.0.0.1:9".into(),
@@ -215,8 +240,9 @@ fn test_client() -> X {
             poll_interval: Duration::from_secs(120),
             keywords: vec![],
             daily_request_budget: 10,
+            stream: None,
         },
-        store: std::sync::Arc::new(crate::store::SledStore::temporary().unwrap()),
+        store: store.clone(),
         auth: Auth::Oauth1 {
             consumer_key: Secret::default(),
             consumer_secret: Secret::default(),
@@ -228,7 +254,13 @@ fn test_client() -> X {
             name: "Brand".into(),
             username: "brand".into(),
         },
-        budget: Mutex::new(Budget::new(chrono::Utc::now().date_naive(), 0)),
+        budget: Arc::new(Budget::counted(
+            store,
+            10,
+            chrono::Utc::now().date_naive(),
+            0,
+        )),
         gates: Gates::default(),
+        stream: None,
     }
 }

@@ -155,7 +155,7 @@ impl X {
         if let Some(secret) = client_secret {
             req = req.basic_auth(client_id, Some(secret.expose()));
         }
-        self.count_request().await;
+        self.budget.count_request().await;
         let (status, headers, body) = http::exchange(
             req,
             || {

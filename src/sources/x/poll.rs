@@ -29,7 +29,11 @@ struct Found {
 }
 
 impl X {
-    fn to_mention(account: &str, tweet: Tweet, users: &HashMap<String, User>) -> Mention {
+    pub(super) fn to_mention(
+        account: &str,
+        tweet: Tweet,
+        users: &HashMap<String, User>,
+    ) -> Mention {
         let author_id = tweet.author_id.clone().unwrap_or_default();
         let (handle, name) = match users.get(&author_id) {
             Some(u) => (u.username.clone(), u.name.clone()),
@@ -80,9 +84,7 @@ impl X {
         let pages = if since.is_some() { MAX_PAGES } else { 1 };
         for _ in 0..pages {
             let mut query = base_query.clone();
-            query.push(("expansions", "author_id".into()));
-            query.push(("tweet.fields", TWEET_FIELDS.into()));
-            query.push(("user.fields", "username,name".into()));
+            query.extend(post_fields());
             query.push((
                 "max_results",
                 if since.is_some() { PAGE } else { FIRST_PAGE }.to_string(),
@@ -121,8 +123,8 @@ impl X {
     }
 
     pub(super) async fn poll_once(&self, cursor: Option<&str>) -> Result<Batch, DeliveryError> {
-        let budget = self.config.daily_request_budget;
-        if self.used_today().await >= budget {
+        if self.budget.spent().await {
+            let budget = self.budget.limit();
             return Err(DeliveryError::Permanent {
                 reason: format!(
                     "X daily request budget of {budget} spent; polling paused until 00:00 UTC \
@@ -130,7 +132,7 @@ impl X {
                 ),
             });
         }
-        self.log_budget(false).await;
+        self.budget.log(false).await;
         // A cursor is a post id; a foreign one (corrupt) restarts like a first start.
         let since = cursor.filter(|c| c.parse::<u64>().is_ok());
         // Anything posted from now on is newer than this id: the cursor of a first start
@@ -170,11 +172,7 @@ impl X {
         }
         let Found { mut tweets, users } = found;
         let mut seen = HashSet::new();
-        tweets.retain(|t| {
-            t.id.parse::<u64>().is_ok()
-                && t.author_id.as_deref() != Some(self.me.id.as_str())
-                && seen.insert(t.id.clone())
-        });
+        tweets.retain(|t| from_someone_else(t, &self.me.id) && seen.insert(t.id.clone()));
         tweets.sort_by_key(|t| t.id.parse::<u64>().unwrap_or(0));
         let newest = tweets
             .last()
@@ -198,16 +196,27 @@ impl X {
     }
 }
 
+/// The fields and expansions every read of posts asks for, so a post makes the same
+/// mention whichever way it came (poll, search or filtered stream).
+pub(super) fn post_fields() -> [(&'static str, String); 3] {
+    [
+        ("expansions", "author_id".into()),
+        ("tweet.fields", TWEET_FIELDS.into()),
+        ("user.fields", "username,name".into()),
+    ]
+}
+
+/// A post with a readable id that the brand account `brand_id` did not write: our own
+/// posts are never tickets.
+pub(super) fn from_someone_else(t: &Tweet, brand_id: &str) -> bool {
+    t.id.parse::<u64>().is_ok() && t.author_id.as_deref() != Some(brand_id)
+}
+
 /// A page of mentions or search results read the way the poller reads it, for the
 /// brand account `account` (the fuzz tests feed it arbitrary bytes).
 pub fn mentions_in_page(account: &str, body: &[u8]) -> Result<Vec<Mention>, serde_json::Error> {
     let page: Page<Tweet> = serde_json::from_slice(body)?;
-    let users: HashMap<String, User> = page
-        .includes
-        .users
-        .into_iter()
-        .map(|u| (u.id.clone(), u))
-        .collect();
+    let users = page.includes.users_by_id();
     Ok(page
         .data
         .into_iter()

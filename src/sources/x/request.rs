@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Where X says how much of an endpoint's window is left.
-const LIMITS: RateLimitHeaders = RateLimitHeaders {
+pub(super) const LIMITS: RateLimitHeaders = RateLimitHeaders {
     remaining: "x-rate-limit-remaining",
     reset: "x-rate-limit-reset",
     reset_form: HintForm::EpochSeconds,
@@ -134,7 +134,7 @@ impl X {
             if let Some(body) = &call.json {
                 req = req.json(body);
             }
-            self.count_call().await;
+            self.budget.count_call().await;
             let (status, headers, body) = http::exchange(
                 req,
                 || format!("X at {} could not be reached", self.base),

@@ -5,6 +5,7 @@ use crate::sources::http::body_excerpt;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct User {
@@ -59,6 +60,13 @@ pub(super) struct Includes {
     pub(super) users: Vec<User>,
 }
 
+impl Includes {
+    /// The expanded authors, by user id.
+    pub(super) fn users_by_id(self) -> HashMap<String, User> {
+        self.users.into_iter().map(|u| (u.id.clone(), u)).collect()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Meta {
     #[serde(default)]
@@ -94,6 +102,60 @@ pub(super) struct DmEvent {
 #[derive(Debug, Deserialize)]
 pub(super) struct DmCreated {
     pub(super) dm_event_id: String,
+}
+
+/// A rule of the filtered stream, as `GET`/`POST /2/tweets/search/stream/rules` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(super) struct Rule {
+    pub(super) id: String,
+    pub(super) value: String,
+    #[serde(default)]
+    pub(super) tag: Option<String>,
+}
+
+/// `meta.summary` of a rules change: how many were created, deleted or refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RulesSummary {
+    pub(super) created: u32,
+    pub(super) not_created: u32,
+    pub(super) deleted: u32,
+    pub(super) not_deleted: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RulesMeta {
+    pub(super) summary: RulesSummary,
+}
+
+/// The rules endpoints' answer: the rules (all of them, or those just created), the
+/// summary of a change, and X's problems with single rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Rules {
+    pub(super) data: Vec<Rule>,
+    pub(super) meta: RulesMeta,
+    pub(super) errors: Vec<Value>,
+}
+
+/// Which rule of ours (or someone else's) a streamed post matched.
+#[derive(Debug, Deserialize)]
+pub(super) struct MatchingRule {
+    pub(super) id: String,
+}
+
+/// One line of the filtered stream: a post with its expansions and the rules it
+/// matched, or X's problem that ends the connection (`errors`, or a bare problem).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct StreamLine {
+    pub(super) data: Option<Tweet>,
+    pub(super) includes: Includes,
+    pub(super) matching_rules: Vec<MatchingRule>,
+    pub(super) errors: Vec<Value>,
+    pub(super) title: Option<String>,
+    pub(super) detail: Option<String>,
 }
 
 /// X's words from an error body: `{"title","detail","type","status"}` (problem) and/or
