@@ -380,8 +380,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_documented_pace_keeps_a_backlog_ahead_of_the_limit_with_no_refusal() {
-        // The surface takes one call per PACE with no burst; the desk paces itself at one
-        // per PACE: twenty workers at once draw no 429 at all.
+        // The surface takes one call per PACE with no burst; the desk paces itself below
+        // that: twenty workers at once draw no 429 at all.
         let surface = Arc::new(Paced {
             last: Mutex::new(None),
             refused: AtomicU32::new(0),
@@ -390,7 +390,8 @@ mod tests {
         let pacing = Arc::new(Pacing::default().with_limit(
             "chat.postMessage",
             Limit {
-                every: PACE + Duration::from_millis(5),
+                // Room for a loaded machine's scheduling jitter between calls.
+                every: PACE * 2,
                 burst: 1,
             },
         ));
