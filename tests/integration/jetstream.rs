@@ -798,11 +798,11 @@ fn measure(rate: u64, over: Duration) -> Measured {
             // One mention more marks the end for the reader.
             let (last, _) = fake.add_mention("last.test", "the end");
             *sentinel_set.lock().unwrap() = Some(last);
-            let (bytes, frames) = fake.jetstream_sent();
-            load_tx.send((bytes, frames, wall)).unwrap();
             // Serve lookups until the reader is done.
             fake.wait_for_jetstream_sockets(0, Duration::from_secs(120))
                 .await;
+            let (bytes, frames) = fake.jetstream_sent();
+            load_tx.send((bytes, frames, wall)).unwrap();
         })
     });
     let fake = fake_rx.recv().unwrap();

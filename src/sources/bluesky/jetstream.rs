@@ -42,6 +42,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const FUTURE_SLACK: Duration = Duration::from_secs(10 * 60);
 /// How long the last batch of a connection that ended may wait for the desk to take it.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a post of ours waits for others already arrived to join its batch: under a
+/// flood the socket always has more, and a mention must not wait for 25.
+const GATHER_FOR: Duration = Duration::from_millis(10);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -72,8 +75,13 @@ impl Jetstream {
     }
 
     /// The subscription URL from `from` (a `time_us`), or live.
-    fn subscribe_url(&self, from: Option<u64>) -> String {
-        let mut url = url::Url::parse(&self.config.url).expect("validated by the config");
+    fn subscribe_url(&self, from: Option<u64>) -> Result<String, StreamError> {
+        let mut url = url::Url::parse(&self.config.url).map_err(|e| StreamError::Refused {
+            reason: format!(
+                "{} is not a URL we can subscribe at: {e} (check bluesky.jetstream_url)",
+                self.config.url
+            ),
+        })?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("wantedCollections", "app.bsky.feed.post");
@@ -82,11 +90,11 @@ impl Jetstream {
                 q.append_pair("cursor", &from.to_string());
             }
         }
-        url.into()
+        Ok(url.into())
     }
 
     async fn connect(&self, from: Option<u64>) -> Result<Socket, StreamError> {
-        let url = self.subscribe_url(from);
+        let url = self.subscribe_url(from)?;
         let mut request = url
             .as_str()
             .into_client_request()
@@ -202,6 +210,12 @@ impl MentionStream for Jetstream {
                 reason: "the Bluesky source has shut down".into(),
             };
         };
+        let brand = source.did();
+        if !super::recognise::is_did(&brand) {
+            return StreamError::Refused {
+                reason: "the Bluesky session names no DID for the brand: nothing on Jetstream can be recognised as ours".into(),
+            };
+        }
         let stored = cursor.as_deref().and_then(|c| c.trim().parse::<u64>().ok());
         if cursor.is_some() && stored.is_none() {
             tracing::warn!("unreadable Jetstream position in the store; reading from now on");
@@ -218,7 +232,7 @@ impl MentionStream for Jetstream {
         let mut reading = Reading {
             stream: self,
             source: &source,
-            recogniser: Recogniser::new(&source.did(), &self.keywords),
+            recogniser: Recogniser::new(&brand, &self.keywords),
             account: source.handle(),
             events: &events,
             position: stored,
@@ -279,7 +293,11 @@ impl Reading<'_> {
             }
             // What has already arrived joins the batch, so a burst costs one lookup of
             // its authors rather than one each.
-            while !self.pending.is_empty() && self.pending.len() < PER_CALL {
+            let gather_until = Instant::now() + GATHER_FOR;
+            while !self.pending.is_empty()
+                && self.pending.len() < PER_CALL
+                && Instant::now() < gather_until
+            {
                 let Some(next) = socket.next().now_or_never() else {
                     break;
                 };
