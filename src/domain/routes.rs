@@ -122,9 +122,15 @@ impl Routes {
     /// A ticket's route by the name stamped on it; a route since removed from the
     /// configuration falls back to the default.
     pub fn of(&self, ticket: &Ticket) -> &Route {
+        self.named(&ticket.route)
+    }
+
+    /// The route of that name (as stamped on tickets; empty, or a name since removed
+    /// from the configuration: the default).
+    pub fn named(&self, name: &str) -> &Route {
         self.routes
             .iter()
-            .find(|r| r.name == ticket.route)
+            .find(|r| r.name == name)
             .unwrap_or(&self.default)
     }
 

@@ -6,6 +6,7 @@
 //! tests call them with any instant, so nothing here sleeps or reads time.
 
 use super::oncall::OnCall;
+use super::routes::Routes;
 use super::{AgentRef, AuditEntry, Effect, Note, SlaMarks, Ticket, Transition};
 use chrono::{DateTime, Duration, Utc};
 
@@ -132,6 +133,16 @@ pub fn next_check(
     policy: &SlaPolicy,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
+    // An edge already passed but not acted on (a claim just released, say) is due now.
+    edges(ticket, marks, policy).map(|t| t.max(now)).min()
+}
+
+/// Every SLA edge of `ticket` not acted on yet, passed or not.
+fn edges(
+    ticket: &Ticket,
+    marks: &SlaMarks,
+    policy: &SlaPolicy,
+) -> impl Iterator<Item = DateTime<Utc>> {
     let mut candidates = Vec::new();
     if let Some(resolution) = policy.resolution {
         if !ticket.is_closed() && !marks.resolution_overdue {
@@ -164,8 +175,69 @@ pub fn next_check(
             }
         }
     }
-    // An edge already passed but not acted on (a claim just released, say) is due now.
-    candidates.into_iter().map(|t| t.max(now)).min()
+    candidates.into_iter()
+}
+
+/// The instant the scheduler must next look at `ticket` under `routes` (not clamped to
+/// any now: an edge already passed is returned as it is), or `None` when nothing about
+/// it will ever be due (it is closed, or every clock has stopped). That is its route's
+/// earliest SLA edge not acted on (as [`next_check`] sees them), or, on a route that
+/// acknowledges off-hours mentions, the instant it was opened, until the scheduler has
+/// weighed that acknowledgement ([`SlaMarks::off_hours_considered`]). The store keeps
+/// this per open ticket, so a quiet scheduler round reads nothing else.
+pub fn next_due(ticket: &Ticket, routes: &Routes) -> Option<DateTime<Utc>> {
+    let route = routes.of(ticket);
+    let acknowledgement = (route.off_hours_ack.is_some()
+        && !ticket.is_closed()
+        && !ticket.off_hours_acked
+        && ticket.replies.is_empty()
+        && !ticket.sla.off_hours_considered)
+        .then_some(ticket.opened_at);
+    edges(ticket, &ticket.sla, &route.sla)
+        .chain(acknowledgement)
+        .min()
+}
+
+/// What the next-due instants depend on in `routes`, as text: each route's name, SLA
+/// targets and whether it acknowledges off hours. A store keeps the fingerprint its
+/// next-due index was computed under; when it differs (the configuration changed
+/// between runs), every open ticket's instant is computed again.
+pub fn policy_fingerprint(routes: &Routes) -> String {
+    let ms = |d: &Duration| d.num_milliseconds().to_string();
+    routes
+        .all()
+        .map(|r| {
+            let p = &r.sla;
+            format!(
+                "{}|{}|{}|{}|{}|{}|{}|{}",
+                r.name,
+                ms(&p.first_response),
+                p.resolution.as_ref().map(ms).unwrap_or_default(),
+                p.warn_at,
+                p.unclaimed_escalation
+                    .iter()
+                    .map(ms)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ms(&p.idle_claim_reminder),
+                ms(&p.idle_claim_release),
+                r.off_hours_ack.is_some(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The scheduler has weighed the off-hours acknowledgement of `ticket` (and found it not
+/// owed, or too long to send): the marks that say so, or `None` if they already do.
+pub fn off_hours_considered(ticket: &Ticket) -> Option<SlaMarks> {
+    if ticket.sla.off_hours_considered {
+        return None;
+    }
+    Some(SlaMarks {
+        off_hours_considered: true,
+        ..ticket.sla.clone()
+    })
 }
 
 fn scaled(d: Duration, share: f64) -> Duration {
@@ -1028,5 +1100,107 @@ mod tests {
         ];
         let once = apply_steps(&tk, &steps, &on_duty(), t(60)).expect("first time: notes");
         assert!(apply_steps(&once.ticket, &steps, &on_duty(), t(61)).is_none());
+    }
+
+    fn routes_of(policy: SlaPolicy, ack: bool) -> Routes {
+        let mut default = crate::domain::routes::Route::default_route(policy, true);
+        default.off_hours_ack = ack.then(|| "Back {expected}.".to_string());
+        Routes {
+            routes: Vec::new(),
+            default,
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_due_exactly_when_a_step_is() {
+        // Minute by minute over two days, a claim taken at 5 and another at 70 after the
+        // first was released: whenever the index says "due", a step is there to take, and
+        // whenever a step is there, the index said so no later than that minute.
+        let policy = SlaPolicy {
+            resolution: Some(Duration::hours(6)),
+            ..SlaPolicy::default()
+        };
+        let routes = routes_of(policy.clone(), false);
+        let mut tk = ticket();
+        let mut taken = Vec::new();
+        for minute in 0..2 * 24 * 60 {
+            let now = t(minute);
+            if minute == 5 {
+                tk.holder = Some(Claim {
+                    agent: ana(),
+                    since: now,
+                });
+            }
+            if minute == 70 && tk.holder.is_none() {
+                tk.holder = Some(Claim {
+                    agent: ana(),
+                    since: now,
+                });
+            }
+            let due = next_due(&tk, &routes);
+            let steps = due_steps(&tk, &tk.sla, &policy, now);
+            assert_eq!(
+                due.is_some_and(|d| d <= now),
+                !steps.is_empty(),
+                "minute {minute}: due {due:?}, steps {steps:?}"
+            );
+            if let Some(tr) = apply_steps(&tk, &steps, &on_duty(), now) {
+                taken.push(minute);
+                tk = tr.ticket;
+            }
+            // Unclamped: an edge is never later than when the round that takes it runs.
+            assert_eq!(
+                next_check(&tk, &tk.sla, &policy, now),
+                next_due(&tk, &routes).map(|d| d.max(now))
+            );
+        }
+        assert!(
+            taken.contains(&360),
+            "the resolution target at 6 h: {taken:?}"
+        );
+        assert_eq!(next_due(&tk, &routes), None, "every clock has stopped");
+    }
+
+    #[test]
+    fn an_acknowledging_route_makes_a_fresh_ticket_due_until_it_is_weighed() {
+        let policy = SlaPolicy::default();
+        let acking = routes_of(policy.clone(), true);
+        let quiet = routes_of(policy.clone(), false);
+        let tk = ticket();
+        assert_eq!(next_due(&tk, &quiet), Some(t(15)));
+        assert_eq!(next_due(&tk, &acking), Some(t(0)), "due at once");
+        let mut weighed = tk.clone();
+        weighed.sla = off_hours_considered(&tk).expect("not weighed yet");
+        assert_eq!(off_hours_considered(&weighed), None, "once");
+        assert_eq!(next_due(&weighed, &acking), Some(t(15)));
+        let mut acked = tk.clone();
+        acked.off_hours_acked = true;
+        assert_eq!(next_due(&acked, &acking), Some(t(15)));
+        let mut closed = tk;
+        closed.stage = crate::domain::Stage::Ignored;
+        assert_eq!(next_due(&closed, &acking), None);
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_any_policy_the_index_depends_on() {
+        let base = routes_of(SlaPolicy::default(), false);
+        let same = routes_of(SlaPolicy::default(), false);
+        assert_eq!(policy_fingerprint(&base), policy_fingerprint(&same));
+        let faster = routes_of(
+            SlaPolicy {
+                first_response: Duration::minutes(30),
+                ..SlaPolicy::default()
+            },
+            false,
+        );
+        let acking = routes_of(SlaPolicy::default(), true);
+        let mut renamed = base.clone();
+        renamed.routes.push(crate::domain::routes::Route {
+            name: "vip".into(),
+            ..base.default.clone()
+        });
+        for other in [faster, acking, renamed] {
+            assert_ne!(policy_fingerprint(&base), policy_fingerprint(&other));
+        }
     }
 }
