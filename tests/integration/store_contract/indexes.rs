@@ -154,17 +154,7 @@ pub async fn the_indexes_follow_every_kind_of_ticket_write(place: &dyn Place) {
     };
     assert_indexes_match(&store, &routes, now(), "empty").await;
 
-    let mut on_x = mention("c", "carol");
-    on_x.platform = Platform::X;
-    store
-        .ingest(
-            "src",
-            &[mention("a", "alice"), mention("b", "bob"), on_x],
-            None,
-            now(),
-        )
-        .await
-        .unwrap();
+    three_tickets(&store).await;
     assert_indexes_match(&store, &routes, now(), "intake").await;
 
     act(1, AgentAction::Claim, minutes(1)).await;
@@ -420,9 +410,8 @@ pub async fn open_tickets_are_found_by_the_number_typed(place: &dyn Place) {
     assert_eq!(store.open_ticket_count().await.unwrap(), open.len());
 }
 
-/// A small desk with a bit of everything: three tickets (one on X), one claimed,
-/// answered and published, one ignored.
-pub async fn a_varied_desk(store: &SharedStore) {
+/// Tickets 1 (alice), 2 (bob) and 3 (carol, on X), received at `now()`.
+async fn three_tickets(store: &SharedStore) {
     let mut on_x = mention("c", "carol");
     on_x.platform = Platform::X;
     store
@@ -434,6 +423,12 @@ pub async fn a_varied_desk(store: &SharedStore) {
         )
         .await
         .unwrap();
+}
+
+/// A small desk with a bit of everything: three tickets (one on X), one claimed,
+/// answered and published, one ignored.
+pub async fn a_varied_desk(store: &SharedStore) {
+    three_tickets(store).await;
     let desk = desk_of(&["ANA".to_string()]);
     for (id, action) in [(1, AgentAction::Claim), (3, AgentAction::Ignore)] {
         store
