@@ -173,17 +173,12 @@ fn chat_pacing_exposition(surfaces: &[Arc<dyn crate::ports::Surface>]) -> String
 
 async fn prometheus(State(metrics): State<Metrics>) -> Response {
     let store = metrics.desk.store();
-    let read = match store.all_tickets().await {
-        Ok(tickets) => store.failed_jobs().await.map(|failed| (tickets, failed)),
+    let read = match metrics.desk.ticket_metrics().await {
+        Ok(text) => store.failed_jobs().await.map(|failed| (text, failed)),
         Err(e) => Err(e),
     };
     match read {
-        Ok((tickets, failed)) => {
-            let mut text = crate::reports::prometheus_with(
-                &tickets,
-                metrics.desk.now(),
-                &metrics.desk.targets(),
-            );
+        Ok((mut text, failed)) => {
             text.push_str(&crate::runtime::outbox::exposition(
                 &failed,
                 &metrics.health.snapshot(),

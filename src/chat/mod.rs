@@ -107,11 +107,17 @@ impl CardButton {
 
 /// `/mentions list`: open tickets, oldest first, at most `max` of them and at most
 /// `max_len` characters in all (the surface's message limit).
-pub fn open_list(tickets: &[Ticket], m: &dyn Markup, max: usize, max_len: usize) -> String {
+pub fn open_list(
+    open: &crate::ports::OpenTickets,
+    m: &dyn Markup,
+    max: usize,
+    max_len: usize,
+) -> String {
+    let tickets = &open.first;
     if tickets.is_empty() {
         return "No open mention tickets. 🎉".into();
     }
-    let mut out = m.bold(&format!("Open mention tickets ({}):", tickets.len())) + "\n";
+    let mut out = m.bold(&format!("Open mention tickets ({}):", open.total)) + "\n";
     // Room for the closing "…and N more." line.
     let budget = max_len.saturating_sub(40);
     let mut listed = 0;
@@ -136,8 +142,8 @@ pub fn open_list(tickets: &[Ticket], m: &dyn Markup, max: usize, max_len: usize)
         out.push_str(&line);
         listed += 1;
     }
-    if tickets.len() > listed {
-        out.push_str(&format!("…and {} more.", tickets.len() - listed));
+    if open.total > listed {
+        out.push_str(&format!("…and {} more.", open.total - listed));
     }
     out
 }

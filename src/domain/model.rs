@@ -25,7 +25,7 @@ impl std::str::FromStr for TicketId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Mastodon,
@@ -290,7 +290,7 @@ pub struct Claim {
     pub since: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Stage {
     /// Stored, card not yet confirmed on any surface.
     New,
@@ -404,6 +404,20 @@ impl Ticket {
             sla: Default::default(),
             off_hours_acked: false,
         }
+    }
+
+    /// The earliest published reply by an agent: how long the customer waited for it
+    /// (from when the desk received the mention), and who sent it. Public and private
+    /// replies count; pending and failed ones, and the desk's own acknowledgement, do not.
+    pub fn first_response(&self) -> Option<(chrono::Duration, &AgentRef)> {
+        self.replies
+            .iter()
+            .filter(|r| !r.auto && matches!(r.state, ReplyState::Published { .. }))
+            .min_by_key(|r| (r.at, r.seq))
+            .map(|r| {
+                let waited = (r.at - self.received_at()).max(chrono::Duration::zero());
+                (waited, &r.by)
+            })
     }
 
     /// When an agent's first answer went out, if one did (the desk's own off-hours
@@ -710,6 +724,10 @@ pub struct SlaMarks {
     pub reminded_claim: Option<DateTime<Utc>>,
     pub released_claim: Option<DateTime<Utc>>,
     pub resolution_overdue: bool,
+    /// The scheduler weighed the off-hours acknowledgement for this ticket (sent it, or
+    /// found it not owed), so it no longer looks for one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub off_hours_considered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! matching route wins; anything else takes the default route.
 
 use super::oncall::{OnCall, Schedule};
-use super::sla::SlaPolicy;
+use super::sla::{self, SlaPolicy};
 use super::text::{compose_reply, TextRules};
 use super::{Effect, Mention, Note, Platform, Ticket};
 use chrono::{DateTime, Duration, Utc};
@@ -112,6 +112,27 @@ impl Default for Routes {
 }
 
 impl Routes {
+    /// The instant the scheduler must next look at `ticket` under its route (see
+    /// [`sla::next_due`]), or `None` when nothing about it will ever be due.
+    pub fn next_due(&self, ticket: &Ticket) -> Option<DateTime<Utc>> {
+        let route = self.of(ticket);
+        sla::next_due(ticket, &route.sla, route.off_hours_ack.is_some())
+    }
+
+    /// What the next-due instants depend on in these routes, as text: each route's name,
+    /// SLA targets and whether it acknowledges off hours. A store keeps the fingerprint its
+    /// next-due index was computed under; when it differs (the configuration changed
+    /// between runs), every open ticket's instant is computed again.
+    pub fn policy_fingerprint(&self) -> String {
+        self.all()
+            .map(|r| {
+                let policy = sla::policy_fingerprint(&r.sla, r.off_hours_ack.is_some());
+                format!("{}|{policy}", r.name)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn route_for(&self, m: &Mention) -> &Route {
         self.routes
             .iter()
@@ -122,9 +143,15 @@ impl Routes {
     /// A ticket's route by the name stamped on it; a route since removed from the
     /// configuration falls back to the default.
     pub fn of(&self, ticket: &Ticket) -> &Route {
+        self.named(&ticket.route)
+    }
+
+    /// The route of that name (as stamped on tickets; empty, or a name since removed
+    /// from the configuration: the default).
+    pub fn named(&self, name: &str) -> &Route {
         self.routes
             .iter()
-            .find(|r| r.name == ticket.route)
+            .find(|r| r.name == name)
             .unwrap_or(&self.default)
     }
 

@@ -132,6 +132,16 @@ pub fn next_check(
     policy: &SlaPolicy,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
+    // An edge already passed but not acted on (a claim just released, say) is due now.
+    edges(ticket, marks, policy).map(|t| t.max(now)).min()
+}
+
+/// Every SLA edge of `ticket` not acted on yet, passed or not.
+fn edges(
+    ticket: &Ticket,
+    marks: &SlaMarks,
+    policy: &SlaPolicy,
+) -> impl Iterator<Item = DateTime<Utc>> {
     let mut candidates = Vec::new();
     if let Some(resolution) = policy.resolution {
         if !ticket.is_closed() && !marks.resolution_overdue {
@@ -164,8 +174,64 @@ pub fn next_check(
             }
         }
     }
-    // An edge already passed but not acted on (a claim just released, say) is due now.
-    candidates.into_iter().map(|t| t.max(now)).min()
+    candidates.into_iter()
+}
+
+/// The instant the scheduler must next look at `ticket` on a route with SLA `policy`
+/// that acknowledges off-hours mentions or not (not clamped to any now: an edge already
+/// passed is returned as it is), or `None` when nothing about it will ever be due (it is
+/// closed, or every clock has stopped). That is the policy's earliest SLA edge not acted
+/// on (as [`next_check`] sees them), or, where off-hours mentions are acknowledged, the
+/// instant it was opened, until the scheduler has weighed that acknowledgement
+/// ([`SlaMarks::off_hours_considered`]). The store keeps this per open ticket (see
+/// `Routes::next_due`), so a quiet scheduler round reads nothing else.
+pub fn next_due(
+    ticket: &Ticket,
+    policy: &SlaPolicy,
+    acknowledges_off_hours: bool,
+) -> Option<DateTime<Utc>> {
+    let acknowledgement = (acknowledges_off_hours
+        && !ticket.is_closed()
+        && !ticket.off_hours_acked
+        && ticket.replies.is_empty()
+        && !ticket.sla.off_hours_considered)
+        .then_some(ticket.opened_at);
+    edges(ticket, &ticket.sla, policy)
+        .chain(acknowledgement)
+        .min()
+}
+
+/// What next-due instants depend on in one route's policy, as text: its SLA targets and
+/// whether it acknowledges off hours (see `Routes::policy_fingerprint`).
+pub fn policy_fingerprint(policy: &SlaPolicy, acknowledges_off_hours: bool) -> String {
+    let ms = |d: &Duration| d.num_milliseconds().to_string();
+    let p = policy;
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}",
+        ms(&p.first_response),
+        p.resolution.as_ref().map(ms).unwrap_or_default(),
+        p.warn_at,
+        p.unclaimed_escalation
+            .iter()
+            .map(ms)
+            .collect::<Vec<_>>()
+            .join(","),
+        ms(&p.idle_claim_reminder),
+        ms(&p.idle_claim_release),
+        acknowledges_off_hours,
+    )
+}
+
+/// The scheduler has weighed the off-hours acknowledgement of `ticket` (and found it not
+/// owed, or too long to send): the marks that say so, or `None` if they already do.
+pub fn off_hours_considered(ticket: &Ticket) -> Option<SlaMarks> {
+    if ticket.sla.off_hours_considered {
+        return None;
+    }
+    Some(SlaMarks {
+        off_hours_considered: true,
+        ..ticket.sla.clone()
+    })
 }
 
 fn scaled(d: Duration, share: f64) -> Duration {
@@ -1028,5 +1094,107 @@ mod tests {
         ];
         let once = apply_steps(&tk, &steps, &on_duty(), t(60)).expect("first time: notes");
         assert!(apply_steps(&once.ticket, &steps, &on_duty(), t(61)).is_none());
+    }
+
+    fn routes_of(policy: SlaPolicy, ack: bool) -> crate::domain::routes::Routes {
+        let mut default = crate::domain::routes::Route::default_route(policy, true);
+        default.off_hours_ack = ack.then(|| "Back {expected}.".to_string());
+        crate::domain::routes::Routes {
+            routes: Vec::new(),
+            default,
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_due_exactly_when_a_step_is() {
+        // Minute by minute over two days, a claim taken at 5 and another at 70 after the
+        // first was released: whenever the index says "due", a step is there to take, and
+        // whenever a step is there, the index said so no later than that minute.
+        let policy = SlaPolicy {
+            resolution: Some(Duration::hours(6)),
+            ..SlaPolicy::default()
+        };
+        let routes = routes_of(policy.clone(), false);
+        let mut tk = ticket();
+        let mut taken = Vec::new();
+        for minute in 0..2 * 24 * 60 {
+            let now = t(minute);
+            if minute == 5 {
+                tk.holder = Some(Claim {
+                    agent: ana(),
+                    since: now,
+                });
+            }
+            if minute == 70 && tk.holder.is_none() {
+                tk.holder = Some(Claim {
+                    agent: ana(),
+                    since: now,
+                });
+            }
+            let due = routes.next_due(&tk);
+            let steps = due_steps(&tk, &tk.sla, &policy, now);
+            assert_eq!(
+                due.is_some_and(|d| d <= now),
+                !steps.is_empty(),
+                "minute {minute}: due {due:?}, steps {steps:?}"
+            );
+            if let Some(tr) = apply_steps(&tk, &steps, &on_duty(), now) {
+                taken.push(minute);
+                tk = tr.ticket;
+            }
+            // Unclamped: an edge is never later than when the round that takes it runs.
+            assert_eq!(
+                next_check(&tk, &tk.sla, &policy, now),
+                routes.next_due(&tk).map(|d| d.max(now))
+            );
+        }
+        assert!(
+            taken.contains(&360),
+            "the resolution target at 6 h: {taken:?}"
+        );
+        assert_eq!(routes.next_due(&tk), None, "every clock has stopped");
+    }
+
+    #[test]
+    fn an_acknowledging_route_makes_a_fresh_ticket_due_until_it_is_weighed() {
+        let policy = SlaPolicy::default();
+        let acking = routes_of(policy.clone(), true);
+        let quiet = routes_of(policy.clone(), false);
+        let tk = ticket();
+        assert_eq!(quiet.next_due(&tk), Some(t(15)));
+        assert_eq!(acking.next_due(&tk), Some(t(0)), "due at once");
+        let mut weighed = tk.clone();
+        weighed.sla = off_hours_considered(&tk).expect("not weighed yet");
+        assert_eq!(off_hours_considered(&weighed), None, "once");
+        assert_eq!(acking.next_due(&weighed), Some(t(15)));
+        let mut acked = tk.clone();
+        acked.off_hours_acked = true;
+        assert_eq!(acking.next_due(&acked), Some(t(15)));
+        let mut closed = tk;
+        closed.stage = crate::domain::Stage::Ignored;
+        assert_eq!(acking.next_due(&closed), None);
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_any_policy_the_index_depends_on() {
+        let base = routes_of(SlaPolicy::default(), false);
+        let same = routes_of(SlaPolicy::default(), false);
+        assert_eq!(base.policy_fingerprint(), same.policy_fingerprint());
+        let faster = routes_of(
+            SlaPolicy {
+                first_response: Duration::minutes(30),
+                ..SlaPolicy::default()
+            },
+            false,
+        );
+        let acking = routes_of(SlaPolicy::default(), true);
+        let mut renamed = base.clone();
+        renamed.routes.push(crate::domain::routes::Route {
+            name: "vip".into(),
+            ..base.default.clone()
+        });
+        for other in [faster, acking, renamed] {
+            assert_ne!(base.policy_fingerprint(), other.policy_fingerprint());
+        }
     }
 }

@@ -37,6 +37,13 @@ pub enum ActError {
 /// means the change is durable; what it sets off (card updates, the reply to the customer)
 /// is carried out by the outbox afterwards, exactly once. Only configured agents may act
 /// or read the desk; anyone else gets [`Rejection::NotAnAgent`].
+/// The first open tickets, oldest first, and how many are open in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenTickets {
+    pub first: Vec<Ticket>,
+    pub total: usize,
+}
+
 #[async_trait]
 pub trait AgentDesk: Send + Sync {
     /// Whether `who` is one of the configured agents (by id, role or user group).
@@ -51,8 +58,17 @@ pub trait AgentDesk: Send + Sync {
     /// The members of the configured agent user groups, as the surface last resolved them.
     fn set_group_members(&self, surface: SurfaceKind, members: HashSet<String>);
 
-    /// Open tickets, oldest first.
-    async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError>;
+    /// Open tickets, oldest first: the first `limit` of them, and how many are open in
+    /// all (the list agents ask for).
+    async fn open_tickets(&self, limit: usize) -> Result<OpenTickets, ActError>;
+
+    /// Open tickets whose number starts with what was typed (`#` and spaces aside;
+    /// nothing typed: any), oldest first, at most `limit` (autocomplete's choices).
+    async fn open_tickets_matching(
+        &self,
+        typed: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, ActError>;
 
     /// Would this action be allowed right now? Commits nothing (asked before a reply form
     /// opens, so nobody types an answer they cannot send).

@@ -12,16 +12,18 @@ mod intake;
 mod source;
 mod store;
 mod surface;
+pub mod tally;
 
 pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
-pub use desk::{ActError, AgentDesk, StoreFailure};
+pub use desk::{ActError, AgentDesk, OpenTickets, StoreFailure};
 pub use intake::{Intake, Received};
 pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };
 pub use store::{
-    count_of, ActOutcome, BackendError, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge,
-    Lease, LeaseState, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, BackendError, Claimed, Decide, Delivery, Due, Fence, Ingested, Job,
+    Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS,
+    SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};

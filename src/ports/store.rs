@@ -7,8 +7,8 @@
 //! outbox rule). A backend may be more durable than that, never less.
 
 use crate::domain::{
-    AuditEntry, CardRef, Effect, Mention, Rejection, SurfaceKind, SystemEvent, Ticket, TicketId,
-    Transition,
+    AuditEntry, CardRef, Effect, Mention, Rejection, SlaMarks, SurfaceKind, SystemEvent, Ticket,
+    TicketId, Transition,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -210,6 +210,20 @@ pub type Judge<'a> = dyn Fn(&Ticket) -> Result<Transition, Rejection> + Send + S
 /// A change the desk decides on the ticket as stored (see [`Store::transition`]).
 pub type Decide<'a> = dyn Fn(&Ticket) -> Option<Transition> + Send + Sync + 'a;
 
+/// New SLA marks for the ticket as stored, or `None` to leave it (see [`Store::mark`]).
+pub type Mark<'a> = dyn Fn(&Ticket) -> Option<SlaMarks> + Send + Sync + 'a;
+
+/// Open tickets the scheduler must look at now (see [`Store::due_tickets`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Due {
+    /// Soonest due first.
+    pub tickets: Vec<Ticket>,
+    /// When the next ticket not returned is due: no later than `until` when more were
+    /// due than returned (or the index is being recomputed), `None` when nothing else is
+    /// scheduled.
+    pub next: Option<DateTime<Utc>>,
+}
+
 /// The outbox key of jobs that concern no ticket (shift hand-off digests).
 pub const DESK_JOBS: TicketId = TicketId(0);
 
@@ -308,13 +322,84 @@ pub trait Store: Send + Sync {
 
     async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError>;
 
-    /// Every ticket that is neither resolved nor ignored, oldest first.
+    /// Every ticket that is neither resolved nor ignored, oldest first (by the index of
+    /// open tickets: the cost follows the open set, not the history).
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError>;
 
-    /// Every ticket, whatever its stage, in ticket number order (for stats and exports).
+    /// Every ticket, whatever its stage, in ticket number order (for exports; nothing
+    /// the running desk does reads it).
     async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError>;
 
+    /// How many tickets there are (a maintained counter).
     async fn ticket_count(&self) -> Result<usize, StoreError>;
+
+    // -- indexes, kept in the transaction of every ticket write ---------------------------
+    //
+    // Every write of a ticket (intake, an action, a transition, a completed job, a mark)
+    // updates these in its own transaction. A store made before they existed builds them
+    // once when it is opened (sled) or migrated (PostgreSQL).
+
+    /// Open tickets, oldest first, whose number in decimal starts with `prefix` (digits
+    /// as typed; empty: every open ticket; anything that starts no number: none), at
+    /// most `limit`. Reads only the open tickets it returns and the index of their numbers.
+    async fn open_tickets_numbered(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError>;
+
+    /// How many tickets are open (a maintained counter).
+    async fn open_ticket_count(&self) -> Result<usize, StoreError>;
+
+    /// Open tickets whose next-due instant ([`crate::domain::routes::Routes::next_due`] under the
+    /// routes this store was given) is at or before `until`, soonest first, at most
+    /// `limit`, with when the next one is due. A round with nothing due reads the index
+    /// alone. When the routes' policies differ from those the index was computed under
+    /// ([`crate::domain::routes::Routes::policy_fingerprint`], kept in the store: the configuration
+    /// changed between runs), the first call notices, and each call then computes the
+    /// instants of the next `limit` open tickets again (oldest first) before it answers,
+    /// so no step is missed and no start-up waits for it; until that is done, `next` is
+    /// no later than `until`.
+    async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError>;
+
+    /// The desk's own bookkeeping on a ticket (e.g. that the scheduler weighed its
+    /// off-hours acknowledgement): `mark` decides new SLA marks on the ticket as stored,
+    /// written with the ticket's indexes in one transaction; no effect is queued and no
+    /// audit line written, since nothing happened that a person would look for. `None`
+    /// from `mark`: nothing written. Durable after `flush`.
+    async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError>;
+
+    /// Tickets received in `from <= t < to`, oldest first (by the instant received, then
+    /// number), at most `limit`, after `after` (the instant and number of the last ticket
+    /// of the previous page). Read through the index by time: the cost follows the
+    /// window, not the history.
+    async fn tickets_received(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, TicketId)>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError>;
+
+    /// How many tickets, whatever their stage now, got an agent's first answer in
+    /// `from <= t < to` (by the index of first answers).
+    async fn first_answers_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+
+    /// The maintained counters, by name (see [`crate::ports::tally`]); read without any
+    /// ticket.
+    async fn counters(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
+
+    /// Of the answered tickets of `route` (as stamped; ignored ones aside), how many had
+    /// their first response within `seconds` (the wait rounded up to whole seconds).
+    async fn answered_within(&self, route: &str, seconds: i64) -> Result<u64, StoreError>;
+
+    /// Of the unanswered tickets of `route` (as stamped; ignored ones aside), how many
+    /// were received at or after `since`.
+    async fn unanswered_since(&self, route: &str, since: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Judge an agent's action on the ticket as stored and commit the outcome: the new
     /// ticket, its effects as outbox jobs and its audit entry, together or not at all.

@@ -48,7 +48,7 @@ mod text;
 pub use export::{export_csv_tickets, export_jsonl};
 pub use numbers::{
     first_response, resolved_at, summarize, summarize_with, BadWindow, Figures, Group, ShiftOf,
-    Spread, StageCounts, Summary, Targets, Window,
+    Spread, StageCounts, Summarizer, Summary, Targets, Window,
 };
-pub use prometheus::{escape_label, prometheus, prometheus_with};
+pub use prometheus::{desk_counts_of, escape_label, prometheus, prometheus_from, prometheus_with};
 pub use text::render_text;

@@ -3,7 +3,7 @@
 //! shift (the definitions are in the module notes of `reports`).
 
 use super::keys::{agent_key, agent_label, platform_key, route_key};
-use crate::domain::{AgentRef, ReplyState, Stage, Ticket};
+use crate::domain::{AgentRef, Stage, Ticket};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -156,12 +156,12 @@ pub struct Summary {
 pub struct Targets<'a> {
     /// The default route's target (what the text calls "the target").
     pub default_sla: Duration,
-    pub sla_of: Box<dyn Fn(&Ticket) -> Duration + 'a>,
+    pub sla_of: Box<dyn Fn(&Ticket) -> Duration + Send + Sync + 'a>,
     pub shift_of: ShiftOf<'a>,
 }
 
 /// The shift a ticket arrived in, if shifts are configured.
-pub type ShiftOf<'a> = Box<dyn Fn(&Ticket) -> Option<String> + 'a>;
+pub type ShiftOf<'a> = Box<dyn Fn(&Ticket) -> Option<String> + Send + Sync + 'a>;
 
 impl Targets<'_> {
     /// One target for every ticket, no shifts.
@@ -177,15 +177,7 @@ impl Targets<'_> {
 /// The earliest published reply: how long the customer waited for it, and who sent it.
 /// Public and private replies count; pending and failed ones do not.
 pub fn first_response(ticket: &Ticket) -> Option<(Duration, &AgentRef)> {
-    ticket
-        .replies
-        .iter()
-        .filter(|r| !r.auto && matches!(r.state, ReplyState::Published { .. }))
-        .min_by_key(|r| (r.at, r.seq))
-        .map(|r| {
-            let waited = (r.at - ticket.received_at()).max(Duration::zero());
-            (waited, &r.by)
-        })
+    ticket.first_response()
 }
 
 /// When a resolved ticket was resolved: its last update (see the module notes).
@@ -278,36 +270,104 @@ impl Tally {
     }
 }
 
-/// One breakdown: the tickets grouped by `group_of` (key and label; `None` leaves a
-/// ticket out), busiest group first, then by key.
-fn breakdown<'a>(
-    facts: &[Facts<'a>],
-    group_of: impl Fn(&Facts<'a>) -> Option<(String, String)>,
-) -> Vec<Group> {
-    let mut groups: BTreeMap<String, (String, Tally)> = BTreeMap::new();
-    for f in facts {
-        if let Some((key, label)) = group_of(f) {
-            let entry = groups.entry(key).or_default();
+/// One breakdown being counted: groups by key (with the label last seen), each a tally.
+#[derive(Default)]
+struct Breakdown {
+    groups: BTreeMap<String, (String, Tally)>,
+}
+
+impl Breakdown {
+    /// Count `facts` in group `key` (`None`: it belongs to none).
+    fn add(&mut self, group: Option<(String, String)>, facts: &Facts) {
+        if let Some((key, label)) = group {
+            let entry = self.groups.entry(key).or_default();
             // Tickets come oldest first: the newest name an agent used wins.
             entry.0 = label;
-            entry.1.add(f);
+            entry.1.add(facts);
         }
     }
-    let mut out: Vec<Group> = groups
-        .into_iter()
-        .map(|(key, (label, tally))| Group {
-            key,
-            label,
-            figures: tally.finish(),
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.figures
-            .tickets
-            .cmp(&a.figures.tickets)
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    out
+
+    /// The groups, busiest first, then by key.
+    fn finish(self) -> Vec<Group> {
+        let mut out: Vec<Group> = self
+            .groups
+            .into_iter()
+            .map(|(key, (label, tally))| Group {
+                key,
+                label,
+                figures: tally.finish(),
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.figures
+                .tickets
+                .cmp(&a.figures.tickets)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        out
+    }
+}
+
+/// The numbers of a window counted up one ticket at a time, so tickets can be read in
+/// pages: what it keeps is a tally per group with the raw times, never the tickets.
+pub struct Summarizer<'a> {
+    window: Window,
+    targets: &'a Targets<'a>,
+    overall: Tally,
+    by_platform: Breakdown,
+    by_agent: Breakdown,
+    by_route: Breakdown,
+    by_shift: Breakdown,
+}
+
+impl<'a> Summarizer<'a> {
+    pub fn new(window: &Window, targets: &'a Targets<'a>) -> Summarizer<'a> {
+        Summarizer {
+            window: window.clone(),
+            targets,
+            overall: Tally::default(),
+            by_platform: Breakdown::default(),
+            by_agent: Breakdown::default(),
+            by_route: Breakdown::default(),
+            by_shift: Breakdown::default(),
+        }
+    }
+
+    /// Count `ticket` if it was opened in the window (oldest first, so the newest name
+    /// an agent used is the one shown).
+    pub fn add(&mut self, ticket: &Ticket) {
+        if !self.window.contains(ticket.opened_at) {
+            return;
+        }
+        let f = Facts::of(ticket, self.window.to, (self.targets.sla_of)(ticket));
+        self.overall.add(&f);
+        let p = ticket.mention.platform;
+        self.by_platform.add(
+            Some((platform_key(p).to_string(), p.label().to_string())),
+            &f,
+        );
+        self.by_agent.add(
+            f.first_response
+                .map(|(_, agent)| (agent_key(agent), agent_label(agent))),
+            &f,
+        );
+        let r = route_key(ticket);
+        self.by_route.add(Some((r.clone(), r)), &f);
+        self.by_shift
+            .add((self.targets.shift_of)(ticket).map(|s| (s.clone(), s)), &f);
+    }
+
+    pub fn finish(self) -> Summary {
+        Summary {
+            window: self.window,
+            sla: self.targets.default_sla,
+            overall: self.overall.finish(),
+            by_platform: self.by_platform.finish(),
+            by_agent: self.by_agent.finish(),
+            by_route: self.by_route.finish(),
+            by_shift: self.by_shift.finish(),
+        }
+    }
 }
 
 /// The numbers of the tickets opened in `window`, judged against a first-response
@@ -319,40 +379,11 @@ pub fn summarize(tickets: &[Ticket], window: &Window, sla: Duration) -> Summary 
 /// The numbers of the tickets opened in `window`, each judged against its route's
 /// target as of the window's end, broken down by platform, agent, route and shift.
 pub fn summarize_with(tickets: &[Ticket], window: &Window, targets: &Targets) -> Summary {
-    let sla = targets.default_sla;
-    let facts: Vec<Facts> = tickets
-        .iter()
-        .filter(|t| window.contains(t.opened_at))
-        .map(|t| Facts::of(t, window.to, (targets.sla_of)(t)))
-        .collect();
-    let mut overall = Tally::default();
-    for f in &facts {
-        overall.add(f);
+    let mut summary = Summarizer::new(window, targets);
+    for t in tickets {
+        summary.add(t);
     }
-    let by_platform = breakdown(&facts, |f| {
-        let p = f.ticket.mention.platform;
-        Some((platform_key(p).to_string(), p.label().to_string()))
-    });
-    let by_agent = breakdown(&facts, |f| {
-        f.first_response
-            .map(|(_, agent)| (agent_key(agent), agent_label(agent)))
-    });
-    let by_route = breakdown(&facts, |f| {
-        let r = route_key(f.ticket);
-        Some((r.clone(), r))
-    });
-    let by_shift = breakdown(&facts, |f| {
-        (targets.shift_of)(f.ticket).map(|s| (s.clone(), s))
-    });
-    Summary {
-        window: window.clone(),
-        sla,
-        overall: overall.finish(),
-        by_platform,
-        by_agent,
-        by_route,
-        by_shift,
-    }
+    summary.finish()
 }
 
 #[cfg(test)]

@@ -6,12 +6,9 @@
 use super::keys::{platform_key, route_key, stage_key, PLATFORMS, STAGES};
 use super::numbers::{Facts, Targets, Verdict};
 use crate::domain::Ticket;
+use crate::ports::tally::{DeskCounts, FIRST_RESPONSE_BUCKETS};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// First-response histogram bucket bounds, in seconds.
-const BUCKETS: [i64; 8] = [60, 300, 900, 1800, 3600, 7200, 14_400, 86_400];
 
 /// A label value as the text format wants it: backslash, double quote and line feed
 /// escaped.
@@ -55,10 +52,37 @@ pub fn prometheus(tickets: &[Ticket], now: DateTime<Utc>, sla: Duration) -> Stri
 
 /// The Prometheus text exposition, each ticket judged against its route's target.
 pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets) -> String {
-    let facts: Vec<Facts> = tickets
-        .iter()
-        .map(|t| Facts::of(t, now, (targets.sla_of)(t)))
-        .collect();
+    prometheus_from(&desk_counts_of(tickets, now, targets))
+}
+
+/// The desk-wide figures of `tickets`, each judged at `now` against its route's target:
+/// what a store's maintained counters add up to (`ports::tally::desk_counts`).
+pub fn desk_counts_of(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets) -> DeskCounts {
+    let mut counts = DeskCounts::default();
+    for stage in STAGES {
+        for platform in PLATFORMS {
+            counts.tickets.insert((stage, platform), 0);
+        }
+    }
+    for t in tickets {
+        let f = Facts::of(t, now, (targets.sla_of)(t));
+        *counts
+            .tickets
+            .entry((t.stage, t.mention.platform))
+            .or_default() += 1;
+        if let Some((waited, _)) = f.first_response {
+            counts.first_response.add(waited.num_seconds());
+        }
+        let route = counts.routes.entry(route_key(t)).or_default();
+        route.opened += 1;
+        route.breached += u64::from(f.verdict == Verdict::Breached);
+        counts.open_unclaimed += u64::from(!t.is_closed() && t.holder.is_none());
+    }
+    counts
+}
+
+/// The Prometheus text exposition of the desk-wide figures `counts`.
+pub fn prometheus_from(counts: &DeskCounts) -> String {
     let mut out = String::new();
 
     family(
@@ -67,17 +91,19 @@ pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets
         "gauge",
         "Tickets by current stage and platform.",
     );
+    let of = |stage, platform| counts.tickets.get(&(stage, platform)).copied().unwrap_or(0);
     for stage in STAGES {
         for platform in PLATFORMS {
-            let n = tickets
-                .iter()
-                .filter(|t| t.stage == stage && t.mention.platform == platform)
-                .count();
             let labels = [
                 ("stage", stage_key(stage)),
                 ("platform", platform_key(platform)),
             ];
-            sample(&mut out, "mentionbridge_tickets", &labels, n);
+            sample(
+                &mut out,
+                "mentionbridge_tickets",
+                &labels,
+                of(stage, platform),
+            );
         }
     }
 
@@ -88,10 +114,7 @@ pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets
         "Tickets opened since the store began, by platform.",
     );
     for platform in PLATFORMS {
-        let n = tickets
-            .iter()
-            .filter(|t| t.mention.platform == platform)
-            .count();
+        let n: u64 = STAGES.iter().map(|stage| of(*stage, platform)).sum();
         let labels = [("platform", platform_key(platform))];
         sample(&mut out, "mentionbridge_tickets_opened_total", &labels, n);
     }
@@ -103,23 +126,16 @@ pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets
         "histogram",
         "Time from the customer's post to the first published reply (ignored tickets excluded).",
     );
-    let waits: Vec<i64> = facts
-        .iter()
-        .filter_map(|f| f.first_response.map(|(d, _)| d.num_seconds()))
-        .collect();
+    let h = &counts.first_response;
     let bucket = format!("{name}_bucket");
-    for bound in BUCKETS {
-        let n = waits.iter().filter(|w| **w <= bound).count();
-        sample(&mut out, &bucket, &[("le", &bound.to_string())], n);
+    let mut cumulative = 0;
+    for (bound, n) in FIRST_RESPONSE_BUCKETS.iter().zip(h.buckets) {
+        cumulative += n;
+        sample(&mut out, &bucket, &[("le", &bound.to_string())], cumulative);
     }
-    sample(&mut out, &bucket, &[("le", "+Inf")], waits.len());
-    sample(
-        &mut out,
-        &format!("{name}_sum"),
-        &[],
-        waits.iter().sum::<i64>(),
-    );
-    sample(&mut out, &format!("{name}_count"), &[], waits.len());
+    sample(&mut out, &bucket, &[("le", "+Inf")], h.count);
+    sample(&mut out, &format!("{name}_sum"), &[], h.sum_seconds);
+    sample(&mut out, &format!("{name}_count"), &[], h.count);
 
     family(
         &mut out,
@@ -127,30 +143,21 @@ pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets
         "counter",
         "Tickets answered after the first-response target, or still unanswered past it.",
     );
-    let breaches = facts
-        .iter()
-        .filter(|f| f.verdict == Verdict::Breached)
-        .count();
+    let breaches: u64 = counts.routes.values().map(|r| r.breached).sum();
     sample(&mut out, "mentionbridge_sla_breaches_total", &[], breaches);
 
-    let mut per_route: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for f in &facts {
-        let entry = per_route.entry(route_key(f.ticket)).or_default();
-        entry.0 += 1;
-        entry.1 += usize::from(f.verdict == Verdict::Breached);
-    }
     family(
         &mut out,
         "mentionbridge_route_tickets_opened_total",
         "counter",
         "Tickets opened since the store began, by route.",
     );
-    for (route, (opened, _)) in &per_route {
+    for (route, r) in &counts.routes {
         sample(
             &mut out,
             "mentionbridge_route_tickets_opened_total",
             &[("route", route)],
-            opened,
+            r.opened,
         );
     }
     family(
@@ -159,12 +166,12 @@ pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets
         "counter",
         "First-response breaches by route, each against its route's target.",
     );
-    for (route, (_, breached)) in &per_route {
+    for (route, r) in &counts.routes {
         sample(
             &mut out,
             "mentionbridge_route_sla_breaches_total",
             &[("route", route)],
-            breached,
+            r.breached,
         );
     }
 
@@ -174,11 +181,12 @@ pub fn prometheus_with(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets
         "gauge",
         "Open tickets nobody has claimed.",
     );
-    let unclaimed = tickets
-        .iter()
-        .filter(|t| !t.is_closed() && t.holder.is_none())
-        .count();
-    sample(&mut out, "mentionbridge_open_unclaimed", &[], unclaimed);
+    sample(
+        &mut out,
+        "mentionbridge_open_unclaimed",
+        &[],
+        counts.open_unclaimed,
+    );
     out
 }
 

@@ -9,7 +9,7 @@ use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Effect, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
 };
-use crate::ports::{ActError, AgentDesk, StoreFailure};
+use crate::ports::{ActError, AgentDesk, OpenTickets, StoreFailure};
 use crate::ports::{Clock, SystemClock};
 use crate::ports::{SharedStore, StoreError};
 use crate::runtime::failpoints::Failpoints;
@@ -46,6 +46,9 @@ pub struct DeskService {
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
+
+/// Tickets read per page for `/mentions stats`: what it holds at once, whatever the window.
+const STATS_PAGE: usize = 1000;
 
 impl DeskService {
     pub fn new(store: SharedStore, desk: Desk, outbox_wake: Arc<Notify>) -> Self {
@@ -130,6 +133,16 @@ impl DeskService {
         self
     }
 
+    /// The ticket part of `/metrics`: the store's counters, each route judged at the
+    /// desk's now against its target. Reads no ticket.
+    pub async fn ticket_metrics(&self) -> Result<String, StoreError> {
+        let routes = &self.routes;
+        let target = |route: &str| routes.named(route).sla.first_response;
+        let counts =
+            crate::ports::tally::desk_counts(self.store.as_ref(), self.now(), &target).await?;
+        Ok(crate::reports::prometheus_from(&counts))
+    }
+
     /// How the numbers judge each ticket: its route's target, the shift it arrived in.
     pub fn targets(&self) -> crate::reports::Targets<'_> {
         let has_shifts = !self.oncall.rotations.is_empty();
@@ -186,8 +199,20 @@ impl AgentDesk for DeskService {
             .group_members = members;
     }
 
-    async fn open_tickets(&self) -> Result<Vec<Ticket>, ActError> {
-        Ok(self.store.open_tickets().await?)
+    async fn open_tickets(&self, limit: usize) -> Result<OpenTickets, ActError> {
+        Ok(OpenTickets {
+            first: self.store.open_tickets_numbered("", limit).await?,
+            total: self.store.open_ticket_count().await?,
+        })
+    }
+
+    async fn open_tickets_matching(
+        &self,
+        typed: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, ActError> {
+        let number = typed.trim().trim_start_matches('#');
+        Ok(self.store.open_tickets_numbered(number, limit).await?)
     }
 
     /// Would this action be allowed right now? Commits nothing (used before opening a
@@ -329,10 +354,23 @@ impl AgentDesk for DeskService {
             self.clock.now(),
         )
         .map_err(|e| ActError::Invalid(e.to_string()))?;
-        let tickets = self.store.all_tickets().await?;
-        Ok(crate::reports::render_text(
-            &crate::reports::summarize_with(&tickets, &window, &self.targets()),
-        ))
+        let targets = self.targets();
+        let mut summary = crate::reports::Summarizer::new(&window, &targets);
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .tickets_received(window.from, window.to, after, STATS_PAGE)
+                .await?;
+            for t in &page {
+                summary.add(t);
+            }
+            match page.last() {
+                Some(last) if page.len() == STATS_PAGE => after = Some((last.opened_at, last.id)),
+                _ => break,
+            }
+        }
+        Ok(crate::reports::render_text(&summary.finish()))
     }
 
     /// `/mentions oncall`: who is on call right now, and until when.

@@ -3,14 +3,17 @@
 //! on shift, and posts the hand-off digest when the people on call change. Every step is
 //! committed to the store (with its outbox jobs) before anything is sent, and what was
 //! done is recorded on the ticket or in desk state, so a restart neither repeats nor
-//! skips a step. It sleeps until the next step is due, never more than 30 s.
+//! skips a step. A round reads only the tickets the store's next-due index says are due
+//! (a quiet round reads the index alone), at most [`ROUND_LIMIT`] of them, and the next
+//! round follows at once while more are due. It sleeps until the next step is due,
+//! never more than 30 s.
 
 use crate::domain::handoff;
 use crate::domain::oncall::Schedule;
 use crate::domain::routes::{OffHoursAck, Route};
 use crate::domain::sla::{
     acknowledge_off_hours, apply_steps, due_steps, first_response_due, next_check,
-    release_at_handoff,
+    off_hours_considered, release_at_handoff,
 };
 use crate::domain::{AgentRef, Effect, SurfaceKind, Ticket};
 use crate::ports::{AgentDesk, Clock};
@@ -23,6 +26,10 @@ use tokio::sync::{watch, Notify};
 
 /// Desk state: the last shift hand-off a digest was queued for.
 const LAST_HANDOFF: &str = "handoff:last";
+
+/// The most due tickets one round takes on; more are taken by the next round, at once.
+pub const ROUND_LIMIT: usize = 500;
+
 pub struct Scheduler {
     pub store: SharedStore,
     pub desk: Arc<DeskService>,
@@ -79,7 +86,9 @@ impl Scheduler {
         // of open tickets.
         let schedule = self.desk.schedule().await;
         let routes = self.desk.routes();
-        for ticket in self.store.open_tickets().await? {
+        let due = self.store.due_tickets(now, ROUND_LIMIT).await?;
+        earliest(due.next);
+        for ticket in due.tickets {
             let route = routes.of(&ticket);
             changed |= self
                 .maybe_acknowledge(&ticket, route, &schedule, now)
@@ -111,7 +120,9 @@ impl Scheduler {
     }
 
     /// Tell the customer when to expect an answer, when the ticket's route says it is
-    /// owed one (see `Route::off_hours_ack`). Once per conversation (recorded on the ticket).
+    /// owed one (see `Route::off_hours_ack`). Once per conversation (recorded on the
+    /// ticket); a ticket found not to be owed one is marked as weighed, so it is not due
+    /// for it again.
     async fn maybe_acknowledge(
         &self,
         ticket: &Ticket,
@@ -119,12 +130,15 @@ impl Scheduler {
         schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        if route.off_hours_ack.is_none() || ticket.sla.off_hours_considered {
+            return Ok(false);
+        }
         let rules = self.desk.text_rules(ticket.mention.platform);
         let text = match route.off_hours_ack(ticket, schedule, rules, &self.brand, now) {
-            None => return Ok(false),
+            None => return self.weighed(ticket).await,
             Some(OffHoursAck::TooLong) => {
                 tracing::warn!(ticket = %ticket.id, route = %route.name, "the off-hours acknowledgement is too long for the platform; not sent");
-                return Ok(false);
+                return self.weighed(ticket).await;
             }
             Some(OffHoursAck::Send(text)) => text,
         };
@@ -143,8 +157,18 @@ impl Scheduler {
             .is_some();
         if done {
             tracing::info!(ticket = %ticket.id, route = %route.name, "off-hours acknowledgement queued");
+            return Ok(true);
         }
-        Ok(done)
+        self.weighed(ticket).await
+    }
+
+    /// The off-hours acknowledgement of `ticket` was weighed and is not to be sent.
+    async fn weighed(&self, ticket: &Ticket) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .mark(ticket.id, &off_hours_considered)
+            .await?
+            .is_some())
     }
 
     /// Queue the digest for the latest change of the people on call since the last one
@@ -178,8 +202,9 @@ impl Scheduler {
         };
         let (before, after) = handoff::sides(schedule, at);
         let routes = self.desk.routes();
-        let tickets = self.store.all_tickets().await?;
-        let mut digest = handoff::digest(&tickets, &before, &after, since, at, |t| {
+        let open = self.store.open_tickets().await?;
+        let answered = self.store.first_answers_between(since, at).await?;
+        let mut digest = handoff::digest(&open, answered, &before, &after, since, at, |t| {
             first_response_due(t, &routes.of(t).sla)
         });
         if self.release_claims_at_handoff {

@@ -11,11 +11,12 @@ use crate::domain::{
     AuditEntry, CardRef, Effect, Mention, SurfaceKind, SystemEvent, Ticket, TicketId,
 };
 use crate::ports::{
-    ActOutcome, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge, Lease, LeaseState,
-    SharedStore, Slots, Store, StoreError,
+    ActOutcome, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease, LeaseState,
+    Mark, SharedStore, Slots, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -467,6 +468,56 @@ impl Store for GroupCommit {
 
     async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.direct.all_tickets().await
+    }
+
+    async fn open_tickets_numbered(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.direct.open_tickets_numbered(prefix, limit).await
+    }
+
+    async fn open_ticket_count(&self) -> Result<usize, StoreError> {
+        self.direct.open_ticket_count().await
+    }
+
+    async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
+        self.wrote(self.direct.due_tickets(until, limit).await)
+    }
+
+    async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
+        self.wrote(self.direct.mark(id, mark).await)
+    }
+
+    async fn tickets_received(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, TicketId)>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.direct.tickets_received(from, to, after, limit).await
+    }
+
+    async fn first_answers_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.direct.first_answers_between(from, to).await
+    }
+
+    async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.direct.counters().await
+    }
+
+    async fn answered_within(&self, route: &str, seconds: i64) -> Result<u64, StoreError> {
+        self.direct.answered_within(route, seconds).await
+    }
+
+    async fn unanswered_since(&self, route: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.direct.unanswered_since(route, since).await
     }
 
     async fn ticket_count(&self) -> Result<usize, StoreError> {
@@ -951,6 +1002,60 @@ mod tests {
         }
         async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
             self.sled().all_tickets().await
+        }
+
+        async fn open_tickets_numbered(
+            &self,
+            prefix: &str,
+            limit: usize,
+        ) -> Result<Vec<Ticket>, StoreError> {
+            self.sled().open_tickets_numbered(prefix, limit).await
+        }
+
+        async fn open_ticket_count(&self) -> Result<usize, StoreError> {
+            self.sled().open_ticket_count().await
+        }
+
+        async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
+            self.sled().due_tickets(until, limit).await
+        }
+
+        async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
+            self.sled().mark(id, mark).await
+        }
+
+        async fn tickets_received(
+            &self,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+            after: Option<(DateTime<Utc>, TicketId)>,
+            limit: usize,
+        ) -> Result<Vec<Ticket>, StoreError> {
+            self.sled().tickets_received(from, to, after, limit).await
+        }
+
+        async fn first_answers_between(
+            &self,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<usize, StoreError> {
+            self.sled().first_answers_between(from, to).await
+        }
+
+        async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+            self.sled().counters().await
+        }
+
+        async fn answered_within(&self, route: &str, seconds: i64) -> Result<u64, StoreError> {
+            self.sled().answered_within(route, seconds).await
+        }
+
+        async fn unanswered_since(
+            &self,
+            route: &str,
+            since: DateTime<Utc>,
+        ) -> Result<u64, StoreError> {
+            self.sled().unanswered_since(route, since).await
         }
         async fn ticket_count(&self) -> Result<usize, StoreError> {
             self.sled().ticket_count().await

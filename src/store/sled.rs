@@ -3,6 +3,8 @@
 //! port's async methods run its calls in place (they take microseconds), and only the
 //! flush waits on the disk asynchronously.
 
+mod index;
+
 use crate::domain::intake::{self, Known};
 use crate::domain::routes::Routes;
 use crate::domain::Lane;
@@ -10,9 +12,10 @@ use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
     Ticket, TicketId, Transition,
 };
+use crate::ports::tally;
 use crate::ports::{
-    count_of, ActOutcome, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge, Lease,
-    LeaseState, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease,
+    LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
@@ -22,6 +25,7 @@ use sled::transaction::{
 use sled::Transactional;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -51,8 +55,12 @@ pub struct SledStore {
     seen_by_time: sled::Tree,
     /// Jobs the outbox gave up on, with their last error: kept for the team to see.
     failed_jobs: sled::Tree,
-    /// The routes intake stamps new tickets with.
+    /// The ticket indexes and counters (see [`index`]).
+    index: sled::Tree,
+    /// The routes intake stamps new tickets with, and next-due instants follow.
     routes: Arc<Routes>,
+    /// Whether the next-due index was compared with `routes` yet (see `due_tickets`).
+    routes_checked: Arc<AtomicBool>,
     /// Live outbox claims (job id → claimant, until when). Sled is one process, so
     /// claims and leases live in memory: a restart starts with none, as it should.
     claims: Arc<Mutex<Claims>>,
@@ -68,6 +76,16 @@ type Claims = HashMap<u64, (String, DateTime<Utc>)>;
 const PRUNE_PER_SIGHTING: usize = 64;
 
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Meta keys: the version of the ticket indexes built (absent: a store made before them),
+/// the routes' fingerprint the next-due index was computed under, and where its
+/// recomputation stands after the routes changed (the next open ticket number).
+const INDEX_VERSION: &str = "index_version";
+const ROUTES_FINGERPRINT: &str = "routes_fingerprint";
+const DUE_RECHECK: &str = "due_recheck";
+
+/// Tickets decoded and indexed per batch while the indexes are built.
+const BUILD_CHUNK: usize = 10_000;
 
 fn key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
@@ -136,7 +154,7 @@ impl SledStore {
     }
 
     fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
-        Ok(SledStore {
+        SledStore {
             tickets: db.open_tree("tickets")?,
             dedupe: db.open_tree("dedupe")?,
             cursors: db.open_tree("cursors")?,
@@ -149,12 +167,69 @@ impl SledStore {
             seen: db.open_tree("seen_events")?,
             seen_by_time: db.open_tree("seen_events_by_time")?,
             failed_jobs: db.open_tree("failed_jobs")?,
+            index: db.open_tree(index::TREE)?,
             routes: Arc::new(Routes::default()),
+            routes_checked: Arc::default(),
             claims: Arc::default(),
             leases: Arc::default(),
             fence: None,
             db,
-        })
+        }
+        .with_index()
+    }
+
+    /// Build the ticket indexes if this store was made before they existed (or a build
+    /// was cut short): from scratch, in batches, then marked done. A store made with
+    /// them returns at once.
+    fn with_index(self) -> Result<SledStore, StoreError> {
+        if self.meta.get(INDEX_VERSION)?.is_some() {
+            return Ok(self);
+        }
+        let began = std::time::Instant::now();
+        self.index.clear()?;
+        let mut counts = BTreeMap::new();
+        let mut entries = BTreeMap::new();
+        let mut chunk: Vec<Ticket> = Vec::with_capacity(BUILD_CHUNK);
+        let mut indexed = 0;
+        let mut items = self.tickets.iter().values();
+        loop {
+            let item = items.next().transpose()?;
+            if let Some(raw) = &item {
+                chunk.push(dec(raw)?);
+            }
+            if chunk.len() == BUILD_CHUNK || (item.is_none() && !chunk.is_empty()) {
+                index::entries_of(chunk.iter(), &self.routes, &mut entries, &mut counts);
+                let mut batch = sled::Batch::default();
+                for (k, v) in std::mem::take(&mut entries) {
+                    batch.insert(k, v);
+                }
+                self.index.apply_batch(batch)?;
+                indexed += chunk.len();
+                chunk.clear();
+            }
+            if item.is_none() {
+                break;
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for (k, v) in index::count_values(counts) {
+            batch.insert(k, &v);
+        }
+        self.index.apply_batch(batch)?;
+        self.meta.insert(
+            ROUTES_FINGERPRINT,
+            self.routes.policy_fingerprint().as_bytes(),
+        )?;
+        self.meta.insert(INDEX_VERSION, "1")?;
+        self.db.flush()?;
+        if indexed > 0 {
+            tracing::info!(
+                tickets = indexed,
+                seconds = began.elapsed().as_secs_f64(),
+                "ticket indexes built for a store made before them"
+            );
+        }
+        Ok(self)
     }
 
     /// Stamp each new ticket with its route and first-response deadline from `routes`
@@ -289,8 +364,8 @@ impl SledStore {
         id: TicketId,
         decide: impl Fn(&Ticket) -> TxResult<Option<(Transition, DateTime<Utc>)>>,
     ) -> Result<Option<Ticket>, TransactionError<Abort>> {
-        let trees = (&self.tickets, &self.outbox, &self.audit);
-        trees.transaction(|(tickets, outbox, audit)| {
+        let trees = (&self.tickets, &self.outbox, &self.audit, &self.index);
+        trees.transaction(|(tickets, outbox, audit, index)| {
             let Some(raw) = tickets.get(key(id.0))? else {
                 return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
             };
@@ -298,9 +373,75 @@ impl SledStore {
             let Some((tr, now)) = decide(&ticket)? else {
                 return Ok(None);
             };
-            commit_transition(tickets, outbox, audit, &tr, now)?;
+            let ticket_trees = TicketTrees {
+                tickets,
+                index,
+                routes: &self.routes,
+            };
+            commit_transition(&ticket_trees, outbox, audit, &tr, now)?;
             Ok(Some(tr.ticket))
         })
+    }
+
+    /// The next-due index is compared with this handle's routes once: if it was computed
+    /// under other policies, its recomputation starts (see `due_tickets`).
+    fn check_routes(&self) -> Result<(), StoreError> {
+        if self.routes_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let fingerprint = self.routes.policy_fingerprint();
+        if self.meta.get(ROUTES_FINGERPRINT)?.as_deref() != Some(fingerprint.as_bytes()) {
+            let result = self.meta.transaction(|meta| {
+                meta.insert(ROUTES_FINGERPRINT, fingerprint.as_bytes())?;
+                meta.insert(DUE_RECHECK, &key(0))?;
+                Ok(())
+            });
+            finish(result)?;
+            tracing::info!("the routes' SLA policies changed: every open ticket's next check is computed again, a round at a time");
+        }
+        self.routes_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// After a change of routes: the next-due instants of the next `limit` open
+    /// tickets computed again, in one transaction. `true`: more remain.
+    fn recheck_due(&self, limit: usize) -> Result<bool, StoreError> {
+        let Some(from) = self.meta.get(DUE_RECHECK)?.map(|v| id_of(&v)) else {
+            return Ok(false);
+        };
+        let ids = index::Reader(&self.index).open_numbers(&[(from, u64::MAX)], limit)?;
+        let more = ids.len() >= limit;
+        let trees = (&self.tickets, &self.index, &self.meta);
+        let result = trees.transaction(|(tickets, idx, meta)| {
+            for id in &ids {
+                if let Some(raw) = tickets.get(key(*id))? {
+                    let ticket: Ticket = tx_dec(&raw)?;
+                    index::set_due(idx, &ticket, &self.routes)?;
+                }
+            }
+            match ids.last().filter(|_| more) {
+                Some(last) => meta.insert(DUE_RECHECK, &key(last + 1))?,
+                None => meta.remove(DUE_RECHECK)?,
+            };
+            Ok(())
+        });
+        finish(result)?;
+        Ok(more)
+    }
+
+    fn tickets_by_id(&self, ids: &[u64]) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(raw) = self.tickets.get(key(*id))? {
+                out.push(dec(&raw)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn counter(&self, name: &str) -> Result<usize, StoreError> {
+        let n = index::Reader(&self.index).counter(name)?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 }
 
@@ -391,8 +532,14 @@ impl Store for SledStore {
             &self.outbox,
             &self.audit,
             &self.meta,
+            &self.index,
         );
-        let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta)| {
+        let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta, index)| {
+            let ticket_trees = TicketTrees {
+                tickets,
+                index,
+                routes: &self.routes,
+            };
             let first = match meta.get("next_ticket")? {
                 Some(v) => id_of(&v),
                 None => 1,
@@ -425,7 +572,7 @@ impl Store for SledStore {
                         next += 1;
                     }
                     if let Some(tr) = decided.transition() {
-                        commit_transition(tickets, outbox, audit, tr, now)?;
+                        commit_transition(&ticket_trees, outbox, audit, tr, now)?;
                         for k in &keys {
                             dedupe.insert(k.as_bytes(), &key(tr.ticket.id.0))?;
                         }
@@ -457,15 +604,7 @@ impl Store for SledStore {
     }
 
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.tickets.iter() {
-            let (_, v) = item?;
-            let t: Ticket = dec(&v)?;
-            if !t.is_closed() {
-                out.push(t);
-            }
-        }
-        Ok(out)
+        self.open_tickets_numbered("", usize::MAX).await
     }
 
     async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
@@ -473,7 +612,97 @@ impl Store for SledStore {
     }
 
     async fn ticket_count(&self) -> Result<usize, StoreError> {
-        Ok(self.tickets.len())
+        self.counter(tally::TICKETS)
+    }
+
+    async fn open_tickets_numbered(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let ids = index::Reader(&self.index).open_numbers(&tally::number_ranges(prefix), limit)?;
+        self.tickets_by_id(&ids)
+    }
+
+    async fn open_ticket_count(&self) -> Result<usize, StoreError> {
+        self.counter(tally::OPEN)
+    }
+
+    async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
+        self.check_fence()?;
+        self.check_routes()?;
+        let rechecking = self.recheck_due(limit)?;
+        let (ids, next) = index::Reader(&self.index).due(tally::nanos(until), limit)?;
+        let next = next.map(DateTime::<Utc>::from_timestamp_nanos);
+        Ok(Due {
+            tickets: self.tickets_by_id(&ids)?,
+            next: if rechecking {
+                Some(next.map_or(until, |n| n.min(until)))
+            } else {
+                next
+            },
+        })
+    }
+
+    async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
+        self.check_fence()?;
+        let result = (&self.tickets, &self.index).transaction(|(tickets, index)| {
+            let Some(raw) = tickets.get(key(id.0))? else {
+                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
+            };
+            let ticket: Ticket = tx_dec(&raw)?;
+            let Some(marks) = mark(&ticket) else {
+                return Ok(None);
+            };
+            let marked = Ticket {
+                sla: marks,
+                ..ticket
+            };
+            let trees = TicketTrees {
+                tickets,
+                index,
+                routes: &self.routes,
+            };
+            write_ticket(&trees, &marked)?;
+            Ok(Some(marked))
+        });
+        finish(result)
+    }
+
+    async fn tickets_received(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, TicketId)>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let ids = index::Reader(&self.index).received(
+            from,
+            to,
+            after.map(|(at, id)| (at, id.0)),
+            limit,
+        )?;
+        self.tickets_by_id(&ids)
+    }
+
+    async fn first_answers_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Ok(index::Reader(&self.index).answers_between(from, to)?)
+    }
+
+    async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        Ok(index::Reader(&self.index).counters()?)
+    }
+
+    async fn answered_within(&self, route: &str, seconds: i64) -> Result<u64, StoreError> {
+        Ok(index::Reader(&self.index).answered_within(route, seconds)?)
+    }
+
+    async fn unanswered_since(&self, route: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(index::Reader(&self.index).unanswered_since(route, since)?)
     }
 
     async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError> {
@@ -684,8 +913,14 @@ impl Store for SledStore {
             return Ok(());
         }
         self.claims.lock().expect("claims lock").remove(&job.id);
-        let trees = (&self.tickets, &self.outbox, &self.audit, &self.dedupe);
-        let result = trees.transaction(|(tickets, outbox, audit, dedupe)| {
+        let trees = (
+            &self.tickets,
+            &self.outbox,
+            &self.audit,
+            &self.dedupe,
+            &self.index,
+        );
+        let result = trees.transaction(|(tickets, outbox, audit, dedupe, index)| {
             outbox.remove(&key(job.id))?;
             for effect in more {
                 enqueue(outbox, job.ticket, effect.clone(), now)?;
@@ -703,7 +938,12 @@ impl Store for SledStore {
                     }
                 }
                 let tr = apply_system(&ticket, ev.clone(), now);
-                commit_transition(tickets, outbox, audit, &tr, now)?;
+                let ticket_trees = TicketTrees {
+                    tickets,
+                    index,
+                    routes: &self.routes,
+                };
+                commit_transition(&ticket_trees, outbox, audit, &tr, now)?;
             }
             Ok(())
         });
@@ -940,14 +1180,32 @@ fn append_audit(
     Ok(())
 }
 
+/// Where a ticket is written inside a transaction: its tree, the index tree, and the
+/// routes its next-due instant follows.
+struct TicketTrees<'a> {
+    tickets: &'a TransactionalTree,
+    index: &'a TransactionalTree,
+    routes: &'a Routes,
+}
+
+/// Every write of a ticket goes through here: the ticket and, in the same transaction,
+/// its indexes and counters, brought from what was stored to what is written.
+fn write_ticket(trees: &TicketTrees, ticket: &Ticket) -> TxResult<()> {
+    let k = key(ticket.id.0);
+    let old: Option<Ticket> = trees.tickets.get(k)?.map(|raw| tx_dec(&raw)).transpose()?;
+    trees.tickets.insert(&k, enc(ticket))?;
+    index::reindex(trees.index, old.as_ref(), ticket, trees.routes)?;
+    Ok(())
+}
+
 fn commit_transition(
-    tickets: &TransactionalTree,
+    trees: &TicketTrees,
     outbox: &TransactionalTree,
     audit: &TransactionalTree,
     tr: &Transition,
     now: DateTime<Utc>,
 ) -> TxResult<()> {
-    tickets.insert(&key(tr.ticket.id.0), enc(&tr.ticket))?;
+    write_ticket(trees, &tr.ticket)?;
     for effect in &tr.effects {
         enqueue(outbox, tr.ticket.id, effect.clone(), now)?;
     }

@@ -15,10 +15,16 @@ use mentionbridge::store::{GroupCommit, PostgresStore, SledStore};
 use std::collections::HashSet;
 use std::sync::Arc;
 
+mod indexes;
+use indexes::*;
+
 /// Where a backend under test keeps its data. `open` gives a store on it; called again
 /// once every handle of the last one is dropped, it is the same store after a restart.
 pub trait Place: Send + Sync {
     fn open(&self) -> SharedStore;
+
+    /// A store on it whose tickets follow `routes` (as the configured desk opens it).
+    fn open_with(&self, routes: mentionbridge::domain::routes::Routes) -> SharedStore;
 
     /// Another handle on the data `first` holds, as a second replica would have it (its
     /// own connections). A backend one process holds alone (sled locks its directory)
@@ -37,9 +43,19 @@ impl SledPlace {
     }
 }
 
+impl SledPlace {
+    fn store(&self) -> SledStore {
+        SledStore::open(&self.0.path().join("store.sled")).expect("the sled store")
+    }
+}
+
 impl Place for SledPlace {
     fn open(&self) -> SharedStore {
-        Arc::new(SledStore::open(&self.0.path().join("store.sled")).expect("the sled store"))
+        Arc::new(self.store())
+    }
+
+    fn open_with(&self, routes: mentionbridge::domain::routes::Routes) -> SharedStore {
+        Arc::new(self.store().with_routes(routes))
     }
 }
 
@@ -66,22 +82,26 @@ impl PgPlace {
         }
     }
 
-    fn connect(&self) -> SharedStore {
+    fn connect(&self) -> PostgresStore {
         // Places are opened from inside the (multi-threaded) test runtime.
         let store = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(PostgresStore::connect(&self.config))
         });
-        Arc::new(store.expect("the PostgreSQL store"))
+        store.expect("the PostgreSQL store")
     }
 }
 
 impl Place for PgPlace {
     fn open(&self) -> SharedStore {
-        self.connect()
+        Arc::new(self.connect())
+    }
+
+    fn open_with(&self, routes: mentionbridge::domain::routes::Routes) -> SharedStore {
+        Arc::new(self.connect().with_routes(routes))
     }
 
     fn open_second(&self, _first: &SharedStore) -> SharedStore {
-        self.connect()
+        Arc::new(self.connect())
     }
 }
 
@@ -119,6 +139,11 @@ macro_rules! store_contract {
                 a_fenced_out_delivery_alone_is_refused_and_the_others_commit,
                 concurrent_ingests_through_group_commit_are_each_acknowledged_and_kept,
                 a_fenced_handle_of_the_grouped_store_is_refused_alone,
+                the_indexes_follow_every_kind_of_ticket_write,
+                a_due_instant_moves_when_its_sla_step_is_taken,
+                an_off_hours_mark_stops_a_ticket_being_due_for_it,
+                a_change_of_routes_makes_every_open_ticket_looked_at_again,
+                open_tickets_are_found_by_the_number_typed,
             );
         }
     };
@@ -1209,6 +1234,32 @@ pub async fn two_replicas_ingesting_the_same_mentions_make_each_ticket_once(plac
     }
 }
 
+// -- what only sled does --------------------------------------------------------------------
+
+mod sled_only {
+    use super::*;
+
+    /// A sled directory from before the indexes: they are built when it is opened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_store_made_before_the_indexes_builds_them_when_opened() {
+        let place = SledPlace::new();
+        a_varied_desk(&place.open()).await;
+        {
+            let db = ::sled::open(place.0.path().join("store.sled")).unwrap();
+            db.drop_tree("ticket_index").unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .remove("index_version")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = place.open();
+        let routes = mentionbridge::domain::routes::Routes::default();
+        assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "built").await;
+        assert_eq!(store.ticket_count().await.unwrap(), 3);
+    }
+}
+
 // -- what only PostgreSQL does -------------------------------------------------------------
 
 mod postgres_only {
@@ -1250,7 +1301,7 @@ mod postgres_only {
             applied.push(run.await.unwrap());
         }
         applied.sort();
-        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2]]);
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3]]);
         assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
         let cluster = crate::postgres::shared();
         assert_eq!(
@@ -1258,7 +1309,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred"
+            "1:initial,2:outbox_deferred,3:flat_costs"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1267,6 +1318,29 @@ mod postgres_only {
             .await
             .unwrap();
         assert_eq!(done.new_tickets, vec![TicketId(1)]);
+    }
+
+    /// A database at version 2 with tickets in it: migrating adds the index columns and
+    /// fills them, with the counters, from the tickets.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_at_version_2_is_indexed_when_migrated() {
+        let place = PgPlace::new();
+        a_varied_desk(&place.open()).await;
+        // Back to version 2: what migration 3 added, and what the binary filled, gone.
+        crate::postgres::shared().psql_in(
+            place.config.url.expose(),
+            "ALTER TABLE tickets DROP COLUMN received_ns, DROP COLUMN due_ns,
+                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route;
+             DROP TABLE first_response_waits;
+             DELETE FROM counters WHERE name LIKE 'tally:%';
+             DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
+             DELETE FROM schema_migrations WHERE version = 3;",
+        );
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![3]);
+        let store = place.open();
+        let routes = mentionbridge::domain::routes::Routes::default();
+        assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "filled").await;
+        assert_eq!(store.ticket_count().await.unwrap(), 3);
     }
 
     /// `mentionbridge migrate` brings the configured database up to date, then finds
@@ -1300,7 +1374,7 @@ mod postgres_only {
             stdout
         };
         let first = run();
-        assert!(first.contains("applied 1, 2"), "{first}");
+        assert!(first.contains("applied 1, 2, 3"), "{first}");
         let second = run();
         assert!(second.contains("up to date"), "{second}");
     }
@@ -1323,7 +1397,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 2
+                        known: 3
                     })
                 ),
                 "{refused:?}"

@@ -505,8 +505,14 @@ pub fn command() -> CreateCommand {
 }
 
 /// `/mentions list`: open tickets, oldest first, as an ephemeral message.
-pub fn open_list(tickets: &[Ticket]) -> String {
-    crate::chat::open_list(tickets, &DiscordMarkup, 20, limits::CONTENT)
+/// How many open tickets the list shows at most.
+pub const LISTED: usize = 20;
+
+/// How many choices autocomplete offers (Discord's limit).
+pub const CHOICES: usize = 25;
+
+pub fn open_list(open: &crate::ports::OpenTickets) -> String {
+    crate::chat::open_list(open, &DiscordMarkup, LISTED, limits::CONTENT)
 }
 
 /// Autocomplete choices for a ticket option: open tickets matching what was typed.
@@ -515,7 +521,7 @@ pub fn ticket_choices(tickets: &[Ticket], typed: &str) -> Vec<(String, u64)> {
     tickets
         .iter()
         .filter(|t| typed.is_empty() || t.id.to_string().starts_with(typed))
-        .take(25)
+        .take(CHOICES)
         .map(|t| {
             let name = truncate(
                 &format!(

@@ -374,7 +374,7 @@ impl Discord {
                 if !desk.is_agent(&who) {
                     return ephemeral(Rejection::NotAnAgent.to_string());
                 }
-                match desk.open_tickets().await {
+                match desk.open_tickets(card::LISTED).await {
                     Ok(t) => ephemeral_markup(card::open_list(&t)),
                     Err(e) => ephemeral(e.to_string()),
                 }
@@ -417,7 +417,10 @@ impl Discord {
             .map(|o| o.value.to_string())
             .unwrap_or_default();
         let choices = if self.desk.is_agent(&who) {
-            self.desk.open_tickets().await.unwrap_or_default()
+            self.desk
+                .open_tickets_matching(&typed, card::CHOICES)
+                .await
+                .unwrap_or_default()
         } else {
             Vec::new()
         };

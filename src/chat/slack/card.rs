@@ -471,8 +471,11 @@ pub fn note_text(note: &Note) -> String {
 }
 
 /// `/mentions` (or `/mentions list`): open tickets, oldest first.
-pub fn open_list(tickets: &[Ticket]) -> String {
-    crate::chat::open_list(tickets, &SlackMarkup, 30, limits::FALLBACK)
+/// How many open tickets the list shows at most.
+pub const LISTED: usize = 30;
+
+pub fn open_list(open: &crate::ports::OpenTickets) -> String {
+    crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
 pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions stats [24h|7d|30d]`";

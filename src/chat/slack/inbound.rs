@@ -299,7 +299,7 @@ impl Slack {
                 if !desk.is_agent(&actor) {
                     return ephemeral_response(Rejection::NotAnAgent.to_string());
                 }
-                match desk.open_tickets().await {
+                match desk.open_tickets(card::LISTED).await {
                     Ok(t) => ephemeral_markup(card::open_list(&t)),
                     Err(e) => ephemeral_response(e.to_string()),
                 }

@@ -30,6 +30,7 @@
 //!
 //! Logs and errors name the database by `PostgresConfig::describe` only, never the URL.
 
+mod index;
 mod schema;
 
 use crate::config::PostgresConfig;
@@ -39,14 +40,16 @@ use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, SurfaceKind, SystemEvent, Ticket,
     TicketId, Transition,
 };
+use crate::ports::tally;
 use crate::ports::{
-    ActOutcome, Claimed, Decide, Delivery, Fence, Ingested, Job, Judge, Lease, LeaseState,
-    SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    ActOutcome, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease, LeaseState,
+    Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool, PoolError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Json, ToSql};
@@ -85,8 +88,10 @@ const LONGEST_HOLD_MICROS: i64 = 100 * 365 * 24 * 3600 * 1_000_000;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    /// The routes intake stamps new tickets with.
+    /// The routes intake stamps new tickets with, and next-due instants follow.
     routes: Arc<Routes>,
+    /// Whether the due instants were compared with `routes` yet (see `due_tickets`).
+    routes_checked: Arc<AtomicBool>,
     /// Set on a fenced handle: its writes go under this lease.
     fence: Option<Arc<Fence>>,
 }
@@ -251,11 +256,14 @@ impl PostgresStore {
     pub async fn connect(config: &PostgresConfig) -> Result<PostgresStore, StoreError> {
         let pool = schema::pool(config)?;
         schema::apply(&pool, config).await?;
-        Ok(PostgresStore {
+        let store = PostgresStore {
             pool,
             routes: Arc::new(Routes::default()),
+            routes_checked: Arc::default(),
             fence: None,
-        })
+        };
+        index::fill(&mut store.client().await?, &store.routes).await?;
+        Ok(store)
     }
 
     /// Stamp each new ticket with its route and first-response deadline from `routes`
@@ -319,7 +327,8 @@ impl PostgresStore {
         }
         let id = |n: u64| sql_id(n).ok_or_else(|| unreadable(format!("id {n} is out of range")));
         for chunk in snap.tickets.chunks(IMPORT_ROWS) {
-            put_tickets(&tx, &chunk.iter().collect::<Vec<_>>()).await?;
+            let rows: Vec<(Option<&Ticket>, &Ticket)> = chunk.iter().map(|t| (None, t)).collect();
+            index::upsert_tickets(&tx, &rows, &self.routes).await?;
         }
         for chunk in snap.dedupe.chunks(IMPORT_ROWS) {
             let keys: Vec<&[u8]> = chunk.iter().map(|(k, _)| k.as_bytes()).collect();
@@ -515,8 +524,8 @@ impl PostgresStore {
                 }
                 written.jobs.extend(tr.effects.into_iter().map(|e| (id, e)));
                 written.audit.push(tr.audit);
-                known.tickets.insert(id.0, Some(tr.ticket));
-                written.tickets.insert(id.0);
+                let was = known.tickets.insert(id.0, Some(tr.ticket)).flatten();
+                written.tickets.entry(id.0).or_insert(was);
             }
             if let Some(c) = &d.cursor {
                 written.cursors.retain(|(source, _)| *source != d.source);
@@ -524,7 +533,7 @@ impl PostgresStore {
             }
             done.push(ingested);
         }
-        written.write(&tx, &known, now).await?;
+        written.write(&tx, &known, now, &self.routes).await?;
         if next != first {
             let next = sql_id(next).ok_or_else(|| unreadable("ticket numbers ran out"))?;
             tx.execute(
@@ -565,7 +574,7 @@ impl PostgresStore {
             Ok(None) => return Ok(Ok(None)),
             Ok(Some(decided)) => decided,
         };
-        commit_transition(&tx, &tr, now).await?;
+        commit_transition(&tx, Some(&ticket), &tr, now, &self.routes).await?;
         tx.commit().await?;
         Ok(Ok(Some(tr.ticket)))
     }
@@ -723,7 +732,7 @@ impl PostgresStore {
                 remember_keys(&tx, &raw_keys, &vec![id; raw_keys.len()]).await?;
             }
             let tr = apply_system(&ticket, ev.clone(), now);
-            commit_transition(&tx, &tr, now).await?;
+            commit_transition(&tx, Some(&ticket), &tr, now, &self.routes).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -849,6 +858,76 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The due instants are compared with this handle's routes once: computed under
+    /// other policies, their recomputation starts (see `due_tickets`).
+    async fn check_routes(&self) -> Result<(), StoreError> {
+        if self.routes_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let fingerprint = self.routes.policy_fingerprint();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let stored = tx
+            .query_opt(
+                "SELECT value FROM state WHERE key = $1 FOR UPDATE",
+                &[&index::FINGERPRINT],
+            )
+            .await?
+            .map(|row| get::<Vec<u8>>(&row, 0))
+            .transpose()?;
+        if stored.as_deref() != Some(fingerprint.as_bytes()) {
+            put_state(&tx, index::FINGERPRINT, fingerprint.as_bytes()).await?;
+            put_state(&tx, index::RECHECK, b"0").await?;
+            tracing::info!("the routes' SLA policies changed: every open ticket's next check is computed again, a round at a time");
+        }
+        tx.commit().await?;
+        self.routes_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn recheck_due_once(&self, limit: usize) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let more = index::recheck_due(&tx, &self.routes, limit).await?;
+        tx.commit().await?;
+        Ok(more)
+    }
+
+    async fn mark_once(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let Some(ticket) = lock_ticket(&tx, id).await? else {
+            return Err(StoreError::NoSuchTicket(id));
+        };
+        let Some(marks) = mark(&ticket) else {
+            return Ok(None);
+        };
+        let marked = Ticket {
+            sla: marks,
+            ..ticket.clone()
+        };
+        index::upsert_ticket(&tx, Some(&ticket), &marked, &self.routes).await?;
+        tx.commit().await?;
+        Ok(Some(marked))
+    }
+
+    async fn counter(&self, name: &str) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM counters WHERE name = $1",
+                &[&format!("{}{name}", index::TALLY)],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => usize::try_from(index::count(&row)?).unwrap_or(usize::MAX),
+            None => 0,
+        })
+    }
+
     async fn tickets_where(&self, sql: &str) -> Result<Vec<Ticket>, StoreError> {
         let client = self.client().await?;
         let rows = client.query(sql, &[]).await?;
@@ -871,7 +950,10 @@ impl PostgresStore {
 /// `mentionbridge migrate`, run before a release rolls out.
 pub async fn migrate(config: &PostgresConfig) -> Result<Vec<i64>, StoreError> {
     let pool = schema::pool(config)?;
-    schema::apply(&pool, config).await
+    let applied = schema::apply(&pool, config).await?;
+    let mut conn = Conn(pool.get().await?);
+    index::fill(&mut conn, &Routes::default()).await?;
+    Ok(applied)
 }
 
 /// Whether writes under each of `fences` may go ahead: `None` for a write under no
@@ -997,7 +1079,8 @@ impl IntakeView {
 /// What intake of a group decided to write; each ticket's row once, as it ends up.
 #[derive(Default)]
 struct Written<'d> {
-    tickets: BTreeSet<u64>,
+    /// Each ticket written, with the row it replaces (`None`: a new ticket).
+    tickets: BTreeMap<u64, Option<Ticket>>,
     keys: BTreeMap<Vec<u8>, u64>,
     jobs: Vec<(TicketId, Effect)>,
     audit: Vec<AuditEntry>,
@@ -1012,11 +1095,12 @@ impl Written<'_> {
         tx: &Tx<'_>,
         view: &IntakeView,
         now: DateTime<Utc>,
+        routes: &Routes,
     ) -> Result<(), StoreError> {
-        let tickets: Vec<&Ticket> = self
+        let tickets: Vec<(Option<&Ticket>, &Ticket)> = self
             .tickets
             .iter()
-            .filter_map(|id| view.tickets.get(id)?.as_ref())
+            .filter_map(|(id, was)| Some((was.as_ref(), view.tickets.get(id)?.as_ref()?)))
             .collect();
         let keys: Vec<&[u8]> = self.keys.keys().map(Vec::as_slice).collect();
         let owners = self
@@ -1027,7 +1111,7 @@ impl Written<'_> {
         let jobs: Vec<(TicketId, &Effect)> = self.jobs.iter().map(|(t, e)| (*t, e)).collect();
         let audit: Vec<&AuditEntry> = self.audit.iter().collect();
         tokio::try_join!(
-            put_tickets(tx, &tickets),
+            index::upsert_tickets(tx, &tickets, routes),
             remember_keys(tx, &keys, &owners),
             enqueue_all(tx, &jobs, now),
             append_audits(tx, &audit),
@@ -1177,34 +1261,15 @@ async fn append_audit(tx: &Tx<'_>, entry: &AuditEntry) -> Result<(), StoreError>
     append_audits(tx, &[entry]).await
 }
 
-/// Write tickets as they are now (new or changed), each at most once: every ticket row
-/// is written here.
-async fn put_tickets(tx: &Tx<'_>, tickets: &[&Ticket]) -> Result<(), StoreError> {
-    if tickets.is_empty() {
-        return Ok(());
-    }
-    let ids = tickets
-        .iter()
-        .map(|t| sql_id(t.id.0).ok_or(StoreError::NoSuchTicket(t.id)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let closed: Vec<bool> = tickets.iter().map(|t| t.is_closed()).collect();
-    let bodies: Vec<Json<&Ticket>> = tickets.iter().map(|t| Json(*t)).collect();
-    tx.execute(
-        "INSERT INTO tickets (id, closed, body)
-         SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::json[])
-         ON CONFLICT (id) DO UPDATE SET closed = EXCLUDED.closed, body = EXCLUDED.body",
-        &[&ids, &closed, &bodies],
-    )
-    .await?;
-    Ok(())
-}
-
+/// Commit a transition of the ticket stored as `old` (`None`: a new ticket).
 async fn commit_transition(
     tx: &Tx<'_>,
+    old: Option<&Ticket>,
     tr: &Transition,
     now: DateTime<Utc>,
+    routes: &Routes,
 ) -> Result<(), StoreError> {
-    put_tickets(tx, &[&tr.ticket]).await?;
+    index::upsert_ticket(tx, old, &tr.ticket, routes).await?;
     let jobs: Vec<(TicketId, &Effect)> = tr.effects.iter().map(|e| (tr.ticket.id, e)).collect();
     enqueue_all(tx, &jobs, now).await?;
     append_audit(tx, &tr.audit).await
@@ -1313,14 +1378,145 @@ impl Store for PostgresStore {
     }
 
     async fn ticket_count(&self) -> Result<usize, StoreError> {
+        self.counter(tally::TICKETS).await
+    }
+
+    async fn open_tickets_numbered(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
         let client = self.client().await?;
-        let n: i64 = get(
-            &client
-                .query_one("SELECT count(*) FROM tickets", &[])
-                .await?,
-            0,
-        )?;
-        Ok(usize::try_from(n).unwrap_or(0))
+        index::open_numbered(&client, &tally::number_ranges(prefix), limit).await
+    }
+
+    async fn open_ticket_count(&self) -> Result<usize, StoreError> {
+        self.counter(tally::OPEN).await
+    }
+
+    async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
+        retrying!(self.check_routes())?;
+        let rechecking = retrying!(self.recheck_due_once(limit))?;
+        let client = self.client().await?;
+        let cap = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT body::text FROM tickets WHERE due_ns <= $1 ORDER BY due_ns, id LIMIT $2",
+                &[&tally::nanos(until), &cap],
+            )
+            .await?;
+        let tickets = rows
+            .iter()
+            .map(|r| json_of(r, 0))
+            .collect::<Result<Vec<Ticket>, _>>()?;
+        let taken = i64::try_from(tickets.len()).unwrap_or(i64::MAX);
+        let next: Option<i64> = client
+            .query_opt(
+                "SELECT due_ns FROM tickets WHERE due_ns IS NOT NULL
+                 ORDER BY due_ns, id OFFSET $1 LIMIT 1",
+                &[&taken],
+            )
+            .await?
+            .map(|r| get(&r, 0))
+            .transpose()?;
+        let next = next.map(DateTime::<Utc>::from_timestamp_nanos);
+        Ok(Due {
+            tickets,
+            next: if rechecking {
+                Some(next.map_or(until, |n| n.min(until)))
+            } else {
+                next
+            },
+        })
+    }
+
+    async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
+        retrying!(self.mark_once(id, mark))
+    }
+
+    async fn tickets_received(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, TicketId)>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let (after_at, after_id) = match after {
+            Some((at, id)) if at >= from => (tally::nanos(at), sql_id(id.0).unwrap_or(i64::MAX)),
+            _ => (tally::nanos(from), -1),
+        };
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body::text FROM tickets
+                 WHERE received_ns >= $1 AND received_ns < $2 AND (received_ns, id) > ($3, $4)
+                 ORDER BY received_ns, id LIMIT $5",
+                &[
+                    &tally::nanos(from),
+                    &tally::nanos(to),
+                    &after_at,
+                    &after_id,
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
+    async fn first_answers_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM tickets WHERE first_answer_ns >= $1 AND first_answer_ns < $2",
+                &[&tally::nanos(from), &tally::nanos(to)],
+            )
+            .await?;
+        Ok(usize::try_from(index::count(&row)?).unwrap_or(usize::MAX))
+    }
+
+    async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, value FROM counters WHERE name LIKE $1",
+                &[&format!("{}%", index::TALLY)],
+            )
+            .await?;
+        let mut out = BTreeMap::new();
+        for row in &rows {
+            let name: &str = get(row, 0)?;
+            if let Some(name) = name.strip_prefix(index::TALLY) {
+                out.insert(name.to_string(), get::<i64>(row, 1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn answered_within(&self, route: &str, seconds: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(sum(tickets), 0)::bigint FROM first_response_waits
+                 WHERE route = $1 AND seconds <= $2",
+                &[&route, &seconds],
+            )
+            .await?;
+        index::count(&row)
+    }
+
+    async fn unanswered_since(&self, route: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM tickets WHERE unanswered_route = $1 AND received_ns >= $2",
+                &[&route, &tally::nanos(since)],
+            )
+            .await?;
+        index::count(&row)
     }
 
     async fn act(&self, id: TicketId, judge: &Judge<'_>) -> Result<ActOutcome, StoreError> {

@@ -22,11 +22,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_deferred",
         include_str!("../../../migrations/0002_outbox_deferred.sql"),
     ),
+    (
+        3,
+        "flat_costs",
+        include_str!("../../../migrations/0003_flat_costs.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("mbschema"), so replicas starting together
 /// migrate one after the other (the later ones find nothing left to do).
-const MIGRATION_LOCK: i64 = 0x6d62_7363_6865_6d61;
+pub(super) const MIGRATION_LOCK: i64 = 0x6d62_7363_6865_6d61;
 
 /// Why something failed, in words that never hold the URL or its password.
 #[derive(Debug, thiserror::Error)]
