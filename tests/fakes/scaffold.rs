@@ -8,6 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use axum::Router;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -66,8 +67,13 @@ impl Listener {
     /// and the server task (with every connection it spawned) ends with it.
     pub fn serve(self, app: Router) -> FakeServer {
         let server = self.server;
+        // As the platforms' servers do: no Nagle delay on what the fake writes (a frame
+        // written in two parts would otherwise wait for the desk's delayed ACK).
+        let tcp = self.tcp.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
-            let _ = axum::serve(self.tcp, app).await;
+            let _ = axum::serve(tcp, app).await;
         });
         server
     }

@@ -1029,33 +1029,13 @@ fn route(
                 Ok(s) => s,
                 Err(r) => return *r,
             };
-            let mut include = Vec::new();
-            let mut exclude_from = Vec::new();
-            for term in query.split_whitespace() {
-                if let Some(u) = term.strip_prefix("-from:") {
-                    exclude_from.push(u.to_lowercase());
-                } else if term == "-is:retweet" {
-                    // The fake has no reposts.
-                } else {
-                    include.push(term.trim_matches('"').to_lowercase());
-                }
-            }
             let st = lock(shared);
             let week_ago = Utc::now() - chrono::Duration::days(7);
             let mut list: Vec<&TweetRec> = st
                 .tweets
                 .iter()
                 .filter(|t| t.id > since && t.created_at >= week_ago)
-                .filter(|t| {
-                    let author = st.user(&t.author_id).map(|u| u.username.to_lowercase());
-                    !exclude_from
-                        .iter()
-                        .any(|x| Some(x) == author.as_ref() || *x == t.author_id)
-                })
-                .filter(|t| {
-                    let text = t.text.to_lowercase();
-                    include.iter().all(|w| text.contains(w.as_str()))
-                })
+                .filter(|t| st.matches_rule(t, query))
                 .collect();
             list.sort_by_key(|t| std::cmp::Reverse(t.id));
             let token = q

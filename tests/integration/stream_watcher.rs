@@ -148,6 +148,15 @@ struct Rig {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A session that connects after `pause` and then stays up, silent.
+fn connected_after(pause: Duration) -> Session {
+    Session {
+        pause,
+        events: vec![StreamEvent::Connected],
+        end: None,
+    }
+}
+
 fn rig(sessions: Vec<Session>, own_cursor: bool, poll: Duration, reconcile: Duration) -> Rig {
     let store: SharedStore = Arc::new(SledStore::temporary().unwrap());
     let stream = Arc::new(Scripted {
@@ -257,11 +266,7 @@ fn mentions(ids: &[&str], cursor: Option<&str>) -> StreamEvent {
 async fn a_connect_catches_up_by_polling_and_the_stream_and_the_poll_make_one_ticket_per_post() {
     // Slow polls, so any poll after the first is the catch-up the connect caused.
     let r = rig(
-        vec![Session {
-            pause: Duration::from_millis(300),
-            events: vec![StreamEvent::Connected],
-            end: None,
-        }],
+        vec![connected_after(Duration::from_millis(300))],
         false,
         Duration::from_secs(3600),
         Duration::from_secs(3600),
@@ -348,11 +353,7 @@ async fn a_dropped_stream_reconnects_from_its_stored_cursor_and_catches_up_again
 #[tokio::test]
 async fn while_the_stream_is_up_the_poll_runs_at_the_reconciliation_interval() {
     let r = rig(
-        vec![Session {
-            pause: Duration::ZERO,
-            events: vec![StreamEvent::Connected],
-            end: None,
-        }],
+        vec![connected_after(Duration::ZERO)],
         false,
         Duration::from_millis(50),
         Duration::from_millis(600),
@@ -435,11 +436,7 @@ async fn a_flapping_stream_backs_off_instead_of_reconnecting_in_a_loop() {
 #[tokio::test]
 async fn a_connect_does_not_catch_up_while_the_platform_asked_the_poll_to_wait() {
     let r = rig(
-        vec![Session {
-            pause: Duration::from_millis(300),
-            events: vec![StreamEvent::Connected],
-            end: None,
-        }],
+        vec![connected_after(Duration::from_millis(300))],
         false,
         Duration::from_millis(50),
         Duration::from_secs(3600),

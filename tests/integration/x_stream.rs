@@ -264,6 +264,28 @@ async fn x_stream_and_poll_make_the_same_mention_with_the_same_dedupe_keys() {
 }
 
 #[tokio::test]
+async fn x_stream_and_poll_read_a_keyword_with_spaces_as_one_phrase() {
+    let fake = FakeX::start().await;
+    let desk = desk(&fake, &["acme down"]).await;
+    let mut run = Run::connected(&desk).await;
+    let scattered = fake.add_tweet("carol", "down at acme the coffee is great", None);
+    let phrase = fake.add_tweet("dave", "is acme down for anyone else?", None);
+    let streamed = run.mentions().await;
+    assert_eq!(
+        streamed.iter().map(|m| &m.remote_id).collect::<Vec<_>>(),
+        vec![&phrase],
+        "the stream's rule is the phrase"
+    );
+    let polled = desk.x.poll(None).await.expect("poll").mentions;
+    let polled: Vec<&String> = polled.iter().map(|m| &m.remote_id).collect();
+    assert!(polled.contains(&&phrase), "{polled:?}");
+    assert!(
+        !polled.contains(&&scattered),
+        "the search reads the phrase as the rule does: {polled:?}"
+    );
+}
+
+#[tokio::test]
 async fn x_stream_lives_on_keep_alives_and_silence_drops_it_within_stream_quiet() {
     let fake = FakeX::start().await;
     fake.set_keep_alive(Duration::from_millis(300));

@@ -49,6 +49,10 @@ pub struct Slack {
 const RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
+    // A request's head and body leave at once, not held back for an ACK (Nagle).
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| SlackError::Unreachable {
@@ -59,7 +63,7 @@ fn slack_client(api_url: &str) -> Result<SlackHyperClient, SlackError> {
         // the operator configured explicitly.
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url);
     Ok(SlackClient::new(connector))
 }

@@ -116,7 +116,7 @@ impl Jetstream {
             .max_frame_size(Some(MAX_MESSAGE));
         match timeout(
             CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async_with_config(request, Some(ws_config), false),
+            tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true),
         )
         .await
         {

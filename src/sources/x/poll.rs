@@ -162,7 +162,7 @@ impl X {
                 "/2/tweets/search/recent".into(),
                 vec![(
                     "query",
-                    format!("{keyword} -from:{} -is:retweet", self.me.username),
+                    super::stream::keyword_query(keyword, &self.me.username),
                 )],
                 search_since,
                 "next_token",

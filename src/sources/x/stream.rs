@@ -715,12 +715,7 @@ fn wanted_rules(brand: &User, keywords: &[String]) -> Result<Vec<Wanted>, String
         if !seen.insert(keyword.to_lowercase()) {
             continue;
         }
-        let term = if keyword.contains(char::is_whitespace) || keyword.contains('"') {
-            format!("\"{}\"", keyword.replace('\\', "\\\\").replace('"', "\\\""))
-        } else {
-            keyword.to_string()
-        };
-        let value = format!("{term} -from:{handle} -is:retweet");
+        let value = keyword_query(keyword, handle);
         let length = value.chars().count();
         if length > MAX_RULE_CHARS {
             let start: String = keyword.chars().take(40).collect();
@@ -735,6 +730,19 @@ fn wanted_rules(brand: &User, keywords: &[String]) -> Result<Vec<Wanted>, String
         });
     }
     Ok(wanted)
+}
+
+/// How a keyword watch is asked of X, by the poll's search and the stream's rule alike:
+/// the keyword (a phrase in quotes when it has spaces or quotes, so both read it as one
+/// phrase), not from our own account, no reposts.
+pub(super) fn keyword_query(keyword: &str, handle: &str) -> String {
+    let keyword = keyword.trim();
+    let term = if keyword.contains(char::is_whitespace) || keyword.contains('"') {
+        format!("\"{}\"", keyword.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        keyword.to_string()
+    };
+    format!("{term} -from:{handle} -is:retweet")
 }
 
 /// What to change on the stream so it holds what is wanted.

@@ -439,8 +439,9 @@ fn terms(rule: &str) -> Vec<String> {
 }
 
 impl XState {
-    /// Whether `t` matches `rule` in the fake's simple reading (see the module's doc).
-    fn matches_rule(&self, t: &TweetRec, rule: &str) -> bool {
+    /// Whether `t` matches `rule` in the fake's simple reading (see the module's doc); a
+    /// recent search's query is read the same way.
+    pub(super) fn matches_rule(&self, t: &TweetRec, rule: &str) -> bool {
         let text = t.text.to_lowercase();
         let author = self
             .user(&t.author_id)
