@@ -439,20 +439,30 @@ async fn scheduler_pass(n: usize) {
 /// The real watcher, store and outbox sender in this process, against in-process fakes.
 /// `store` is the `[store]` section; `db_url` what `${DBURL}` in it stands for.
 async fn in_process_pass(n: usize, burst: usize, pause: Duration, store: &str, db_url: &str) {
-    in_process_pass_with(n, burst, pause, store, db_url, false, false).await
+    in_process_pass_with(n, burst, pause, store, db_url, Pace::Off, false).await
 }
 
 /// [`in_process_pass`]; with `paced`, the fake Slack refuses a second post to the channel
 /// within a second (as Slack does) and the desk keeps its default pace ahead of that;
 /// with `streaming`, Mastodon's mentions come by its streaming API (polled only every
 /// 5 minutes as reconciliation) instead of by polls every 0.1 s.
+/// Who paces posts into a channel: nobody (the bench's default: the desk's own time),
+/// the fake Slack alone (a 429 for a post faster than one a second per channel, the desk
+/// not pacing itself), or both (the desk at its default pace, as the bot runs).
+#[derive(Clone, Copy, PartialEq)]
+enum Pace {
+    Off,
+    SlackOnly,
+    Both,
+}
+
 async fn in_process_pass_with(
     n: usize,
     burst: usize,
     pause: Duration,
     store: &str,
     db_url: &str,
-    paced: bool,
+    pace: Pace,
     streaming: bool,
 ) {
     let mastodon = FakeMastodon::start().await;
@@ -460,8 +470,10 @@ async fn in_process_pass_with(
     let dir = tempfile::tempdir().unwrap();
     let mut config = parsed_config(&slack, &mastodon, store, db_url, dir.path());
     config.mastodon.as_mut().unwrap().streaming = streaming;
-    if paced {
+    if pace != Pace::Off {
         slack.set_channel_pace(Some(Duration::from_secs(1)));
+    }
+    if pace == Pace::Both {
         let defaults = Config::parse(
             &dir.path().join("defaults.toml"),
             &bench_config(&slack, &mastodon)
@@ -573,7 +585,7 @@ async fn in_process_pass_with(
         percentile(&latencies, 0.99),
         latencies.last().unwrap()
     );
-    if paced {
+    if pace != Pace::Off {
         println!(
             "Slack answered {} posts with 429 (the desk's own pace: {} a second, burst {})",
             slack.rate_limited(),
@@ -591,18 +603,38 @@ async fn in_process_pass_with(
 /// on its stream, to the card on the fake Slack.
 async fn streaming_pass() {
     println!("-- streaming: 1000 mentions at 100/s (10 every 100 ms) pushed on Mastodon's stream");
-    in_process_pass_with(1000, 10, Duration::from_millis(100), SLED, "", false, true).await;
+    in_process_pass_with(
+        1000,
+        10,
+        Duration::from_millis(100),
+        SLED,
+        "",
+        Pace::Off,
+        true,
+    )
+    .await;
     println!("-- the same by polling every 0.1 s");
-    in_process_pass_with(1000, 10, Duration::from_millis(100), SLED, "", false, false).await;
+    in_process_pass_with(
+        1000,
+        10,
+        Duration::from_millis(100),
+        SLED,
+        "",
+        Pace::Off,
+        false,
+    )
+    .await;
 }
 
 /// A burst into one channel with Slack's per-channel pace on and off: the time to the
 /// last card, and the 429s drawn.
 async fn pacing_pass(n: usize) {
     println!("-- pacing: {n} mentions at once into one channel, Slack's pace off");
-    in_process_pass_with(n, n, Duration::ZERO, SLED, "", false, false).await;
-    println!("-- pacing: the same with Slack's pace on (one message a second per channel)");
-    in_process_pass_with(n, n, Duration::ZERO, SLED, "", true, false).await;
+    in_process_pass_with(n, n, Duration::ZERO, SLED, "", Pace::Off, false).await;
+    println!("-- pacing: the same with Slack's pace on (one message a second per channel), the desk's off");
+    in_process_pass_with(n, n, Duration::ZERO, SLED, "", Pace::SlackOnly, false).await;
+    println!("-- pacing: Slack's pace on and the desk's own (as the bot runs)");
+    in_process_pass_with(n, n, Duration::ZERO, SLED, "", Pace::Both, false).await;
 }
 
 /// The same load against the real binary in its own process, to read the bot's own

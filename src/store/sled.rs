@@ -3,6 +3,7 @@
 //! port's async methods run its calls in place (they take microseconds), and only the
 //! flush waits on the disk asynchronously.
 
+mod flusher;
 mod index;
 
 use crate::domain::intake::{self, Known};
@@ -61,6 +62,8 @@ pub struct SledStore {
     routes: Arc<Routes>,
     /// Whether the next-due index was compared with `routes` yet (see `due_tickets`).
     routes_checked: Arc<AtomicBool>,
+    /// One flush at a time, shared by every handle (see [`flusher`]).
+    flusher: Arc<flusher::Flusher>,
     /// Live outbox claims (job id → claimant, until when). Sled is one process, so
     /// claims and leases live in memory: a restart starts with none, as it should.
     claims: Arc<Mutex<Claims>>,
@@ -170,6 +173,7 @@ impl SledStore {
             index: db.open_tree(index::TREE)?,
             routes: Arc::new(Routes::default()),
             routes_checked: Arc::default(),
+            flusher: Arc::default(),
             claims: Arc::default(),
             leases: Arc::default(),
             fence: None,
@@ -448,8 +452,7 @@ impl SledStore {
 #[async_trait::async_trait]
 impl Store for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.flusher.flush(&self.db).await
     }
 
     async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
