@@ -602,28 +602,17 @@ async fn in_process_pass_with(
 /// Streaming against polling: 1,000 mentions at 100/s, each pushed by the fake Mastodon
 /// on its stream, to the card on the fake Slack.
 async fn streaming_pass() {
-    println!("-- streaming: 1000 mentions at 100/s (10 every 100 ms) pushed on Mastodon's stream");
-    in_process_pass_with(
-        1000,
-        10,
-        Duration::from_millis(100),
-        SLED,
-        "",
-        Pace::Off,
-        true,
-    )
-    .await;
-    println!("-- the same by polling every 0.1 s");
-    in_process_pass_with(
-        1000,
-        10,
-        Duration::from_millis(100),
-        SLED,
-        "",
-        Pace::Off,
-        false,
-    )
-    .await;
+    for (streaming, label) in [
+        (
+            true,
+            "-- streaming: 1000 mentions at 100/s (10 every 100 ms) pushed on Mastodon's stream",
+        ),
+        (false, "-- the same by polling every 0.1 s"),
+    ] {
+        println!("{label}");
+        let pause = Duration::from_millis(100);
+        in_process_pass_with(1000, 10, pause, SLED, "", Pace::Off, streaming).await;
+    }
 }
 
 /// A burst into one channel with Slack's per-channel pace on and off: the time to the
