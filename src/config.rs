@@ -392,9 +392,9 @@ struct RawX {
     /// The app's Bearer Token (OAuth 2.0 App-Only), which the filtered stream requires.
     bearer_token: Option<String>,
     #[serde(default = "default_x_reconcile")]
-    reconcile_secs: u64,
+    reconcile_secs: f64,
     #[serde(default = "default_x_stream_quiet")]
-    stream_quiet_secs: u64,
+    stream_quiet_secs: f64,
 }
 
 fn default_x_api() -> String {
@@ -404,12 +404,12 @@ fn default_x_poll() -> f64 {
     120.0
 }
 /// Every poll costs money: while the stream is up, one every 15 minutes is enough.
-fn default_x_reconcile() -> u64 {
-    900
+fn default_x_reconcile() -> f64 {
+    900.0
 }
 /// X sends a keep-alive every 20 s: one missed and a second's margin.
-fn default_x_stream_quiet() -> u64 {
-    21
+fn default_x_stream_quiet() -> f64 {
+    21.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,10 +427,10 @@ struct RawMastodon {
     hashtags: Vec<String>,
     #[serde(default = "default_true")]
     streaming: bool,
-    #[serde(default = "default_reconcile")]
-    reconcile_secs: u64,
-    #[serde(default = "default_stream_quiet")]
-    stream_quiet_secs: u64,
+    #[serde(default = "default_reconcile_secs")]
+    reconcile_secs: f64,
+    #[serde(default = "default_mastodon_quiet")]
+    stream_quiet_secs: f64,
 }
 
 fn default_poll() -> f64 {
@@ -442,12 +442,9 @@ fn default_true() -> bool {
 fn default_backfill() -> u32 {
     20
 }
-fn default_reconcile() -> u64 {
-    300
-}
 /// Mastodon and GoToSocial ping every 30 s: two missed pings and a margin.
-fn default_stream_quiet() -> u64 {
-    70
+fn default_mastodon_quiet() -> f64 {
+    70.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1407,13 +1404,17 @@ impl Validator<'_> {
                 );
             }
         }
-        let reconcile_every =
-            self.seconds_within("mastodon", "reconcile_secs", m.reconcile_secs, 30..=3600);
-        let stream_quiet = self.seconds_within(
+        let reconcile_every = self.bounded_secs(
+            "mastodon",
+            "reconcile_secs",
+            m.reconcile_secs,
+            30.0..=3600.0,
+        );
+        let stream_quiet = self.bounded_secs(
             "mastodon",
             "stream_quiet_secs",
             m.stream_quiet_secs,
-            1..=600,
+            1.0..=600.0,
         );
         MastodonConfig {
             instance_url,
@@ -1737,29 +1738,6 @@ impl Validator<'_> {
         }
     }
 
-    /// A whole number of seconds that must lie within `bounds`; outside them it is
-    /// reported and the nearest bound is used.
-    fn seconds_within(
-        &mut self,
-        section: &str,
-        key: &str,
-        secs: u64,
-        bounds: std::ops::RangeInclusive<u64>,
-    ) -> Duration {
-        if !bounds.contains(&secs) {
-            self.problem(
-                section,
-                key,
-                format!(
-                    "is {secs}: expected {} to {} seconds",
-                    bounds.start(),
-                    bounds.end()
-                ),
-            );
-        }
-        Duration::from_secs(secs.clamp(*bounds.start(), *bounds.end()))
-    }
-
     fn poll_interval(&mut self, section: &str, secs: f64) -> Duration {
         if !(secs.is_finite() && secs >= 0.1) {
             self.problem(
@@ -1936,13 +1914,13 @@ impl Validator<'_> {
                     Secret::default()
                 }
             },
-            reconcile_every: self.seconds_within(
+            reconcile_every: self.bounded_secs(
                 "x",
                 "reconcile_secs",
                 x.reconcile_secs,
-                60..=86_400,
+                60.0..=86_400.0,
             ),
-            quiet: self.seconds_within("x", "stream_quiet_secs", x.stream_quiet_secs, 1..=600),
+            quiet: self.bounded_secs("x", "stream_quiet_secs", x.stream_quiet_secs, 1.0..=600.0),
         });
         XConfig {
             api_url,

@@ -203,21 +203,24 @@ fn export(
         &store_config,
         Default::default(),
     ))?;
-    let tickets = rt.block_on(store.all_tickets())?;
-    let mut out: Box<dyn std::io::Write> = match output {
+    let mut out: Box<dyn std::io::Write + Send> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    match format {
-        ExportFormat::Jsonl => {
-            let audit = rt.block_on(store.audit_all())?;
-            mentionbridge::reports::export_jsonl(&tickets, &audit, &mut out)?
+    // A page at a time, so a store of any size exports in bounded memory.
+    let page = mentionbridge::reports::EXPORT_PAGE;
+    rt.block_on(async {
+        match format {
+            ExportFormat::Jsonl => {
+                mentionbridge::reports::export_jsonl_from(store.as_ref(), page, &mut out).await
+            }
+            ExportFormat::Csv => {
+                mentionbridge::reports::export_csv_from(store.as_ref(), page, &mut out).await
+            }
         }
-        ExportFormat::Csv => mentionbridge::reports::export_csv_tickets(&tickets, &mut out)?,
-    }
-    out.flush()?;
+    })?;
     Ok(())
 }
 

@@ -213,6 +213,14 @@ pub type Decide<'a> = dyn Fn(&Ticket) -> Option<Transition> + Send + Sync + 'a;
 /// New SLA marks for the ticket as stored, or `None` to leave it (see [`Store::mark`]).
 pub type Mark<'a> = dyn Fn(&Ticket) -> Option<SlaMarks> + Send + Sync + 'a;
 
+/// Where an audit line is in the audit's order: its ticket, then the order it was
+/// written in (a backend's own numbering, only compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuditPos {
+    pub ticket: u64,
+    pub line: u64,
+}
+
 /// Open tickets the scheduler must look at now (see [`Store::due_tickets`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Due {
@@ -330,6 +338,14 @@ pub trait Store: Send + Sync {
     /// the running desk does reads it).
     async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError>;
 
+    /// Tickets by number after `after` (`None`: from the first), at most `limit`: the
+    /// whole store a page at a time, in bounded memory (`mentionbridge export`).
+    async fn tickets_after(
+        &self,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError>;
+
     /// How many tickets there are (a maintained counter).
     async fn ticket_count(&self) -> Result<usize, StoreError>;
 
@@ -369,17 +385,18 @@ pub trait Store: Send + Sync {
     /// from `mark`: nothing written. Durable after `flush`.
     async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError>;
 
-    /// Tickets received in `from <= t < to`, oldest first (by the instant received, then
-    /// number), at most `limit`, after `after` (the instant and number of the last ticket
-    /// of the previous page). Read through the index by time: the cost follows the
-    /// window, not the history.
-    async fn tickets_received(
+    /// What the numbers need of the tickets received in `from <= t < to`
+    /// ([`crate::ports::tally::TicketFacts`], as of each ticket's last write), oldest
+    /// first (by the instant received, then number), at most `limit`, after `after` (the
+    /// instant and number of the last one of the previous page). Read from the index by
+    /// time, never from the tickets: the cost follows the window, not the history.
+    async fn received_facts(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         after: Option<(DateTime<Utc>, TicketId)>,
         limit: usize,
-    ) -> Result<Vec<Ticket>, StoreError>;
+    ) -> Result<Vec<crate::ports::tally::TicketFacts>, StoreError>;
 
     /// How many tickets, whatever their stage now, got an agent's first answer in
     /// `from <= t < to` (by the index of first answers).
@@ -592,4 +609,13 @@ pub trait Store: Send + Sync {
 
     /// The whole audit log: by ticket, then oldest first.
     async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The audit a page at a time, in the order of [`Store::audit_all`] (by ticket, then
+    /// as written): at most `limit` lines after the position `after` (`None`: from the
+    /// first), each with its own position.
+    async fn audit_after(
+        &self,
+        after: Option<AuditPos>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPos, AuditEntry)>, StoreError>;
 }

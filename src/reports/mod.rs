@@ -45,10 +45,12 @@ mod prometheus;
 mod testkit;
 mod text;
 
-pub use export::{export_csv_tickets, export_jsonl};
+pub use export::{
+    export_csv_from, export_csv_tickets, export_jsonl, export_jsonl_from, ExportError, EXPORT_PAGE,
+};
 pub use numbers::{
     first_response, resolved_at, summarize, summarize_with, BadWindow, Figures, Group, ShiftOf,
-    Spread, StageCounts, Summarizer, Summary, Targets, Window,
+    SlaOf, Spread, StageCounts, Summarizer, Summary, Targets, Window,
 };
 pub use prometheus::{desk_counts_of, escape_label, prometheus, prometheus_from, prometheus_with};
 pub use text::render_text;

@@ -2,8 +2,9 @@
 //! share answered within target, and the same figures per platform, agent, route and
 //! shift (the definitions are in the module notes of `reports`).
 
-use super::keys::{agent_key, agent_label, platform_key, route_key};
+use super::keys::{agent_key, agent_label, platform_key};
 use crate::domain::{AgentRef, Stage, Ticket};
+use crate::ports::tally::{route_label, TicketFacts};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -156,12 +157,17 @@ pub struct Summary {
 pub struct Targets<'a> {
     /// The default route's target (what the text calls "the target").
     pub default_sla: Duration,
-    pub sla_of: Box<dyn Fn(&Ticket) -> Duration + Send + Sync + 'a>,
+    /// The first-response target of a route, by the name stamped on a ticket.
+    pub sla_of: SlaOf<'a>,
     pub shift_of: ShiftOf<'a>,
 }
 
-/// The shift a ticket arrived in, if shifts are configured.
-pub type ShiftOf<'a> = Box<dyn Fn(&Ticket) -> Option<String> + Send + Sync + 'a>;
+/// A route's first-response target, by the name stamped on the ticket (empty: the
+/// default route).
+pub type SlaOf<'a> = Box<dyn Fn(&str) -> Duration + Send + Sync + 'a>;
+
+/// The shift a ticket received at that instant arrived in, if shifts are configured.
+pub type ShiftOf<'a> = Box<dyn Fn(DateTime<Utc>) -> Option<String> + Send + Sync + 'a>;
 
 impl Targets<'_> {
     /// One target for every ticket, no shifts.
@@ -197,16 +203,16 @@ pub(super) enum Verdict {
 
 /// What the numbers need to know about one ticket, worked out once for every output.
 pub(super) struct Facts<'a> {
-    pub(super) ticket: &'a Ticket,
+    pub(super) stage: Stage,
     pub(super) first_response: Option<(Duration, &'a AgentRef)>,
     pub(super) resolution: Option<Duration>,
     pub(super) verdict: Verdict,
 }
 
 impl<'a> Facts<'a> {
-    pub(super) fn of(ticket: &'a Ticket, now: DateTime<Utc>, sla: Duration) -> Facts<'a> {
+    pub(super) fn of(ticket: &'a TicketFacts, now: DateTime<Utc>, sla: Duration) -> Facts<'a> {
         let ignored = ticket.stage == Stage::Ignored;
-        let first_response = first_response(ticket).filter(|_| !ignored);
+        let first_response = ticket.first_response().filter(|_| !ignored);
         let verdict = match first_response {
             _ if ignored => Verdict::Exempt,
             Some((waited, _)) if waited <= sla => Verdict::Met,
@@ -215,9 +221,10 @@ impl<'a> Facts<'a> {
             None => Verdict::Pending,
         };
         Facts {
-            ticket,
+            stage: ticket.stage,
             first_response,
-            resolution: resolved_at(ticket)
+            resolution: ticket
+                .resolved_at()
                 .map(|at| (at - ticket.received_at()).max(Duration::zero())),
             verdict,
         }
@@ -236,7 +243,7 @@ impl Tally {
     fn add(&mut self, facts: &Facts) {
         let f = &mut self.figures;
         f.tickets += 1;
-        match facts.ticket.stage {
+        match facts.stage {
             Stage::New | Stage::Posted => f.stages.open += 1,
             Stage::Replied => f.stages.replied += 1,
             Stage::Resolved => f.stages.resolved += 1,
@@ -335,13 +342,13 @@ impl<'a> Summarizer<'a> {
 
     /// Count `ticket` if it was opened in the window (oldest first, so the newest name
     /// an agent used is the one shown).
-    pub fn add(&mut self, ticket: &Ticket) {
+    pub fn add(&mut self, ticket: &TicketFacts) {
         if !self.window.contains(ticket.opened_at) {
             return;
         }
-        let f = Facts::of(ticket, self.window.to, (self.targets.sla_of)(ticket));
+        let f = Facts::of(ticket, self.window.to, (self.targets.sla_of)(&ticket.route));
         self.overall.add(&f);
-        let p = ticket.mention.platform;
+        let p = ticket.platform;
         self.by_platform.add(
             Some((platform_key(p).to_string(), p.label().to_string())),
             &f,
@@ -351,10 +358,12 @@ impl<'a> Summarizer<'a> {
                 .map(|(_, agent)| (agent_key(agent), agent_label(agent))),
             &f,
         );
-        let r = route_key(ticket);
+        let r = route_label(&ticket.route).to_string();
         self.by_route.add(Some((r.clone(), r)), &f);
-        self.by_shift
-            .add((self.targets.shift_of)(ticket).map(|s| (s.clone(), s)), &f);
+        self.by_shift.add(
+            (self.targets.shift_of)(ticket.opened_at).map(|s| (s.clone(), s)),
+            &f,
+        );
     }
 
     pub fn finish(self) -> Summary {
@@ -381,7 +390,7 @@ pub fn summarize(tickets: &[Ticket], window: &Window, sla: Duration) -> Summary 
 pub fn summarize_with(tickets: &[Ticket], window: &Window, targets: &Targets) -> Summary {
     let mut summary = Summarizer::new(window, targets);
     for t in tickets {
-        summary.add(t);
+        summary.add(&TicketFacts::of(t));
     }
     summary.finish()
 }
@@ -408,9 +417,9 @@ mod tests {
             .collect();
         let targets = Targets {
             default_sla: mins(60),
-            sla_of: Box::new(|t| if t.route == "vip" { mins(30) } else { mins(60) }),
-            shift_of: Box::new(|t| {
-                Some(if t.opened_at.format("%H").to_string().as_str() < "12" {
+            sla_of: Box::new(|route| if route == "vip" { mins(30) } else { mins(60) }),
+            shift_of: Box::new(|at| {
+                Some(if at.format("%H").to_string().as_str() < "12" {
                     "emea".into()
                 } else {
                     "americas".into()

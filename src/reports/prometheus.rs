@@ -6,7 +6,7 @@
 use super::keys::{platform_key, route_key, stage_key, PLATFORMS, STAGES};
 use super::numbers::{Facts, Targets, Verdict};
 use crate::domain::Ticket;
-use crate::ports::tally::{DeskCounts, FIRST_RESPONSE_BUCKETS};
+use crate::ports::tally::{DeskCounts, TicketFacts, FIRST_RESPONSE_BUCKETS};
 use chrono::{DateTime, Duration, Utc};
 use std::fmt::Write as _;
 
@@ -65,7 +65,8 @@ pub fn desk_counts_of(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets)
         }
     }
     for t in tickets {
-        let f = Facts::of(t, now, (targets.sla_of)(t));
+        let facts = TicketFacts::of(t);
+        let f = Facts::of(&facts, now, (targets.sla_of)(&t.route));
         *counts
             .tickets
             .entry((t.stage, t.mention.platform))

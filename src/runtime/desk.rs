@@ -148,8 +148,8 @@ impl DeskService {
         let has_shifts = !self.oncall.rotations.is_empty();
         crate::reports::Targets {
             default_sla: self.routes.default.sla.first_response,
-            sla_of: Box::new(|t| self.routes.of(t).sla.first_response),
-            shift_of: Box::new(move |t| has_shifts.then(|| self.oncall.shift_label(t.opened_at))),
+            sla_of: Box::new(|route| self.routes.named(route).sla.first_response),
+            shift_of: Box::new(move |at| has_shifts.then(|| self.oncall.shift_label(at))),
         }
     }
 
@@ -360,7 +360,7 @@ impl AgentDesk for DeskService {
         loop {
             let page = self
                 .store
-                .tickets_received(window.from, window.to, after, STATS_PAGE)
+                .received_facts(window.from, window.to, after, STATS_PAGE)
                 .await?;
             for t in &page {
                 summary.add(t);

@@ -11,8 +11,8 @@ use crate::domain::{
     AuditEntry, CardRef, Effect, Mention, SurfaceKind, SystemEvent, Ticket, TicketId,
 };
 use crate::ports::{
-    ActOutcome, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease, LeaseState,
-    Mark, SharedStore, Slots, Store, StoreError,
+    ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease,
+    LeaseState, Mark, SharedStore, Slots, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
@@ -483,21 +483,29 @@ impl Store for GroupCommit {
     }
 
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
-        self.wrote(self.direct.due_tickets(until, limit).await)
+        let due = self.direct.due_tickets(until, limit).await?;
+        // It writes only while it recomputes due instants after the routes changed, and
+        // then says the next is due by `until` (as it does when more were due than it
+        // returned): only then is the next flush owed anything, so a quiet round leaves
+        // the next flush free to skip.
+        if due.next.is_some_and(|next| next <= until) {
+            self.group.marks.wrote();
+        }
+        Ok(due)
     }
 
     async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
         self.wrote(self.direct.mark(id, mark).await)
     }
 
-    async fn tickets_received(
+    async fn received_facts(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         after: Option<(DateTime<Utc>, TicketId)>,
         limit: usize,
-    ) -> Result<Vec<Ticket>, StoreError> {
-        self.direct.tickets_received(from, to, after, limit).await
+    ) -> Result<Vec<crate::ports::tally::TicketFacts>, StoreError> {
+        self.direct.received_facts(from, to, after, limit).await
     }
 
     async fn first_answers_between(
@@ -690,6 +698,22 @@ impl Store for GroupCommit {
 
     async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.direct.audit_all().await
+    }
+
+    async fn audit_after(
+        &self,
+        after: Option<AuditPos>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPos, AuditEntry)>, StoreError> {
+        self.direct.audit_after(after, limit).await
+    }
+
+    async fn tickets_after(
+        &self,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.direct.tickets_after(after, limit).await
     }
 }
 
@@ -1024,14 +1048,14 @@ mod tests {
             self.sled().mark(id, mark).await
         }
 
-        async fn tickets_received(
+        async fn received_facts(
             &self,
             from: DateTime<Utc>,
             to: DateTime<Utc>,
             after: Option<(DateTime<Utc>, TicketId)>,
             limit: usize,
-        ) -> Result<Vec<Ticket>, StoreError> {
-            self.sled().tickets_received(from, to, after, limit).await
+        ) -> Result<Vec<crate::ports::tally::TicketFacts>, StoreError> {
+            self.sled().received_facts(from, to, after, limit).await
         }
 
         async fn first_answers_between(
@@ -1196,6 +1220,20 @@ mod tests {
         }
         async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
             self.sled().audit_all().await
+        }
+        async fn audit_after(
+            &self,
+            after: Option<AuditPos>,
+            limit: usize,
+        ) -> Result<Vec<(AuditPos, AuditEntry)>, StoreError> {
+            self.sled().audit_after(after, limit).await
+        }
+        async fn tickets_after(
+            &self,
+            after: Option<TicketId>,
+            limit: usize,
+        ) -> Result<Vec<Ticket>, StoreError> {
+            self.sled().tickets_after(after, limit).await
         }
     }
 }

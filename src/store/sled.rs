@@ -15,8 +15,8 @@ use crate::domain::{
 };
 use crate::ports::tally;
 use crate::ports::{
-    count_of, ActOutcome, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease,
-    LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge,
+    Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
@@ -25,6 +25,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,6 +85,11 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// the routes' fingerprint the next-due index was computed under, and where its
 /// recomputation stands after the routes changed (the next open ticket number).
 const INDEX_VERSION: &str = "index_version";
+
+/// The version of the indexes this binary builds and keeps: 2 keeps each ticket's facts
+/// in the index by the instant received (1 kept nothing there). A store with another
+/// version builds them again when opened.
+const INDEX_BUILT: &[u8] = b"2";
 const ROUTES_FINGERPRINT: &str = "routes_fingerprint";
 const DUE_RECHECK: &str = "due_recheck";
 
@@ -182,11 +188,11 @@ impl SledStore {
         .with_index()
     }
 
-    /// Build the ticket indexes if this store was made before they existed (or a build
-    /// was cut short): from scratch, in batches, then marked done. A store made with
+    /// Build the ticket indexes if this store was made before they existed, or before
+    /// this version of them (or a build was cut short): from scratch, in batches, then marked done. A store made with
     /// them returns at once.
     fn with_index(self) -> Result<SledStore, StoreError> {
-        if self.meta.get(INDEX_VERSION)?.is_some() {
+        if self.meta.get(INDEX_VERSION)?.as_deref() == Some(INDEX_BUILT) {
             return Ok(self);
         }
         let began = std::time::Instant::now();
@@ -224,7 +230,7 @@ impl SledStore {
             ROUTES_FINGERPRINT,
             self.routes.policy_fingerprint().as_bytes(),
         )?;
-        self.meta.insert(INDEX_VERSION, "1")?;
+        self.meta.insert(INDEX_VERSION, INDEX_BUILT)?;
         self.db.flush()?;
         if indexed > 0 {
             tracing::info!(
@@ -614,6 +620,23 @@ impl Store for SledStore {
         self.tickets.iter().values().map(|v| dec(&v?)).collect()
     }
 
+    async fn tickets_after(
+        &self,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let start = match after {
+            Some(id) => Bound::Excluded(key(id.0)),
+            None => Bound::Unbounded,
+        };
+        self.tickets
+            .range::<[u8; 8], _>((start, Bound::Unbounded))
+            .values()
+            .take(limit)
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
     async fn ticket_count(&self) -> Result<usize, StoreError> {
         self.counter(tally::TICKETS)
     }
@@ -672,20 +695,14 @@ impl Store for SledStore {
         finish(result)
     }
 
-    async fn tickets_received(
+    async fn received_facts(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         after: Option<(DateTime<Utc>, TicketId)>,
         limit: usize,
-    ) -> Result<Vec<Ticket>, StoreError> {
-        let ids = index::Reader(&self.index).received(
-            from,
-            to,
-            after.map(|(at, id)| (at, id.0)),
-            limit,
-        )?;
-        self.tickets_by_id(&ids)
+    ) -> Result<Vec<crate::ports::tally::TicketFacts>, StoreError> {
+        index::Reader(&self.index).received(from, to, after.map(|(at, id)| (at, id.0)), limit)
     }
 
     async fn first_answers_between(
@@ -1128,6 +1145,30 @@ impl Store for SledStore {
 
     async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    async fn audit_after(
+        &self,
+        after: Option<AuditPos>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPos, AuditEntry)>, StoreError> {
+        // Keys are the ticket's number then the line's, both big-endian.
+        let start = match after {
+            Some(p) => Bound::Excluded([p.ticket.to_be_bytes(), p.line.to_be_bytes()].concat()),
+            None => Bound::Unbounded,
+        };
+        self.audit
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                let pos = AuditPos {
+                    ticket: id_of(&k[..k.len().min(8)]),
+                    line: id_of(&k[k.len().min(8)..]),
+                };
+                Ok((pos, dec(&v)?))
+            })
+            .collect()
     }
 }
 

@@ -695,6 +695,33 @@ pub async fn the_audit_log_reads_back_in_order(place: &dyn Place) {
         ],
         "by ticket, then oldest first"
     );
+    // A page at a time (as the export reads it), the same lines in the same order.
+    let whole = store.audit_all().await.unwrap();
+    for page in [1, 2, 5, 100] {
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let lines = store.audit_after(after, page).await.unwrap();
+            assert!(lines.len() <= page);
+            let Some((last, _)) = lines.last() else { break };
+            after = Some(*last);
+            paged.extend(lines.into_iter().map(|(_, e)| e));
+        }
+        assert_eq!(paged, whole, "the audit in pages of {page}");
+    }
+    let tickets = store.all_tickets().await.unwrap();
+    for page in [1, 2, 100] {
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let some = store.tickets_after(after, page).await.unwrap();
+            assert!(some.len() <= page);
+            let Some(last) = some.last() else { break };
+            after = Some(last.id);
+            paged.extend(some);
+        }
+        assert_eq!(paged, tickets, "the tickets in pages of {page}");
+    }
 }
 
 // -- cards ---------------------------------------------------------------------------------
@@ -1258,6 +1285,31 @@ mod sled_only {
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "built").await;
         assert_eq!(store.ticket_count().await.unwrap(), 3);
     }
+
+    /// A sled directory with the first version of the indexes (nothing kept beside the
+    /// tickets by the instant received): they are built again when it is opened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_store_with_the_first_version_of_the_indexes_builds_them_again() {
+        let place = SledPlace::new();
+        a_varied_desk(&place.open()).await;
+        {
+            let db = ::sled::open(place.0.path().join("store.sled")).unwrap();
+            let index = db.open_tree("ticket_index").unwrap();
+            let received: Vec<_> = index.scan_prefix(b"r").keys().map(Result::unwrap).collect();
+            assert_eq!(received.len(), 3);
+            for k in received {
+                index.insert(k, &[]).unwrap();
+            }
+            db.open_tree("meta")
+                .unwrap()
+                .insert("index_version", "1")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = place.open();
+        let routes = mentionbridge::domain::routes::Routes::default();
+        assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "rebuilt").await;
+    }
 }
 
 // -- what only PostgreSQL does -------------------------------------------------------------
@@ -1301,7 +1353,7 @@ mod postgres_only {
             applied.push(run.await.unwrap());
         }
         applied.sort();
-        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3]]);
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4]]);
         assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
         let cluster = crate::postgres::shared();
         assert_eq!(
@@ -1309,7 +1361,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred,3:flat_costs"
+            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1330,17 +1382,39 @@ mod postgres_only {
         crate::postgres::shared().psql_in(
             place.config.url.expose(),
             "ALTER TABLE tickets DROP COLUMN received_ns, DROP COLUMN due_ns,
-                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route;
+                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route, DROP COLUMN facts;
              DROP TABLE first_response_waits;
              DELETE FROM counters WHERE name LIKE 'tally:%';
              DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
-             DELETE FROM schema_migrations WHERE version = 3;",
+             DELETE FROM schema_migrations WHERE version IN (3, 4);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![3]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "filled").await;
         assert_eq!(store.ticket_count().await.unwrap(), 3);
+    }
+
+    /// A database at version 3: its rows have no facts beside them, so a window's
+    /// numbers read those tickets' bodies, until each is written again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_at_version_3_reads_the_facts_of_its_rows_from_their_bodies() {
+        let place = PgPlace::new();
+        a_varied_desk(&place.open()).await;
+        crate::postgres::shared().psql_in(
+            place.config.url.expose(),
+            "ALTER TABLE tickets DROP COLUMN facts;
+             DELETE FROM schema_migrations WHERE version = 4;",
+        );
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![4]);
+        let store = place.open();
+        let routes = mentionbridge::domain::routes::Routes::default();
+        assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "version 3").await;
+        let without = crate::postgres::shared().psql_in(
+            place.config.url.expose(),
+            "select count(*) from tickets where facts is null",
+        );
+        assert_eq!(without, "3");
     }
 
     /// `mentionbridge migrate` brings the configured database up to date, then finds
@@ -1397,7 +1471,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 3
+                        known: 4
                     })
                 ),
                 "{refused:?}"

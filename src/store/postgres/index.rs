@@ -7,7 +7,7 @@
 use super::{get, json_of, sql_id, unreadable, Conn, Tx};
 use crate::domain::routes::Routes;
 use crate::domain::Ticket;
-use crate::ports::tally::{counter_changes, nanos, TicketCounts};
+use crate::ports::tally::{counter_changes, nanos, TicketCounts, TicketFacts};
 use crate::ports::StoreError;
 use std::collections::BTreeMap;
 use tokio_postgres::types::Json;
@@ -92,6 +92,8 @@ pub(super) async fn upsert_tickets(
     let ids: Vec<i64> = columns.iter().map(|c| c.id).collect();
     let closed: Vec<bool> = rows.iter().map(|(_, t)| t.is_closed()).collect();
     let bodies: Vec<Json<&Ticket>> = rows.iter().map(|(_, t)| Json(*t)).collect();
+    let facts: Vec<Json<TicketFacts>> =
+        rows.iter().map(|(_, t)| Json(TicketFacts::of(t))).collect();
     let received: Vec<i64> = columns.iter().map(|c| c.received).collect();
     let due: Vec<Option<i64>> = columns.iter().map(|c| c.due).collect();
     let answered: Vec<Option<i64>> = columns.iter().map(|c| c.first_answer).collect();
@@ -100,14 +102,24 @@ pub(super) async fn upsert_tickets(
         .map(|c| c.unanswered_route.as_deref())
         .collect();
     tx.execute(
-        "INSERT INTO tickets (id, closed, body, received_ns, due_ns, first_answer_ns, unanswered_route)
+        "INSERT INTO tickets (id, closed, body, received_ns, due_ns, first_answer_ns,
+                              unanswered_route, facts)
          SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::json[], $4::bigint[],
-                              $5::bigint[], $6::bigint[], $7::text[])
+                              $5::bigint[], $6::bigint[], $7::text[], $8::json[])
          ON CONFLICT (id) DO UPDATE SET closed = EXCLUDED.closed, body = EXCLUDED.body,
              received_ns = EXCLUDED.received_ns, due_ns = EXCLUDED.due_ns,
              first_answer_ns = EXCLUDED.first_answer_ns,
-             unanswered_route = EXCLUDED.unanswered_route",
-        &[&ids, &closed, &bodies, &received, &due, &answered, &unanswered],
+             unanswered_route = EXCLUDED.unanswered_route, facts = EXCLUDED.facts",
+        &[
+            &ids,
+            &closed,
+            &bodies,
+            &received,
+            &due,
+            &answered,
+            &unanswered,
+            &facts,
+        ],
     )
     .await?;
     add_counts(tx, &changes).await?;

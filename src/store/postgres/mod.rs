@@ -42,8 +42,8 @@ use crate::domain::{
 };
 use crate::ports::tally;
 use crate::ports::{
-    ActOutcome, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease, LeaseState,
-    Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease,
+    LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool, PoolError};
@@ -1377,6 +1377,25 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn tickets_after(
+        &self,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let after = match after {
+            Some(id) => sql_id(id.0).unwrap_or(i64::MAX),
+            None => -1,
+        };
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body::text FROM tickets WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
     async fn ticket_count(&self) -> Result<usize, StoreError> {
         self.counter(tally::TICKETS).await
     }
@@ -1434,13 +1453,13 @@ impl Store for PostgresStore {
         retrying!(self.mark_once(id, mark))
     }
 
-    async fn tickets_received(
+    async fn received_facts(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         after: Option<(DateTime<Utc>, TicketId)>,
         limit: usize,
-    ) -> Result<Vec<Ticket>, StoreError> {
+    ) -> Result<Vec<crate::ports::tally::TicketFacts>, StoreError> {
         let (after_at, after_id) = match after {
             Some((at, id)) if at >= from => (tally::nanos(at), sql_id(id.0).unwrap_or(i64::MAX)),
             _ => (tally::nanos(from), -1),
@@ -1448,7 +1467,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT body::text FROM tickets
+                "SELECT facts::text, CASE WHEN facts IS NULL THEN body::text END FROM tickets
                  WHERE received_ns >= $1 AND received_ns < $2 AND (received_ns, id) > ($3, $4)
                  ORDER BY received_ns, id LIMIT $5",
                 &[
@@ -1460,7 +1479,13 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-        rows.iter().map(|r| json_of(r, 0)).collect()
+        rows.iter()
+            .map(|r| match get::<Option<&str>>(r, 0)? {
+                Some(facts) => Ok(serde_json::from_str(facts)?),
+                // Written before version 4: from the body.
+                None => Ok(tally::TicketFacts::of(&json_of::<Ticket>(r, 1)?)),
+            })
+            .collect()
     }
 
     async fn first_answers_between(
@@ -1861,5 +1886,36 @@ impl Store for PostgresStore {
     async fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit_where("SELECT body::text FROM audit ORDER BY ticket, seq", &[])
             .await
+    }
+
+    async fn audit_after(
+        &self,
+        after: Option<AuditPos>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPos, AuditEntry)>, StoreError> {
+        let (ticket, line) = match after {
+            Some(p) => (
+                sql_id(p.ticket).unwrap_or(i64::MAX),
+                sql_id(p.line).unwrap_or(i64::MAX),
+            ),
+            None => (i64::MIN, i64::MIN),
+        };
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT ticket, seq, body::text FROM audit WHERE (ticket, seq) > ($1, $2)
+                 ORDER BY ticket, seq LIMIT $3",
+                &[&ticket, &line, &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let pos = AuditPos {
+                    ticket: id_of(r, 0)?,
+                    line: id_of(r, 1)?,
+                };
+                Ok((pos, json_of(r, 2)?))
+            })
+            .collect()
     }
 }

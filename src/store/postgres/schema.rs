@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "flat_costs",
         include_str!("../../../migrations/0003_flat_costs.sql"),
     ),
+    (
+        4,
+        "ticket_facts",
+        include_str!("../../../migrations/0004_ticket_facts.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("mbschema"), so replicas starting together

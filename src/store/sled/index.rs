@@ -4,12 +4,14 @@
 //! entry is found again whatever the routes are now), tickets by the instant they were
 //! received, first answers by instant, unanswered tickets by route and instant, answered
 //! tickets by route and first response (counts per whole second), and the named
-//! counters of [`crate::ports::tally`]. Instants are nanoseconds and integers are
+//! counters of [`crate::ports::tally`]. The entries by the instant received hold each
+//! ticket's [`TicketFacts`] (what a window's numbers need). Instants are nanoseconds and integers are
 //! stored so that byte order is numeric order.
 
 use crate::domain::routes::Routes;
 use crate::domain::Ticket;
-use crate::ports::tally::{counter_changes, nanos, TicketCounts};
+use crate::ports::tally::{counter_changes, nanos, TicketCounts, TicketFacts};
+use crate::ports::StoreError;
 use chrono::{DateTime, Utc};
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use std::collections::BTreeMap;
@@ -119,6 +121,11 @@ fn replace(index: &TransactionalTree, old: Option<Vec<u8>>, new: Option<Vec<u8>>
     Ok(())
 }
 
+/// What the index of tickets by the instant received keeps for a ticket.
+fn facts_value(facts: &TicketFacts) -> Vec<u8> {
+    serde_json::to_vec(facts).expect("ticket facts always serialize")
+}
+
 /// Put `ticket` where [`Routes::next_due`] says, wherever it was.
 pub(super) fn set_due(index: &TransactionalTree, ticket: &Ticket, routes: &Routes) -> TxResult {
     let id = ticket.id.0;
@@ -160,18 +167,22 @@ pub(super) fn reindex(
         )
     };
     let (open, received, answered, unanswered) = entry(&now);
+    let facts = TicketFacts::of(new);
     match was.as_ref().map(entry) {
         Some((o, r, a, u)) => {
             replace(index, o, open)?;
-            replace(index, Some(r), Some(received))?;
+            if r != received {
+                index.remove(r.as_slice())?;
+            }
+            if r != received || old.map(TicketFacts::of).as_ref() != Some(&facts) {
+                index.insert(received, facts_value(&facts))?;
+            }
             replace(index, a, answered)?;
             replace(index, u, unanswered)?;
         }
         None => {
-            for k in [open, Some(received), answered, unanswered]
-                .into_iter()
-                .flatten()
-            {
+            index.insert(received, facts_value(&facts))?;
+            for k in [open, answered, unanswered].into_iter().flatten() {
                 index.insert(k, &[])?;
             }
         }
@@ -208,7 +219,10 @@ pub(super) fn entries_of<'a>(
         if c.open {
             put(open_key(id), Vec::new());
         }
-        put(at_key(RECEIVED, c.received, id), Vec::new());
+        put(
+            at_key(RECEIVED, c.received, id),
+            facts_value(&TicketFacts::of(t)),
+        );
         if let Some(at) = c.first_answer {
             put(at_key(ANSWERED, at, id), Vec::new());
         }
@@ -275,14 +289,15 @@ impl Reader<'_> {
         Ok((ids, None))
     }
 
-    /// Tickets received in `from <= t < to`, after `after`, oldest first.
+    /// The facts of the tickets received in `from <= t < to`, after `after`, oldest
+    /// first.
     pub(super) fn received(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         after: Option<(DateTime<Utc>, u64)>,
         limit: usize,
-    ) -> sled::Result<Vec<u64>> {
+    ) -> Result<Vec<TicketFacts>, StoreError> {
         let start = match after {
             Some((at, id)) if at >= from => Bound::Excluded(at_key(RECEIVED, at, id)),
             _ => Bound::Included(at_key(RECEIVED, from, 0)),
@@ -290,9 +305,9 @@ impl Reader<'_> {
         let end = Bound::Excluded(at_key(RECEIVED, to, 0));
         self.0
             .range::<Vec<u8>, _>((start, end))
-            .keys()
+            .values()
             .take(limit)
-            .map(|k| k.map(|k| id_at_end(&k)))
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
             .collect()
     }
 

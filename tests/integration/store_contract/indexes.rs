@@ -8,7 +8,7 @@ use mentionbridge::domain::oncall::OnCall;
 use mentionbridge::domain::routes::{Route, Routes};
 use mentionbridge::domain::sla::{apply_steps, due_steps, off_hours_considered, SlaPolicy};
 use mentionbridge::domain::Ticket;
-use mentionbridge::ports::tally::desk_counts;
+use mentionbridge::ports::tally::{desk_counts, TicketFacts};
 use mentionbridge::reports::{desk_counts_of, Targets};
 
 fn ids(tickets: &[Ticket]) -> Vec<TicketId> {
@@ -81,15 +81,18 @@ pub async fn assert_indexes_match(
     let mut paged = Vec::new();
     let mut after = None;
     loop {
-        let page = store.tickets_received(from, to, after, 1).await.unwrap();
+        let page = store.received_facts(from, to, after, 1).await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some((last.opened_at, last.id));
-        paged.extend(ids(&page));
+        paged.extend(page);
     }
     assert_eq!(
         paged,
-        expected.iter().map(|t| t.id).collect::<Vec<_>>(),
-        "{when}: by the instant received"
+        expected
+            .iter()
+            .map(|t| TicketFacts::of(t))
+            .collect::<Vec<_>>(),
+        "{when}: by the instant received, each with its ticket's facts as now"
     );
     let answered = all
         .iter()
@@ -104,7 +107,7 @@ pub async fn assert_indexes_match(
 
     let targets = Targets {
         default_sla: routes.default.sla.first_response,
-        sla_of: Box::new(|t| routes.of(t).sla.first_response),
+        sla_of: Box::new(|route| routes.named(route).sla.first_response),
         shift_of: Box::new(|_| None),
     };
     let target = |route: &str| routes.named(route).sla.first_response;
