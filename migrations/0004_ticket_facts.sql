@@ -6,3 +6,9 @@
 -- Rows written before this version have none: the binary reads their body instead, and
 -- fills the column the next time it writes the ticket.
 ALTER TABLE tickets ADD COLUMN facts json;
+
+-- The index by the instant received carries the facts, so a window's numbers are read
+-- from the index alone where the rows are all-visible (older tickets, once vacuumed). It
+-- takes the place of version 3's index on the same columns.
+CREATE INDEX tickets_received_facts ON tickets (received_ns, id) INCLUDE (facts);
+DROP INDEX IF EXISTS tickets_received;
