@@ -275,6 +275,10 @@ async fn failover_pass(pg: &postgres::Postgres, kills: usize, lease_secs: u64) {
         .and_then(|h| h.rsplit('-').nth(1)?.parse().ok())
     };
     let mut bots = vec![spawn(), spawn()];
+    // The replicas make the schema as they start: the leases are looked at once it is there.
+    while pg.psql_in(&url, "SELECT to_regclass('leases') IS NOT NULL") != "t" {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut to_lease = Vec::new();
     let mut to_card = Vec::new();
     for kill in 0..kills {
