@@ -5,8 +5,8 @@
 //! received, first answers by instant, unanswered tickets by route and instant, answered
 //! tickets by route and first response (counts per whole second), and the named
 //! counters of [`crate::ports::tally`]. The entries by the instant received hold each
-//! ticket's [`TicketFacts`] (what a window's numbers need). Instants are nanoseconds and integers are
-//! stored so that byte order is numeric order.
+//! ticket's [`TicketFacts`] (what a window's numbers need). Instants are nanoseconds
+//! and integers are stored so that byte order is numeric order.
 
 use crate::domain::routes::Routes;
 use crate::domain::Ticket;
