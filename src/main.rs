@@ -174,7 +174,7 @@ fn copy(from: &std::path::Path, to: &str, tls: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     let copied = runtime()?.block_on(mentionbridge::store::copy(from, &pg))?;
     println!(
-        "copied {} into {}: {} tickets, {} audit entries, {} pending and {} failed jobs, {} cards, {} dedupe keys, {} cursors, {} source states, {} remembered events",
+        "copied {} into {}: {} tickets, {} audit entries, {} pending and {} failed jobs, {} cards, {} dedupe keys, {} cursors, {} source states, {} remembered events, {} incidents",
         from.display(),
         pg.describe(),
         copied.tickets,
@@ -185,7 +185,8 @@ fn copy(from: &std::path::Path, to: &str, tls: &str) -> anyhow::Result<()> {
         copied.dedupe_keys,
         copied.cursors,
         copied.state,
-        copied.seen_events
+        copied.seen_events,
+        copied.incidents
     );
     Ok(())
 }

@@ -222,6 +222,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         });
     }
 
+    // Storms become incidents: one replica follows the new tickets.
+    if config.storms.enabled {
+        let (fence, fenced) = replica.fence("storms");
+        let storms = Arc::new(crate::runtime::storms::StormDesk {
+            store: fenced,
+            desk: desk.clone(),
+            config: config.storms.clone(),
+            clock: clock.clone(),
+            wake_outbox: wake.clone(),
+            x_budget: config.x.as_ref().map(|x| x.daily_request_budget),
+        });
+        let replica = replica.clone();
+        tasks.spawn("storms", move |stop| {
+            let (replica, fence, storms) = (replica.clone(), fence.clone(), storms.clone());
+            async move {
+                replica
+                    .hold("storms", fence, |stop| storms.clone().run(stop), stop)
+                    .await
+            }
+        });
+    }
+
     let slack_http = slack.clone().filter(|s| s.config().mode == SlackMode::Http);
     let discord_http = discord
         .clone()

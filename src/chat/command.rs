@@ -3,7 +3,7 @@
 //! checked by the same rules and refused with the same sentences; each surface then runs
 //! it against the desk and renders the answer in its own markup.
 
-use crate::domain::{AgentAction, TicketId};
+use crate::domain::{AgentAction, IncidentId, TicketId};
 use thiserror::Error;
 
 /// What an agent asked for with `/mentions`.
@@ -21,6 +21,10 @@ pub enum Command {
     Canned,
     /// `/mentions help` (Slack): the usage line.
     Help,
+    /// `/mentions incident <number> [page]`: an incident's members, a page at a time.
+    Incident { incident: IncidentId, page: usize },
+    /// `/mentions split <ticket>`: a member leaves its incident for a card of its own.
+    Split { ticket: TicketId },
     /// `/mentions claim|unclaim|resolve|ignore|reopen <ticket>`,
     /// `/mentions reply|dm <ticket> <text>`.
     Act {
@@ -40,6 +44,8 @@ pub enum CommandError {
     Unknown(String),
     #[error("Which ticket?")]
     NoTicket,
+    #[error("Which incident? (`/mentions incident 7`)")]
+    NoIncident,
     /// Typed `oncall` words that are neither `oncall` nor `oncall override <who> <length>`.
     #[error(
         "Use `/mentions oncall` or `/mentions oncall override @kim 4h` (or `me` instead of @kim)."
@@ -136,6 +142,24 @@ impl Command {
             }
             "canned" => return Ok(Command::Canned),
             "help" => return Ok(Command::Help),
+            "incident" => {
+                let incident = words
+                    .next()
+                    .and_then(|w| w.parse::<IncidentId>().ok())
+                    .ok_or(CommandError::NoIncident)?;
+                let page = words
+                    .next()
+                    .and_then(|w| w.parse::<usize>().ok())
+                    .unwrap_or(1);
+                return Ok(Command::Incident { incident, page });
+            }
+            "split" => {
+                let ticket = words
+                    .next()
+                    .and_then(|w| w.parse::<TicketId>().ok())
+                    .ok_or(CommandError::NoTicket)?;
+                return Ok(Command::Split { ticket });
+            }
             _ => {}
         }
         let verb = TicketVerb::parse(&verb).ok_or(CommandError::Unknown(verb))?;
@@ -185,6 +209,27 @@ impl Command {
                 return Ok(Command::Stats {
                     window: text("window").unwrap_or_else(|| "7d".into()),
                 })
+            }
+            "incident" => {
+                let Some(OptionValue::Integer(n)) = value("incident") else {
+                    return Err(CommandError::NoIncident);
+                };
+                let page = match value("page") {
+                    Some(OptionValue::Integer(p)) => usize::try_from(*p).unwrap_or(1),
+                    _ => 1,
+                };
+                return Ok(Command::Incident {
+                    incident: IncidentId(u64::try_from(*n).unwrap_or(0)),
+                    page,
+                });
+            }
+            "split" => {
+                let Some(OptionValue::Integer(n)) = value("ticket") else {
+                    return Err(CommandError::NoTicket);
+                };
+                return Ok(Command::Split {
+                    ticket: TicketId(u64::try_from(*n).unwrap_or(0)),
+                });
             }
             _ => {}
         }
@@ -281,6 +326,28 @@ mod tests {
         );
         assert_eq!(words("canned"), Ok(Command::Canned));
         assert_eq!(words("help"), Ok(Command::Help));
+        assert_eq!(
+            words("incident 7"),
+            Ok(Command::Incident {
+                incident: IncidentId(7),
+                page: 1
+            })
+        );
+        assert_eq!(
+            words("incident #7 3"),
+            Ok(Command::Incident {
+                incident: IncidentId(7),
+                page: 3
+            })
+        );
+        assert_eq!(words("incident"), Err(CommandError::NoIncident));
+        assert_eq!(
+            words("split 123"),
+            Ok(Command::Split {
+                ticket: TicketId(123)
+            })
+        );
+        assert_eq!(words("split"), Err(CommandError::NoTicket));
         assert_eq!(words("claim 42"), act(42, AgentAction::Claim));
         assert_eq!(words("Claim #42"), act(42, AgentAction::Claim));
         assert_eq!(words("unclaim 42"), act(42, AgentAction::Unclaim));
@@ -403,6 +470,22 @@ mod tests {
             })
         );
         assert_eq!(opts(Some("canned"), &[]), Ok(Command::Canned));
+        assert_eq!(
+            opts(
+                Some("incident"),
+                &[("incident", Integer(7)), ("page", Integer(2))]
+            ),
+            Ok(Command::Incident {
+                incident: IncidentId(7),
+                page: 2
+            })
+        );
+        assert_eq!(
+            opts(Some("split"), &[("ticket", Integer(5))]),
+            Ok(Command::Split {
+                ticket: TicketId(5)
+            })
+        );
         for (verb, action) in [
             ("claim", AgentAction::Claim),
             ("unclaim", AgentAction::Unclaim),

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod discord;
+pub mod incident;
 pub mod markup;
 pub mod pacing;
 pub mod slack;
@@ -249,6 +250,41 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
             m.fit(reason, 500).0
+        ),
+        Note::Bulk { by, step } => {
+            use crate::domain::BulkStep;
+            let who = by
+                .as_ref()
+                .map(|a| m.name(a))
+                .unwrap_or_else(|| "The desk".to_string());
+            match step {
+                BulkStep::Started { members, languages } => format!(
+                    "📨 {who} started a bulk answer: one reply to each of {} members{}.",
+                    incident::thousands(*members),
+                    if languages.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", in {} and every other language",
+                            m.fit(&languages.join(", "), 200).0
+                        )
+                    }
+                ),
+                BulkStep::Paused => format!("⏸️ {who} paused the bulk answer."),
+                BulkStep::Resumed => format!("▶️ {who} resumed the bulk answer."),
+                BulkStep::Cancelled => format!(
+                    "⏹️ {who} cancelled the bulk answer; replies already queued still go out."
+                ),
+                BulkStep::Finished { queued, skipped } => format!(
+                    "✅ Bulk answer handed out: {} replies queued, {} members skipped (answered already, closed or held by someone else).",
+                    incident::thousands(*queued),
+                    incident::thousands(*skipped)
+                ),
+            }
+        }
+        Note::SplitOff { ticket, by } => format!(
+            "↗️ {} split ticket #{ticket} off this incident; it has a card of its own now.",
+            m.name(by)
         ),
     }
 }

@@ -2,6 +2,9 @@
 //! names the file, line and key of any mistake. Every external base URL lives here so that
 //! self-hosted instances (and the test fakes) can be reached.
 
+mod storms;
+pub use storms::StormsConfig;
+
 use crate::domain::oncall::Schedule;
 use crate::domain::routes::{Route, Routes, DEFAULT_ROUTE};
 use crate::domain::sla::SlaPolicy;
@@ -109,6 +112,8 @@ struct RawConfig {
     /// People with accounts on both surfaces, who are one agent.
     #[serde(default)]
     agents: Vec<crate::domain::agents::Agent>,
+    /// Storms become incidents (`[storms]`; absent: off).
+    storms: Option<storms::RawStorms>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -598,6 +603,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[[agents]]`: which Slack and Discord accounts are one person (each an agent).
     pub agents: crate::domain::agents::Agents,
+    /// `[storms]`: when many mentions about one thing become one incident card.
+    pub storms: StormsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -1707,7 +1714,11 @@ impl Validator<'_> {
                 off_hours_ack,
             });
         }
-        Routes { routes, default }
+        Routes {
+            routes,
+            default,
+            card_hold: chrono::Duration::zero(),
+        }
     }
 
     fn http_limits(&mut self, raw: &RawHttp) -> HttpLimits {
@@ -1991,7 +2002,21 @@ impl Validator<'_> {
 
         let mut oncall = self.oncall(&raw.oncall);
         oncall.agents = agents.clone();
-        let routes = self.routes(&raw, &oncall);
+        let mut routes = self.routes(&raw, &oncall);
+        // The brand's own words are in every mention: they never make a storm's topic.
+        let mut own_words: Vec<String> = raw.brand.iter().cloned().collect();
+        if let Some(m) = &mastodon {
+            own_words.extend(m.hashtags.iter().cloned());
+        }
+        if let Some(b) = &bluesky {
+            own_words.push(b.handle.split('.').next().unwrap_or("").to_string());
+            own_words.extend(b.keywords.iter().cloned());
+        }
+        if let Some(x) = &x {
+            own_words.extend(x.keywords.iter().cloned());
+        }
+        let storms = self.storms(raw.storms.as_ref(), &own_words);
+        routes.card_hold = chrono::Duration::from_std(storms.hold).unwrap_or_default();
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2019,6 +2044,7 @@ impl Validator<'_> {
                 claim_for: lease,
             },
             agents,
+            storms,
         }
     }
 }

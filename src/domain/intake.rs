@@ -78,6 +78,15 @@ pub fn admit(
     })
 }
 
+/// When a new ticket's card may be posted: after the routes' card hold (`[storms]
+/// hold_seconds`), so a storm it belongs to is recognised first and its members join
+/// the incident's card instead of flooding the channel. `None`: at once.
+// Where an urgent mention will keep its card from waiting (`[storms] own_card_from`),
+// once tickets carry a priority.
+pub fn cards_not_before(routes: &Routes, ticket: &Ticket) -> Option<DateTime<Utc>> {
+    (routes.card_hold > chrono::Duration::zero()).then(|| ticket.received_at() + routes.card_hold)
+}
+
 /// The keys post `remote_id` of `mention`'s conversation is remembered by: the source's
 /// own key first; then, where a post id is global (X, Bluesky), the post's key, so a post
 /// brought by another path (a webhook) still finds it.
@@ -156,6 +165,7 @@ mod tests {
         Routes {
             routes: vec![german],
             default: Route::default_route(SlaPolicy::default(), true),
+            card_hold: Duration::zero(),
         }
     }
 

@@ -6,12 +6,14 @@
 pub mod agents;
 pub mod canned;
 pub mod handoff;
+pub mod incident;
 pub mod intake;
 mod model;
 pub mod oncall;
 pub mod routes;
 mod rules;
 pub mod sla;
+pub mod storms;
 pub mod text;
 
 pub use model::*;

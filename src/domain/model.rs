@@ -25,6 +25,27 @@ impl std::str::FromStr for TicketId {
     }
 }
 
+/// An incident's number (`/mentions incident 7`): its own sequence, apart from tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IncidentId(pub u64);
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for IncidentId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .trim_start_matches('#')
+            .parse::<u64>()
+            .map(IncidentId)
+            .map_err(|_| format!("`{s}` is not an incident number (expected e.g. 7)"))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
@@ -373,6 +394,10 @@ pub struct Ticket {
     /// The customer was told the team is off shift (once per conversation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub off_hours_acked: bool,
+    /// The storm this ticket arrived in: it is shown on the incident's card instead of a
+    /// card of its own (until an agent splits it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentId>,
 }
 
 /// A post's claimed time further than this from when the desk received it is shown on
@@ -403,6 +428,7 @@ impl Ticket {
             respond_by: None,
             sla: Default::default(),
             off_hours_acked: false,
+            incident: None,
         }
     }
 
@@ -602,6 +628,33 @@ pub enum Note {
         surface: SurfaceKind,
         reason: String,
     },
+    /// A step of an incident's bulk answer (on the incident card's thread).
+    Bulk {
+        by: Option<AgentRef>,
+        step: BulkStep,
+    },
+    /// A member of an incident was split off and got a card of its own.
+    SplitOff {
+        ticket: TicketId,
+        by: AgentRef,
+    },
+}
+
+/// What happened to an incident's bulk answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BulkStep {
+    Started {
+        members: u64,
+        languages: Vec<String>,
+    },
+    Paused,
+    Resumed,
+    Cancelled,
+    /// Every member then in the incident was handled.
+    Finished {
+        queued: u64,
+        skipped: u64,
+    },
 }
 
 impl Note {
@@ -637,6 +690,19 @@ pub enum Effect {
     },
     /// A shift hand-off summary for the channel (not about one ticket).
     Digest(Digest),
+    /// An incident's card, on every surface (queued among the desk's own jobs).
+    PostIncidentCard {
+        incident: IncidentId,
+    },
+    /// Re-render an incident's cards from the incident as it is now.
+    UpdateIncidentCards {
+        incident: IncidentId,
+    },
+    /// A line in the thread of an incident's cards.
+    IncidentNote {
+        incident: IncidentId,
+        note: Note,
+    },
 }
 
 /// Which of a ticket's queues an effect waits in. Within a lane a ticket's effects run

@@ -100,6 +100,10 @@ fn primary_tag(language: &str) -> String {
 pub struct Routes {
     pub routes: Vec<Route>,
     pub default: Route,
+    /// How long a new ticket's card waits before it is posted (`[storms] hold_seconds`),
+    /// so a storm is recognised before its cards flood the channel: the ticket is
+    /// stored at once, only its card waits. Zero: posted at once.
+    pub card_hold: Duration,
 }
 
 impl Default for Routes {
@@ -107,6 +111,7 @@ impl Default for Routes {
         Routes {
             routes: Vec::new(),
             default: Route::default_route(SlaPolicy::default(), true),
+            card_hold: Duration::zero(),
         }
     }
 }
@@ -287,6 +292,7 @@ mod tests {
                 },
             ],
             default: Route::default_route(SlaPolicy::default(), true),
+            card_hold: Duration::zero(),
         };
         let pick = |m: &Mention| routes.route_for(m).name.clone();
         assert_eq!(

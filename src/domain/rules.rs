@@ -98,6 +98,11 @@ pub enum Rejection {
         network: String,
     },
     ReplyInFlight,
+    /// A bulk answer reached a member that was answered already (on its own, or by an
+    /// earlier try of the same bulk answer).
+    AnsweredAlready,
+    /// A bulk answer reached a ticket that is no longer a member (split off).
+    NotInIncident,
 }
 
 impl fmt::Display for Rejection {
@@ -156,6 +161,11 @@ impl fmt::Display for Rejection {
             Rejection::ReplyInFlight => write!(
                 f,
                 "A reply to this mention is still being published; wait for it before sending another."
+            ),
+            Rejection::AnsweredAlready => write!(f, "This customer was answered already."),
+            Rejection::NotInIncident => write!(
+                f,
+                "This ticket is no longer part of the incident: it is answered on its own."
             ),
         }
     }

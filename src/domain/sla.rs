@@ -1102,6 +1102,7 @@ mod tests {
         crate::domain::routes::Routes {
             routes: Vec::new(),
             default,
+            card_hold: chrono::Duration::zero(),
         }
     }
 

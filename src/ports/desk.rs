@@ -4,9 +4,11 @@
 //! an agent about a refusal or a failure is an [`ActError`].
 
 use crate::domain::canned::CannedReply;
+use crate::domain::incident::{BulkControl, Incident};
 use crate::domain::oncall::{OnCall, Override};
 use crate::domain::{
-    text::TextRules, AgentAction, AgentRef, Platform, Rejection, SurfaceKind, Ticket, TicketId,
+    text::TextRules, AgentAction, AgentRef, IncidentId, Platform, Rejection, SurfaceKind, Ticket,
+    TicketId,
 };
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -25,6 +27,8 @@ pub enum ActError {
     Rejected(Rejection),
     #[error("There is no ticket {0}.")]
     NoSuchTicket(TicketId),
+    #[error("There is no incident {0}.")]
+    NoSuchIncident(IncidentId),
     #[error("{0}")]
     Invalid(String),
     #[error("The desk could not save that ({0}); nothing changed. Try again.")]
@@ -42,6 +46,21 @@ pub enum ActError {
 pub struct OpenTickets {
     pub first: Vec<Ticket>,
     pub total: usize,
+}
+
+/// A page of an incident's members (`/mentions incident 7 2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentPage {
+    pub incident: Incident,
+    pub tickets: Vec<Ticket>,
+    /// 1-based.
+    pub page: usize,
+    pub pages: usize,
+}
+
+impl IncidentPage {
+    /// Members a page lists.
+    pub const PER_PAGE: usize = 20;
 }
 
 #[async_trait]
@@ -126,6 +145,42 @@ pub trait AgentDesk: Send + Sync {
         member: &str,
         length: &str,
     ) -> Result<Override, ActError>;
+
+    /// `/mentions incident <n> [page]`: the incident and one page of its members.
+    async fn incident_members(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+        page: usize,
+    ) -> Result<IncidentPage, ActError>;
+
+    /// The incident, for its bulk answer form, with a draft per language the form asks
+    /// for (a canned reply in that language, when there is one).
+    async fn bulk_form(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+    ) -> Result<(Incident, Vec<(String, String)>), ActError>;
+
+    /// Start a bulk answer (language → text, `""` for every other language); it goes
+    /// out one reply per member, each exactly once.
+    async fn bulk_answer(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+        texts: std::collections::BTreeMap<String, String>,
+    ) -> Result<Incident, ActError>;
+
+    /// Pause, resume or cancel the incident's bulk answer.
+    async fn bulk_control(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+        control: BulkControl,
+    ) -> Result<Incident, ActError>;
+
+    /// `/mentions split <ticket>`: a member leaves its incident and gets its own card.
+    async fn split(&self, who: &AgentRef, ticket: TicketId) -> Result<Incident, ActError>;
 
     /// True the first time an inbound delivery (`kind`, `id`) is seen, false for a
     /// redelivery; remembered across restarts, so a retried event changes nothing.

@@ -16,14 +16,14 @@ pub mod tally;
 
 pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
-pub use desk::{ActError, AgentDesk, OpenTickets, StoreFailure};
+pub use desk::{ActError, AgentDesk, IncidentPage, OpenTickets, StoreFailure};
 pub use intake::{Intake, Received};
 pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };
 pub use store::{
-    count_of, ActOutcome, AuditPos, BackendError, Claimed, Decide, Delivery, Due, Fence, Ingested,
-    Job, Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS,
-    SEEN_EVENTS_FOR,
+    count_of, ActOutcome, AuditPos, BackendError, Claimed, Decide, Delivery, Due, Fence,
+    IncidentDecide, Ingested, Job, Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store,
+    StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};

@@ -6,9 +6,10 @@
 //! cursor, a chat surface's event) and before the external call a change leads to (the
 //! outbox rule). A backend may be more durable than that, never less.
 
+use crate::domain::incident::{Incident, IncidentChange};
 use crate::domain::{
-    AuditEntry, CardRef, Effect, Mention, Rejection, SlaMarks, SurfaceKind, SystemEvent, Ticket,
-    TicketId, Transition,
+    AuditEntry, CardRef, Effect, IncidentId, Mention, Rejection, SlaMarks, SurfaceKind,
+    SystemEvent, Ticket, TicketId, Transition,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("ticket {0} does not exist")]
     NoSuchTicket(TicketId),
+    #[error("incident {0} does not exist")]
+    NoSuchIncident(IncidentId),
     /// A write through a fenced handle whose lease is no longer this replica's: another
     /// replica holds the duty now, and nothing was written.
     #[error("this replica no longer holds the duty `{duty}`; nothing was written")]
@@ -212,6 +215,12 @@ pub type Decide<'a> = dyn Fn(&Ticket) -> Option<Transition> + Send + Sync + 'a;
 
 /// New SLA marks for the ticket as stored, or `None` to leave it (see [`Store::mark`]).
 pub type Mark<'a> = dyn Fn(&Ticket) -> Option<SlaMarks> + Send + Sync + 'a;
+
+/// A change of an incident decided on the incident as stored (`None`: a new one, which
+/// gets the number passed along) and the tickets named, as stored (see
+/// [`Store::change_incident`]). `None` from it: nothing to do, nothing written.
+pub type IncidentDecide<'a> =
+    dyn Fn(Option<&Incident>, IncidentId, &[Ticket]) -> Option<IncidentChange> + Send + Sync + 'a;
 
 /// Where an audit line is in the audit's order: its ticket, then the order it was
 /// written in (a backend's own numbering, only compared).
@@ -524,7 +533,9 @@ pub trait Store: Send + Sync {
 
     /// [`Store::complete`], also queuing `more` effects for the ticket in the same
     /// transaction. A published reply's post is remembered as part of the ticket's
-    /// conversation, so an answer to it is a follow-up.
+    /// conversation, so an answer to it is a follow-up. When the ticket is a member of
+    /// an incident, its first answer (and a failed reply) is counted on the incident in
+    /// the same transaction ([`Incident::count_outcome`]).
     async fn complete_with(
         &self,
         job: &Job,
@@ -563,6 +574,45 @@ pub trait Store: Send + Sync {
         channel: &str,
         message_id: &str,
     ) -> Result<Option<TicketId>, StoreError>;
+
+    // -- incidents ----------------------------------------------------------------------
+
+    /// Incident `id`, as last committed.
+    async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError>;
+
+    /// Incidents by number after `after` (`None`: from the first), at most `limit` (the
+    /// numbers, exports, a storm watch rebuilt after a restart). Incidents are few: one
+    /// per storm.
+    async fn incidents_after(
+        &self,
+        after: Option<IncidentId>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError>;
+
+    /// The members of incident `id` by ticket number after `after`, at most `limit`.
+    async fn incident_members(
+        &self,
+        id: IncidentId,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError>;
+
+    /// Decide a change of incident `id` (`None`: a new incident, numbered here, one after
+    /// the last) on the incident and the `tickets` named (those that exist), as stored,
+    /// and commit it in one transaction: the incident as decided; each ticket of
+    /// `change.join` made a member, unless it is in an incident already; each of
+    /// `change.leave` no longer one, if it was of this incident; the audit lines; the
+    /// incident's jobs among the desk's own ([`DESK_JOBS`]) and the tickets' jobs. Changes
+    /// of one incident are serialised: `decide` may run more than once (it must be
+    /// pure). `None` from it: nothing written. Returns the incident as committed.
+    /// [`StoreError::NoSuchIncident`] when `id` names none. Durable after `flush`.
+    async fn change_incident(
+        &self,
+        id: Option<IncidentId>,
+        tickets: &[TicketId],
+        decide: &IncidentDecide<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError>;
 
     // -- duties held by one replica ---------------------------------------------------
 

@@ -2,6 +2,7 @@
 //! them in sync with their tickets.
 
 use super::DeliveryError;
+use crate::domain::incident::Incident;
 use crate::domain::{handoff::Digest, CardRef, Note, SurfaceKind, Ticket};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -63,6 +64,22 @@ pub trait Surface: Send + Sync {
 
     /// Re-render a card in place from the ticket's current state.
     async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError>;
+
+    /// Post an incident's card (its count and rate, samples, languages, authors, the
+    /// bulk answer's progress, and its buttons). With `maybe_posted`, a previous try may
+    /// have succeeded unseen: find that card instead of posting a second one.
+    async fn post_incident_card(
+        &self,
+        incident: &Incident,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError>;
+
+    /// Re-render an incident's card in place from the incident as it is now.
+    async fn update_incident_card(
+        &self,
+        card: &CardRef,
+        incident: &Incident,
+    ) -> Result<(), DeliveryError>;
 
     /// Say something to the whole team in the cards channel (a source stopped, say).
     async fn announce(&self, text: &str) -> Result<(), DeliveryError>;

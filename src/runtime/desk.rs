@@ -3,13 +3,15 @@
 //! wake the outbox sender.
 
 use crate::domain::canned::{choices_for, CannedReply};
+use crate::domain::incident::{BulkControl, Incident, IncidentChange, Refusal};
 use crate::domain::oncall::{Layer, OnCall, Override, Schedule};
 use crate::domain::routes::Routes;
+use crate::domain::IncidentId;
 use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Effect, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
 };
-use crate::ports::{ActError, AgentDesk, OpenTickets, StoreFailure};
+use crate::ports::{ActError, AgentDesk, IncidentPage, OpenTickets, StoreFailure};
 use crate::ports::{Clock, SystemClock};
 use crate::ports::{SharedStore, StoreError};
 use crate::runtime::failpoints::Failpoints;
@@ -22,6 +24,7 @@ impl From<StoreError> for ActError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NoSuchTicket(id) => ActError::NoSuchTicket(id),
+            StoreError::NoSuchIncident(id) => ActError::NoSuchIncident(id),
             other => ActError::Store(StoreFailure(Box::new(other))),
         }
     }
@@ -119,6 +122,30 @@ impl DeskService {
         route.paging(&route.schedule(&self.schedule().await).on_call(now))
     }
 
+    /// What an incident's card asks of the people on call once it is up: one page for
+    /// the whole storm, as the route of its first member would page for a ticket.
+    pub async fn incident_paging(
+        &self,
+        incident: &crate::domain::incident::Incident,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<crate::domain::Note> {
+        let first = match incident.samples.first() {
+            Some(s) => self.store.ticket(s.ticket).await.ok().flatten(),
+            None => None,
+        };
+        let route = match &first {
+            Some(t) => self.routes.of(t),
+            None => &self.routes.default,
+        };
+        route
+            .paging(&route.schedule(&self.schedule().await).on_call(now))
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::ThreadNote(note) => Some(note),
+                _ => None,
+            })
+    }
+
     async fn overrides(&self) -> Result<Vec<Override>, ActError> {
         Ok(self
             .store
@@ -156,6 +183,68 @@ impl DeskService {
 
     fn desk(&self) -> Desk {
         self.desk.read().expect("desk lock").clone()
+    }
+
+    /// Who may act and how replies are counted, as the core judges actions.
+    pub fn rules(&self) -> Desk {
+        self.desk()
+    }
+
+    /// The brand's name, for `{brand}` in what the desk writes to customers.
+    pub fn brand(&self) -> &str {
+        &self.brand
+    }
+
+    fn ensure_agent(&self, who: &AgentRef) -> Result<(), ActError> {
+        if self.is_agent(who) {
+            Ok(())
+        } else {
+            Err(ActError::Rejected(Rejection::NotAnAgent))
+        }
+    }
+
+    /// Commit an agent's decision about incident `id` (judged on it as stored) and tell
+    /// the outbox.
+    async fn change_incident(
+        &self,
+        id: IncidentId,
+        tickets: &[TicketId],
+        decide: &(dyn Fn(&Incident, &[Ticket]) -> Result<IncidentChange, Refusal> + Send + Sync),
+    ) -> Result<Incident, ActError> {
+        let refused: std::sync::Mutex<Option<Refusal>> = std::sync::Mutex::new(None);
+        let now = self.clock.now();
+        let changed = self
+            .store
+            .change_incident(
+                Some(id),
+                tickets,
+                &|stored, _, read| {
+                    let stored = stored?;
+                    match decide(stored, read) {
+                        Ok(change) => Some(change),
+                        Err(why) => {
+                            *refused.lock().expect("refusal lock") = Some(why);
+                            None
+                        }
+                    }
+                },
+                now,
+            )
+            .await?;
+        match changed {
+            Some(incident) => {
+                self.store.flush().await?;
+                self.outbox_wake.notify_one();
+                Ok(incident)
+            }
+            None => Err(ActError::Invalid(
+                refused
+                    .into_inner()
+                    .expect("refusal lock")
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "Nothing changed.".into()),
+            )),
+        }
     }
 
     pub async fn ticket(&self, id: TicketId) -> Result<Ticket, ActError> {
@@ -419,6 +508,143 @@ impl AgentDesk for DeskService {
         self.store.flush().await?;
         tracing::info!(member = %added.member, until = %added.until, by = %who.user_id, "on-call override");
         Ok(added)
+    }
+
+    async fn incident_members(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+        page: usize,
+    ) -> Result<IncidentPage, ActError> {
+        self.ensure_agent(who)?;
+        let incident = self
+            .store
+            .incident(id)
+            .await?
+            .ok_or(ActError::NoSuchIncident(id))?;
+        let per = IncidentPage::PER_PAGE;
+        let pages = (incident.members as usize).div_ceil(per).max(1);
+        let page = page.clamp(1, pages);
+        // Pages are read from the first: members are listed by ticket number.
+        let mut after = None;
+        let mut ids = Vec::new();
+        for _ in 0..page {
+            ids = self.store.incident_members(id, after, per).await?;
+            match ids.last() {
+                Some(last) => after = Some(*last),
+                None => break,
+            }
+        }
+        let mut tickets = Vec::with_capacity(ids.len());
+        for t in ids {
+            if let Some(t) = self.store.ticket(t).await? {
+                tickets.push(t);
+            }
+        }
+        Ok(IncidentPage {
+            incident,
+            tickets,
+            page,
+            pages,
+        })
+    }
+
+    async fn bulk_form(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+    ) -> Result<(Incident, Vec<(String, String)>), ActError> {
+        self.ensure_agent(who)?;
+        let incident = self
+            .store
+            .incident(id)
+            .await?
+            .ok_or(ActError::NoSuchIncident(id))?;
+        // A canned reply per language the incident speaks, its variables left for each
+        // member; every other language takes a reply for any language.
+        let mut drafts = Vec::new();
+        for language in incident.languages.keys() {
+            let canned = self
+                .canned
+                .iter()
+                .find(|c| match (&c.language, language.as_str()) {
+                    (_, "") => c.language.is_none(),
+                    (Some(l), code) => crate::domain::incident::primary_language(l) == code,
+                    (None, _) => false,
+                });
+            if let Some(c) = canned {
+                drafts.push((language.clone(), c.text.clone()));
+            }
+        }
+        if !drafts.iter().any(|(l, _)| l.is_empty()) {
+            if let Some(c) = self
+                .canned
+                .iter()
+                .find(|c| c.language.is_none())
+                .or(self.canned.first())
+            {
+                drafts.push((String::new(), c.text.clone()));
+            }
+        }
+        Ok((incident, drafts))
+    }
+
+    async fn bulk_answer(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+        texts: std::collections::BTreeMap<String, String>,
+    ) -> Result<Incident, ActError> {
+        self.ensure_agent(who)?;
+        let now = self.clock.now();
+        let started = self
+            .change_incident(id, &[], &|stored, _| {
+                crate::domain::incident::start_bulk(stored, texts.clone(), who, now)
+            })
+            .await?;
+        tracing::info!(incident = %id, agent = %who.user_id, members = started.members, "bulk answer started");
+        Ok(started)
+    }
+
+    async fn bulk_control(
+        &self,
+        who: &AgentRef,
+        id: IncidentId,
+        control: BulkControl,
+    ) -> Result<Incident, ActError> {
+        self.ensure_agent(who)?;
+        let now = self.clock.now();
+        let changed = self
+            .change_incident(id, &[], &|stored, _| {
+                crate::domain::incident::control_bulk(stored, control, who, now)
+            })
+            .await?;
+        tracing::info!(incident = %id, agent = %who.user_id, step = control.verb(), "bulk answer steered");
+        Ok(changed)
+    }
+
+    async fn split(&self, who: &AgentRef, ticket: TicketId) -> Result<Incident, ActError> {
+        self.ensure_agent(who)?;
+        let member = self.ticket(ticket).await?;
+        let Some(id) = member.incident else {
+            return Err(ActError::Invalid(format!(
+                "Ticket #{ticket} is in no incident: it has a card of its own."
+            )));
+        };
+        let now = self.clock.now();
+        let changed = self
+            .change_incident(id, &[ticket], &|stored, read| {
+                let member = read.iter().find(|t| t.id == ticket).ok_or(
+                    crate::domain::incident::Refusal::NotAMember {
+                        ticket,
+                        incident: id,
+                    },
+                )?;
+                crate::domain::incident::split(stored, member, who, now)
+            })
+            .await?;
+        tracing::info!(incident = %id, %ticket, agent = %who.user_id, "member split off its incident");
+        Ok(changed)
     }
 
     async fn first_delivery(&self, kind: &str, id: &str) -> Result<bool, StoreFailure> {

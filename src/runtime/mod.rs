@@ -7,5 +7,6 @@ pub mod duties;
 pub mod failpoints;
 pub mod outbox;
 pub mod scheduler;
+pub mod storms;
 pub mod supervisor;
 pub mod watcher;

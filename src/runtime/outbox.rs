@@ -9,7 +9,7 @@
 //! stays on the desk.
 
 use crate::config::OutboxConfig;
-use crate::domain::{Effect, Platform, ReplyState, SystemEvent};
+use crate::domain::{Effect, IncidentId, Platform, ReplyState, SystemEvent};
 use crate::ports::DeliveryError;
 use crate::ports::{with_urgency, Surface, Urgency};
 use crate::ports::{Clock, SystemClock};
@@ -291,7 +291,10 @@ impl OutboxSender {
             // Bounded: the last try's failure, whatever its kind, gives the job up.
             let refused_card = matches!(
                 (e, &job.effect),
-                (DeliveryError::Permanent { .. }, Effect::PostCards)
+                (
+                    DeliveryError::Permanent { .. },
+                    Effect::PostCards | Effect::PostIncidentCard { .. }
+                )
             );
             let retrying = matches!(e, DeliveryError::Retry { .. }) || refused_card;
             if retrying && job.attempts >= self.config.max_attempts {
@@ -328,6 +331,10 @@ impl OutboxSender {
                     "The shift hand-off digest could not be posted after {tries} tries ({reason})."
                 )
             }
+            Effect::PostIncidentCard { incident } => format!(
+                "The card of incident {incident} could not be posted after {tries} tries ({reason}). \
+                 Its members are kept: `/mentions incident {incident}` lists them."
+            ),
             _ => format!(
                 "A {} for ticket {} could not be delivered after {tries} tries ({reason}).",
                 what.replace('-', " "),
@@ -378,7 +385,7 @@ impl OutboxSender {
                         .complete(&job, Some(SystemEvent::ReplyFailed { seq, reason }), now)
                         .await
                 }
-                Effect::PostCards => {
+                Effect::PostCards | Effect::PostIncidentCard { .. } => {
                     // A channel fixed in config may still let it through: try again at
                     // the longest backoff, up to `max_attempts` (see `settle`).
                     tracing::error!(ticket = %job.ticket, attempt = job.attempts, %reason, "card cannot be posted; will try again");
@@ -398,11 +405,12 @@ impl OutboxSender {
     async fn execute(&self, job: &Job) -> Outcome {
         // Where the surfaces' paces make calls wait, new cards go first.
         let urgency = match job.effect {
-            Effect::PostCards => Urgency::NewCard,
-            Effect::UpdateCards => Urgency::Refresh,
-            Effect::ThreadNote(_) | Effect::PublishReply { .. } | Effect::Digest(_) => {
-                Urgency::Note
-            }
+            Effect::PostCards | Effect::PostIncidentCard { .. } => Urgency::NewCard,
+            Effect::UpdateCards | Effect::UpdateIncidentCards { .. } => Urgency::Refresh,
+            Effect::ThreadNote(_)
+            | Effect::PublishReply { .. }
+            | Effect::Digest(_)
+            | Effect::IncidentNote { .. } => Urgency::Note,
         };
         match with_urgency(urgency, self.try_execute(job)).await {
             Ok(ev) => Outcome::Done(ev),
@@ -437,10 +445,29 @@ impl OutboxSender {
             }
             return retry.map_or(Ok(None), |e| Err(e.into()));
         }
+        match &job.effect {
+            Effect::PostIncidentCard { incident } => {
+                return self.post_incident_cards(*incident, maybe_done).await;
+            }
+            Effect::UpdateIncidentCards { incident } => {
+                return self.update_incident_cards(*incident).await;
+            }
+            Effect::IncidentNote { incident, note } => {
+                return self
+                    .incident_note(*incident, note, maybe_done, job.created_at)
+                    .await;
+            }
+            _ => {}
+        }
         let Some(ticket) = self.store.ticket(job.ticket).await.map_err(store_err)? else {
             return Ok(None);
         };
         match &job.effect {
+            Effect::PostCards if ticket.incident.is_some() => {
+                // A storm's member is shown on its incident's card, not on one of its own.
+                tracing::debug!(ticket = %ticket.id, incident = ?ticket.incident, "no card of its own: the ticket is in an incident");
+                Ok(None)
+            }
             Effect::PostCards => {
                 let existing = self.store.cards(ticket.id).await.map_err(store_err)?;
                 let mut posted_somewhere = !existing.is_empty();
@@ -536,7 +563,10 @@ impl OutboxSender {
                     None => Ok(None),
                 }
             }
-            Effect::Digest(_) => Ok(None),
+            Effect::Digest(_)
+            | Effect::PostIncidentCard { .. }
+            | Effect::UpdateIncidentCards { .. }
+            | Effect::IncidentNote { .. } => Ok(None),
             Effect::PublishReply { seq } => {
                 let Some(reply) = ticket.reply(*seq) else {
                     return Ok(None);
@@ -608,6 +638,138 @@ fn effect_name(effect: &Effect) -> &'static str {
         Effect::ThreadNote(_) => "thread-note",
         Effect::PublishReply { .. } => "publish-reply",
         Effect::Digest(_) => "digest",
+        Effect::PostIncidentCard { .. } => "post-incident-card",
+        Effect::UpdateIncidentCards { .. } => "update-incident-cards",
+        Effect::IncidentNote { .. } => "incident-note",
+    }
+}
+
+impl OutboxSender {
+    /// An incident's card on every surface that has none yet; once one is up, the
+    /// on-call agents are paged in its thread, once for the whole incident.
+    async fn post_incident_cards(
+        &self,
+        id: IncidentId,
+        maybe_done: bool,
+    ) -> Result<Option<SystemEvent>, Stop> {
+        let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+        let Some(incident) = self.store.incident(id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let mut posted = Vec::new();
+        let mut retry = None;
+        for surface in &self.surfaces {
+            if incident.cards.iter().any(|c| c.surface == surface.kind()) {
+                continue;
+            }
+            match surface.post_incident_card(&incident, maybe_done).await {
+                Ok(card) => {
+                    tracing::info!(incident = %id, surface = ?card.surface, message = %card.message_id, "incident card posted");
+                    posted.push(card);
+                }
+                Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
+                    tracing::error!(incident = %id, surface = ?surface.kind(), %reason, "incident card refused");
+                }
+                Err(e) => retry = Some(e),
+            }
+        }
+        let now = self.clock.now();
+        let has_card = !posted.is_empty() || !incident.cards.is_empty();
+        if has_card && (!posted.is_empty() || !incident.paged) {
+            let page = match &self.pager {
+                Some(desk) => desk.incident_paging(&incident, now).await,
+                None => None,
+            };
+            let cards = posted.clone();
+            self.store
+                .change_incident(
+                    Some(id),
+                    &[],
+                    &|stored, _, _| {
+                        Some(crate::domain::incident::cards_posted(
+                            stored?,
+                            cards.clone(),
+                            page.clone(),
+                        ))
+                    },
+                    now,
+                )
+                .await
+                .map_err(store_err)?;
+        }
+        match retry {
+            Some(e) => Err(e.into()),
+            None if !has_card => Err(DeliveryError::Permanent {
+                reason: format!("no surface took the card of incident {id}"),
+            }
+            .into()),
+            None => Ok(None),
+        }
+    }
+
+    /// Every card of the incident rendered again from the incident as it is now.
+    async fn update_incident_cards(&self, id: IncidentId) -> Result<Option<SystemEvent>, Stop> {
+        let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+        let Some(incident) = self.store.incident(id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let mut retry = None;
+        for card in &incident.cards {
+            let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) else {
+                continue;
+            };
+            match surface.update_incident_card(card, &incident).await {
+                Ok(()) => {}
+                Err(DeliveryError::Permanent { reason }) => {
+                    tracing::error!(incident = %id, surface = ?card.surface, %reason, "incident card update refused; re-rendered on the next change");
+                }
+                Err(DeliveryError::Gone { reason }) => {
+                    tracing::error!(incident = %id, surface = ?card.surface, %reason, "incident card is gone; no longer kept in sync");
+                    let surface = card.surface;
+                    self.store
+                        .change_incident(
+                            Some(id),
+                            &[],
+                            &|stored, _, _| {
+                                Some(crate::domain::incident::card_lost(stored?, surface))
+                            },
+                            self.clock.now(),
+                        )
+                        .await
+                        .map_err(store_err)?;
+                }
+                Err(e) => retry = Some(e),
+            }
+        }
+        retry.map_or(Ok(None), |e| Err(e.into()))
+    }
+
+    /// A line in the thread of each of the incident's cards.
+    async fn incident_note(
+        &self,
+        id: IncidentId,
+        note: &crate::domain::Note,
+        maybe_done: bool,
+        queued_at: chrono::DateTime<Utc>,
+    ) -> Result<Option<SystemEvent>, Stop> {
+        let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+        let Some(incident) = self.store.incident(id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let mut retry = None;
+        for card in &incident.cards {
+            let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) else {
+                continue;
+            };
+            match surface.post_note(card, note, maybe_done, queued_at).await {
+                Ok(()) => {}
+                Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
+                    tracing::error!(incident = %id, surface = ?card.surface, %reason, "incident thread line refused");
+                }
+                Err(e) => retry = Some(e),
+            }
+        }
+        retry.map_or(Ok(None), |e| Err(e.into()))
     }
 }
 
@@ -629,6 +791,9 @@ pub fn exposition(
         "thread-note",
         "publish-reply",
         "digest",
+        "post-incident-card",
+        "update-incident-cards",
+        "incident-note",
     ] {
         let n = failed
             .iter()

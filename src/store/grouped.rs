@@ -7,12 +7,13 @@
 //! the `flush` callers make next costs nothing unless something else was written since.
 //! Every other call goes straight to the backend.
 
+use crate::domain::incident::Incident;
 use crate::domain::{
-    AuditEntry, CardRef, Effect, Mention, SurfaceKind, SystemEvent, Ticket, TicketId,
+    AuditEntry, CardRef, Effect, IncidentId, Mention, SurfaceKind, SystemEvent, Ticket, TicketId,
 };
 use crate::ports::{
-    ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease,
-    LeaseState, Mark, SharedStore, Slots, Store, StoreError,
+    ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, IncidentDecide, Ingested, Job,
+    Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
@@ -344,6 +345,7 @@ fn told_again(e: &StoreError) -> StoreError {
             StoreError::Corrupt(<serde_json::Error as serde::de::Error>::custom(source))
         }
         StoreError::NoSuchTicket(id) => StoreError::NoSuchTicket(*id),
+        StoreError::NoSuchIncident(id) => StoreError::NoSuchIncident(*id),
         StoreError::Fenced { duty } => StoreError::Fenced { duty: duty.clone() },
         StoreError::SchemaTooNew { found, known } => StoreError::SchemaTooNew {
             found: *found,
@@ -640,6 +642,37 @@ impl Store for GroupCommit {
 
     async fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
         self.direct.cards_lost(surface).await
+    }
+
+    async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        self.direct.incident(id).await
+    }
+
+    async fn incidents_after(
+        &self,
+        after: Option<IncidentId>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        self.direct.incidents_after(after, limit).await
+    }
+
+    async fn incident_members(
+        &self,
+        id: IncidentId,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        self.direct.incident_members(id, after, limit).await
+    }
+
+    async fn change_incident(
+        &self,
+        id: Option<IncidentId>,
+        tickets: &[TicketId],
+        decide: &IncidentDecide<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        self.wrote(self.direct.change_incident(id, tickets, decide, now).await)
     }
 
     async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
@@ -1178,6 +1211,33 @@ mod tests {
         }
         async fn cards_lost(&self, surface: SurfaceKind) -> Result<u64, StoreError> {
             self.sled().cards_lost(surface).await
+        }
+        async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+            self.sled().incident(id).await
+        }
+        async fn incidents_after(
+            &self,
+            after: Option<IncidentId>,
+            limit: usize,
+        ) -> Result<Vec<Incident>, StoreError> {
+            self.sled().incidents_after(after, limit).await
+        }
+        async fn incident_members(
+            &self,
+            id: IncidentId,
+            after: Option<TicketId>,
+            limit: usize,
+        ) -> Result<Vec<TicketId>, StoreError> {
+            self.sled().incident_members(id, after, limit).await
+        }
+        async fn change_incident(
+            &self,
+            id: Option<IncidentId>,
+            tickets: &[TicketId],
+            decide: &IncidentDecide<'_>,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Incident>, StoreError> {
+            self.sled().change_incident(id, tickets, decide, now).await
         }
         async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
             self.sled().cards(ticket).await

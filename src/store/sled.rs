@@ -6,17 +6,19 @@
 mod flusher;
 mod index;
 
+use crate::domain::incident::Incident;
 use crate::domain::intake::{self, Known};
 use crate::domain::routes::Routes;
 use crate::domain::Lane;
 use crate::domain::{
-    apply_system, AuditEntry, CardRef, Effect, Mention, Note, Rejection, SurfaceKind, SystemEvent,
-    Ticket, TicketId, Transition,
+    apply_system, AuditEntry, CardRef, Effect, IncidentId, Mention, Note, Rejection, SurfaceKind,
+    SystemEvent, Ticket, TicketId, Transition,
 };
 use crate::ports::tally;
 use crate::ports::{
-    count_of, ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge,
-    Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, IncidentDecide,
+    Ingested, Job, Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError,
+    DESK_JOBS, SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
@@ -59,6 +61,9 @@ pub struct SledStore {
     failed_jobs: sled::Tree,
     /// The ticket indexes and counters (see [`index`]).
     index: sled::Tree,
+    /// Incidents by number, and their members (incident ‖ ticket → nothing).
+    incidents: sled::Tree,
+    incident_members: sled::Tree,
     /// The routes intake stamps new tickets with, and next-due instants follow.
     routes: Arc<Routes>,
     /// Whether the next-due index was compared with `routes` yet (see `due_tickets`).
@@ -119,6 +124,7 @@ type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
 enum Abort {
     Rejected(Rejection),
     Missing(TicketId),
+    MissingIncident(IncidentId),
     Corrupt(serde_json::Error),
 }
 
@@ -130,6 +136,12 @@ fn tx_dec<T: DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
 fn card_index_key(surface: SurfaceKind, channel: &str, message_id: &str) -> Vec<u8> {
     format!("{surface:?}\u{0}{channel}\u{0}{message_id}").into_bytes()
 }
+
+fn member_key(incident: IncidentId, ticket: TicketId) -> Vec<u8> {
+    [key(incident.0), key(ticket.0)].concat()
+}
+
+const NEXT_INCIDENT: &str = "next_incident";
 
 fn card_key(ticket: TicketId, surface: SurfaceKind) -> Vec<u8> {
     let mut k = key(ticket.0).to_vec();
@@ -177,6 +189,8 @@ impl SledStore {
             seen_by_time: db.open_tree("seen_events_by_time")?,
             failed_jobs: db.open_tree("failed_jobs")?,
             index: db.open_tree(index::TREE)?,
+            incidents: db.open_tree("incidents")?,
+            incident_members: db.open_tree("incident_members")?,
             routes: Arc::new(Routes::default()),
             routes_checked: Arc::default(),
             flusher: Arc::default(),
@@ -265,6 +279,14 @@ impl SledStore {
         for item in self.tickets.iter().values() {
             snap.tickets.push(dec(&item?)?);
         }
+        for item in self.incidents.iter().values() {
+            snap.incidents.push(dec(&item?)?);
+        }
+        snap.next_incident = self
+            .meta
+            .get(NEXT_INCIDENT)?
+            .map(|v| id_of(&v))
+            .unwrap_or(1);
         for item in self.dedupe.iter() {
             let (k, v) = item?;
             snap.dedupe.push((text(&k), TicketId(id_of(&v))));
@@ -580,8 +602,14 @@ impl Store for SledStore {
                     if done.record(&decided) {
                         next += 1;
                     }
+                    let hold = match &decided {
+                        intake::Intake::Opened(tr) => {
+                            intake::cards_not_before(&self.routes, &tr.ticket)
+                        }
+                        _ => None,
+                    };
                     if let Some(tr) = decided.transition() {
-                        commit_transition(&ticket_trees, outbox, audit, tr, now)?;
+                        commit_transition_held(&ticket_trees, outbox, audit, tr, now, hold)?;
                         for k in &keys {
                             dedupe.insert(k.as_bytes(), &key(tr.ticket.id.0))?;
                         }
@@ -939,8 +967,9 @@ impl Store for SledStore {
             &self.audit,
             &self.dedupe,
             &self.index,
+            &self.incidents,
         );
-        let result = trees.transaction(|(tickets, outbox, audit, dedupe, index)| {
+        let result = trees.transaction(|(tickets, outbox, audit, dedupe, index, incidents)| {
             outbox.remove(&key(job.id))?;
             for effect in more {
                 enqueue(outbox, job.ticket, effect.clone(), now)?;
@@ -958,6 +987,16 @@ impl Store for SledStore {
                     }
                 }
                 let tr = apply_system(&ticket, ev.clone(), now);
+                if let Some(id) = ticket.incident {
+                    if let Some(raw) = incidents.get(key(id.0))? {
+                        let mut incident: Incident = tx_dec(&raw)?;
+                        let was = incident.clone();
+                        incident.count_outcome(&ticket, &tr.ticket, now);
+                        if incident != was {
+                            incidents.insert(&key(id.0), enc(&incident))?;
+                        }
+                    }
+                }
                 let ticket_trees = TicketTrees {
                     tickets,
                     index,
@@ -1029,6 +1068,135 @@ impl Store for SledStore {
             .and_then(|raw| raw.as_ref().try_into().ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0))
+    }
+
+    async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        self.incidents.get(key(id.0))?.map(|v| dec(&v)).transpose()
+    }
+
+    async fn incidents_after(
+        &self,
+        after: Option<IncidentId>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let start = match after {
+            Some(id) => Bound::Excluded(key(id.0)),
+            None => Bound::Unbounded,
+        };
+        self.incidents
+            .range::<[u8; 8], _>((start, Bound::Unbounded))
+            .values()
+            .take(limit)
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
+    async fn incident_members(
+        &self,
+        id: IncidentId,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let start = match after {
+            Some(t) => Bound::Excluded(member_key(id, t)),
+            None => Bound::Included(key(id.0).to_vec()),
+        };
+        let end = match id.0.checked_add(1) {
+            Some(next) => Bound::Excluded(key(next).to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.incident_members
+            .range::<Vec<u8>, _>((start, end))
+            .keys()
+            .take(limit)
+            .map(|k| Ok(TicketId(id_of(&k?[8..]))))
+            .collect()
+    }
+
+    async fn change_incident(
+        &self,
+        id: Option<IncidentId>,
+        tickets: &[TicketId],
+        decide: &IncidentDecide<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        self.check_fence()?;
+        let trees = (
+            &self.incidents,
+            &self.incident_members,
+            &self.tickets,
+            &self.index,
+            &self.outbox,
+            &self.audit,
+            &self.meta,
+        );
+        let result = trees.transaction(
+            |(incidents, members, tickets_tree, index, outbox, audit, meta)| {
+                let (stored, number) = match id {
+                    Some(id) => match incidents.get(key(id.0))? {
+                        Some(raw) => (Some(tx_dec::<Incident>(&raw)?), id),
+                        None => {
+                            return Err(ConflictableTransactionError::Abort(
+                                Abort::MissingIncident(id),
+                            ))
+                        }
+                    },
+                    None => {
+                        let next = meta.get(NEXT_INCIDENT)?.map(|v| id_of(&v)).unwrap_or(1);
+                        (None, IncidentId(next))
+                    }
+                };
+                let mut read = Vec::with_capacity(tickets.len());
+                for t in tickets {
+                    if let Some(raw) = tickets_tree.get(key(t.0))? {
+                        read.push(tx_dec::<Ticket>(&raw)?);
+                    }
+                }
+                let Some(change) = decide(stored.as_ref(), number, &read) else {
+                    return Ok(None);
+                };
+                if id.is_none() {
+                    meta.insert(NEXT_INCIDENT, &key(number.0 + 1))?;
+                }
+                let ticket_trees = TicketTrees {
+                    tickets: tickets_tree,
+                    index,
+                    routes: &self.routes,
+                };
+                let joining: HashSet<TicketId> = change.join.iter().copied().collect();
+                let leaving: HashSet<TicketId> = change.leave.iter().copied().collect();
+                for t in &read {
+                    let becomes = if joining.contains(&t.id) && t.incident.is_none() {
+                        members.insert(member_key(number, t.id), &[])?;
+                        Some(Some(number))
+                    } else if leaving.contains(&t.id) && t.incident == Some(number) {
+                        members.remove(member_key(number, t.id))?;
+                        Some(None)
+                    } else {
+                        None
+                    };
+                    if let Some(incident) = becomes {
+                        let mut member = t.clone();
+                        member.incident = incident;
+                        write_ticket(&ticket_trees, &member)?;
+                    }
+                }
+                for effect in &change.effects {
+                    enqueue(outbox, DESK_JOBS, effect.clone(), now)?;
+                }
+                for (ticket, effect) in &change.ticket_effects {
+                    enqueue(outbox, *ticket, effect.clone(), now)?;
+                }
+                for line in &change.audit {
+                    append_audit(audit, line)?;
+                }
+                let mut incident = change.incident;
+                incident.id = number;
+                incidents.insert(&key(number.0), enc(&incident))?;
+                Ok(Some(incident))
+            },
+        );
+        finish(result)
     }
 
     async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
@@ -1199,13 +1367,24 @@ fn enqueue(
     effect: Effect,
     now: DateTime<Utc>,
 ) -> Result<(), UnabortableTransactionError> {
+    enqueue_at(outbox, ticket, effect, now, None)
+}
+
+/// Queue a job that is not due before `not_before` (`None`: due at once).
+fn enqueue_at(
+    outbox: &TransactionalTree,
+    ticket: TicketId,
+    effect: Effect,
+    now: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<(), UnabortableTransactionError> {
     let id = outbox.generate_id()?;
     let job = Job {
         id,
         ticket,
         effect,
         attempts: 0,
-        not_before: None,
+        not_before,
         created_at: now,
         last_error: None,
     };
@@ -1249,9 +1428,23 @@ fn commit_transition(
     tr: &Transition,
     now: DateTime<Utc>,
 ) -> TxResult<()> {
+    commit_transition_held(trees, outbox, audit, tr, now, None)
+}
+
+/// [`commit_transition`], its card posted no earlier than `cards_after` (a new ticket's
+/// card held for storms).
+fn commit_transition_held(
+    trees: &TicketTrees,
+    outbox: &TransactionalTree,
+    audit: &TransactionalTree,
+    tr: &Transition,
+    now: DateTime<Utc>,
+    cards_after: Option<DateTime<Utc>>,
+) -> TxResult<()> {
     write_ticket(trees, &tr.ticket)?;
     for effect in &tr.effects {
-        enqueue(outbox, tr.ticket.id, effect.clone(), now)?;
+        let not_before = cards_after.filter(|_| *effect == Effect::PostCards);
+        enqueue_at(outbox, tr.ticket.id, effect.clone(), now, not_before)?;
     }
     append_audit(audit, &tr.audit)?;
     Ok(())
@@ -1262,6 +1455,9 @@ fn finish<T>(result: Result<T, TransactionError<Abort>>) -> Result<T, StoreError
         Ok(v) => Ok(v),
         Err(TransactionError::Storage(e)) => Err(e.into()),
         Err(TransactionError::Abort(Abort::Missing(id))) => Err(StoreError::NoSuchTicket(id)),
+        Err(TransactionError::Abort(Abort::MissingIncident(id))) => {
+            Err(StoreError::NoSuchIncident(id))
+        }
         Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(StoreError::Corrupt(e)),
         Err(TransactionError::Abort(Abort::Rejected(r))) => {
             unreachable!("rejections are handled by act(): {r}")

@@ -2,6 +2,7 @@
 //! one backend and writes into another, so a desk moves without losing a ticket, the
 //! audit log or an unsent job.
 
+use crate::domain::incident::Incident;
 use crate::domain::{AuditEntry, CardRef, SurfaceKind, Ticket, TicketId};
 use crate::ports::Job;
 use chrono::{DateTime, Utc};
@@ -26,6 +27,10 @@ pub struct Snapshot {
     /// The number the next ticket gets.
     pub next_ticket: u64,
     pub cards_lost: Vec<(SurfaceKind, u64)>,
+    /// In number order; their members are the tickets that name them.
+    pub incidents: Vec<Incident>,
+    /// The number the next incident gets.
+    pub next_incident: u64,
 }
 
 /// What a copy moved, for the operator.
@@ -40,6 +45,7 @@ pub struct Copied {
     pub cursors: usize,
     pub state: usize,
     pub seen_events: usize,
+    pub incidents: usize,
 }
 
 impl Snapshot {
@@ -54,6 +60,7 @@ impl Snapshot {
             cursors: self.cursors.len(),
             state: self.state.len(),
             seen_events: self.seen_events.len(),
+            incidents: self.incidents.len(),
         }
     }
 }

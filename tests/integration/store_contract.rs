@@ -15,7 +15,9 @@ use mentionbridge::store::{GroupCommit, PostgresStore, SledStore};
 use std::collections::HashSet;
 use std::sync::Arc;
 
+mod incidents;
 mod indexes;
+use incidents::*;
 use indexes::*;
 
 /// Where a backend under test keeps its data. `open` gives a store on it; called again
@@ -144,6 +146,10 @@ macro_rules! store_contract {
                 an_off_hours_mark_stops_a_ticket_being_due_for_it,
                 a_change_of_routes_makes_every_open_ticket_looked_at_again,
                 open_tickets_are_found_by_the_number_typed,
+                a_storm_is_one_incident_with_its_members_and_card_committed_together,
+                a_held_card_waits_and_a_member_leaves_for_a_card_of_its_own,
+                a_members_first_answer_is_counted_on_its_incident_once,
+                concurrent_joins_keep_every_member_once,
             );
         }
     };
@@ -1353,7 +1359,7 @@ mod postgres_only {
             applied.push(run.await.unwrap());
         }
         applied.sort();
-        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4]]);
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4, 5]]);
         assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
         let cluster = crate::postgres::shared();
         assert_eq!(
@@ -1361,7 +1367,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts"
+            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:incidents"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1386,9 +1392,10 @@ mod postgres_only {
              DROP TABLE first_response_waits;
              DELETE FROM counters WHERE name LIKE 'tally:%';
              DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
-             DELETE FROM schema_migrations WHERE version IN (3, 4);",
+             DROP TABLE incidents; DROP TABLE incident_members;
+             DELETE FROM schema_migrations WHERE version IN (3, 4, 5);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "filled").await;
@@ -1404,9 +1411,10 @@ mod postgres_only {
         crate::postgres::shared().psql_in(
             place.config.url.expose(),
             "ALTER TABLE tickets DROP COLUMN facts;
-             DELETE FROM schema_migrations WHERE version = 4;",
+             DROP TABLE incidents; DROP TABLE incident_members;
+             DELETE FROM schema_migrations WHERE version IN (4, 5);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![4]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "version 3").await;
@@ -1471,7 +1479,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 4
+                        known: 5
                     })
                 ),
                 "{refused:?}"

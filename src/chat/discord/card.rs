@@ -1,10 +1,13 @@
 //! How a ticket looks in Discord: an embed with buttons, the reply modal, the slash
 //! command definition and thread lines, built with serenity's builders.
 
+use crate::chat::incident::IncidentButton;
 use crate::chat::markup::{safe_url, surface_len};
 use crate::chat::{CardButton, Markup};
 use crate::domain::canned::CannedReply;
+use crate::domain::incident::Incident;
 use crate::domain::text::TextRules;
+use crate::domain::IncidentId;
 use crate::domain::{
     ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility, CLOCK_SKEW_SHOWN_MINUTES,
 };
@@ -21,10 +24,122 @@ pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_MODAL: &str = "mb:dm";
 pub const ACK_INPUT: &str = "ack";
 pub const CANNED_MENU: &str = "mb:canned";
+pub const BULK_MODAL: &str = "mbi:bulk";
+/// Custom ids of the bulk answer form's fields: `lang:<code>`, `lang:` for every other
+/// language.
+pub const BULK_FIELD: &str = "lang:";
 
 /// Discord custom ids of the card's buttons: `mb:<verb>:<ticket>`.
 pub fn custom_id(button: CardButton, ticket: TicketId) -> String {
     format!("mb:{}:{}", button.verb(), ticket)
+}
+
+/// Discord custom ids of an incident card's buttons: `mbi:<verb>:<incident>`.
+pub fn incident_custom_id(button: IncidentButton, incident: IncidentId) -> String {
+    format!("mbi:{}:{}", button.verb(), incident)
+}
+
+/// `mbi:pause:7` → (Pause, 7). None for anything we did not make.
+pub fn parse_incident_custom_id(custom_id: &str) -> Option<(IncidentButton, IncidentId)> {
+    let mut parts = custom_id.splitn(3, ':');
+    if parts.next()? != "mbi" {
+        return None;
+    }
+    let button = IncidentButton::from_verb(parts.next()?)?;
+    Some((button, parts.next()?.parse().ok()?))
+}
+
+pub fn incident_title(incident: &Incident) -> String {
+    DiscordMarkup.fit_plain(
+        &crate::chat::incident::title(incident, &DiscordMarkup),
+        limits::TITLE,
+    )
+}
+
+/// An incident's card as an embed: the summary in its description, samples, languages,
+/// authors and the bulk answer as fields, within the embed's limits.
+pub fn incident_embed(incident: &Incident) -> CreateEmbed {
+    let d = &DiscordMarkup;
+    let text = crate::chat::incident::text(incident, d, 300);
+    let fit = |s: &str, max: usize| crate::chat::markup::cut_to(s, max);
+    let mut embed = CreateEmbed::new()
+        .title(incident_title(incident))
+        .colour(0x00e6_7e22)
+        .description(fit(&text.summary, limits::DESCRIPTION))
+        .field(
+            "Languages",
+            fit(&text.languages, limits::FIELD_VALUE),
+            false,
+        );
+    for (n, sample) in text.samples.iter().enumerate() {
+        embed = embed.field(
+            format!("Sample {}", n + 1),
+            fit(sample, limits::FIELD_VALUE),
+            false,
+        );
+    }
+    embed = embed.field("Authors", fit(&text.authors, limits::FIELD_VALUE), false);
+    if !text.bulk.is_empty() {
+        embed = embed.field("Bulk answer", fit(&text.bulk, limits::FIELD_VALUE), false);
+    }
+    embed.footer(CreateEmbedFooter::new(fit(&text.hint, limits::FOOTER)))
+}
+
+pub fn incident_buttons(incident: &Incident) -> Vec<CreateActionRow> {
+    let row: Vec<CreateButton> = IncidentButton::for_incident(incident)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (b, label))| {
+            CreateButton::new(incident_custom_id(b, incident.id))
+                .label(truncate(&label, limits::BUTTON_LABEL))
+                .style(if i == 0 {
+                    ButtonStyle::Primary
+                } else {
+                    ButtonStyle::Secondary
+                })
+        })
+        .collect();
+    if row.is_empty() {
+        Vec::new()
+    } else {
+        vec![CreateActionRow::Buttons(row)]
+    }
+}
+
+/// The bulk answer form: a text per language (at most four, Discord forms hold five
+/// fields), every other language last and required.
+pub fn bulk_modal(incident: &Incident, drafts: &[(String, String)]) -> CreateModal {
+    let rows = crate::chat::incident::form_languages(incident, 4)
+        .into_iter()
+        .map(|language| {
+            let mut input = CreateInputText::new(
+                InputTextStyle::Paragraph,
+                truncate(
+                    &crate::chat::incident::form_label(&language, incident),
+                    limits::INPUT_LABEL,
+                ),
+                format!("{BULK_FIELD}{language}"),
+            )
+            .placeholder(truncate(
+                "One reply to each member; {author} is their @handle",
+                limits::PLACEHOLDER,
+            ))
+            .required(language.is_empty())
+            .max_length(limits::INPUT_VALUE as u16);
+            if let Some((_, draft)) = drafts.iter().find(|(l, _)| *l == language) {
+                input = input.value(crate::chat::markup::cut_to(draft, limits::INPUT_VALUE));
+            }
+            CreateActionRow::InputText(input)
+        })
+        .collect();
+    CreateModal::new(
+        format!("{BULK_MODAL}:{}", incident.id),
+        truncate(
+            &format!("Answer incident #{}", incident.id),
+            limits::MODAL_TITLE,
+        ),
+    )
+    .components(rows)
 }
 
 /// `mb:claim:42` → (Claim, 42). None for anything we did not make.
@@ -480,6 +595,33 @@ pub fn command() -> CreateCommand {
     for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
         cmd = cmd.add_option(ticket_option(verb));
     }
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "incident",
+            "List an incident's members",
+        )
+        .add_sub_option(
+            CreateCommandOption::new(CommandOptionType::Integer, "incident", "Incident number")
+                .required(true)
+                .min_int_value(1),
+        )
+        .add_sub_option(
+            CreateCommandOption::new(CommandOptionType::Integer, "page", "Page").min_int_value(1),
+        ),
+    );
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "split",
+            "Give an incident's member its own card",
+        )
+        .add_sub_option(
+            CreateCommandOption::new(CommandOptionType::Integer, "ticket", "Ticket number")
+                .required(true)
+                .min_int_value(1),
+        ),
+    );
     cmd = cmd.add_option(
         ticket_option("dm").add_sub_option(
             CreateCommandOption::new(

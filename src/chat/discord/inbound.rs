@@ -5,9 +5,11 @@
 use super::card;
 use super::Discord;
 use crate::chat::command::{done_sentence, Command, CommandError, OptionValue};
+use crate::chat::incident::IncidentButton;
 use crate::chat::markup::cut_to;
 use crate::chat::CardButton;
-use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
+use crate::domain::incident::BulkControl;
+use crate::domain::{AgentAction, AgentRef, IncidentId, Rejection, SurfaceKind, TicketId};
 use crate::ports::ActError;
 use crate::wire::request_path::{self, IdShape};
 use reqwest::Method;
@@ -274,6 +276,26 @@ impl Discord {
                 Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
             };
         }
+        if let Some((button, incident)) = card::parse_incident_custom_id(&c.data.custom_id) {
+            let control = match button {
+                IncidentButton::Answer => {
+                    return match self.desk.bulk_form(&who, incident).await {
+                        Ok((incident, drafts)) => {
+                            CreateInteractionResponse::Modal(card::bulk_modal(&incident, &drafts))
+                        }
+                        Err(e) => ephemeral(format!("Incident #{incident}: {e}")),
+                    }
+                }
+                IncidentButton::Pause => BulkControl::Pause,
+                IncidentButton::Resume => BulkControl::Resume,
+                IncidentButton::Cancel => BulkControl::Cancel,
+            };
+            return match self.desk.bulk_control(&who, incident, control).await {
+                // The card itself is updated by the outbox.
+                Ok(_) => CreateInteractionResponse::Acknowledge,
+                Err(e) => ephemeral(format!("Incident #{incident}: {e}")),
+            };
+        }
         let Some((button, ticket)) = card::parse_custom_id(&c.data.custom_id) else {
             tracing::warn!(custom_id = %c.data.custom_id, user = %who.user_id, "unknown button pressed; nothing changed");
             return ephemeral(
@@ -304,6 +326,36 @@ impl Discord {
 
     async fn on_modal(&self, m: &ModalInteraction) -> CreateInteractionResponse {
         let who = actor(m.member.as_ref(), &m.user);
+        if let Some(rest) = m
+            .data
+            .custom_id
+            .strip_prefix(card::BULK_MODAL)
+            .and_then(|r| r.strip_prefix(':'))
+        {
+            let Ok(incident) = rest.parse::<IncidentId>() else {
+                return ephemeral("This form is not one mentionbridge knows. Nothing was sent.");
+            };
+            let texts: std::collections::BTreeMap<String, String> = m
+                .data
+                .components
+                .iter()
+                .flat_map(|row| row.components.iter())
+                .filter_map(|c| match c {
+                    ActionRowComponent::InputText(t) => Some((
+                        t.custom_id.strip_prefix(card::BULK_FIELD)?.to_string(),
+                        t.value.clone()?,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            return match self.desk.bulk_answer(&who, incident, texts).await {
+                Ok(i) => ephemeral(format!(
+                    "Bulk answer for incident #{} started: one reply per member, at each platform's pace; its progress shows on the card.",
+                    i.id
+                )),
+                Err(e) => ephemeral(format!("Incident #{incident}: {e} Nothing was sent.")),
+            };
+        }
         let parsed = [(card::REPLY_MODAL, false), (card::PRIVATE_MODAL, true)]
             .into_iter()
             .find_map(|(prefix, private)| {
@@ -396,6 +448,21 @@ impl Discord {
                     }),
             ),
             Command::Canned => ephemeral_words(desk.canned_list(&who).await),
+            Command::Incident { incident, page } => {
+                ephemeral_rendered(desk.incident_members(&who, incident, page).await.map(|p| {
+                    crate::chat::incident::members_list(
+                        &p,
+                        &card::DiscordMarkup,
+                        card::limits::CONTENT,
+                    )
+                }))
+            }
+            Command::Split { ticket } => ephemeral_words(desk.split(&who, ticket).await.map(|i| {
+                format!(
+                    "Done: ticket #{ticket} left incident #{}; its own card is on its way.",
+                    i.id
+                )
+            })),
             Command::Stats { window } => ephemeral_words(desk.stats(&who, &window).await),
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),

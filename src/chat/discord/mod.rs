@@ -12,6 +12,7 @@ pub mod signature;
 
 use crate::chat::markup::cut_to;
 use crate::config::{DiscordConfig, Secret};
+use crate::domain::incident::Incident;
 use crate::domain::CardRef;
 use crate::domain::{Note, SurfaceKind, Ticket};
 use crate::ports::DeliveryError;
@@ -404,7 +405,17 @@ impl Discord {
         ticket: &Ticket,
         message_id: &str,
     ) -> Result<Option<String>, DeliveryError> {
-        let body = json!({"name": card::thread_name(ticket), "auto_archive_duration": 10080});
+        self.open_thread_named(&card::thread_name(ticket), message_id)
+            .await
+    }
+
+    /// A thread started from the card `message_id`, for its notes.
+    async fn open_thread_named(
+        &self,
+        name: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, DeliveryError> {
+        let body = json!({"name": name, "auto_archive_duration": 10080});
         let path = request_path::path(
             "/channels/{}/messages/{}/threads",
             &[
@@ -423,7 +434,7 @@ impl Discord {
                 Ok(Some(message_id.to_string()))
             }
             Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {
-                tracing::warn!(ticket = %ticket.id, %reason, "could not open a thread for the card; notes will be replies to it");
+                tracing::warn!(thread = %name, %reason, "could not open a thread for the card; notes will be replies to it");
                 Ok(None)
             }
             Err(retry) => Err(retry),
@@ -477,6 +488,104 @@ impl Discord {
             message_id,
             thread_id,
         })
+    }
+
+    /// A nonce for an incident's card, stable across retries (see [`Self::card_nonce`]).
+    fn incident_nonce(incident: &Incident) -> String {
+        format!(
+            "mbi{}x{:x}",
+            incident.id,
+            incident.opened_at.timestamp_millis() % 0xffff_ffff
+        )
+    }
+
+    async fn post_incident_card_inner(
+        &self,
+        incident: &Incident,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        let title = card::incident_title(incident);
+        let existing = if maybe_posted {
+            let recent = self
+                .call(
+                    Method::GET,
+                    &(messages_path(&self.config.channel_id)? + "?limit=100"),
+                    None,
+                )
+                .await?;
+            let ours = self.bot_user_id();
+            recent.as_array().into_iter().flatten().find_map(|m| {
+                let by_us = ours.is_none() || m["author"]["id"].as_str() == ours.as_deref();
+                (by_us && m["embeds"][0]["title"] == title.as_str())
+                    .then(|| m["id"].as_str().map(String::from))
+                    .flatten()
+            })
+        } else {
+            None
+        };
+        let message_id = match existing {
+            Some(id) => {
+                tracing::info!(incident = %incident.id, message = %id, "Discord incident card was already posted before the restart; adopting it");
+                id
+            }
+            None => {
+                let msg = CreateMessage::new()
+                    .embed(card::incident_embed(incident))
+                    .components(card::incident_buttons(incident))
+                    .nonce(serenity::all::Nonce::String(Self::incident_nonce(incident)))
+                    .enforce_nonce(true)
+                    .allowed_mentions(CreateAllowedMentions::new());
+                let body = serde_json::to_value(msg).expect("message serializes");
+                let posted = self
+                    .call(
+                        Method::POST,
+                        &messages_path(&self.config.channel_id)?,
+                        Some(&body),
+                    )
+                    .await?;
+                posted["id"].as_str().map(String::from).ok_or_else(|| {
+                    DeliveryError::retry(
+                        "Discord accepted the incident card but sent no message id",
+                    )
+                })?
+            }
+        };
+        let name = cut_to(
+            &format!("Incident #{}", incident.id),
+            card::limits::THREAD_NAME,
+        );
+        let thread_id = self.open_thread_named(&name, &message_id).await?;
+        Ok(CardRef {
+            surface: SurfaceKind::Discord,
+            channel: self.config.channel_id.clone(),
+            message_id,
+            thread_id,
+        })
+    }
+
+    async fn update_incident_card_inner(
+        &self,
+        card: &CardRef,
+        incident: &Incident,
+    ) -> Result<(), DeliveryError> {
+        let edit = EditMessage::new()
+            .allowed_mentions(CreateAllowedMentions::new())
+            .embed(card::incident_embed(incident))
+            .components(card::incident_buttons(incident));
+        let body = serde_json::to_value(edit).expect("edit serializes");
+        self.call(
+            Method::PATCH,
+            &request_path::path(
+                "/channels/{}/messages/{}",
+                &[
+                    ("Discord channel id", IdShape::Snowflake, &card.channel),
+                    ("Discord message id", IdShape::Snowflake, &card.message_id),
+                ],
+            )?,
+            Some(&body),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn update_card_inner(
@@ -630,6 +739,22 @@ impl Surface for Discord {
 
     async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError> {
         self.update_card_inner(card, ticket).await
+    }
+
+    async fn post_incident_card(
+        &self,
+        incident: &Incident,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_incident_card_inner(incident, maybe_posted).await
+    }
+
+    async fn update_incident_card(
+        &self,
+        card: &CardRef,
+        incident: &Incident,
+    ) -> Result<(), DeliveryError> {
+        self.update_incident_card_inner(card, incident).await
     }
 
     async fn post_note(

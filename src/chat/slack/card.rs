@@ -1,10 +1,13 @@
 //! How a ticket looks in Slack: the Block Kit card, the reply modal, thread notes and the
 //! `/mentions` list. Pure functions from domain values to slack-morphism types.
 
+use crate::chat::incident::IncidentButton;
 use crate::chat::markup::{safe_url, surface_len};
 use crate::chat::{CardButton, Markup};
 use crate::domain::canned::CannedReply;
+use crate::domain::incident::Incident;
 use crate::domain::text::TextRules;
+use crate::domain::IncidentId;
 use crate::domain::{
     Note, ReplyState, Stage, SurfaceKind, Ticket, TicketId, Visibility, CLOCK_SKEW_SHOWN_MINUTES,
 };
@@ -18,6 +21,13 @@ pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_CALLBACK: &str = "mb_reply_private";
 pub const ACK_BLOCK: &str = "ack";
 pub const CANNED_ACTION: &str = "mb_canned";
+pub const INCIDENT_EVENT: &str = "mentionbridge_incident";
+pub const BULK_CALLBACK: &str = "mb_bulk";
+pub const BULK_INPUT: &str = "text";
+/// Block ids of the bulk answer form's fields: `lang_<code>`, `lang_any` for every other
+/// language.
+const BULK_BLOCK: &str = "lang_";
+const ANY_LANGUAGE: &str = "any";
 
 /// Slack `action_id`s of the card's buttons: `mb_<verb>`.
 pub fn action_id(button: CardButton) -> String {
@@ -26,6 +36,159 @@ pub fn action_id(button: CardButton) -> String {
 
 pub fn button_of_action_id(id: &str) -> Option<CardButton> {
     id.strip_prefix("mb_").and_then(CardButton::from_verb)
+}
+
+/// Slack `action_id`s of an incident card's buttons: `mbi_<verb>`.
+pub fn incident_action_id(button: IncidentButton) -> String {
+    format!("mbi_{}", button.verb())
+}
+
+pub fn incident_button_of_action_id(id: &str) -> Option<IncidentButton> {
+    id.strip_prefix("mbi_").and_then(IncidentButton::from_verb)
+}
+
+/// An incident's card: what the storm is about, how big and fast, samples, languages,
+/// authors, the bulk answer's progress, and its buttons.
+pub fn incident_blocks(incident: &Incident) -> Vec<SlackBlock> {
+    let t = &SlackMarkup;
+    let text = crate::chat::incident::text(incident, t, 600);
+    let context = |s: String| -> SlackBlock {
+        SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+            SlackBlockMarkDownText::new(crate::chat::markup::cut_to(&s, limits::TEXT)),
+        )])
+        .into()
+    };
+    let mut blocks: Vec<SlackBlock> = vec![SlackSectionBlock::new()
+        .with_text(md(crate::chat::markup::cut_to(
+            &format!("*{}*\n{}", text.title, text.summary),
+            limits::TEXT,
+        )))
+        .into()];
+    blocks.push(context(text.languages));
+    for sample in text.samples {
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md(crate::chat::markup::cut_to(&sample, limits::TEXT)))
+                .into(),
+        );
+    }
+    blocks.push(context(text.authors));
+    if !text.bulk.is_empty() {
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md(crate::chat::markup::cut_to(&text.bulk, limits::TEXT)))
+                .into(),
+        );
+    }
+    blocks.push(context(text.hint));
+    let buttons: Vec<SlackActionBlockElement> = IncidentButton::for_incident(incident)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (b, label))| {
+            let mut el =
+                SlackBlockButtonElement::new(t.fit_plain(&label, limits::OPTION_TEXT).into())
+                    .with_action_id(incident_action_id(b).into())
+                    .with_value(incident.id.to_string());
+            if i == 0 {
+                el = el.with_style(SlackBlockButtonStyle::Primary);
+            }
+            el.into()
+        })
+        .collect();
+    if !buttons.is_empty() {
+        blocks.push(
+            SlackActionsBlock::new(buttons)
+                .with_block_id(format!("mbi_actions_{}", incident.id).into())
+                .into(),
+        );
+    }
+    blocks
+}
+
+pub fn incident_content(incident: &Incident) -> SlackMessageContent {
+    let fallback = format!(
+        "{}: {} mentions",
+        crate::chat::incident::title(incident, &SlackMarkup),
+        incident.members
+    );
+    SlackMessageContent::new()
+        .with_text(crate::chat::markup::cut_to(&fallback, limits::FALLBACK))
+        .with_blocks(incident_blocks(incident))
+        .with_metadata(
+            SlackMessageMetadata::new(INCIDENT_EVENT.into()).with_event_payload(HashMap::from([(
+                "incident_id".to_string(),
+                incident.id.to_string(),
+            )])),
+        )
+}
+
+/// The incident a message's metadata names, if it is one of our incident cards.
+pub fn incident_of_metadata(metadata: Option<&SlackMessageMetadata>) -> Option<IncidentId> {
+    let m = metadata?;
+    if m.event_type != INCIDENT_EVENT {
+        return None;
+    }
+    m.event_payload.as_ref()?.get("incident_id")?.parse().ok()
+}
+
+/// The bulk answer form: a text per language (`drafts`: language → a canned reply to
+/// start from), every other language last and required.
+pub fn bulk_modal(incident: &Incident, drafts: &[(String, String)]) -> SlackView {
+    let t = &SlackMarkup;
+    let head = match incident.samples.first() {
+        Some(s) => format!(
+            "*{}*\nOne reply to each member, in the thread of their own post, each exactly once. Variables: `{{author}}`, `{{author_name}}`, `{{agent}}`, `{{ticket}}`, `{{brand}}`.\n{}",
+            t.fit(&crate::chat::incident::title(incident, t), 300).0,
+            t.fit_quote(&s.text, 1000).0
+        ),
+        None => t.fit(&crate::chat::incident::title(incident, t), 300).0,
+    };
+    let mut blocks: Vec<SlackBlock> = vec![SlackSectionBlock::new()
+        .with_text(md(crate::chat::markup::cut_to(&head, limits::TEXT)))
+        .into()];
+    for language in crate::chat::incident::form_languages(incident, 5) {
+        let mut input = SlackBlockPlainTextInputElement::new()
+            .with_action_id(BULK_INPUT.into())
+            .with_multiline(true);
+        if let Some((_, draft)) = drafts.iter().find(|(l, _)| *l == language) {
+            input = input.with_initial_value(crate::chat::markup::cut_to(draft, limits::TEXT));
+        }
+        let block = format!(
+            "{BULK_BLOCK}{}",
+            if language.is_empty() {
+                ANY_LANGUAGE
+            } else {
+                language.as_str()
+            }
+        );
+        let label = t.fit_plain(
+            &crate::chat::incident::form_label(&language, incident),
+            limits::LABEL.min(150),
+        );
+        blocks.push(
+            SlackInputBlock::new(label.into(), input.into())
+                .with_block_id(block.into())
+                .with_optional(!language.is_empty())
+                .into(),
+        );
+    }
+    SlackView::Modal(
+        SlackModalView::new("Answer the incident".into(), blocks)
+            .with_submit("Send to all".into())
+            .with_close("Cancel".into())
+            .with_callback_id(BULK_CALLBACK.into())
+            .with_private_metadata(incident.id.to_string()),
+    )
+}
+
+/// The language a bulk form field's block id stands for (`""`: every other language).
+pub fn bulk_language_of_block(block: &str) -> Option<String> {
+    let code = block.strip_prefix(BULK_BLOCK)?;
+    Some(if code == ANY_LANGUAGE {
+        String::new()
+    } else {
+        code.to_string()
+    })
 }
 
 /// Escape text for mrkdwn: Slack treats `&`, `<` and `>` as control characters (every
@@ -478,4 +641,4 @@ pub fn open_list(open: &crate::ports::OpenTickets) -> String {
     crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
-pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions stats [24h|7d|30d]`";
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions stats [24h|7d|30d]` · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";

@@ -4,8 +4,10 @@
 use super::card;
 use super::Slack;
 use crate::chat::command::{done_sentence, Command, CommandError};
+use crate::chat::incident::IncidentButton;
 use crate::chat::CardButton;
-use crate::domain::{AgentAction, AgentRef, Rejection, SurfaceKind, TicketId};
+use crate::domain::incident::BulkControl;
+use crate::domain::{AgentAction, AgentRef, IncidentId, Rejection, SurfaceKind, TicketId};
 use crate::ports::ActError;
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
@@ -146,6 +148,22 @@ impl Slack {
                 }
                 continue;
             }
+            if let Some(button) = card::incident_button_of_action_id(action.action_id.as_ref()) {
+                let result = match action.value.as_deref().and_then(|v| v.parse().ok()) {
+                    Some(incident) => {
+                        self.on_incident_button(button, incident, &actor, &ev.trigger_id)
+                            .await
+                    }
+                    None => Err(ActError::Invalid(
+                        "That button carries no incident number. Nothing changed.".into(),
+                    )),
+                };
+                if let Err(e) = result {
+                    self.ephemeral(&channel, &actor.user_id, &e.to_string())
+                        .await;
+                }
+                continue;
+            }
             let Some(button) = card::button_of_action_id(action.action_id.as_ref()) else {
                 tracing::warn!(action_id = %action.action_id, user = %actor.user_id, "unknown button pressed; nothing changed");
                 self.ephemeral(
@@ -187,6 +205,71 @@ impl Slack {
                 self.ephemeral(&channel, &actor.user_id, &format!("Ticket #{ticket}: {e}"))
                     .await;
             }
+        }
+    }
+
+    /// An incident card's button: the bulk answer form, or a step of the bulk answer.
+    async fn on_incident_button(
+        &self,
+        button: IncidentButton,
+        incident: IncidentId,
+        actor: &AgentRef,
+        trigger: &SlackTriggerId,
+    ) -> Result<(), ActError> {
+        let control = match button {
+            IncidentButton::Answer => {
+                let (incident, drafts) = self.desk.bulk_form(actor, incident).await?;
+                let view = card::bulk_modal(&incident, &drafts);
+                if let Err(e) = self
+                    .session()
+                    .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
+                    .await
+                {
+                    tracing::warn!(incident = %incident.id, error = %super::delivery_error("views.open", e), "could not open the bulk answer form");
+                }
+                return Ok(());
+            }
+            IncidentButton::Pause => BulkControl::Pause,
+            IncidentButton::Resume => BulkControl::Resume,
+            IncidentButton::Cancel => BulkControl::Cancel,
+        };
+        self.desk
+            .bulk_control(actor, incident, control)
+            .await
+            .map(drop)
+    }
+
+    /// The bulk answer form was sent: inline errors, or None when it was accepted.
+    async fn on_bulk_submission(
+        &self,
+        ev: &SlackInteractionViewSubmissionEvent,
+        metadata: Option<&str>,
+    ) -> Option<HashMap<String, String>> {
+        let error = |msg: String| Some(HashMap::from([("lang_any".to_string(), msg)]));
+        let Some(incident) = metadata.and_then(|m| m.parse::<IncidentId>().ok()) else {
+            return error("This form lost its incident number; close it and press the button on the card again.".into());
+        };
+        let mut texts = std::collections::BTreeMap::new();
+        if let Some(state) = ev.view.state_params.state.as_ref() {
+            for (block, fields) in &state.values {
+                let Some(language) = card::bulk_language_of_block(block.as_ref()) else {
+                    continue;
+                };
+                if let Some(text) = fields
+                    .get(&card::BULK_INPUT.into())
+                    .and_then(|v| v.value.clone())
+                {
+                    texts.insert(language, text);
+                }
+            }
+        }
+        let actor = agent(
+            &ev.user.id,
+            ev.user.username.as_ref().or(ev.user.name.as_ref()),
+        );
+        match self.desk.bulk_answer(&actor, incident, texts).await {
+            Ok(_) => None,
+            Err(e) => error(e.to_string()),
         }
     }
 
@@ -239,6 +322,11 @@ impl Slack {
         let private = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
             Some(card::REPLY_CALLBACK) => false,
             Some(card::PRIVATE_CALLBACK) => true,
+            Some(card::BULK_CALLBACK) => {
+                return self
+                    .on_bulk_submission(&ev, modal.private_metadata.as_deref())
+                    .await
+            }
             _ => return None,
         };
         let error = |msg: String| Some(HashMap::from([(card::REPLY_BLOCK.to_string(), msg)]));
@@ -323,6 +411,25 @@ impl Slack {
             ),
             Command::Canned => ephemeral_words(desk.canned_list(&actor).await),
             Command::Help => ephemeral_response(card::USAGE),
+            Command::Incident { incident, page } => ephemeral_rendered(
+                desk.incident_members(&actor, incident, page)
+                    .await
+                    .map(|p| {
+                        crate::chat::incident::members_list(
+                            &p,
+                            &card::SlackMarkup,
+                            card::limits::FALLBACK,
+                        )
+                    }),
+            ),
+            Command::Split { ticket } => {
+                ephemeral_words(desk.split(&actor, ticket).await.map(|i| {
+                    format!(
+                        "Done: ticket #{ticket} left incident #{}; its own card is on its way.",
+                        i.id
+                    )
+                }))
+            }
             Command::Act { ticket, action } => {
                 let done = done_sentence(ticket, &action);
                 match desk.act(ticket, action, &actor).await {

@@ -9,6 +9,7 @@ pub mod signature;
 mod socket;
 
 use crate::config::SlackConfig;
+use crate::domain::incident::Incident;
 use crate::domain::CardRef;
 use crate::domain::{Note, SurfaceKind, Ticket};
 use crate::ports::DeliveryError;
@@ -247,8 +248,21 @@ impl Slack {
     }
 
     async fn find_card(&self, ticket: &Ticket) -> Result<Option<CardRef>, DeliveryError> {
-        let oldest =
-            (ticket.opened_at - chrono::Duration::minutes(1)).max(DateTime::<Utc>::UNIX_EPOCH);
+        self.find_posted(ticket.opened_at, |metadata| {
+            card::ticket_of_metadata(metadata)
+                == Some((ticket.id, ticket.mention.remote_id.clone()))
+        })
+        .await
+    }
+
+    /// Our message in the cards channel since `since` whose metadata `ours` recognises
+    /// (a card posted by a try whose answer was lost).
+    async fn find_posted(
+        &self,
+        since: DateTime<Utc>,
+        ours: impl Fn(Option<&SlackMessageMetadata>) -> bool,
+    ) -> Result<Option<CardRef>, DeliveryError> {
+        let oldest = (since - chrono::Duration::minutes(1)).max(DateTime::<Utc>::UNIX_EPOCH);
         let mut cursor: Option<SlackCursorId> = None;
         for _page in 0..10 {
             let mut req = SlackApiConversationsHistoryRequest::new()
@@ -267,10 +281,10 @@ impl Slack {
                     move || async move { self.session().conversations_history(req).await },
                 )
                 .await?;
-            let found = resp.messages.iter().find(|m| {
-                card::ticket_of_metadata(m.content.metadata.as_ref())
-                    == Some((ticket.id, ticket.mention.remote_id.clone()))
-            });
+            let found = resp
+                .messages
+                .iter()
+                .find(|m| ours(m.content.metadata.as_ref()));
             if let Some(m) = found {
                 return Ok(Some(CardRef {
                     surface: SurfaceKind::Slack,
@@ -326,6 +340,62 @@ impl Slack {
             message_id: resp.ts.to_string(),
             thread_id: None,
         })
+    }
+
+    async fn post_incident_card_inner(
+        &self,
+        incident: &Incident,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        if maybe_posted {
+            let found = self
+                .find_posted(incident.opened_at, |metadata| {
+                    card::incident_of_metadata(metadata) == Some(incident.id)
+                })
+                .await?;
+            if let Some(found) = found {
+                tracing::info!(incident = %incident.id, ts = %found.message_id, "incident card was already posted before the restart; adopting it");
+                return Ok(found);
+            }
+        }
+        let req = SlackApiChatPostMessageRequest::new(
+            self.config.channel.clone().into(),
+            card::incident_content(incident),
+        )
+        .with_unfurl_links(false)
+        .with_unfurl_media(false);
+        let req = &req;
+        let resp = self
+            .paced(
+                "chat.postMessage",
+                &self.config.channel,
+                move || async move { self.session().chat_post_message(req).await },
+            )
+            .await?;
+        Ok(CardRef {
+            surface: SurfaceKind::Slack,
+            channel: resp.channel.to_string(),
+            message_id: resp.ts.to_string(),
+            thread_id: None,
+        })
+    }
+
+    async fn update_incident_card_inner(
+        &self,
+        card: &CardRef,
+        incident: &Incident,
+    ) -> Result<(), DeliveryError> {
+        let req = SlackApiChatUpdateRequest::new(
+            card.channel.clone().into(),
+            card::incident_content(incident),
+            card.message_id.clone().into(),
+        );
+        let req = &req;
+        self.paced("chat.update", &card.channel, move || async move {
+            self.session().chat_update(req).await
+        })
+        .await?;
+        Ok(())
     }
 
     async fn update_card_inner(
@@ -503,6 +573,22 @@ impl Surface for Slack {
 
     async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError> {
         self.update_card_inner(card, ticket).await
+    }
+
+    async fn post_incident_card(
+        &self,
+        incident: &Incident,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_incident_card_inner(incident, maybe_posted).await
+    }
+
+    async fn update_incident_card(
+        &self,
+        card: &CardRef,
+        incident: &Incident,
+    ) -> Result<(), DeliveryError> {
+        self.update_incident_card_inner(card, incident).await
     }
 
     async fn post_note(

@@ -153,6 +153,12 @@ impl Budget {
     }
 }
 
+/// Whether today's (UTC) X requests, as the store counted them, reach `limit`: a bulk
+/// answer waits for the next day rather than spend what polling needs.
+pub async fn spent_today(store: &dyn Store, limit: u32) -> bool {
+    read_count(store, Utc::now().date_naive()).await >= limit
+}
+
 fn budget_key(day: NaiveDate) -> String {
     format!("x:budget:{}", day.format("%Y-%m-%d"))
 }

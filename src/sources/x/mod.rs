@@ -26,6 +26,7 @@ mod request;
 mod stream;
 mod wire;
 
+pub use budget::spent_today;
 pub use poll::mentions_in_page;
 pub use stream::mentions_in_stream;
 

@@ -34,16 +34,18 @@ mod index;
 mod schema;
 
 use crate::config::PostgresConfig;
+use crate::domain::incident::Incident;
 use crate::domain::intake::{self, Intake};
 use crate::domain::routes::Routes;
 use crate::domain::{
-    apply_system, AuditEntry, CardRef, Effect, Mention, Note, SurfaceKind, SystemEvent, Ticket,
-    TicketId, Transition,
+    apply_system, AuditEntry, CardRef, Effect, IncidentId, Mention, Note, SurfaceKind, SystemEvent,
+    Ticket, TicketId, Transition,
 };
 use crate::ports::tally;
 use crate::ports::{
-    ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, Ingested, Job, Judge, Lease,
-    LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    ActOutcome, AuditPos, Claimed, Decide, Delivery, Due, Fence, IncidentDecide, Ingested, Job,
+    Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS,
+    SEEN_EVENTS_FOR,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool, PoolError};
@@ -367,6 +369,28 @@ impl PostgresStore {
             )
             .await?;
         }
+        for incident in &snap.incidents {
+            put_incident(&tx, incident).await?;
+        }
+        let members: Vec<(i64, i64)> = snap
+            .tickets
+            .iter()
+            .filter_map(|t| Some((sql_id(t.incident?.0)?, sql_id(t.id.0)?)))
+            .collect();
+        for chunk in members.chunks(IMPORT_ROWS) {
+            let (incidents, tickets): (Vec<i64>, Vec<i64>) = chunk.iter().copied().unzip();
+            tx.execute(
+                "INSERT INTO incident_members (incident, ticket)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                &[&incidents, &tickets],
+            )
+            .await?;
+        }
+        tx.execute(
+            "UPDATE counters SET value = $1 WHERE name = 'next_incident'",
+            &[&id(snap.next_incident.max(1))?],
+        )
+        .await?;
         for job in &snap.jobs {
             let queued = QueuedJob {
                 effect: job.effect.clone(),
@@ -513,6 +537,11 @@ impl PostgresStore {
                 if ingested.record(&decided) {
                     next += 1;
                 }
+                if let Intake::Opened(tr) = &decided {
+                    if let Some(at) = intake::cards_not_before(&self.routes, &tr.ticket) {
+                        written.held.push((tr.ticket.id, at));
+                    }
+                }
                 let (Intake::Opened(tr) | Intake::FollowUp(tr)) = decided else {
                     continue;
                 };
@@ -534,6 +563,7 @@ impl PostgresStore {
             done.push(ingested);
         }
         written.write(&tx, &known, now, &self.routes).await?;
+        written.hold_cards(&tx).await?;
         if next != first {
             let next = sql_id(next).ok_or_else(|| unreadable("ticket numbers ran out"))?;
             tx.execute(
@@ -732,10 +762,133 @@ impl PostgresStore {
                 remember_keys(&tx, &raw_keys, &vec![id; raw_keys.len()]).await?;
             }
             let tr = apply_system(&ticket, ev.clone(), now);
+            if let Some(id) = ticket.incident {
+                // After the ticket's lock, as every change of an incident takes them.
+                if let Some(mut incident) = lock_incident(&tx, id).await? {
+                    let was = incident.clone();
+                    incident.count_outcome(&ticket, &tr.ticket, now);
+                    if incident != was {
+                        put_incident(&tx, &incident).await?;
+                    }
+                }
+            }
             commit_transition(&tx, Some(&ticket), &tr, now, &self.routes).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// [`Store::change_incident`] in one transaction: the tickets named are locked first
+    /// (in number order, as everything that locks several does), then the incident (or
+    /// the incident counter, for a new one).
+    async fn change_incident_once(
+        &self,
+        id: Option<IncidentId>,
+        tickets: &[TicketId],
+        decide: &IncidentDecide<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let ids: Vec<i64> = tickets.iter().filter_map(|t| sql_id(t.0)).collect();
+        let rows = tx
+            .query(
+                "SELECT body::text FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )
+            .await?;
+        let read: Vec<Ticket> = rows
+            .iter()
+            .map(|r| json_of(r, 0))
+            .collect::<Result<_, _>>()?;
+        let (stored, number) = match id {
+            Some(id) => match lock_incident(&tx, id).await? {
+                Some(incident) => (Some(incident), id),
+                None => return Err(StoreError::NoSuchIncident(id)),
+            },
+            None => {
+                let row = tx
+                    .query_opt(
+                        "SELECT value FROM counters WHERE name = 'next_incident' FOR UPDATE",
+                        &[],
+                    )
+                    .await?
+                    .ok_or_else(|| unreadable("the incident counter is missing"))?;
+                (None, IncidentId(id_of(&row, 0)?))
+            }
+        };
+        let Some(change) = decide(stored.as_ref(), number, &read) else {
+            return Ok(None);
+        };
+        let number_sql = sql_id(number.0).ok_or_else(|| unreadable("incident numbers ran out"))?;
+        if id.is_none() {
+            tx.execute(
+                "UPDATE counters SET value = $1 WHERE name = 'next_incident'",
+                &[&(number_sql + 1)],
+            )
+            .await?;
+        }
+        let joining: HashSet<TicketId> = change.join.iter().copied().collect();
+        let leaving: HashSet<TicketId> = change.leave.iter().copied().collect();
+        let mut changed: Vec<(Ticket, Ticket)> = Vec::new();
+        for t in &read {
+            let becomes = if joining.contains(&t.id) && t.incident.is_none() {
+                Some(Some(number))
+            } else if leaving.contains(&t.id) && t.incident == Some(number) {
+                Some(None)
+            } else {
+                None
+            };
+            if let Some(incident) = becomes {
+                let mut member = t.clone();
+                member.incident = incident;
+                changed.push((t.clone(), member));
+            }
+        }
+        let rows: Vec<(Option<&Ticket>, &Ticket)> =
+            changed.iter().map(|(old, new)| (Some(old), new)).collect();
+        index::upsert_tickets(&tx, &rows, &self.routes).await?;
+        let (joined, left): (Vec<i64>, Vec<i64>) = {
+            let mut joined = Vec::new();
+            let mut left = Vec::new();
+            for (_, t) in &changed {
+                let id = sql_id(t.id.0).ok_or(StoreError::NoSuchTicket(t.id))?;
+                if t.incident.is_some() {
+                    joined.push(id);
+                } else {
+                    left.push(id);
+                }
+            }
+            (joined, left)
+        };
+        if !joined.is_empty() {
+            tx.execute(
+                "INSERT INTO incident_members (incident, ticket)
+                 SELECT $1, ticket FROM unnest($2::bigint[]) AS m(ticket)
+                 ON CONFLICT DO NOTHING",
+                &[&number_sql, &joined],
+            )
+            .await?;
+        }
+        if !left.is_empty() {
+            tx.execute(
+                "DELETE FROM incident_members WHERE incident = $1 AND ticket = ANY($2)",
+                &[&number_sql, &left],
+            )
+            .await?;
+        }
+        let mut jobs: Vec<(TicketId, &Effect)> =
+            change.effects.iter().map(|e| (DESK_JOBS, e)).collect();
+        jobs.extend(change.ticket_effects.iter().map(|(t, e)| (*t, e)));
+        enqueue_all(&tx, &jobs, now).await?;
+        let audit: Vec<&AuditEntry> = change.audit.iter().collect();
+        append_audits(&tx, &audit).await?;
+        let mut incident = change.incident.clone();
+        incident.id = number;
+        put_incident(&tx, &incident).await?;
+        tx.commit().await?;
+        Ok(Some(incident))
     }
 
     async fn save_card_once(&self, ticket: TicketId, card: &CardRef) -> Result<(), StoreError> {
@@ -1085,9 +1238,33 @@ struct Written<'d> {
     jobs: Vec<(TicketId, Effect)>,
     audit: Vec<AuditEntry>,
     cursors: Vec<(&'d str, &'d [u8])>,
+    /// New tickets whose card waits (for storms), and until when.
+    held: Vec<(TicketId, DateTime<Utc>)>,
 }
 
 impl Written<'_> {
+    /// Once the jobs are queued: each held ticket's card job (its only one: the ticket
+    /// is new) is not due before its time.
+    async fn hold_cards(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let tickets = self
+            .held
+            .iter()
+            .map(|(t, _)| sql_id(t.0).ok_or(StoreError::NoSuchTicket(*t)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let until: Vec<DateTime<Utc>> = self.held.iter().map(|(_, at)| *at).collect();
+        tx.execute(
+            "UPDATE outbox o SET not_before = h.until
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS h(ticket, until)
+             WHERE o.ticket = h.ticket AND o.lane = 'chat'",
+            &[&tickets, &until],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// One statement per table, sent together (the connection pipelines them: one round
     /// trip).
     async fn write(
@@ -1119,6 +1296,31 @@ impl Written<'_> {
         )?;
         Ok(())
     }
+}
+
+/// Incident `id`, locked for the rest of `tx`.
+async fn lock_incident(tx: &Tx<'_>, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+    let Some(id) = sql_id(id.0) else {
+        return Ok(None);
+    };
+    tx.query_opt(
+        "SELECT body::text FROM incidents WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?
+    .map(|row| json_of(&row, 0))
+    .transpose()
+}
+
+async fn put_incident(tx: &Tx<'_>, incident: &Incident) -> Result<(), StoreError> {
+    let id = sql_id(incident.id.0).ok_or_else(|| unreadable("incident numbers ran out"))?;
+    tx.execute(
+        "INSERT INTO incidents (id, body) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+        &[&id, &Json(incident)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Ticket `id`, locked for the rest of `tx`.
@@ -1762,6 +1964,69 @@ impl Store for PostgresStore {
         row.map(|r| id_of(&r, 0))
             .transpose()
             .map(|n| n.unwrap_or(0))
+    }
+
+    async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        let Some(id) = sql_id(id.0) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT body::text FROM incidents WHERE id = $1", &[&id])
+            .await?
+            .map(|row| json_of(&row, 0))
+            .transpose()
+    }
+
+    async fn incidents_after(
+        &self,
+        after: Option<IncidentId>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let after = after.map_or(Some(0), |a| sql_id(a.0));
+        let Some(after) = after else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body::text FROM incidents WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &limit],
+            )
+            .await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
+    async fn incident_members(
+        &self,
+        id: IncidentId,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let (Some(id), Some(after)) = (sql_id(id.0), after.map_or(Some(0), |a| sql_id(a.0))) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT ticket FROM incident_members WHERE incident = $1 AND ticket > $2
+                 ORDER BY ticket LIMIT $3",
+                &[&id, &after, &limit],
+            )
+            .await?;
+        rows.iter().map(|r| id_of(r, 0).map(TicketId)).collect()
+    }
+
+    async fn change_incident(
+        &self,
+        id: Option<IncidentId>,
+        tickets: &[TicketId],
+        decide: &IncidentDecide<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        retrying!(self.change_incident_once(id, tickets, decide, now))
     }
 
     async fn cards(&self, ticket: TicketId) -> Result<Vec<CardRef>, StoreError> {
