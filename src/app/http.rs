@@ -187,6 +187,9 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
             text.push_str(&crate::runtime::duties::exposition(&metrics.replica));
             text.push_str(&metrics.sources.exposition());
             text.push_str(&chat_pacing_exposition(&metrics.surfaces));
+            if let Ok(incidents) = metrics.desk.incidents().await {
+                text.push_str(&crate::reports::incidents_exposition(&incidents));
+            }
             if let Ok(depth) = store.pending_job_count().await {
                 text.push_str(&format!(
                     "# HELP mentionbridge_outbox_depth Jobs waiting in the outbox (shared by every replica).\n# TYPE mentionbridge_outbox_depth gauge\nmentionbridge_outbox_depth {depth}\n"

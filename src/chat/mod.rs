@@ -282,6 +282,10 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
                 ),
             }
         }
+        Note::IncidentPaged { members } => format!(
+            "📣 A storm of mentions for {} (on call): they are on this one card, with one answer for all.",
+            people(members, m)
+        ),
         Note::SplitOff { ticket, by } => format!(
             "↗️ {} split ticket #{ticket} off this incident; it has a card of its own now.",
             m.name(by)

@@ -649,6 +649,19 @@ pub fn bulk_reply(
     Ok(tr)
 }
 
+/// Whether this bulk answer already reached the member (its reply, by the bulk's agent
+/// since it started, is there): a step repeated after a crash, not a member skipped.
+pub fn reached_by(ticket: &Ticket, bulk: &BulkAnswer, brand: &str) -> bool {
+    let Some(text) = bulk.text_for(ticket, brand) else {
+        return false;
+    };
+    let sent = super::compose_reply(&ticket.mention, &text);
+    ticket
+        .replies
+        .iter()
+        .any(|r| !r.auto && r.at >= bulk.started_at && r.by.same_person(&bulk.by) && r.text == sent)
+}
+
 /// The incident's cards were posted (or found): remember them, and page the on-call
 /// agents once (`page`: the note that calls them, if anyone is to be called).
 pub fn cards_posted(

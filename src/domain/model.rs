@@ -633,6 +633,10 @@ pub enum Note {
         by: Option<AgentRef>,
         step: BulkStep,
     },
+    /// A new incident, for whoever is on call: one page for the whole storm.
+    IncidentPaged {
+        members: Vec<String>,
+    },
     /// A member of an incident was split off and got a card of its own.
     SplitOff {
         ticket: TicketId,
@@ -663,6 +667,7 @@ impl Note {
     pub fn pings(&self) -> Vec<String> {
         match self {
             Note::Paged { members }
+            | Note::IncidentPaged { members }
             | Note::SlaWarning { members, .. }
             | Note::SlaBreached { members }
             | Note::Escalated { members, .. }

@@ -516,6 +516,11 @@ pub fn apply_system(ticket: &Ticket, event: SystemEvent, now: DateTime<Utc>) -> 
     if !effects.is_empty() {
         next.updated_at = now;
     }
+    // A storm's member that never had a card of its own has none to keep in sync: what
+    // came back shows on its incident's card.
+    if ticket.incident.is_some() && ticket.stage == Stage::New {
+        effects.retain(|e| !matches!(e, Effect::UpdateCards | Effect::ThreadNote(_)));
+    }
     let audit = audit(ticket, None, what, detail, now);
     Transition {
         ticket: next,

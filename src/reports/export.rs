@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 /// Export columns of a ticket, in order; [`ticket_cells`] gives the values in the same
 /// order, so the CSV header and the JSON keys are one list.
-const TICKET_COLUMNS: [&str; 24] = [
+const TICKET_COLUMNS: [&str; 25] = [
     "id",
     "platform",
     "network",
@@ -38,6 +38,7 @@ const TICKET_COLUMNS: [&str; 24] = [
     "first_responder_name",
     "resolved_at",
     "closed_by_id",
+    "incident",
 ];
 
 const AUDIT_COLUMNS: [&str; 6] = ["ticket", "at", "actor_id", "actor_name", "what", "detail"];
@@ -76,6 +77,7 @@ fn ticket_cells(t: &Ticket) -> [Value; TICKET_COLUMNS.len()] {
         Value::from(first.map(|(_, a)| a.name.clone())),
         resolved_at(t).map_or(Value::Null, time),
         Value::from(t.closed_by.as_ref().map(agent_key)),
+        Value::from(t.incident.map(|i| i.0)),
     ]
 }
 
@@ -168,8 +170,9 @@ pub enum ExportError {
 /// Tickets and audit lines read per page by the exports from a store.
 pub const EXPORT_PAGE: usize = 1000;
 
-/// [`export_jsonl`] of everything in `store`, read `page` records at a time: memory
-/// stays bounded whatever the store holds.
+/// [`export_jsonl`] of everything in `store`, with its incidents between the tickets and
+/// the audit (`"kind":"incident"`, one line each: size, first answer, bulk answer), read
+/// `page` records at a time: memory stays bounded whatever the store holds.
 pub async fn export_jsonl_from(
     store: &dyn Store,
     page: usize,
@@ -180,6 +183,22 @@ pub async fn export_jsonl_from(
         write_json_line(out, "ticket", &TICKET_COLUMNS, &ticket_cells(t))
     })
     .await?;
+    let mut after = None;
+    loop {
+        let incidents = store.incidents_after(after, page).await?;
+        for i in &incidents {
+            write_json_line(
+                out,
+                "incident",
+                &super::INCIDENT_COLUMNS,
+                &super::incident_cells(i),
+            )?;
+        }
+        match incidents.last() {
+            Some(last) if incidents.len() == page => after = Some(last.id),
+            _ => break,
+        }
+    }
     let mut after = None;
     loop {
         let lines = store.audit_after(after, page).await?;

@@ -36,8 +36,11 @@
 //! - **Per shift**: the rotation(s) whose primary shift was on when the ticket was opened
 //!   (`emea`, `americas+apac` during an overlap, `off shift` when nobody was).
 //! - The desk's own off-hours acknowledgement is not a response.
+//! - **Incidents** belong to the window they were opened in; an incident's *first answer*
+//!   runs from its opening to the first published answer to any of its members.
 
 mod export;
+mod incidents;
 mod keys;
 mod numbers;
 mod prometheus;
@@ -47,6 +50,10 @@ mod text;
 
 pub use export::{
     export_csv_from, export_csv_tickets, export_jsonl, export_jsonl_from, ExportError, EXPORT_PAGE,
+};
+pub use incidents::{
+    incident_cells, incident_figures, incidents_exposition, incidents_text, IncidentFigures,
+    INCIDENT_COLUMNS,
 };
 pub use numbers::{
     first_response, resolved_at, summarize, summarize_with, BadWindow, Figures, Group, ShiftOf,

@@ -73,7 +73,7 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(mut samples: Vec<Duration>) -> Spread {
+    pub(super) fn of(mut samples: Vec<Duration>) -> Spread {
         samples.sort();
         Spread {
             count: samples.len(),

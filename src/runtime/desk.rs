@@ -141,7 +141,9 @@ impl DeskService {
             .paging(&route.schedule(&self.schedule().await).on_call(now))
             .into_iter()
             .find_map(|e| match e {
-                Effect::ThreadNote(note) => Some(note),
+                Effect::ThreadNote(crate::domain::Note::Paged { members }) => {
+                    Some(crate::domain::Note::IncidentPaged { members })
+                }
                 _ => None,
             })
     }
@@ -169,6 +171,21 @@ impl DeskService {
         let counts =
             crate::ports::tally::desk_counts(self.store.as_ref(), self.now(), &target).await?;
         Ok(crate::reports::prometheus_from(&counts))
+    }
+
+    /// Every incident, oldest first (they are few: one per storm).
+    pub async fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.incidents_after(after, 500).await?;
+            let full = page.len() == 500;
+            after = page.last().map(|i| i.id);
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
     /// How the numbers judge each ticket: its route's target, the shift it arrived in.
@@ -460,7 +477,12 @@ impl AgentDesk for DeskService {
                 _ => break,
             }
         }
-        Ok(crate::reports::render_text(&summary.finish()))
+        let mut text = crate::reports::render_text(&summary.finish());
+        let incidents = self.incidents().await?;
+        text.push_str(&crate::reports::incidents_text(
+            &crate::reports::incident_figures(&incidents, &window),
+        ));
+        Ok(text)
     }
 
     /// `/mentions oncall`: who is on call right now, and until when.

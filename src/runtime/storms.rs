@@ -60,6 +60,9 @@ struct Following {
     refreshed: HashMap<IncidentId, Instant>,
     runs: HashMap<IncidentId, BulkRun>,
     last_scan: Option<Instant>,
+    /// Answers and failures counted on each incident when last looked at: a change
+    /// refreshes its card.
+    outcomes: HashMap<IncidentId, (u64, u64)>,
 }
 
 /// A bulk answer being handed out.
@@ -183,6 +186,7 @@ impl StormDesk {
             refreshed: HashMap::new(),
             runs: HashMap::new(),
             last_scan: None,
+            outcomes: HashMap::new(),
         })
     }
 
@@ -313,6 +317,15 @@ impl StormDesk {
             loop {
                 let page = self.store.incidents_after(after, 200).await?;
                 for i in &page {
+                    let outcome = (i.answered, i.failed);
+                    if !i.cards.is_empty()
+                        && state
+                            .outcomes
+                            .insert(i.id, outcome)
+                            .is_some_and(|o| o != outcome)
+                    {
+                        state.dirty.insert(i.id, ());
+                    }
                     let running = i
                         .bulk
                         .as_ref()
@@ -477,6 +490,12 @@ impl StormDesk {
                         if let Some(a) = run.allowance.get_mut(&platform) {
                             *a -= 1.0;
                         }
+                    }
+                    Err(crate::domain::Rejection::AnsweredAlready)
+                        if incident::reached_by(&ticket, bulk, &brand) =>
+                    {
+                        // Queued before a restart: counted as what it was.
+                        run.queued += 1;
                     }
                     Err(why) => {
                         tracing::debug!(ticket = %member, incident = %incident.id, reason = %why, "bulk answer skips a member");

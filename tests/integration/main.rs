@@ -32,6 +32,7 @@ mod scenarios;
 mod secret_leaks;
 mod slack_flows;
 mod store_contract;
+mod storms;
 mod stream_watcher;
 mod streaming;
 mod team_defects;
