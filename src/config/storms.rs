@@ -279,3 +279,94 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use crate::domain::Platform;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const BASE: &str = r#"brand = "BrandCo"
+
+[store]
+path = "data/bot.sled"
+
+[slack]
+bot_token = "${SLACK_BOT_TOKEN}"
+app_token = "${SLACK_APP_TOKEN}"
+channel = "C0SUPPORT"
+agent_user_ids = ["U0ANA"]
+
+[mastodon]
+instance_url = "https://social.example/"
+access_token = "${MASTODON_TOKEN}"
+hashtags = ["BrandCoApp"]
+"#;
+
+    fn parse(storms: &str) -> Result<Config, ConfigError> {
+        let text = format!("{BASE}\n{storms}");
+        Config::parse(Path::new("/etc/mb/bot-config.toml"), &text, &|v| {
+            Some(format!("value-of-{v}"))
+        })
+    }
+
+    #[test]
+    fn without_the_section_storms_are_off_and_cards_never_wait() {
+        let c = parse("").unwrap();
+        assert!(!c.storms.enabled);
+        assert_eq!(c.routes.card_hold, chrono::Duration::zero());
+    }
+
+    #[test]
+    fn the_section_turns_storms_on_with_defaults_and_the_brands_words_ignored() {
+        let c = parse("[storms]\n").unwrap();
+        let s = &c.storms;
+        assert!(s.enabled);
+        assert_eq!(s.hold, Duration::from_secs(20));
+        assert_eq!(c.routes.card_hold, chrono::Duration::seconds(20));
+        assert_eq!(s.rules.min_members, 5);
+        assert_eq!(s.rules.window, chrono::Duration::minutes(10));
+        assert_eq!(s.bulk_per_hour[&Platform::Mastodon], 100.0);
+        // The brand's name and the watched hashtag are never a storm's topic.
+        assert_eq!(s.rules.ignore_terms, vec!["brandco", "brandcoapp"]);
+        let off = parse("[storms]\nenabled = false\nhold_seconds = 30\n").unwrap();
+        assert_eq!(off.routes.card_hold, chrono::Duration::zero());
+    }
+
+    #[test]
+    fn storm_mistakes_name_their_line_and_key_and_change_nothing() {
+        let text = "[storms]\nsimilarity = 1.5\nmin_members = 1\nhold_seconds = -3\nown_card_from = \"vip\"\nignore_terms = [\"!!\"]\n";
+        let Err(ConfigError::Invalid(problems)) = parse(text) else {
+            panic!("refused");
+        };
+        let base = BASE.lines().count() + 1;
+        let at = |key: &str| {
+            problems
+                .iter()
+                .find(|p| p.key == format!("storms.{key}"))
+                .unwrap_or_else(|| panic!("no problem with {key}: {problems:?}"))
+                .line
+        };
+        assert_eq!(at("similarity"), Some(base + 2));
+        assert_eq!(at("min_members"), Some(base + 3));
+        assert_eq!(at("hold_seconds"), Some(base + 4));
+        assert_eq!(at("own_card_from"), Some(base + 5));
+        assert_eq!(at("ignore_terms"), Some(base + 6));
+        let unknown = parse("[storms]\nsimilarty = 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("similarty"), "{unknown}");
+    }
+
+    #[test]
+    fn the_shipped_file_turns_storms_on() {
+        let text = include_str!("../../bot-config.toml");
+        let c = Config::parse(Path::new("bot-config.toml"), text, &|v| {
+            Some(format!("value-of-{v}-long-enough-for-any-key"))
+        })
+        .unwrap();
+        assert!(c.storms.enabled);
+        assert_eq!(c.storms.hold, Duration::from_secs(20));
+    }
+}

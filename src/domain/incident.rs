@@ -82,12 +82,7 @@ pub struct BulkAnswer {
 impl BulkAnswer {
     /// The text for a member, its variables filled in.
     pub fn text_for(&self, ticket: &Ticket, brand: &str) -> Option<String> {
-        let language = ticket
-            .mention
-            .language
-            .as_deref()
-            .map(primary_language)
-            .unwrap_or_default();
+        let language = language_of(ticket);
         let text = self
             .texts
             .get(&language)
@@ -100,6 +95,16 @@ impl BulkAnswer {
                 .replace("{brand}", brand),
         )
     }
+}
+
+/// A member's language as incidents group them (`""`: unknown).
+fn language_of(ticket: &Ticket) -> String {
+    ticket
+        .mention
+        .language
+        .as_deref()
+        .map(primary_language)
+        .unwrap_or_default()
 }
 
 /// A language tag's primary part, lower case (`pt-BR` → `pt`).
@@ -169,6 +174,17 @@ pub struct IncidentChange {
 }
 
 impl IncidentChange {
+    /// A change the incident's cards show, with a line about it in their thread.
+    fn announced(incident: Incident, note: Note) -> IncidentChange {
+        let id = incident.id;
+        let mut change = IncidentChange::of(incident);
+        change.effects = vec![
+            Effect::UpdateIncidentCards { incident: id },
+            Effect::IncidentNote { incident: id, note },
+        ];
+        change
+    }
+
     fn of(incident: Incident) -> IncidentChange {
         IncidentChange {
             incident,
@@ -292,12 +308,7 @@ impl Incident {
         self.members += 1;
         let received = ticket.received_at();
         self.last_member_at = self.last_member_at.max(received);
-        let language = ticket
-            .mention
-            .language
-            .as_deref()
-            .map(primary_language)
-            .unwrap_or_default();
+        let language = language_of(ticket);
         *self.languages.entry(language).or_insert(0) += 1;
         if self.samples.len() < SAMPLES
             && !self
@@ -423,21 +434,15 @@ pub fn split(
     let mut next = incident.clone();
     next.members = next.members.saturating_sub(1);
     next.split_off += 1;
-    let mut change = IncidentChange::of(next);
+    let mut change = IncidentChange::announced(
+        next,
+        Note::SplitOff {
+            ticket: ticket.id,
+            by: by.clone(),
+        },
+    );
     change.leave = vec![ticket.id];
     change.ticket_effects = vec![(ticket.id, Effect::PostCards)];
-    change.effects = vec![
-        Effect::UpdateIncidentCards {
-            incident: incident.id,
-        },
-        Effect::IncidentNote {
-            incident: incident.id,
-            note: Note::SplitOff {
-                ticket: ticket.id,
-                by: by.clone(),
-            },
-        },
-    ];
     change.audit = vec![line(
         ticket.id,
         format!("split off incident {}", incident.id),
@@ -486,20 +491,13 @@ pub fn start_bulk(
         updated_at: now,
     });
     let members = next.unanswered_by_bulk();
-    let mut change = IncidentChange::of(next);
-    change.effects = vec![
-        Effect::UpdateIncidentCards {
-            incident: incident.id,
+    Ok(IncidentChange::announced(
+        next,
+        Note::Bulk {
+            by: Some(by.clone()),
+            step: BulkStep::Started { members, languages },
         },
-        Effect::IncidentNote {
-            incident: incident.id,
-            note: Note::Bulk {
-                by: Some(by.clone()),
-                step: BulkStep::Started { members, languages },
-            },
-        },
-    ];
-    Ok(change)
+    ))
 }
 
 /// What an agent can do to a bulk answer under way.
@@ -552,20 +550,13 @@ pub fn control_bulk(
         b.state = state;
         b.updated_at = now;
     }
-    let mut change = IncidentChange::of(next);
-    change.effects = vec![
-        Effect::UpdateIncidentCards {
-            incident: incident.id,
+    Ok(IncidentChange::announced(
+        next,
+        Note::Bulk {
+            by: Some(by.clone()),
+            step,
         },
-        Effect::IncidentNote {
-            incident: incident.id,
-            note: Note::Bulk {
-                by: Some(by.clone()),
-                step,
-            },
-        },
-    ];
-    Ok(change)
+    ))
 }
 
 /// The bulk answer handled members up to `cursor` (`queued` replies, `skipped`
@@ -588,29 +579,18 @@ pub fn bulk_progress(
     b.queued += queued;
     b.skipped += skipped;
     b.updated_at = now;
-    let (total_queued, total_skipped) = (b.queued, b.skipped);
-    let mut change = IncidentChange::of(next);
-    if finished {
-        if let Some(b) = change.incident.bulk.as_mut() {
-            b.state = BulkState::Done;
-        }
-        change.effects = vec![
-            Effect::UpdateIncidentCards {
-                incident: incident.id,
-            },
-            Effect::IncidentNote {
-                incident: incident.id,
-                note: Note::Bulk {
-                    by: None,
-                    step: BulkStep::Finished {
-                        queued: total_queued,
-                        skipped: total_skipped,
-                    },
-                },
-            },
-        ];
+    if !finished {
+        return Some(IncidentChange::of(next));
     }
-    Some(change)
+    b.state = BulkState::Done;
+    let step = BulkStep::Finished {
+        queued: b.queued,
+        skipped: b.skipped,
+    };
+    Some(IncidentChange::announced(
+        next,
+        Note::Bulk { by: None, step },
+    ))
 }
 
 /// One member's reply from a bulk answer, judged on the ticket as stored: only a member

@@ -50,6 +50,10 @@ pub struct DeskService {
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
 
+/// An agent's step on an incident, judged on it and the tickets named, as stored.
+type AgentStep<'a> =
+    dyn Fn(&Incident, &[Ticket]) -> Result<IncidentChange, Refusal> + Send + Sync + 'a;
+
 /// Tickets' facts read per page for `/mentions stats` (about 150 bytes each): what it
 /// holds at once, whatever the window, and few round trips to a networked store.
 const STATS_PAGE: usize = 5000;
@@ -212,6 +216,13 @@ impl DeskService {
         &self.brand
     }
 
+    async fn incident_of(&self, id: IncidentId) -> Result<Incident, ActError> {
+        self.store
+            .incident(id)
+            .await?
+            .ok_or(ActError::NoSuchIncident(id))
+    }
+
     fn ensure_agent(&self, who: &AgentRef) -> Result<(), ActError> {
         if self.is_agent(who) {
             Ok(())
@@ -226,7 +237,7 @@ impl DeskService {
         &self,
         id: IncidentId,
         tickets: &[TicketId],
-        decide: &(dyn Fn(&Incident, &[Ticket]) -> Result<IncidentChange, Refusal> + Send + Sync),
+        decide: &AgentStep<'_>,
     ) -> Result<Incident, ActError> {
         let refused: std::sync::Mutex<Option<Refusal>> = std::sync::Mutex::new(None);
         let now = self.clock.now();
@@ -539,11 +550,7 @@ impl AgentDesk for DeskService {
         page: usize,
     ) -> Result<IncidentPage, ActError> {
         self.ensure_agent(who)?;
-        let incident = self
-            .store
-            .incident(id)
-            .await?
-            .ok_or(ActError::NoSuchIncident(id))?;
+        let incident = self.incident_of(id).await?;
         let per = IncidentPage::PER_PAGE;
         let pages = (incident.members as usize).div_ceil(per).max(1);
         let page = page.clamp(1, pages);
@@ -577,11 +584,7 @@ impl AgentDesk for DeskService {
         id: IncidentId,
     ) -> Result<(Incident, Vec<(String, String)>), ActError> {
         self.ensure_agent(who)?;
-        let incident = self
-            .store
-            .incident(id)
-            .await?
-            .ok_or(ActError::NoSuchIncident(id))?;
+        let incident = self.incident_of(id).await?;
         // A canned reply per language the incident speaks, its variables left for each
         // member; every other language takes a reply for any language.
         let mut drafts = Vec::new();

@@ -9,7 +9,7 @@
 //! stays on the desk.
 
 use crate::config::OutboxConfig;
-use crate::domain::{Effect, IncidentId, Platform, ReplyState, SystemEvent};
+use crate::domain::{CardRef, Effect, IncidentId, Platform, ReplyState, SystemEvent};
 use crate::ports::DeliveryError;
 use crate::ports::{with_urgency, Surface, Urgency};
 use crate::ports::{Clock, SystemClock};
@@ -707,17 +707,41 @@ impl OutboxSender {
         }
     }
 
-    /// Every card of the incident rendered again from the incident as it is now.
-    async fn update_incident_cards(&self, id: IncidentId) -> Result<Option<SystemEvent>, Stop> {
+    /// The incident, and each of its cards with the surface it is on (`None`: no such
+    /// incident).
+    async fn incident_cards(
+        &self,
+        id: IncidentId,
+    ) -> Result<
+        Option<(
+            crate::domain::incident::Incident,
+            Vec<(&Arc<dyn Surface>, CardRef)>,
+        )>,
+        Stop,
+    > {
         let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
         let Some(incident) = self.store.incident(id).await.map_err(store_err)? else {
             return Ok(None);
         };
+        let cards = incident
+            .cards
+            .iter()
+            .filter_map(|card| {
+                let surface = self.surfaces.iter().find(|s| s.kind() == card.surface)?;
+                Some((surface, card.clone()))
+            })
+            .collect();
+        Ok(Some((incident, cards)))
+    }
+
+    /// Every card of the incident rendered again from the incident as it is now.
+    async fn update_incident_cards(&self, id: IncidentId) -> Result<Option<SystemEvent>, Stop> {
+        let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
+        let Some((incident, cards)) = self.incident_cards(id).await? else {
+            return Ok(None);
+        };
         let mut retry = None;
-        for card in &incident.cards {
-            let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) else {
-                continue;
-            };
+        for (surface, card) in &cards {
             match surface.update_incident_card(card, &incident).await {
                 Ok(()) => {}
                 Err(DeliveryError::Permanent { reason }) => {
@@ -752,15 +776,11 @@ impl OutboxSender {
         maybe_done: bool,
         queued_at: chrono::DateTime<Utc>,
     ) -> Result<Option<SystemEvent>, Stop> {
-        let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
-        let Some(incident) = self.store.incident(id).await.map_err(store_err)? else {
+        let Some((_, cards)) = self.incident_cards(id).await? else {
             return Ok(None);
         };
         let mut retry = None;
-        for card in &incident.cards {
-            let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface) else {
-                continue;
-            };
+        for (surface, card) in &cards {
             match surface.post_note(card, note, maybe_done, queued_at).await {
                 Ok(()) => {}
                 Err(DeliveryError::Permanent { reason } | DeliveryError::Gone { reason }) => {

@@ -380,6 +380,18 @@ impl Discord {
     /// After a crash the card may exist already: look among the channel's recent
     /// messages for ours (same title and link to the original).
     async fn find_card(&self, ticket: &Ticket) -> Result<Option<String>, DeliveryError> {
+        let title = card::card_title(ticket);
+        self.find_ours(|embed| {
+            embed["title"] == title.as_str() && embed["url"] == ticket.mention.url.as_str()
+        })
+        .await
+    }
+
+    /// Among the channel's latest messages, ours whose first embed `is_it` recognises.
+    async fn find_ours(
+        &self,
+        is_it: impl Fn(&Value) -> bool,
+    ) -> Result<Option<String>, DeliveryError> {
         let recent = self
             .call(
                 Method::GET,
@@ -387,16 +399,12 @@ impl Discord {
                 None,
             )
             .await?;
-        let title = card::card_title(ticket);
         let ours = self.bot_user_id();
         Ok(recent.as_array().into_iter().flatten().find_map(|m| {
             let by_us = ours.is_none() || m["author"]["id"].as_str() == ours.as_deref();
-            let embed = &m["embeds"][0];
-            (by_us
-                && embed["title"] == title.as_str()
-                && embed["url"] == ticket.mention.url.as_str())
-            .then(|| m["id"].as_str().map(String::from))
-            .flatten()
+            (by_us && is_it(&m["embeds"][0]))
+                .then(|| m["id"].as_str().map(String::from))
+                .flatten()
         }))
     }
 
@@ -464,21 +472,8 @@ impl Discord {
                         self.desk.text_rules(ticket.mention.platform).is_some(),
                         &self.desk.canned_for(ticket),
                     ))
-                    .nonce(serenity::all::Nonce::String(Self::card_nonce(ticket)))
-                    .enforce_nonce(true)
-                    // A card calls nobody, whatever the customer wrote.
-                    .allowed_mentions(CreateAllowedMentions::new());
-                let body = serde_json::to_value(msg).expect("message serializes");
-                let posted = self
-                    .call(
-                        Method::POST,
-                        &messages_path(&self.config.channel_id)?,
-                        Some(&body),
-                    )
-                    .await?;
-                posted["id"].as_str().map(String::from).ok_or_else(|| {
-                    DeliveryError::retry("Discord accepted the card but sent no message id")
-                })?
+                    .nonce(serenity::all::Nonce::String(Self::card_nonce(ticket)));
+                self.create_card(msg).await?
             }
         };
         let thread_id = self.open_thread(ticket, &message_id).await?;
@@ -488,6 +483,26 @@ impl Discord {
             message_id,
             thread_id,
         })
+    }
+
+    /// Post a card in the cards channel, de-duplicated by its nonce, calling nobody
+    /// whatever the customer wrote; its message id.
+    async fn create_card(&self, msg: CreateMessage) -> Result<String, DeliveryError> {
+        let msg = msg
+            .enforce_nonce(true)
+            .allowed_mentions(CreateAllowedMentions::new());
+        let body = serde_json::to_value(msg).expect("message serializes");
+        let posted = self
+            .call(
+                Method::POST,
+                &messages_path(&self.config.channel_id)?,
+                Some(&body),
+            )
+            .await?;
+        posted["id"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| DeliveryError::retry("Discord accepted the card but sent no message id"))
     }
 
     /// A nonce for an incident's card, stable across retries (see [`Self::card_nonce`]).
@@ -506,20 +521,8 @@ impl Discord {
     ) -> Result<CardRef, DeliveryError> {
         let title = card::incident_title(incident);
         let existing = if maybe_posted {
-            let recent = self
-                .call(
-                    Method::GET,
-                    &(messages_path(&self.config.channel_id)? + "?limit=100"),
-                    None,
-                )
-                .await?;
-            let ours = self.bot_user_id();
-            recent.as_array().into_iter().flatten().find_map(|m| {
-                let by_us = ours.is_none() || m["author"]["id"].as_str() == ours.as_deref();
-                (by_us && m["embeds"][0]["title"] == title.as_str())
-                    .then(|| m["id"].as_str().map(String::from))
-                    .flatten()
-            })
+            self.find_ours(|embed| embed["title"] == title.as_str())
+                .await?
         } else {
             None
         };
@@ -532,22 +535,8 @@ impl Discord {
                 let msg = CreateMessage::new()
                     .embed(card::incident_embed(incident))
                     .components(card::incident_buttons(incident))
-                    .nonce(serenity::all::Nonce::String(Self::incident_nonce(incident)))
-                    .enforce_nonce(true)
-                    .allowed_mentions(CreateAllowedMentions::new());
-                let body = serde_json::to_value(msg).expect("message serializes");
-                let posted = self
-                    .call(
-                        Method::POST,
-                        &messages_path(&self.config.channel_id)?,
-                        Some(&body),
-                    )
-                    .await?;
-                posted["id"].as_str().map(String::from).ok_or_else(|| {
-                    DeliveryError::retry(
-                        "Discord accepted the incident card but sent no message id",
-                    )
-                })?
+                    .nonce(serenity::all::Nonce::String(Self::incident_nonce(incident)));
+                self.create_card(msg).await?
             }
         };
         let name = cut_to(
@@ -572,20 +561,7 @@ impl Discord {
             .allowed_mentions(CreateAllowedMentions::new())
             .embed(card::incident_embed(incident))
             .components(card::incident_buttons(incident));
-        let body = serde_json::to_value(edit).expect("edit serializes");
-        self.call(
-            Method::PATCH,
-            &request_path::path(
-                "/channels/{}/messages/{}",
-                &[
-                    ("Discord channel id", IdShape::Snowflake, &card.channel),
-                    ("Discord message id", IdShape::Snowflake, &card.message_id),
-                ],
-            )?,
-            Some(&body),
-        )
-        .await?;
-        Ok(())
+        self.edit(card, edit).await
     }
 
     async fn update_card_inner(
@@ -601,6 +577,11 @@ impl Discord {
                 self.desk.text_rules(ticket.mention.platform).is_some(),
                 &self.desk.canned_for(ticket),
             ));
+        self.edit(card, edit).await
+    }
+
+    /// Edit a card (a ticket's or an incident's) in place.
+    async fn edit(&self, card: &CardRef, edit: EditMessage) -> Result<(), DeliveryError> {
         let body = serde_json::to_value(edit).expect("edit serializes");
         self.call(
             Method::PATCH,

@@ -316,16 +316,19 @@ impl Slack {
                 return Ok(found);
             }
         }
-        let req = SlackApiChatPostMessageRequest::new(
-            self.config.channel.clone().into(),
-            card::card_content(
-                ticket,
-                self.desk.text_rules(ticket.mention.platform).is_some(),
-                &self.desk.canned_for(ticket),
-            ),
-        )
-        .with_unfurl_links(false)
-        .with_unfurl_media(false);
+        self.post_content(card::card_content(
+            ticket,
+            self.desk.text_rules(ticket.mention.platform).is_some(),
+            &self.desk.canned_for(ticket),
+        ))
+        .await
+    }
+
+    /// Post a card (a ticket's or an incident's) in the cards channel.
+    async fn post_content(&self, content: SlackMessageContent) -> Result<CardRef, DeliveryError> {
+        let req = SlackApiChatPostMessageRequest::new(self.config.channel.clone().into(), content)
+            .with_unfurl_links(false)
+            .with_unfurl_media(false);
         let req = &req;
         let resp = self
             .paced(
@@ -340,6 +343,25 @@ impl Slack {
             message_id: resp.ts.to_string(),
             thread_id: None,
         })
+    }
+
+    /// Render a card again in place.
+    async fn update_content(
+        &self,
+        card: &CardRef,
+        content: SlackMessageContent,
+    ) -> Result<(), DeliveryError> {
+        let req = SlackApiChatUpdateRequest::new(
+            card.channel.clone().into(),
+            content,
+            card.message_id.clone().into(),
+        );
+        let req = &req;
+        self.paced("chat.update", &card.channel, move || async move {
+            self.session().chat_update(req).await
+        })
+        .await?;
+        Ok(())
     }
 
     async fn post_incident_card_inner(
@@ -358,26 +380,7 @@ impl Slack {
                 return Ok(found);
             }
         }
-        let req = SlackApiChatPostMessageRequest::new(
-            self.config.channel.clone().into(),
-            card::incident_content(incident),
-        )
-        .with_unfurl_links(false)
-        .with_unfurl_media(false);
-        let req = &req;
-        let resp = self
-            .paced(
-                "chat.postMessage",
-                &self.config.channel,
-                move || async move { self.session().chat_post_message(req).await },
-            )
-            .await?;
-        Ok(CardRef {
-            surface: SurfaceKind::Slack,
-            channel: resp.channel.to_string(),
-            message_id: resp.ts.to_string(),
-            thread_id: None,
-        })
+        self.post_content(card::incident_content(incident)).await
     }
 
     async fn update_incident_card_inner(
@@ -385,17 +388,8 @@ impl Slack {
         card: &CardRef,
         incident: &Incident,
     ) -> Result<(), DeliveryError> {
-        let req = SlackApiChatUpdateRequest::new(
-            card.channel.clone().into(),
-            card::incident_content(incident),
-            card.message_id.clone().into(),
-        );
-        let req = &req;
-        self.paced("chat.update", &card.channel, move || async move {
-            self.session().chat_update(req).await
-        })
-        .await?;
-        Ok(())
+        self.update_content(card, card::incident_content(incident))
+            .await
     }
 
     async fn update_card_inner(
@@ -403,21 +397,12 @@ impl Slack {
         card: &CardRef,
         ticket: &Ticket,
     ) -> Result<(), DeliveryError> {
-        let req = SlackApiChatUpdateRequest::new(
-            card.channel.clone().into(),
-            card::card_content(
-                ticket,
-                self.desk.text_rules(ticket.mention.platform).is_some(),
-                &self.desk.canned_for(ticket),
-            ),
-            card.message_id.clone().into(),
+        let content = card::card_content(
+            ticket,
+            self.desk.text_rules(ticket.mention.platform).is_some(),
+            &self.desk.canned_for(ticket),
         );
-        let req = &req;
-        self.paced("chat.update", &card.channel, move || async move {
-            self.session().chat_update(req).await
-        })
-        .await?;
-        Ok(())
+        self.update_content(card, content).await
     }
 
     async fn post_note_inner(

@@ -1300,16 +1300,27 @@ impl Written<'_> {
 
 /// Incident `id`, locked for the rest of `tx`.
 async fn lock_incident(tx: &Tx<'_>, id: IncidentId) -> Result<Option<Incident>, StoreError> {
-    let Some(id) = sql_id(id.0) else {
+    lock_body(
+        tx,
+        "SELECT body::text FROM incidents WHERE id = $1 FOR UPDATE",
+        id.0,
+    )
+    .await
+}
+
+/// The record `sql` selects by `id` (locking it), read from its JSON body.
+async fn lock_body<T: serde::de::DeserializeOwned>(
+    tx: &Tx<'_>,
+    sql: &str,
+    id: u64,
+) -> Result<Option<T>, StoreError> {
+    let Some(id) = sql_id(id) else {
         return Ok(None);
     };
-    tx.query_opt(
-        "SELECT body::text FROM incidents WHERE id = $1 FOR UPDATE",
-        &[&id],
-    )
-    .await?
-    .map(|row| json_of(&row, 0))
-    .transpose()
+    tx.query_opt(sql, &[&id])
+        .await?
+        .map(|row| json_of(&row, 0))
+        .transpose()
 }
 
 async fn put_incident(tx: &Tx<'_>, incident: &Incident) -> Result<(), StoreError> {
@@ -1325,16 +1336,12 @@ async fn put_incident(tx: &Tx<'_>, incident: &Incident) -> Result<(), StoreError
 
 /// Ticket `id`, locked for the rest of `tx`.
 async fn lock_ticket(tx: &Tx<'_>, id: TicketId) -> Result<Option<Ticket>, StoreError> {
-    let Some(id) = sql_id(id.0) else {
-        return Ok(None);
-    };
-    tx.query_opt(
+    lock_body(
+        tx,
         "SELECT body::text FROM tickets WHERE id = $1 FOR UPDATE",
-        &[&id],
+        id.0,
     )
-    .await?
-    .map(|row| json_of(&row, 0))
-    .transpose()
+    .await
 }
 
 /// Another sender claimed `job` since this one did (its row, locked, counts more
