@@ -435,7 +435,14 @@ impl StormDesk {
             None => false,
         };
         let brand = self.desk.brand().to_string();
-        let rules = self.desk.rules();
+        // The replies go out in the name of the agent who started the answer, judged an
+        // agent then; a role that made them one is not kept with it (roles come with
+        // each action), so they are admitted as themselves.
+        let mut rules = self.desk.rules();
+        rules
+            .roster_mut(bulk.by.surface)
+            .user_ids
+            .insert(bulk.by.user_id.clone());
         let now = self.clock.now();
         let mut acted = false;
         loop {
