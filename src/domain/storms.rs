@@ -105,13 +105,13 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// In the team's words, for the card's title.
-    pub fn describe(&self) -> String {
+    /// What kind of topic it is, for logs and exports (never the customers' words).
+    pub fn kind(&self) -> &'static str {
         match self {
-            Topic::SimilarText { .. } => "near-identical posts".into(),
-            Topic::Link { url } => format!("posts sharing the link {url}"),
-            Topic::Hashtag { tag } => format!("posts with #{tag}"),
-            Topic::Surge => "a surge of mentions".into(),
+            Topic::SimilarText { .. } => "similar_text",
+            Topic::Link { .. } => "link",
+            Topic::Hashtag { .. } => "hashtag",
+            Topic::Surge => "surge",
         }
     }
 }

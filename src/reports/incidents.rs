@@ -163,15 +163,15 @@ pub fn incident_cells(i: &Incident) -> [Value; INCIDENT_COLUMNS.len()] {
     let time = |t: chrono::DateTime<chrono::Utc>| {
         Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     };
-    let (topic, about) = match &i.topic {
-        Topic::SimilarText { sample } => ("similar_text", sample.clone()),
-        Topic::Link { url } => ("link", url.clone()),
-        Topic::Hashtag { tag } => ("hashtag", tag.clone()),
-        Topic::Surge => ("surge", String::new()),
+    let about = match &i.topic {
+        Topic::SimilarText { sample } => sample.clone(),
+        Topic::Link { url } => url.clone(),
+        Topic::Hashtag { tag } => tag.clone(),
+        Topic::Surge => String::new(),
     };
     [
         Value::from(i.id.0),
-        Value::from(topic),
+        Value::from(i.topic.kind()),
         Value::from(about),
         time(i.opened_at),
         time(i.last_member_at),

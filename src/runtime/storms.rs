@@ -220,7 +220,7 @@ impl StormDesk {
                     members,
                 }) => {
                     let opened = self.open_incident(&topic, &members, now).await?;
-                    tracing::info!(incident = %opened.id, members = opened.members, topic = %opened.topic.describe(), "storm recognised: an incident");
+                    tracing::info!(incident = %opened.id, members = opened.members, topic = opened.topic.kind(), "storm recognised: an incident");
                     state.watch.bind(&group, opened.id, &members, now);
                     // Its card renders what is there when it is posted.
                     state.refreshed.insert(opened.id, Instant::now());
