@@ -418,6 +418,26 @@ pub fn join(
     Some(change)
 }
 
+/// What a change of incident `id` does to the tickets named (`read`, as stored): each
+/// that joins and is in no incident yet, or leaves and is in this one, as it becomes.
+/// The rest stay as they are.
+pub fn moved_members(change: &IncidentChange, id: IncidentId, read: &[Ticket]) -> Vec<Ticket> {
+    read.iter()
+        .filter_map(|t| {
+            let becomes = if change.join.contains(&t.id) && t.incident.is_none() {
+                Some(id)
+            } else if change.leave.contains(&t.id) && t.incident == Some(id) {
+                None
+            } else {
+                return None;
+            };
+            let mut member = t.clone();
+            member.incident = becomes;
+            Some(member)
+        })
+        .collect()
+}
+
 /// An agent splits `ticket` off its incident: it leaves, and gets a card of its own.
 pub fn split(
     incident: &Incident,

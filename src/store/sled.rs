@@ -6,7 +6,7 @@
 mod flusher;
 mod index;
 
-use crate::domain::incident::Incident;
+use crate::domain::incident::{self, Incident};
 use crate::domain::intake::{self, Known};
 use crate::domain::routes::Routes;
 use crate::domain::Lane;
@@ -1163,23 +1163,12 @@ impl Store for SledStore {
                     index,
                     routes: &self.routes,
                 };
-                let joining: HashSet<TicketId> = change.join.iter().copied().collect();
-                let leaving: HashSet<TicketId> = change.leave.iter().copied().collect();
-                for t in &read {
-                    let becomes = if joining.contains(&t.id) && t.incident.is_none() {
-                        members.insert(member_key(number, t.id), &[])?;
-                        Some(Some(number))
-                    } else if leaving.contains(&t.id) && t.incident == Some(number) {
-                        members.remove(member_key(number, t.id))?;
-                        Some(None)
-                    } else {
-                        None
+                for member in incident::moved_members(&change, number, &read) {
+                    match member.incident {
+                        Some(_) => members.insert(member_key(number, member.id), &[])?,
+                        None => members.remove(member_key(number, member.id))?,
                     };
-                    if let Some(incident) = becomes {
-                        let mut member = t.clone();
-                        member.incident = incident;
-                        write_ticket(&ticket_trees, &member)?;
-                    }
+                    write_ticket(&ticket_trees, &member)?;
                 }
                 for effect in &change.effects {
                     enqueue(outbox, DESK_JOBS, effect.clone(), now)?;

@@ -275,6 +275,23 @@ impl PostgresStore {
         self
     }
 
+    /// The record `sql` selects by `id`, read from its JSON body.
+    async fn body_by_id<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        id: u64,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(id) = sql_id(id) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        client
+            .query_opt(sql, &[&id])
+            .await?
+            .map(|row| json_of(&row, 0))
+            .transpose()
+    }
+
     /// `count_up` in one transaction: the row is locked by the upsert, so replicas
     /// counting at once each see the other's count.
     async fn count_up_once(&self, key: &str, by: u64) -> Result<u64, StoreError> {
@@ -829,23 +846,14 @@ impl PostgresStore {
             )
             .await?;
         }
-        let joining: HashSet<TicketId> = change.join.iter().copied().collect();
-        let leaving: HashSet<TicketId> = change.leave.iter().copied().collect();
-        let mut changed: Vec<(Ticket, Ticket)> = Vec::new();
-        for t in &read {
-            let becomes = if joining.contains(&t.id) && t.incident.is_none() {
-                Some(Some(number))
-            } else if leaving.contains(&t.id) && t.incident == Some(number) {
-                Some(None)
-            } else {
-                None
-            };
-            if let Some(incident) = becomes {
-                let mut member = t.clone();
-                member.incident = incident;
-                changed.push((t.clone(), member));
-            }
-        }
+        let changed: Vec<(Ticket, Ticket)> =
+            crate::domain::incident::moved_members(&change, number, &read)
+                .into_iter()
+                .filter_map(|new| {
+                    let old = read.iter().find(|t| t.id == new.id)?.clone();
+                    Some((old, new))
+                })
+                .collect();
         let rows: Vec<(Option<&Ticket>, &Ticket)> =
             changed.iter().map(|(old, new)| (Some(old), new)).collect();
         index::upsert_tickets(&tx, &rows, &self.routes).await?;
@@ -1565,15 +1573,8 @@ impl Store for PostgresStore {
     }
 
     async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
-        let Some(id) = sql_id(id.0) else {
-            return Ok(None);
-        };
-        let client = self.client().await?;
-        client
-            .query_opt("SELECT body::text FROM tickets WHERE id = $1", &[&id])
-            .await?
-            .map(|r| json_of(&r, 0))
-            .transpose()
+        self.body_by_id("SELECT body::text FROM tickets WHERE id = $1", id.0)
+            .await
     }
 
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
@@ -1974,15 +1975,8 @@ impl Store for PostgresStore {
     }
 
     async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
-        let Some(id) = sql_id(id.0) else {
-            return Ok(None);
-        };
-        let client = self.client().await?;
-        client
-            .query_opt("SELECT body::text FROM incidents WHERE id = $1", &[&id])
-            .await?
-            .map(|row| json_of(&row, 0))
-            .transpose()
+        self.body_by_id("SELECT body::text FROM incidents WHERE id = $1", id.0)
+            .await
     }
 
     async fn incidents_after(
