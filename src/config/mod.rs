@@ -2,6 +2,9 @@
 //! names the file, line and key of any mistake. Every external base URL lives here so that
 //! self-hosted instances (and the test fakes) can be reached.
 
+mod priority;
+mod rules;
+
 use crate::domain::oncall::Schedule;
 use crate::domain::routes::{Route, Routes, DEFAULT_ROUTE};
 use crate::domain::sla::SlaPolicy;
@@ -109,6 +112,12 @@ struct RawConfig {
     /// People with accounts on both surfaces, who are one agent.
     #[serde(default)]
     agents: Vec<crate::domain::agents::Agent>,
+    /// How new tickets' priorities are judged.
+    #[serde(default)]
+    priority: priority::RawPriority,
+    /// What the team's rules do with new mentions.
+    #[serde(default)]
+    rules: Vec<rules::RawRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +243,8 @@ struct RawRoute {
     #[serde(default)]
     rotations: Vec<String>,
     off_hours_ack: Option<String>,
+    /// Only mentions of at least this priority take the route.
+    min_priority: Option<String>,
     #[serde(default)]
     sla: RawPolicy,
 }
@@ -1669,18 +1680,26 @@ impl Validator<'_> {
             }
             let mut platforms = Vec::new();
             for p in &r.platforms {
-                match p.to_ascii_lowercase().as_str() {
-                    "mastodon" => platforms.push(Platform::Mastodon),
-                    "bluesky" => platforms.push(Platform::Bluesky),
-                    "x" | "twitter" => platforms.push(Platform::X),
-                    "other" | "webhook" => platforms.push(Platform::Other),
-                    _ => self.problem_at(
+                match platform_named(p) {
+                    Some(platform) => platforms.push(platform),
+                    None => self.problem_at(
                         line_of("platforms"),
                         format!("{key}.platforms"),
                         format!("{p:?} is not a platform (mastodon, bluesky, x, other)"),
                     ),
                 }
             }
+            let min_priority = r.min_priority.as_deref().and_then(|name| {
+                let level = crate::domain::priority::Level::parse(name);
+                if level.is_none() {
+                    self.problem_at(
+                        line_of("min_priority"),
+                        format!("{key}.min_priority"),
+                        format!("{name:?} is not a priority level (low, normal, high, urgent)"),
+                    );
+                }
+                level
+            });
             for rotation in &r.rotations {
                 if !schedule.rotations.iter().any(|x| &x.name == rotation) {
                     self.problem_at(
@@ -1705,9 +1724,14 @@ impl Validator<'_> {
                 page: r.page.unwrap_or(raw.oncall.page_new_tickets),
                 rotations: r.rotations.clone(),
                 off_hours_ack,
+                min_priority,
             });
         }
-        Routes { routes, default }
+        Routes {
+            routes,
+            default,
+            triage: Default::default(),
+        }
     }
 
     fn http_limits(&mut self, raw: &RawHttp) -> HttpLimits {
@@ -1991,7 +2015,9 @@ impl Validator<'_> {
 
         let mut oncall = self.oncall(&raw.oncall);
         oncall.agents = agents.clone();
-        let routes = self.routes(&raw, &oncall);
+        let mut routes = self.routes(&raw, &oncall);
+        routes.triage.priority = self.priority(&raw.priority);
+        routes.triage.rules = self.rules(&raw.rules, &routes);
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2021,6 +2047,18 @@ impl Validator<'_> {
             agents,
         }
     }
+}
+
+/// A platform as the configuration names it (`mastodon`, `bluesky`, `x` or `twitter`,
+/// `other` or `webhook`), any case.
+fn platform_named(name: &str) -> Option<Platform> {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
+        "mastodon" => Platform::Mastodon,
+        "bluesky" => Platform::Bluesky,
+        "x" | "twitter" => Platform::X,
+        "other" | "webhook" => Platform::Other,
+        _ => return None,
+    })
 }
 
 fn looks_like_snowflake(s: &str) -> bool {
@@ -2111,7 +2149,7 @@ fn is_ed25519_public_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 [store]
 path = "data/bot.sled"
 
@@ -2126,11 +2164,14 @@ instance_url = "https://social.example/"
 access_token = "${MASTODON_TOKEN}"
 "#;
 
-    fn env_all(var: &str) -> Option<String> {
+    pub(super) fn env_all(var: &str) -> Option<String> {
         Some(format!("value-of-{var}"))
     }
 
-    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(super) fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/mb/bot-config.toml"), text, env)
     }
 
@@ -2807,7 +2848,7 @@ keywords = ["urgent"]
     }
 
     /// The line number of the only line reading `line`.
-    fn line_of(text: &str, line: &str) -> usize {
+    pub(super) fn line_of(text: &str, line: &str) -> usize {
         match lines_of(text, line)[..] {
             [n] => n,
             ref found => panic!("{line:?} is on lines {found:?}, expected exactly one"),

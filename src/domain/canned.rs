@@ -99,6 +99,7 @@ mod tests {
                     name: "Sofie".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "hej".into(),
                 language: lang.map(String::from),

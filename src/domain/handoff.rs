@@ -128,6 +128,7 @@ mod tests {
                     name: "C".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "help".into(),
                 language: None,

@@ -9,10 +9,14 @@ pub mod handoff;
 pub mod intake;
 mod model;
 pub mod oncall;
+pub mod priority;
 pub mod routes;
 mod rules;
+pub mod sentiment;
 pub mod sla;
 pub mod text;
+pub mod triage;
+pub mod words;
 
 pub use model::*;
 pub use rules::{apply, apply_followup, apply_system, Desk, Rejection, Roster};

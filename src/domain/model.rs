@@ -66,7 +66,7 @@ pub enum Visibility {
     Direct,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
     /// Handle as the platform addresses it (`alice` or `alice@other.social`).
     pub handle: String,
@@ -76,6 +76,10 @@ pub struct Author {
     /// user id): private messages go to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// How many people follow the author, where the platform says (their reach): it
+    /// weighs in the ticket's priority and shows on the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
 }
 
 /// One post on a social platform that names the brand, normalised.
@@ -373,6 +377,16 @@ pub struct Ticket {
     /// The customer was told the team is off shift (once per conversation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub off_hours_acked: bool,
+    /// How urgent the ticket was judged on arrival, and why (see `domain::priority`;
+    /// waiting adds to it when tickets are listed).
+    #[serde(default, skip_serializing_if = "super::priority::Priority::is_plain")]
+    pub priority: super::priority::Priority,
+    /// Tags the configured rules gave the ticket on arrival.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// What each configured rule that matched the mention did (see `domain::triage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_hits: Vec<super::triage::RuleHit>,
 }
 
 /// A post's claimed time further than this from when the desk received it is shown on
@@ -403,7 +417,18 @@ impl Ticket {
             respond_by: None,
             sla: Default::default(),
             off_hours_acked: false,
+            priority: Default::default(),
+            tags: Vec::new(),
+            rule_hits: Vec::new(),
         }
+    }
+
+    /// A rule ignored the mention on arrival and no agent has looked at it since: it is
+    /// on the desk (counted, listed by number, exported) but has no card.
+    pub fn kept_off_by_rule(&self) -> bool {
+        self.stage == Stage::Ignored
+            && self.closed_by.is_none()
+            && self.rule_hits.iter().any(|h| h.ignored)
     }
 
     /// The earliest published reply by an agent: how long the customer waited for it
@@ -771,6 +796,7 @@ mod tests {
                 name: "Alice".into(),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: "hi".into(),
             language: None,

@@ -1,9 +1,13 @@
 //! Routes: which promise a mention gets. A route matches mentions by platform, language
 //! and keywords, and carries its SLA policy, whether new tickets page the on-call agents,
 //! which rotations serve it, and an optional off-hours acknowledgement. The first
-//! matching route wins; anything else takes the default route.
+//! matching route wins; anything else takes the default route. A route may ask for a
+//! priority (`min_priority`), and a rule may name a route outright; the triage (rules
+//! and priority policy) travels with the routes, so whoever stamps a new ticket's route
+//! judges it by the same rules.
 
 use super::oncall::{OnCall, Schedule};
+use super::priority::Level;
 use super::sla::{self, SlaPolicy};
 use super::text::{compose_reply, TextRules};
 use super::{Effect, Mention, Note, Platform, Ticket};
@@ -29,18 +33,18 @@ pub struct Route {
     /// Answer the customer publicly when nobody is on shift (`{author}`, `{brand}`,
     /// `{expected}`); `None`: stay silent.
     pub off_hours_ack: Option<String>,
+    /// Only mentions of at least this priority (as judged on arrival) take this route.
+    pub min_priority: Option<Level>,
 }
 
 impl Route {
     /// What a new ticket's card asks of the people on call once it is up: the primary
     /// on call are paged in its thread, if this route pages and anyone is on.
     pub fn paging(&self, on_call: &OnCall) -> Vec<Effect> {
-        if !self.page || on_call.primary.is_empty() {
+        if !self.page {
             return Vec::new();
         }
-        vec![Effect::ThreadNote(Note::Paged {
-            members: on_call.primary.clone(),
-        })]
+        page_primary(on_call)
     }
 
     pub fn default_route(sla: SlaPolicy, page: bool) -> Route {
@@ -53,6 +57,7 @@ impl Route {
             page,
             rotations: Vec::new(),
             off_hours_ack: None,
+            min_priority: None,
         }
     }
 
@@ -88,6 +93,15 @@ impl Route {
     }
 }
 
+fn page_primary(on_call: &OnCall) -> Vec<Effect> {
+    if on_call.primary.is_empty() {
+        return Vec::new();
+    }
+    vec![Effect::ThreadNote(Note::Paged {
+        members: on_call.primary.clone(),
+    })]
+}
+
 fn primary_tag(language: &str) -> String {
     language
         .split(['-', '_'])
@@ -100,6 +114,9 @@ fn primary_tag(language: &str) -> String {
 pub struct Routes {
     pub routes: Vec<Route>,
     pub default: Route,
+    /// The rules and priority policy every new ticket is judged by (`[[rules]]`,
+    /// `[priority]`).
+    pub triage: super::triage::Triage,
 }
 
 impl Default for Routes {
@@ -107,6 +124,7 @@ impl Default for Routes {
         Routes {
             routes: Vec::new(),
             default: Route::default_route(SlaPolicy::default(), true),
+            triage: Default::default(),
         }
     }
 }
@@ -133,11 +151,33 @@ impl Routes {
             .join("\n")
     }
 
+    /// The route of a mention of normal priority.
     pub fn route_for(&self, m: &Mention) -> &Route {
+        self.route_for_priority(m, Level::Normal)
+    }
+
+    /// The first route that matches `m` and takes its priority `level`.
+    pub fn route_for_priority(&self, m: &Mention, level: Level) -> &Route {
         self.routes
             .iter()
-            .find(|r| r.matches(m))
+            .find(|r| r.matches(m) && r.min_priority.is_none_or(|min| level >= min))
             .unwrap_or(&self.default)
+    }
+
+    /// What a new ticket's card asks of the people on call once it is up: the primary on
+    /// call are paged where its route pages, or where its priority reaches the level
+    /// from which every ticket pages (`[priority] page_from`).
+    pub fn paging(&self, ticket: &Ticket, on_call: &OnCall) -> Vec<Effect> {
+        let route = self.of(ticket);
+        let by_priority = self
+            .triage
+            .priority
+            .page_from
+            .is_some_and(|from| ticket.priority.level >= from);
+        if by_priority {
+            return page_primary(on_call);
+        }
+        route.paging(on_call)
     }
 
     /// A ticket's route by the name stamped on it; a route since removed from the
@@ -251,6 +291,7 @@ mod tests {
                 name: "Kim".into(),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: text.into(),
             language: lang.map(str::to_string),
@@ -287,6 +328,7 @@ mod tests {
                 },
             ],
             default: Route::default_route(SlaPolicy::default(), true),
+            triage: Default::default(),
         };
         let pick = |m: &Mention| routes.route_for(m).name.clone();
         assert_eq!(

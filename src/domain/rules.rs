@@ -395,7 +395,17 @@ pub fn apply(
             };
             next.holder = None;
             next.closed_by = None;
-            card_change(Note::Reopened { by: actor.clone() }, "reopened")
+            if ticket.kept_off_by_rule() {
+                // A rule kept it off the channel: reopened, it gets the card it never had.
+                next.stage = Stage::New;
+                (
+                    vec![Effect::PostCards],
+                    "reopened; its card is posted",
+                    None,
+                )
+            } else {
+                card_change(Note::Reopened { by: actor.clone() }, "reopened")
+            }
         }
     };
     let audit = audit(ticket, Some(actor), what, detail, now);
@@ -553,6 +563,7 @@ mod tests {
                 name: "Alice".into(),
                 profile_url: "https://m.example/@alice".into(),
                 id: None,
+                followers: None,
             },
             text: "my order is late".into(),
             language: Some("en".into()),
@@ -867,6 +878,21 @@ mod tests {
             .unwrap()
             .ticket;
         assert_eq!(ignored.state_label(), "Ignored");
+        // Ignored by an agent: reopening updates its card. Kept off the channel by a
+        // rule: reopening posts the card it never had.
+        assert!(!ignored.kept_off_by_rule());
+        let mut spam = ticket();
+        spam.stage = Stage::Ignored;
+        spam.rule_hits.push(crate::domain::triage::RuleHit {
+            rule: "spam".into(),
+            matched: "word \"airdrop\"".into(),
+            did: "ignored".into(),
+            ignored: true,
+        });
+        let tr = run(&spam, AgentAction::Reopen, "BEN", 5).unwrap();
+        assert_eq!(tr.ticket.stage, Stage::New);
+        assert_eq!(tr.effects, vec![Effect::PostCards]);
+        assert!(!tr.ticket.kept_off_by_rule());
     }
 
     #[test]

@@ -469,6 +469,7 @@ mod tests {
                     name: "Alice".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "help".into(),
                 language: None,
@@ -1102,6 +1103,7 @@ mod tests {
         crate::domain::routes::Routes {
             routes: Vec::new(),
             default,
+            triage: Default::default(),
         }
     }
 

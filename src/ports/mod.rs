@@ -23,7 +23,7 @@ pub use source::{
 };
 pub use store::{
     count_of, ActOutcome, AuditPos, BackendError, Claimed, Decide, Delivery, Due, Fence, Ingested,
-    Job, Judge, Lease, LeaseState, Mark, SharedStore, Slots, Store, StoreError, DESK_JOBS,
-    SEEN_EVENTS_FOR,
+    Job, Judge, Lease, LeaseState, Mark, OpenPriority, SharedStore, Slots, Store, StoreError,
+    DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};

@@ -232,6 +232,28 @@ pub struct Due {
     pub next: Option<DateTime<Utc>>,
 }
 
+/// An open ticket as the open list sorts it (see [`Store::open_priorities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPriority {
+    pub ticket: TicketId,
+    pub received: DateTime<Utc>,
+    /// Its priority's points as judged on arrival.
+    pub score: i32,
+    /// No agent's first answer yet (see `domain::priority::waits_for_answer`).
+    pub waiting: bool,
+}
+
+impl OpenPriority {
+    pub fn of(t: &Ticket) -> OpenPriority {
+        OpenPriority {
+            ticket: t.id,
+            received: t.received_at(),
+            score: t.priority.score,
+            waiting: crate::domain::priority::waits_for_answer(t),
+        }
+    }
+}
+
 /// The outbox key of jobs that concern no ticket (shift hand-off digests).
 pub const DESK_JOBS: TicketId = TicketId(0);
 
@@ -366,6 +388,19 @@ pub trait Store: Send + Sync {
 
     /// How many tickets are open (a maintained counter).
     async fn open_ticket_count(&self) -> Result<usize, StoreError>;
+
+    /// Every open ticket's number, instant received, points on arrival and whether it
+    /// still waits for a first answer, in number order: what the open list sorts by,
+    /// read from the index of open tickets (a backend keeps them there; this default
+    /// reads the tickets).
+    async fn open_priorities(&self) -> Result<Vec<OpenPriority>, StoreError> {
+        Ok(self
+            .open_tickets()
+            .await?
+            .iter()
+            .map(OpenPriority::of)
+            .collect())
+    }
 
     /// Open tickets whose next-due instant ([`crate::domain::routes::Routes::next_due`] under the
     /// routes this store was given) is at or before `until`, soonest first, at most

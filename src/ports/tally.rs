@@ -432,6 +432,7 @@ mod tests {
                     name: "A".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "hi".into(),
                 language: None,

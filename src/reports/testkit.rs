@@ -68,6 +68,7 @@ pub(super) fn ticket(id: u64, platform: Platform, created: DateTime<Utc>) -> Tic
             name: format!("Customer {id}"),
             profile_url: format!("https://social.example/@customer{id}"),
             id: None,
+            followers: None,
         },
         text: "my order never arrived".into(),
         language: Some("en".into()),

@@ -193,6 +193,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
             profile_url: w.author.profile_url.unwrap_or_default(),
             id: w.author.id,
             handle,
+            followers: None,
         },
         text: w.text,
         language: w.language,

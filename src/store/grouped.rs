@@ -482,6 +482,10 @@ impl Store for GroupCommit {
         self.direct.open_ticket_count().await
     }
 
+    async fn open_priorities(&self) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        self.direct.open_priorities().await
+    }
+
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
         let due = self.direct.due_tickets(until, limit).await?;
         // It writes only while it recomputes due instants after the routes changed, and
@@ -775,6 +779,7 @@ mod tests {
                 name: "C".into(),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: "where is my order?".into(),
             language: None,

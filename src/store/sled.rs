@@ -7,6 +7,7 @@ mod flusher;
 mod index;
 
 use crate::domain::intake::{self, Known};
+use crate::domain::priority::author_key;
 use crate::domain::routes::Routes;
 use crate::domain::Lane;
 use crate::domain::{
@@ -86,10 +87,11 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// recomputation stands after the routes changed (the next open ticket number).
 const INDEX_VERSION: &str = "index_version";
 
-/// The version of the indexes this binary builds and keeps: 2 keeps each ticket's facts
-/// in the index by the instant received (1 kept nothing there). A store with another
-/// version builds them again when opened.
-const INDEX_BUILT: &[u8] = b"2";
+/// The version of the indexes this binary builds and keeps: 3 keeps what the open list
+/// sorts by in the open tickets' entries and each author's latest tickets; 2 kept each
+/// ticket's facts in the index by the instant received (1 kept nothing there). A store
+/// with another version builds them again when opened.
+const INDEX_BUILT: &[u8] = b"3";
 const ROUTES_FINGERPRINT: &str = "routes_fingerprint";
 const DUE_RECHECK: &str = "due_recheck";
 
@@ -208,9 +210,19 @@ impl SledStore {
                 chunk.push(dec(raw)?);
             }
             if chunk.len() == BUILD_CHUNK || (item.is_none() && !chunk.is_empty()) {
-                index::entries_of(chunk.iter(), &self.routes, &mut entries, &mut counts);
+                let mut authors = BTreeMap::new();
+                index::entries_of(
+                    chunk.iter(),
+                    &self.routes,
+                    &mut entries,
+                    &mut counts,
+                    &mut authors,
+                );
                 let mut batch = sled::Batch::default();
                 for (k, v) in std::mem::take(&mut entries) {
+                    batch.insert(k, v);
+                }
+                for (k, v) in index::author_values(&self.index, authors)? {
                     batch.insert(k, v);
                 }
                 self.index.apply_batch(batch)?;
@@ -572,9 +584,15 @@ impl Store for SledStore {
                     } else {
                         parent_of(tickets, dedupe, m)?
                     };
+                    let contacts = if seen {
+                        Vec::new()
+                    } else {
+                        index::contacts(index, &author_key(m))?
+                    };
                     let known = Known {
                         seen,
                         parent: parent.as_ref(),
+                        contacts: &contacts,
                     };
                     let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
                     if done.record(&decided) {
@@ -652,6 +670,10 @@ impl Store for SledStore {
 
     async fn open_ticket_count(&self) -> Result<usize, StoreError> {
         self.counter(tally::OPEN)
+    }
+
+    async fn open_priorities(&self) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        Ok(index::Reader(&self.index).open_priorities()?)
     }
 
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {

@@ -178,6 +178,7 @@ fn mention(id: &str, author: &str) -> Mention {
             name: author.into(),
             profile_url: format!("https://m.example/@{author}"),
             id: None,
+            followers: None,
         },
         text: "where is my order?".into(),
         language: None,
@@ -1353,7 +1354,7 @@ mod postgres_only {
             applied.push(run.await.unwrap());
         }
         applied.sort();
-        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4]]);
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4, 5]]);
         assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
         let cluster = crate::postgres::shared();
         assert_eq!(
@@ -1361,7 +1362,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts"
+            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:triage"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1471,7 +1472,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 4
+                        known: 5
                     })
                 ),
                 "{refused:?}"

@@ -28,6 +28,7 @@ fn mention(id: &str) -> Mention {
             name: format!("C {id}"),
             profile_url: String::new(),
             id: None,
+            followers: None,
         },
         text: "where is my order".into(),
         language: Some("en".into()),

@@ -272,6 +272,7 @@ fn mention_from(
                 .unwrap_or_else(|| author.handle.clone()),
             profile_url: format!("https://bsky.app/profile/{profile_id}"),
             id: Some(author.did.clone()),
+            followers: None,
         },
         text: post.text.clone(),
         language: post.langs.first().cloned(),

@@ -391,6 +391,7 @@ impl Mastodon {
                 },
                 profile_url: status.account.url.clone().unwrap_or_default(),
                 id: Some(status.account.id.clone()),
+                followers: None,
             },
             text,
             language: status.language,

@@ -58,6 +58,7 @@ impl X {
                 },
                 handle,
                 id: tweet.author_id.clone(),
+                followers: None,
             },
             text: unescape(&text),
             language: tweet.lang.clone().filter(|l| l != "und" && l != "zxx"),

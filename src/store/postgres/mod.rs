@@ -35,6 +35,7 @@ mod schema;
 
 use crate::config::PostgresConfig;
 use crate::domain::intake::{self, Intake};
+use crate::domain::priority::{author_key, Contact, CONTACTS_KEPT};
 use crate::domain::routes::Routes;
 use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, Mention, Note, SurfaceKind, SystemEvent, Ticket,
@@ -505,9 +506,19 @@ impl PostgresStore {
                     (false, Some(id)) => known.ticket(&tx, id).await?,
                     _ => None,
                 };
+                let contacts = if seen {
+                    Vec::new()
+                } else {
+                    known
+                        .contacts
+                        .get(&author_key(m))
+                        .cloned()
+                        .unwrap_or_default()
+                };
                 let judged = intake::Known {
                     seen,
                     parent: parent.as_ref(),
+                    contacts: &contacts,
                 };
                 let decided = intake::admit(m, judged, TicketId(next), &self.routes, now);
                 if ingested.record(&decided) {
@@ -524,6 +535,7 @@ impl PostgresStore {
                 }
                 written.jobs.extend(tr.effects.into_iter().map(|e| (id, e)));
                 written.audit.push(tr.audit);
+                known.wrote(&tr.ticket);
                 let was = known.tickets.insert(id.0, Some(tr.ticket)).flatten();
                 written.tickets.entry(id.0).or_insert(was);
             }
@@ -1012,6 +1024,8 @@ async fn check_fences(
 struct IntakeView {
     keys: HashMap<Vec<u8>, u64>,
     tickets: HashMap<u64, Option<Ticket>>,
+    /// Each author's latest tickets, newest first (by `domain::priority::author_key`).
+    contacts: HashMap<String, Vec<Contact>>,
 }
 
 impl IntakeView {
@@ -1026,6 +1040,8 @@ impl IntakeView {
         if wanted.is_empty() {
             return Ok(view);
         }
+        view.read_contacts(tx, mentions().map(author_key).collect())
+            .await?;
         let raw: Vec<&[u8]> = wanted.iter().map(|k| k.as_bytes()).collect();
         let rows = tx
             .query(
@@ -1055,6 +1071,64 @@ impl IntakeView {
             view.tickets.entry(id).or_insert(None);
         }
         Ok(view)
+    }
+
+    /// The latest tickets of each of `authors`, in one look-up through the index by
+    /// author.
+    async fn read_contacts(
+        &mut self,
+        tx: &Tx<'_>,
+        authors: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let authors: Vec<String> = authors.into_iter().collect();
+        let kept = CONTACTS_KEPT as i64;
+        let rows = tx
+            .query(
+                "SELECT a.k, t.id, t.received_ns, NOT t.closed
+                 FROM unnest($1::text[]) AS a(k)
+                 CROSS JOIN LATERAL (
+                     SELECT id, received_ns, closed FROM tickets
+                     WHERE author_key = a.k ORDER BY id DESC LIMIT $2
+                 ) t",
+                &[&authors, &kept],
+            )
+            .await?;
+        for row in rows {
+            let author: String = get(&row, 0)?;
+            let received: Option<i64> = get(&row, 2)?;
+            self.contacts.entry(author).or_default().push(Contact {
+                ticket: TicketId(id_of(&row, 1)?),
+                received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
+                open: get(&row, 3)?,
+            });
+        }
+        for list in self.contacts.values_mut() {
+            list.sort_by(|a, b| b.ticket.cmp(&a.ticket));
+        }
+        Ok(())
+    }
+
+    /// A ticket this intake wrote, as its author's latest contact.
+    fn wrote(&mut self, ticket: &Ticket) {
+        let list = self
+            .contacts
+            .entry(author_key(&ticket.mention))
+            .or_default();
+        let open = !ticket.is_closed();
+        match list.iter_mut().find(|c| c.ticket == ticket.id) {
+            Some(c) => c.open = open,
+            None => {
+                list.insert(
+                    0,
+                    Contact {
+                        ticket: ticket.id,
+                        received: ticket.received_at(),
+                        open,
+                    },
+                );
+                list.truncate(CONTACTS_KEPT);
+            }
+        }
     }
 
     /// The ticket holding the post `m` answers: the first of intake's keys for it that
@@ -1411,6 +1485,28 @@ impl Store for PostgresStore {
 
     async fn open_ticket_count(&self) -> Result<usize, StoreError> {
         self.counter(tally::OPEN).await
+    }
+
+    async fn open_priorities(&self) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, received_ns, coalesce(priority_score, 0), first_answer_ns IS NULL
+                 FROM tickets WHERE NOT closed ORDER BY id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let received: Option<i64> = get(row, 1)?;
+                Ok(crate::ports::OpenPriority {
+                    ticket: TicketId(id_of(row, 0)?),
+                    received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
+                    score: get(row, 2)?,
+                    waiting: get(row, 3)?,
+                })
+            })
+            .collect()
     }
 
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ticket_facts",
         include_str!("../../../migrations/0004_ticket_facts.sql"),
     ),
+    (
+        5,
+        "triage",
+        include_str!("../../../migrations/0005_triage.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("mbschema"), so replicas starting together

@@ -130,6 +130,7 @@ fn routes_of(policy: SlaPolicy, ack: bool) -> Routes {
             off_hours_ack: ack.then(|| "Back {expected}.".to_string()),
             ..Route::default_route(policy, true)
         },
+        triage: Default::default(),
     }
 }
 
