@@ -21,6 +21,8 @@ pub enum Command {
     Canned,
     /// `/mentions help` (Slack): the usage line.
     Help,
+    /// `/mentions why <ticket>`: its priority and what the rules did, told privately.
+    Why { ticket: TicketId },
     /// `/mentions claim|unclaim|resolve|ignore|reopen <ticket>`,
     /// `/mentions reply|dm <ticket> <text>`.
     Act {
@@ -138,11 +140,19 @@ impl Command {
             "help" => return Ok(Command::Help),
             _ => {}
         }
-        let verb = TicketVerb::parse(&verb).ok_or(CommandError::Unknown(verb))?;
+        let why = verb == "why";
+        let verb = match TicketVerb::parse(&verb) {
+            Some(v) => Some(v),
+            None if why => None,
+            None => return Err(CommandError::Unknown(verb)),
+        };
         let ticket = words
             .next()
             .and_then(|w| w.parse::<TicketId>().ok())
             .ok_or(CommandError::NoTicket)?;
+        let Some(verb) = verb else {
+            return Ok(Command::Why { ticket });
+        };
         // Everything after the ticket number, as typed (line breaks kept).
         let body = || {
             typed(
@@ -192,6 +202,9 @@ impl Command {
             return Err(CommandError::NoTicket);
         };
         let ticket = TicketId(u64::try_from(*n).unwrap_or(0));
+        if verb == "why" {
+            return Ok(Command::Why { ticket });
+        }
         let verb = TicketVerb::parse(verb).ok_or_else(|| CommandError::Unknown(verb.into()))?;
         Ok(Command::Act {
             ticket,
@@ -292,6 +305,19 @@ mod tests {
         assert_eq!(words("reopen 42"), act(42, AgentAction::Reopen));
         assert_eq!(words("reply 42"), act(42, reply("")));
         assert_eq!(words("dm 7 see you"), act(7, dm("see you")));
+        assert_eq!(
+            words("why #12"),
+            Ok(Command::Why {
+                ticket: TicketId(12)
+            })
+        );
+        assert_eq!(words("why"), Err(CommandError::NoTicket));
+        assert_eq!(
+            Command::from_options(Some("why"), &[("ticket", OptionValue::Integer(12))]),
+            Ok(Command::Why {
+                ticket: TicketId(12)
+            })
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod slack;
 
 pub use markup::{member_id, Markup};
 
+use crate::domain::priority::{reach_label, Level};
 use crate::domain::{AgentAction, Note, Stage, Ticket};
 use chrono::{DateTime, Utc};
 
@@ -105,7 +106,8 @@ impl CardButton {
     }
 }
 
-/// `/mentions list`: open tickets, oldest first, at most `max` of them and at most
+/// `/mentions list`: open tickets in the list's order (priority, then waiting time),
+/// each marked with its level unless normal, at most `max` of them and at most
 /// `max_len` characters in all (the surface's message limit).
 pub fn open_list(
     open: &crate::ports::OpenTickets,
@@ -127,8 +129,12 @@ pub fn open_list(
             .as_ref()
             .map(|c| format!(" · {}", m.name(&c.agent)))
             .unwrap_or_default();
+        let level = match t.priority.level {
+            Level::Normal => String::new(),
+            other => format!("{} {} · ", level_mark(other), other.label()),
+        };
         let line = format!(
-            "• {} {}{} · @{}: {} ({})\n",
+            "• {} {level}{}{} · @{}: {} ({})\n",
             m.bold(&format!("#{}", t.id)),
             t.state_label(),
             holder,
@@ -147,6 +153,111 @@ pub fn open_list(
     }
     out
 }
+
+/// A level's mark, the same on every surface.
+pub fn level_mark(level: Level) -> &'static str {
+    match level {
+        Level::Urgent => "🔴",
+        Level::High => "🟠",
+        Level::Normal => "⚪",
+        Level::Low => "🔵",
+    }
+}
+
+/// What a card says about the ticket's priority, the author's reach and its tags:
+/// "🟠 High priority: VIP · 48k followers", or only "12.3k followers", or nothing for a
+/// normal ticket with nothing to say. Every part is escaped (reasons quote the team's
+/// words; tags are the team's), so the caller adds it as it is.
+pub fn priority_line(ticket: &Ticket, m: &dyn Markup) -> Option<String> {
+    let p = &ticket.priority;
+    let mut parts = Vec::new();
+    if !p.is_plain() {
+        let mut head = format!(
+            "{} {}",
+            level_mark(p.level),
+            m.bold(&format!("{} priority", capitalised(p.level.label())))
+        );
+        if !p.reasons.is_empty() {
+            head.push_str(&format!(": {}", m.fit(&p.why(), 500).0));
+        }
+        parts.push(head);
+    }
+    if let Some(reach) = ticket.mention.author.followers.map(reach_label) {
+        if !p.reasons.iter().any(|r| r.why == reach) {
+            parts.push(m.escape(&reach));
+        }
+    }
+    if !ticket.tags.is_empty() {
+        parts.push(format!("tags: {}", m.fit(&ticket.tags.join(", "), 300).0));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+pub fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// `/mentions why <ticket>`: why the ticket is where it is: its priority now with the
+/// points of each reason, what each rule did, its tags and route, and for a mention a
+/// rule kept off the channel, how to bring it back.
+pub fn why_text(ticket: &Ticket, m: &dyn Markup) -> String {
+    let p = &ticket.priority;
+    let mut out = format!(
+        "{}\n",
+        m.bold(&format!(
+            "Ticket #{}: {} priority (score {})",
+            ticket.id,
+            p.level.label(),
+            p.score
+        ))
+    );
+    if p.reasons.is_empty() {
+        out.push_str("• Priority: nothing raised or lowered it.\n");
+    }
+    for r in &p.reasons {
+        out.push_str(&format!("• {} ({:+})\n", m.fit(&r.why, 300).0, r.points));
+    }
+    if ticket.rule_hits.is_empty() {
+        out.push_str("• Rules: none matched.\n");
+    }
+    for hit in &ticket.rule_hits {
+        out.push_str(&format!("• {}\n", m.fit(&hit.sentence(), 500).0));
+    }
+    if !ticket.tags.is_empty() {
+        out.push_str(&format!(
+            "• Tags: {}\n",
+            m.fit(&ticket.tags.join(", "), 300).0
+        ));
+    }
+    if !ticket.route.is_empty() {
+        out.push_str(&format!("• Route: {}\n", m.fit(&ticket.route, 100).0));
+    }
+    if ticket.kept_off_by_rule() {
+        out.push_str(&format!(
+            "• Kept off the channel by a rule (stored, no card): `/mentions reopen {}` posts its card.",
+            ticket.id
+        ));
+    } else {
+        out.push_str(&format!("• State: {}", ticket.state_label()));
+    }
+    // Within the smaller surface's message (Discord's 2,000): whole lines before the
+    // last are left out.
+    let mut lines: Vec<&str> = out.lines().collect();
+    let mut cut = false;
+    while lines.len() > 2 && markup::surface_len(&lines.join("\n")) > WHY_MAX - 10 {
+        lines.remove(lines.len() - 2);
+        cut = true;
+    }
+    if cut {
+        lines.insert(lines.len() - 1, "• …");
+    }
+    lines.join("\n")
+}
+
+const WHY_MAX: usize = 1900;
 
 /// How much of a customer's or agent's text a thread line quotes: well inside Discord's
 /// 2,000-character messages (and Slack's 4,000 for readable notifications) with room for

@@ -37,7 +37,8 @@ pub enum ActError {
 /// means the change is durable; what it sets off (card updates, the reply to the customer)
 /// is carried out by the outbox afterwards, exactly once. Only configured agents may act
 /// or read the desk; anyone else gets [`Rejection::NotAnAgent`].
-/// The first open tickets, oldest first, and how many are open in all.
+/// The first open tickets in the list's order (highest priority first, then whoever
+/// has waited longest), each with its priority as of now, and how many are open in all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenTickets {
     pub first: Vec<Ticket>,
@@ -97,6 +98,10 @@ pub trait AgentDesk: Send + Sync {
         author: &AgentRef,
         text: &str,
     ) -> Result<Option<TicketId>, ActError>;
+
+    /// `/mentions why <ticket>`: the ticket (whatever its stage) with its priority as of
+    /// now, whose reasons, rule hits and tags say why it is where it is. Agents only.
+    async fn explain(&self, who: &AgentRef, id: TicketId) -> Result<Ticket, ActError>;
 
     /// `/mentions canned`: the whole library, as text.
     async fn canned_list(&self, who: &AgentRef) -> Result<String, ActError>;

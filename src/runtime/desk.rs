@@ -116,7 +116,8 @@ impl DeskService {
     /// decides, from who is on call for that route at `now`.
     pub async fn paging(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<Effect> {
         let route = self.routes.of(ticket);
-        route.paging(&route.schedule(&self.schedule().await).on_call(now))
+        let on_call = route.schedule(&self.schedule().await).on_call(now);
+        self.routes.paging(ticket, &on_call)
     }
 
     async fn overrides(&self) -> Result<Vec<Override>, ActError> {
@@ -200,11 +201,46 @@ impl AgentDesk for DeskService {
             .group_members = members;
     }
 
+    /// Sorted from the index of open tickets (points, instant received, answered yet),
+    /// so only the tickets shown are read.
     async fn open_tickets(&self, limit: usize) -> Result<OpenTickets, ActError> {
+        let now = self.clock.now();
+        let policy = &self.routes.triage.priority;
+        let mut open: Vec<_> = self
+            .store
+            .open_priorities()
+            .await?
+            .into_iter()
+            .map(|o| {
+                let level = policy.current_level(o.score, o.received, o.waiting, now);
+                (level, o.received, o.ticket)
+            })
+            .collect();
+        open.sort_unstable_by(|a, b| crate::domain::priority::list_order(*a, *b));
+        let mut first = Vec::with_capacity(limit.min(open.len()));
+        for (_, _, id) in open.iter().take(limit) {
+            if let Some(mut t) = self.store.ticket(*id).await? {
+                t.priority = policy.current(&t, now);
+                first.push(t);
+            }
+        }
         Ok(OpenTickets {
-            first: self.store.open_tickets_numbered("", limit).await?,
-            total: self.store.open_ticket_count().await?,
+            first,
+            total: open.len(),
         })
+    }
+
+    async fn explain(&self, who: &AgentRef, id: TicketId) -> Result<Ticket, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let mut ticket = self.ticket(id).await?;
+        ticket.priority = self
+            .routes
+            .triage
+            .priority
+            .current(&ticket, self.clock.now());
+        Ok(ticket)
     }
 
     async fn open_tickets_matching(

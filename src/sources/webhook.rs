@@ -94,6 +94,10 @@ struct WireAuthor {
     name: Option<String>,
     profile_url: Option<String>,
     id: Option<String>,
+    /// The author's follower count, if the tool knows it (anything but a whole number
+    /// is ignored).
+    #[serde(default, deserialize_with = "crate::sources::follower_count")]
+    followers: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,7 +197,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
             profile_url: w.author.profile_url.unwrap_or_default(),
             id: w.author.id,
             handle,
-            followers: None,
+            followers: w.author.followers,
         },
         text: w.text,
         language: w.language,

@@ -236,6 +236,9 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
         embed = embed.field("Route", d.fit(&ticket.route, 100).0, true);
     }
+    if let Some(line) = crate::chat::priority_line(ticket, d) {
+        embed = embed.field("Priority", line, false);
+    }
     for r in ticket.replies.iter().rev().take(MAX_REPLY_FIELDS).rev() {
         let mut head = match &r.state {
             ReplyState::Pending => "⏳ sending…".to_string(),
@@ -407,17 +410,12 @@ pub fn reply_modal(
 }
 
 fn ticket_option(verb: &str) -> CreateCommandOption {
-    let what = if verb == "dm" {
-        "reply privately to"
-    } else {
-        verb
+    let description = match verb {
+        "dm" => "Reply privately to a mention ticket".to_string(),
+        "why" => "Why a ticket has its priority, and what the rules did".to_string(),
+        _ => format!("{} a mention ticket", crate::chat::capitalised(verb)),
     };
-    CreateCommandOption::new(
-        CommandOptionType::SubCommand,
-        verb,
-        format!("{} a mention ticket", capitalise(what)),
-    )
-    .add_sub_option(
+    CreateCommandOption::new(CommandOptionType::SubCommand, verb, description).add_sub_option(
         CreateCommandOption::new(CommandOptionType::Integer, "ticket", "Ticket number")
             .required(true)
             .min_int_value(1)
@@ -425,14 +423,7 @@ fn ticket_option(verb: &str) -> CreateCommandOption {
     )
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
-/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen`.
+/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen|why`.
 pub fn command() -> CreateCommand {
     let mut cmd = CreateCommand::new(COMMAND)
         .description("Social media mention tickets")
@@ -477,7 +468,7 @@ pub fn command() -> CreateCommand {
             "How long, e.g. 4h",
         )),
     );
-    for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
+    for verb in ["claim", "unclaim", "resolve", "ignore", "reopen", "why"] {
         cmd = cmd.add_option(ticket_option(verb));
     }
     cmd = cmd.add_option(
@@ -504,7 +495,7 @@ pub fn command() -> CreateCommand {
     )
 }
 
-/// `/mentions list`: open tickets, oldest first, as an ephemeral message.
+/// `/mentions list`: open tickets, highest priority first, as an ephemeral message.
 /// How many open tickets the list shows at most.
 pub const LISTED: usize = 20;
 

@@ -396,6 +396,11 @@ impl Discord {
                     }),
             ),
             Command::Canned => ephemeral_words(desk.canned_list(&who).await),
+            Command::Why { ticket } => ephemeral_rendered(
+                desk.explain(&who, ticket)
+                    .await
+                    .map(|t| crate::chat::why_text(&t, &card::DiscordMarkup)),
+            ),
             Command::Stats { window } => ephemeral_words(desk.stats(&who, &window).await),
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),

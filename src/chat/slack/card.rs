@@ -140,6 +140,14 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             )))
             .into(),
     );
+    if let Some(line) = crate::chat::priority_line(ticket, t) {
+        blocks.push(
+            SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+                SlackBlockMarkDownText::new(line),
+            )])
+            .into(),
+        );
+    }
     // The post itself, cut to the section's limit with the way to the whole of it.
     let more = format!("\n{}", t.link(&m.url, "read the whole post"));
     let (text, cut) = t.fit_quote(&m.text, limits::TEXT - surface_len(&more));
@@ -478,4 +486,4 @@ pub fn open_list(open: &crate::ports::OpenTickets) -> String {
     crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
-pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions stats [24h|7d|30d]`";
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]`";

@@ -322,6 +322,11 @@ impl Slack {
                     }),
             ),
             Command::Canned => ephemeral_words(desk.canned_list(&actor).await),
+            Command::Why { ticket } => ephemeral_rendered(
+                desk.explain(&actor, ticket)
+                    .await
+                    .map(|t| crate::chat::why_text(&t, &card::SlackMarkup)),
+            ),
             Command::Help => ephemeral_response(card::USAGE),
             Command::Act { ticket, action } => {
                 let done = done_sentence(ticket, &action);

@@ -136,6 +136,7 @@ impl X {
                 id: String::new(),
                 name: String::new(),
                 username: String::new(),
+                public_metrics: None,
             },
             budget,
             gates: Gates::default(),
@@ -253,6 +254,7 @@ fn test_client() -> X {
             id: "1500000000000000001".into(),
             name: "Brand".into(),
             username: "brand".into(),
+            public_metrics: None,
         },
         budget: Arc::new(Budget::counted(
             store,

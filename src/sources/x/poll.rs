@@ -35,9 +35,13 @@ impl X {
         users: &HashMap<String, User>,
     ) -> Mention {
         let author_id = tweet.author_id.clone().unwrap_or_default();
-        let (handle, name) = match users.get(&author_id) {
-            Some(u) => (u.username.clone(), u.name.clone()),
-            None => (author_id.clone(), String::new()),
+        let (handle, name, followers) = match users.get(&author_id) {
+            Some(u) => (
+                u.username.clone(),
+                u.name.clone(),
+                u.public_metrics.as_ref().and_then(|m| m.followers_count),
+            ),
+            None => (author_id.clone(), String::new(), None),
         };
         let text = tweet
             .note_tweet
@@ -58,7 +62,7 @@ impl X {
                 },
                 handle,
                 id: tweet.author_id.clone(),
-                followers: None,
+                followers,
             },
             text: unescape(&text),
             language: tweet.lang.clone().filter(|l| l != "und" && l != "zxx"),
@@ -203,7 +207,7 @@ pub(super) fn post_fields() -> [(&'static str, String); 3] {
     [
         ("expansions", "author_id".into()),
         ("tweet.fields", TWEET_FIELDS.into()),
-        ("user.fields", "username,name".into()),
+        ("user.fields", "username,name,public_metrics".into()),
     ]
 }
 
