@@ -1303,6 +1303,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_from_before_the_triage_indexes_builds_them_when_opened() {
+        use crate::domain::{Author, Mention, Platform, Visibility};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sled");
+        let by_kim = |id: &str| Mention {
+            platform: Platform::Mastodon,
+            network: None,
+            account: "brand".into(),
+            remote_id: id.into(),
+            url: format!("https://m.example/@kim/{id}"),
+            author: Author {
+                handle: "kim".into(),
+                ..Author::default()
+            },
+            text: "hello".into(),
+            language: None,
+            created_at: now(),
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+            external_id: None,
+        };
+        {
+            let store = SledStore::open(&path).unwrap();
+            store
+                .ingest("src", &[by_kim("1"), by_kim("2")], None, now())
+                .await
+                .unwrap();
+            // As a store of index version 2 left it: no author lists, empty open entries.
+            store.index.clear().unwrap();
+            store.meta.insert(INDEX_VERSION, b"2").unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(&path).unwrap();
+        let open = store.open_priorities().await.unwrap();
+        assert_eq!(open.len(), 2);
+        assert!(open.iter().all(|o| o.waiting && o.received == now()));
+        store
+            .ingest("src", &[by_kim("3")], None, now())
+            .await
+            .unwrap();
+        let third = store.ticket(TicketId(3)).await.unwrap().unwrap();
+        assert_eq!(third.priority.why(), "3rd contact this week");
+    }
+
+    #[tokio::test]
     async fn expired_event_ids_are_pruned_so_the_tree_stays_small() {
         let store = SledStore::temporary().unwrap();
         for source in ["slack-event", "discord-interaction"] {

@@ -16,7 +16,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 mod indexes;
+mod triage;
 use indexes::*;
+use triage::*;
 
 /// Where a backend under test keeps its data. `open` gives a store on it; called again
 /// once every handle of the last one is dropped, it is the same store after a restart.
@@ -144,6 +146,8 @@ macro_rules! store_contract {
                 an_off_hours_mark_stops_a_ticket_being_due_for_it,
                 a_change_of_routes_makes_every_open_ticket_looked_at_again,
                 open_tickets_are_found_by_the_number_typed,
+                intake_finds_the_authors_earlier_tickets_also_in_the_same_batch_and_after_a_restart,
+                a_rule_ignored_mention_is_stored_with_no_card_to_post,
             );
         }
     };
@@ -1383,13 +1387,14 @@ mod postgres_only {
         crate::postgres::shared().psql_in(
             place.config.url.expose(),
             "ALTER TABLE tickets DROP COLUMN received_ns, DROP COLUMN due_ns,
-                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route, DROP COLUMN facts;
+                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route, DROP COLUMN facts,
+                 DROP COLUMN author_key, DROP COLUMN priority_score;
              DROP TABLE first_response_waits;
              DELETE FROM counters WHERE name LIKE 'tally:%';
              DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
-             DELETE FROM schema_migrations WHERE version IN (3, 4);",
+             DELETE FROM schema_migrations WHERE version IN (3, 4, 5);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "filled").await;
@@ -1404,10 +1409,11 @@ mod postgres_only {
         a_varied_desk(&place.open()).await;
         crate::postgres::shared().psql_in(
             place.config.url.expose(),
-            "ALTER TABLE tickets DROP COLUMN facts;
-             DELETE FROM schema_migrations WHERE version = 4;",
+            "ALTER TABLE tickets DROP COLUMN facts, DROP COLUMN author_key,
+                 DROP COLUMN priority_score;
+             DELETE FROM schema_migrations WHERE version IN (4, 5);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![4]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "version 3").await;
@@ -1416,6 +1422,43 @@ mod postgres_only {
             "select count(*) from tickets where facts is null",
         );
         assert_eq!(without, "3");
+    }
+
+    /// A database at version 4: migrating to 5 gives its recent and open rows their
+    /// author, written as intake writes it, so the next mention by the same person (its
+    /// handle written in other case) is a repeat contact; the open list reads their
+    /// points as 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_at_version_4_knows_its_authors_once_migrated() {
+        let place = PgPlace::new();
+        let store = place.open();
+        let first = mention("1", "@Alice@Other.Social");
+        store
+            .ingest("src", &[first], None, Utc::now())
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+        crate::postgres::shared().psql_in(
+            place.config.url.expose(),
+            "ALTER TABLE tickets DROP COLUMN author_key, DROP COLUMN priority_score;
+             DELETE FROM schema_migrations WHERE version = 5;",
+        );
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![5]);
+        let store = place.open();
+        let open = store.open_priorities().await.unwrap();
+        assert_eq!((open.len(), open[0].score), (1, 0));
+        store
+            .ingest(
+                "src",
+                &[mention("2", "alice@other.social")],
+                None,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let again = store.ticket(TicketId(2)).await.unwrap().unwrap();
+        assert_eq!(again.priority.why(), "2nd contact this week");
     }
 
     /// `mentionbridge migrate` brings the configured database up to date, then finds

@@ -9,6 +9,7 @@ use mentionbridge::domain::routes::{Route, Routes};
 use mentionbridge::domain::sla::{apply_steps, due_steps, off_hours_considered, SlaPolicy};
 use mentionbridge::domain::Ticket;
 use mentionbridge::ports::tally::{desk_counts, TicketFacts};
+use mentionbridge::ports::OpenPriority;
 use mentionbridge::reports::{desk_counts_of, Targets};
 
 fn ids(tickets: &[Ticket]) -> Vec<TicketId> {
@@ -34,6 +35,16 @@ pub async fn assert_indexes_match(
         "{when}: the open tickets, oldest first"
     );
     assert_eq!(ids(&store.open_tickets().await.unwrap()), open, "{when}");
+    let sorted_by: Vec<OpenPriority> = all
+        .iter()
+        .filter(|t| !t.is_closed())
+        .map(OpenPriority::of)
+        .collect();
+    assert_eq!(
+        store.open_priorities().await.unwrap(),
+        sorted_by,
+        "{when}: what the open list sorts by"
+    );
     assert_eq!(
         store.open_ticket_count().await.unwrap(),
         open.len(),
