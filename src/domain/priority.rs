@@ -621,7 +621,7 @@ mod tests {
     #[test]
     fn the_list_puts_higher_levels_first_then_the_longest_waiting() {
         let at = |h| now() + Duration::hours(h);
-        let mut rows = vec![
+        let mut rows = [
             (Level::Normal, at(0), TicketId(1)),
             (Level::High, at(2), TicketId(3)),
             (Level::Urgent, at(3), TicketId(4)),

@@ -35,6 +35,7 @@ mod store_contract;
 mod stream_watcher;
 mod streaming;
 mod team_defects;
+mod triage;
 mod webhook_flows;
 mod x_flows;
 mod x_stream;

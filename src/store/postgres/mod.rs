@@ -1103,7 +1103,7 @@ impl IntakeView {
             });
         }
         for list in self.contacts.values_mut() {
-            list.sort_by(|a, b| b.ticket.cmp(&a.ticket));
+            list.sort_by_key(|c| std::cmp::Reverse(c.ticket));
         }
         Ok(())
     }
