@@ -22,8 +22,8 @@ pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };
 pub use store::{
-    count_of, ActOutcome, AuditPos, BackendError, Claimed, Decide, Delivery, Due, Fence, Ingested,
-    Job, Judge, Lease, LeaseState, Mark, OpenPriority, SharedStore, Slots, Store, StoreError,
-    DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, heads_of, ActOutcome, AuditPos, BackendError, Claimed, Decide, Delivery, Due, Fence,
+    Ingested, Job, Judge, Lease, LeaseState, Mark, OpenPriority, SharedStore, Slots, Store,
+    StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};

@@ -254,6 +254,23 @@ impl OpenPriority {
     }
 }
 
+/// Of each group (points, waiting or not) of `open`, the `limit` received first.
+pub fn heads_of(mut open: Vec<OpenPriority>, limit: usize) -> Vec<OpenPriority> {
+    open.sort_by_key(|o| (o.waiting, o.score, o.received, o.ticket));
+    let mut taken: Vec<OpenPriority> = Vec::new();
+    let mut in_group = 0;
+    for o in open {
+        let same = taken
+            .last()
+            .is_some_and(|l| (l.waiting, l.score) == (o.waiting, o.score));
+        in_group = if same { in_group + 1 } else { 1 };
+        if in_group <= limit {
+            taken.push(o);
+        }
+    }
+    taken
+}
+
 /// The outbox key of jobs that concern no ticket (shift hand-off digests).
 pub const DESK_JOBS: TicketId = TicketId(0);
 
@@ -400,6 +417,15 @@ pub trait Store: Send + Sync {
             .iter()
             .map(OpenPriority::of)
             .collect())
+    }
+
+    /// The open tickets that can be among the first `limit` of the open list at any
+    /// time: of each group of open tickets with the same points that wait for an answer
+    /// or not, the `limit` received first (waiting only raises a ticket, and the oldest
+    /// of a group has waited longest), in no particular order. A backend reads them from
+    /// an index in about `limit` per group; this default reads every open ticket.
+    async fn open_list_heads(&self, limit: usize) -> Result<Vec<OpenPriority>, StoreError> {
+        Ok(heads_of(self.open_priorities().await?, limit))
     }
 
     /// Open tickets whose next-due instant ([`crate::domain::routes::Routes::next_due`] under the

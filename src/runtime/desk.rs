@@ -201,14 +201,14 @@ impl AgentDesk for DeskService {
             .group_members = members;
     }
 
-    /// Sorted from the index of open tickets (points, instant received, answered yet),
-    /// so only the tickets shown are read.
+    /// Sorted from the heads of the index of what the list sorts by (points, instant
+    /// received, answered yet), so only the tickets shown are read.
     async fn open_tickets(&self, limit: usize) -> Result<OpenTickets, ActError> {
         let now = self.clock.now();
         let policy = &self.routes.triage.priority;
         let mut open: Vec<_> = self
             .store
-            .open_priorities()
+            .open_list_heads(limit)
             .await?
             .into_iter()
             .map(|o| {
@@ -226,7 +226,7 @@ impl AgentDesk for DeskService {
         }
         Ok(OpenTickets {
             first,
-            total: open.len(),
+            total: self.store.open_ticket_count().await?,
         })
     }
 

@@ -486,6 +486,13 @@ impl Store for GroupCommit {
         self.direct.open_priorities().await
     }
 
+    async fn open_list_heads(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        self.direct.open_list_heads(limit).await
+    }
+
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
         let due = self.direct.due_tickets(until, limit).await?;
         // It writes only while it recomputes due instants after the routes changed, and

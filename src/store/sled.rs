@@ -676,6 +676,13 @@ impl Store for SledStore {
         Ok(index::Reader(&self.index).open_priorities()?)
     }
 
+    async fn open_list_heads(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        Ok(index::Reader(&self.index).open_heads(limit)?)
+    }
+
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
         self.check_fence()?;
         self.check_routes()?;

@@ -148,6 +148,7 @@ macro_rules! store_contract {
                 open_tickets_are_found_by_the_number_typed,
                 intake_finds_the_authors_earlier_tickets_also_in_the_same_batch_and_after_a_restart,
                 a_rule_ignored_mention_is_stored_with_no_card_to_post,
+                the_heads_of_the_open_list_are_each_groups_longest_waiting,
             );
         }
     };

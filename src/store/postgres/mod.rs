@@ -1195,6 +1195,17 @@ impl Written<'_> {
     }
 }
 
+/// A row of (id, received_ns, points, waiting) as the open list sorts it.
+fn open_priority_of(row: &Row) -> Result<crate::ports::OpenPriority, StoreError> {
+    let received: Option<i64> = get(row, 1)?;
+    Ok(crate::ports::OpenPriority {
+        ticket: TicketId(id_of(row, 0)?),
+        received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
+        score: get(row, 2)?,
+        waiting: get(row, 3)?,
+    })
+}
+
 /// Ticket `id`, locked for the rest of `tx`.
 async fn lock_ticket(tx: &Tx<'_>, id: TicketId) -> Result<Option<Ticket>, StoreError> {
     let Some(id) = sql_id(id.0) else {
@@ -1496,17 +1507,31 @@ impl Store for PostgresStore {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let received: Option<i64> = get(row, 1)?;
-                Ok(crate::ports::OpenPriority {
-                    ticket: TicketId(id_of(row, 0)?),
-                    received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
-                    score: get(row, 2)?,
-                    waiting: get(row, 3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(open_priority_of).collect()
+    }
+
+    /// Read through the index of open tickets that carries what the list sorts by;
+    /// only each group's first `limit` rows leave the database.
+    async fn open_list_heads(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, received_ns, score, waiting FROM (
+                     SELECT id, received_ns, coalesce(priority_score, 0) AS score,
+                            first_answer_ns IS NULL AS waiting,
+                            row_number() OVER (
+                                PARTITION BY coalesce(priority_score, 0), first_answer_ns IS NULL
+                                ORDER BY received_ns, id) AS n
+                     FROM tickets WHERE NOT closed) AS heads
+                 WHERE n <= $1",
+                &[&limit],
+            )
+            .await?;
+        rows.iter().map(open_priority_of).collect()
     }
 
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {

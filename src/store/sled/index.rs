@@ -5,11 +5,13 @@
 //! received, first answers by instant, unanswered tickets by route and instant, answered
 //! tickets by route and first response (counts per whole second), and the named
 //! counters of [`crate::ports::tally`]. The entries by the instant received hold each
-//! ticket's [`TicketFacts`] (what a window's numbers need); the open tickets' entries
-//! hold what the open list sorts by (points on arrival, instant received, whether it
-//! waits for an answer); and each author's entry lists their latest tickets (number and
-//! instant received), which intake reads inside its transaction for repeat contact.
-//! Instants are nanoseconds and integers are stored so that byte order is numeric order.
+//! ticket's [`TicketFacts`] (what a window's numbers need). Open tickets are also kept
+//! by what the open list sorts by: whether they wait for an answer, their points on
+//! arrival, then the instant received (within such a group, the list's own order, so
+//! the first of the list are read from the head of each group). Each author's entry
+//! lists their latest tickets (number and instant received), which intake reads inside
+//! its transaction for repeat contact. Instants are nanoseconds and integers are stored
+//! so that byte order is numeric order.
 
 use crate::domain::priority::{author_key, waits_for_answer, Contact, CONTACTS_KEPT};
 use crate::domain::routes::Routes;
@@ -32,6 +34,7 @@ const UNANSWERED: u8 = b'u';
 const WAITS: u8 = b'w';
 const COUNTER: u8 = b'c';
 const AUTHOR: u8 = b'p';
+const PRIORITY: u8 = b'l';
 
 type TxResult = Result<(), UnabortableTransactionError>;
 
@@ -68,29 +71,32 @@ pub(super) fn open_key(id: u64) -> Vec<u8> {
     key(OPEN, &[&id.to_be_bytes()])
 }
 
-/// What an open ticket's entry holds: its points on arrival, the instant received, and
-/// whether it waits for a first answer.
-fn open_value(t: &Ticket) -> Vec<u8> {
-    let mut v = t.priority.score.to_be_bytes().to_vec();
-    v.extend_from_slice(&nanos(t.received_at()).to_be_bytes());
-    v.push(u8::from(waits_for_answer(t)));
-    v
+/// An open ticket's entry in the index of what the list sorts by: waiting (1) or not,
+/// points, instant received, number.
+fn priority_key(t: &Ticket) -> Option<Vec<u8>> {
+    (!t.is_closed()).then(|| {
+        key(
+            PRIORITY,
+            &[
+                &[u8::from(waits_for_answer(t))],
+                &sortable(i64::from(t.priority.score)),
+                &sortable(nanos(t.received_at())),
+                &t.id.0.to_be_bytes(),
+            ],
+        )
+    })
 }
 
-fn open_priority_of(k: &[u8], v: &[u8]) -> OpenPriority {
-    let score = v
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, i32::from_be_bytes);
-    let received = v
-        .get(4..12)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, i64::from_be_bytes);
+/// The group of a priority entry: its prefix (waiting, points).
+const PRIORITY_GROUP: usize = 1 + 1 + 8;
+
+fn open_priority_of(k: &[u8]) -> OpenPriority {
+    let at = |from: usize| k.get(from..from + 8).map_or(0, unsortable);
     OpenPriority {
         ticket: TicketId(id_at_end(k)),
-        received: DateTime::from_timestamp_nanos(received),
-        score,
-        waiting: v.get(12).is_none_or(|w| *w != 0),
+        received: DateTime::from_timestamp_nanos(at(PRIORITY_GROUP)),
+        score: i32::try_from(at(2)).unwrap_or(0),
+        waiting: k.get(1).is_some_and(|w| *w != 0),
     }
 }
 
@@ -255,14 +261,8 @@ pub(super) fn reindex(
     let facts = TicketFacts::of(new);
     match was.as_ref().map(entry) {
         Some((o, r, a, u)) => {
-            if o != open || old.map(open_value) != Some(open_value(new)) {
-                if let Some(k) = o {
-                    index.remove(k)?;
-                }
-                if let Some(k) = open {
-                    index.insert(k, open_value(new))?;
-                }
-            }
+            replace(index, o, open)?;
+            replace(index, old.and_then(priority_key), priority_key(new))?;
             if r != received {
                 index.remove(r.as_slice())?;
             }
@@ -274,10 +274,10 @@ pub(super) fn reindex(
         }
         None => {
             index.insert(received, facts_value(&facts))?;
-            if let Some(k) = open {
-                index.insert(k, open_value(new))?;
-            }
-            for k in [answered, unanswered].into_iter().flatten() {
+            for k in [open, answered, unanswered, priority_key(new)]
+                .into_iter()
+                .flatten()
+            {
                 index.insert(k, &[])?;
             }
             add_contact(index, new)?;
@@ -318,7 +318,10 @@ pub(super) fn entries_of<'a>(
             out.insert(k, v);
         };
         if c.open {
-            put(open_key(id), open_value(t));
+            put(open_key(id), Vec::new());
+        }
+        if let Some(k) = priority_key(t) {
+            put(k, Vec::new());
         }
         put(
             at_key(RECEIVED, c.received, id),
@@ -390,12 +393,41 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// Every open ticket's entry, in number order.
+    /// Every open ticket as the list sorts it, in number order.
     pub(super) fn open_priorities(&self) -> sled::Result<Vec<OpenPriority>> {
-        self.0
-            .scan_prefix([OPEN])
-            .map(|item| item.map(|(k, v)| open_priority_of(&k, &v)))
-            .collect()
+        let mut all: Vec<OpenPriority> = self
+            .0
+            .scan_prefix([PRIORITY])
+            .keys()
+            .map(|k| k.map(|k| open_priority_of(&k)))
+            .collect::<sled::Result<_>>()?;
+        all.sort_by_key(|o| o.ticket);
+        Ok(all)
+    }
+
+    /// The first `limit` open tickets of each group (waiting or not, points): the
+    /// list's first `limit` are among them, whatever `now` is, since within a group the
+    /// oldest has waited longest. One seek per group, `limit` entries at most from each.
+    pub(super) fn open_heads(&self, limit: usize) -> sled::Result<Vec<OpenPriority>> {
+        let mut out = Vec::new();
+        let mut from = vec![PRIORITY];
+        loop {
+            let Some(first) = self.0.range(from.clone()..).keys().next().transpose()? else {
+                break;
+            };
+            if first.first() != Some(&PRIORITY) || first.len() < PRIORITY_GROUP {
+                break;
+            }
+            let group = first[..PRIORITY_GROUP].to_vec();
+            for k in self.0.scan_prefix(&group).keys().take(limit) {
+                out.push(open_priority_of(&k?));
+            }
+            // The next group: just past every key of this one.
+            from = group;
+            from.push(0xff);
+            from.extend_from_slice(&[0xff; 24]);
+        }
+        Ok(out)
     }
 
     /// Tickets due at or before `until`, soonest first (at most `limit`), and when the

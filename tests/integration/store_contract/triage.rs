@@ -151,3 +151,29 @@ pub async fn a_rule_ignored_mention_is_stored_with_no_card_to_post(place: &dyn P
     let vip = store.ticket(TicketId(2)).await.unwrap().unwrap();
     assert_eq!(vip.priority.level, Level::High);
 }
+
+pub async fn the_heads_of_the_open_list_are_each_groups_longest_waiting(place: &dyn Place) {
+    let store = place.open_with(triaged());
+    // Five plain tickets, then two by the VIP, one minute apart.
+    for (i, author) in ["a", "b", "c", "d", "e", "bigcorp", "bigcorp"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .ingest(
+                "src",
+                &[by(&format!("m{i}"), author, "hello")],
+                None,
+                now() + Duration::minutes(i as i64),
+            )
+            .await
+            .unwrap();
+    }
+    let mut heads = store.open_list_heads(2).await.unwrap();
+    heads.sort_by_key(|o| o.ticket);
+    let ids: Vec<u64> = heads.iter().map(|o| o.ticket.0).collect();
+    assert_eq!(ids, vec![1, 2, 6, 7], "two of each group, oldest first");
+    assert!(heads.iter().all(|o| o.waiting));
+    assert_eq!(heads[2].score, 40, "VIP");
+    assert_eq!(heads[3].score, 50, "VIP, and a second contact");
+}
