@@ -2848,6 +2848,18 @@ keywords = ["urgent"]
     }
 
     /// The line number of the only line reading `line`.
+    /// `text` is refused with one problem about `key` at the line reading `line`, saying
+    /// `message`.
+    pub(super) fn assert_refused_at(text: &str, line: &str, key: &str, message: &str) {
+        let err = parse(text, &env_all).unwrap_err().to_string();
+        let want = format!("/etc/mb/bot-config.toml:{}: `{key}`: ", line_of(text, line));
+        assert!(
+            err.starts_with(&want),
+            "{line}: expected {want:?}, got:\n{err}"
+        );
+        assert!(err.contains(message), "{line}: {err}");
+    }
+
     pub(super) fn line_of(text: &str, line: &str) -> usize {
         match lines_of(text, line)[..] {
             [n] => n,

@@ -242,7 +242,7 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{env_all, line_of, parse, GOOD};
+    use super::super::tests::{assert_refused_at, env_all, line_of, parse, GOOD};
     use crate::domain::priority::Level;
     use crate::domain::Platform;
 
@@ -338,17 +338,7 @@ min_priority = "high"
             ),
         ];
         for (line, key, message) in cases {
-            let text = format!("{GOOD}\n[priority]\n{line}\n");
-            let err = parse(&text, &env_all).unwrap_err().to_string();
-            let want = format!(
-                "/etc/mb/bot-config.toml:{}: `{key}`: ",
-                line_of(&text, line)
-            );
-            assert!(
-                err.starts_with(&want),
-                "{line}: expected {want:?}, got:\n{err}"
-            );
-            assert!(err.contains(message), "{line}: {err}");
+            assert_refused_at(&format!("{GOOD}\n[priority]\n{line}\n"), line, key, message);
         }
         // A table of its own is located at its own key.
         let text = format!("{GOOD}\n[priority.vip]\nx = [\"acme\"]\nfriendster = [\"tom\"]\n");

@@ -267,7 +267,7 @@ mod tests {
 
 #[cfg(test)]
 mod config_tests {
-    use super::super::tests::{env_all, line_of, parse, GOOD};
+    use super::super::tests::{assert_refused_at, env_all, line_of, parse, GOOD};
 
     const RULES: &str = r#"
 [[route]]
@@ -343,16 +343,7 @@ route = "billing"
             let text = format!(
                 "{GOOD}\n[[rules]]\nname = \"r\"\nwords = [\"x\"]\nignore = true\n{line}\n"
             );
-            let err = parse(&text, &env_all).unwrap_err().to_string();
-            let want = format!(
-                "/etc/mb/bot-config.toml:{}: `{key}`: ",
-                line_of(&text, line)
-            );
-            assert!(
-                err.starts_with(&want),
-                "{line}: expected {want:?}, got:\n{err}"
-            );
-            assert!(err.contains(message), "{line}: {err}");
+            assert_refused_at(&text, line, key, message);
         }
         // In a list over several lines, the pattern's own line.
         let text = format!(

@@ -418,16 +418,17 @@ pub fn list_order(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::{Author, Visibility};
     use chrono::TimeZone;
 
-    fn now() -> DateTime<Utc> {
+    pub(in crate::domain) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
     }
 
-    fn mention(handle: &str, text: &str, followers: Option<u64>) -> Mention {
+    /// A Mastodon mention in English by `handle`, received at [`now`].
+    pub(in crate::domain) fn mention(handle: &str, text: &str, followers: Option<u64>) -> Mention {
         Mention {
             platform: Platform::Mastodon,
             network: None,

@@ -295,32 +295,13 @@ impl Triage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Visibility};
-    use chrono::TimeZone;
+    use crate::domain::priority::tests::now;
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
-    }
-
+    /// A post on X by `handle`.
     fn mention(handle: &str, text: &str) -> Mention {
         Mention {
             platform: Platform::X,
-            network: None,
-            account: "brand".into(),
-            remote_id: "1".into(),
-            url: "https://x.com/a/status/1".into(),
-            author: Author {
-                handle: handle.into(),
-                name: handle.into(),
-                ..Author::default()
-            },
-            text: text.into(),
-            language: Some("en".into()),
-            created_at: now(),
-            in_reply_to: None,
-            visibility: Visibility::Public,
-            reply_context: None,
-            external_id: None,
+            ..crate::domain::priority::tests::mention(handle, text, None)
         }
     }
 

@@ -28,6 +28,7 @@ mod postgres;
 mod replicas;
 mod restarts;
 mod robustness;
+#[macro_use]
 mod scenarios;
 mod secret_leaks;
 mod slack_flows;

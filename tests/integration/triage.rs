@@ -162,32 +162,7 @@ pub async fn a_spam_rule_keeps_the_card_away_and_the_mention_on_the_desk<D: Driv
     d.card_with("AIRDROP");
 }
 
-/// Instantiate each scenario once per surface.
-macro_rules! on_every_surface {
-    ($($scenario:ident),* $(,)?) => {
-        mod on_slack {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let w = crate::harness::World::new().await;
-                    let d = w.slack_driver();
-                    super::$scenario(&w, &d).await;
-                }
-            )*
-        }
-        mod on_discord {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let w = crate::harness::World::discord().await;
-                    let d = w.discord_driver();
-                    super::$scenario(&w, &d).await;
-                }
-            )*
-        }
-    };
-}
-
+// `on_every_surface!` is the scenarios' (see `scenarios.rs`).
 on_every_surface!(
     a_vip_and_a_big_account_jump_the_queue,
     a_spam_rule_keeps_the_card_away_and_the_mention_on_the_desk,
