@@ -379,14 +379,105 @@ pub struct Ticket {
     pub off_hours_acked: bool,
     /// How urgent the ticket was judged on arrival, and why (see `domain::priority`;
     /// waiting adds to it when tickets are listed).
-    #[serde(default, skip_serializing_if = "super::priority::Priority::is_plain")]
-    pub priority: super::priority::Priority,
+    #[serde(default, skip_serializing_if = "Priority::is_plain")]
+    pub priority: Priority,
     /// Tags the configured rules gave the ticket on arrival.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// What each configured rule that matched the mention did (see `domain::triage`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rule_hits: Vec<super::triage::RuleHit>,
+    pub rule_hits: Vec<RuleHit>,
+}
+
+// -- what triage stamps on a ticket (judged in `priority` and `triage`) ------------------
+
+/// How urgent a ticket is, lowest first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Low, Level::Normal, Level::High, Level::Urgent];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Low => "low",
+            Level::Normal => "normal",
+            Level::High => "high",
+            Level::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Level> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.label().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A ticket's priority: its level, the points it was judged on, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Priority {
+    pub level: Level,
+    pub score: i32,
+    /// Each reason with the points it gave, in the order judged.
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub why: String,
+    pub points: i32,
+}
+
+impl Priority {
+    /// Normal with nothing said about it (what tickets from before priorities were).
+    pub fn is_plain(&self) -> bool {
+        *self == Priority::default()
+    }
+
+    /// The reasons as the card shows them: "VIP · 48k followers".
+    pub fn why(&self) -> String {
+        self.reasons
+            .iter()
+            .map(|r| r.why.as_str())
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+}
+
+/// What one rule that matched did, kept on the ticket and told on demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleHit {
+    pub rule: String,
+    /// What in the mention matched ("word \"airdrop\"", "link bit.ly").
+    pub matched: String,
+    /// What the rule did ("ignored", "tagged billing", "routed to billing").
+    pub did: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
+}
+
+impl RuleHit {
+    /// `rule "spam": ignored (word "airdrop")`.
+    pub fn sentence(&self) -> String {
+        format!("rule {:?}: {} ({})", self.rule, self.did, self.matched)
+    }
 }
 
 /// A post's claimed time further than this from when the desk received it is shown on

@@ -6,83 +6,12 @@
 //! point has a reason an agent can read ("VIP", "48k followers", "urgent word: outage",
 //! "3rd contact in 7 days", "negative (hint)", "waiting 3h").
 
+pub use super::model::{Level, Priority, Reason};
 use super::sentiment::{self, Mood};
 use super::words::{first_match, Term, Words};
 use super::{Mention, Platform, Ticket, TicketId};
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// How urgent a ticket is, lowest first.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Low,
-    #[default]
-    Normal,
-    High,
-    Urgent,
-}
-
-impl Level {
-    pub const ALL: [Level; 4] = [Level::Low, Level::Normal, Level::High, Level::Urgent];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Level::Low => "low",
-            Level::Normal => "normal",
-            Level::High => "high",
-            Level::Urgent => "urgent",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Level> {
-        Level::ALL
-            .into_iter()
-            .find(|l| l.label().eq_ignore_ascii_case(name.trim()))
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-/// A ticket's priority: its level, the points it was judged on, and why.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Priority {
-    pub level: Level,
-    pub score: i32,
-    /// Each reason with the points it gave, in the order judged.
-    pub reasons: Vec<Reason>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reason {
-    pub why: String,
-    pub points: i32,
-}
-
-impl Priority {
-    /// Normal with nothing said about it (what tickets from before priorities were).
-    pub fn is_plain(&self) -> bool {
-        *self == Priority::default()
-    }
-
-    /// The reasons as the card shows them: "VIP · 48k followers".
-    pub fn why(&self) -> String {
-        self.reasons
-            .iter()
-            .map(|r| r.why.as_str())
-            .collect::<Vec<_>>()
-            .join(" · ")
-    }
-}
 
 /// Points a follower count at least this high gives (the highest tier reached counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

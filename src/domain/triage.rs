@@ -5,11 +5,11 @@
 //! deleted by a rule: an ignored mention is still a ticket, stored, counted and findable,
 //! only without a card; what each rule did is kept on the ticket and in its audit line.
 
+pub use super::model::RuleHit;
 use super::priority::{plain_handle, Contact, Priority, PriorityPolicy};
 use super::words::{first_match, Term, Words, MATCHED_BYTES};
 use super::{Mention, Platform};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// The most a rule's regular expression may cost once compiled (bytes): far above any
 /// sensible pattern, far below what would slow intake.
@@ -78,25 +78,6 @@ pub struct Rule {
     /// Primary language tags (`en`); empty: any language.
     pub languages: Vec<String>,
     pub actions: Actions,
-}
-
-/// What one rule that matched did, kept on the ticket and told on demand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleHit {
-    pub rule: String,
-    /// What in the mention matched ("word \"airdrop\"", "link bit.ly").
-    pub matched: String,
-    /// What the rule did ("ignored", "tagged billing", "routed to billing").
-    pub did: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub ignored: bool,
-}
-
-impl RuleHit {
-    /// `rule "spam": ignored (word "airdrop")`.
-    pub fn sentence(&self) -> String {
-        format!("rule {:?}: {} ({})", self.rule, self.did, self.matched)
-    }
 }
 
 /// What the mention holds that rules look at, worked out once.
