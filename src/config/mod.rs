@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod approvals;
+
 /// Slack signing secrets are 32 hex characters; anything shorter is not one.
 pub const SLACK_SIGNING_SECRET_LEN: usize = 32;
 /// The webhook's shared key: long enough that it cannot be guessed.
@@ -109,6 +111,7 @@ struct RawConfig {
     /// People with accounts on both surfaces, who are one agent.
     #[serde(default)]
     agents: Vec<crate::domain::agents::Agent>,
+    approvals: Option<approvals::RawApprovals>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -598,6 +601,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[[agents]]`: which Slack and Discord accounts are one person (each an agent).
     pub agents: crate::domain::agents::Agents,
+    /// Which drafts wait for another agent's approval.
+    pub approvals: crate::domain::approval::ApprovalPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -1991,7 +1996,9 @@ impl Validator<'_> {
 
         let mut oncall = self.oncall(&raw.oncall);
         oncall.agents = agents.clone();
-        let routes = self.routes(&raw, &oncall);
+        let mut routes = self.routes(&raw, &oncall);
+        let approvals = self.approvals(raw.approvals.as_ref());
+        routes.set_approval_reminder(approvals.remind_after);
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2019,6 +2026,7 @@ impl Validator<'_> {
                 claim_for: lease,
             },
             agents,
+            approvals,
         }
     }
 }

@@ -179,6 +179,9 @@ impl Slack {
                     self.open_reply_modal(ticket, &actor, &ev.trigger_id, true)
                         .await
                 }
+                (CardButton::EditDraft, _) => {
+                    self.open_edit_modal(ticket, &actor, &ev.trigger_id).await
+                }
                 (_, Some(action)) => self.desk.act(ticket, action, &actor).await.map(drop),
                 // A link button: Slack opened the URL; nothing to do here.
                 (_, None) => Ok(()),
@@ -203,6 +206,34 @@ impl Slack {
             .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)
             .await?;
         self.show_reply_modal(&t, trigger, private, None).await
+    }
+
+    async fn open_edit_modal(
+        &self,
+        ticket: TicketId,
+        actor: &AgentRef,
+        trigger: &SlackTriggerId,
+    ) -> Result<(), ActError> {
+        let t = self
+            .desk
+            .preview(ticket, AgentAction::EditDraft { text: ".".into() }, actor)
+            .await?;
+        let Some(draft) = t.draft_awaiting_approval() else {
+            return Err(ActError::Rejected(crate::domain::Rejection::NoDraftWaiting));
+        };
+        let view = card::edit_draft_modal(
+            &t,
+            self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+            &draft.text,
+        );
+        if let Err(e) = self
+            .session()
+            .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
+            .await
+        {
+            tracing::warn!(ticket = %t.id, error = %super::delivery_error("views.open", e), "could not open the edit form");
+        }
+        Ok(())
     }
 
     async fn show_reply_modal(
@@ -236,9 +267,10 @@ impl Slack {
         let SlackView::Modal(modal) = &ev.view.view else {
             return None;
         };
-        let private = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
-            Some(card::REPLY_CALLBACK) => false,
-            Some(card::PRIVATE_CALLBACK) => true,
+        let (private, edit) = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
+            Some(card::REPLY_CALLBACK) => (false, false),
+            Some(card::PRIVATE_CALLBACK) => (true, false),
+            Some(card::EDIT_CALLBACK) => (false, true),
             _ => return None,
         };
         let error = |msg: String| Some(HashMap::from([(card::REPLY_BLOCK.to_string(), msg)]));
@@ -262,7 +294,9 @@ impl Slack {
                 .and_then(|v| v.value.clone())
         };
         let text = field(card::REPLY_BLOCK).unwrap_or_default();
-        let action = if private {
+        let action = if edit {
+            AgentAction::EditDraft { text }
+        } else if private {
             AgentAction::ReplyPrivately {
                 text,
                 public_ack: field(card::ACK_BLOCK),
