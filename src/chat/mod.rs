@@ -310,6 +310,14 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
     }
 }
 
+/// ", approved by Ben" on a reply that needed a second pair of eyes.
+pub fn approved_by(reply: &crate::domain::Reply, m: &dyn Markup) -> String {
+    match reply.review.as_ref().and_then(|r| r.approved_by.as_ref()) {
+        Some(by) => format!(", approved by {}", m.name(by)),
+        None => String::new(),
+    }
+}
+
 fn people(members: &[String], m: &dyn Markup) -> String {
     members
         .iter()

@@ -2392,6 +2392,42 @@ access_token = "${MASTODON_TOKEN}"
     }
 
     #[test]
+    fn approvals_hold_nothing_by_default_and_refuse_nonsense_by_line() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert!(!c.approvals.holds_anything());
+        let careful = format!(
+            "{GOOD}\n[approvals]\nwords = [\"Refund\", \"legal\"]\ntrainees = [\"slack:U0NEW\"]\nbulk_answers = true\n"
+        );
+        let c = parse(&careful, &env_all).unwrap();
+        assert_eq!(c.approvals.words, ["refund", "legal"]);
+        assert_eq!(c.approvals.trainees, ["slack:U0NEW"]);
+        assert_eq!(
+            c.approvals.remind_after,
+            Some(chrono::Duration::minutes(15))
+        );
+        assert_eq!(
+            c.routes.default.sla.approval_reminder,
+            Some(chrono::Duration::minutes(15))
+        );
+        for bad in [
+            "trainees = [\"U0NEW\"]",
+            "trainees = [\"discord:abc\"]",
+            "words = [\" \"]",
+            "remind_after_minutes = 100000",
+        ] {
+            let text = format!("{GOOD}\n[approvals]\n{bad}\n");
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("approvals.{key}")), "{bad}: {err}");
+            let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+            assert!(
+                err.contains(&format!(":{line}")),
+                "{bad} names line {line}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn slacks_pace_defaults_to_one_message_a_second_and_refuses_nonsense() {
         let c = parse(GOOD, &env_all).unwrap();
         let slack = c.slack.unwrap();

@@ -271,10 +271,11 @@ fn queue_replies(
     let mut effects = Vec::new();
     let mut notes = Vec::new();
     let texts: Vec<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
-    let mut reasons = desk.approvals.reasons(ticket, &texts, actor);
-    if desk.is_trainee(actor) && reasons.is_empty() {
+    let mut reasons = Vec::new();
+    if desk.is_trainee(actor) {
         reasons.push(format!("{} is in training", actor.name));
     }
+    reasons.extend(desk.approvals.reasons(ticket, &texts));
     let held = !reasons.is_empty();
     let first_seq = ticket.replies.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
     for (seq, (text, private)) in (first_seq..).zip(parts) {
@@ -457,7 +458,7 @@ fn review_draft(
             let full = compose_reply(&ticket.mention, text);
             check_length(ticket, rules, &full)?;
             let seq = draft.seq;
-            let reasons = desk.approvals.reasons(ticket, &[text.as_str()], actor);
+            let reasons = desk.approvals.reasons(ticket, &[text.as_str()]);
             let r = next
                 .replies
                 .iter_mut()

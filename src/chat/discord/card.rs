@@ -2,7 +2,7 @@
 //! command definition and thread lines, built with serenity's builders.
 
 use crate::chat::markup::{safe_url, surface_len};
-use crate::chat::{CardButton, Markup};
+use crate::chat::{approved_by, CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
 use crate::domain::{
@@ -241,7 +241,9 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     for r in ticket.replies.iter().rev().take(MAX_REPLY_FIELDS).rev() {
         let mut head = match &r.state {
             ReplyState::Pending => "⏳ sending…".to_string(),
-            ReplyState::Published { url, .. } => format!("✅ {}", d.link(url, "published")),
+            ReplyState::Published { url, .. } => {
+                format!("✅ {}{}", d.link(url, "published"), approved_by(r, d))
+            }
             ReplyState::Failed { reason } => format!("❌ not published: {}", d.fit(reason, 300).0),
             ReplyState::AwaitingApproval => format!(
                 "🛂 awaits approval: {}",

@@ -2,7 +2,7 @@
 //! `/mentions` list. Pure functions from domain values to slack-morphism types.
 
 use crate::chat::markup::{safe_url, surface_len};
-use crate::chat::{CardButton, Markup};
+use crate::chat::{approved_by, CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
 use crate::domain::{
@@ -215,7 +215,11 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
         let outcome = match &r.state {
             ReplyState::Pending => ":hourglass_flowing_sand: sending…".to_string(),
             ReplyState::Published { url, .. } => {
-                format!(":white_check_mark: {}", t.link(url, "published"))
+                format!(
+                    ":white_check_mark: {}{}",
+                    t.link(url, "published"),
+                    approved_by(r, t)
+                )
             }
             ReplyState::Failed { reason } => format!(":x: not published: {}", t.fit(reason, 300).0),
             ReplyState::AwaitingApproval => format!(
