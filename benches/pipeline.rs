@@ -147,6 +147,7 @@ fn bench_mentions(
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         })
         .collect()
 }
@@ -367,6 +368,7 @@ fn render_pass() {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             Utc::now(),
         );

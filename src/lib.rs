@@ -5,6 +5,7 @@ pub mod app;
 pub mod chat;
 pub mod config;
 pub mod domain;
+pub mod language;
 pub mod ports;
 pub mod reports;
 pub mod runtime;

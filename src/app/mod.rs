@@ -14,6 +14,7 @@ use crate::ports::StoreError;
 use crate::runtime::desk::DeskService;
 use crate::runtime::duties::Replica;
 use crate::runtime::failpoints::Failpoints;
+use crate::runtime::language::Languages;
 use crate::runtime::outbox::OutboxSender;
 use crate::runtime::supervisor::Supervisor;
 use crate::runtime::{scheduler, watcher};
@@ -48,6 +49,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Duties run on one replica at a time, under leases in the store.
     let replica = Replica::new(crate::wire::instance::name(), store.clone(), config.lease);
     tracing::info!(replica = %replica.name(), store = %config.store.describe(), "starting");
+
+    // Each mention's language is detected before it is stored; the detector reads its
+    // models once now, so the first mention does not wait for it.
+    let languages = if config.language.enabled {
+        Languages::new(
+            Arc::new(crate::language::Lingua::new()),
+            config.language.policy,
+        )
+    } else {
+        Languages::off()
+    };
+    if let Some(took) = languages.warm_up().await {
+        tracing::info!(
+            took_ms = took.as_millis() as u64,
+            min_confidence = config.language.policy.min_confidence,
+            "language detection on"
+        );
+    }
 
     let wake = Arc::new(Notify::new());
     let mut roster = Desk::new();
@@ -140,23 +159,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         // One watcher per source among all replicas: its cursor moves under its lease.
         let duty = format!("watcher:{key}");
         let (fence, fenced) = replica.fence(&duty);
-        let (replica, wake, surfaces, clock, modes) = (
+        let (replica, wake, surfaces, clock, modes, languages) = (
             replica.clone(),
             wake.clone(),
             surfaces.clone(),
             clock.clone(),
             modes.clone(),
+            languages.clone(),
         );
         let max_backoff = config.outbox.max_backoff;
         tasks.spawn(format!("watcher:{platform}"), move |stop| {
             let (replica, duty, fence) = (replica.clone(), duty.clone(), fence.clone());
-            let (source, store, wake, surfaces, clock, modes) = (
+            let (source, store, wake, surfaces, clock, modes, languages) = (
                 source.clone(),
                 fenced.clone(),
                 wake.clone(),
                 surfaces.clone(),
                 clock.clone(),
                 modes.clone(),
+                languages.clone(),
             );
             async move {
                 replica
@@ -172,6 +193,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                                 announcers: surfaces.clone(),
                                 clock: clock.clone(),
                                 modes: modes.clone(),
+                                languages: languages.clone(),
                             }
                             .run(stop)
                         },
@@ -232,6 +254,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         secret: w.secret.clone(),
         wake: wake.clone(),
         clock: clock.clone(),
+        languages: languages.clone(),
     });
     if slack_http.is_some() || discord_http.is_some() || ingest.is_some() || config.http_configured
     {

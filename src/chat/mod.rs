@@ -150,11 +150,17 @@ pub fn open_list(
             .as_ref()
             .map(|c| format!(" · {}", m.name(&c.agent)))
             .unwrap_or_default();
+        let language = t
+            .mention
+            .language_in_use()
+            .map(|(l, _)| format!(" · {}", m.fit(l, 12).0))
+            .unwrap_or_default();
         let line = format!(
-            "• {} {}{} · @{}: {} ({})\n",
+            "• {} {}{}{} · @{}: {} ({})\n",
             m.bold(&format!("#{}", t.id)),
             t.state_label(),
             holder,
+            language,
             m.fit(&t.mention.author.handle, 60).0,
             m.fit(&t.mention.text.replace('\n', " "), 80).0,
             m.link(&t.mention.url, "original")

@@ -14,6 +14,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 mod approvals;
+mod language;
+
+pub use language::LanguageConfig;
 
 /// Slack signing secrets are 32 hex characters; anything shorter is not one.
 pub const SLACK_SIGNING_SECRET_LEN: usize = 32;
@@ -112,6 +115,8 @@ struct RawConfig {
     #[serde(default)]
     agents: Vec<crate::domain::agents::Agent>,
     approvals: Option<approvals::RawApprovals>,
+    #[serde(default)]
+    language: language::RawLanguage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -603,6 +608,8 @@ pub struct Config {
     pub agents: crate::domain::agents::Agents,
     /// Which drafts wait for another agent's approval.
     pub approvals: crate::domain::approval::ApprovalPolicy,
+    /// `[language]`: detecting each mention's language.
+    pub language: LanguageConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -2027,6 +2034,7 @@ impl Validator<'_> {
             },
             agents,
             approvals,
+            language: self.language(&raw.language),
         }
     }
 }
@@ -2119,7 +2127,7 @@ fn is_ed25519_public_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 [store]
 path = "data/bot.sled"
 
@@ -2134,11 +2142,14 @@ instance_url = "https://social.example/"
 access_token = "${MASTODON_TOKEN}"
 "#;
 
-    fn env_all(var: &str) -> Option<String> {
+    pub(super) fn env_all(var: &str) -> Option<String> {
         Some(format!("value-of-{var}"))
     }
 
-    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(super) fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/mb/bot-config.toml"), text, env)
     }
 

@@ -68,9 +68,8 @@ impl CannedReply {
 pub fn choices_for<'a>(library: &'a [CannedReply], ticket: &Ticket) -> Vec<&'a CannedReply> {
     let lang = ticket
         .mention
-        .language
-        .as_deref()
-        .map(|l| l.split('-').next().unwrap_or(l).to_ascii_lowercase());
+        .language_in_use()
+        .map(|(l, _)| l.split('-').next().unwrap_or(l).to_ascii_lowercase());
     let fits = |c: &CannedReply| match (&lang, &c.language) {
         (Some(l), Some(cl)) => cl.split('-').next().unwrap_or(cl).eq_ignore_ascii_case(l),
         _ => true,
@@ -107,6 +106,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             at,
         )
@@ -161,5 +161,14 @@ mod tests {
         assert_eq!(ids(Some("da-DK")), ["da", "any"]);
         assert_eq!(ids(Some("en")), ["en", "any"]);
         assert_eq!(ids(None), ["en", "da", "any"]);
+        // An untagged (or mistagged) post the detector is sure is Danish gets the Danish one.
+        let mut t = ticket(Some("en"));
+        t.mention.detected_language = Some(crate::domain::DetectedLanguage {
+            language: Some("da".into()),
+            confidence: 88,
+            sure: true,
+        });
+        let offered: Vec<_> = choices_for(&library, &t).iter().map(|c| c.id.clone()).collect();
+        assert_eq!(offered, ["da", "any"]);
     }
 }

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod canned;
 pub mod handoff;
 pub mod intake;
+pub mod language;
 mod model;
 pub mod oncall;
 pub mod routes;

@@ -103,9 +103,55 @@ pub struct Mention {
     /// name in `account`, it identifies the delivery whatever else the body says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// What the desk's detector made of the text (see `domain::language`), set before the
+    /// mention is stored; `language` stays the platform's own tag. None: not detected
+    /// (detection off, or stored before the desk detected languages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_language: Option<DetectedLanguage>,
+}
+
+/// The detector's verdict on a mention's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedLanguage {
+    /// Its best guess (ISO 639-1, `da`); none when the text was too short to tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// How sure it was of the guess, in percent (its share of the likelihood among the
+    /// languages it knows).
+    #[serde(default)]
+    pub confidence: u8,
+    /// Sure enough to go by: the guess is the mention's language. Otherwise the
+    /// platform's tag stands.
+    #[serde(default)]
+    pub sure: bool,
+}
+
+/// Where the language the desk goes by came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanguageSource {
+    Detected,
+    /// The platform's (or the listening tool's) tag.
+    Platform,
 }
 
 impl Mention {
+    /// The language routes, canned replies and the card go by: the detected one when the
+    /// detector was sure, else the platform's tag (when it gave one).
+    pub fn language_in_use(&self) -> Option<(&str, LanguageSource)> {
+        match &self.detected_language {
+            Some(DetectedLanguage {
+                language: Some(l),
+                sure: true,
+                ..
+            }) => Some((l, LanguageSource::Detected)),
+            _ => self
+                .language
+                .as_deref()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| (l, LanguageSource::Platform)),
+        }
+    }
+
     /// The network's name as agents know it.
     pub fn network_label(&self) -> &str {
         match (&self.platform, &self.network) {
@@ -858,6 +904,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

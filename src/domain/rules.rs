@@ -747,6 +747,7 @@ mod tests {
             visibility: Visibility::Unlisted,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         };
         let mut tk = Ticket::open(TicketId(7), mention, t(0));
         tk.stage = Stage::Posted;

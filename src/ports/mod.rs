@@ -9,6 +9,7 @@ mod clock;
 mod delivery;
 mod desk;
 mod intake;
+mod language;
 mod source;
 mod store;
 mod surface;
@@ -18,6 +19,7 @@ pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
 pub use desk::{ActError, AgentDesk, OpenTickets, StoreFailure};
 pub use intake::{Intake, Received};
+pub use language::LanguageDetector;
 pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };

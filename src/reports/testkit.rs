@@ -76,6 +76,7 @@ pub(super) fn ticket(id: u64, platform: Platform, created: DateTime<Utc>) -> Tic
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     };
     let mut t = Ticket::open(TicketId(id), mention, created);
     t.stage = Stage::Posted;

@@ -5,6 +5,7 @@
 pub mod desk;
 pub mod duties;
 pub mod failpoints;
+pub mod language;
 pub mod outbox;
 pub mod scheduler;
 pub mod supervisor;

@@ -201,6 +201,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
         visibility,
         reply_context: None,
         external_id: Some(w.id.trim().to_string()),
+        detected_language: None,
     })
 }
 

@@ -783,6 +783,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

@@ -186,6 +186,7 @@ fn mention(id: &str, author: &str) -> Mention {
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     }
 }
 

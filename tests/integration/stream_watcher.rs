@@ -36,6 +36,7 @@ fn mention(id: &str) -> Mention {
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     }
 }
 
@@ -184,6 +185,7 @@ fn rig(sessions: Vec<Session>, own_cursor: bool, poll: Duration, reconcile: Dura
             announcers: Vec::new(),
             clock: Arc::new(SystemClock),
             modes: modes.clone(),
+            languages: Default::default(),
         }
         .run(stop_rx),
     );

@@ -182,14 +182,17 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
         .field("State", ticket.state_label(), true)
         .field("Posted", posted(ticket), true)
         .footer(CreateEmbedFooter::new(format!(
-            "{} · {} {}",
+            "{} · {} {}{}",
             d.fit_plain(m.network_label(), 50),
             visibility_label(m.visibility),
             if m.in_reply_to.is_some() {
                 "reply"
             } else {
                 "mention"
-            }
+            },
+            crate::domain::language::card_label(m)
+                .map(|l| format!(" · {}", d.fit_plain(&l, 60)))
+                .unwrap_or_default()
         )));
     // A link Discord would refuse (not a well-formed http(s) URL) is left out, so the card
     // is still accepted; the post's address then shows as text.

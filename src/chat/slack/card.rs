@@ -191,6 +191,9 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
         status.push_str(&format!(" · route {}", t.fit(&ticket.route, 100).0));
     }
+    if let Some(language) = crate::domain::language::card_label(m) {
+        status.push_str(&format!(" · {}", t.fit(&language, 60).0));
+    }
     blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
             SlackBlockMarkDownText::new(status),

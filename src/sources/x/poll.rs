@@ -67,6 +67,7 @@ impl X {
             remote_id: tweet.id,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 
