@@ -22,6 +22,7 @@ mod http_hardening;
 mod http_mode;
 mod inbound_once;
 mod jetstream;
+mod languages;
 mod layers;
 mod mastodon_stream;
 mod mixed_team;
