@@ -65,7 +65,7 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{env_all, parse, GOOD};
+    use super::super::tests::{env_all, line_of, parse, GOOD};
     use super::*;
 
     #[test]
@@ -84,11 +84,7 @@ mod tests {
     #[test]
     fn a_confidence_outside_zero_to_one_or_an_unknown_key_names_its_line() {
         let text = format!("{GOOD}\n[language]\nenabled = true\nmin_confidence = 40\n");
-        let line = text
-            .lines()
-            .position(|l| l.starts_with("min_confidence"))
-            .unwrap()
-            + 1;
+        let line = line_of(&text, "min_confidence = 40");
         let err = parse(&text, &env_all).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!(
@@ -97,11 +93,7 @@ mod tests {
             "{err}"
         );
         let text = format!("{GOOD}\n[language]\nmin_confidense = 0.5\n");
-        let line = text
-            .lines()
-            .position(|l| l.starts_with("min_confidense"))
-            .unwrap()
-            + 1;
+        let line = line_of(&text, "min_confidense = 0.5");
         let err = parse(&text, &env_all).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("/etc/mb/bot-config.toml:{line}:")),

@@ -2862,7 +2862,7 @@ keywords = ["urgent"]
     }
 
     /// The line number of the only line reading `line`.
-    fn line_of(text: &str, line: &str) -> usize {
+    pub(super) fn line_of(text: &str, line: &str) -> usize {
         match lines_of(text, line)[..] {
             [n] => n,
             ref found => panic!("{line:?} is on lines {found:?}, expected exactly one"),

@@ -80,33 +80,17 @@ pub fn choices_for<'a>(library: &'a [CannedReply], ticket: &Ticket) -> Vec<&'a C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Mention, Platform, SurfaceKind, TicketId, Visibility};
+    use crate::domain::{Mention, SurfaceKind, TicketId};
     use chrono::TimeZone;
 
     fn ticket(lang: Option<&str>) -> Ticket {
         let at = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+        let mention = crate::domain::language::sofies_mention("hej", lang);
         Ticket::open(
             TicketId(42),
             Mention {
-                platform: Platform::Mastodon,
-                network: None,
-                account: "brand".into(),
-                remote_id: "1".into(),
-                url: "https://m.example/@sofie/1".into(),
-                author: Author {
-                    handle: "sofie".into(),
-                    name: "Sofie".into(),
-                    profile_url: String::new(),
-                    id: None,
-                },
-                text: "hej".into(),
-                language: lang.map(String::from),
                 created_at: at,
-                in_reply_to: None,
-                visibility: Visibility::Public,
-                reply_context: None,
-                external_id: None,
-                detected_language: None,
+                ..mention
             },
             at,
         )
@@ -168,7 +152,10 @@ mod tests {
             confidence: 88,
             sure: true,
         });
-        let offered: Vec<_> = choices_for(&library, &t).iter().map(|c| c.id.clone()).collect();
+        let offered: Vec<_> = choices_for(&library, &t)
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
         assert_eq!(offered, ["da", "any"]);
     }
 }

@@ -137,7 +137,11 @@ fn is_emoji(c: char) -> bool {
 /// The language's name in English, by its primary tag (`pt-BR` is Portuguese), for the
 /// languages the detector knows and a few tags platforms use besides.
 pub fn name(tag: &str) -> Option<&'static str> {
-    let primary = tag.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    let primary = tag
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     Some(match primary.as_str() {
         "ar" => "Arabic",
         "bn" => "Bengali",
@@ -199,32 +203,42 @@ pub fn card_label(m: &Mention) -> Option<String> {
     }
 }
 
+/// Sofie's Mastodon mention saying `text`, tagged `tag` by her app and not judged yet
+/// (for the tests here and of the runtime's detection).
+#[cfg(test)]
+pub(crate) fn sofies_mention(text: &str, tag: Option<&str>) -> Mention {
+    use crate::domain::{Author, Platform, Visibility};
+    Mention {
+        platform: Platform::Mastodon,
+        network: None,
+        account: "brand".into(),
+        remote_id: "1".into(),
+        url: "https://m.example/@sofie/1".into(),
+        author: Author {
+            handle: "sofie".into(),
+            name: "Sofie".into(),
+            profile_url: String::new(),
+            id: None,
+        },
+        text: text.into(),
+        language: tag.map(String::from),
+        created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        in_reply_to: None,
+        visibility: Visibility::Public,
+        reply_context: None,
+        external_id: None,
+        detected_language: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Platform, Visibility};
 
     fn mention(tag: Option<&str>, detected: Option<DetectedLanguage>) -> Mention {
         Mention {
-            platform: Platform::Mastodon,
-            network: None,
-            account: "brand".into(),
-            remote_id: "1".into(),
-            url: "https://m.example/@sofie/1".into(),
-            author: Author {
-                handle: "sofie".into(),
-                name: "Sofie".into(),
-                profile_url: String::new(),
-                id: None,
-            },
-            text: "Hvornår kommer min pakke?".into(),
-            language: tag.map(String::from),
-            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-            in_reply_to: None,
-            visibility: Visibility::Public,
-            reply_context: None,
-            external_id: None,
             detected_language: detected,
+            ..sofies_mention("Hvornår kommer min pakke?", tag)
         }
     }
 
@@ -325,6 +339,25 @@ mod tests {
             Some(("de-AT", LanguageSource::Platform))
         );
         assert_eq!(mention(Some(" "), None).language_in_use(), None);
+    }
+
+    #[test]
+    fn a_mention_stored_before_detection_reads_and_a_verdict_is_kept() {
+        let old = mention(Some("da"), None);
+        let json = serde_json::to_value(&old).unwrap();
+        assert!(
+            json.get("detected_language").is_none(),
+            "nothing new is written"
+        );
+        let read: Mention = serde_json::from_value(json).unwrap();
+        assert_eq!(read, old);
+        let judged = mention(
+            None,
+            Some(judge(guess("da", 0.8), &LanguagePolicy::default())),
+        );
+        let again: Mention =
+            serde_json::from_str(&serde_json::to_string(&judged).unwrap()).unwrap();
+        assert_eq!(again, judged);
     }
 
     #[test]

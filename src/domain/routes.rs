@@ -334,8 +334,16 @@ mod tests {
             routes.route_for(&m).name.clone()
         };
         assert_eq!(pick(None, detected("da", true)), "danish", "untagged");
-        assert_eq!(pick(Some("en"), detected("da", true)), "danish", "mistagged");
-        assert_eq!(pick(Some("da"), detected("nb", false)), "danish", "the tag stands");
+        assert_eq!(
+            pick(Some("en"), detected("da", true)),
+            "danish",
+            "mistagged"
+        );
+        assert_eq!(
+            pick(Some("da"), detected("nb", false)),
+            "danish",
+            "the tag stands"
+        );
         assert_eq!(pick(Some("en"), detected("da", false)), DEFAULT_ROUTE);
         assert_eq!(pick(Some("da"), detected("nb", true)), DEFAULT_ROUTE);
     }

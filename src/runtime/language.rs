@@ -97,7 +97,6 @@ impl Languages {
 mod tests {
     use super::*;
     use crate::domain::language::Guess;
-    use crate::domain::{Author, Platform, Visibility};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Says every text is in `language` with `confidence`, and counts what it was asked.
@@ -130,27 +129,7 @@ mod tests {
     }
 
     fn mention(text: &str, tag: Option<&str>) -> Mention {
-        Mention {
-            platform: Platform::Mastodon,
-            network: None,
-            account: "brand".into(),
-            remote_id: text.len().to_string(),
-            url: "https://m.example/@sofie/1".into(),
-            author: Author {
-                handle: "sofie".into(),
-                name: "Sofie".into(),
-                profile_url: String::new(),
-                id: None,
-            },
-            text: text.into(),
-            language: tag.map(String::from),
-            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-            in_reply_to: None,
-            visibility: Visibility::Public,
-            reply_context: None,
-            external_id: None,
-            detected_language: None,
-        }
+        crate::domain::language::sofies_mention(text, tag)
     }
 
     const DANISH: &str = "@brandco jeg kan ikke finde fejlen i appen 😡 https://x.example/1";
@@ -159,14 +138,24 @@ mod tests {
     async fn a_sure_verdict_is_the_language_an_unsure_one_leaves_the_platforms_tag() {
         let sure = Languages::new(detector("da", 0.91), LanguagePolicy::default());
         let stamped = sure.stamp(&[mention(DANISH, Some("en"))]).await;
-        assert_eq!(stamped[0].language.as_deref(), Some("en"), "the tag is kept");
+        assert_eq!(
+            stamped[0].language.as_deref(),
+            Some("en"),
+            "the tag is kept"
+        );
         assert_eq!(stamped[0].language_in_use().map(|(l, _)| l), Some("da"));
-        assert_eq!(stamped[0].detected_language.as_ref().unwrap().confidence, 91);
+        assert_eq!(
+            stamped[0].detected_language.as_ref().unwrap().confidence,
+            91
+        );
 
         let unsure = Languages::new(detector("nb", 0.2), LanguagePolicy::default());
         let stamped = unsure.stamp(&[mention(DANISH, Some("da"))]).await;
         let verdict = stamped[0].detected_language.clone().unwrap();
-        assert_eq!((verdict.language.as_deref(), verdict.sure), (Some("nb"), false));
+        assert_eq!(
+            (verdict.language.as_deref(), verdict.sure),
+            (Some("nb"), false)
+        );
         assert_eq!(stamped[0].language_in_use().map(|(l, _)| l), Some("da"));
     }
 
@@ -175,7 +164,10 @@ mod tests {
         let fixed = detector("da", 0.99);
         let languages = Languages::new(fixed.clone(), LanguagePolicy::default());
         let stamped = languages
-            .stamp(&[mention("😍😍 @brandco tak!", Some("da")), mention(DANISH, None)])
+            .stamp(&[
+                mention("😍😍 @brandco tak!", Some("da")),
+                mention(DANISH, None),
+            ])
             .await;
         assert_eq!(fixed.asked.load(Ordering::SeqCst), 1);
         assert_eq!(stamped[0].detected_language, Some(too_short()));
@@ -187,10 +179,15 @@ mod tests {
     async fn a_failing_detector_holds_back_no_mention() {
         let languages = Languages::new(detector("da", 0.9), LanguagePolicy::default());
         let broken = mention("BOOM fejlen er her, hvad gør jeg nu?", Some("da"));
-        let stamped = languages.stamp(&[broken.clone(), mention(DANISH, None)]).await;
+        let stamped = languages
+            .stamp(&[broken.clone(), mention(DANISH, None)])
+            .await;
         assert_eq!(stamped.len(), 2);
         assert_eq!(stamped[0], broken, "unchanged: its tag stands");
-        assert!(stamped[1].detected_language.is_some(), "the rest are judged");
+        assert!(
+            stamped[1].detected_language.is_some(),
+            "the rest are judged"
+        );
     }
 
     #[tokio::test]

@@ -147,29 +147,6 @@ fn the_detector_tells_the_samples_languages_apart() {
     );
 }
 
-/// Detections per second on the sample, for the record (a number, not an assertion:
-/// `cargo test --release --test integration detections_per_second -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn detections_per_second_on_the_sample() {
-    let languages = desk_languages();
-    let posts = sample();
-    let started = std::time::Instant::now();
-    let rounds = 10;
-    for _ in 0..rounds {
-        for (_, text) in &posts {
-            std::hint::black_box(languages.judge(text));
-        }
-    }
-    let took = started.elapsed();
-    let n = posts.len() * rounds;
-    println!(
-        "{n} detections in {:.2?}: {:.0} per second on one thread",
-        took,
-        n as f64 / took.as_secs_f64()
-    );
-}
-
 const NORDIC_ROUTE: &str = r#"
 [[route]]
 name = "nordic"
@@ -220,7 +197,10 @@ async fn an_untagged_danish_mention_is_routed_shown_and_answered_in_danish_on_bo
     // Tagged English by the author's app, but too little text to tell: the tag stands.
     w.mastodon.mention("tom", "🔥🔥 thx!").add();
     // Tagged Danish, and only emoji: the tag stands and takes the Danish route.
-    w.mastodon.mention("mette", "😍😍😍").language(Some("da")).add();
+    w.mastodon
+        .mention("mette", "😍😍😍")
+        .language(Some("da"))
+        .add();
     let _bot = w.start_bot().await;
     let (slack, discord) = (w.slack_driver(), w.discord_driver());
     slack.card(3).await;
