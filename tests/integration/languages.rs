@@ -201,10 +201,15 @@ async fn an_untagged_danish_mention_is_routed_shown_and_answered_in_danish_on_bo
         .mention("mette", "😍😍😍")
         .language(Some("da"))
         .add();
+    // A tag is text from outside like any other: shown, never a ping.
+    w.mastodon
+        .mention("mallory", "🙂🙂")
+        .language(Some("<!channel> @everyone"))
+        .add();
     let _bot = w.start_bot().await;
     let (slack, discord) = (w.slack_driver(), w.discord_driver());
-    slack.card(3).await;
-    discord.card(3).await;
+    slack.card(4).await;
+    discord.card(4).await;
 
     let on_slack = slack.card_with("pakke");
     let text = slack.card_text(&on_slack);
@@ -240,6 +245,12 @@ async fn an_untagged_danish_mention_is_routed_shown_and_answered_in_danish_on_bo
     let text = discord.card_text(&hearts);
     assert!(text.contains("Danish (platform tag)"), "{text}");
     assert!(text.contains("nordic"), "{text}");
+    let text = slack.card_text(&slack.card_with("🙂🙂"));
+    assert!(text.contains("(platform tag)"), "{text}");
+    assert!(!text.contains("<!channel>"), "{text}");
+    let text = discord.card_text(&discord.card_with("🙂🙂"));
+    assert!(text.contains("(platform tag)"), "{text}");
+    assert!(!text.contains("@everyone"), "{text}");
 
     // `/mentions` lists each open ticket with the language it goes by.
     let list = slack.command(Who::Ana, "list").await;
