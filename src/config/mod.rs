@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod translation;
+pub use translation::{TranslationConfig, TranslationProvider, DEEPL_FREE_URL, DEEPL_PRO_URL};
+
 /// Slack signing secrets are 32 hex characters; anything shorter is not one.
 pub const SLACK_SIGNING_SECRET_LEN: usize = 32;
 /// The webhook's shared key: long enough that it cannot be guessed.
@@ -109,6 +112,8 @@ struct RawConfig {
     /// People with accounts on both surfaces, who are one agent.
     #[serde(default)]
     agents: Vec<crate::domain::agents::Agent>,
+    /// Machine translation of mentions and drafts (optional).
+    translation: Option<translation::RawTranslation>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -598,6 +603,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[[agents]]`: which Slack and Discord accounts are one person (each an agent).
     pub agents: crate::domain::agents::Agents,
+    /// `[translation]`: None, and nothing is ever sent to a translation service.
+    pub translation: Option<TranslationConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -1992,6 +1999,7 @@ impl Validator<'_> {
         let mut oncall = self.oncall(&raw.oncall);
         oncall.agents = agents.clone();
         let routes = self.routes(&raw, &oncall);
+        let translation = raw.translation.as_ref().map(|t| self.translation(t));
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2019,6 +2027,7 @@ impl Validator<'_> {
                 claim_for: lease,
             },
             agents,
+            translation,
         }
     }
 }

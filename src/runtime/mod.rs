@@ -8,4 +8,5 @@ pub mod failpoints;
 pub mod outbox;
 pub mod scheduler;
 pub mod supervisor;
+pub mod translation;
 pub mod watcher;

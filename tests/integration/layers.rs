@@ -6,7 +6,7 @@
 //! Test code (`#[cfg(test)]`) is left out: a test may build its fixtures from anywhere.
 //!
 //! Bottom to top: `domain` < `ports` < `wire` < `config` < the adapters `store`,
-//! `sources`, `chat`, `reports` (which never import each other) < `runtime` < `app`,
+//! `sources`, `chat`, `reports`, `translators` (which never import each other) < `runtime` < `app`,
 //! `lib.rs`, `main.rs`. Loops are looked for between top-level modules, between the sub-modules of
 //! an adapter (`chat::slack`, `sources::x`), and between the files of `domain`.
 
@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["ports"],
     &["wire"],
     &["config"],
-    &["store", "sources", "chat", "reports"],
+    &["store", "sources", "chat", "reports", "translators"],
     &["runtime"],
     &["app", "<lib.rs>", "<main.rs>"],
 ];
