@@ -412,6 +412,10 @@ impl OutboxSender {
                         .defer(&job, later(wall, self.config.max_backoff), &reason)
                         .await
                 }
+                Effect::TranslateMention => {
+                    tracing::warn!(ticket = %job.ticket, %reason, "the mention could not be translated; its card shows it as written");
+                    self.store.complete(&job, None, now).await
+                }
                 // Per-card refusals are handled where they happen; this is the rest.
                 _ => {
                     tracing::warn!(ticket = %job.ticket, %reason, "card update or note refused; skipped");

@@ -62,6 +62,22 @@ async fn a_german_mentions_card_shows_it_in_english_once_even_across_a_restart()
         text.contains("Hallo, meine Bestellung"),
         "the original stays: {text}"
     );
+    // Posted first, translated after: the card never waits for the service.
+    let posted = w
+        .slack
+        .requests()
+        .into_iter()
+        .find(|(m, _)| m == "chat.postMessage")
+        .expect("the card was posted");
+    assert!(
+        !posted.1.to_string().contains("Machine translation"),
+        "{posted:?}"
+    );
+    assert!(w
+        .slack
+        .updates(&card.ts)
+        .iter()
+        .any(|u| u.to_string().contains("Machine translation")));
     let sent = deepl.translations();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body["source_lang"], "DE");
@@ -262,4 +278,73 @@ async fn without_a_translation_section_nothing_reaches_a_translation_service() {
     assert!(!blocks_text(&w.card_now(&card)).contains("Machine translation"));
     assert!(!d.card_text(&dcard).contains("Machine translation"));
     assert_eq!(deepl.request_count() + lt.request_count(), 0);
+}
+
+#[tokio::test]
+async fn a_translation_service_that_refuses_holds_up_nothing_and_tells_no_channel() {
+    let w = World::new().await;
+    let lt = FakeLibreTranslate::start().await;
+    lt.require_key("the-servers-key");
+    *w.extra_config.lock().unwrap() = libretranslate_section(&lt.url());
+    w.mastodon.mention("kai", GERMAN).language(Some("de")).add();
+    let wrong = crate::fakes::canary();
+    let bot = w.start_bot_with(&[("TEST_LT_KEY", &wrong)]).await;
+    let card = w.card(1).await;
+    bot.wait_for_log("could not be translated", WAIT).await;
+    w.press(&card, ANA, "mb_claim").await;
+    let card = w.wait_card_text(&card, "Claimed").await;
+    assert!(!blocks_text(&card).contains("Machine translation"));
+    assert_eq!(lt.translations().len(), 1, "a refusal is not retried");
+    assert_eq!(
+        w.slack.messages(CHANNEL).len(),
+        1,
+        "the card alone: no announcement in the channel"
+    );
+}
+
+#[tokio::test]
+async fn on_slack_a_slow_translation_shows_translating_then_both_versions() {
+    let w = World::new().await;
+    let key = format!("{}:fx", crate::fakes::canary());
+    let deepl = FakeDeepl::start(&key).await;
+    *w.extra_config.lock().unwrap() = deepl_section(&deepl.url());
+    w.mastodon.mention("kai", GERMAN).language(Some("de")).add();
+    let _bot = w.start_bot_with(&[("TEST_DEEPL_KEY", &key)]).await;
+    let card = w.card(1).await;
+    w.wait_card_text(&card, "Machine translation").await;
+    let (view_id, _) = open_reply_form(&w, &card).await;
+
+    // Slack waits 3 s for a form's answer; this service takes longer.
+    deepl.fail_next(
+        "POST /v2/translate",
+        vec![crate::fakes::Fault::Delay(Duration::from_secs(3))],
+    );
+    let values = json!({
+        "reply": {"text": {"type": "plain_text_input", "value": "Thanks"}},
+        "translate": {"translate": {"type": "checkboxes", "selected_options": [
+            {"text": {"type": "plain_text", "text": "Translate"}, "value": "de"}
+        ]}},
+    });
+    let answer = w
+        .slack_driver()
+        .submit_view(&view_id, ANA, "ana", values)
+        .await;
+    assert_eq!(answer["response_action"], "update", "{answer}");
+    assert!(
+        json_text(&answer["view"]).contains("Translating your reply into German"),
+        "{answer}"
+    );
+    w.slack.apply_submission_answer(&view_id, &answer).unwrap();
+    w.slack
+        .wait_until(WAIT, "the translation to replace the form", |s| {
+            s.view(&view_id)
+                .is_some_and(|v| json_text(&v["blocks"]).contains("[de] Danke"))
+        })
+        .await;
+    let values = json!({"reply": {"text": {"type": "plain_text_input", "value": "[de] Danke"}}});
+    w.slack_driver()
+        .submit_view(&view_id, ANA, "ana", values)
+        .await;
+    let posted = w.mastodon.wait_for_posts(1, WAIT).await;
+    assert_eq!(posted[0].status, "@kai [de] Danke");
 }
