@@ -59,9 +59,18 @@ impl Translation {
     ) -> Result<MentionTranslation, TranslateError> {
         let (text, _cut) = text_to_translate(&ticket.mention.text);
         let given = customer_language(ticket);
-        let mut out = self
-            .translate(vec![text], given.as_deref(), &self.team_language)
-            .await?;
+        let asked = self
+            .translate(vec![text.clone()], given.as_deref(), &self.team_language)
+            .await;
+        let mut out = match asked {
+            // A language the service does not take as a source (or a platform's wrong
+            // tag): let it find the language itself.
+            Err(TranslateError::Unsupported { .. }) if given.is_some() => {
+                self.translate(vec![text], None, &self.team_language)
+                    .await?
+            }
+            other => other?,
+        };
         let first = out.remove(0);
         Ok(MentionTranslation {
             text: first.text,

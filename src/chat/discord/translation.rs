@@ -253,3 +253,84 @@ mod tests {
         assert_eq!(parse_draft_custom_id("mb:send:42:7"), None);
     }
 }
+
+#[cfg(test)]
+mod rendering {
+    use super::*;
+    use crate::domain::{Author, Mention, MentionTranslation, Platform, Visibility};
+    use chrono::{DateTime, Utc};
+
+    fn draft(translated: &str) -> TranslatedDraft {
+        TranslatedDraft {
+            ticket: TicketId(3),
+            private: false,
+            to: "de".into(),
+            from: Some("en".into()),
+            original: "Thanks @everyone".into(),
+            translated: translated.into(),
+            original_ack: None,
+            translated_ack: None,
+            by: "DeepL".into(),
+        }
+    }
+
+    #[test]
+    fn the_card_field_is_labelled_and_inert() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = Ticket::open(
+            TicketId(3),
+            Mention {
+                platform: Platform::Mastodon,
+                network: None,
+                account: "brand".into(),
+                remote_id: "1".into(),
+                url: "https://social.example/@kai/1".into(),
+                author: Author {
+                    handle: "kai".into(),
+                    name: "Kai".into(),
+                    profile_url: String::new(),
+                    id: None,
+                },
+                text: "Hallo".into(),
+                language: None,
+                created_at: at,
+                in_reply_to: None,
+                visibility: Visibility::Public,
+                reply_context: None,
+                external_id: None,
+            },
+            at,
+        );
+        assert!(card_field(&t).is_none());
+        t.translation = Some(MentionTranslation {
+            text: "@everyone <@123> [click](https://evil.example)".into(),
+            from: None,
+            to: "en".into(),
+            by: "DeepL".into(),
+            at,
+        });
+        let (name, value) = card_field(&t).unwrap();
+        assert!(name.starts_with("🌐 Machine translation"), "{name}");
+        assert_eq!(
+            value,
+            "> \\@\u{200B}everyone \\<\\@123\\> \\[click\\](https://evil.example)"
+        );
+    }
+
+    #[test]
+    fn a_version_shown_cut_cannot_be_sent_unseen() {
+        let message = serde_json::to_string(&draft_message(&draft("Danke"), 9)).unwrap();
+        assert!(!message.contains("\"disabled\":true"), "{message}");
+        assert!(message.contains("mb:tr:send:3:9"), "{message}");
+        assert!(
+            message.contains("\\\\@\u{200B}everyone"),
+            "inert: {message}"
+        );
+        let long = "Danke ".repeat(1000);
+        let message = serde_json::to_value(draft_message(&draft(&long), 9)).unwrap();
+        let buttons = &message["components"][0]["components"];
+        assert_eq!(buttons[0]["disabled"], true, "send translation: {buttons}");
+        assert_ne!(buttons[1]["disabled"], true, "send original");
+        assert_ne!(buttons[2]["disabled"], true, "edit");
+    }
+}

@@ -206,3 +206,93 @@ pub fn failed_view_alone(ticket: TicketId, why: &str) -> SlackView {
         ticket,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Author, Mention, MentionTranslation, Platform, Visibility};
+    use chrono::{DateTime, Utc};
+
+    const HOSTILE: &str = "<!channel> @everyone <https://evil.example|click> *bold* & more";
+
+    fn ticket() -> Ticket {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = Ticket::open(
+            TicketId(3),
+            Mention {
+                platform: Platform::Mastodon,
+                network: None,
+                account: "brand".into(),
+                remote_id: "1".into(),
+                url: "https://social.example/@kai/1".into(),
+                author: Author {
+                    handle: "kai".into(),
+                    name: "Kai".into(),
+                    profile_url: String::new(),
+                    id: None,
+                },
+                text: "Hallo".into(),
+                language: Some("de".into()),
+                created_at: at,
+                in_reply_to: None,
+                visibility: Visibility::Public,
+                reply_context: None,
+                external_id: None,
+            },
+            at,
+        );
+        t.translation = Some(MentionTranslation {
+            text: HOSTILE.into(),
+            from: Some("de".into()),
+            to: "en".into(),
+            by: "<@U0BOSS>".into(),
+            at,
+        });
+        t
+    }
+
+    fn json(v: &impl serde::Serialize) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn a_translation_on_the_card_is_labelled_and_inert() {
+        let shown = json(&card_block(&ticket()).unwrap());
+        assert!(shown.contains("Machine translation"), "{shown}");
+        assert!(shown.contains("German (de)") && shown.contains("English (en)"));
+        for raw in ["<!channel>", "<https://evil", "<@U0BOSS>", "@everyone"] {
+            assert!(!shown.contains(raw), "{raw} in {shown}");
+        }
+        assert!(shown.contains("&lt;!channel&gt;"), "{shown}");
+        // Nothing to show when the service found the post was in English after all.
+        let mut english = ticket();
+        english.translation.as_mut().unwrap().from = Some("en-US".into());
+        assert!(card_block(&english).is_none());
+    }
+
+    #[test]
+    fn the_checked_form_quotes_the_draft_inert_and_holds_the_translation_as_is() {
+        let draft = TranslatedDraft {
+            ticket: TicketId(3),
+            private: true,
+            to: "de".into(),
+            from: Some("en".into()),
+            original: HOSTILE.into(),
+            translated: "Danke <@U0KAI>".into(),
+            original_ack: Some("We DMed you".into()),
+            translated_ack: Some("Wir haben dir geschrieben".into()),
+            by: "DeepL".into(),
+        };
+        let view = json(&checked_view(&draft));
+        assert!(!view.contains("<!channel>"), "{view}");
+        // The boxes hold the text to send, as the service wrote it: Slack shows an
+        // input's value literally.
+        assert!(
+            view.contains(r#""initial_value":"Danke <@U0KAI>""#),
+            "{view}"
+        );
+        assert!(view.contains("Wir haben dir geschrieben"), "{view}");
+        assert!(view.contains(CHECKED_PRIVATE_CALLBACK), "{view}");
+        assert!(view.contains(r#""private_metadata":"3""#), "{view}");
+    }
+}
