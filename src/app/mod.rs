@@ -65,6 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         r.role_ids = d.agent_role_ids.iter().cloned().collect();
     }
     roster.agents = config.agents.clone();
+    roster.approvals = config.approvals.clone();
     let clock = clock::from_env();
     let failpoints = Failpoints::from_env();
     // Without a [translation] section no translator exists, so nothing is ever sent.

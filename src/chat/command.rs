@@ -60,6 +60,8 @@ enum TicketVerb {
     Reopen,
     Reply,
     Dm,
+    Approve,
+    Reject,
 }
 
 impl TicketVerb {
@@ -72,6 +74,8 @@ impl TicketVerb {
             "reopen" => TicketVerb::Reopen,
             "reply" => TicketVerb::Reply,
             "dm" => TicketVerb::Dm,
+            "approve" => TicketVerb::Approve,
+            "reject" => TicketVerb::Reject,
             _ => return None,
         })
     }
@@ -89,6 +93,8 @@ impl TicketVerb {
                 text: text(),
                 public_ack: None,
             },
+            TicketVerb::Approve => AgentAction::Approve,
+            TicketVerb::Reject => AgentAction::RejectDraft,
         }
     }
 }
@@ -210,6 +216,9 @@ pub fn done_sentence(ticket: TicketId, action: &AgentAction) -> String {
         AgentAction::Reopen => "reopened",
         AgentAction::Reply { .. } => "reply queued for",
         AgentAction::ReplyPrivately { .. } => "private reply queued for",
+        AgentAction::Approve => "approved the draft of",
+        AgentAction::RejectDraft => "rejected the draft of",
+        AgentAction::EditDraft { .. } => "edited the draft of",
     };
     format!("Done: {done} ticket #{ticket}.")
 }

@@ -27,10 +27,16 @@ pub enum CardButton {
     Reopen,
     /// A link to the post, for networks we cannot answer on.
     OpenOriginal,
+    /// The draft waiting for approval goes out as it reads.
+    Approve,
+    /// Open the waiting draft to rewrite it.
+    EditDraft,
+    /// Turn the waiting draft down.
+    RejectDraft,
 }
 
 impl CardButton {
-    const ALL: [CardButton; 8] = [
+    const ALL: [CardButton; 11] = [
         CardButton::Claim,
         CardButton::Unclaim,
         CardButton::Reply,
@@ -39,6 +45,9 @@ impl CardButton {
         CardButton::Ignore,
         CardButton::Reopen,
         CardButton::OpenOriginal,
+        CardButton::Approve,
+        CardButton::EditDraft,
+        CardButton::RejectDraft,
     ];
 
     pub fn verb(self) -> &'static str {
@@ -51,6 +60,9 @@ impl CardButton {
             CardButton::Ignore => "ignore",
             CardButton::Reopen => "reopen",
             CardButton::OpenOriginal => "open",
+            CardButton::Approve => "approve",
+            CardButton::EditDraft => "edit",
+            CardButton::RejectDraft => "reject",
         }
     }
 
@@ -68,6 +80,9 @@ impl CardButton {
             CardButton::Ignore => "Ignore",
             CardButton::Reopen => "Reopen",
             CardButton::OpenOriginal => "Open original",
+            CardButton::Approve => "Approve reply",
+            CardButton::EditDraft => "Edit draft",
+            CardButton::RejectDraft => "Reject draft",
         }
     }
 
@@ -79,7 +94,12 @@ impl CardButton {
             CardButton::Resolve => Some(AgentAction::Resolve),
             CardButton::Ignore => Some(AgentAction::Ignore),
             CardButton::Reopen => Some(AgentAction::Reopen),
-            CardButton::Reply | CardButton::ReplyPrivately | CardButton::OpenOriginal => None,
+            CardButton::Approve => Some(AgentAction::Approve),
+            CardButton::RejectDraft => Some(AgentAction::RejectDraft),
+            CardButton::Reply
+            | CardButton::ReplyPrivately
+            | CardButton::OpenOriginal
+            | CardButton::EditDraft => None,
         }
     }
 
@@ -88,6 +108,9 @@ impl CardButton {
     /// Resolve reads "Mark answered".
     pub fn for_ticket(ticket: &Ticket, can_reply: bool) -> &'static [CardButton] {
         use CardButton::*;
+        if !ticket.is_closed() && ticket.draft_awaiting_approval().is_some() {
+            return &[Approve, EditDraft, RejectDraft, Unclaim];
+        }
         match (ticket.stage, &ticket.holder, can_reply) {
             (Stage::Resolved | Stage::Ignored, _, _) => &[Reopen],
             (_, Some(_), true) => &[Reply, ReplyPrivately, Resolve, Unclaim, Ignore],
@@ -245,11 +268,53 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         Note::OffHoursAcknowledged => {
             "🌙 Nobody is on shift: the customer was told when to expect an answer.".to_string()
         }
+        Note::ApprovalAsked { by, text, reasons } => format!(
+            "🛂 {}'s reply waits for another agent's approval ({}):\n{}",
+            m.name(by),
+            m.fit(&reasons.join("; "), 300).0,
+            m.fit_quote(text, NOTE_QUOTE_MAX).0
+        ),
+        Note::DraftApproved { by, author } => format!(
+            "👍 {} approved {}'s reply; it is being published.",
+            m.name(by),
+            m.name(author)
+        ),
+        Note::DraftRejected { by, author } => format!(
+            "👎 {} rejected {}'s draft; nothing was sent.",
+            m.name(by),
+            m.name(author)
+        ),
+        Note::DraftEdited { by, text } => format!(
+            "✏️ {} edited the draft; it waits for approval again:\n{}",
+            m.name(by),
+            m.fit_quote(text, NOTE_QUOTE_MAX).0
+        ),
+        Note::ApprovalReminder {
+            author,
+            minutes,
+            members,
+        } => format!(
+            "🛂 {}'s reply has waited {minutes} min for approval{}.",
+            m.name(author),
+            if members.is_empty() {
+                String::new()
+            } else {
+                format!(": {}, can you look?", people(members, m))
+            }
+        ),
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
             m.fit(reason, 500).0
         ),
+    }
+}
+
+/// ", approved by Ben" on a reply that needed a second pair of eyes.
+pub fn approved_by(reply: &crate::domain::Reply, m: &dyn Markup) -> String {
+    match reply.review.as_ref().and_then(|r| r.approved_by.as_ref()) {
+        Some(by) => format!(", approved by {}", m.name(by)),
+        None => String::new(),
     }
 }
 

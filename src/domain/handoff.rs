@@ -163,6 +163,7 @@ mod tests {
                 url: String::new(),
             },
             auto,
+            review: None,
         });
         tk.stage = Stage::Replied;
         tk

@@ -4,6 +4,7 @@
 //! as arguments.
 
 pub mod agents;
+pub mod approval;
 pub mod canned;
 pub mod handoff;
 pub mod intake;

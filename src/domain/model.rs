@@ -314,6 +314,13 @@ pub enum ReplyState {
     Failed {
         reason: String,
     },
+    /// A draft that matched the desk's risk rules: nothing goes out until another agent
+    /// approves it (see `domain::approval`).
+    AwaitingApproval,
+    /// A draft another agent (or its author) turned down: never sent.
+    Rejected {
+        by: AgentRef,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +340,23 @@ pub struct Reply {
     /// it stops no SLA clock and counts as no response.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,
+    /// Why the draft needed a second pair of eyes, and who gave it, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// The second pair of eyes on a risky draft: why it was held, who approved it (never its
+/// author), and whether the approvers were reminded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub reasons: Vec<String>,
+    #[serde(default)]
+    pub approved_by: Option<AgentRef>,
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
+    /// The approvers were reminded that this draft waits.
+    #[serde(default)]
+    pub reminded: bool,
 }
 
 /// A later post by the customer in the same conversation.
@@ -466,7 +490,20 @@ impl Ticket {
     pub fn pending_reply(&self) -> Option<&Reply> {
         self.replies
             .iter()
-            .find(|r| matches!(r.state, ReplyState::Pending))
+            .find(|r| matches!(r.state, ReplyState::Pending | ReplyState::AwaitingApproval))
+    }
+
+    /// The drafts waiting for another agent's approval (one submission: a private
+    /// answer and its public acknowledgement wait together).
+    pub fn drafts_awaiting_approval(&self) -> impl Iterator<Item = &Reply> {
+        self.replies
+            .iter()
+            .filter(|r| matches!(r.state, ReplyState::AwaitingApproval))
+    }
+
+    /// The draft waiting for approval that the agent wrote last (the answer itself).
+    pub fn draft_awaiting_approval(&self) -> Option<&Reply> {
+        self.drafts_awaiting_approval().last()
     }
 
     pub fn reply(&self, seq: u32) -> Option<&Reply> {
@@ -478,6 +515,7 @@ impl Ticket {
         match (&self.stage, &self.holder) {
             (Stage::Resolved, _) => "Resolved".into(),
             (Stage::Ignored, _) => "Ignored".into(),
+            (_, _) if self.draft_awaiting_approval().is_some() => "Reply awaits approval".into(),
             (_, _) if self.pending_reply().is_some() => "Reply sending".into(),
             (_, _)
                 if self
@@ -511,6 +549,15 @@ pub enum AgentAction {
     Resolve,
     Ignore,
     Reopen,
+    /// Approve the draft waiting on the ticket: it goes out exactly as it reads.
+    Approve,
+    /// Turn the waiting draft down: it is never sent.
+    RejectDraft,
+    /// Rewrite the waiting draft; it waits for approval again, by someone other than
+    /// the one who edited it.
+    EditDraft {
+        text: String,
+    },
 }
 
 impl AgentAction {
@@ -523,6 +570,9 @@ impl AgentAction {
             AgentAction::Resolve => "resolve",
             AgentAction::Ignore => "ignore",
             AgentAction::Reopen => "reopen",
+            AgentAction::Approve => "approve",
+            AgentAction::RejectDraft => "reject",
+            AgentAction::EditDraft { .. } => "edit",
         }
     }
 }
@@ -615,6 +665,34 @@ pub enum Note {
     },
     /// The customer was told the team is off shift.
     OffHoursAcknowledged,
+    /// A draft waits for a second pair of eyes (never its author's).
+    ApprovalAsked {
+        by: AgentRef,
+        text: String,
+        reasons: Vec<String>,
+    },
+    /// A draft was approved and goes out as it read.
+    DraftApproved {
+        by: AgentRef,
+        author: AgentRef,
+    },
+    /// A draft was turned down and will not be sent.
+    DraftRejected {
+        by: AgentRef,
+        author: AgentRef,
+    },
+    /// A waiting draft was rewritten; it waits for approval again.
+    DraftEdited {
+        by: AgentRef,
+        text: String,
+    },
+    /// A draft has waited `minutes` for approval: the on-call agents (not its author)
+    /// are asked to look.
+    ApprovalReminder {
+        author: AgentRef,
+        minutes: i64,
+        members: Vec<String>,
+    },
     /// A card on another surface disappeared (deleted message or channel).
     CardLost {
         surface: SurfaceKind,
@@ -632,7 +710,8 @@ impl Note {
             | Note::SlaBreached { members }
             | Note::Escalated { members, .. }
             | Note::ClaimReleased { members, .. }
-            | Note::ResolutionOverdue { members } => members.clone(),
+            | Note::ResolutionOverdue { members }
+            | Note::ApprovalReminder { members, .. } => members.clone(),
             Note::ClaimReminder { holder, .. } => vec![holder.member_key()],
             _ => Vec::new(),
         }

@@ -112,6 +112,18 @@ impl Default for Routes {
 }
 
 impl Routes {
+    /// Every route reminds the approvers of a waiting draft after `after` (`[approvals]`
+    /// is one policy for the whole desk).
+    pub fn set_approval_reminder(&mut self, after: Option<chrono::Duration>) {
+        for r in self
+            .routes
+            .iter_mut()
+            .chain(std::iter::once(&mut self.default))
+        {
+            r.sla.approval_reminder = after;
+        }
+    }
+
     /// The instant the scheduler must next look at `ticket` under its route (see
     /// [`sla::next_due`]), or `None` when nothing about it will ever be due.
     pub fn next_due(&self, ticket: &Ticket) -> Option<DateTime<Utc>> {

@@ -114,6 +114,7 @@ pub(super) fn reply(
         at: when,
         state,
         auto: false,
+        review: None,
     });
     t.updated_at = t.updated_at.max(when);
     t

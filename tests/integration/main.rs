@@ -2,6 +2,7 @@
 #[path = "../fakes/mod.rs"]
 mod fakes;
 
+mod approvals;
 mod bluesky_flows;
 mod cli;
 mod conversations;

@@ -2,7 +2,7 @@
 //! command definition and thread lines, built with serenity's builders.
 
 use crate::chat::markup::{safe_url, surface_len};
-use crate::chat::{CardButton, Markup};
+use crate::chat::{approved_by, CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::text::TextRules;
 use crate::domain::{
@@ -19,6 +19,8 @@ pub const COMMAND: &str = "mentions";
 pub const REPLY_MODAL: &str = "mb:reply";
 pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_MODAL: &str = "mb:dm";
+/// Custom id prefix of the form that rewrites a draft waiting for approval.
+pub const EDIT_MODAL: &str = "mb:editdraft";
 pub const ACK_INPUT: &str = "ack";
 pub const CANNED_MENU: &str = "mb:canned";
 
@@ -242,8 +244,22 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     for r in ticket.replies.iter().rev().take(MAX_REPLY_FIELDS).rev() {
         let mut head = match &r.state {
             ReplyState::Pending => "⏳ sending…".to_string(),
-            ReplyState::Published { url, .. } => format!("✅ {}", d.link(url, "published")),
+            ReplyState::Published { url, .. } => {
+                format!("✅ {}{}", d.link(url, "published"), approved_by(r, d))
+            }
             ReplyState::Failed { reason } => format!("❌ not published: {}", d.fit(reason, 300).0),
+            ReplyState::AwaitingApproval => format!(
+                "🛂 awaits approval: {}",
+                d.fit(
+                    &r.review
+                        .as_ref()
+                        .map(|v| v.reasons.join("; "))
+                        .unwrap_or_default(),
+                    300
+                )
+                .0
+            ),
+            ReplyState::Rejected { by } => format!("🚫 rejected by {}", d.name(by)),
         };
         if surface_len(&head) > 400 {
             head = "✅ published".to_string();
@@ -370,6 +386,40 @@ pub fn reply_form(
     initial: Option<&str>,
     translate_to: Option<&str>,
 ) -> CreateModal {
+    let (prefix, title) = if private {
+        (PRIVATE_MODAL, format!("Reply privately to #{}", ticket.id))
+    } else {
+        (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
+    };
+    let mut rows = reply_rows(ticket, rules, private, initial);
+    if let Some(to) = translate_to {
+        rows.push(super::translation::translate_input(to));
+    }
+    CreateModal::new(
+        format!("{prefix}:{}", ticket.id),
+        truncate(&title, limits::MODAL_TITLE),
+    )
+    .components(rows)
+}
+
+/// The form to rewrite a draft that waits for approval, filled with it as it reads.
+pub fn edit_draft_modal(ticket: &Ticket, rules: TextRules, draft: &str) -> CreateModal {
+    CreateModal::new(
+        format!("{EDIT_MODAL}:{}", ticket.id),
+        truncate(
+            &format!("Edit the draft for #{}", ticket.id),
+            limits::MODAL_TITLE,
+        ),
+    )
+    .components(reply_rows(ticket, rules, false, Some(draft)))
+}
+
+fn reply_rows(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+) -> Vec<CreateActionRow> {
     let m = &ticket.mention;
     let label = if private {
         format!("Private message ({} max)", rules.max_chars)
@@ -409,26 +459,15 @@ pub fn reply_form(
             .max_length(280),
         ));
     }
-    if let Some(to) = translate_to {
-        rows.push(super::translation::translate_input(to));
-    }
-    let (prefix, title) = if private {
-        (PRIVATE_MODAL, format!("Reply privately to #{}", ticket.id))
-    } else {
-        (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
-    };
-    CreateModal::new(
-        format!("{prefix}:{}", ticket.id),
-        truncate(&title, limits::MODAL_TITLE),
-    )
-    .components(rows)
+    rows
 }
 
 fn ticket_option(verb: &str) -> CreateCommandOption {
-    let what = if verb == "dm" {
-        "reply privately to"
-    } else {
-        verb
+    let what = match verb {
+        "dm" => "reply privately to",
+        "approve" => "approve the draft on",
+        "reject" => "reject the draft on",
+        _ => verb,
     };
     CreateCommandOption::new(
         CommandOptionType::SubCommand,
@@ -495,7 +534,9 @@ pub fn command() -> CreateCommand {
             "How long, e.g. 4h",
         )),
     );
-    for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
+    for verb in [
+        "claim", "unclaim", "resolve", "ignore", "reopen", "approve", "reject",
+    ] {
         cmd = cmd.add_option(ticket_option(verb));
     }
     cmd = cmd.add_option(

@@ -287,6 +287,26 @@ impl Discord {
                 "That button is not one mentionbridge knows (an old card?). Nothing changed.",
             );
         };
+        if button == CardButton::EditDraft {
+            return match self
+                .desk
+                .preview(ticket, AgentAction::EditDraft { text: ".".into() }, &who)
+                .await
+            {
+                Ok(t) => match t.draft_awaiting_approval() {
+                    Some(draft) => CreateInteractionResponse::Modal(card::edit_draft_modal(
+                        &t,
+                        self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                        &draft.text,
+                    )),
+                    None => ephemeral(format!(
+                        "Ticket #{ticket}: {}",
+                        crate::domain::Rejection::NoDraftWaiting
+                    )),
+                },
+                Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+            };
+        }
         match button.action() {
             None => match self
                 .desk
@@ -312,13 +332,17 @@ impl Discord {
 
     async fn on_modal(&self, m: &ModalInteraction) -> CreateInteractionResponse {
         let who = actor(m.member.as_ref(), &m.user);
-        let parsed = [(card::REPLY_MODAL, false), (card::PRIVATE_MODAL, true)]
-            .into_iter()
-            .find_map(|(prefix, private)| {
-                let rest = m.data.custom_id.strip_prefix(prefix)?.strip_prefix(':')?;
-                Some((rest.parse::<TicketId>().ok()?, private))
-            });
-        let Some((ticket, private)) = parsed else {
+        let parsed = [
+            (card::REPLY_MODAL, Form::Reply),
+            (card::PRIVATE_MODAL, Form::Private),
+            (card::EDIT_MODAL, Form::EditDraft),
+        ]
+        .into_iter()
+        .find_map(|(prefix, form)| {
+            let rest = m.data.custom_id.strip_prefix(prefix)?.strip_prefix(':')?;
+            Some((rest.parse::<TicketId>().ok()?, form))
+        });
+        let Some((ticket, form)) = parsed else {
             return ephemeral("This form is not one mentionbridge knows. Nothing was sent.");
         };
         let field = |id: &str| {
@@ -335,24 +359,27 @@ impl Discord {
         let translate_to = field(translation::TRANSLATE_INPUT)
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
-        if let Some(to) = translate_to {
+        if let (Some(to), Form::Reply | Form::Private) = (translate_to, &form) {
             let draft = DraftToTranslate {
                 text,
                 ack: field(card::ACK_INPUT),
-                private,
+                private: matches!(form, Form::Private),
                 to,
             };
             return self.translate_draft(ticket, draft, &who).await;
         }
-        let action = if private {
-            AgentAction::ReplyPrivately {
+        let action = match form {
+            Form::Private => AgentAction::ReplyPrivately {
                 text,
                 public_ack: field(card::ACK_INPUT),
-            }
-        } else {
-            AgentAction::Reply { text }
+            },
+            Form::Reply => AgentAction::Reply { text },
+            Form::EditDraft => AgentAction::EditDraft { text },
         };
         match self.desk.act(ticket, action, &who).await {
+            Ok(t) if t.draft_awaiting_approval().is_some() => ephemeral(format!(
+                "Your draft for ticket #{ticket} waits for another agent's approval; nothing is sent until then."
+            )),
             Ok(_) => ephemeral(format!(
                 "Reply to ticket #{ticket} queued; its link appears in the card's thread once published."
             )),
@@ -394,7 +421,7 @@ impl Discord {
             translation::DraftButton::Send(choice) => {
                 match self.desk.send_draft(who, number, choice).await {
                     Ok(t) => CreateInteractionResponse::UpdateMessage(translation::sent_message(
-                        t.id, choice,
+                        &t, choice,
                     )),
                     Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
                 }
@@ -514,4 +541,12 @@ impl Discord {
         }
         CreateInteractionResponse::Autocomplete(response)
     }
+}
+
+/// Which of the card's forms was submitted.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Reply,
+    Private,
+    EditDraft,
 }

@@ -170,19 +170,26 @@ pub fn draft_message(draft: &TranslatedDraft, number: u64) -> CreateInteractionR
         .ephemeral(true)
 }
 
-/// What replaces the message once a version was sent: no buttons left to press again.
-pub fn sent_message(
-    draft_ticket: TicketId,
-    choice: DraftChoice,
-) -> CreateInteractionResponseMessage {
+/// What replaces the message once a version was sent (or waits for approval): no
+/// buttons left to press again.
+pub fn sent_message(ticket: &Ticket, choice: DraftChoice) -> CreateInteractionResponseMessage {
+    let what = match choice {
+        DraftChoice::Translation => "The translation",
+        DraftChoice::Original => "Your original",
+    };
+    let content = if ticket.draft_awaiting_approval().is_some() {
+        format!(
+            "{what} for ticket #{} waits for another agent's approval; nothing is sent until then.",
+            ticket.id
+        )
+    } else {
+        format!(
+            "{what} to ticket #{} queued; its link appears in the card's thread once published.",
+            ticket.id
+        )
+    };
     CreateInteractionResponseMessage::new()
-        .content(format!(
-            "{} to ticket #{draft_ticket} queued; its link appears in the card's thread once published.",
-            match choice {
-                DraftChoice::Translation => "The translation",
-                DraftChoice::Original => "Your original",
-            }
-        ))
+        .content(content)
         .embeds(Vec::new())
         .components(Vec::new())
         .allowed_mentions(CreateAllowedMentions::new())

@@ -192,6 +192,9 @@ impl Slack {
                     self.open_reply_modal(ticket, &actor, &ev.trigger_id, true)
                         .await
                 }
+                (CardButton::EditDraft, _) => {
+                    self.open_edit_modal(ticket, &actor, &ev.trigger_id).await
+                }
                 (_, Some(action)) => self.desk.act(ticket, action, &actor).await.map(drop),
                 // A link button: Slack opened the URL; nothing to do here.
                 (_, None) => Ok(()),
@@ -216,6 +219,34 @@ impl Slack {
             .preview(ticket, AgentAction::Reply { text: ".".into() }, actor)
             .await?;
         self.show_reply_modal(&t, trigger, private, None).await
+    }
+
+    async fn open_edit_modal(
+        &self,
+        ticket: TicketId,
+        actor: &AgentRef,
+        trigger: &SlackTriggerId,
+    ) -> Result<(), ActError> {
+        let t = self
+            .desk
+            .preview(ticket, AgentAction::EditDraft { text: ".".into() }, actor)
+            .await?;
+        let Some(draft) = t.draft_awaiting_approval() else {
+            return Err(ActError::Rejected(crate::domain::Rejection::NoDraftWaiting));
+        };
+        let view = card::edit_draft_modal(
+            &t,
+            self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+            &draft.text,
+        );
+        if let Err(e) = self
+            .session()
+            .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
+            .await
+        {
+            tracing::warn!(ticket = %t.id, error = %super::delivery_error("views.open", e), "could not open the edit form");
+        }
+        Ok(())
     }
 
     async fn show_reply_modal(
@@ -251,12 +282,14 @@ impl Slack {
         let SlackView::Modal(modal) = &ev.view.view else {
             return SlackInteractionResponse::Empty;
         };
-        // Whether it is private, and whether it is the form that shows a translation.
-        let (private, checked) = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
-            Some(card::REPLY_CALLBACK) => (false, false),
-            Some(card::PRIVATE_CALLBACK) => (true, false),
-            Some(translation::CHECKED_CALLBACK) => (false, true),
-            Some(translation::CHECKED_PRIVATE_CALLBACK) => (true, true),
+        // Whether it is private, an edit of a draft waiting for approval, and whether it
+        // is the form that shows a translation.
+        let (private, edit, checked) = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
+            Some(card::REPLY_CALLBACK) => (false, false, false),
+            Some(card::PRIVATE_CALLBACK) => (true, false, false),
+            Some(card::EDIT_CALLBACK) => (false, true, false),
+            Some(translation::CHECKED_CALLBACK) => (false, false, true),
+            Some(translation::CHECKED_PRIVATE_CALLBACK) => (true, false, true),
             _ => return SlackInteractionResponse::Empty,
         };
         let Some(ticket) = modal
@@ -287,7 +320,7 @@ impl Slack {
             .and_then(|v| v.selected_options.as_ref())
             .and_then(|o| o.first())
             .map(|o| o.value.clone());
-        if let (false, Some(to)) = (checked, translate_to) {
+        if let (false, false, Some(to)) = (checked, edit, translate_to) {
             let draft = DraftToTranslate {
                 text,
                 ack,
@@ -298,7 +331,9 @@ impl Slack {
                 .translate_in_form(ticket, ev.view.state_params.id.clone(), draft, actor)
                 .await;
         }
-        let action = if private {
+        let action = if edit {
+            AgentAction::EditDraft { text }
+        } else if private {
             AgentAction::ReplyPrivately {
                 text,
                 public_ack: ack,
