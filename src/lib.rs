@@ -11,4 +11,5 @@ pub mod reports;
 pub mod runtime;
 pub mod sources;
 pub mod store;
+pub mod translators;
 pub mod wire;

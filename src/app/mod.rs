@@ -34,6 +34,8 @@ pub enum RunError {
     Slack(SlackError),
     #[error("Discord credentials check failed: {0}")]
     Discord(DiscordError),
+    #[error("translation: {0}")]
+    Translation(String),
     #[error("the HTTP server could not listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -85,12 +87,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     roster.approvals = config.approvals.clone();
     let clock = clock::from_env();
     let failpoints = Failpoints::from_env();
+    // Without a [translation] section no translator exists, so nothing is ever sent.
+    let translation = match &config.translation {
+        Some(t) => {
+            let translator = crate::translators::connect(t).map_err(RunError::Translation)?;
+            tracing::info!(service = translator.service(), url = %t.url, team_language = %t.team_language, "machine translation on");
+            Some(Arc::new(crate::runtime::translation::Translation::new(
+                translator,
+                t.team_language.clone(),
+            )))
+        }
+        None => None,
+    };
     let desk = Arc::new(
         DeskService::new(store.clone(), roster, wake.clone())
             .with_clock(clock.clone())
             .with_failpoints(&failpoints)
             .with_canned(config.canned.clone(), config.brand.clone())
-            .with_oncall(config.oncall.clone(), config.routes.clone()),
+            .with_oncall(config.oncall.clone(), config.routes.clone())
+            .with_translation(translation.clone()),
     );
 
     let slack = match &config.slack {
@@ -212,6 +227,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.outbox.clone(),
         )
         .with_pager(desk.clone())
+        .with_translation(translation)
         .with_clock(clock.clone())
         .with_claimant(replica.name())
         .with_failpoints(failpoints),

@@ -435,7 +435,14 @@ mod tests {
     fn chat_imports_only_the_layers_below_it() {
         // Module names only, so that this list does not find itself.
         let above_or_beside: Vec<String> = [
-            "runtime", "store", "sources", "stats", "reports", "app", "http",
+            "runtime",
+            "store",
+            "sources",
+            "stats",
+            "reports",
+            "app",
+            "http",
+            "translators",
         ]
         .iter()
         .map(|m| format!("crate::{m}"))

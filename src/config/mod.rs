@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod translation;
+pub use translation::{TranslationConfig, TranslationProvider, DEEPL_FREE_URL, DEEPL_PRO_URL};
 mod approvals;
 mod language;
 
@@ -114,6 +116,8 @@ struct RawConfig {
     /// People with accounts on both surfaces, who are one agent.
     #[serde(default)]
     agents: Vec<crate::domain::agents::Agent>,
+    /// Machine translation of mentions and drafts (optional).
+    translation: Option<translation::RawTranslation>,
     approvals: Option<approvals::RawApprovals>,
     #[serde(default)]
     language: language::RawLanguage,
@@ -606,6 +610,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[[agents]]`: which Slack and Discord accounts are one person (each an agent).
     pub agents: crate::domain::agents::Agents,
+    /// `[translation]`: None, and nothing is ever sent to a translation service.
+    pub translation: Option<TranslationConfig>,
     /// Which drafts wait for another agent's approval.
     pub approvals: crate::domain::approval::ApprovalPolicy,
     /// `[language]`: detecting each mention's language.
@@ -2006,6 +2012,7 @@ impl Validator<'_> {
         let mut routes = self.routes(&raw, &oncall);
         let approvals = self.approvals(raw.approvals.as_ref());
         routes.set_approval_reminder(approvals.remind_after);
+        let translation = raw.translation.as_ref().map(|t| self.translation(t));
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2033,6 +2040,7 @@ impl Validator<'_> {
                 claim_for: lease,
             },
             agents,
+            translation,
             approvals,
             language: self.language(&raw.language),
         }

@@ -15,6 +15,7 @@ pub mod routes;
 mod rules;
 pub mod sla;
 pub mod text;
+pub mod translation;
 
 pub use model::*;
 pub use rules::{apply, apply_followup, apply_system, Desk, Rejection, Roster};

@@ -443,6 +443,23 @@ pub struct Ticket {
     /// The customer was told the team is off shift (once per conversation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub off_hours_acked: bool,
+    /// The mention machine-translated into the team's language (`[translation]`), kept
+    /// so that a restart never asks for it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<MentionTranslation>,
+}
+
+/// A mention's text as a translation service rendered it in the team's language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MentionTranslation {
+    pub text: String,
+    /// The language it was translated from: the mention's own, or what the service
+    /// detected when the platform did not say.
+    pub from: Option<String>,
+    pub to: String,
+    /// Which service translated it, for the card's label ("DeepL").
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A post's claimed time further than this from when the desk received it is shown on
@@ -473,6 +490,7 @@ impl Ticket {
             respond_by: None,
             sla: Default::default(),
             off_hours_acked: false,
+            translation: None,
         }
     }
 
@@ -762,6 +780,9 @@ pub enum Effect {
     },
     /// A shift hand-off summary for the channel (not about one ticket).
     Digest(Digest),
+    /// Translate the mention into the team's language (`[translation]`) and show it on
+    /// the card; queued once the card is up, so translating never delays it.
+    TranslateMention,
 }
 
 /// Which of a ticket's queues an effect waits in. Within a lane a ticket's effects run
@@ -771,6 +792,9 @@ pub enum Effect {
 pub enum Lane {
     Chat,
     Platform,
+    /// A translation service's pace is its own: a slow or absent one holds up neither
+    /// the card nor the reply.
+    Translation,
 }
 
 impl Lane {
@@ -778,6 +802,7 @@ impl Lane {
         match self {
             Lane::Chat => "chat",
             Lane::Platform => "platform",
+            Lane::Translation => "translation",
         }
     }
 }
@@ -786,6 +811,7 @@ impl Effect {
     pub fn lane(&self) -> Lane {
         match self {
             Effect::PublishReply { .. } => Lane::Platform,
+            Effect::TranslateMention => Lane::Translation,
             _ => Lane::Chat,
         }
     }

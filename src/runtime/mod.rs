@@ -9,4 +9,5 @@ pub mod language;
 pub mod outbox;
 pub mod scheduler;
 pub mod supervisor;
+pub mod translation;
 pub mod watcher;

@@ -1030,6 +1030,38 @@ impl FakeSlack {
         submission_payload(user_id, user_name, view)
     }
 
+    /// What Slack does with the bot's answer to a `view_submission` of `view_id`: with
+    /// `response_action: update` the view is replaced in place (same id, a new hash),
+    /// checked like `views.update` and recorded in [`views`](Self::views) with method
+    /// `response_action:update`; any other answer leaves the view as it was. Err lists
+    /// what Slack would refuse about the new view (or names a view that does not exist).
+    pub fn apply_submission_answer(
+        &self,
+        view_id: &str,
+        answer: &Value,
+    ) -> Result<(), Vec<String>> {
+        if answer.get("response_action").and_then(Value::as_str) != Some("update") {
+            return Ok(());
+        }
+        let view = answer.get("view").cloned().unwrap_or(Value::Null);
+        let errs = validate_view(&view);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let mut st = lock(&self.shared);
+        if !st.views.contains_key(view_id) {
+            return Err(vec![format!("no view {view_id} to update")]);
+        }
+        let mut params = Map::new();
+        params.insert("view".into(), view);
+        params.insert("view_id".into(), json!(view_id));
+        let _ = views_call(&mut st, "views.update", &params);
+        if let Some(last) = st.views_log.last_mut() {
+            last["method"] = json!("response_action:update");
+        }
+        Ok(())
+    }
+
     /// The next `n` calls of `method` take effect, but their answers never arrive (the
     /// client died, or the network cut, right after Slack acted).
     pub fn lose_next_answers(&self, method: &str, n: usize) {

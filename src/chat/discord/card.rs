@@ -241,6 +241,9 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
         embed = embed.field("Route", d.fit(&ticket.route, 100).0, true);
     }
+    if let Some((name, value)) = super::translation::card_field(ticket) {
+        embed = embed.field(name, value, false);
+    }
     for r in ticket.replies.iter().rev().take(MAX_REPLY_FIELDS).rev() {
         let mut head = match &r.state {
             ReplyState::Pending => "⏳ sending…".to_string(),
@@ -374,16 +377,32 @@ pub fn reply_modal(
     private: bool,
     initial: Option<&str>,
 ) -> CreateModal {
+    reply_form(ticket, rules, private, initial, None)
+}
+
+/// The reply form, with a field to translate the draft into `translate_to` first (the
+/// customer's language) when translation is configured.
+pub fn reply_form(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+    translate_to: Option<&str>,
+) -> CreateModal {
     let (prefix, title) = if private {
         (PRIVATE_MODAL, format!("Reply privately to #{}", ticket.id))
     } else {
         (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
     };
+    let mut rows = reply_rows(ticket, rules, private, initial);
+    if let Some(to) = translate_to {
+        rows.push(super::translation::translate_input(to));
+    }
     CreateModal::new(
         format!("{prefix}:{}", ticket.id),
         truncate(&title, limits::MODAL_TITLE),
     )
-    .components(reply_rows(ticket, rules, private, initial))
+    .components(rows)
 }
 
 /// The form to rewrite a draft that waits for approval, filled with it as it reads.

@@ -63,7 +63,7 @@ pub mod limits {
     pub const MODAL_TITLE: usize = 24;
 }
 
-fn md(s: impl Into<String>) -> SlackBlockText {
+pub(super) fn md(s: impl Into<String>) -> SlackBlockText {
     SlackBlockMarkDownText::new(s.into()).into()
 }
 
@@ -150,6 +150,7 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             .with_text(md(if cut { text + &more } else { text }))
             .into(),
     );
+    blocks.extend(super::translation::card_block(ticket));
 
     let mut status = format!(
         "{} *{}* · ticket #{} · {} · {}",
@@ -350,6 +351,18 @@ pub fn reply_modal(
     private: bool,
     initial: Option<&str>,
 ) -> SlackView {
+    reply_form(ticket, rules, private, initial, None)
+}
+
+/// The reply form, offering to translate the draft into `translate_to` first (the
+/// customer's language) when translation is configured.
+pub fn reply_form(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+    translate_to: Option<&str>,
+) -> SlackView {
     let m = &ticket.mention;
     let t = &SlackMarkup;
     let handle = t.fit_plain(&m.author.handle, 60);
@@ -417,6 +430,9 @@ pub fn reply_modal(
                 .with_hint("Posted first, in public, in the customer's thread.".into())
                 .into(),
         );
+    }
+    if let Some(to) = translate_to {
+        blocks.push(super::translation::translate_option(to));
     }
     SlackView::Modal(
         SlackModalView::new(
