@@ -62,6 +62,8 @@ enum TicketVerb {
     Reopen,
     Reply,
     Dm,
+    Approve,
+    Reject,
 }
 
 impl TicketVerb {
@@ -74,6 +76,8 @@ impl TicketVerb {
             "reopen" => TicketVerb::Reopen,
             "reply" => TicketVerb::Reply,
             "dm" => TicketVerb::Dm,
+            "approve" => TicketVerb::Approve,
+            "reject" => TicketVerb::Reject,
             _ => return None,
         })
     }
@@ -91,6 +95,8 @@ impl TicketVerb {
                 text: text(),
                 public_ack: None,
             },
+            TicketVerb::Approve => AgentAction::Approve,
+            TicketVerb::Reject => AgentAction::RejectDraft,
         }
     }
 }
@@ -223,6 +229,9 @@ pub fn done_sentence(ticket: TicketId, action: &AgentAction) -> String {
         AgentAction::Reopen => "reopened",
         AgentAction::Reply { .. } => "reply queued for",
         AgentAction::ReplyPrivately { .. } => "private reply queued for",
+        AgentAction::Approve => "approved the draft of",
+        AgentAction::RejectDraft => "rejected the draft of",
+        AgentAction::EditDraft { .. } => "edited the draft of",
     };
     format!("Done: {done} ticket #{ticket}.")
 }

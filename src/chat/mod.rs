@@ -28,10 +28,16 @@ pub enum CardButton {
     Reopen,
     /// A link to the post, for networks we cannot answer on.
     OpenOriginal,
+    /// The draft waiting for approval goes out as it reads.
+    Approve,
+    /// Open the waiting draft to rewrite it.
+    EditDraft,
+    /// Turn the waiting draft down.
+    RejectDraft,
 }
 
 impl CardButton {
-    const ALL: [CardButton; 8] = [
+    const ALL: [CardButton; 11] = [
         CardButton::Claim,
         CardButton::Unclaim,
         CardButton::Reply,
@@ -40,6 +46,9 @@ impl CardButton {
         CardButton::Ignore,
         CardButton::Reopen,
         CardButton::OpenOriginal,
+        CardButton::Approve,
+        CardButton::EditDraft,
+        CardButton::RejectDraft,
     ];
 
     pub fn verb(self) -> &'static str {
@@ -52,6 +61,9 @@ impl CardButton {
             CardButton::Ignore => "ignore",
             CardButton::Reopen => "reopen",
             CardButton::OpenOriginal => "open",
+            CardButton::Approve => "approve",
+            CardButton::EditDraft => "edit",
+            CardButton::RejectDraft => "reject",
         }
     }
 
@@ -69,6 +81,9 @@ impl CardButton {
             CardButton::Ignore => "Ignore",
             CardButton::Reopen => "Reopen",
             CardButton::OpenOriginal => "Open original",
+            CardButton::Approve => "Approve reply",
+            CardButton::EditDraft => "Edit draft",
+            CardButton::RejectDraft => "Reject draft",
         }
     }
 
@@ -80,7 +95,12 @@ impl CardButton {
             CardButton::Resolve => Some(AgentAction::Resolve),
             CardButton::Ignore => Some(AgentAction::Ignore),
             CardButton::Reopen => Some(AgentAction::Reopen),
-            CardButton::Reply | CardButton::ReplyPrivately | CardButton::OpenOriginal => None,
+            CardButton::Approve => Some(AgentAction::Approve),
+            CardButton::RejectDraft => Some(AgentAction::RejectDraft),
+            CardButton::Reply
+            | CardButton::ReplyPrivately
+            | CardButton::OpenOriginal
+            | CardButton::EditDraft => None,
         }
     }
 
@@ -89,6 +109,9 @@ impl CardButton {
     /// Resolve reads "Mark answered".
     pub fn for_ticket(ticket: &Ticket, can_reply: bool) -> &'static [CardButton] {
         use CardButton::*;
+        if !ticket.is_closed() && ticket.draft_awaiting_approval().is_some() {
+            return &[Approve, EditDraft, RejectDraft, Unclaim];
+        }
         match (ticket.stage, &ticket.holder, can_reply) {
             (Stage::Resolved | Stage::Ignored, _, _) => &[Reopen],
             (_, Some(_), true) => &[Reply, ReplyPrivately, Resolve, Unclaim, Ignore],
@@ -133,11 +156,17 @@ pub fn open_list(
             Level::Normal => String::new(),
             other => format!("{} {} · ", level_mark(other), other.label()),
         };
+        let language = t
+            .mention
+            .language_in_use()
+            .map(|(l, _)| format!(" · {}", m.fit(l, 12).0))
+            .unwrap_or_default();
         let line = format!(
-            "• {} {level}{}{} · @{}: {} ({})\n",
+            "• {} {level}{}{}{} · @{}: {} ({})\n",
             m.bold(&format!("#{}", t.id)),
             t.state_label(),
             holder,
+            language,
             m.fit(&t.mention.author.handle, 60).0,
             m.fit(&t.mention.text.replace('\n', " "), 80).0,
             m.link(&t.mention.url, "original")
@@ -356,11 +385,53 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         Note::OffHoursAcknowledged => {
             "🌙 Nobody is on shift: the customer was told when to expect an answer.".to_string()
         }
+        Note::ApprovalAsked { by, text, reasons } => format!(
+            "🛂 {}'s reply waits for another agent's approval ({}):\n{}",
+            m.name(by),
+            m.fit(&reasons.join("; "), 300).0,
+            m.fit_quote(text, NOTE_QUOTE_MAX).0
+        ),
+        Note::DraftApproved { by, author } => format!(
+            "👍 {} approved {}'s reply; it is being published.",
+            m.name(by),
+            m.name(author)
+        ),
+        Note::DraftRejected { by, author } => format!(
+            "👎 {} rejected {}'s draft; nothing was sent.",
+            m.name(by),
+            m.name(author)
+        ),
+        Note::DraftEdited { by, text } => format!(
+            "✏️ {} edited the draft; it waits for approval again:\n{}",
+            m.name(by),
+            m.fit_quote(text, NOTE_QUOTE_MAX).0
+        ),
+        Note::ApprovalReminder {
+            author,
+            minutes,
+            members,
+        } => format!(
+            "🛂 {}'s reply has waited {minutes} min for approval{}.",
+            m.name(author),
+            if members.is_empty() {
+                String::new()
+            } else {
+                format!(": {}, can you look?", people(members, m))
+            }
+        ),
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
             m.fit(reason, 500).0
         ),
+    }
+}
+
+/// ", approved by Ben" on a reply that needed a second pair of eyes.
+pub fn approved_by(reply: &crate::domain::Reply, m: &dyn Markup) -> String {
+    match reply.review.as_ref().and_then(|r| r.approved_by.as_ref()) {
+        Some(by) => format!(", approved by {}", m.name(by)),
+        None => String::new(),
     }
 }
 
@@ -475,7 +546,14 @@ mod tests {
     fn chat_imports_only_the_layers_below_it() {
         // Module names only, so that this list does not find itself.
         let above_or_beside: Vec<String> = [
-            "runtime", "store", "sources", "stats", "reports", "app", "http",
+            "runtime",
+            "store",
+            "sources",
+            "stats",
+            "reports",
+            "app",
+            "http",
+            "translators",
         ]
         .iter()
         .map(|m| format!("crate::{m}"))

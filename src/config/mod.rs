@@ -16,6 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod translation;
+pub use translation::{TranslationConfig, TranslationProvider, DEEPL_FREE_URL, DEEPL_PRO_URL};
+mod approvals;
+mod language;
+
+pub use language::LanguageConfig;
+
 /// Slack signing secrets are 32 hex characters; anything shorter is not one.
 pub const SLACK_SIGNING_SECRET_LEN: usize = 32;
 /// The webhook's shared key: long enough that it cannot be guessed.
@@ -118,6 +125,11 @@ struct RawConfig {
     /// What the team's rules do with new mentions.
     #[serde(default)]
     rules: Vec<rules::RawRule>,
+    /// Machine translation of mentions and drafts (optional).
+    translation: Option<translation::RawTranslation>,
+    approvals: Option<approvals::RawApprovals>,
+    #[serde(default)]
+    language: language::RawLanguage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -609,6 +621,12 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[[agents]]`: which Slack and Discord accounts are one person (each an agent).
     pub agents: crate::domain::agents::Agents,
+    /// `[translation]`: None, and nothing is ever sent to a translation service.
+    pub translation: Option<TranslationConfig>,
+    /// Which drafts wait for another agent's approval.
+    pub approvals: crate::domain::approval::ApprovalPolicy,
+    /// `[language]`: detecting each mention's language.
+    pub language: LanguageConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -2018,6 +2036,9 @@ impl Validator<'_> {
         let mut routes = self.routes(&raw, &oncall);
         routes.triage.priority = self.priority(&raw.priority);
         routes.triage.rules = self.rules(&raw.rules, &routes);
+        let approvals = self.approvals(raw.approvals.as_ref());
+        routes.set_approval_reminder(approvals.remind_after);
+        let translation = raw.translation.as_ref().map(|t| self.translation(t));
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2045,6 +2066,9 @@ impl Validator<'_> {
                 claim_for: lease,
             },
             agents,
+            translation,
+            approvals,
+            language: self.language(&raw.language),
         }
     }
 }
@@ -2421,6 +2445,42 @@ access_token = "${MASTODON_TOKEN}"
             let err = parse(&text, &env_all).unwrap_err().to_string();
             let key = bad.split(' ').next().unwrap();
             assert!(err.contains(&format!("{section}.{key}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn approvals_hold_nothing_by_default_and_refuse_nonsense_by_line() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert!(!c.approvals.holds_anything());
+        let careful = format!(
+            "{GOOD}\n[approvals]\nwords = [\"Refund\", \"legal\"]\ntrainees = [\"slack:U0NEW\"]\nbulk_answers = true\n"
+        );
+        let c = parse(&careful, &env_all).unwrap();
+        assert_eq!(c.approvals.words, ["refund", "legal"]);
+        assert_eq!(c.approvals.trainees, ["slack:U0NEW"]);
+        assert_eq!(
+            c.approvals.remind_after,
+            Some(chrono::Duration::minutes(15))
+        );
+        assert_eq!(
+            c.routes.default.sla.approval_reminder,
+            Some(chrono::Duration::minutes(15))
+        );
+        for bad in [
+            "trainees = [\"U0NEW\"]",
+            "trainees = [\"discord:abc\"]",
+            "words = [\" \"]",
+            "remind_after_minutes = 100000",
+        ] {
+            let text = format!("{GOOD}\n[approvals]\n{bad}\n");
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("approvals.{key}")), "{bad}: {err}");
+            let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+            assert!(
+                err.contains(&format!(":{line}")),
+                "{bad} names line {line}: {err}"
+            );
         }
     }
 

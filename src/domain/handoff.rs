@@ -137,6 +137,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             t(at),
         )
@@ -164,6 +165,7 @@ mod tests {
                 url: String::new(),
             },
             auto,
+            review: None,
         });
         tk.stage = Stage::Replied;
         tk

@@ -164,6 +164,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

@@ -4,9 +4,11 @@
 //! as arguments.
 
 pub mod agents;
+pub mod approval;
 pub mod canned;
 pub mod handoff;
 pub mod intake;
+pub mod language;
 mod model;
 pub mod oncall;
 pub mod priority;
@@ -15,6 +17,7 @@ mod rules;
 pub mod sentiment;
 pub mod sla;
 pub mod text;
+pub mod translation;
 pub mod triage;
 pub mod words;
 

@@ -107,9 +107,55 @@ pub struct Mention {
     /// name in `account`, it identifies the delivery whatever else the body says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// What the desk's detector made of the text (see `domain::language`), set before the
+    /// mention is stored; `language` stays the platform's own tag. None: not detected
+    /// (detection off, or stored before the desk detected languages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_language: Option<DetectedLanguage>,
+}
+
+/// The detector's verdict on a mention's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedLanguage {
+    /// Its best guess (ISO 639-1, `da`); none when the text was too short to tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// How sure it was of the guess, in percent (its share of the likelihood among the
+    /// languages it knows).
+    #[serde(default)]
+    pub confidence: u8,
+    /// Sure enough to go by: the guess is the mention's language. Otherwise the
+    /// platform's tag stands.
+    #[serde(default)]
+    pub sure: bool,
+}
+
+/// Where the language the desk goes by came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanguageSource {
+    Detected,
+    /// The platform's (or the listening tool's) tag.
+    Platform,
 }
 
 impl Mention {
+    /// The language routes, canned replies and the card go by: the detected one when the
+    /// detector was sure, else the platform's tag (when it gave one).
+    pub fn language_in_use(&self) -> Option<(&str, LanguageSource)> {
+        match &self.detected_language {
+            Some(DetectedLanguage {
+                language: Some(l),
+                sure: true,
+                ..
+            }) => Some((l, LanguageSource::Detected)),
+            _ => self
+                .language
+                .as_deref()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| (l, LanguageSource::Platform)),
+        }
+    }
+
     /// The network's name as agents know it.
     pub fn network_label(&self) -> &str {
         match (&self.platform, &self.network) {
@@ -318,6 +364,13 @@ pub enum ReplyState {
     Failed {
         reason: String,
     },
+    /// A draft that matched the desk's risk rules: nothing goes out until another agent
+    /// approves it (see `domain::approval`).
+    AwaitingApproval,
+    /// A draft another agent (or its author) turned down: never sent.
+    Rejected {
+        by: AgentRef,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +390,23 @@ pub struct Reply {
     /// it stops no SLA clock and counts as no response.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,
+    /// Why the draft needed a second pair of eyes, and who gave it, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// The second pair of eyes on a risky draft: why it was held, who approved it (never its
+/// author), and whether the approvers were reminded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub reasons: Vec<String>,
+    #[serde(default)]
+    pub approved_by: Option<AgentRef>,
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
+    /// The approvers were reminded that this draft waits.
+    #[serde(default)]
+    pub reminded: bool,
 }
 
 /// A later post by the customer in the same conversation.
@@ -387,6 +457,23 @@ pub struct Ticket {
     /// What each configured rule that matched the mention did (see `domain::triage`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_hits: Vec<RuleHit>,
+    /// The mention machine-translated into the team's language (`[translation]`), kept
+    /// so that a restart never asks for it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<MentionTranslation>,
+}
+
+/// A mention's text as a translation service rendered it in the team's language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MentionTranslation {
+    pub text: String,
+    /// The language it was translated from: the mention's own, or what the service
+    /// detected when the platform did not say.
+    pub from: Option<String>,
+    pub to: String,
+    /// Which service translated it, for the card's label ("DeepL").
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 // -- what triage stamps on a ticket (judged in `priority` and `triage`) ------------------
@@ -511,6 +598,7 @@ impl Ticket {
             priority: Default::default(),
             tags: Vec::new(),
             rule_hits: Vec::new(),
+            translation: None,
         }
     }
 
@@ -564,7 +652,20 @@ impl Ticket {
     pub fn pending_reply(&self) -> Option<&Reply> {
         self.replies
             .iter()
-            .find(|r| matches!(r.state, ReplyState::Pending))
+            .find(|r| matches!(r.state, ReplyState::Pending | ReplyState::AwaitingApproval))
+    }
+
+    /// The drafts waiting for another agent's approval (one submission: a private
+    /// answer and its public acknowledgement wait together).
+    pub fn drafts_awaiting_approval(&self) -> impl Iterator<Item = &Reply> {
+        self.replies
+            .iter()
+            .filter(|r| matches!(r.state, ReplyState::AwaitingApproval))
+    }
+
+    /// The draft waiting for approval that the agent wrote last (the answer itself).
+    pub fn draft_awaiting_approval(&self) -> Option<&Reply> {
+        self.drafts_awaiting_approval().last()
     }
 
     pub fn reply(&self, seq: u32) -> Option<&Reply> {
@@ -576,6 +677,7 @@ impl Ticket {
         match (&self.stage, &self.holder) {
             (Stage::Resolved, _) => "Resolved".into(),
             (Stage::Ignored, _) => "Ignored".into(),
+            (_, _) if self.draft_awaiting_approval().is_some() => "Reply awaits approval".into(),
             (_, _) if self.pending_reply().is_some() => "Reply sending".into(),
             (_, _)
                 if self
@@ -609,6 +711,15 @@ pub enum AgentAction {
     Resolve,
     Ignore,
     Reopen,
+    /// Approve the draft waiting on the ticket: it goes out exactly as it reads.
+    Approve,
+    /// Turn the waiting draft down: it is never sent.
+    RejectDraft,
+    /// Rewrite the waiting draft; it waits for approval again, by someone other than
+    /// the one who edited it.
+    EditDraft {
+        text: String,
+    },
 }
 
 impl AgentAction {
@@ -621,6 +732,9 @@ impl AgentAction {
             AgentAction::Resolve => "resolve",
             AgentAction::Ignore => "ignore",
             AgentAction::Reopen => "reopen",
+            AgentAction::Approve => "approve",
+            AgentAction::RejectDraft => "reject",
+            AgentAction::EditDraft { .. } => "edit",
         }
     }
 }
@@ -713,6 +827,34 @@ pub enum Note {
     },
     /// The customer was told the team is off shift.
     OffHoursAcknowledged,
+    /// A draft waits for a second pair of eyes (never its author's).
+    ApprovalAsked {
+        by: AgentRef,
+        text: String,
+        reasons: Vec<String>,
+    },
+    /// A draft was approved and goes out as it read.
+    DraftApproved {
+        by: AgentRef,
+        author: AgentRef,
+    },
+    /// A draft was turned down and will not be sent.
+    DraftRejected {
+        by: AgentRef,
+        author: AgentRef,
+    },
+    /// A waiting draft was rewritten; it waits for approval again.
+    DraftEdited {
+        by: AgentRef,
+        text: String,
+    },
+    /// A draft has waited `minutes` for approval: the on-call agents (not its author)
+    /// are asked to look.
+    ApprovalReminder {
+        author: AgentRef,
+        minutes: i64,
+        members: Vec<String>,
+    },
     /// A card on another surface disappeared (deleted message or channel).
     CardLost {
         surface: SurfaceKind,
@@ -730,7 +872,8 @@ impl Note {
             | Note::SlaBreached { members }
             | Note::Escalated { members, .. }
             | Note::ClaimReleased { members, .. }
-            | Note::ResolutionOverdue { members } => members.clone(),
+            | Note::ResolutionOverdue { members }
+            | Note::ApprovalReminder { members, .. } => members.clone(),
             Note::ClaimReminder { holder, .. } => vec![holder.member_key()],
             _ => Vec::new(),
         }
@@ -753,6 +896,9 @@ pub enum Effect {
     },
     /// A shift hand-off summary for the channel (not about one ticket).
     Digest(Digest),
+    /// Translate the mention into the team's language (`[translation]`) and show it on
+    /// the card; queued once the card is up, so translating never delays it.
+    TranslateMention,
 }
 
 /// Which of a ticket's queues an effect waits in. Within a lane a ticket's effects run
@@ -762,6 +908,9 @@ pub enum Effect {
 pub enum Lane {
     Chat,
     Platform,
+    /// A translation service's pace is its own: a slow or absent one holds up neither
+    /// the card nor the reply.
+    Translation,
 }
 
 impl Lane {
@@ -769,6 +918,7 @@ impl Lane {
         match self {
             Lane::Chat => "chat",
             Lane::Platform => "platform",
+            Lane::Translation => "translation",
         }
     }
 }
@@ -777,6 +927,7 @@ impl Effect {
     pub fn lane(&self) -> Lane {
         match self {
             Effect::PublishReply { .. } => Lane::Platform,
+            Effect::TranslateMention => Lane::Translation,
             _ => Lane::Chat,
         }
     }
@@ -896,6 +1047,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

@@ -21,7 +21,8 @@ pub struct Route {
     pub name: String,
     /// Empty: any platform.
     pub platforms: Vec<Platform>,
-    /// Language codes as the platform reports them (`de`, `pt`); empty: any.
+    /// Language codes (`de`, `pt`), matched against the language the desk goes by (the
+    /// detected one when the detector was sure, else the platform's tag); empty: any.
     pub languages: Vec<String>,
     /// Any of these words in the text (case-insensitive); empty: any text.
     pub keywords: Vec<String>,
@@ -64,7 +65,7 @@ impl Route {
     pub fn matches(&self, m: &Mention) -> bool {
         let platform = self.platforms.is_empty() || self.platforms.contains(&m.platform);
         let language = self.languages.is_empty()
-            || m.language.as_deref().is_some_and(|l| {
+            || m.language_in_use().is_some_and(|(l, _)| {
                 self.languages
                     .iter()
                     .any(|want| l.eq_ignore_ascii_case(want) || primary_tag(l) == want.as_str())
@@ -130,6 +131,18 @@ impl Default for Routes {
 }
 
 impl Routes {
+    /// Every route reminds the approvers of a waiting draft after `after` (`[approvals]`
+    /// is one policy for the whole desk).
+    pub fn set_approval_reminder(&mut self, after: Option<chrono::Duration>) {
+        for r in self
+            .routes
+            .iter_mut()
+            .chain(std::iter::once(&mut self.default))
+        {
+            r.sla.approval_reminder = after;
+        }
+    }
+
     /// The instant the scheduler must next look at `ticket` under its route (see
     /// [`sla::next_due`]), or `None` when nothing about it will ever be due.
     pub fn next_due(&self, ticket: &Ticket) -> Option<DateTime<Utc>> {
@@ -300,6 +313,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 
@@ -338,6 +352,42 @@ mod tests {
         assert_eq!(pick(&mention(Platform::X, Some("de-AT"), "Hallo")), "dach");
         assert_eq!(pick(&mention(Platform::X, Some("en"), "hi")), "x");
         assert_eq!(pick(&mention(Platform::Mastodon, None, "hi")), "default");
+    }
+
+    #[test]
+    fn a_route_by_language_goes_by_the_detected_language_when_the_detector_was_sure() {
+        let routes = Routes {
+            routes: vec![Route {
+                languages: vec!["da".into()],
+                ..route("danish")
+            }],
+            ..Routes::default()
+        };
+        let detected = |language: &str, sure: bool| {
+            Some(crate::domain::DetectedLanguage {
+                language: Some(language.into()),
+                confidence: if sure { 90 } else { 30 },
+                sure,
+            })
+        };
+        let pick = |tag: Option<&str>, call| {
+            let mut m = mention(Platform::Mastodon, tag, "Hvor er min pakke?");
+            m.detected_language = call;
+            routes.route_for(&m).name.clone()
+        };
+        assert_eq!(pick(None, detected("da", true)), "danish", "untagged");
+        assert_eq!(
+            pick(Some("en"), detected("da", true)),
+            "danish",
+            "mistagged"
+        );
+        assert_eq!(
+            pick(Some("da"), detected("nb", false)),
+            "danish",
+            "the tag stands"
+        );
+        assert_eq!(pick(Some("en"), detected("da", false)), DEFAULT_ROUTE);
+        assert_eq!(pick(Some("da"), detected("nb", true)), DEFAULT_ROUTE);
     }
 
     #[test]

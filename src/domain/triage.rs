@@ -229,10 +229,11 @@ impl Judgement {
 
 impl Triage {
     /// Judge a new mention whose author's earlier tickets are `contacts`, received at
-    /// `now`. The language judged in is the mention's.
+    /// `now`. The language judged in is the one the desk goes by (the detected one when
+    /// the detector was sure, else the platform's tag).
     pub fn judge(&self, m: &Mention, contacts: &[Contact], now: DateTime<Utc>) -> Judgement {
         let words = Words::of(&m.text);
-        let language = m.language.as_deref();
+        let language = m.language_in_use().map(|(l, _)| l);
         let needs_hosts = self.rules.iter().any(|r| !r.links.is_empty());
         let seen = Seen {
             mention: m,
@@ -416,6 +417,14 @@ mod tests {
         assert_eq!(t.judge(&m, &[], now()).tags, vec!["dach".to_string()]);
         m.language = None;
         assert!(t.judge(&m, &[], now()).tags.is_empty());
+        // The language the desk goes by: the detector's, when it was sure.
+        m.language = Some("en".into());
+        m.detected_language = Some(crate::domain::DetectedLanguage {
+            language: Some("de".into()),
+            confidence: 97,
+            sure: true,
+        });
+        assert_eq!(t.judge(&m, &[], now()).tags, vec!["dach".to_string()]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The ports: every way the desk reaches the outside world, as traits the adapters
-//! implement (`Source`, `Publisher`, `Surface`), and the ways the outside world reaches
+//! implement (`Source`, `Publisher`, `Surface`, `Translator`), and the ways the outside world reaches
 //! the desk, as traits the runtime implements for the adapters (`AgentDesk` from chat,
 //! `Intake` from the webhook). Each trait's doc comment is its contract — what a caller may repeat, and
 //! what is durable by the time a call returns. Async methods go through `async_trait`,
@@ -9,15 +9,18 @@ mod clock;
 mod delivery;
 mod desk;
 mod intake;
+mod language;
 mod source;
 mod store;
 mod surface;
 pub mod tally;
+mod translator;
 
 pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
-pub use desk::{ActError, AgentDesk, OpenTickets, StoreFailure};
+pub use desk::{ActError, AgentDesk, DraftToTranslate, OpenTickets, StoreFailure, NO_TRANSLATION};
 pub use intake::{Intake, Received};
+pub use language::LanguageDetector;
 pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };
@@ -27,3 +30,4 @@ pub use store::{
     StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};
+pub use translator::{TranslateError, Translated, Translator};

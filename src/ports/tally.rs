@@ -441,6 +441,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             at,
         );

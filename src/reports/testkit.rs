@@ -77,6 +77,7 @@ pub(super) fn ticket(id: u64, platform: Platform, created: DateTime<Utc>) -> Tic
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     };
     let mut t = Ticket::open(TicketId(id), mention, created);
     t.stage = Stage::Posted;
@@ -115,6 +116,7 @@ pub(super) fn reply(
         at: when,
         state,
         auto: false,
+        review: None,
     });
     t.updated_at = t.updated_at.max(when);
     t

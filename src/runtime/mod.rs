@@ -5,7 +5,9 @@
 pub mod desk;
 pub mod duties;
 pub mod failpoints;
+pub mod language;
 pub mod outbox;
 pub mod scheduler;
 pub mod supervisor;
+pub mod translation;
 pub mod watcher;

@@ -206,6 +206,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
         visibility,
         reply_context: None,
         external_id: Some(w.id.trim().to_string()),
+        detected_language: None,
     })
 }
 

@@ -1331,6 +1331,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         };
         {
             let store = SledStore::open(&path).unwrap();

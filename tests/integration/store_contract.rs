@@ -129,6 +129,7 @@ macro_rules! store_contract {
                 an_inbound_event_is_first_once_also_after_a_restart,
                 two_senders_never_take_one_job_and_together_take_every_due_head,
                 only_the_oldest_job_of_a_ticket_lane_is_handed_out,
+                a_translation_waits_in_its_own_lane_and_stays_on_its_ticket,
                 an_expired_claim_is_taken_over_and_the_first_sender_stands_down,
                 renewed_claims_outlive_their_first_hold,
                 a_lease_is_one_holders_until_it_expires_or_is_released,
@@ -192,6 +193,7 @@ fn mention(id: &str, author: &str) -> Mention {
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     }
 }
 
@@ -979,6 +981,89 @@ pub async fn only_the_oldest_job_of_a_ticket_lane_is_handed_out(place: &dyn Plac
         .expect("the reply's chat jobs");
     let next = store.claim_jobs("A", 10, until, LONG).await.unwrap();
     assert_eq!(ids_of(&next.jobs), vec![next_chat.id]);
+}
+
+/// A mention's translation (`Effect::TranslateMention`) has a lane of its own: a
+/// translation service that is away holds up none of the card's jobs, and the
+/// translation, once made, is kept on the ticket with the card's refresh, once.
+pub async fn a_translation_waits_in_its_own_lane_and_stays_on_its_ticket(place: &dyn Place) {
+    use mentionbridge::domain::translation::record_translation;
+    use mentionbridge::domain::{Lane, MentionTranslation};
+    let translation = MentionTranslation {
+        text: "Where is my order?".into(),
+        from: Some("de".into()),
+        to: "en".into(),
+        by: "DeepL".into(),
+        at: now(),
+    };
+    let store = with_tickets(place, &["a"]).await;
+    let post = store.claim_jobs("A", 10, now(), LONG).await.unwrap().jobs;
+    assert_eq!(post[0].effect, Effect::PostCards);
+    store
+        .complete_with(
+            &post[0],
+            Some(SystemEvent::CardPosted),
+            &[Effect::TranslateMention],
+            now(),
+        )
+        .await
+        .unwrap();
+    let desk = desk_of(&["ANA".to_string()]);
+    store
+        .act(TicketId(1), &|t| {
+            apply(t, AgentAction::Claim, &agent("ANA"), &desk, now())
+        })
+        .await
+        .unwrap()
+        .expect("Ana may claim");
+    let heads = store.claim_jobs("A", 10, now(), LONG).await.unwrap().jobs;
+    let effects: Vec<Effect> = heads.iter().map(|j| j.effect.clone()).collect();
+    assert_eq!(
+        effects,
+        vec![Effect::TranslateMention, Effect::UpdateCards],
+        "the translation lane's head beside the chat lane's"
+    );
+    // The service is away: the translation waits; the card's next job does not.
+    let until = now() + Duration::minutes(10);
+    store
+        .defer(&heads[0], until, "DeepL is unavailable")
+        .await
+        .unwrap();
+    store.complete(&heads[1], None, now()).await.unwrap();
+    let next = store.claim_jobs("A", 10, now(), LONG).await.unwrap();
+    assert_eq!(next.jobs.len(), 1, "{:?}", next.jobs);
+    assert_eq!(next.jobs[0].effect.lane(), Lane::Chat);
+    assert_eq!(next.next_due, Some(until));
+
+    let recorded = store
+        .transition(TicketId(1), &|t| {
+            record_translation(t, translation.clone(), until)
+        })
+        .await
+        .unwrap()
+        .expect("the first translation is kept");
+    assert_eq!(recorded.translation.as_ref(), Some(&translation));
+    let refresh = store
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.effect == Effect::UpdateCards)
+        .count();
+    assert_eq!(refresh, 1, "the card is refreshed to show it");
+    let again = store
+        .transition(TicketId(1), &|t| {
+            record_translation(t, translation.clone(), until)
+        })
+        .await
+        .unwrap();
+    assert!(again.is_none(), "a second one changes nothing");
+    let ticket = store.ticket(TicketId(1)).await.unwrap().unwrap();
+    assert_eq!(
+        ticket.translation,
+        Some(translation),
+        "read back with the ticket"
+    );
 }
 
 pub async fn an_expired_claim_is_taken_over_and_the_first_sender_stands_down(place: &dyn Place) {

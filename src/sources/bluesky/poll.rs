@@ -315,6 +315,7 @@ fn mention_from(
         visibility: Visibility::Public,
         reply_context: Some(serde_json::to_string(&context).expect("context serializes")),
         external_id: None,
+        detected_language: None,
     }
 }
 

@@ -409,6 +409,7 @@ impl Mastodon {
             remote_id: status.id,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 
