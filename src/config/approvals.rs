@@ -7,6 +7,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawApprovals {
+    /// Replies to authors with at least this many followers wait.
+    min_reach: Option<u64>,
+    /// Replies on tickets of this priority or higher wait (`high`, `urgent`).
+    min_priority: Option<String>,
     /// Replies whose text, or whose mention, contains one of these words wait.
     #[serde(default)]
     words: Vec<String>,
@@ -58,10 +62,23 @@ impl Validator<'_> {
                 );
             }
         }
+        let min_priority = raw.min_priority.as_deref().and_then(|name| {
+            let level = crate::domain::Level::parse(name);
+            if level.is_none() {
+                self.problem(
+                    "approvals",
+                    "min_priority",
+                    "expected one of low, normal, high, urgent",
+                );
+            }
+            level
+        });
         if raw.remind_after_minutes > 24 * 60 {
             self.problem("approvals", "remind_after_minutes", "expected 0 to 1440");
         }
         ApprovalPolicy {
+            min_reach: raw.min_reach,
+            min_priority,
             words,
             trainees,
             bulk_answers: raw.bulk_answers,

@@ -2453,11 +2453,13 @@ access_token = "${MASTODON_TOKEN}"
         let c = parse(GOOD, &env_all).unwrap();
         assert!(!c.approvals.holds_anything());
         let careful = format!(
-            "{GOOD}\n[approvals]\nwords = [\"Refund\", \"legal\"]\ntrainees = [\"slack:U0NEW\"]\nbulk_answers = true\n"
+            "{GOOD}\n[approvals]\nwords = [\"Refund\", \"legal\"]\ntrainees = [\"slack:U0NEW\"]\nbulk_answers = true\nmin_reach = 10000\nmin_priority = \"urgent\"\n"
         );
         let c = parse(&careful, &env_all).unwrap();
         assert_eq!(c.approvals.words, ["refund", "legal"]);
         assert_eq!(c.approvals.trainees, ["slack:U0NEW"]);
+        assert_eq!(c.approvals.min_reach, Some(10_000));
+        assert_eq!(c.approvals.min_priority, Some(crate::domain::Level::Urgent));
         assert_eq!(
             c.approvals.remind_after,
             Some(chrono::Duration::minutes(15))
@@ -2471,6 +2473,7 @@ access_token = "${MASTODON_TOKEN}"
             "trainees = [\"discord:abc\"]",
             "words = [\" \"]",
             "remind_after_minutes = 100000",
+            "min_priority = \"dire\"",
         ] {
             let text = format!("{GOOD}\n[approvals]\n{bad}\n");
             let err = parse(&text, &env_all).unwrap_err().to_string();

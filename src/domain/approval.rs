@@ -4,12 +4,16 @@
 //! whole incident at once. The rule only names the reasons; `rules` holds the draft, and
 //! approving it is never open to the person who wrote it.
 
-use super::Ticket;
+use super::{Level, Ticket};
 use chrono::Duration;
 
 /// What makes a draft wait for approval; the default holds nothing.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApprovalPolicy {
+    /// Hold replies to authors with at least this many followers.
+    pub min_reach: Option<u64>,
+    /// Hold replies on tickets of this priority or higher.
+    pub min_priority: Option<Level>,
     /// Hold replies whose text, or whose mention, contains one of these words
     /// (lower case; matched as whole words, ignoring case).
     pub words: Vec<String>,
@@ -25,7 +29,11 @@ pub struct ApprovalPolicy {
 impl ApprovalPolicy {
     /// Whether anything is ever held.
     pub fn holds_anything(&self) -> bool {
-        !self.words.is_empty() || !self.trainees.is_empty() || self.bulk_answers
+        self.min_reach.is_some()
+            || self.min_priority.is_some()
+            || !self.words.is_empty()
+            || !self.trainees.is_empty()
+            || self.bulk_answers
     }
 
     /// Why a draft of `texts` on `ticket` must wait for approval, whoever wrote it (the
@@ -33,6 +41,19 @@ impl ApprovalPolicy {
     /// may go out at once.
     pub fn reasons(&self, ticket: &Ticket, texts: &[&str]) -> Vec<String> {
         let mut reasons = Vec::new();
+        if let (Some(min), Some(reach)) = (self.min_reach, ticket.mention.author.followers) {
+            if reach >= min {
+                reasons.push(format!(
+                    "the author has {}",
+                    super::priority::reach_label(reach)
+                ));
+            }
+        }
+        if let Some(min) = self.min_priority {
+            if ticket.priority.level >= min {
+                reasons.push(format!("{} priority", ticket.priority.level));
+            }
+        }
         let mut risky: Vec<&str> = Vec::new();
         for word in &self.words {
             let found = texts.iter().any(|t| contains_word(t, word))
@@ -63,19 +84,6 @@ pub fn contains_word(text: &str, word: &str) -> bool {
     })
 }
 
-/// 1,234,567 → "1.2M"; 48,200 → "48.2k"; 950 → "950".
-pub fn human_count(n: u64) -> String {
-    match n {
-        0..=999 => n.to_string(),
-        1_000..=999_999 => trim(format!("{:.1}", n as f64 / 1_000.0)) + "k",
-        _ => trim(format!("{:.1}", n as f64 / 1_000_000.0)) + "M",
-    }
-}
-
-fn trim(s: String) -> String {
-    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,11 +102,25 @@ mod tests {
     }
 
     #[test]
-    fn counts_read_as_people_say_them() {
-        assert_eq!(human_count(950), "950");
-        assert_eq!(human_count(48_200), "48.2k");
-        assert_eq!(human_count(12_000), "12k");
-        assert_eq!(human_count(1_250_000), "1.2M");
+    fn reach_and_priority_hold_a_draft_from_their_threshold_up() {
+        let policy = ApprovalPolicy {
+            min_reach: Some(10_000),
+            min_priority: Some(Level::High),
+            ..ApprovalPolicy::default()
+        };
+        let mention = crate::domain::language::sofies_mention("Hej, hvor er min pakke?", None);
+        let at = mention.created_at;
+        let mut ticket = Ticket::open(crate::domain::TicketId(1), mention, at);
+        assert!(policy.reasons(&ticket, &["hi"]).is_empty());
+        ticket.mention.author.followers = Some(48_200);
+        ticket.priority.level = Level::Urgent;
+        assert_eq!(
+            policy.reasons(&ticket, &["hi"]),
+            ["the author has 48.2k followers", "urgent priority"]
+        );
+        ticket.mention.author.followers = Some(9_999);
+        ticket.priority.level = Level::Normal;
+        assert!(policy.reasons(&ticket, &["hi"]).is_empty());
     }
 
     #[test]

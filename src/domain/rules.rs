@@ -1183,8 +1183,7 @@ mod tests {
         d.approvals = crate::domain::approval::ApprovalPolicy {
             words: vec!["refund".into()],
             trainees: vec!["slack:GIA".into()],
-            bulk_answers: false,
-            remind_after: None,
+            ..Default::default()
         };
         d
     }
