@@ -87,11 +87,12 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// recomputation stands after the routes changed (the next open ticket number).
 const INDEX_VERSION: &str = "index_version";
 
-/// The version of the indexes this binary builds and keeps: 3 keeps what the open list
+/// The version of the indexes this binary builds and keeps: 4 adds each ticket's priority
+/// and language to its facts (for the numbers by priority and language); 3 keeps what the open list
 /// sorts by in the open tickets' entries and each author's latest tickets; 2 kept each
 /// ticket's facts in the index by the instant received (1 kept nothing there). A store
 /// with another version builds them again when opened.
-const INDEX_BUILT: &[u8] = b"3";
+const INDEX_BUILT: &[u8] = b"4";
 const ROUTES_FINGERPRINT: &str = "routes_fingerprint";
 const DUE_RECHECK: &str = "due_recheck";
 
@@ -139,18 +140,37 @@ fn card_key(ticket: TicketId, surface: SurfaceKind) -> Vec<u8> {
     k
 }
 
-impl SledStore {
-    /// The store at `path`; sled takes a lock on it, so a second process fails here.
-    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
+/// Open the sled database in `path` as the store keeps it. A handle this process just
+/// let go of (a store dropped while its last flush winds down) holds the directory's lock
+/// for a moment: that is waited for, briefly; a lock held by another process outlasts the
+/// wait and is returned as sled's error.
+pub fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let opened = sled::Config::new()
             .path(path)
             // sled's default page cache is 1 GiB; the desk's working set is far smaller.
             .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source: Box::new(source),
-            })?;
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+impl SledStore {
+    /// The store at `path`; sled takes a lock on it, so a second process fails here.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = open_db(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
         Self::with_db(db)
     }
 

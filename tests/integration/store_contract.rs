@@ -46,6 +46,11 @@ impl SledPlace {
 }
 
 impl SledPlace {
+    /// The sled database itself, to lay out a store as an older version left it.
+    fn raw(&self) -> ::sled::Db {
+        mentionbridge::store::open_sled_db(&self.0.path().join("store.sled")).unwrap()
+    }
+
     fn store(&self) -> SledStore {
         SledStore::open(&self.0.path().join("store.sled")).expect("the sled store")
     }
@@ -1363,7 +1368,7 @@ mod sled_only {
         let place = SledPlace::new();
         a_varied_desk(&place.open()).await;
         {
-            let db = ::sled::open(place.0.path().join("store.sled")).unwrap();
+            let db = place.raw();
             db.drop_tree("ticket_index").unwrap();
             db.open_tree("meta")
                 .unwrap()
@@ -1384,7 +1389,7 @@ mod sled_only {
         let place = SledPlace::new();
         a_varied_desk(&place.open()).await;
         {
-            let db = ::sled::open(place.0.path().join("store.sled")).unwrap();
+            let db = place.raw();
             let index = db.open_tree("ticket_index").unwrap();
             let received: Vec<_> = index.scan_prefix(b"r").keys().map(Result::unwrap).collect();
             assert_eq!(received.len(), 3);
