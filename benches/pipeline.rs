@@ -18,6 +18,7 @@
 //! passes alone (see `ingest_passes`), `BENCH_ONLY=pacing` a burst of 30 into one
 //! channel with Slack's per-channel pace off and on, `BENCH_ONLY=streaming` mentions
 //! pushed on Mastodon's stream against polled,
+//! `BENCH_ONLY=languages` language detections per second on the labelled sample,
 //! `BENCH_ONLY=million` the steady costs with a million tickets in the store
 //! (`BENCH_TICKETS` to change the number), `BENCH_ONLY=million-postgres` the same on
 //! PostgreSQL (100,000 tickets by default).
@@ -98,6 +99,7 @@ async fn main() {
         Ok("million-postgres") => return million::pass_postgres().await,
         Ok("failover") => return failover_pass(&postgres::Postgres::start(), 10, 5).await,
         Ok("ingest") => return ingest_passes().await,
+        Ok("languages") => return languages_pass(),
         Ok("sled") => {
             println!("-- burst: {n} mentions appear on Mastodon at once");
             in_process_pass(n, n, Duration::ZERO, SLED, "").await;
@@ -115,6 +117,7 @@ async fn main() {
     println!("-- scheduler: SLA rounds over {n} open tickets");
     scheduler_pass(n).await;
     render_pass();
+    languages_pass();
     streaming_pass().await;
     pacing_pass(n.min(30)).await;
     postgres_passes(n).await;
@@ -139,6 +142,7 @@ fn bench_mentions(
                 name: format!("C {i}"),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: "where is my order".into(),
             language: Some("en".into()),
@@ -147,6 +151,7 @@ fn bench_mentions(
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         })
         .collect()
 }
@@ -359,6 +364,7 @@ fn render_pass() {
                     name: "A <!here> customer".into(),
                     profile_url: "https://m.example/@c".into(),
                     id: None,
+                    followers: None,
                 },
                 text,
                 language: None,
@@ -367,6 +373,7 @@ fn render_pass() {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             Utc::now(),
         );
@@ -387,6 +394,51 @@ fn render_pass() {
             bytes / rounds
         );
     }
+}
+
+/// Language detection as the desk does it before storing a mention (cleaning, the
+/// too-short rule, the detector): the labelled sample's posts per second on one thread,
+/// and the time for one long post (a 10,000-character paste).
+fn languages_pass() {
+    use mentionbridge::domain::language::LanguagePolicy;
+    use mentionbridge::runtime::language::Languages;
+    println!("-- languages: detection on one thread");
+    let languages = Languages::new(
+        std::sync::Arc::new(mentionbridge::language::Lingua::new()),
+        LanguagePolicy::default(),
+    );
+    let started = Instant::now();
+    languages.judge("the first detection reads the models");
+    println!(
+        "languages: first detection {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let posts: Vec<&str> = include_str!("../tests/corpus/languages.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('\t').map(|(_, text)| text))
+        .collect();
+    let rounds = 20;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for text in &posts {
+            std::hint::black_box(languages.judge(text));
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "languages: {:.0} short posts per second ({} posts x {rounds})",
+        (posts.len() * rounds) as f64 / took,
+        posts.len()
+    );
+    let long = "Mein Paket ist immer noch nicht angekommen, bitte helft mir. ".repeat(165);
+    let started = Instant::now();
+    std::hint::black_box(languages.judge(&long));
+    println!(
+        "languages: one {}-character post {:.1} ms",
+        long.chars().count(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 /// The SLA scheduler over `n` open tickets: a quiet round (nothing due), then the round

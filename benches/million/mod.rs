@@ -162,6 +162,7 @@ fn record(
     let known = Known {
         seen: false,
         parent: None,
+        contacts: &[],
     };
     let Intake::Opened(opened) = intake::admit(&m, known, id, routes, at) else {
         unreachable!("a new post opens a ticket")

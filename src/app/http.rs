@@ -8,6 +8,7 @@ use crate::config::{HttpLimits, Secret};
 use crate::domain::{Mention, SurfaceKind};
 use crate::ports::{Intake, Received, StoreFailure};
 use crate::ports::{SharedStore, Store};
+use crate::runtime::language::Languages;
 use crate::runtime::supervisor::Health;
 use crate::sources::webhook;
 use crate::wire::http::body;
@@ -28,6 +29,8 @@ pub struct Ingest {
     pub wake: Arc<Notify>,
     /// The desk's clock: a webhook mention is received at its instant.
     pub clock: Arc<dyn crate::ports::Clock>,
+    /// Each mention's language is detected before it is stored.
+    pub languages: Languages,
 }
 
 /// The webhook's mentions into the store: on disk before the sender hears "accepted",
@@ -36,15 +39,17 @@ struct StoreIntake {
     store: SharedStore,
     wake: Arc<Notify>,
     clock: Arc<dyn crate::ports::Clock>,
+    languages: Languages,
 }
 
 #[async_trait::async_trait]
 impl Intake for StoreIntake {
     async fn take_in(&self, source: &str, mentions: &[Mention]) -> Result<Received, StoreFailure> {
         let failed = |e| StoreFailure(Box::new(e));
+        let mentions = self.languages.stamp(mentions).await;
         let done = self
             .store
-            .ingest(source, mentions, None, self.clock.now())
+            .ingest(source, &mentions, None, self.clock.now())
             .await
             .map_err(failed)?;
         self.store.flush().await.map_err(failed)?;
@@ -91,9 +96,15 @@ pub fn router(
         secret,
         wake,
         clock,
+        languages,
     }) = ingest
     {
-        let intake = Arc::new(StoreIntake { store, wake, clock });
+        let intake = Arc::new(StoreIntake {
+            store,
+            wake,
+            clock,
+            languages,
+        });
         app = app.merge(webhook::routes(secret, intake, limits));
     }
     if let Some(slack) = slack {

@@ -14,6 +14,7 @@ use crate::ports::StoreError;
 use crate::runtime::desk::DeskService;
 use crate::runtime::duties::Replica;
 use crate::runtime::failpoints::Failpoints;
+use crate::runtime::language::Languages;
 use crate::runtime::outbox::OutboxSender;
 use crate::runtime::supervisor::Supervisor;
 use crate::runtime::{scheduler, watcher};
@@ -33,6 +34,8 @@ pub enum RunError {
     Slack(SlackError),
     #[error("Discord credentials check failed: {0}")]
     Discord(DiscordError),
+    #[error("translation: {0}")]
+    Translation(String),
     #[error("the HTTP server could not listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -49,6 +52,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let replica = Replica::new(crate::wire::instance::name(), store.clone(), config.lease);
     tracing::info!(replica = %replica.name(), store = %config.store.describe(), "starting");
 
+    // Each mention's language is detected before it is stored; the detector reads its
+    // models once now, so the first mention does not wait for it.
+    let languages = if config.language.enabled {
+        Languages::new(
+            Arc::new(crate::language::Lingua::new()),
+            config.language.policy,
+        )
+    } else {
+        Languages::off()
+    };
+    if let Some(took) = languages.warm_up().await {
+        tracing::info!(
+            took_ms = took.as_millis() as u64,
+            min_confidence = config.language.policy.min_confidence,
+            "language detection on"
+        );
+    }
+
     let wake = Arc::new(Notify::new());
     let mut roster = Desk::new();
     for p in &platforms.publishers {
@@ -63,14 +84,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         r.role_ids = d.agent_role_ids.iter().cloned().collect();
     }
     roster.agents = config.agents.clone();
+    roster.approvals = config.approvals.clone();
     let clock = clock::from_env();
     let failpoints = Failpoints::from_env();
+    // Without a [translation] section no translator exists, so nothing is ever sent.
+    let translation = match &config.translation {
+        Some(t) => {
+            let translator = crate::translators::connect(t).map_err(RunError::Translation)?;
+            tracing::info!(service = translator.service(), url = %t.url, team_language = %t.team_language, "machine translation on");
+            Some(Arc::new(crate::runtime::translation::Translation::new(
+                translator,
+                t.team_language.clone(),
+            )))
+        }
+        None => None,
+    };
     let desk = Arc::new(
         DeskService::new(store.clone(), roster, wake.clone())
             .with_clock(clock.clone())
             .with_failpoints(&failpoints)
             .with_canned(config.canned.clone(), config.brand.clone())
-            .with_oncall(config.oncall.clone(), config.routes.clone()),
+            .with_oncall(config.oncall.clone(), config.routes.clone())
+            .with_translation(translation.clone()),
     );
 
     let slack = match &config.slack {
@@ -139,23 +174,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         // One watcher per source among all replicas: its cursor moves under its lease.
         let duty = format!("watcher:{key}");
         let (fence, fenced) = replica.fence(&duty);
-        let (replica, wake, surfaces, clock, modes) = (
+        let (replica, wake, surfaces, clock, modes, languages) = (
             replica.clone(),
             wake.clone(),
             surfaces.clone(),
             clock.clone(),
             modes.clone(),
+            languages.clone(),
         );
         let max_backoff = config.outbox.max_backoff;
         tasks.spawn(format!("watcher:{platform}"), move |stop| {
             let (replica, duty, fence) = (replica.clone(), duty.clone(), fence.clone());
-            let (source, store, wake, surfaces, clock, modes) = (
+            let (source, store, wake, surfaces, clock, modes, languages) = (
                 source.clone(),
                 fenced.clone(),
                 wake.clone(),
                 surfaces.clone(),
                 clock.clone(),
                 modes.clone(),
+                languages.clone(),
             );
             async move {
                 replica
@@ -171,6 +208,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                                 announcers: surfaces.clone(),
                                 clock: clock.clone(),
                                 modes: modes.clone(),
+                                languages: languages.clone(),
                             }
                             .run(stop)
                         },
@@ -189,6 +227,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.outbox.clone(),
         )
         .with_pager(desk.clone())
+        .with_translation(translation)
         .with_clock(clock.clone())
         .with_claimant(replica.name())
         .with_failpoints(failpoints),
@@ -253,6 +292,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         secret: w.secret.clone(),
         wake: wake.clone(),
         clock: clock.clone(),
+        languages: languages.clone(),
     });
     if slack_http.is_some() || discord_http.is_some() || ingest.is_some() || config.http_configured
     {

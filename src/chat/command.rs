@@ -25,6 +25,8 @@ pub enum Command {
     Incident { incident: IncidentId, page: usize },
     /// `/mentions split <ticket>`: a member leaves its incident for a card of its own.
     Split { ticket: TicketId },
+    /// `/mentions why <ticket>`: its priority and what the rules did, told privately.
+    Why { ticket: TicketId },
     /// `/mentions claim|unclaim|resolve|ignore|reopen <ticket>`,
     /// `/mentions reply|dm <ticket> <text>`.
     Act {
@@ -66,6 +68,8 @@ enum TicketVerb {
     Reopen,
     Reply,
     Dm,
+    Approve,
+    Reject,
 }
 
 impl TicketVerb {
@@ -78,6 +82,8 @@ impl TicketVerb {
             "reopen" => TicketVerb::Reopen,
             "reply" => TicketVerb::Reply,
             "dm" => TicketVerb::Dm,
+            "approve" => TicketVerb::Approve,
+            "reject" => TicketVerb::Reject,
             _ => return None,
         })
     }
@@ -95,6 +101,8 @@ impl TicketVerb {
                 text: text(),
                 public_ack: None,
             },
+            TicketVerb::Approve => AgentAction::Approve,
+            TicketVerb::Reject => AgentAction::RejectDraft,
         }
     }
 }
@@ -162,11 +170,19 @@ impl Command {
             }
             _ => {}
         }
-        let verb = TicketVerb::parse(&verb).ok_or(CommandError::Unknown(verb))?;
+        let why = verb == "why";
+        let verb = match TicketVerb::parse(&verb) {
+            Some(v) => Some(v),
+            None if why => None,
+            None => return Err(CommandError::Unknown(verb)),
+        };
         let ticket = words
             .next()
             .and_then(|w| w.parse::<TicketId>().ok())
             .ok_or(CommandError::NoTicket)?;
+        let Some(verb) = verb else {
+            return Ok(Command::Why { ticket });
+        };
         // Everything after the ticket number, as typed (line breaks kept).
         let body = || {
             typed(
@@ -237,6 +253,9 @@ impl Command {
             return Err(CommandError::NoTicket);
         };
         let ticket = TicketId(u64::try_from(*n).unwrap_or(0));
+        if verb == "why" {
+            return Ok(Command::Why { ticket });
+        }
         let verb = TicketVerb::parse(verb).ok_or_else(|| CommandError::Unknown(verb.into()))?;
         Ok(Command::Act {
             ticket,
@@ -255,6 +274,9 @@ pub fn done_sentence(ticket: TicketId, action: &AgentAction) -> String {
         AgentAction::Reopen => "reopened",
         AgentAction::Reply { .. } => "reply queued for",
         AgentAction::ReplyPrivately { .. } => "private reply queued for",
+        AgentAction::Approve => "approved the draft of",
+        AgentAction::RejectDraft => "rejected the draft of",
+        AgentAction::EditDraft { .. } => "edited the draft of",
     };
     format!("Done: {done} ticket #{ticket}.")
 }
@@ -359,6 +381,19 @@ mod tests {
         assert_eq!(words("reopen 42"), act(42, AgentAction::Reopen));
         assert_eq!(words("reply 42"), act(42, reply("")));
         assert_eq!(words("dm 7 see you"), act(7, dm("see you")));
+        assert_eq!(
+            words("why #12"),
+            Ok(Command::Why {
+                ticket: TicketId(12)
+            })
+        );
+        assert_eq!(words("why"), Err(CommandError::NoTicket));
+        assert_eq!(
+            Command::from_options(Some("why"), &[("ticket", OptionValue::Integer(12))]),
+            Ok(Command::Why {
+                ticket: TicketId(12)
+            })
+        );
     }
 
     #[test]

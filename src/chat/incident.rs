@@ -15,14 +15,17 @@ pub enum IncidentButton {
     /// Opens the bulk answer form (also: answer the members that came after one
     /// finished).
     Answer,
+    /// Another agent approves a bulk answer that waits.
+    Approve,
     Pause,
     Resume,
     Cancel,
 }
 
 impl IncidentButton {
-    const ALL: [IncidentButton; 4] = [
+    const ALL: [IncidentButton; 5] = [
         IncidentButton::Answer,
+        IncidentButton::Approve,
         IncidentButton::Pause,
         IncidentButton::Resume,
         IncidentButton::Cancel,
@@ -31,6 +34,7 @@ impl IncidentButton {
     pub fn verb(self) -> &'static str {
         match self {
             IncidentButton::Answer => "answer",
+            IncidentButton::Approve => "approve",
             IncidentButton::Pause => "pause",
             IncidentButton::Resume => "resume",
             IncidentButton::Cancel => "cancel",
@@ -47,6 +51,10 @@ impl IncidentButton {
         let waiting = incident.unanswered_by_bulk();
         match incident.bulk.as_ref().map(|b| b.state) {
             None | Some(BulkState::Cancelled) => vec![(Answer, "Answer all…".into())],
+            Some(BulkState::AwaitingApproval) => vec![
+                (Approve, "Approve bulk answer".into()),
+                (Cancel, "Cancel".into()),
+            ],
             Some(BulkState::Running) => vec![(Pause, "Pause".into()), (Cancel, "Cancel".into())],
             Some(BulkState::Paused) => vec![(Resume, "Resume".into()), (Cancel, "Cancel".into())],
             Some(BulkState::Done) if waiting > 0 => {
@@ -161,6 +169,7 @@ pub fn text(incident: &Incident, m: &dyn Markup, sample_max: usize) -> IncidentT
         None => String::new(),
         Some(b) => {
             let state = match b.state {
+                BulkState::AwaitingApproval => "waits for another agent's approval",
                 BulkState::Running => "going out",
                 BulkState::Paused => "paused",
                 BulkState::Cancelled => "cancelled",

@@ -13,6 +13,7 @@ pub mod slack;
 
 pub use markup::{member_id, Markup};
 
+use crate::domain::priority::{reach_label, Level};
 use crate::domain::{AgentAction, Note, Stage, Ticket};
 use chrono::{DateTime, Utc};
 
@@ -28,10 +29,16 @@ pub enum CardButton {
     Reopen,
     /// A link to the post, for networks we cannot answer on.
     OpenOriginal,
+    /// The draft waiting for approval goes out as it reads.
+    Approve,
+    /// Open the waiting draft to rewrite it.
+    EditDraft,
+    /// Turn the waiting draft down.
+    RejectDraft,
 }
 
 impl CardButton {
-    const ALL: [CardButton; 8] = [
+    const ALL: [CardButton; 11] = [
         CardButton::Claim,
         CardButton::Unclaim,
         CardButton::Reply,
@@ -40,6 +47,9 @@ impl CardButton {
         CardButton::Ignore,
         CardButton::Reopen,
         CardButton::OpenOriginal,
+        CardButton::Approve,
+        CardButton::EditDraft,
+        CardButton::RejectDraft,
     ];
 
     pub fn verb(self) -> &'static str {
@@ -52,6 +62,9 @@ impl CardButton {
             CardButton::Ignore => "ignore",
             CardButton::Reopen => "reopen",
             CardButton::OpenOriginal => "open",
+            CardButton::Approve => "approve",
+            CardButton::EditDraft => "edit",
+            CardButton::RejectDraft => "reject",
         }
     }
 
@@ -69,6 +82,9 @@ impl CardButton {
             CardButton::Ignore => "Ignore",
             CardButton::Reopen => "Reopen",
             CardButton::OpenOriginal => "Open original",
+            CardButton::Approve => "Approve reply",
+            CardButton::EditDraft => "Edit draft",
+            CardButton::RejectDraft => "Reject draft",
         }
     }
 
@@ -80,7 +96,12 @@ impl CardButton {
             CardButton::Resolve => Some(AgentAction::Resolve),
             CardButton::Ignore => Some(AgentAction::Ignore),
             CardButton::Reopen => Some(AgentAction::Reopen),
-            CardButton::Reply | CardButton::ReplyPrivately | CardButton::OpenOriginal => None,
+            CardButton::Approve => Some(AgentAction::Approve),
+            CardButton::RejectDraft => Some(AgentAction::RejectDraft),
+            CardButton::Reply
+            | CardButton::ReplyPrivately
+            | CardButton::OpenOriginal
+            | CardButton::EditDraft => None,
         }
     }
 
@@ -89,6 +110,9 @@ impl CardButton {
     /// Resolve reads "Mark answered".
     pub fn for_ticket(ticket: &Ticket, can_reply: bool) -> &'static [CardButton] {
         use CardButton::*;
+        if !ticket.is_closed() && ticket.draft_awaiting_approval().is_some() {
+            return &[Approve, EditDraft, RejectDraft, Unclaim];
+        }
         match (ticket.stage, &ticket.holder, can_reply) {
             (Stage::Resolved | Stage::Ignored, _, _) => &[Reopen],
             (_, Some(_), true) => &[Reply, ReplyPrivately, Resolve, Unclaim, Ignore],
@@ -106,7 +130,8 @@ impl CardButton {
     }
 }
 
-/// `/mentions list`: open tickets, oldest first, at most `max` of them and at most
+/// `/mentions list`: open tickets in the list's order (priority, then waiting time),
+/// each marked with its level unless normal, at most `max` of them and at most
 /// `max_len` characters in all (the surface's message limit).
 pub fn open_list(
     open: &crate::ports::OpenTickets,
@@ -128,11 +153,21 @@ pub fn open_list(
             .as_ref()
             .map(|c| format!(" · {}", m.name(&c.agent)))
             .unwrap_or_default();
+        let level = match t.priority.level {
+            Level::Normal => String::new(),
+            other => format!("{} {} · ", level_mark(other), other.label()),
+        };
+        let language = t
+            .mention
+            .language_in_use()
+            .map(|(l, _)| format!(" · {}", m.fit(l, 12).0))
+            .unwrap_or_default();
         let line = format!(
-            "• {} {}{} · @{}: {} ({})\n",
+            "• {} {level}{}{}{} · @{}: {} ({})\n",
             m.bold(&format!("#{}", t.id)),
             t.state_label(),
             holder,
+            language,
             m.fit(&t.mention.author.handle, 60).0,
             m.fit(&t.mention.text.replace('\n', " "), 80).0,
             m.link(&t.mention.url, "original")
@@ -148,6 +183,111 @@ pub fn open_list(
     }
     out
 }
+
+/// A level's mark, the same on every surface.
+pub fn level_mark(level: Level) -> &'static str {
+    match level {
+        Level::Urgent => "🔴",
+        Level::High => "🟠",
+        Level::Normal => "⚪",
+        Level::Low => "🔵",
+    }
+}
+
+/// What a card says about the ticket's priority, the author's reach and its tags:
+/// "🟠 High priority: VIP · 48k followers", or only "12.3k followers", or nothing for a
+/// normal ticket with nothing to say. Every part is escaped (reasons quote the team's
+/// words; tags are the team's), so the caller adds it as it is.
+pub fn priority_line(ticket: &Ticket, m: &dyn Markup) -> Option<String> {
+    let p = &ticket.priority;
+    let mut parts = Vec::new();
+    if !p.is_plain() {
+        let mut head = format!(
+            "{} {}",
+            level_mark(p.level),
+            m.bold(&format!("{} priority", capitalised(p.level.label())))
+        );
+        if !p.reasons.is_empty() {
+            head.push_str(&format!(": {}", m.fit(&p.why(), 500).0));
+        }
+        parts.push(head);
+    }
+    if let Some(reach) = ticket.mention.author.followers.map(reach_label) {
+        if !p.reasons.iter().any(|r| r.why == reach) {
+            parts.push(m.escape(&reach));
+        }
+    }
+    if !ticket.tags.is_empty() {
+        parts.push(format!("tags: {}", m.fit(&ticket.tags.join(", "), 300).0));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+pub fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// `/mentions why <ticket>`: why the ticket is where it is: its priority now with the
+/// points of each reason, what each rule did, its tags and route, and for a mention a
+/// rule kept off the channel, how to bring it back.
+pub fn why_text(ticket: &Ticket, m: &dyn Markup) -> String {
+    let p = &ticket.priority;
+    let mut out = format!(
+        "{}\n",
+        m.bold(&format!(
+            "Ticket #{}: {} priority (score {})",
+            ticket.id,
+            p.level.label(),
+            p.score
+        ))
+    );
+    if p.reasons.is_empty() {
+        out.push_str("• Priority: nothing raised or lowered it.\n");
+    }
+    for r in &p.reasons {
+        out.push_str(&format!("• {} ({:+})\n", m.fit(&r.why, 300).0, r.points));
+    }
+    if ticket.rule_hits.is_empty() {
+        out.push_str("• Rules: none matched.\n");
+    }
+    for hit in &ticket.rule_hits {
+        out.push_str(&format!("• {}\n", m.fit(&hit.sentence(), 500).0));
+    }
+    if !ticket.tags.is_empty() {
+        out.push_str(&format!(
+            "• Tags: {}\n",
+            m.fit(&ticket.tags.join(", "), 300).0
+        ));
+    }
+    if !ticket.route.is_empty() {
+        out.push_str(&format!("• Route: {}\n", m.fit(&ticket.route, 100).0));
+    }
+    if ticket.kept_off_by_rule() {
+        out.push_str(&format!(
+            "• Kept off the channel by a rule (stored, no card): `/mentions reopen {}` posts its card.",
+            ticket.id
+        ));
+    } else {
+        out.push_str(&format!("• State: {}", ticket.state_label()));
+    }
+    // Within the smaller surface's message (Discord's 2,000): whole lines before the
+    // last are left out.
+    let mut lines: Vec<&str> = out.lines().collect();
+    let mut cut = false;
+    while lines.len() > 2 && markup::surface_len(&lines.join("\n")) > WHY_MAX - 10 {
+        lines.remove(lines.len() - 2);
+        cut = true;
+    }
+    if cut {
+        lines.insert(lines.len() - 1, "• …");
+    }
+    lines.join("\n")
+}
+
+const WHY_MAX: usize = 1900;
 
 /// How much of a customer's or agent's text a thread line quotes: well inside Discord's
 /// 2,000-character messages (and Slack's 4,000 for readable notifications) with room for
@@ -246,6 +386,40 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
         Note::OffHoursAcknowledged => {
             "🌙 Nobody is on shift: the customer was told when to expect an answer.".to_string()
         }
+        Note::ApprovalAsked { by, text, reasons } => format!(
+            "🛂 {}'s reply waits for another agent's approval ({}):\n{}",
+            m.name(by),
+            m.fit(&reasons.join("; "), 300).0,
+            m.fit_quote(text, NOTE_QUOTE_MAX).0
+        ),
+        Note::DraftApproved { by, author } => format!(
+            "👍 {} approved {}'s reply; it is being published.",
+            m.name(by),
+            m.name(author)
+        ),
+        Note::DraftRejected { by, author } => format!(
+            "👎 {} rejected {}'s draft; nothing was sent.",
+            m.name(by),
+            m.name(author)
+        ),
+        Note::DraftEdited { by, text } => format!(
+            "✏️ {} edited the draft; it waits for approval again:\n{}",
+            m.name(by),
+            m.fit_quote(text, NOTE_QUOTE_MAX).0
+        ),
+        Note::ApprovalReminder {
+            author,
+            minutes,
+            members,
+        } => format!(
+            "🛂 {}'s reply has waited {minutes} min for approval{}.",
+            m.name(author),
+            if members.is_empty() {
+                String::new()
+            } else {
+                format!(": {}, can you look?", people(members, m))
+            }
+        ),
         Note::CardLost { surface, reason } => format!(
             "⚠️ This ticket's {} card is gone ({}); it is no longer kept in sync there.",
             surface.label(),
@@ -258,8 +432,17 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
                 .map(|a| m.name(a))
                 .unwrap_or_else(|| "The desk".to_string());
             match step {
-                BulkStep::Started { members, languages } => format!(
-                    "📨 {who} started a bulk answer: one reply to each of {} members{}.",
+                BulkStep::Started {
+                    members,
+                    languages,
+                    held,
+                } => format!(
+                    "📨 {who} {} a bulk answer: one reply to each of {} members{}.",
+                    if *held {
+                        "wrote, for another agent to approve,"
+                    } else {
+                        "started"
+                    },
                     incident::thousands(*members),
                     if languages.is_empty() {
                         String::new()
@@ -270,6 +453,9 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
                         )
                     }
                 ),
+                BulkStep::Approved => {
+                    format!("✅ {who} approved the bulk answer: it goes out now.")
+                }
                 BulkStep::Paused => format!("⏸️ {who} paused the bulk answer."),
                 BulkStep::Resumed => format!("▶️ {who} resumed the bulk answer."),
                 BulkStep::Cancelled => format!(
@@ -290,6 +476,14 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
             "↗️ {} split ticket #{ticket} off this incident; it has a card of its own now.",
             m.name(by)
         ),
+    }
+}
+
+/// ", approved by Ben" on a reply that needed a second pair of eyes.
+pub fn approved_by(reply: &crate::domain::Reply, m: &dyn Markup) -> String {
+    match reply.review.as_ref().and_then(|r| r.approved_by.as_ref()) {
+        Some(by) => format!(", approved by {}", m.name(by)),
+        None => String::new(),
     }
 }
 
@@ -404,7 +598,14 @@ mod tests {
     fn chat_imports_only_the_layers_below_it() {
         // Module names only, so that this list does not find itself.
         let above_or_beside: Vec<String> = [
-            "runtime", "store", "sources", "stats", "reports", "app", "http",
+            "runtime",
+            "store",
+            "sources",
+            "stats",
+            "reports",
+            "app",
+            "http",
+            "translators",
         ]
         .iter()
         .map(|m| format!("crate::{m}"))

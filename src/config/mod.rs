@@ -4,6 +4,8 @@
 
 mod storms;
 pub use storms::StormsConfig;
+mod priority;
+mod rules;
 
 use crate::domain::oncall::Schedule;
 use crate::domain::routes::{Route, Routes, DEFAULT_ROUTE};
@@ -15,6 +17,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
+
+mod translation;
+pub use translation::{TranslationConfig, TranslationProvider, DEEPL_FREE_URL, DEEPL_PRO_URL};
+mod approvals;
+mod language;
+
+pub use language::LanguageConfig;
 
 /// Slack signing secrets are 32 hex characters; anything shorter is not one.
 pub const SLACK_SIGNING_SECRET_LEN: usize = 32;
@@ -114,6 +123,17 @@ struct RawConfig {
     agents: Vec<crate::domain::agents::Agent>,
     /// Storms become incidents (`[storms]`; absent: off).
     storms: Option<storms::RawStorms>,
+    /// How new tickets' priorities are judged.
+    #[serde(default)]
+    priority: priority::RawPriority,
+    /// What the team's rules do with new mentions.
+    #[serde(default)]
+    rules: Vec<rules::RawRule>,
+    /// Machine translation of mentions and drafts (optional).
+    translation: Option<translation::RawTranslation>,
+    approvals: Option<approvals::RawApprovals>,
+    #[serde(default)]
+    language: language::RawLanguage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +259,8 @@ struct RawRoute {
     #[serde(default)]
     rotations: Vec<String>,
     off_hours_ack: Option<String>,
+    /// Only mentions of at least this priority take the route.
+    min_priority: Option<String>,
     #[serde(default)]
     sla: RawPolicy,
 }
@@ -605,6 +627,12 @@ pub struct Config {
     pub agents: crate::domain::agents::Agents,
     /// `[storms]`: when many mentions about one thing become one incident card.
     pub storms: StormsConfig,
+    /// `[translation]`: None, and nothing is ever sent to a translation service.
+    pub translation: Option<TranslationConfig>,
+    /// Which drafts wait for another agent's approval.
+    pub approvals: crate::domain::approval::ApprovalPolicy,
+    /// `[language]`: detecting each mention's language.
+    pub language: LanguageConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -1676,18 +1704,26 @@ impl Validator<'_> {
             }
             let mut platforms = Vec::new();
             for p in &r.platforms {
-                match p.to_ascii_lowercase().as_str() {
-                    "mastodon" => platforms.push(Platform::Mastodon),
-                    "bluesky" => platforms.push(Platform::Bluesky),
-                    "x" | "twitter" => platforms.push(Platform::X),
-                    "other" | "webhook" => platforms.push(Platform::Other),
-                    _ => self.problem_at(
+                match platform_named(p) {
+                    Some(platform) => platforms.push(platform),
+                    None => self.problem_at(
                         line_of("platforms"),
                         format!("{key}.platforms"),
                         format!("{p:?} is not a platform (mastodon, bluesky, x, other)"),
                     ),
                 }
             }
+            let min_priority = r.min_priority.as_deref().and_then(|name| {
+                let level = crate::domain::priority::Level::parse(name);
+                if level.is_none() {
+                    self.problem_at(
+                        line_of("min_priority"),
+                        format!("{key}.min_priority"),
+                        format!("{name:?} is not a priority level (low, normal, high, urgent)"),
+                    );
+                }
+                level
+            });
             for rotation in &r.rotations {
                 if !schedule.rotations.iter().any(|x| &x.name == rotation) {
                     self.problem_at(
@@ -1712,12 +1748,14 @@ impl Validator<'_> {
                 page: r.page.unwrap_or(raw.oncall.page_new_tickets),
                 rotations: r.rotations.clone(),
                 off_hours_ack,
+                min_priority,
             });
         }
         Routes {
             routes,
             default,
-            card_hold: chrono::Duration::zero(),
+            card_hold: Default::default(),
+            triage: Default::default(),
         }
     }
 
@@ -2003,6 +2041,11 @@ impl Validator<'_> {
         let mut oncall = self.oncall(&raw.oncall);
         oncall.agents = agents.clone();
         let mut routes = self.routes(&raw, &oncall);
+        routes.triage.priority = self.priority(&raw.priority);
+        routes.triage.rules = self.rules(&raw.rules, &routes);
+        let approvals = self.approvals(raw.approvals.as_ref());
+        routes.set_approval_reminder(approvals.remind_after);
+        let translation = raw.translation.as_ref().map(|t| self.translation(t));
         // The brand's own words are in every mention: they never make a storm's topic.
         let mut own_words: Vec<String> = raw.brand.iter().cloned().collect();
         if let Some(m) = &mastodon {
@@ -2016,7 +2059,10 @@ impl Validator<'_> {
             own_words.extend(x.keywords.iter().cloned());
         }
         let storms = self.storms(raw.storms.as_ref(), &own_words);
-        routes.card_hold = chrono::Duration::from_std(storms.hold).unwrap_or_default();
+        routes.card_hold = crate::domain::routes::CardHold {
+            wait: chrono::Duration::from_std(storms.hold).unwrap_or_default(),
+            own_card_from: storms.own_card_from,
+        };
         Config {
             source_path: path.to_path_buf(),
             store,
@@ -2045,8 +2091,23 @@ impl Validator<'_> {
             },
             agents,
             storms,
+            translation,
+            approvals,
+            language: self.language(&raw.language),
         }
     }
+}
+
+/// A platform as the configuration names it (`mastodon`, `bluesky`, `x` or `twitter`,
+/// `other` or `webhook`), any case.
+fn platform_named(name: &str) -> Option<Platform> {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
+        "mastodon" => Platform::Mastodon,
+        "bluesky" => Platform::Bluesky,
+        "x" | "twitter" => Platform::X,
+        "other" | "webhook" => Platform::Other,
+        _ => return None,
+    })
 }
 
 fn looks_like_snowflake(s: &str) -> bool {
@@ -2137,7 +2198,7 @@ fn is_ed25519_public_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 [store]
 path = "data/bot.sled"
 
@@ -2152,11 +2213,14 @@ instance_url = "https://social.example/"
 access_token = "${MASTODON_TOKEN}"
 "#;
 
-    fn env_all(var: &str) -> Option<String> {
+    pub(super) fn env_all(var: &str) -> Option<String> {
         Some(format!("value-of-{var}"))
     }
 
-    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(super) fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/mb/bot-config.toml"), text, env)
     }
 
@@ -2406,6 +2470,45 @@ access_token = "${MASTODON_TOKEN}"
             let err = parse(&text, &env_all).unwrap_err().to_string();
             let key = bad.split(' ').next().unwrap();
             assert!(err.contains(&format!("{section}.{key}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn approvals_hold_nothing_by_default_and_refuse_nonsense_by_line() {
+        let c = parse(GOOD, &env_all).unwrap();
+        assert!(!c.approvals.holds_anything());
+        let careful = format!(
+            "{GOOD}\n[approvals]\nwords = [\"Refund\", \"legal\"]\ntrainees = [\"slack:U0NEW\"]\nbulk_answers = true\nmin_reach = 10000\nmin_priority = \"urgent\"\n"
+        );
+        let c = parse(&careful, &env_all).unwrap();
+        assert_eq!(c.approvals.words, ["refund", "legal"]);
+        assert_eq!(c.approvals.trainees, ["slack:U0NEW"]);
+        assert_eq!(c.approvals.min_reach, Some(10_000));
+        assert_eq!(c.approvals.min_priority, Some(crate::domain::Level::Urgent));
+        assert_eq!(
+            c.approvals.remind_after,
+            Some(chrono::Duration::minutes(15))
+        );
+        assert_eq!(
+            c.routes.default.sla.approval_reminder,
+            Some(chrono::Duration::minutes(15))
+        );
+        for bad in [
+            "trainees = [\"U0NEW\"]",
+            "trainees = [\"discord:abc\"]",
+            "words = [\" \"]",
+            "remind_after_minutes = 100000",
+            "min_priority = \"dire\"",
+        ] {
+            let text = format!("{GOOD}\n[approvals]\n{bad}\n");
+            let err = parse(&text, &env_all).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("approvals.{key}")), "{bad}: {err}");
+            let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+            assert!(
+                err.contains(&format!(":{line}")),
+                "{bad} names line {line}: {err}"
+            );
         }
     }
 
@@ -2833,7 +2936,19 @@ keywords = ["urgent"]
     }
 
     /// The line number of the only line reading `line`.
-    fn line_of(text: &str, line: &str) -> usize {
+    /// `text` is refused with one problem about `key` at the line reading `line`, saying
+    /// `message`.
+    pub(super) fn assert_refused_at(text: &str, line: &str, key: &str, message: &str) {
+        let err = parse(text, &env_all).unwrap_err().to_string();
+        let want = format!("/etc/mb/bot-config.toml:{}: `{key}`: ", line_of(text, line));
+        assert!(
+            err.starts_with(&want),
+            "{line}: expected {want:?}, got:\n{err}"
+        );
+        assert!(err.contains(message), "{line}: {err}");
+    }
+
+    pub(super) fn line_of(text: &str, line: &str) -> usize {
         match lines_of(text, line)[..] {
             [n] => n,
             ref found => panic!("{line:?} is on lines {found:?}, expected exactly one"),

@@ -7,7 +7,7 @@
 
 use super::Validator;
 use crate::domain::storms::StormRules;
-use crate::domain::Platform;
+use crate::domain::{Level, Platform};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -114,9 +114,9 @@ pub struct StormsConfig {
     pub hold: Duration,
     /// An incident's card is refreshed at most this often, whatever the arrival rate.
     pub update_every: Duration,
-    /// Mentions of this priority or above keep their own card in a storm. Kept for when
-    /// tickets carry a priority; until then no mention does.
-    pub own_card_from: Option<String>,
+    /// Mentions of this priority or above keep their own card in a storm: their card
+    /// never waits and they join no incident.
+    pub own_card_from: Option<Level>,
     /// Bulk replies per hour on each platform.
     pub bulk_per_hour: BTreeMap<Platform, f64>,
 }
@@ -208,17 +208,22 @@ impl Validator<'_> {
                 );
             }
         }
-        if let Some(p) = &raw.own_card_from {
-            if !matches!(p.as_str(), "urgent" | "high" | "normal" | "low") {
-                self.problem(
-                    S,
-                    "own_card_from",
-                    format!(
-                        "expected one of \"urgent\", \"high\", \"normal\", \"low\", found {p:?}"
-                    ),
-                );
+        let own_card_from = match &raw.own_card_from {
+            None => None,
+            Some(p) => {
+                let level = Level::parse(p);
+                if level.is_none() {
+                    self.problem(
+                        S,
+                        "own_card_from",
+                        format!(
+                            "expected one of \"urgent\", \"high\", \"normal\", \"low\", found {p:?}"
+                        ),
+                    );
+                }
+                level
             }
-        }
+        };
         let mut pace = |key: &str, value: f64| {
             if !(value.is_finite() && (1.0..=1_000_000.0).contains(&value)) {
                 self.problem(
@@ -261,7 +266,7 @@ impl Validator<'_> {
             .with_ignore_terms(&terms),
             hold: if raw.enabled { hold } else { Duration::ZERO },
             update_every,
-            own_card_from: raw.own_card_from.clone(),
+            own_card_from,
             bulk_per_hour,
         }
     }
@@ -315,7 +320,7 @@ hashtags = ["BrandCoApp"]
     fn without_the_section_storms_are_off_and_cards_never_wait() {
         let c = parse("").unwrap();
         assert!(!c.storms.enabled);
-        assert_eq!(c.routes.card_hold, chrono::Duration::zero());
+        assert_eq!(c.routes.card_hold.wait, chrono::Duration::zero());
     }
 
     #[test]
@@ -324,14 +329,14 @@ hashtags = ["BrandCoApp"]
         let s = &c.storms;
         assert!(s.enabled);
         assert_eq!(s.hold, Duration::from_secs(20));
-        assert_eq!(c.routes.card_hold, chrono::Duration::seconds(20));
+        assert_eq!(c.routes.card_hold.wait, chrono::Duration::seconds(20));
         assert_eq!(s.rules.min_members, 5);
         assert_eq!(s.rules.window, chrono::Duration::minutes(10));
         assert_eq!(s.bulk_per_hour[&Platform::Mastodon], 100.0);
         // The brand's name and the watched hashtag are never a storm's topic.
         assert_eq!(s.rules.ignore_terms, vec!["brandco", "brandcoapp"]);
         let off = parse("[storms]\nenabled = false\nhold_seconds = 30\n").unwrap();
-        assert_eq!(off.routes.card_hold, chrono::Duration::zero());
+        assert_eq!(off.routes.card_hold.wait, chrono::Duration::zero());
     }
 
     #[test]

@@ -68,9 +68,8 @@ impl CannedReply {
 pub fn choices_for<'a>(library: &'a [CannedReply], ticket: &Ticket) -> Vec<&'a CannedReply> {
     let lang = ticket
         .mention
-        .language
-        .as_deref()
-        .map(|l| l.split('-').next().unwrap_or(l).to_ascii_lowercase());
+        .language_in_use()
+        .map(|(l, _)| l.split('-').next().unwrap_or(l).to_ascii_lowercase());
     let fits = |c: &CannedReply| match (&lang, &c.language) {
         (Some(l), Some(cl)) => cl.split('-').next().unwrap_or(cl).eq_ignore_ascii_case(l),
         _ => true,
@@ -81,32 +80,17 @@ pub fn choices_for<'a>(library: &'a [CannedReply], ticket: &Ticket) -> Vec<&'a C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Mention, Platform, SurfaceKind, TicketId, Visibility};
+    use crate::domain::{Mention, SurfaceKind, TicketId};
     use chrono::TimeZone;
 
     fn ticket(lang: Option<&str>) -> Ticket {
         let at = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+        let mention = crate::domain::language::sofies_mention("hej", lang);
         Ticket::open(
             TicketId(42),
             Mention {
-                platform: Platform::Mastodon,
-                network: None,
-                account: "brand".into(),
-                remote_id: "1".into(),
-                url: "https://m.example/@sofie/1".into(),
-                author: Author {
-                    handle: "sofie".into(),
-                    name: "Sofie".into(),
-                    profile_url: String::new(),
-                    id: None,
-                },
-                text: "hej".into(),
-                language: lang.map(String::from),
                 created_at: at,
-                in_reply_to: None,
-                visibility: Visibility::Public,
-                reply_context: None,
-                external_id: None,
+                ..mention
             },
             at,
         )
@@ -161,5 +145,17 @@ mod tests {
         assert_eq!(ids(Some("da-DK")), ["da", "any"]);
         assert_eq!(ids(Some("en")), ["en", "any"]);
         assert_eq!(ids(None), ["en", "da", "any"]);
+        // An untagged (or mistagged) post the detector is sure is Danish gets the Danish one.
+        let mut t = ticket(Some("en"));
+        t.mention.detected_language = Some(crate::domain::DetectedLanguage {
+            language: Some("da".into()),
+            confidence: 88,
+            sure: true,
+        });
+        let offered: Vec<_> = choices_for(&library, &t)
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        assert_eq!(offered, ["da", "any"]);
     }
 }

@@ -128,6 +128,7 @@ mod tests {
                     name: "C".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "help".into(),
                 language: None,
@@ -136,6 +137,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             t(at),
         )
@@ -163,6 +165,7 @@ mod tests {
                 url: String::new(),
             },
             auto,
+            review: None,
         });
         tk.stage = Stage::Replied;
         tk

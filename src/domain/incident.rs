@@ -47,8 +47,11 @@ pub struct Minute {
 
 /// Where a bulk answer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum BulkState {
+    /// Waits for another agent's approval (`[approvals] bulk_answers`, or its author is
+    /// in training): nothing goes out before it.
+    AwaitingApproval,
     Running,
     Paused,
     Cancelled,
@@ -77,6 +80,9 @@ pub struct BulkAnswer {
     #[serde(default)]
     pub skipped: u64,
     pub updated_at: DateTime<Utc>,
+    /// Who approved it, when it had to wait for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<AgentRef>,
 }
 
 impl BulkAnswer {
@@ -97,13 +103,12 @@ impl BulkAnswer {
     }
 }
 
-/// A member's language as incidents group them (`""`: unknown).
+/// A member's language as incidents group them, the one the desk goes by (`""`: unknown).
 fn language_of(ticket: &Ticket) -> String {
     ticket
         .mention
-        .language
-        .as_deref()
-        .map(primary_language)
+        .language_in_use()
+        .map(|(l, _)| primary_language(l))
         .unwrap_or_default()
 }
 
@@ -209,6 +214,10 @@ pub enum Refusal {
     NoBulk,
     BulkFinished,
     AlreadyThat(&'static str),
+    /// Only another agent approves a bulk answer.
+    OwnBulk,
+    NotAwaitingApproval,
+    TraineeCannotApprove,
 }
 
 impl fmt::Display for Refusal {
@@ -231,14 +240,18 @@ impl fmt::Display for Refusal {
             Refusal::NoBulk => write!(f, "This incident has no bulk answer."),
             Refusal::BulkFinished => write!(f, "This bulk answer was cancelled; start a new one."),
             Refusal::AlreadyThat(state) => write!(f, "The bulk answer is already {state}."),
+            Refusal::OwnBulk => write!(f, "You wrote this bulk answer: another agent approves it."),
+            Refusal::NotAwaitingApproval => write!(f, "This bulk answer waits for no approval."),
+            Refusal::TraineeCannotApprove => {
+                write!(f, "Agents in training approve nobody's answers.")
+            }
         }
     }
 }
 
 /// The author's reach, when the platform tells it.
-// Hook for the follower counts the triage work adds to `Author`: until then, unknown.
-pub fn followers_of(_ticket: &Ticket) -> Option<u64> {
-    None
+pub fn followers_of(ticket: &Ticket) -> Option<u64> {
+    ticket.mention.author.followers
 }
 
 fn sample_of(ticket: &Ticket) -> Sample {
@@ -249,7 +262,7 @@ fn sample_of(ticket: &Ticket) -> Sample {
         name: m.author.name.clone(),
         url: m.url.clone(),
         text: m.text.chars().take(400).collect(),
-        language: m.language.clone(),
+        language: m.language_in_use().map(|(l, _)| l.to_string()),
         followers: followers_of(ticket),
     }
 }
@@ -474,10 +487,12 @@ pub fn split(
 
 /// An agent starts a bulk answer with `texts` (language → text, `""` for every other
 /// language); an earlier one that finished continues with the members that came since.
+/// With `held`, it waits for another agent's approval before anything goes out.
 pub fn start_bulk(
     incident: &Incident,
     texts: BTreeMap<String, String>,
     by: &AgentRef,
+    held: bool,
     now: DateTime<Utc>,
 ) -> Result<IncidentChange, Refusal> {
     let texts: BTreeMap<String, String> = texts
@@ -489,7 +504,10 @@ pub fn start_bulk(
         return Err(Refusal::NoText);
     }
     if let Some(b) = &incident.bulk {
-        if matches!(b.state, BulkState::Running | BulkState::Paused) {
+        if matches!(
+            b.state,
+            BulkState::Running | BulkState::Paused | BulkState::AwaitingApproval
+        ) {
             return Err(Refusal::BulkRunning);
         }
     }
@@ -504,18 +522,27 @@ pub fn start_bulk(
         texts,
         by: by.clone(),
         started_at: now,
-        state: BulkState::Running,
+        state: if held {
+            BulkState::AwaitingApproval
+        } else {
+            BulkState::Running
+        },
         cursor,
         queued,
         skipped,
         updated_at: now,
+        approved_by: None,
     });
     let members = next.unanswered_by_bulk();
     Ok(IncidentChange::announced(
         next,
         Note::Bulk {
             by: Some(by.clone()),
-            step: BulkStep::Started { members, languages },
+            step: BulkStep::Started {
+                members,
+                languages,
+                held,
+            },
         },
     ))
 }
@@ -523,6 +550,8 @@ pub fn start_bulk(
 /// What an agent can do to a bulk answer under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkControl {
+    /// Another agent lets a bulk answer that waits for approval go out.
+    Approve,
     Pause,
     Resume,
     Cancel,
@@ -531,6 +560,7 @@ pub enum BulkControl {
 impl BulkControl {
     pub fn verb(self) -> &'static str {
         match self {
+            BulkControl::Approve => "approve",
             BulkControl::Pause => "pause",
             BulkControl::Resume => "resume",
             BulkControl::Cancel => "cancel",
@@ -538,9 +568,14 @@ impl BulkControl {
     }
 
     pub fn from_verb(verb: &str) -> Option<BulkControl> {
-        [BulkControl::Pause, BulkControl::Resume, BulkControl::Cancel]
-            .into_iter()
-            .find(|c| c.verb() == verb)
+        [
+            BulkControl::Approve,
+            BulkControl::Pause,
+            BulkControl::Resume,
+            BulkControl::Cancel,
+        ]
+        .into_iter()
+        .find(|c| c.verb() == verb)
     }
 }
 
@@ -558,6 +593,17 @@ pub fn control_bulk(
     };
     let (state, step) = match (control, bulk.state) {
         (_, BulkState::Cancelled) => return Err(Refusal::BulkFinished),
+        (BulkControl::Approve, BulkState::AwaitingApproval) if by.same_person(&bulk.by) => {
+            return Err(Refusal::OwnBulk)
+        }
+        (BulkControl::Approve, BulkState::AwaitingApproval) => {
+            (BulkState::Running, BulkStep::Approved)
+        }
+        (BulkControl::Approve, _) => return Err(Refusal::NotAwaitingApproval),
+        // Waiting for approval, it is approved or cancelled, nothing else.
+        (BulkControl::Pause | BulkControl::Resume, BulkState::AwaitingApproval) => {
+            return Err(Refusal::AlreadyThat("waiting for approval"))
+        }
         (BulkControl::Pause, BulkState::Paused) => return Err(Refusal::AlreadyThat("paused")),
         (BulkControl::Pause, BulkState::Done) => return Err(Refusal::AlreadyThat("done")),
         (BulkControl::Resume, BulkState::Running) => return Err(Refusal::AlreadyThat("running")),
@@ -569,6 +615,9 @@ pub fn control_bulk(
     if let Some(b) = next.bulk.as_mut() {
         b.state = state;
         b.updated_at = now;
+        if control == BulkControl::Approve {
+            b.approved_by = Some(by.clone());
+        }
     }
     Ok(IncidentChange::announced(
         next,
@@ -728,6 +777,7 @@ mod tests {
                     name: handle.to_uppercase(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: format!("the app is down again ({id})"),
                 language: language.map(str::to_string),
@@ -736,6 +786,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             now() + Duration::seconds(seconds),
         )
@@ -850,12 +901,15 @@ mod tests {
                 &i,
                 BTreeMap::from([("da".into(), "Hej".into())]),
                 &agent(),
+                false,
                 now()
             ),
             Err(Refusal::NoText),
             "a text for every other language is needed"
         );
-        let started = start_bulk(&i, texts, &agent(), now()).unwrap().incident;
+        let started = start_bulk(&i, texts, &agent(), false, now())
+            .unwrap()
+            .incident;
         let bulk = started.bulk.as_ref().unwrap();
         assert_eq!(bulk.state, BulkState::Running);
         assert_eq!(
@@ -873,6 +927,7 @@ mod tests {
                 &started,
                 BTreeMap::from([("".into(), "again".into())]),
                 &agent(),
+                false,
                 now()
             ),
             Err(Refusal::BulkRunning)
@@ -895,6 +950,54 @@ mod tests {
     }
 
     #[test]
+    fn a_held_bulk_answer_goes_out_only_once_another_agent_approves_it() {
+        let i = Incident::new(IncidentId(1), topic(), now());
+        let texts = BTreeMap::from([("".to_string(), "Hi".to_string())]);
+        let held = start_bulk(&i, texts, &agent(), true, now()).unwrap();
+        assert!(matches!(
+            held.effects.last(),
+            Some(Effect::IncidentNote {
+                note: Note::Bulk {
+                    step: BulkStep::Started { held: true, .. },
+                    ..
+                },
+                ..
+            })
+        ));
+        let held = held.incident;
+        assert_eq!(
+            held.bulk.as_ref().unwrap().state,
+            BulkState::AwaitingApproval
+        );
+        assert_eq!(
+            control_bulk(&held, BulkControl::Approve, &agent(), now()),
+            Err(Refusal::OwnBulk),
+            "never by its author"
+        );
+        assert_eq!(
+            control_bulk(&held, BulkControl::Pause, &agent(), now()),
+            Err(Refusal::AlreadyThat("waiting for approval"))
+        );
+        let ben = AgentRef {
+            user_id: "U0BEN".into(),
+            name: "Ben".into(),
+            ..agent()
+        };
+        let approved = control_bulk(&held, BulkControl::Approve, &ben, now())
+            .unwrap()
+            .incident;
+        let b = approved.bulk.as_ref().unwrap();
+        assert_eq!(
+            (b.state, b.approved_by.as_ref()),
+            (BulkState::Running, Some(&ben))
+        );
+        assert_eq!(
+            control_bulk(&approved, BulkControl::Approve, &ben, now()),
+            Err(Refusal::NotAwaitingApproval)
+        );
+    }
+
+    #[test]
     fn progress_moves_the_cursor_and_a_finished_answer_continues_with_later_members() {
         let mut i = Incident::new(IncidentId(1), topic(), now());
         i.members = 10;
@@ -902,6 +1005,7 @@ mod tests {
             &i,
             BTreeMap::from([("".into(), "Hi".into())]),
             &agent(),
+            false,
             now(),
         )
         .unwrap()
@@ -958,6 +1062,7 @@ mod tests {
                 url: "u".into(),
             },
             auto: false,
+            review: None,
         });
         i.count_outcome(&before, &after, now() + Duration::minutes(4));
         i.count_outcome(&after, &after, now() + Duration::minutes(5));

@@ -1,11 +1,14 @@
 //! Intake: what a mention that just arrived does to the desk. Already seen: nothing. An
 //! answer, by the same author, to a post of a ticket's conversation (its first mention, a
 //! follow-up, or our reply): it joins that ticket, reopening it if it was closed.
-//! Anything else opens a ticket, stamped with its route and first-response deadline. The
-//! store looks up what this needs inside its transaction and persists the outcome.
+//! Anything else opens a ticket, judged by the triage (its priority, what the rules do
+//! with it: a rule may keep it off the channel as spam) and stamped with its route and
+//! first-response deadline. The store looks up what this needs inside its transaction
+//! and persists the outcome.
 
+use super::priority::Contact;
 use super::routes::{Routes, DEFAULT_ROUTE};
-use super::{apply_followup, AuditEntry, Effect, Mention, Ticket, TicketId, Transition};
+use super::{apply_followup, AuditEntry, Effect, Mention, Stage, Ticket, TicketId, Transition};
 use chrono::{DateTime, Utc};
 
 /// What the store knows about a mention, looked up by the keys intake names.
@@ -16,6 +19,10 @@ pub struct Known<'a> {
     /// The ticket that holds the post the mention answers (found by [`post_keys`] of
     /// its `in_reply_to`), if any.
     pub parent: Option<&'a Ticket>,
+    /// The author's earlier tickets, newest first (found by
+    /// [`super::priority::author_key`]; a store keeps the latest
+    /// [`super::priority::CONTACTS_KEPT`]).
+    pub contacts: &'a [Contact],
 }
 
 /// What to persist for one mention.
@@ -56,35 +63,62 @@ pub fn admit(
         .parent
         .filter(|t| t.mention.author.handle == mention.author.handle)
     {
-        return Intake::FollowUp(apply_followup(parent, mention, now));
+        let mut tr = apply_followup(parent, mention, now);
+        if parent.kept_off_by_rule() {
+            // Spam stays off the channel: the post joins its ticket, which stays ignored.
+            tr.ticket.stage = Stage::Ignored;
+            tr.effects.clear();
+            tr.audit.what = "customer follow-up, kept ignored by a rule".into();
+        }
+        return Intake::FollowUp(tr);
     }
+    let judged = routes.triage.judge(mention, known.contacts, now);
     let mut ticket = Ticket::open(next, mention.clone(), now);
-    let route = routes.route_for(mention);
+    let route = match judged.route.as_deref() {
+        Some(name) => routes.named(name),
+        None => routes.route_for_priority(mention, judged.priority.level),
+    };
     // The default route is stored as no name, so a renamed default still applies.
     if route.name != DEFAULT_ROUTE {
         ticket.route = route.name.clone();
     }
-    ticket.respond_by = Some(now + route.sla.first_response);
+    let target = routes
+        .triage
+        .priority
+        .first_response(judged.priority.level, route.sla.first_response);
+    ticket.respond_by = Some(now + target);
+    let what = judged.audit_line();
+    ticket.priority = judged.priority;
+    ticket.tags = judged.tags;
+    ticket.rule_hits = judged.hits;
+    let effects = if judged.ignored {
+        // Nothing is deleted: the ticket is stored, only without a card.
+        ticket.stage = Stage::Ignored;
+        Vec::new()
+    } else {
+        vec![Effect::PostCards]
+    };
     Intake::Opened(Transition {
         audit: AuditEntry {
             ticket: next,
             at: now,
             actor: None,
-            what: "mention received".into(),
+            what,
             detail: Some(mention.url.clone()),
         },
         ticket,
-        effects: vec![Effect::PostCards],
+        effects,
     })
 }
 
 /// When a new ticket's card may be posted: after the routes' card hold (`[storms]
 /// hold_seconds`), so a storm it belongs to is recognised first and its members join
 /// the incident's card instead of flooding the channel. `None`: at once.
-// Where an urgent mention will keep its card from waiting (`[storms] own_card_from`),
-// once tickets carry a priority.
+/// A ticket of the priority that keeps its own card (`[storms] own_card_from`) never waits.
 pub fn cards_not_before(routes: &Routes, ticket: &Ticket) -> Option<DateTime<Utc>> {
-    (routes.card_hold > chrono::Duration::zero()).then(|| ticket.received_at() + routes.card_hold)
+    let hold = &routes.card_hold;
+    (hold.wait > chrono::Duration::zero() && !hold.own_card(ticket))
+        .then(|| ticket.received_at() + hold.wait)
 }
 
 /// The keys post `remote_id` of `mention`'s conversation is remembered by: the source's
@@ -131,6 +165,7 @@ mod tests {
                 name: author.into(),
                 profile_url: format!("https://m.example/@{author}"),
                 id: None,
+                followers: None,
             },
             text: "help".into(),
             language: None,
@@ -139,6 +174,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 
@@ -152,6 +188,7 @@ mod tests {
     const NOTHING: Known<'static> = Known {
         seen: false,
         parent: None,
+        contacts: &[],
     };
 
     fn german_route() -> Routes {
@@ -165,8 +202,29 @@ mod tests {
         Routes {
             routes: vec![german],
             default: Route::default_route(SlaPolicy::default(), true),
-            card_hold: Duration::zero(),
+            card_hold: Default::default(),
+            triage: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_new_tickets_card_waits_for_storms_unless_its_priority_keeps_its_own() {
+        let mut routes = Routes::default();
+        let t = Ticket::open(TicketId(1), mention("1", "alice"), now());
+        assert_eq!(cards_not_before(&routes, &t), None, "no hold: at once");
+        routes.card_hold.wait = Duration::seconds(20);
+        assert_eq!(
+            cards_not_before(&routes, &t),
+            Some(now() + Duration::seconds(20))
+        );
+        routes.card_hold.own_card_from = Some(crate::domain::Level::Urgent);
+        let mut urgent = t.clone();
+        urgent.priority.level = crate::domain::Level::Urgent;
+        assert_eq!(cards_not_before(&routes, &urgent), None);
+        assert!(
+            cards_not_before(&routes, &t).is_some(),
+            "a normal one still waits"
+        );
     }
 
     #[test]
@@ -190,6 +248,7 @@ mod tests {
         let known = Known {
             seen: true,
             parent: None,
+            contacts: &[],
         };
         let m = mention("1", "alice");
         assert_eq!(
@@ -207,6 +266,7 @@ mod tests {
         let known = Known {
             seen: false,
             parent: Some(&first),
+            contacts: &[],
         };
         let Intake::FollowUp(tr) = admit(&m, known, TicketId(4), &Routes::default(), later) else {
             panic!("a follow-up")
@@ -227,6 +287,7 @@ mod tests {
         let known = Known {
             seen: false,
             parent: Some(&closed),
+            contacts: &[],
         };
         let Intake::FollowUp(tr) = admit(&m, known, TicketId(4), &Routes::default(), now()) else {
             panic!("a follow-up")
@@ -246,6 +307,7 @@ mod tests {
         let known = Known {
             seen: false,
             parent: Some(&first),
+            contacts: &[],
         };
         let outcome = admit(&m, known, TicketId(4), &Routes::default(), now());
         assert!(matches!(outcome, Intake::Opened(tr) if tr.ticket.id == TicketId(4)));
@@ -288,6 +350,133 @@ mod tests {
             panic!("a new ticket")
         };
         assert_eq!(tr.ticket.respond_by, Some(received + Duration::minutes(60)));
+    }
+
+    fn spam_and_vip() -> Routes {
+        use crate::domain::priority::Level;
+        use crate::domain::triage::{Actions, Rule};
+        use crate::domain::words::Term;
+        let mut routes = german_route();
+        let mut vip_desk = Route::default_route(SlaPolicy::default(), true);
+        vip_desk.name = "vip-desk".into();
+        vip_desk.min_priority = Some(Level::High);
+        routes.routes.push(vip_desk);
+        let p = &mut routes.triage.priority;
+        p.vip.insert(Platform::Mastodon, vec!["bigcorp".into()]);
+        p.first_response.insert(Level::High, Duration::minutes(15));
+        routes.triage.rules = vec![
+            Rule {
+                name: "crypto spam".into(),
+                words: vec![Term::new("airdrop").unwrap()],
+                actions: Actions {
+                    ignore: true,
+                    ..Actions::default()
+                },
+                ..Rule::default()
+            },
+            Rule {
+                name: "german words".into(),
+                words: vec![Term::new("hallo").unwrap()],
+                actions: Actions {
+                    tags: vec!["dach".into()],
+                    route: Some("german".into()),
+                    ..Actions::default()
+                },
+                ..Rule::default()
+            },
+        ];
+        routes
+    }
+
+    #[test]
+    fn a_spam_rule_keeps_the_ticket_but_posts_no_card_and_says_which_rule() {
+        let mut m = mention("1", "spammer");
+        m.text = "Free airdrop!".into();
+        let Intake::Opened(tr) = admit(&m, NOTHING, TicketId(9), &spam_and_vip(), now()) else {
+            panic!("a ticket, even for spam")
+        };
+        assert_eq!(tr.ticket.stage, Stage::Ignored);
+        assert!(tr.effects.is_empty(), "no card");
+        assert!(tr.ticket.kept_off_by_rule());
+        assert_eq!(tr.ticket.rule_hits[0].rule, "crypto spam");
+        assert!(
+            tr.audit
+                .what
+                .contains("ignored by a rule; rule \"crypto spam\": ignored"),
+            "{}",
+            tr.audit.what
+        );
+        // The spammer answering their own post joins the ticket, which stays ignored.
+        let again = answer("2", "spammer", "1");
+        let known = Known {
+            seen: false,
+            parent: Some(&tr.ticket),
+            contacts: &[],
+        };
+        let Intake::FollowUp(f) = admit(&again, known, TicketId(10), &spam_and_vip(), now()) else {
+            panic!("a follow-up")
+        };
+        assert_eq!(f.ticket.stage, Stage::Ignored);
+        assert!(f.effects.is_empty());
+        assert_eq!(f.ticket.followups.len(), 1);
+    }
+
+    #[test]
+    fn priority_is_stamped_and_picks_the_route_and_target_and_a_rule_may_route() {
+        use crate::domain::priority::{Contact, Level};
+        let routes = spam_and_vip();
+        let Intake::Opened(tr) = admit(
+            &mention("1", "bigcorp"),
+            NOTHING,
+            TicketId(1),
+            &routes,
+            now(),
+        ) else {
+            panic!("a ticket")
+        };
+        assert_eq!(tr.ticket.priority.level, Level::High);
+        assert_eq!(tr.ticket.priority.why(), "VIP");
+        assert_eq!(
+            tr.ticket.route, "vip-desk",
+            "the route asking for high priority"
+        );
+        assert_eq!(tr.ticket.respond_by, Some(now() + Duration::minutes(15)));
+        // Someone else is normal: not the VIP desk, the route's own target.
+        let Intake::Opened(tr) = admit(&mention("2", "kim"), NOTHING, TicketId(2), &routes, now())
+        else {
+            panic!("a ticket")
+        };
+        assert_eq!(tr.ticket.route, "");
+        assert_eq!(tr.ticket.respond_by, Some(now() + Duration::minutes(60)));
+        // The earlier tickets the store found by author count.
+        let earlier = [Contact {
+            ticket: TicketId(2),
+            received: now(),
+            open: true,
+        }];
+        let known = Known {
+            contacts: &earlier,
+            ..NOTHING
+        };
+        let Intake::Opened(tr) = admit(&mention("3", "kim"), known, TicketId(3), &routes, now())
+        else {
+            panic!("a ticket")
+        };
+        assert_eq!(tr.ticket.priority.why(), "2nd contact this week");
+        // A routing rule sends it where it says, tagged, with that route's target.
+        let mut m = mention("4", "kim");
+        m.text = "Hallo zusammen".into();
+        let Intake::Opened(tr) = admit(&m, NOTHING, TicketId(4), &routes, now()) else {
+            panic!("a ticket")
+        };
+        assert_eq!(tr.ticket.route, "german");
+        assert_eq!(tr.ticket.tags, vec!["dach".to_string()]);
+        assert_eq!(tr.ticket.respond_by, Some(now() + Duration::minutes(20)));
+        assert_eq!(tr.effects, vec![Effect::PostCards]);
+        assert!(tr
+            .audit
+            .what
+            .starts_with("mention received; rule \"german words\""));
     }
 
     #[test]

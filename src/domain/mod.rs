@@ -4,17 +4,24 @@
 //! as arguments.
 
 pub mod agents;
+pub mod approval;
 pub mod canned;
 pub mod handoff;
 pub mod incident;
 pub mod intake;
+pub mod language;
 mod model;
 pub mod oncall;
+pub mod priority;
 pub mod routes;
 mod rules;
+pub mod sentiment;
 pub mod sla;
 pub mod storms;
 pub mod text;
+pub mod translation;
+pub mod triage;
+pub mod words;
 
 pub use model::*;
 pub use rules::{apply, apply_followup, apply_system, Desk, Rejection, Roster};

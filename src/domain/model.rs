@@ -87,7 +87,7 @@ pub enum Visibility {
     Direct,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
     /// Handle as the platform addresses it (`alice` or `alice@other.social`).
     pub handle: String,
@@ -97,6 +97,10 @@ pub struct Author {
     /// user id): private messages go to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// How many people follow the author, where the platform says (their reach): it
+    /// weighs in the ticket's priority and shows on the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
 }
 
 /// One post on a social platform that names the brand, normalised.
@@ -124,9 +128,55 @@ pub struct Mention {
     /// name in `account`, it identifies the delivery whatever else the body says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// What the desk's detector made of the text (see `domain::language`), set before the
+    /// mention is stored; `language` stays the platform's own tag. None: not detected
+    /// (detection off, or stored before the desk detected languages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_language: Option<DetectedLanguage>,
+}
+
+/// The detector's verdict on a mention's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedLanguage {
+    /// Its best guess (ISO 639-1, `da`); none when the text was too short to tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// How sure it was of the guess, in percent (its share of the likelihood among the
+    /// languages it knows).
+    #[serde(default)]
+    pub confidence: u8,
+    /// Sure enough to go by: the guess is the mention's language. Otherwise the
+    /// platform's tag stands.
+    #[serde(default)]
+    pub sure: bool,
+}
+
+/// Where the language the desk goes by came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanguageSource {
+    Detected,
+    /// The platform's (or the listening tool's) tag.
+    Platform,
 }
 
 impl Mention {
+    /// The language routes, canned replies and the card go by: the detected one when the
+    /// detector was sure, else the platform's tag (when it gave one).
+    pub fn language_in_use(&self) -> Option<(&str, LanguageSource)> {
+        match &self.detected_language {
+            Some(DetectedLanguage {
+                language: Some(l),
+                sure: true,
+                ..
+            }) => Some((l, LanguageSource::Detected)),
+            _ => self
+                .language
+                .as_deref()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| (l, LanguageSource::Platform)),
+        }
+    }
+
     /// The network's name as agents know it.
     pub fn network_label(&self) -> &str {
         match (&self.platform, &self.network) {
@@ -335,6 +385,13 @@ pub enum ReplyState {
     Failed {
         reason: String,
     },
+    /// A draft that matched the desk's risk rules: nothing goes out until another agent
+    /// approves it (see `domain::approval`).
+    AwaitingApproval,
+    /// A draft another agent (or its author) turned down: never sent.
+    Rejected {
+        by: AgentRef,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -354,6 +411,23 @@ pub struct Reply {
     /// it stops no SLA clock and counts as no response.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,
+    /// Why the draft needed a second pair of eyes, and who gave it, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// The second pair of eyes on a risky draft: why it was held, who approved it (never its
+/// author), and whether the approvers were reminded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub reasons: Vec<String>,
+    #[serde(default)]
+    pub approved_by: Option<AgentRef>,
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
+    /// The approvers were reminded that this draft waits.
+    #[serde(default)]
+    pub reminded: bool,
 }
 
 /// A later post by the customer in the same conversation.
@@ -398,6 +472,124 @@ pub struct Ticket {
     /// card of its own (until an agent splits it off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentId>,
+    /// How urgent the ticket was judged on arrival, and why (see `domain::priority`;
+    /// waiting adds to it when tickets are listed).
+    #[serde(default, skip_serializing_if = "Priority::is_plain")]
+    pub priority: Priority,
+    /// Tags the configured rules gave the ticket on arrival.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// What each configured rule that matched the mention did (see `domain::triage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_hits: Vec<RuleHit>,
+    /// The mention machine-translated into the team's language (`[translation]`), kept
+    /// so that a restart never asks for it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<MentionTranslation>,
+}
+
+/// A mention's text as a translation service rendered it in the team's language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MentionTranslation {
+    pub text: String,
+    /// The language it was translated from: the mention's own, or what the service
+    /// detected when the platform did not say.
+    pub from: Option<String>,
+    pub to: String,
+    /// Which service translated it, for the card's label ("DeepL").
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+// -- what triage stamps on a ticket (judged in `priority` and `triage`) ------------------
+
+/// How urgent a ticket is, lowest first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Low, Level::Normal, Level::High, Level::Urgent];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Low => "low",
+            Level::Normal => "normal",
+            Level::High => "high",
+            Level::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Level> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.label().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A ticket's priority: its level, the points it was judged on, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Priority {
+    pub level: Level,
+    pub score: i32,
+    /// Each reason with the points it gave, in the order judged.
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub why: String,
+    pub points: i32,
+}
+
+impl Priority {
+    /// Normal with nothing said about it (what tickets from before priorities were).
+    pub fn is_plain(&self) -> bool {
+        *self == Priority::default()
+    }
+
+    /// The reasons as the card shows them: "VIP · 48k followers".
+    pub fn why(&self) -> String {
+        self.reasons
+            .iter()
+            .map(|r| r.why.as_str())
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+}
+
+/// What one rule that matched did, kept on the ticket and told on demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleHit {
+    pub rule: String,
+    /// What in the mention matched ("word \"airdrop\"", "link bit.ly").
+    pub matched: String,
+    /// What the rule did ("ignored", "tagged billing", "routed to billing").
+    pub did: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
+}
+
+impl RuleHit {
+    /// `rule "spam": ignored (word "airdrop")`.
+    pub fn sentence(&self) -> String {
+        format!("rule {:?}: {} ({})", self.rule, self.did, self.matched)
+    }
 }
 
 /// A post's claimed time further than this from when the desk received it is shown on
@@ -429,7 +621,19 @@ impl Ticket {
             sla: Default::default(),
             off_hours_acked: false,
             incident: None,
+            priority: Default::default(),
+            tags: Vec::new(),
+            rule_hits: Vec::new(),
+            translation: None,
         }
+    }
+
+    /// A rule ignored the mention on arrival and no agent has looked at it since: it is
+    /// on the desk (counted, listed by number, exported) but has no card.
+    pub fn kept_off_by_rule(&self) -> bool {
+        self.stage == Stage::Ignored
+            && self.closed_by.is_none()
+            && self.rule_hits.iter().any(|h| h.ignored)
     }
 
     /// The earliest published reply by an agent: how long the customer waited for it
@@ -474,7 +678,20 @@ impl Ticket {
     pub fn pending_reply(&self) -> Option<&Reply> {
         self.replies
             .iter()
-            .find(|r| matches!(r.state, ReplyState::Pending))
+            .find(|r| matches!(r.state, ReplyState::Pending | ReplyState::AwaitingApproval))
+    }
+
+    /// The drafts waiting for another agent's approval (one submission: a private
+    /// answer and its public acknowledgement wait together).
+    pub fn drafts_awaiting_approval(&self) -> impl Iterator<Item = &Reply> {
+        self.replies
+            .iter()
+            .filter(|r| matches!(r.state, ReplyState::AwaitingApproval))
+    }
+
+    /// The draft waiting for approval that the agent wrote last (the answer itself).
+    pub fn draft_awaiting_approval(&self) -> Option<&Reply> {
+        self.drafts_awaiting_approval().last()
     }
 
     pub fn reply(&self, seq: u32) -> Option<&Reply> {
@@ -486,6 +703,7 @@ impl Ticket {
         match (&self.stage, &self.holder) {
             (Stage::Resolved, _) => "Resolved".into(),
             (Stage::Ignored, _) => "Ignored".into(),
+            (_, _) if self.draft_awaiting_approval().is_some() => "Reply awaits approval".into(),
             (_, _) if self.pending_reply().is_some() => "Reply sending".into(),
             (_, _)
                 if self
@@ -519,6 +737,15 @@ pub enum AgentAction {
     Resolve,
     Ignore,
     Reopen,
+    /// Approve the draft waiting on the ticket: it goes out exactly as it reads.
+    Approve,
+    /// Turn the waiting draft down: it is never sent.
+    RejectDraft,
+    /// Rewrite the waiting draft; it waits for approval again, by someone other than
+    /// the one who edited it.
+    EditDraft {
+        text: String,
+    },
 }
 
 impl AgentAction {
@@ -531,6 +758,9 @@ impl AgentAction {
             AgentAction::Resolve => "resolve",
             AgentAction::Ignore => "ignore",
             AgentAction::Reopen => "reopen",
+            AgentAction::Approve => "approve",
+            AgentAction::RejectDraft => "reject",
+            AgentAction::EditDraft { .. } => "edit",
         }
     }
 }
@@ -623,6 +853,34 @@ pub enum Note {
     },
     /// The customer was told the team is off shift.
     OffHoursAcknowledged,
+    /// A draft waits for a second pair of eyes (never its author's).
+    ApprovalAsked {
+        by: AgentRef,
+        text: String,
+        reasons: Vec<String>,
+    },
+    /// A draft was approved and goes out as it read.
+    DraftApproved {
+        by: AgentRef,
+        author: AgentRef,
+    },
+    /// A draft was turned down and will not be sent.
+    DraftRejected {
+        by: AgentRef,
+        author: AgentRef,
+    },
+    /// A waiting draft was rewritten; it waits for approval again.
+    DraftEdited {
+        by: AgentRef,
+        text: String,
+    },
+    /// A draft has waited `minutes` for approval: the on-call agents (not its author)
+    /// are asked to look.
+    ApprovalReminder {
+        author: AgentRef,
+        minutes: i64,
+        members: Vec<String>,
+    },
     /// A card on another surface disappeared (deleted message or channel).
     CardLost {
         surface: SurfaceKind,
@@ -650,7 +908,11 @@ pub enum BulkStep {
     Started {
         members: u64,
         languages: Vec<String>,
+        /// It waits for another agent's approval.
+        #[serde(default)]
+        held: bool,
     },
+    Approved,
     Paused,
     Resumed,
     Cancelled,
@@ -672,7 +934,8 @@ impl Note {
             | Note::SlaBreached { members }
             | Note::Escalated { members, .. }
             | Note::ClaimReleased { members, .. }
-            | Note::ResolutionOverdue { members } => members.clone(),
+            | Note::ResolutionOverdue { members }
+            | Note::ApprovalReminder { members, .. } => members.clone(),
             Note::ClaimReminder { holder, .. } => vec![holder.member_key()],
             _ => Vec::new(),
         }
@@ -708,6 +971,9 @@ pub enum Effect {
         incident: IncidentId,
         note: Note,
     },
+    /// Translate the mention into the team's language (`[translation]`) and show it on
+    /// the card; queued once the card is up, so translating never delays it.
+    TranslateMention,
 }
 
 /// Which of a ticket's queues an effect waits in. Within a lane a ticket's effects run
@@ -717,6 +983,9 @@ pub enum Effect {
 pub enum Lane {
     Chat,
     Platform,
+    /// A translation service's pace is its own: a slow or absent one holds up neither
+    /// the card nor the reply.
+    Translation,
 }
 
 impl Lane {
@@ -724,6 +993,7 @@ impl Lane {
         match self {
             Lane::Chat => "chat",
             Lane::Platform => "platform",
+            Lane::Translation => "translation",
         }
     }
 }
@@ -732,6 +1002,7 @@ impl Effect {
     pub fn lane(&self) -> Lane {
         match self {
             Effect::PublishReply { .. } => Lane::Platform,
+            Effect::TranslateMention => Lane::Translation,
             _ => Lane::Chat,
         }
     }
@@ -842,6 +1113,7 @@ mod tests {
                 name: "Alice".into(),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: "hi".into(),
             language: None,
@@ -850,6 +1122,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

@@ -1,9 +1,13 @@
 //! Routes: which promise a mention gets. A route matches mentions by platform, language
 //! and keywords, and carries its SLA policy, whether new tickets page the on-call agents,
 //! which rotations serve it, and an optional off-hours acknowledgement. The first
-//! matching route wins; anything else takes the default route.
+//! matching route wins; anything else takes the default route. A route may ask for a
+//! priority (`min_priority`), and a rule may name a route outright; the triage (rules
+//! and priority policy) travels with the routes, so whoever stamps a new ticket's route
+//! judges it by the same rules.
 
 use super::oncall::{OnCall, Schedule};
+use super::priority::Level;
 use super::sla::{self, SlaPolicy};
 use super::text::{compose_reply, TextRules};
 use super::{Effect, Mention, Note, Platform, Ticket};
@@ -17,7 +21,8 @@ pub struct Route {
     pub name: String,
     /// Empty: any platform.
     pub platforms: Vec<Platform>,
-    /// Language codes as the platform reports them (`de`, `pt`); empty: any.
+    /// Language codes (`de`, `pt`), matched against the language the desk goes by (the
+    /// detected one when the detector was sure, else the platform's tag); empty: any.
     pub languages: Vec<String>,
     /// Any of these words in the text (case-insensitive); empty: any text.
     pub keywords: Vec<String>,
@@ -29,18 +34,18 @@ pub struct Route {
     /// Answer the customer publicly when nobody is on shift (`{author}`, `{brand}`,
     /// `{expected}`); `None`: stay silent.
     pub off_hours_ack: Option<String>,
+    /// Only mentions of at least this priority (as judged on arrival) take this route.
+    pub min_priority: Option<Level>,
 }
 
 impl Route {
     /// What a new ticket's card asks of the people on call once it is up: the primary
     /// on call are paged in its thread, if this route pages and anyone is on.
     pub fn paging(&self, on_call: &OnCall) -> Vec<Effect> {
-        if !self.page || on_call.primary.is_empty() {
+        if !self.page {
             return Vec::new();
         }
-        vec![Effect::ThreadNote(Note::Paged {
-            members: on_call.primary.clone(),
-        })]
+        page_primary(on_call)
     }
 
     pub fn default_route(sla: SlaPolicy, page: bool) -> Route {
@@ -53,13 +58,14 @@ impl Route {
             page,
             rotations: Vec::new(),
             off_hours_ack: None,
+            min_priority: None,
         }
     }
 
     pub fn matches(&self, m: &Mention) -> bool {
         let platform = self.platforms.is_empty() || self.platforms.contains(&m.platform);
         let language = self.languages.is_empty()
-            || m.language.as_deref().is_some_and(|l| {
+            || m.language_in_use().is_some_and(|(l, _)| {
                 self.languages
                     .iter()
                     .any(|want| l.eq_ignore_ascii_case(want) || primary_tag(l) == want.as_str())
@@ -88,6 +94,15 @@ impl Route {
     }
 }
 
+fn page_primary(on_call: &OnCall) -> Vec<Effect> {
+    if on_call.primary.is_empty() {
+        return Vec::new();
+    }
+    vec![Effect::ThreadNote(Note::Paged {
+        members: on_call.primary.clone(),
+    })]
+}
+
 fn primary_tag(language: &str) -> String {
     language
         .split(['-', '_'])
@@ -100,10 +115,40 @@ fn primary_tag(language: &str) -> String {
 pub struct Routes {
     pub routes: Vec<Route>,
     pub default: Route,
-    /// How long a new ticket's card waits before it is posted (`[storms] hold_seconds`),
-    /// so a storm is recognised before its cards flood the channel: the ticket is
-    /// stored at once, only its card waits. Zero: posted at once.
-    pub card_hold: Duration,
+    /// How long a new ticket's card waits before it is posted (`[storms]`), so a storm
+    /// is recognised before its cards flood the channel.
+    pub card_hold: CardHold,
+    /// The rules and priority policy every new ticket is judged by (`[[rules]]`,
+    /// `[priority]`).
+    pub triage: super::triage::Triage,
+}
+
+/// How long a new ticket's card waits before it is posted (`[storms] hold_seconds`): the
+/// ticket is stored at once, only its card waits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CardHold {
+    /// Zero: posted at once.
+    pub wait: Duration,
+    /// Tickets of this priority and above never wait: they keep their own card even in
+    /// a storm (`[storms] own_card_from`).
+    pub own_card_from: Option<super::Level>,
+}
+
+impl Default for CardHold {
+    fn default() -> Self {
+        CardHold {
+            wait: Duration::zero(),
+            own_card_from: None,
+        }
+    }
+}
+
+impl CardHold {
+    /// Whether a ticket keeps a card of its own whatever storm it is part of.
+    pub fn own_card(&self, ticket: &Ticket) -> bool {
+        self.own_card_from
+            .is_some_and(|from| ticket.priority.level >= from)
+    }
 }
 
 impl Default for Routes {
@@ -111,12 +156,25 @@ impl Default for Routes {
         Routes {
             routes: Vec::new(),
             default: Route::default_route(SlaPolicy::default(), true),
-            card_hold: Duration::zero(),
+            card_hold: CardHold::default(),
+            triage: Default::default(),
         }
     }
 }
 
 impl Routes {
+    /// Every route reminds the approvers of a waiting draft after `after` (`[approvals]`
+    /// is one policy for the whole desk).
+    pub fn set_approval_reminder(&mut self, after: Option<chrono::Duration>) {
+        for r in self
+            .routes
+            .iter_mut()
+            .chain(std::iter::once(&mut self.default))
+        {
+            r.sla.approval_reminder = after;
+        }
+    }
+
     /// The instant the scheduler must next look at `ticket` under its route (see
     /// [`sla::next_due`]), or `None` when nothing about it will ever be due.
     pub fn next_due(&self, ticket: &Ticket) -> Option<DateTime<Utc>> {
@@ -138,11 +196,33 @@ impl Routes {
             .join("\n")
     }
 
+    /// The route of a mention of normal priority.
     pub fn route_for(&self, m: &Mention) -> &Route {
+        self.route_for_priority(m, Level::Normal)
+    }
+
+    /// The first route that matches `m` and takes its priority `level`.
+    pub fn route_for_priority(&self, m: &Mention, level: Level) -> &Route {
         self.routes
             .iter()
-            .find(|r| r.matches(m))
+            .find(|r| r.matches(m) && r.min_priority.is_none_or(|min| level >= min))
             .unwrap_or(&self.default)
+    }
+
+    /// What a new ticket's card asks of the people on call once it is up: the primary on
+    /// call are paged where its route pages, or where its priority reaches the level
+    /// from which every ticket pages (`[priority] page_from`).
+    pub fn paging(&self, ticket: &Ticket, on_call: &OnCall) -> Vec<Effect> {
+        let route = self.of(ticket);
+        let by_priority = self
+            .triage
+            .priority
+            .page_from
+            .is_some_and(|from| ticket.priority.level >= from);
+        if by_priority {
+            return page_primary(on_call);
+        }
+        route.paging(on_call)
     }
 
     /// A ticket's route by the name stamped on it; a route since removed from the
@@ -256,6 +336,7 @@ mod tests {
                 name: "Kim".into(),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: text.into(),
             language: lang.map(str::to_string),
@@ -264,6 +345,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 
@@ -292,7 +374,8 @@ mod tests {
                 },
             ],
             default: Route::default_route(SlaPolicy::default(), true),
-            card_hold: Duration::zero(),
+            card_hold: CardHold::default(),
+            triage: Default::default(),
         };
         let pick = |m: &Mention| routes.route_for(m).name.clone();
         assert_eq!(
@@ -302,6 +385,42 @@ mod tests {
         assert_eq!(pick(&mention(Platform::X, Some("de-AT"), "Hallo")), "dach");
         assert_eq!(pick(&mention(Platform::X, Some("en"), "hi")), "x");
         assert_eq!(pick(&mention(Platform::Mastodon, None, "hi")), "default");
+    }
+
+    #[test]
+    fn a_route_by_language_goes_by_the_detected_language_when_the_detector_was_sure() {
+        let routes = Routes {
+            routes: vec![Route {
+                languages: vec!["da".into()],
+                ..route("danish")
+            }],
+            ..Routes::default()
+        };
+        let detected = |language: &str, sure: bool| {
+            Some(crate::domain::DetectedLanguage {
+                language: Some(language.into()),
+                confidence: if sure { 90 } else { 30 },
+                sure,
+            })
+        };
+        let pick = |tag: Option<&str>, call| {
+            let mut m = mention(Platform::Mastodon, tag, "Hvor er min pakke?");
+            m.detected_language = call;
+            routes.route_for(&m).name.clone()
+        };
+        assert_eq!(pick(None, detected("da", true)), "danish", "untagged");
+        assert_eq!(
+            pick(Some("en"), detected("da", true)),
+            "danish",
+            "mistagged"
+        );
+        assert_eq!(
+            pick(Some("da"), detected("nb", false)),
+            "danish",
+            "the tag stands"
+        );
+        assert_eq!(pick(Some("en"), detected("da", false)), DEFAULT_ROUTE);
+        assert_eq!(pick(Some("da"), detected("nb", true)), DEFAULT_ROUTE);
     }
 
     #[test]

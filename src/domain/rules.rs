@@ -1,6 +1,7 @@
 //! The one place that decides what an action does to a ticket.
 
 use super::agents::Agents;
+use super::approval::ApprovalPolicy;
 use super::model::*;
 use super::text::{compose_reply, TextRules};
 use chrono::{DateTime, Utc};
@@ -37,6 +38,8 @@ pub struct Desk {
     /// People with accounts on several surfaces (`[[agents]]`): each is an agent, one
     /// person on every surface.
     pub agents: Agents,
+    /// Which drafts wait for a second pair of eyes.
+    pub approvals: ApprovalPolicy,
 }
 
 impl Desk {
@@ -63,6 +66,15 @@ impl Desk {
     /// The same person, whichever surface each acted on.
     pub fn same_person(&self, a: &AgentRef, b: &AgentRef) -> bool {
         a.same_person(b) || self.agents.same(&a.member_key(), &b.member_key())
+    }
+
+    /// Whether `who` is in training (on any of their surfaces).
+    pub fn is_trainee(&self, who: &AgentRef) -> bool {
+        let key = who.member_key();
+        self.approvals
+            .trainees
+            .iter()
+            .any(|t| *t == key || self.agents.same(t, &key))
     }
 }
 
@@ -103,6 +115,12 @@ pub enum Rejection {
     AnsweredAlready,
     /// A bulk answer reached a ticket that is no longer a member (split off).
     NotInIncident,
+    /// No draft waits for approval on this ticket.
+    NoDraftWaiting,
+    /// The draft is the actor's own (or their edit): someone else must approve it.
+    OwnDraft,
+    /// Agents in training approve nobody's drafts.
+    TraineeCannotApprove,
 }
 
 impl fmt::Display for Rejection {
@@ -160,7 +178,16 @@ impl fmt::Display for Rejection {
             ),
             Rejection::ReplyInFlight => write!(
                 f,
-                "A reply to this mention is still being published; wait for it before sending another."
+                "A reply to this mention is still being published or waits for approval; wait for it before sending another."
+            ),
+            Rejection::NoDraftWaiting => write!(f, "No draft waits for approval on this ticket."),
+            Rejection::OwnDraft => write!(
+                f,
+                "You wrote this draft (or its last edit); another agent must approve it."
+            ),
+            Rejection::TraineeCannotApprove => write!(
+                f,
+                "Agents in training cannot approve drafts; ask a colleague."
             ),
             Rejection::AnsweredAlready => write!(f, "This customer was answered already."),
             Rejection::NotInIncident => write!(
@@ -253,25 +280,19 @@ fn queue_replies(
     };
     let mut effects = Vec::new();
     let mut notes = Vec::new();
+    let texts: Vec<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
+    let mut reasons = Vec::new();
+    if desk.is_trainee(actor) {
+        reasons.push(format!("{} is in training", actor.name));
+    }
+    reasons.extend(desk.approvals.reasons(ticket, &texts));
+    let held = !reasons.is_empty();
     let first_seq = ticket.replies.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
     for (seq, (text, private)) in (first_seq..).zip(parts) {
         // On Mastodon a private message is a direct status, addressed by the handle like
         // a public reply; elsewhere a chat or DM goes to the person and needs no mention.
         let full = compose_reply(&ticket.mention, text);
-        let length = rules.count(&full);
-        if length > rules.max_chars {
-            return Err(Rejection::ReplyTooLong {
-                length,
-                limit: rules.max_chars,
-                platform: ticket.mention.platform,
-            });
-        }
-        if !rules.fits(&full) {
-            return Err(Rejection::ReplyTooManyBytes {
-                bytes: full.len(),
-                limit: crate::domain::text::BLUESKY_MAX_BYTES,
-            });
-        }
+        check_length(ticket, rules, &full)?;
         next.replies.push(Reply {
             seq,
             text: full.clone(),
@@ -283,18 +304,37 @@ fn queue_replies(
             private: *private,
             by: actor.clone(),
             at: now,
-            state: ReplyState::Pending,
-            auto: false,
-        });
-        effects.push(Effect::PublishReply { seq });
-        notes.push(Note::ReplyQueued {
-            by: actor.clone(),
-            text: if *private {
-                format!("(private) {full}")
+            state: if held {
+                ReplyState::AwaitingApproval
             } else {
-                full.clone()
+                ReplyState::Pending
             },
+            auto: false,
+            review: held.then(|| Review {
+                reasons: reasons.clone(),
+                approved_by: None,
+                approved_at: None,
+                reminded: false,
+            }),
         });
+        let shown = if *private {
+            format!("(private) {full}")
+        } else {
+            full.clone()
+        };
+        if held {
+            notes.push(Note::ApprovalAsked {
+                by: actor.clone(),
+                text: shown,
+                reasons: reasons.clone(),
+            });
+        } else {
+            effects.push(Effect::PublishReply { seq });
+            notes.push(Note::ReplyQueued {
+                by: actor.clone(),
+                text: shown,
+            });
+        }
     }
     next.customer_replied = false;
     // Replying to an unclaimed ticket claims it: the person answering owns it.
@@ -311,12 +351,155 @@ fn queue_replies(
         .map(|r| r.text.clone())
         .collect::<Vec<_>>()
         .join("\n");
-    let what = if parts.iter().any(|(_, private)| *private) {
-        "private reply queued"
-    } else {
-        "reply queued"
+    let what = match (held, parts.iter().any(|(_, private)| *private)) {
+        (true, true) => "private reply awaits approval",
+        (true, false) => "reply awaits approval",
+        (false, true) => "private reply queued",
+        (false, false) => "reply queued",
     };
     Ok((effects, what, Some(detail)))
+}
+
+/// A reply as it will be sent must fit the platform's limits.
+fn check_length(ticket: &Ticket, rules: &TextRules, full: &str) -> Result<(), Rejection> {
+    let length = rules.count(full);
+    if length > rules.max_chars {
+        return Err(Rejection::ReplyTooLong {
+            length,
+            limit: rules.max_chars,
+            platform: ticket.mention.platform,
+        });
+    }
+    if !rules.fits(full) {
+        return Err(Rejection::ReplyTooManyBytes {
+            bytes: full.len(),
+            limit: crate::domain::text::BLUESKY_MAX_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Approve, reject or rewrite the draft that waits for approval. Approving is never
+/// open to its author (nor to whoever last edited it) nor to an agent in training; what
+/// is approved goes out exactly as it reads.
+fn review_draft(
+    ticket: &Ticket,
+    next: &mut Ticket,
+    action: &AgentAction,
+    actor: &AgentRef,
+    desk: &Desk,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Effect>, &'static str, Option<String>), Rejection> {
+    ensure_open(ticket)?;
+    let Some(draft) = ticket.draft_awaiting_approval() else {
+        return Err(Rejection::NoDraftWaiting);
+    };
+    let author = draft.by.clone();
+    match action {
+        AgentAction::Approve => {
+            if ticket
+                .drafts_awaiting_approval()
+                .any(|r| desk.same_person(&r.by, actor))
+            {
+                return Err(Rejection::OwnDraft);
+            }
+            if desk.is_trainee(actor) {
+                return Err(Rejection::TraineeCannotApprove);
+            }
+            let mut effects = Vec::new();
+            let mut texts = Vec::new();
+            for r in next
+                .replies
+                .iter_mut()
+                .filter(|r| matches!(r.state, ReplyState::AwaitingApproval))
+            {
+                r.state = ReplyState::Pending;
+                if let Some(review) = r.review.as_mut() {
+                    review.approved_by = Some(actor.clone());
+                    review.approved_at = Some(now);
+                }
+                effects.push(Effect::PublishReply { seq: r.seq });
+                texts.push(r.text.clone());
+            }
+            effects.push(Effect::UpdateCards);
+            effects.push(Effect::ThreadNote(Note::DraftApproved {
+                by: actor.clone(),
+                author: author.clone(),
+            }));
+            Ok((
+                effects,
+                "reply approved",
+                Some(format!(
+                    "written by {}: {}",
+                    author.member_key(),
+                    texts.join("\n")
+                )),
+            ))
+        }
+        AgentAction::RejectDraft => {
+            for r in next
+                .replies
+                .iter_mut()
+                .filter(|r| matches!(r.state, ReplyState::AwaitingApproval))
+            {
+                r.state = ReplyState::Rejected { by: actor.clone() };
+            }
+            Ok((
+                vec![
+                    Effect::UpdateCards,
+                    Effect::ThreadNote(Note::DraftRejected {
+                        by: actor.clone(),
+                        author: author.clone(),
+                    }),
+                ],
+                "draft rejected",
+                Some(format!("written by {}", author.member_key())),
+            ))
+        }
+        AgentAction::EditDraft { text } => {
+            if text.trim().is_empty() {
+                return Err(Rejection::EmptyReply);
+            }
+            let Some(rules) = desk.text_rules.get(&ticket.mention.platform) else {
+                return Err(Rejection::CannotReplyOn {
+                    network: ticket.mention.network_label().to_string(),
+                });
+            };
+            let full = compose_reply(&ticket.mention, text);
+            check_length(ticket, rules, &full)?;
+            let seq = draft.seq;
+            let reasons = desk.approvals.reasons(ticket, &[text.as_str()]);
+            let r = next
+                .replies
+                .iter_mut()
+                .find(|r| r.seq == seq)
+                .expect("the draft is on the ticket");
+            r.text = full.clone();
+            // Whoever rewrote it is now its author: their own words need other eyes.
+            r.by = actor.clone();
+            r.at = now;
+            if let Some(review) = r.review.as_mut() {
+                for reason in reasons {
+                    if !review.reasons.contains(&reason) {
+                        review.reasons.push(reason);
+                    }
+                }
+                review.reminded = false;
+            }
+            Ok((
+                vec![
+                    Effect::UpdateCards,
+                    Effect::ThreadNote(Note::DraftEdited {
+                        by: actor.clone(),
+                        text: full.clone(),
+                    }),
+                ],
+                "draft edited",
+                Some(full),
+            ))
+        }
+        _ => unreachable!("only review actions reach review_draft"),
+    }
 }
 
 /// Judge an agent's action on a ticket. Pure: same inputs, same answer.
@@ -394,6 +577,9 @@ pub fn apply(
                 None,
             )
         }
+        AgentAction::Approve | AgentAction::RejectDraft | AgentAction::EditDraft { .. } => {
+            review_draft(ticket, &mut next, &action, actor, desk, now)?
+        }
         AgentAction::Reopen => {
             if !ticket.is_closed() {
                 return Err(Rejection::NotClosed);
@@ -405,7 +591,17 @@ pub fn apply(
             };
             next.holder = None;
             next.closed_by = None;
-            card_change(Note::Reopened { by: actor.clone() }, "reopened")
+            if ticket.kept_off_by_rule() {
+                // A rule kept it off the channel: reopened, it gets the card it never had.
+                next.stage = Stage::New;
+                (
+                    vec![Effect::PostCards],
+                    "reopened; its card is posted",
+                    None,
+                )
+            } else {
+                card_change(Note::Reopened { by: actor.clone() }, "reopened")
+            }
         }
     };
     let audit = audit(ticket, Some(actor), what, detail, now);
@@ -568,6 +764,7 @@ mod tests {
                 name: "Alice".into(),
                 profile_url: "https://m.example/@alice".into(),
                 id: None,
+                followers: None,
             },
             text: "my order is late".into(),
             language: Some("en".into()),
@@ -576,6 +773,7 @@ mod tests {
             visibility: Visibility::Unlisted,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         };
         let mut tk = Ticket::open(TicketId(7), mention, t(0));
         tk.stage = Stage::Posted;
@@ -882,6 +1080,21 @@ mod tests {
             .unwrap()
             .ticket;
         assert_eq!(ignored.state_label(), "Ignored");
+        // Ignored by an agent: reopening updates its card. Kept off the channel by a
+        // rule: reopening posts the card it never had.
+        assert!(!ignored.kept_off_by_rule());
+        let mut spam = ticket();
+        spam.stage = Stage::Ignored;
+        spam.rule_hits.push(crate::domain::triage::RuleHit {
+            rule: "spam".into(),
+            matched: "word \"airdrop\"".into(),
+            did: "ignored".into(),
+            ignored: true,
+        });
+        let tr = run(&spam, AgentAction::Reopen, "BEN", 5).unwrap();
+        assert_eq!(tr.ticket.stage, Stage::New);
+        assert_eq!(tr.effects, vec![Effect::PostCards]);
+        assert!(!tr.ticket.kept_off_by_rule());
     }
 
     #[test]
@@ -978,5 +1191,124 @@ mod tests {
             apply(&claimed, AgentAction::Resolve, &kim_slack, &unlinked, t(2)),
             Err(Rejection::NotYours { .. })
         ));
+    }
+
+    fn careful_desk() -> Desk {
+        let mut d = desk();
+        d.approvals = crate::domain::approval::ApprovalPolicy {
+            words: vec!["refund".into()],
+            trainees: vec!["slack:GIA".into()],
+            ..Default::default()
+        };
+        d
+    }
+
+    fn careful(tk: &Ticket, a: AgentAction, who: &str, at: i64) -> Result<Transition, Rejection> {
+        apply(tk, a, &agent(who), &careful_desk(), t(at))
+    }
+
+    fn reply(text: &str) -> AgentAction {
+        AgentAction::Reply { text: text.into() }
+    }
+
+    #[test]
+    fn a_risky_draft_waits_and_nothing_is_published_until_someone_else_approves_it() {
+        let held = careful(&ticket(), reply("We refund you today"), "ANA", 1).unwrap();
+        assert!(!held
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::PublishReply { .. })));
+        assert!(held
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::ThreadNote(Note::ApprovalAsked { reasons, .. }) if reasons == &["mentions refund".to_string()])));
+        assert_eq!(held.audit.what, "reply awaits approval");
+        let tk = held.ticket;
+        assert_eq!(tk.replies[0].state, ReplyState::AwaitingApproval);
+        assert!(
+            tk.awaiting_answer(),
+            "the SLA clock runs while the draft waits"
+        );
+        // Nothing else can be sent meanwhile, and the author cannot wave it through.
+        assert_eq!(
+            careful(&tk, reply("other"), "ANA", 2),
+            Err(Rejection::ReplyInFlight)
+        );
+        assert_eq!(
+            careful(&tk, AgentAction::Approve, "ANA", 2),
+            Err(Rejection::OwnDraft)
+        );
+        // Trainees approve nobody's drafts.
+        assert_eq!(
+            careful(&tk, AgentAction::Approve, "GIA", 2),
+            Err(Rejection::TraineeCannotApprove)
+        );
+        let approved = careful(&tk, AgentAction::Approve, "BEN", 3).unwrap();
+        assert!(approved.effects.contains(&Effect::PublishReply { seq: 1 }));
+        let r = &approved.ticket.replies[0];
+        assert_eq!(r.state, ReplyState::Pending);
+        assert_eq!(r.text, "@alice@m.example We refund you today");
+        let review = r.review.as_ref().unwrap();
+        assert_eq!(review.approved_by.as_ref().unwrap().user_id, "BEN");
+        assert_eq!(approved.audit.what, "reply approved");
+        assert_eq!(
+            careful(&approved.ticket, AgentAction::Approve, "BEN", 4),
+            Err(Rejection::NoDraftWaiting)
+        );
+    }
+
+    #[test]
+    fn a_trainees_every_draft_waits_and_an_ordinary_one_goes_out_at_once() {
+        let tk = careful(&ticket(), reply("Hello!"), "GIA", 1)
+            .unwrap()
+            .ticket;
+        assert_eq!(tk.replies[0].state, ReplyState::AwaitingApproval);
+        assert_eq!(
+            tk.replies[0].review.as_ref().unwrap().reasons,
+            ["name-GIA is in training"]
+        );
+        let plain = careful(&ticket(), reply("Hello!"), "ANA", 1).unwrap();
+        assert_eq!(plain.ticket.replies[0].state, ReplyState::Pending);
+        assert!(plain.effects.contains(&Effect::PublishReply { seq: 1 }));
+        // Without [approvals] nothing ever waits, whatever it says.
+        let free = run(&ticket(), reply("refund"), "GIA", 1).unwrap();
+        assert_eq!(free.ticket.replies[0].state, ReplyState::Pending);
+    }
+
+    #[test]
+    fn an_edit_makes_the_editor_its_author_and_a_rejected_draft_is_never_sent() {
+        let tk = careful(&ticket(), reply("refund soon"), "ANA", 1)
+            .unwrap()
+            .ticket;
+        let edited = careful(
+            &tk,
+            AgentAction::EditDraft {
+                text: "A refund is on its way.".into(),
+            },
+            "BEN",
+            2,
+        )
+        .unwrap()
+        .ticket;
+        let draft = edited.draft_awaiting_approval().unwrap();
+        assert_eq!(draft.text, "@alice@m.example A refund is on its way.");
+        assert_eq!(draft.by.user_id, "BEN");
+        assert_eq!(
+            careful(&edited, AgentAction::Approve, "BEN", 3),
+            Err(Rejection::OwnDraft)
+        );
+        // Ana did not write these words: she may approve them.
+        assert!(careful(&edited, AgentAction::Approve, "ANA", 3).is_ok());
+        let rejected = careful(&edited, AgentAction::RejectDraft, "ANA", 3).unwrap();
+        assert!(matches!(
+            rejected.ticket.replies[0].state,
+            ReplyState::Rejected { .. }
+        ));
+        assert!(!rejected
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::PublishReply { .. })));
+        // A rejected draft is out of the way: a new answer can be written.
+        assert!(careful(&rejected.ticket, reply("Sorry!"), "ANA", 4).is_ok());
     }
 }

@@ -25,6 +25,8 @@ pub struct SlaPolicy {
     pub idle_claim_reminder: Duration,
     /// …and their claim is released after this, for whoever is on.
     pub idle_claim_release: Duration,
+    /// A draft waiting for approval this long reminds the on-call agents (`[approvals]`).
+    pub approval_reminder: Option<Duration>,
 }
 
 impl Default for SlaPolicy {
@@ -36,6 +38,7 @@ impl Default for SlaPolicy {
             unclaimed_escalation: vec![Duration::minutes(15), Duration::minutes(30)],
             idle_claim_reminder: Duration::minutes(20),
             idle_claim_release: Duration::minutes(40),
+            approval_reminder: None,
         }
     }
 }
@@ -54,6 +57,8 @@ pub enum SlaStep {
     ReleaseClaim,
     /// The resolution target passed with the ticket still open.
     ResolutionOverdue,
+    /// A draft has waited for approval too long.
+    RemindApprovers,
 }
 
 /// When the first response is due: as stamped on arrival, else the time the desk received
@@ -92,7 +97,14 @@ pub fn due_steps(
     } else if now >= warn_from && !marks.warned {
         steps.insert(0, SlaStep::Warn { left: due - now });
     }
+    if let Some(at) = approval_reminder_at(ticket, policy) {
+        if now >= at {
+            steps.push(SlaStep::RemindApprovers);
+        }
+    }
     match &ticket.holder {
+        // The holder has done their part while their draft waits for approval.
+        Some(_) if ticket.draft_awaiting_approval().is_some() => {}
         None => {
             let age = now - ticket.opened_at;
             let reached = policy
@@ -116,6 +128,14 @@ pub fn due_steps(
         }
     }
     steps
+}
+
+/// When the draft waiting for approval reminds the approvers, unless it already did.
+fn approval_reminder_at(ticket: &Ticket, policy: &SlaPolicy) -> Option<DateTime<Utc>> {
+    let after = policy.approval_reminder?;
+    let draft = ticket.draft_awaiting_approval()?;
+    let reminded = draft.review.as_ref().is_some_and(|r| r.reminded);
+    (!reminded).then(|| draft.at + after)
 }
 
 fn warn_from(ticket: &Ticket, policy: &SlaPolicy) -> DateTime<Utc> {
@@ -156,7 +176,9 @@ fn edges(
         if !marks.breached {
             candidates.push(first_response_due(ticket, policy));
         }
+        candidates.extend(approval_reminder_at(ticket, policy));
         match &ticket.holder {
+            Some(_) if ticket.draft_awaiting_approval().is_some() => {}
             None => candidates.extend(
                 policy
                     .unclaimed_escalation
@@ -207,7 +229,7 @@ pub fn policy_fingerprint(policy: &SlaPolicy, acknowledges_off_hours: bool) -> S
     let ms = |d: &Duration| d.num_milliseconds().to_string();
     let p = policy;
     format!(
-        "{}|{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}|{}",
         ms(&p.first_response),
         p.resolution.as_ref().map(ms).unwrap_or_default(),
         p.warn_at,
@@ -219,6 +241,7 @@ pub fn policy_fingerprint(policy: &SlaPolicy, acknowledges_off_hours: bool) -> S
         ms(&p.idle_claim_reminder),
         ms(&p.idle_claim_release),
         acknowledges_off_hours,
+        p.approval_reminder.as_ref().map(ms).unwrap_or_default(),
     )
 }
 
@@ -333,6 +356,39 @@ pub fn apply_steps(
                     what.push("idle claim released".to_string());
                 }
             }
+            SlaStep::RemindApprovers => {
+                let author = ticket.draft_awaiting_approval().map(|d| d.by.clone());
+                let mut reminded = false;
+                for r in next
+                    .replies
+                    .iter_mut()
+                    .filter(|r| matches!(r.state, super::ReplyState::AwaitingApproval))
+                {
+                    if let Some(review) = r.review.as_mut().filter(|v| !v.reminded) {
+                        review.reminded = true;
+                        reminded = true;
+                    }
+                }
+                if let (true, Some(author)) = (reminded, author) {
+                    let waited = ticket
+                        .draft_awaiting_approval()
+                        .map(|d| (now - d.at).num_minutes())
+                        .unwrap_or_default();
+                    let members = on_duty
+                        .primary
+                        .iter()
+                        .chain(&on_duty.secondary)
+                        .filter(|k| **k != author.member_key())
+                        .cloned()
+                        .collect();
+                    notes.push(Note::ApprovalReminder {
+                        author,
+                        minutes: waited,
+                        members,
+                    });
+                    what.push("approvers reminded".to_string());
+                }
+            }
             SlaStep::ResolutionOverdue if !next.sla.resolution_overdue => {
                 next.sla.resolution_overdue = true;
                 card_changes = true;
@@ -425,6 +481,7 @@ pub fn acknowledge_off_hours(
         at: now,
         state: super::ReplyState::Pending,
         auto: true,
+        review: None,
     });
     Some(Transition {
         audit: AuditEntry {
@@ -469,6 +526,7 @@ mod tests {
                     name: "Alice".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "help".into(),
                 language: None,
@@ -479,6 +537,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             t(0),
         )
@@ -514,6 +573,13 @@ mod tests {
                         ticket.holder = None;
                     }
                     SlaStep::ResolutionOverdue => marks.resolution_overdue = true,
+                    SlaStep::RemindApprovers => {
+                        for r in ticket.replies.iter_mut() {
+                            if let Some(review) = r.review.as_mut() {
+                                review.reminded = true;
+                            }
+                        }
+                    }
                 }
             }
             match next_check(&ticket, &marks, policy, now) {
@@ -585,6 +651,7 @@ mod tests {
                 url: String::new(),
             },
             auto: false,
+            review: None,
         });
         assert!(due_steps(
             &answered,
@@ -627,6 +694,7 @@ mod tests {
                 reason: "gone".into(),
             },
             auto: false,
+            review: None,
         });
         assert!(
             due_steps(&failed, &SlaMarks::default(), &SlaPolicy::default(), t(60))
@@ -679,6 +747,7 @@ mod tests {
                 url: String::new(),
             },
             auto: false,
+            review: None,
         }
     }
 
@@ -1102,7 +1171,8 @@ mod tests {
         crate::domain::routes::Routes {
             routes: Vec::new(),
             default,
-            card_hold: chrono::Duration::zero(),
+            card_hold: Default::default(),
+            triage: Default::default(),
         }
     }
 
@@ -1197,5 +1267,50 @@ mod tests {
         for other in [faster, acking, renamed] {
             assert_ne!(base.policy_fingerprint(), other.policy_fingerprint());
         }
+    }
+
+    #[test]
+    fn a_draft_waiting_for_approval_reminds_the_on_call_once_and_spares_its_author_the_idle_nags() {
+        let policy = SlaPolicy {
+            approval_reminder: Some(Duration::minutes(15)),
+            ..SlaPolicy::default()
+        };
+        let mut tk = claimed_by_ana(t(1));
+        let mut draft = answer(t(2));
+        draft.state = ReplyState::AwaitingApproval;
+        draft.review = Some(crate::domain::Review {
+            reasons: vec!["mentions refund".into()],
+            approved_by: None,
+            approved_at: None,
+            reminded: false,
+        });
+        // Ana is on call herself: the reminder asks the others.
+        let on = OnCall {
+            primary: vec![ana().member_key(), "slack:UPRIME".into()],
+            secondary: vec!["slack:USECOND".into()],
+        };
+        tk.replies.push(draft);
+        assert_eq!(next_check(&tk, &tk.sla, &policy, t(2)), Some(t(17)));
+        assert!(apply_steps(&tk, &due_steps(&tk, &tk.sla, &policy, t(16)), &on, t(16)).is_none());
+        let reminded =
+            apply_steps(&tk, &due_steps(&tk, &tk.sla, &policy, t(17)), &on, t(17)).unwrap();
+        assert_eq!(
+            notes(&reminded),
+            vec![Note::ApprovalReminder {
+                author: ana(),
+                minutes: 15,
+                members: vec!["slack:UPRIME".into(), "slack:USECOND".into()],
+            }]
+        );
+        let tk = reminded.ticket;
+        // Once only; and Ana, who has done her part, is neither reminded nor released.
+        let later = due_steps(&tk, &tk.sla, &policy, t(120));
+        assert!(!later.contains(&SlaStep::RemindApprovers));
+        assert!(!later.contains(&SlaStep::RemindHolder));
+        assert!(!later.contains(&SlaStep::ReleaseClaim));
+        assert!(
+            later.contains(&SlaStep::Breach),
+            "the customer still waits: {later:?}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 use crate::domain::canned::CannedReply;
 use crate::domain::incident::{BulkControl, Incident};
 use crate::domain::oncall::{OnCall, Override};
+use crate::domain::translation::{DraftChoice, TranslatedDraft};
 use crate::domain::{
     text::TextRules, AgentAction, AgentRef, IncidentId, Platform, Rejection, SurfaceKind, Ticket,
     TicketId,
@@ -41,7 +42,8 @@ pub enum ActError {
 /// means the change is durable; what it sets off (card updates, the reply to the customer)
 /// is carried out by the outbox afterwards, exactly once. Only configured agents may act
 /// or read the desk; anyone else gets [`Rejection::NotAnAgent`].
-/// The first open tickets, oldest first, and how many are open in all.
+/// The first open tickets in the list's order (highest priority first, then whoever
+/// has waited longest), each with its priority as of now, and how many are open in all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenTickets {
     pub first: Vec<Ticket>,
@@ -62,6 +64,20 @@ impl IncidentPage {
     /// Members a page lists.
     pub const PER_PAGE: usize = 20;
 }
+/// An agent's draft to be machine-translated before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftToTranslate {
+    pub text: String,
+    /// The public acknowledgement of a private reply, translated with it.
+    pub ack: Option<String>,
+    pub private: bool,
+    /// The language to translate into (a BCP 47 tag such as `de`).
+    pub to: String,
+}
+
+/// What an agent is told when the reply form cannot translate.
+pub const NO_TRANSLATION: &str =
+    "Translation is not configured for this desk ([translation] in bot-config.toml); nothing was sent.";
 
 #[async_trait]
 pub trait AgentDesk: Send + Sync {
@@ -116,6 +132,10 @@ pub trait AgentDesk: Send + Sync {
         author: &AgentRef,
         text: &str,
     ) -> Result<Option<TicketId>, ActError>;
+
+    /// `/mentions why <ticket>`: the ticket (whatever its stage) with its priority as of
+    /// now, whose reasons, rule hits and tags say why it is where it is. Agents only.
+    async fn explain(&self, who: &AgentRef, id: TicketId) -> Result<Ticket, ActError>;
 
     /// `/mentions canned`: the whole library, as text.
     async fn canned_list(&self, who: &AgentRef) -> Result<String, ActError>;
@@ -185,6 +205,54 @@ pub trait AgentDesk: Send + Sync {
     /// True the first time an inbound delivery (`kind`, `id`) is seen, false for a
     /// redelivery; remembered across restarts, so a retried event changes nothing.
     async fn first_delivery(&self, kind: &str, id: &str) -> Result<bool, StoreFailure>;
+
+    /// The language a draft on this ticket can be machine-translated into before it is
+    /// sent (the customer's), when `[translation]` is configured and that language is not
+    /// the team's own. `None`: the reply form offers no translation.
+    fn draft_language(&self, _ticket: &Ticket) -> Option<String> {
+        None
+    }
+
+    /// Translate an agent's draft for ticket `id`, if the agent may reply there now.
+    /// Commits nothing and sends nothing to the customer: what goes out is what the
+    /// agent then picks, through [`act`](Self::act) or [`send_draft`](Self::send_draft).
+    async fn translate_draft(
+        &self,
+        _id: TicketId,
+        _draft: DraftToTranslate,
+        _actor: &AgentRef,
+    ) -> Result<TranslatedDraft, ActError> {
+        Err(ActError::Invalid(NO_TRANSLATION.into()))
+    }
+
+    /// Keep a translated draft for `who` until they pick what to send (a surface whose
+    /// choice comes back as a button press); returns its number. One per agent: a newer
+    /// draft replaces the older, whose buttons then send nothing. Never sent anywhere.
+    async fn hold_draft(&self, _who: &AgentRef, _draft: &TranslatedDraft) -> Result<u64, ActError> {
+        Err(ActError::Invalid(NO_TRANSLATION.into()))
+    }
+
+    /// Send the version `choice` of the draft `number` held for `who`, exactly as it was
+    /// shown, as their reply ([`act`](Self::act)); once accepted the draft is let go, so
+    /// its buttons send nothing again. A refusal keeps it.
+    async fn send_draft(
+        &self,
+        _who: &AgentRef,
+        _number: u64,
+        _choice: DraftChoice,
+    ) -> Result<Ticket, ActError> {
+        Err(ActError::Invalid(NO_TRANSLATION.into()))
+    }
+
+    /// Take the draft `number` held for `who` away (to edit it in a form): its buttons
+    /// send nothing afterwards. `None`: it was sent or replaced already.
+    async fn take_draft(
+        &self,
+        _who: &AgentRef,
+        _number: u64,
+    ) -> Result<Option<TranslatedDraft>, ActError> {
+        Ok(None)
+    }
 
     /// Work a chat handler leaves to finish after it has answered (a button press handled
     /// after the acknowledgement, a late answer). It runs under the runtime's supervision

@@ -241,6 +241,45 @@ pub struct Due {
     pub next: Option<DateTime<Utc>>,
 }
 
+/// An open ticket as the open list sorts it (see [`Store::open_priorities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPriority {
+    pub ticket: TicketId,
+    pub received: DateTime<Utc>,
+    /// Its priority's points as judged on arrival.
+    pub score: i32,
+    /// No agent's first answer yet (see `domain::priority::waits_for_answer`).
+    pub waiting: bool,
+}
+
+impl OpenPriority {
+    pub fn of(t: &Ticket) -> OpenPriority {
+        OpenPriority {
+            ticket: t.id,
+            received: t.received_at(),
+            score: t.priority.score,
+            waiting: crate::domain::priority::waits_for_answer(t),
+        }
+    }
+}
+
+/// Of each group (points, waiting or not) of `open`, the `limit` received first.
+pub fn heads_of(mut open: Vec<OpenPriority>, limit: usize) -> Vec<OpenPriority> {
+    open.sort_by_key(|o| (o.waiting, o.score, o.received, o.ticket));
+    let mut taken: Vec<OpenPriority> = Vec::new();
+    let mut in_group = 0;
+    for o in open {
+        let same = taken
+            .last()
+            .is_some_and(|l| (l.waiting, l.score) == (o.waiting, o.score));
+        in_group = if same { in_group + 1 } else { 1 };
+        if in_group <= limit {
+            taken.push(o);
+        }
+    }
+    taken
+}
+
 /// The outbox key of jobs that concern no ticket (shift hand-off digests).
 pub const DESK_JOBS: TicketId = TicketId(0);
 
@@ -375,6 +414,28 @@ pub trait Store: Send + Sync {
 
     /// How many tickets are open (a maintained counter).
     async fn open_ticket_count(&self) -> Result<usize, StoreError>;
+
+    /// Every open ticket's number, instant received, points on arrival and whether it
+    /// still waits for a first answer, in number order: what the open list sorts by,
+    /// read from the index of open tickets (a backend keeps them there; this default
+    /// reads the tickets).
+    async fn open_priorities(&self) -> Result<Vec<OpenPriority>, StoreError> {
+        Ok(self
+            .open_tickets()
+            .await?
+            .iter()
+            .map(OpenPriority::of)
+            .collect())
+    }
+
+    /// The open tickets that can be among the first `limit` of the open list at any
+    /// time: of each group of open tickets with the same points that wait for an answer
+    /// or not, the `limit` received first (waiting only raises a ticket, and the oldest
+    /// of a group has waited longest), in no particular order. A backend reads them from
+    /// an index in about `limit` per group; this default reads every open ticket.
+    async fn open_list_heads(&self, limit: usize) -> Result<Vec<OpenPriority>, StoreError> {
+        Ok(heads_of(self.open_priorities().await?, limit))
+    }
 
     /// Open tickets whose next-due instant ([`crate::domain::routes::Routes::next_due`] under the
     /// routes this store was given) is at or before `until`, soonest first, at most

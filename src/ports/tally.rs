@@ -9,7 +9,7 @@
 
 use super::{Store, StoreError};
 use crate::domain::routes::DEFAULT_ROUTE;
-use crate::domain::{AgentRef, Platform, Stage, Ticket, TicketId};
+use crate::domain::{AgentRef, Level, Platform, Stage, Ticket, TicketId};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,6 +110,25 @@ pub struct TicketFacts {
     /// acknowledgement is none): when it went out, and who sent it.
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     pub first_response: Option<(DateTime<Utc>, AgentRef)>,
+    /// The priority judged on arrival (facts kept before priorities existed: normal).
+    #[serde(rename = "v", default, skip_serializing_if = "is_normal")]
+    pub level: Level,
+    /// The language the desk went by (detected when sure, else the platform's tag), as
+    /// its primary subtag in lower case (`pt`, not `pt-BR`).
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+fn is_normal(level: &Level) -> bool {
+    *level == Level::Normal
+}
+
+/// `pt-BR` → `pt`; anything that is not a language tag's letters → none (a platform's
+/// tag is customer-controlled text).
+pub fn primary_language(tag: &str) -> Option<String> {
+    let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+    ((2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase()))
+        .then_some(primary)
 }
 
 impl TicketFacts {
@@ -128,6 +147,11 @@ impl TicketFacts {
                 };
                 (t.received_at() + waited, by)
             }),
+            level: t.priority.level,
+            language: t
+                .mention
+                .language_in_use()
+                .and_then(|(l, _)| primary_language(l)),
         }
     }
 
@@ -432,6 +456,7 @@ mod tests {
                     name: "A".into(),
                     profile_url: String::new(),
                     id: None,
+                    followers: None,
                 },
                 text: "hi".into(),
                 language: None,
@@ -440,6 +465,7 @@ mod tests {
                 visibility: Visibility::Public,
                 reply_context: None,
                 external_id: None,
+                detected_language: None,
             },
             at,
         );

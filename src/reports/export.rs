@@ -4,7 +4,7 @@
 
 use super::keys::{agent_key, platform_key, stage_key};
 use super::numbers::{first_response, resolved_at};
-use crate::domain::{AuditEntry, ReplyState, Ticket};
+use crate::domain::{AuditEntry, LanguageSource, ReplyState, Ticket};
 use crate::ports::{Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 /// Export columns of a ticket, in order; [`ticket_cells`] gives the values in the same
 /// order, so the CSV header and the JSON keys are one list.
-const TICKET_COLUMNS: [&str; 25] = [
+const TICKET_COLUMNS: [&str; 32] = [
     "id",
     "platform",
     "network",
@@ -38,6 +38,13 @@ const TICKET_COLUMNS: [&str; 25] = [
     "first_responder_name",
     "resolved_at",
     "closed_by_id",
+    "language_used",
+    "language_source",
+    "priority",
+    "priority_score",
+    "priority_reasons",
+    "tags",
+    "rules",
     "incident",
 ];
 
@@ -77,6 +84,29 @@ fn ticket_cells(t: &Ticket) -> [Value; TICKET_COLUMNS.len()] {
         Value::from(first.map(|(_, a)| a.name.clone())),
         resolved_at(t).map_or(Value::Null, time),
         Value::from(t.closed_by.as_ref().map(agent_key)),
+        Value::from(m.language_in_use().map(|(l, _)| l.to_string())),
+        Value::from(m.language_in_use().map(|(_, source)| match source {
+            LanguageSource::Detected => "detected",
+            LanguageSource::Platform => "platform",
+        })),
+        Value::from(t.priority.level.label()),
+        Value::from(t.priority.score),
+        Value::from(
+            t.priority
+                .reasons
+                .iter()
+                .map(|r| r.why.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Value::from(t.tags.join(" ")),
+        Value::from(
+            t.rule_hits
+                .iter()
+                .map(|h| format!("{}: {}", h.rule, h.did))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         Value::from(t.incident.map(|i| i.0)),
     ]
 }
@@ -311,6 +341,51 @@ mod tests {
             "ticket 7 unanswered"
         );
         assert_eq!(rows[2][col("holder_id")], "");
+        assert_eq!(rows[1][col("language_used")], "en");
+        assert_eq!(rows[1][col("language_source")], "platform");
+        assert_eq!(rows[1][col("priority")], "normal");
+    }
+
+    #[test]
+    fn the_export_says_how_a_ticket_was_triaged() {
+        use crate::domain::{DetectedLanguage, Level, Reason, RuleHit};
+        let mut t = week().remove(0);
+        t.mention.detected_language = Some(DetectedLanguage {
+            language: Some("da".into()),
+            confidence: 92,
+            sure: true,
+        });
+        t.priority.level = Level::Urgent;
+        t.priority.score = 70;
+        t.priority.reasons = vec![
+            Reason {
+                why: "VIP".into(),
+                points: 40,
+            },
+            Reason {
+                why: "urgent word: outage".into(),
+                points: 30,
+            },
+        ];
+        t.tags = vec!["billing".into(), "press".into()];
+        t.rule_hits = vec![RuleHit {
+            rule: "billing-words".into(),
+            matched: "word \"invoice\"".into(),
+            did: "tagged billing".into(),
+            ignored: false,
+        }];
+        let mut out = Vec::new();
+        export_csv_tickets(&[t], &mut out).unwrap();
+        let rows = parse_csv(&String::from_utf8(out).unwrap());
+        let col = |name: &str| TICKET_COLUMNS.iter().position(|c| *c == name).unwrap();
+        assert_eq!(rows[1][col("language")], "en", "the platform's own tag");
+        assert_eq!(rows[1][col("language_used")], "da");
+        assert_eq!(rows[1][col("language_source")], "detected");
+        assert_eq!(rows[1][col("priority")], "urgent");
+        assert_eq!(rows[1][col("priority_score")], "70");
+        assert_eq!(rows[1][col("priority_reasons")], "VIP; urgent word: outage");
+        assert_eq!(rows[1][col("tags")], "billing press");
+        assert_eq!(rows[1][col("rules")], "billing-words: tagged billing");
     }
 
     #[tokio::test]

@@ -123,6 +123,7 @@ pub fn incidents_exposition(incidents: &[Incident]) -> String {
         "gauge",
         "Incidents' bulk answers, by where they stand.",
         [
+            ("awaiting_approval", BulkState::AwaitingApproval),
             ("running", BulkState::Running),
             ("paused", BulkState::Paused),
             ("done", BulkState::Done),
@@ -183,6 +184,7 @@ pub fn incident_cells(i: &Incident) -> [Value; INCIDENT_COLUMNS.len()] {
         i.first_answer_at.map_or(Value::Null, time),
         Value::from(i.time_to_first_answer().map(|d| d.num_seconds())),
         Value::from(i.bulk.as_ref().map(|b| match b.state {
+            BulkState::AwaitingApproval => "awaiting_approval",
             BulkState::Running => "running",
             BulkState::Paused => "paused",
             BulkState::Cancelled => "cancelled",

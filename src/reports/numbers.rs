@@ -150,6 +150,11 @@ pub struct Summary {
     pub by_agent: Vec<Group>,
     pub by_route: Vec<Group>,
     pub by_shift: Vec<Group>,
+    /// By the priority judged on arrival, most urgent first.
+    pub by_priority: Vec<Group>,
+    /// By the language the desk went by, busiest first (tickets of no known language
+    /// under `?`).
+    pub by_language: Vec<Group>,
 }
 
 /// How each ticket is judged: its route's first-response target, and the shift it
@@ -325,6 +330,8 @@ pub struct Summarizer<'a> {
     by_agent: Breakdown,
     by_route: Breakdown,
     by_shift: Breakdown,
+    by_priority: Breakdown,
+    by_language: Breakdown,
 }
 
 impl<'a> Summarizer<'a> {
@@ -337,6 +344,8 @@ impl<'a> Summarizer<'a> {
             by_agent: Breakdown::default(),
             by_route: Breakdown::default(),
             by_shift: Breakdown::default(),
+            by_priority: Breakdown::default(),
+            by_language: Breakdown::default(),
         }
     }
 
@@ -364,6 +373,16 @@ impl<'a> Summarizer<'a> {
             (self.targets.shift_of)(ticket.opened_at).map(|s| (s.clone(), s)),
             &f,
         );
+        let level = ticket.level.label().to_string();
+        self.by_priority.add(Some((level.clone(), level)), &f);
+        let language = match &ticket.language {
+            Some(l) => (
+                l.clone(),
+                crate::domain::language::name(l).unwrap_or(l).to_string(),
+            ),
+            None => ("?".to_string(), "unknown".to_string()),
+        };
+        self.by_language.add(Some(language), &f);
     }
 
     pub fn finish(self) -> Summary {
@@ -375,6 +394,13 @@ impl<'a> Summarizer<'a> {
             by_agent: self.by_agent.finish(),
             by_route: self.by_route.finish(),
             by_shift: self.by_shift.finish(),
+            by_priority: {
+                // Most urgent first, whatever the volume.
+                let mut groups = self.by_priority.finish();
+                groups.sort_by_key(|g| std::cmp::Reverse(crate::domain::Level::parse(&g.key)));
+                groups
+            },
+            by_language: self.by_language.finish(),
         }
     }
 }
@@ -448,6 +474,46 @@ mod tests {
         let metrics = prometheus_with(&tickets, now(), &targets);
         assert!(metrics.contains("mentionbridge_route_tickets_opened_total{route=\"vip\"} 2"));
         assert!(metrics.contains("mentionbridge_route_sla_breaches_total{route=\"vip\"} 2"));
+    }
+
+    #[test]
+    fn each_priority_and_language_is_counted_on_its_own() {
+        // The week's X mentions were urgent and in Danish (detected); #1 is untagged.
+        let tickets: Vec<Ticket> = week()
+            .into_iter()
+            .map(|mut t| {
+                if t.mention.platform == Platform::X {
+                    t.priority.level = crate::domain::Level::Urgent;
+                    t.mention.detected_language = Some(crate::domain::DetectedLanguage {
+                        language: Some("da".into()),
+                        confidence: 90,
+                        sure: true,
+                    });
+                }
+                if t.id.0 == 1 {
+                    t.mention.language = None;
+                }
+                t
+            })
+            .collect();
+        let s = summarize(&tickets, &Window::parse("7d", now()).unwrap(), mins(60));
+        let count = |groups: &[Group], key: &str| {
+            groups
+                .iter()
+                .find(|g| g.key == key)
+                .map_or(0, |g| g.figures.tickets)
+        };
+        // By hand (see `week`): #5 and #6 are the X mentions.
+        assert_eq!(s.by_priority[0].key, "urgent", "most urgent first");
+        assert_eq!(count(&s.by_priority, "urgent"), 2);
+        assert_eq!(count(&s.by_priority, "normal"), 9);
+        assert_eq!(count(&s.by_language, "da"), 2);
+        assert_eq!(count(&s.by_language, "en"), 8);
+        assert_eq!(count(&s.by_language, "?"), 1);
+        let text = render_text(&s);
+        assert!(text.contains("By priority:\n• urgent: 2 opened"), "{text}");
+        assert!(text.contains("• Danish: 2 opened"), "{text}");
+        assert!(text.contains("• unknown: 1 opened"), "{text}");
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub(super) fn ticket(id: u64, platform: Platform, created: DateTime<Utc>) -> Tic
             name: format!("Customer {id}"),
             profile_url: format!("https://social.example/@customer{id}"),
             id: None,
+            followers: None,
         },
         text: "my order never arrived".into(),
         language: Some("en".into()),
@@ -76,6 +77,7 @@ pub(super) fn ticket(id: u64, platform: Platform, created: DateTime<Utc>) -> Tic
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     };
     let mut t = Ticket::open(TicketId(id), mention, created);
     t.stage = Stage::Posted;
@@ -114,6 +116,7 @@ pub(super) fn reply(
         at: when,
         state,
         auto: false,
+        review: None,
     });
     t.updated_at = t.updated_at.max(when);
     t

@@ -100,11 +100,14 @@ pub fn render_text(summary: &Summary) -> String {
         ("By agent (first reply)", &summary.by_agent, "answered"),
         ("By route", &summary.by_route, "opened"),
         ("By shift", &summary.by_shift, "opened"),
+        ("By priority", &summary.by_priority, "opened"),
+        ("By language", &summary.by_language, "opened"),
     ];
     for (title, groups, counted) in sections {
-        // One default route is no breakdown.
+        // One default route is no breakdown, nor is one priority or one language.
         let only_default = groups.len() == 1 && groups[0].key == DEFAULT_ROUTE;
-        if groups.is_empty() || only_default {
+        let one_of_a_kind = groups.len() == 1 && matches!(title, "By priority" | "By language");
+        if groups.is_empty() || only_default || one_of_a_kind {
             continue;
         }
         let _ = writeln!(out, "{title}:");

@@ -6,12 +6,15 @@ use crate::domain::canned::{choices_for, CannedReply};
 use crate::domain::incident::{BulkControl, Incident, IncidentChange, Refusal};
 use crate::domain::oncall::{Layer, OnCall, Override, Schedule};
 use crate::domain::routes::Routes;
+use crate::domain::translation::{customer_language, same_language, DraftChoice, TranslatedDraft};
 use crate::domain::IncidentId;
 use crate::domain::{
     apply, text::TextRules, AgentAction, AgentRef, AuditEntry, Desk, Effect, Platform, Rejection,
     SurfaceKind, Ticket, TicketId,
 };
-use crate::ports::{ActError, AgentDesk, IncidentPage, OpenTickets, StoreFailure};
+use crate::ports::{
+    ActError, AgentDesk, DraftToTranslate, IncidentPage, OpenTickets, StoreFailure,
+};
 use crate::ports::{Clock, SystemClock};
 use crate::ports::{SharedStore, StoreError};
 use crate::runtime::failpoints::Failpoints;
@@ -46,6 +49,11 @@ pub struct DeskService {
     /// Where the surfaces' handlers leave work they do not wait for.
     background: crate::runtime::supervisor::Background,
     background_work: Arc<crate::runtime::supervisor::BackgroundWork>,
+    /// Drafts can be translated in the reply form (`[translation]`); None: never.
+    translation: Option<Arc<crate::runtime::translation::Translation>>,
+    /// One agent's choice among their held drafts at a time, so two quick presses
+    /// cannot both send.
+    drafts: tokio::sync::Mutex<()>,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -53,6 +61,24 @@ const OVERRIDES_KEY: &str = "oncall:overrides";
 /// An agent's step on an incident, judged on it and the tickets named, as stored.
 type AgentStep<'a> =
     dyn Fn(&Incident, &[Ticket]) -> Result<IncidentChange, Refusal> + Send + Sync + 'a;
+/// Numbers translated drafts, across replicas.
+const DRAFT_NUMBERS_KEY: &str = "translation:drafts";
+
+/// Where the one translated draft an agent may hold is kept.
+fn held_draft_key(who: &AgentRef) -> String {
+    format!("translation:draft:{}", who.member_key())
+}
+
+/// A translated draft waiting for its agent's choice, with the number its buttons carry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeldDraft {
+    number: u64,
+    draft: TranslatedDraft,
+}
+
+/// What an agent is told when a held draft's buttons no longer send anything.
+const DRAFT_GONE: &str =
+    "This translation was already sent, edited or replaced by a newer one; nothing was sent.";
 
 /// Tickets' facts read per page for `/mentions stats` (about 150 bytes each): what it
 /// holds at once, whatever the window, and few round trips to a networked store.
@@ -73,7 +99,34 @@ impl DeskService {
             outbox_wake,
             slow: false,
             clock: Arc::new(SystemClock),
+            translation: None,
+            drafts: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Let agents translate their drafts into the customer's language.
+    pub fn with_translation(
+        mut self,
+        translation: Option<Arc<crate::runtime::translation::Translation>>,
+    ) -> Self {
+        self.translation = translation;
+        self
+    }
+
+    /// The draft `who` holds, if any (see [`AgentDesk::hold_draft`]).
+    async fn held_draft(&self, who: &AgentRef) -> Result<Option<HeldDraft>, ActError> {
+        Ok(self
+            .store
+            .state(&held_draft_key(who))
+            .await?
+            .filter(|raw| !raw.is_empty())
+            .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    }
+
+    async fn let_go_of_draft(&self, who: &AgentRef) -> Result<(), ActError> {
+        self.store.set_state(&held_draft_key(who), b"").await?;
+        self.store.flush().await?;
+        Ok(())
     }
 
     /// The desk's clock (the system clock unless a test passes its own).
@@ -123,7 +176,8 @@ impl DeskService {
     /// decides, from who is on call for that route at `now`.
     pub async fn paging(&self, ticket: &Ticket, now: chrono::DateTime<Utc>) -> Vec<Effect> {
         let route = self.routes.of(ticket);
-        route.paging(&route.schedule(&self.schedule().await).on_call(now))
+        let on_call = route.schedule(&self.schedule().await).on_call(now);
+        self.routes.paging(ticket, &on_call)
     }
 
     /// What an incident's card asks of the people on call once it is up: one page for
@@ -317,11 +371,46 @@ impl AgentDesk for DeskService {
             .group_members = members;
     }
 
+    /// Sorted from the heads of the index of what the list sorts by (points, instant
+    /// received, answered yet), so only the tickets shown are read.
     async fn open_tickets(&self, limit: usize) -> Result<OpenTickets, ActError> {
+        let now = self.clock.now();
+        let policy = &self.routes.triage.priority;
+        let mut open: Vec<_> = self
+            .store
+            .open_list_heads(limit)
+            .await?
+            .into_iter()
+            .map(|o| {
+                let level = policy.current_level(o.score, o.received, o.waiting, now);
+                (level, o.received, o.ticket)
+            })
+            .collect();
+        open.sort_unstable_by(|a, b| crate::domain::priority::list_order(*a, *b));
+        let mut first = Vec::with_capacity(limit.min(open.len()));
+        for (_, _, id) in open.iter().take(limit) {
+            if let Some(mut t) = self.store.ticket(*id).await? {
+                t.priority = policy.current(&t, now);
+                first.push(t);
+            }
+        }
         Ok(OpenTickets {
-            first: self.store.open_tickets_numbered("", limit).await?,
+            first,
             total: self.store.open_ticket_count().await?,
         })
+    }
+
+    async fn explain(&self, who: &AgentRef, id: TicketId) -> Result<Ticket, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let mut ticket = self.ticket(id).await?;
+        ticket.priority = self
+            .routes
+            .triage
+            .priority
+            .current(&ticket, self.clock.now());
+        Ok(ticket)
     }
 
     async fn open_tickets_matching(
@@ -622,9 +711,12 @@ impl AgentDesk for DeskService {
     ) -> Result<Incident, ActError> {
         self.ensure_agent(who)?;
         let now = self.clock.now();
+        // One approval for the whole answer: its member replies then go out as approved.
+        let desk = self.desk();
+        let held = desk.approvals.bulk_answers || desk.is_trainee(who);
         let started = self
             .change_incident(id, &[], &|stored, _| {
-                crate::domain::incident::start_bulk(stored, texts.clone(), who, now)
+                crate::domain::incident::start_bulk(stored, texts.clone(), who, held, now)
             })
             .await?;
         tracing::info!(incident = %id, agent = %who.user_id, members = started.members, "bulk answer started");
@@ -638,6 +730,9 @@ impl AgentDesk for DeskService {
         control: BulkControl,
     ) -> Result<Incident, ActError> {
         self.ensure_agent(who)?;
+        if control == BulkControl::Approve && self.desk().is_trainee(who) {
+            return Err(ActError::Invalid(Refusal::TraineeCannotApprove.to_string()));
+        }
         let now = self.clock.now();
         let changed = self
             .change_incident(id, &[], &|stored, _| {
@@ -681,5 +776,109 @@ impl AgentDesk for DeskService {
 
     fn spawn_later(&self, name: &'static str, work: futures_util::future::BoxFuture<'static, ()>) {
         self.background.spawn(name, work)
+    }
+
+    /// The customer's language (as the platform said, or as the mention's translation
+    /// found), when it is not the team's.
+    fn draft_language(&self, ticket: &Ticket) -> Option<String> {
+        let team = self.translation.as_ref()?.team_language();
+        customer_language(ticket)
+            .or_else(|| ticket.translation.as_ref().and_then(|t| t.from.clone()))
+            .filter(|l| !same_language(l, team))
+    }
+
+    async fn translate_draft(
+        &self,
+        id: TicketId,
+        draft: DraftToTranslate,
+        actor: &AgentRef,
+    ) -> Result<TranslatedDraft, ActError> {
+        let Some(translation) = &self.translation else {
+            return Err(ActError::Invalid(crate::ports::NO_TRANSLATION.into()));
+        };
+        // The same judgement as opening the form: nobody translates what they cannot send.
+        let ticket = self
+            .preview(id, AgentAction::Reply { text: ".".into() }, actor)
+            .await?;
+        if draft.text.trim().is_empty() {
+            return Err(ActError::Rejected(Rejection::EmptyReply));
+        }
+        if !crate::domain::translation::is_language_tag(&draft.to) {
+            return Err(ActError::Invalid(format!(
+                "`{}` is not a language code (try de, fr or pt-BR); nothing was sent.",
+                draft.to.chars().take(40).collect::<String>()
+            )));
+        }
+        match translation.of_draft(&ticket, &draft).await {
+            Ok(done) => {
+                tracing::info!(ticket = %id, agent = %actor.user_id, to = %draft.to, service = translation.service(), "draft translated; nothing sent yet");
+                Ok(done)
+            }
+            Err(e) => {
+                tracing::warn!(ticket = %id, error = %e, "a draft could not be translated");
+                Err(ActError::Invalid(format!(
+                    "The translation did not work ({e}). Nothing was sent: send your draft as written, or try again."
+                )))
+            }
+        }
+    }
+
+    async fn hold_draft(&self, who: &AgentRef, draft: &TranslatedDraft) -> Result<u64, ActError> {
+        if self.translation.is_none() {
+            return Err(ActError::Invalid(crate::ports::NO_TRANSLATION.into()));
+        }
+        let _one_at_a_time = self.drafts.lock().await;
+        let number = self.store.count_up(DRAFT_NUMBERS_KEY, 1).await?;
+        let held = HeldDraft {
+            number,
+            draft: draft.clone(),
+        };
+        self.store
+            .set_state(
+                &held_draft_key(who),
+                &serde_json::to_vec(&held).expect("a draft serializes"),
+            )
+            .await?;
+        self.store.flush().await?;
+        Ok(number)
+    }
+
+    async fn send_draft(
+        &self,
+        who: &AgentRef,
+        number: u64,
+        choice: DraftChoice,
+    ) -> Result<Ticket, ActError> {
+        let _one_at_a_time = self.drafts.lock().await;
+        let Some(held) = self.held_draft(who).await?.filter(|h| h.number == number) else {
+            return Err(ActError::Invalid(DRAFT_GONE.into()));
+        };
+        let draft = held.draft;
+        let (text, ack) = draft.chosen(choice);
+        let action = if draft.private {
+            AgentAction::ReplyPrivately {
+                text,
+                public_ack: ack,
+            }
+        } else {
+            AgentAction::Reply { text }
+        };
+        let ticket = self.act(draft.ticket, action, who).await?;
+        self.let_go_of_draft(who).await?;
+        tracing::info!(ticket = %draft.ticket, agent = %who.user_id, translated = (choice == DraftChoice::Translation), "translated draft's choice sent");
+        Ok(ticket)
+    }
+
+    async fn take_draft(
+        &self,
+        who: &AgentRef,
+        number: u64,
+    ) -> Result<Option<TranslatedDraft>, ActError> {
+        let _one_at_a_time = self.drafts.lock().await;
+        let Some(held) = self.held_draft(who).await?.filter(|h| h.number == number) else {
+            return Ok(None);
+        };
+        self.let_go_of_draft(who).await?;
+        Ok(Some(held.draft))
     }
 }

@@ -5,8 +5,10 @@
 pub mod desk;
 pub mod duties;
 pub mod failpoints;
+pub mod language;
 pub mod outbox;
 pub mod scheduler;
 pub mod storms;
 pub mod supervisor;
+pub mod translation;
 pub mod watcher;

@@ -45,6 +45,8 @@ pub struct OutboxSender {
     pager: Option<Arc<crate::runtime::desk::DeskService>>,
     /// Who this sender is among the replicas, for its claims on jobs.
     claimant: String,
+    /// Mentions are translated for their cards (`[translation]`); None: never.
+    translation: Option<Arc<crate::runtime::translation::Translation>>,
 }
 
 enum Outcome {
@@ -85,6 +87,7 @@ impl OutboxSender {
             clock: Arc::new(SystemClock),
             pager: None,
             claimant: "local".to_string(),
+            translation: None,
         }
     }
 
@@ -118,6 +121,15 @@ impl OutboxSender {
     /// Test hooks (see `failpoints`).
     pub fn with_failpoints(mut self, failpoints: Failpoints) -> Self {
         self.failpoints = failpoints;
+        self
+    }
+
+    /// Translate new tickets' mentions for their cards once the cards are up.
+    pub fn with_translation(
+        mut self,
+        translation: Option<Arc<crate::runtime::translation::Translation>>,
+    ) -> Self {
+        self.translation = translation;
         self
     }
 
@@ -320,6 +332,11 @@ impl OutboxSender {
                 .await;
         }
         self.store.give_up(&job, reason, now).await?;
+        if job.effect == Effect::TranslateMention {
+            // The card shows the mention as written; with the service down, telling the
+            // channel about every ticket would flood it. Logged and counted on /metrics.
+            return Ok(());
+        }
         let text = match job.effect {
             Effect::PostCards => format!(
                 "The card of ticket {} could not be posted after {tries} tries ({reason}). \
@@ -356,15 +373,24 @@ impl OutboxSender {
         match outcome {
             Outcome::TakenOver => Ok(()),
             Outcome::Done(event) => {
-                let more = match (&self.pager, &job.effect, &event) {
-                    (Some(desk), Effect::PostCards, Some(SystemEvent::CardPosted)) => {
-                        match self.store.ticket(job.ticket).await? {
-                            Some(t) => desk.paging(&t, now).await,
-                            None => Vec::new(),
+                let mut more = Vec::new();
+                let card_up = matches!(
+                    (&job.effect, &event),
+                    (Effect::PostCards, Some(SystemEvent::CardPosted))
+                );
+                if card_up && (self.pager.is_some() || self.translation.is_some()) {
+                    if let Some(t) = self.store.ticket(job.ticket).await? {
+                        if let Some(desk) = &self.pager {
+                            more.extend(desk.paging(&t, now).await);
+                        }
+                        // The card is up first; its translation follows in its own lane.
+                        if self.translation.as_ref().is_some_and(|tr| {
+                            crate::domain::translation::wants_translation(&t, tr.team_language())
+                        }) {
+                            more.push(Effect::TranslateMention);
                         }
                     }
-                    _ => Vec::new(),
-                };
+                }
                 self.store.complete_with(&job, event, &more, now).await
             }
             Outcome::Failed(DeliveryError::Retry { after, reason }) => {
@@ -393,6 +419,10 @@ impl OutboxSender {
                         .defer(&job, later(wall, self.config.max_backoff), &reason)
                         .await
                 }
+                Effect::TranslateMention => {
+                    tracing::warn!(ticket = %job.ticket, %reason, "the mention could not be translated; its card shows it as written");
+                    self.store.complete(&job, None, now).await
+                }
                 // Per-card refusals are handled where they happen; this is the rest.
                 _ => {
                     tracing::warn!(ticket = %job.ticket, %reason, "card update or note refused; skipped");
@@ -406,7 +436,9 @@ impl OutboxSender {
         // Where the surfaces' paces make calls wait, new cards go first.
         let urgency = match job.effect {
             Effect::PostCards | Effect::PostIncidentCard { .. } => Urgency::NewCard,
-            Effect::UpdateCards | Effect::UpdateIncidentCards { .. } => Urgency::Refresh,
+            Effect::UpdateCards | Effect::UpdateIncidentCards { .. } | Effect::TranslateMention => {
+                Urgency::Refresh
+            }
             Effect::ThreadNote(_)
             | Effect::PublishReply { .. }
             | Effect::Digest(_)
@@ -567,6 +599,7 @@ impl OutboxSender {
             | Effect::PostIncidentCard { .. }
             | Effect::UpdateIncidentCards { .. }
             | Effect::IncidentNote { .. } => Ok(None),
+            Effect::TranslateMention => self.translate_mention(job, &ticket).await,
             Effect::PublishReply { seq } => {
                 let Some(reply) = ticket.reply(*seq) else {
                     return Ok(None);
@@ -630,6 +663,39 @@ impl OutboxSender {
     }
 }
 
+impl OutboxSender {
+    /// Translate the mention and keep the translation on its ticket, which refreshes the
+    /// card. A ticket that has one already (a retry after a crash), or no longer needs
+    /// one, is left alone: the service is asked once per ticket.
+    async fn translate_mention(
+        &self,
+        job: &Job,
+        ticket: &crate::domain::Ticket,
+    ) -> Result<Option<SystemEvent>, Stop> {
+        let Some(translation) = &self.translation else {
+            return Ok(None);
+        };
+        if !crate::domain::translation::wants_translation(ticket, translation.team_language()) {
+            return Ok(None);
+        }
+        self.still_mine(job).await?;
+        let now = self.clock.now();
+        let translated = translation
+            .of_mention(ticket, now)
+            .await
+            .map_err(crate::runtime::translation::delivery_error)?;
+        let from = translated.from.clone().unwrap_or_default();
+        self.store
+            .transition(ticket.id, &|t| {
+                crate::domain::translation::record_translation(t, translated.clone(), now)
+            })
+            .await
+            .map_err(|e| DeliveryError::retry(e.to_string()))?;
+        tracing::info!(ticket = %ticket.id, service = translation.service(), from = %from, "mention translated for its card");
+        Ok(None)
+    }
+}
+
 /// An effect's name in logs, failpoints and metrics.
 fn effect_name(effect: &Effect) -> &'static str {
     match effect {
@@ -641,6 +707,7 @@ fn effect_name(effect: &Effect) -> &'static str {
         Effect::PostIncidentCard { .. } => "post-incident-card",
         Effect::UpdateIncidentCards { .. } => "update-incident-cards",
         Effect::IncidentNote { .. } => "incident-note",
+        Effect::TranslateMention => "translate-mention",
     }
 }
 
@@ -814,6 +881,7 @@ pub fn exposition(
         "post-incident-card",
         "update-incident-cards",
         "incident-note",
+        "translate-mention",
     ] {
         let n = failed
             .iter()

@@ -93,6 +93,12 @@ impl BulkRun {
 }
 
 impl StormDesk {
+    /// Whether a ticket keeps its own card in a storm (`[storms] own_card_from`): one of
+    /// that priority or above joins no incident (its card did not wait either).
+    fn own_card(&self, ticket: &Ticket) -> bool {
+        self.desk.routes().card_hold.own_card(ticket)
+    }
+
     /// Work until `stop` flips; a store failure starts over from what the store holds.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
@@ -166,7 +172,7 @@ impl StormDesk {
                     continue;
                 }
                 if let Some(t) = self.store.ticket(f.id).await? {
-                    watch.remember(&Observed::of(&t, own_card(&t, &self.config)));
+                    watch.remember(&Observed::of(&t, self.own_card(&t)));
                 }
             }
             match facts.last() {
@@ -210,10 +216,7 @@ impl StormDesk {
         let now = self.clock.now();
         let mut joins: BTreeMap<IncidentId, Vec<TicketId>> = BTreeMap::new();
         for t in &batch {
-            match state
-                .watch
-                .observe(&Observed::of(t, own_card(t, &self.config)))
-            {
+            match state.watch.observe(&Observed::of(t, self.own_card(t))) {
                 Some(Verdict::Open {
                     group,
                     topic,
@@ -443,6 +446,9 @@ impl StormDesk {
             .roster_mut(bulk.by.surface)
             .user_ids
             .insert(bulk.by.user_id.clone());
+        // The answer was judged as a whole when it started (approved by another agent
+        // where the policy asks): its replies do not wait one by one.
+        rules.approvals = Default::default();
         let now = self.clock.now();
         let mut acted = false;
         loop {
@@ -513,12 +519,4 @@ impl StormDesk {
             }
         }
     }
-}
-
-/// Whether a ticket keeps its own card in a storm (`[storms] own_card_from`).
-// Hook for priority: once tickets carry one, mentions at or above `own_card_from` keep
-// their own card. Until then none does.
-fn own_card(_ticket: &Ticket, config: &StormsConfig) -> bool {
-    let _ = &config.own_card_from;
-    false
 }

@@ -16,6 +16,7 @@ use crate::ports::DeliveryError;
 use crate::ports::Surface;
 use crate::ports::{Ingested, SharedStore, Store, StoreError};
 use crate::ports::{MentionStream, Source, StreamError, StreamEvent};
+use crate::runtime::language::Languages;
 use crate::wire::hints::backoff;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -103,6 +104,8 @@ pub struct Watcher {
     pub announcers: Announcers,
     pub clock: Arc<dyn Clock>,
     pub modes: Modes,
+    /// Each mention's language is detected before it is stored.
+    pub languages: Languages,
 }
 
 /// Where the stream stands between two turns of the watcher's loop.
@@ -263,10 +266,11 @@ impl Watcher {
         if mentions.is_empty() && cursor.is_none() {
             return;
         }
+        let mentions = self.languages.stamp(mentions).await;
         let stored = async {
             let done = self
                 .store
-                .ingest(source, mentions, cursor, self.clock.now())
+                .ingest(source, &mentions, cursor, self.clock.now())
                 .await?;
             self.store.flush().await?;
             Ok::<Ingested, StoreError>(done)
@@ -291,6 +295,7 @@ impl Watcher {
             self.store.as_ref(),
             key,
             self.clock.as_ref(),
+            &self.languages,
         )
         .await
         {
@@ -408,6 +413,7 @@ pub async fn watch_source(
         announcers,
         clock,
         modes: Modes::default(),
+        languages: Languages::off(),
     }
     .run(shutdown)
     .await
@@ -418,12 +424,14 @@ async fn poll_once(
     store: &dyn Store,
     key: &str,
     clock: &dyn Clock,
+    languages: &Languages,
 ) -> Result<(Ingested, bool), DeliveryError> {
     let store_err = |e: StoreError| DeliveryError::retry(e.to_string());
     let cursor = store.cursor(key).await.map_err(store_err)?;
     let batch = source.poll(cursor.as_deref()).await?;
+    let mentions = languages.stamp(&batch.mentions).await;
     let created = store
-        .ingest(key, &batch.mentions, batch.cursor.as_deref(), clock.now())
+        .ingest(key, &mentions, batch.cursor.as_deref(), clock.now())
         .await
         .map_err(store_err)?;
     // Durable before anything is acknowledged or acted on.

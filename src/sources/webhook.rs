@@ -94,6 +94,10 @@ struct WireAuthor {
     name: Option<String>,
     profile_url: Option<String>,
     id: Option<String>,
+    /// The author's follower count, if the tool knows it (anything but a whole number
+    /// is ignored).
+    #[serde(default, deserialize_with = "crate::sources::follower_count")]
+    followers: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +197,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
             profile_url: w.author.profile_url.unwrap_or_default(),
             id: w.author.id,
             handle,
+            followers: w.author.followers,
         },
         text: w.text,
         language: w.language,
@@ -201,6 +206,7 @@ fn to_mention(w: WireMention) -> Result<Mention, String> {
         visibility,
         reply_context: None,
         external_id: Some(w.id.trim().to_string()),
+        detected_language: None,
     })
 }
 

@@ -484,6 +484,17 @@ impl Store for GroupCommit {
         self.direct.open_ticket_count().await
     }
 
+    async fn open_priorities(&self) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        self.direct.open_priorities().await
+    }
+
+    async fn open_list_heads(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        self.direct.open_list_heads(limit).await
+    }
+
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
         let due = self.direct.due_tickets(until, limit).await?;
         // It writes only while it recomputes due instants after the routes changed, and
@@ -808,6 +819,7 @@ mod tests {
                 name: "C".into(),
                 profile_url: String::new(),
                 id: None,
+                followers: None,
             },
             text: "where is my order?".into(),
             language: None,
@@ -816,6 +828,7 @@ mod tests {
             visibility: Visibility::Public,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod index;
 
 use crate::domain::incident::{self, Incident};
 use crate::domain::intake::{self, Known};
+use crate::domain::priority::author_key;
 use crate::domain::routes::Routes;
 use crate::domain::Lane;
 use crate::domain::{
@@ -91,10 +92,12 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// recomputation stands after the routes changed (the next open ticket number).
 const INDEX_VERSION: &str = "index_version";
 
-/// The version of the indexes this binary builds and keeps: 2 keeps each ticket's facts
-/// in the index by the instant received (1 kept nothing there). A store with another
-/// version builds them again when opened.
-const INDEX_BUILT: &[u8] = b"2";
+/// The version of the indexes this binary builds and keeps: 4 adds each ticket's priority
+/// and language to its facts (for the numbers by priority and language); 3 keeps what the open list
+/// sorts by in the open tickets' entries and each author's latest tickets; 2 kept each
+/// ticket's facts in the index by the instant received (1 kept nothing there). A store
+/// with another version builds them again when opened.
+const INDEX_BUILT: &[u8] = b"4";
 const ROUTES_FINGERPRINT: &str = "routes_fingerprint";
 const DUE_RECHECK: &str = "due_recheck";
 
@@ -149,18 +152,37 @@ fn card_key(ticket: TicketId, surface: SurfaceKind) -> Vec<u8> {
     k
 }
 
-impl SledStore {
-    /// The store at `path`; sled takes a lock on it, so a second process fails here.
-    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
+/// Open the sled database in `path` as the store keeps it. A handle this process just
+/// let go of (a store dropped while its last flush winds down) holds the directory's lock
+/// for a moment: that is waited for, briefly; a lock held by another process outlasts the
+/// wait and is returned as sled's error.
+pub fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let opened = sled::Config::new()
             .path(path)
             // sled's default page cache is 1 GiB; the desk's working set is far smaller.
             .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source: Box::new(source),
-            })?;
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+impl SledStore {
+    /// The store at `path`; sled takes a lock on it, so a second process fails here.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = open_db(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
         Self::with_db(db)
     }
 
@@ -222,9 +244,19 @@ impl SledStore {
                 chunk.push(dec(raw)?);
             }
             if chunk.len() == BUILD_CHUNK || (item.is_none() && !chunk.is_empty()) {
-                index::entries_of(chunk.iter(), &self.routes, &mut entries, &mut counts);
+                let mut authors = BTreeMap::new();
+                index::entries_of(
+                    chunk.iter(),
+                    &self.routes,
+                    &mut entries,
+                    &mut counts,
+                    &mut authors,
+                );
                 let mut batch = sled::Batch::default();
                 for (k, v) in std::mem::take(&mut entries) {
+                    batch.insert(k, v);
+                }
+                for (k, v) in index::author_values(&self.index, authors)? {
                     batch.insert(k, v);
                 }
                 self.index.apply_batch(batch)?;
@@ -594,9 +626,15 @@ impl Store for SledStore {
                     } else {
                         parent_of(tickets, dedupe, m)?
                     };
+                    let contacts = if seen {
+                        Vec::new()
+                    } else {
+                        index::contacts(index, &author_key(m))?
+                    };
                     let known = Known {
                         seen,
                         parent: parent.as_ref(),
+                        contacts: &contacts,
                     };
                     let decided = intake::admit(m, known, TicketId(next), &self.routes, now);
                     if done.record(&decided) {
@@ -680,6 +718,17 @@ impl Store for SledStore {
 
     async fn open_ticket_count(&self) -> Result<usize, StoreError> {
         self.counter(tally::OPEN)
+    }
+
+    async fn open_priorities(&self) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        Ok(index::Reader(&self.index).open_priorities()?)
+    }
+
+    async fn open_list_heads(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        Ok(index::Reader(&self.index).open_heads(limit)?)
     }
 
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {
@@ -1463,6 +1512,53 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_triage_indexes_builds_them_when_opened() {
+        use crate::domain::{Author, Mention, Platform, Visibility};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sled");
+        let by_kim = |id: &str| Mention {
+            platform: Platform::Mastodon,
+            network: None,
+            account: "brand".into(),
+            remote_id: id.into(),
+            url: format!("https://m.example/@kim/{id}"),
+            author: Author {
+                handle: "kim".into(),
+                ..Author::default()
+            },
+            text: "hello".into(),
+            language: None,
+            created_at: now(),
+            in_reply_to: None,
+            visibility: Visibility::Public,
+            reply_context: None,
+            external_id: None,
+            detected_language: None,
+        };
+        {
+            let store = SledStore::open(&path).unwrap();
+            store
+                .ingest("src", &[by_kim("1"), by_kim("2")], None, now())
+                .await
+                .unwrap();
+            // As a store of index version 2 left it: no author lists, empty open entries.
+            store.index.clear().unwrap();
+            store.meta.insert(INDEX_VERSION, b"2").unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(&path).unwrap();
+        let open = store.open_priorities().await.unwrap();
+        assert_eq!(open.len(), 2);
+        assert!(open.iter().all(|o| o.waiting && o.received == now()));
+        store
+            .ingest("src", &[by_kim("3")], None, now())
+            .await
+            .unwrap();
+        let third = store.ticket(TicketId(3)).await.unwrap().unwrap();
+        assert_eq!(third.priority.why(), "3rd contact this week");
     }
 
     #[tokio::test]

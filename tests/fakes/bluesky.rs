@@ -111,6 +111,9 @@ struct Account {
     display_name: String,
     accepts_messages: bool,
     created_at: DateTime<Utc>,
+    /// `followersCount` in a detailed profile view (raw JSON, so a test can make it
+    /// hostile).
+    followers: Value,
 }
 
 #[derive(Clone, Debug)]
@@ -327,6 +330,7 @@ impl BState {
             display_name,
             accepts_messages: true,
             created_at: Utc::now() - chrono::Duration::days(200),
+            followers: json!(12),
         });
         did
     }
@@ -596,6 +600,16 @@ impl FakeBluesky {
     /// The DID of an account (created if new), e.g. `did_of("alice.test")`.
     pub fn did_of(&self, handle: &str) -> String {
         lock(&self.shared).ensure_account(handle)
+    }
+
+    /// `handle`'s `followersCount` as `getProfiles` reports it (any JSON, to test hostile
+    /// ones; default 12). Notifications carry the basic view, which has no counts.
+    pub fn set_followers(&self, handle: &str, followers: Value) {
+        let mut st = lock(&self.shared);
+        st.ensure_account(handle);
+        if let Some(a) = st.accounts.iter_mut().find(|a| a.handle == handle) {
+            a.followers = followers;
+        }
     }
 
     /// Whether `handle` accepts chat messages (default true). When false, sendMessage
@@ -1154,7 +1168,7 @@ fn get_profiles(st: &BState, params: &[(String, String)]) -> Response {
         .map(|a| {
             let mut v = st.profile_view(&a.did);
             let posts = st.posts.iter().filter(|p| p.author == a.did).count();
-            v["followersCount"] = json!(12);
+            v["followersCount"] = a.followers.clone();
             v["followsCount"] = json!(34);
             v["postsCount"] = json!(posts);
             v

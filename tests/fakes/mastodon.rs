@@ -91,6 +91,8 @@ struct AccountRec {
     url: String,
     uri: String,
     created_at: DateTime<Utc>,
+    /// `followers_count` (as raw JSON, so a test can make it hostile).
+    followers: Value,
 }
 
 #[derive(Clone, Debug)]
@@ -383,7 +385,7 @@ impl MState {
             "avatar_static": format!("{}/avatars/original/missing.png", self.base),
             "header": format!("{}/headers/original/missing.png", self.base),
             "header_static": format!("{}/headers/original/missing.png", self.base),
-            "followers_count": 0,
+            "followers_count": a.followers,
             "following_count": 0,
             "statuses_count": statuses_count,
             "last_status_at": last_status_at,
@@ -505,6 +507,7 @@ impl MState {
                 url,
                 uri,
                 created_at: Utc::now() - chrono::Duration::days(400),
+                followers: json!(0),
             },
         );
     }
@@ -691,6 +694,7 @@ impl FakeMastodon {
                 url: format!("{base}/@{BRAND_ACCT}"),
                 uri: format!("{base}/users/{BRAND_ACCT}"),
                 created_at: DateTime::<Utc>::from_timestamp(1_672_531_200, 0).unwrap_or_default(),
+                followers: json!(4200),
             },
         );
         let (hold, _) = watch::channel(false);
@@ -729,6 +733,15 @@ impl FakeMastodon {
     /// The brand account's id ("109000000000000001").
     pub fn brand_id(&self) -> &'static str {
         BRAND_ID
+    }
+
+    /// `acct`'s `followers_count` (any JSON, to test hostile ones; default 0).
+    pub fn set_followers(&self, acct: &str, followers: Value) {
+        let mut st = lock(&self.shared);
+        st.ensure_account(acct);
+        if let Some(a) = st.accounts.get_mut(acct) {
+            a.followers = followers;
+        }
     }
 
     /// How new ids look. Call before adding anything.

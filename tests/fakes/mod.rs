@@ -9,10 +9,13 @@
 #![allow(dead_code)]
 
 pub mod bluesky;
+pub mod deepl;
 pub mod discord;
+pub mod libretranslate;
 pub mod mastodon;
 pub mod scaffold;
 pub mod slack;
+pub mod translation;
 pub mod x;
 
 pub use scaffold::{wait_until, Fault};

@@ -89,6 +89,26 @@ struct UserRec {
     username: String,
     name: String,
     accepts_dms: bool,
+    /// `public_metrics.followers_count` (as raw JSON, so a test can make it hostile).
+    followers: Value,
+}
+
+impl UserRec {
+    /// The user object as X expands it, with the `user.fields` asked for.
+    fn json(&self, user_fields: &HashSet<String>) -> Value {
+        let mut v = json!({"id": self.id, "name": self.name, "username": self.username});
+        if user_fields.contains("public_metrics") {
+            v["public_metrics"] = json!({
+                "followers_count": self.followers,
+                "following_count": 12,
+                "tweet_count": 340,
+                "listed_count": 1,
+                "like_count": 56,
+                "media_count": 7,
+            });
+        }
+        v
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -171,15 +191,18 @@ fn escape(s: &str) -> String {
 }
 
 /// The `tweet.fields` a request asked for, and whether it expands `author_id`.
-fn asked_fields(q: &HashMap<String, String>) -> (HashSet<String>, bool) {
-    let fields = q
-        .get("tweet.fields")
-        .map(|f| f.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
+/// The `tweet.fields` asked for, and the `user.fields` if the author is expanded.
+fn asked_fields(q: &HashMap<String, String>) -> (HashSet<String>, Option<HashSet<String>>) {
+    let list = |name: &str| -> HashSet<String> {
+        q.get(name)
+            .map(|f| f.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
     let expand_author = q
         .get("expansions")
-        .is_some_and(|e| e.split(',').any(|x| x == "author_id"));
-    (fields, expand_author)
+        .is_some_and(|e| e.split(',').any(|x| x == "author_id"))
+        .then(|| list("user.fields"));
+    (list("tweet.fields"), expand_author)
 }
 
 /// Which rate limit a request counts against, and X's default per 15 minutes (user
@@ -346,6 +369,7 @@ impl XState {
             username: username.to_string(),
             name: format!("{username} (display)"),
             accepts_dms: true,
+            followers: json!(0),
         });
         id
     }
@@ -435,13 +459,13 @@ impl XState {
             "data": page.iter().map(|t| self.tweet_json(t, &fields)).collect::<Vec<_>>(),
             "meta": meta,
         });
-        if expand_author {
+        if let Some(user_fields) = expand_author {
             let mut seen = HashSet::new();
             let users: Vec<Value> = page
                 .iter()
                 .filter(|t| seen.insert(t.author_id.clone()))
                 .filter_map(|t| self.user(&t.author_id))
-                .map(|u| json!({"id": u.id, "name": u.name, "username": u.username}))
+                .map(|u| u.json(&user_fields))
                 .collect();
             out["includes"] = json!({"users": users});
         }
@@ -459,6 +483,7 @@ impl FakeX {
                 username: BRAND_USERNAME.into(),
                 name: "Brand Support".into(),
                 accepts_dms: true,
+                followers: json!(1200),
             }],
             tweets: Vec::new(),
             dms: Vec::new(),
@@ -530,6 +555,16 @@ impl FakeX {
     /// The X user id of `username` (created on first use).
     pub fn user_id(&self, username: &str) -> String {
         lock(&self.shared).ensure_user(username)
+    }
+
+    /// `username`'s follower count in `public_metrics` (any JSON, to test hostile ones;
+    /// default 0).
+    pub fn set_followers(&self, username: &str, followers: Value) {
+        let mut st = lock(&self.shared);
+        st.ensure_user(username);
+        if let Some(u) = st.users.iter_mut().find(|u| u.username == username) {
+            u.followers = followers;
+        }
     }
 
     /// Whether `username` accepts DMs from the brand (default true; false = 403).

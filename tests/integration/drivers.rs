@@ -55,6 +55,14 @@ pub trait Driver {
         canned: &str,
         edit: &dyn Fn(&str) -> String,
     ) -> (String, Result<(), String>);
+    /// Press "Edit draft" on the card: returns the draft the form opened with, then
+    /// submits `edit(draft)`.
+    async fn edit_draft_via_form(
+        &self,
+        card: &Card,
+        who: Who,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>);
     /// `/mentions <args>`; returns the private answer.
     async fn command(&self, who: Who, args: &str) -> String;
     /// What this person was told privately so far.
@@ -389,6 +397,38 @@ impl SlackDriver {
     }
 }
 
+impl SlackDriver {
+    /// Wait for the form opened after `before` views, submit `edit(its prefilled reply)`:
+    /// returns the prefilled text and Ok, or the inline error under the reply field.
+    async fn edit_opened_form(
+        &self,
+        before: usize,
+        what: &str,
+        who: Who,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>) {
+        let (view_id, opened) = self.opened_form(before, what).await;
+        let filled = opened["view"]["blocks"][1]["element"]["initial_value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let values =
+            json!({"reply": {"text": {"type": "plain_text_input", "value": edit(&filled)}}});
+        let ack = self
+            .submit_view(&view_id, slack_user(who), slack_name(who), values)
+            .await;
+        let result = if ack == Value::Null {
+            Ok(())
+        } else {
+            Err(ack["errors"]["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
+        };
+        (filled, result)
+    }
+}
+
 impl Driver for SlackDriver {
     fn surface(&self) -> &'static str {
         "Slack"
@@ -462,6 +502,18 @@ impl Driver for SlackDriver {
         self.submit_form(card, who, "dm", values).await
     }
 
+    async fn edit_draft_via_form(
+        &self,
+        card: &Card,
+        who: Who,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>) {
+        let before = self.slack.views().len();
+        self.press_as(&card.id, slack_user(who), slack_name(who), "mb_edit")
+            .await;
+        self.edit_opened_form(before, "edit", who, edit).await
+    }
+
     async fn reply_with_canned(
         &self,
         card: &Card,
@@ -486,25 +538,7 @@ impl Driver for SlackDriver {
             a.remove("value");
         }
         self.interactive(payload).await;
-        let (view_id, opened) = self.opened_form(before, "reply").await;
-        let filled = opened["view"]["blocks"][1]["element"]["initial_value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let values =
-            json!({"reply": {"text": {"type": "plain_text_input", "value": edit(&filled)}}});
-        let ack = self
-            .submit_view(&view_id, slack_user(who), slack_name(who), values)
-            .await;
-        let result = if ack == Value::Null {
-            Ok(())
-        } else {
-            Err(ack["errors"]["reply"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string())
-        };
-        (filled, result)
+        self.edit_opened_form(before, "reply", who, edit).await
     }
 
     async fn command(&self, who: Who, args: &str) -> String {
@@ -693,7 +727,8 @@ impl DiscordDriver {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if said.contains("queued") {
+        // Accepted: queued, or held for another agent's approval.
+        if said.contains("queued") || said.contains("waits for another agent's approval") {
             Ok(())
         } else {
             Err(said)
@@ -842,6 +877,21 @@ impl Driver for DiscordDriver {
             fields.push(("ack", ack));
         }
         self.submit_form(who, &modal_id, &fields).await
+    }
+
+    async fn edit_draft_via_form(
+        &self,
+        card: &Card,
+        who: Who,
+        edit: &dyn Fn(&str) -> String,
+    ) -> (String, Result<(), String>) {
+        let payload = self.press_payload(card, who, "edit", &[]);
+        let (filled, modal_id) = self.open_form(who, payload).await;
+        let edited = edit(&filled);
+        let sent = self
+            .submit_form(who, &modal_id, &[("text", edited.as_str())])
+            .await;
+        (filled, sent)
     }
 
     async fn reply_with_canned(

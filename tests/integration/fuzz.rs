@@ -681,6 +681,7 @@ agent_user_ids = ["1200000000000000002"]
                 secret: config.webhook.unwrap().secret,
                 wake,
                 clock: Arc::new(mentionbridge::ports::SystemClock),
+                languages: Default::default(),
             }),
             mentionbridge::app::http::Metrics {
                 replica: mentionbridge::runtime::duties::Replica::new(

@@ -6,9 +6,10 @@
 //! Test code (`#[cfg(test)]`) is left out: a test may build its fixtures from anywhere.
 //!
 //! Bottom to top: `domain` < `ports` < `wire` < `config` < the adapters `store`,
-//! `sources`, `chat`, `reports` (which never import each other) < `runtime` < `app`,
-//! `lib.rs`, `main.rs`. Loops are looked for between top-level modules, between the sub-modules of
-//! an adapter (`chat::slack`, `sources::x`), and between the files of `domain`.
+//! `sources`, `chat`, `reports`, `language`, `translators` (which never import each
+//! other) < `runtime` < `app`, `lib.rs`, `main.rs`. Loops are looked for between top-level
+//! modules, between the sub-modules of an adapter (`chat::slack`, `sources::x`), and
+//! between the files of `domain`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -20,7 +21,14 @@ const LAYERS: &[&[&str]] = &[
     &["ports"],
     &["wire"],
     &["config"],
-    &["store", "sources", "chat", "reports"],
+    &[
+        "store",
+        "sources",
+        "chat",
+        "reports",
+        "language",
+        "translators",
+    ],
     &["runtime"],
     &["app", "<lib.rs>", "<main.rs>"],
 ];

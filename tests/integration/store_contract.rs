@@ -18,7 +18,9 @@ use std::sync::Arc;
 mod incidents;
 mod indexes;
 use incidents::*;
+mod triage;
 use indexes::*;
+use triage::*;
 
 /// Where a backend under test keeps its data. `open` gives a store on it; called again
 /// once every handle of the last one is dropped, it is the same store after a restart.
@@ -46,6 +48,11 @@ impl SledPlace {
 }
 
 impl SledPlace {
+    /// The sled database itself, to lay out a store as an older version left it.
+    fn raw(&self) -> ::sled::Db {
+        mentionbridge::store::open_sled_db(&self.0.path().join("store.sled")).unwrap()
+    }
+
     fn store(&self) -> SledStore {
         SledStore::open(&self.0.path().join("store.sled")).expect("the sled store")
     }
@@ -129,6 +136,7 @@ macro_rules! store_contract {
                 an_inbound_event_is_first_once_also_after_a_restart,
                 two_senders_never_take_one_job_and_together_take_every_due_head,
                 only_the_oldest_job_of_a_ticket_lane_is_handed_out,
+                a_translation_waits_in_its_own_lane_and_stays_on_its_ticket,
                 an_expired_claim_is_taken_over_and_the_first_sender_stands_down,
                 renewed_claims_outlive_their_first_hold,
                 a_lease_is_one_holders_until_it_expires_or_is_released,
@@ -150,6 +158,9 @@ macro_rules! store_contract {
                 a_held_card_waits_and_a_member_leaves_for_a_card_of_its_own,
                 a_members_first_answer_is_counted_on_its_incident_once,
                 concurrent_joins_keep_every_member_once,
+                intake_finds_the_authors_earlier_tickets_also_in_the_same_batch_and_after_a_restart,
+                a_rule_ignored_mention_is_stored_with_no_card_to_post,
+                the_heads_of_the_open_list_are_each_groups_longest_waiting,
             );
         }
     };
@@ -184,6 +195,7 @@ fn mention(id: &str, author: &str) -> Mention {
             name: author.into(),
             profile_url: format!("https://m.example/@{author}"),
             id: None,
+            followers: None,
         },
         text: "where is my order?".into(),
         language: None,
@@ -192,6 +204,7 @@ fn mention(id: &str, author: &str) -> Mention {
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     }
 }
 
@@ -981,6 +994,89 @@ pub async fn only_the_oldest_job_of_a_ticket_lane_is_handed_out(place: &dyn Plac
     assert_eq!(ids_of(&next.jobs), vec![next_chat.id]);
 }
 
+/// A mention's translation (`Effect::TranslateMention`) has a lane of its own: a
+/// translation service that is away holds up none of the card's jobs, and the
+/// translation, once made, is kept on the ticket with the card's refresh, once.
+pub async fn a_translation_waits_in_its_own_lane_and_stays_on_its_ticket(place: &dyn Place) {
+    use mentionbridge::domain::translation::record_translation;
+    use mentionbridge::domain::{Lane, MentionTranslation};
+    let translation = MentionTranslation {
+        text: "Where is my order?".into(),
+        from: Some("de".into()),
+        to: "en".into(),
+        by: "DeepL".into(),
+        at: now(),
+    };
+    let store = with_tickets(place, &["a"]).await;
+    let post = store.claim_jobs("A", 10, now(), LONG).await.unwrap().jobs;
+    assert_eq!(post[0].effect, Effect::PostCards);
+    store
+        .complete_with(
+            &post[0],
+            Some(SystemEvent::CardPosted),
+            &[Effect::TranslateMention],
+            now(),
+        )
+        .await
+        .unwrap();
+    let desk = desk_of(&["ANA".to_string()]);
+    store
+        .act(TicketId(1), &|t| {
+            apply(t, AgentAction::Claim, &agent("ANA"), &desk, now())
+        })
+        .await
+        .unwrap()
+        .expect("Ana may claim");
+    let heads = store.claim_jobs("A", 10, now(), LONG).await.unwrap().jobs;
+    let effects: Vec<Effect> = heads.iter().map(|j| j.effect.clone()).collect();
+    assert_eq!(
+        effects,
+        vec![Effect::TranslateMention, Effect::UpdateCards],
+        "the translation lane's head beside the chat lane's"
+    );
+    // The service is away: the translation waits; the card's next job does not.
+    let until = now() + Duration::minutes(10);
+    store
+        .defer(&heads[0], until, "DeepL is unavailable")
+        .await
+        .unwrap();
+    store.complete(&heads[1], None, now()).await.unwrap();
+    let next = store.claim_jobs("A", 10, now(), LONG).await.unwrap();
+    assert_eq!(next.jobs.len(), 1, "{:?}", next.jobs);
+    assert_eq!(next.jobs[0].effect.lane(), Lane::Chat);
+    assert_eq!(next.next_due, Some(until));
+
+    let recorded = store
+        .transition(TicketId(1), &|t| {
+            record_translation(t, translation.clone(), until)
+        })
+        .await
+        .unwrap()
+        .expect("the first translation is kept");
+    assert_eq!(recorded.translation.as_ref(), Some(&translation));
+    let refresh = store
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.effect == Effect::UpdateCards)
+        .count();
+    assert_eq!(refresh, 1, "the card is refreshed to show it");
+    let again = store
+        .transition(TicketId(1), &|t| {
+            record_translation(t, translation.clone(), until)
+        })
+        .await
+        .unwrap();
+    assert!(again.is_none(), "a second one changes nothing");
+    let ticket = store.ticket(TicketId(1)).await.unwrap().unwrap();
+    assert_eq!(
+        ticket.translation,
+        Some(translation),
+        "read back with the ticket"
+    );
+}
+
 pub async fn an_expired_claim_is_taken_over_and_the_first_sender_stands_down(place: &dyn Place) {
     let store = with_tickets(place, &["a"]).await;
     let other = place.open_second(&store);
@@ -1278,7 +1374,7 @@ mod sled_only {
         let place = SledPlace::new();
         a_varied_desk(&place.open()).await;
         {
-            let db = ::sled::open(place.0.path().join("store.sled")).unwrap();
+            let db = place.raw();
             db.drop_tree("ticket_index").unwrap();
             db.open_tree("meta")
                 .unwrap()
@@ -1299,7 +1395,7 @@ mod sled_only {
         let place = SledPlace::new();
         a_varied_desk(&place.open()).await;
         {
-            let db = ::sled::open(place.0.path().join("store.sled")).unwrap();
+            let db = place.raw();
             let index = db.open_tree("ticket_index").unwrap();
             let received: Vec<_> = index.scan_prefix(b"r").keys().map(Result::unwrap).collect();
             assert_eq!(received.len(), 3);
@@ -1359,7 +1455,7 @@ mod postgres_only {
             applied.push(run.await.unwrap());
         }
         applied.sort();
-        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4, 5]]);
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4, 5, 6]]);
         assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
         let cluster = crate::postgres::shared();
         assert_eq!(
@@ -1367,7 +1463,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:incidents"
+            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:triage,6:incidents"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1388,14 +1484,15 @@ mod postgres_only {
         crate::postgres::shared().psql_in(
             place.config.url.expose(),
             "ALTER TABLE tickets DROP COLUMN received_ns, DROP COLUMN due_ns,
-                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route, DROP COLUMN facts;
+                 DROP COLUMN first_answer_ns, DROP COLUMN unanswered_route, DROP COLUMN facts,
+                 DROP COLUMN author_key, DROP COLUMN priority_score;
              DROP TABLE first_response_waits;
              DELETE FROM counters WHERE name LIKE 'tally:%';
              DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (3, 4, 5);",
+             DELETE FROM schema_migrations WHERE version IN (3, 4, 5, 6);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5, 6]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "filled").await;
@@ -1410,11 +1507,12 @@ mod postgres_only {
         a_varied_desk(&place.open()).await;
         crate::postgres::shared().psql_in(
             place.config.url.expose(),
-            "ALTER TABLE tickets DROP COLUMN facts;
+            "ALTER TABLE tickets DROP COLUMN facts, DROP COLUMN author_key,
+                 DROP COLUMN priority_score;
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (4, 5);",
+             DELETE FROM schema_migrations WHERE version IN (4, 5, 6);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5, 6]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "version 3").await;
@@ -1423,6 +1521,44 @@ mod postgres_only {
             "select count(*) from tickets where facts is null",
         );
         assert_eq!(without, "3");
+    }
+
+    /// A database at version 4: migrating to 5 gives its recent and open rows their
+    /// author, written as intake writes it, so the next mention by the same person (its
+    /// handle written in other case) is a repeat contact; the open list reads their
+    /// points as 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_database_at_version_4_knows_its_authors_once_migrated() {
+        let place = PgPlace::new();
+        let store = place.open();
+        let first = mention("1", "@Alice@Other.Social");
+        store
+            .ingest("src", &[first], None, Utc::now())
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+        crate::postgres::shared().psql_in(
+            place.config.url.expose(),
+            "ALTER TABLE tickets DROP COLUMN author_key, DROP COLUMN priority_score;
+             DROP TABLE incidents; DROP TABLE incident_members;
+             DELETE FROM schema_migrations WHERE version IN (5, 6);",
+        );
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![5, 6]);
+        let store = place.open();
+        let open = store.open_priorities().await.unwrap();
+        assert_eq!((open.len(), open[0].score), (1, 0));
+        store
+            .ingest(
+                "src",
+                &[mention("2", "alice@other.social")],
+                None,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let again = store.ticket(TicketId(2)).await.unwrap().unwrap();
+        assert_eq!(again.priority.why(), "2nd contact this week");
     }
 
     /// `mentionbridge migrate` brings the configured database up to date, then finds
@@ -1479,7 +1615,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 5
+                        known: 6
                     })
                 ),
                 "{refused:?}"

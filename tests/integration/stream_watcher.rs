@@ -28,6 +28,7 @@ fn mention(id: &str) -> Mention {
             name: format!("C {id}"),
             profile_url: String::new(),
             id: None,
+            followers: None,
         },
         text: "where is my order".into(),
         language: Some("en".into()),
@@ -36,6 +37,7 @@ fn mention(id: &str) -> Mention {
         visibility: Visibility::Public,
         reply_context: None,
         external_id: None,
+        detected_language: None,
     }
 }
 
@@ -184,6 +186,7 @@ fn rig(sessions: Vec<Session>, own_cursor: bool, poll: Duration, reconcile: Dura
             announcers: Vec::new(),
             clock: Arc::new(SystemClock),
             modes: modes.clone(),
+            languages: Default::default(),
         }
         .run(stop_rx),
     );

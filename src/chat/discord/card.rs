@@ -3,7 +3,7 @@
 
 use crate::chat::incident::IncidentButton;
 use crate::chat::markup::{safe_url, surface_len};
-use crate::chat::{CardButton, Markup};
+use crate::chat::{approved_by, CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::incident::Incident;
 use crate::domain::text::TextRules;
@@ -22,6 +22,8 @@ pub const COMMAND: &str = "mentions";
 pub const REPLY_MODAL: &str = "mb:reply";
 pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_MODAL: &str = "mb:dm";
+/// Custom id prefix of the form that rewrites a draft waiting for approval.
+pub const EDIT_MODAL: &str = "mb:editdraft";
 pub const ACK_INPUT: &str = "ack";
 pub const CANNED_MENU: &str = "mb:canned";
 pub const BULK_MODAL: &str = "mbi:bulk";
@@ -295,14 +297,17 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
         .field("State", ticket.state_label(), true)
         .field("Posted", posted(ticket), true)
         .footer(CreateEmbedFooter::new(format!(
-            "{} · {} {}",
+            "{} · {} {}{}",
             d.fit_plain(m.network_label(), 50),
             visibility_label(m.visibility),
             if m.in_reply_to.is_some() {
                 "reply"
             } else {
                 "mention"
-            }
+            },
+            crate::domain::language::card_label(m)
+                .map(|l| format!(" · {}", d.fit_plain(&l, 60)))
+                .unwrap_or_default()
         )));
     // A link Discord would refuse (not a well-formed http(s) URL) is left out, so the card
     // is still accepted; the post's address then shows as text.
@@ -351,11 +356,31 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
         embed = embed.field("Route", d.fit(&ticket.route, 100).0, true);
     }
+    if let Some(line) = crate::chat::priority_line(ticket, d) {
+        embed = embed.field("Priority", line, false);
+    }
+    if let Some((name, value)) = super::translation::card_field(ticket) {
+        embed = embed.field(name, value, false);
+    }
     for r in ticket.replies.iter().rev().take(MAX_REPLY_FIELDS).rev() {
         let mut head = match &r.state {
             ReplyState::Pending => "⏳ sending…".to_string(),
-            ReplyState::Published { url, .. } => format!("✅ {}", d.link(url, "published")),
+            ReplyState::Published { url, .. } => {
+                format!("✅ {}{}", d.link(url, "published"), approved_by(r, d))
+            }
             ReplyState::Failed { reason } => format!("❌ not published: {}", d.fit(reason, 300).0),
+            ReplyState::AwaitingApproval => format!(
+                "🛂 awaits approval: {}",
+                d.fit(
+                    &r.review
+                        .as_ref()
+                        .map(|v| v.reasons.join("; "))
+                        .unwrap_or_default(),
+                    300
+                )
+                .0
+            ),
+            ReplyState::Rejected { by } => format!("🚫 rejected by {}", d.name(by)),
         };
         if surface_len(&head) > 400 {
             head = "✅ published".to_string();
@@ -470,6 +495,52 @@ pub fn reply_modal(
     private: bool,
     initial: Option<&str>,
 ) -> CreateModal {
+    reply_form(ticket, rules, private, initial, None)
+}
+
+/// The reply form, with a field to translate the draft into `translate_to` first (the
+/// customer's language) when translation is configured.
+pub fn reply_form(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+    translate_to: Option<&str>,
+) -> CreateModal {
+    let (prefix, title) = if private {
+        (PRIVATE_MODAL, format!("Reply privately to #{}", ticket.id))
+    } else {
+        (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
+    };
+    let mut rows = reply_rows(ticket, rules, private, initial);
+    if let Some(to) = translate_to {
+        rows.push(super::translation::translate_input(to));
+    }
+    CreateModal::new(
+        format!("{prefix}:{}", ticket.id),
+        truncate(&title, limits::MODAL_TITLE),
+    )
+    .components(rows)
+}
+
+/// The form to rewrite a draft that waits for approval, filled with it as it reads.
+pub fn edit_draft_modal(ticket: &Ticket, rules: TextRules, draft: &str) -> CreateModal {
+    CreateModal::new(
+        format!("{EDIT_MODAL}:{}", ticket.id),
+        truncate(
+            &format!("Edit the draft for #{}", ticket.id),
+            limits::MODAL_TITLE,
+        ),
+    )
+    .components(reply_rows(ticket, rules, false, Some(draft)))
+}
+
+fn reply_rows(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+) -> Vec<CreateActionRow> {
     let m = &ticket.mention;
     let label = if private {
         format!("Private message ({} max)", rules.max_chars)
@@ -509,30 +580,18 @@ pub fn reply_modal(
             .max_length(280),
         ));
     }
-    let (prefix, title) = if private {
-        (PRIVATE_MODAL, format!("Reply privately to #{}", ticket.id))
-    } else {
-        (REPLY_MODAL, format!("Reply to mention #{}", ticket.id))
-    };
-    CreateModal::new(
-        format!("{prefix}:{}", ticket.id),
-        truncate(&title, limits::MODAL_TITLE),
-    )
-    .components(rows)
+    rows
 }
 
 fn ticket_option(verb: &str) -> CreateCommandOption {
-    let what = if verb == "dm" {
-        "reply privately to"
-    } else {
-        verb
+    let description = match verb {
+        "dm" => "Reply privately to a mention ticket".to_string(),
+        "approve" => "Approve the draft on a mention ticket".to_string(),
+        "reject" => "Reject the draft on a mention ticket".to_string(),
+        "why" => "Why a ticket has its priority, and what the rules did".to_string(),
+        _ => format!("{} a mention ticket", crate::chat::capitalised(verb)),
     };
-    CreateCommandOption::new(
-        CommandOptionType::SubCommand,
-        verb,
-        format!("{} a mention ticket", capitalise(what)),
-    )
-    .add_sub_option(
+    CreateCommandOption::new(CommandOptionType::SubCommand, verb, description).add_sub_option(
         CreateCommandOption::new(CommandOptionType::Integer, "ticket", "Ticket number")
             .required(true)
             .min_int_value(1)
@@ -540,14 +599,7 @@ fn ticket_option(verb: &str) -> CreateCommandOption {
     )
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
-/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen`.
+/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen|why`.
 pub fn command() -> CreateCommand {
     let mut cmd = CreateCommand::new(COMMAND)
         .description("Social media mention tickets")
@@ -592,7 +644,9 @@ pub fn command() -> CreateCommand {
             "How long, e.g. 4h",
         )),
     );
-    for verb in ["claim", "unclaim", "resolve", "ignore", "reopen"] {
+    for verb in [
+        "claim", "unclaim", "resolve", "ignore", "reopen", "approve", "reject", "why",
+    ] {
         cmd = cmd.add_option(ticket_option(verb));
     }
     cmd = cmd.add_option(
@@ -646,7 +700,7 @@ pub fn command() -> CreateCommand {
     )
 }
 
-/// `/mentions list`: open tickets, oldest first, as an ephemeral message.
+/// `/mentions list`: open tickets, highest priority first, as an ephemeral message.
 /// How many open tickets the list shows at most.
 pub const LISTED: usize = 20;
 

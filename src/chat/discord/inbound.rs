@@ -3,6 +3,7 @@
 //! Discord's 3 s: when the work is slow, a deferral goes first and the real answer follows.
 
 use super::card;
+use super::translation;
 use super::Discord;
 use crate::chat::command::{done_sentence, Command, CommandError, OptionValue};
 use crate::chat::incident::IncidentButton;
@@ -10,7 +11,7 @@ use crate::chat::markup::cut_to;
 use crate::chat::CardButton;
 use crate::domain::incident::BulkControl;
 use crate::domain::{AgentAction, AgentRef, IncidentId, Rejection, SurfaceKind, TicketId};
-use crate::ports::ActError;
+use crate::ports::{ActError, DraftToTranslate};
 use crate::wire::request_path::{self, IdShape};
 use reqwest::Method;
 use serenity::all::{
@@ -267,11 +268,12 @@ impl Discord {
                 _ => String::new(),
             };
             return match self.desk.canned_text(ticket, &chosen, &who).await {
-                Ok((t, text)) => CreateInteractionResponse::Modal(card::reply_modal(
+                Ok((t, text)) => CreateInteractionResponse::Modal(card::reply_form(
                     &t,
                     self.desk.text_rules(t.mention.platform).unwrap_or_default(),
                     false,
                     Some(&text),
+                    self.desk.draft_language(&t).as_deref(),
                 )),
                 Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
             };
@@ -286,6 +288,7 @@ impl Discord {
                         Err(e) => ephemeral(format!("Incident #{incident}: {e}")),
                     }
                 }
+                IncidentButton::Approve => BulkControl::Approve,
                 IncidentButton::Pause => BulkControl::Pause,
                 IncidentButton::Resume => BulkControl::Resume,
                 IncidentButton::Cancel => BulkControl::Cancel,
@@ -296,23 +299,49 @@ impl Discord {
                 Err(e) => ephemeral(format!("Incident #{incident}: {e}")),
             };
         }
+        if let Some((button, ticket, number)) =
+            translation::parse_draft_custom_id(&c.data.custom_id)
+        {
+            return self.on_draft_button(&who, button, ticket, number).await;
+        }
         let Some((button, ticket)) = card::parse_custom_id(&c.data.custom_id) else {
             tracing::warn!(custom_id = %c.data.custom_id, user = %who.user_id, "unknown button pressed; nothing changed");
             return ephemeral(
                 "That button is not one mentionbridge knows (an old card?). Nothing changed.",
             );
         };
+        if button == CardButton::EditDraft {
+            return match self
+                .desk
+                .preview(ticket, AgentAction::EditDraft { text: ".".into() }, &who)
+                .await
+            {
+                Ok(t) => match t.draft_awaiting_approval() {
+                    Some(draft) => CreateInteractionResponse::Modal(card::edit_draft_modal(
+                        &t,
+                        self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                        &draft.text,
+                    )),
+                    None => ephemeral(format!(
+                        "Ticket #{ticket}: {}",
+                        crate::domain::Rejection::NoDraftWaiting
+                    )),
+                },
+                Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+            };
+        }
         match button.action() {
             None => match self
                 .desk
                 .preview(ticket, AgentAction::Reply { text: ".".into() }, &who)
                 .await
             {
-                Ok(t) => CreateInteractionResponse::Modal(card::reply_modal(
+                Ok(t) => CreateInteractionResponse::Modal(card::reply_form(
                     &t,
                     self.desk.text_rules(t.mention.platform).unwrap_or_default(),
                     button == CardButton::ReplyPrivately,
                     None,
+                    self.desk.draft_language(&t).as_deref(),
                 )),
                 Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
             },
@@ -356,13 +385,17 @@ impl Discord {
                 Err(e) => ephemeral(format!("Incident #{incident}: {e} Nothing was sent.")),
             };
         }
-        let parsed = [(card::REPLY_MODAL, false), (card::PRIVATE_MODAL, true)]
-            .into_iter()
-            .find_map(|(prefix, private)| {
-                let rest = m.data.custom_id.strip_prefix(prefix)?.strip_prefix(':')?;
-                Some((rest.parse::<TicketId>().ok()?, private))
-            });
-        let Some((ticket, private)) = parsed else {
+        let parsed = [
+            (card::REPLY_MODAL, Form::Reply),
+            (card::PRIVATE_MODAL, Form::Private),
+            (card::EDIT_MODAL, Form::EditDraft),
+        ]
+        .into_iter()
+        .find_map(|(prefix, form)| {
+            let rest = m.data.custom_id.strip_prefix(prefix)?.strip_prefix(':')?;
+            Some((rest.parse::<TicketId>().ok()?, form))
+        });
+        let Some((ticket, form)) = parsed else {
             return ephemeral("This form is not one mentionbridge knows. Nothing was sent.");
         };
         let field = |id: &str| {
@@ -376,20 +409,99 @@ impl Discord {
                 })
         };
         let text = field(card::REPLY_INPUT).unwrap_or_default();
-        let action = if private {
-            AgentAction::ReplyPrivately {
+        let translate_to = field(translation::TRANSLATE_INPUT)
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        if let (Some(to), Form::Reply | Form::Private) = (translate_to, &form) {
+            let draft = DraftToTranslate {
+                text,
+                ack: field(card::ACK_INPUT),
+                private: matches!(form, Form::Private),
+                to,
+            };
+            return self.translate_draft(ticket, draft, &who).await;
+        }
+        let action = match form {
+            Form::Private => AgentAction::ReplyPrivately {
                 text,
                 public_ack: field(card::ACK_INPUT),
-            }
-        } else {
-            AgentAction::Reply { text }
+            },
+            Form::Reply => AgentAction::Reply { text },
+            Form::EditDraft => AgentAction::EditDraft { text },
         };
         match self.desk.act(ticket, action, &who).await {
+            Ok(t) if t.draft_awaiting_approval().is_some() => ephemeral(format!(
+                "Your draft for ticket #{ticket} waits for another agent's approval; nothing is sent until then."
+            )),
             Ok(_) => ephemeral(format!(
                 "Reply to ticket #{ticket} queued; its link appears in the card's thread once published."
             )),
             // Discord modals cannot show an inline error: say exactly why, nothing was sent.
             Err(e) => ephemeral(format!("Ticket #{ticket}: {e} Nothing was sent.")),
+        }
+    }
+
+    /// A reply form submitted with a language to translate into: the draft and its
+    /// translation come back privately, with buttons; nothing is sent.
+    async fn translate_draft(
+        &self,
+        ticket: TicketId,
+        draft: DraftToTranslate,
+        who: &AgentRef,
+    ) -> CreateInteractionResponse {
+        let translated = match self.desk.translate_draft(ticket, draft, who).await {
+            Ok(t) => t,
+            Err(e) => return ephemeral(format!("Ticket #{ticket}: {e}")),
+        };
+        match self.desk.hold_draft(who, &translated).await {
+            Ok(number) => {
+                CreateInteractionResponse::Message(translation::draft_message(&translated, number))
+            }
+            Err(e) => ephemeral(format!("Ticket #{ticket}: {e} Nothing was sent.")),
+        }
+    }
+
+    /// A press on a held draft's message: send the version pressed, or open it in a
+    /// form to edit. The message then loses its buttons, so nothing is sent twice.
+    async fn on_draft_button(
+        &self,
+        who: &AgentRef,
+        button: translation::DraftButton,
+        ticket: TicketId,
+        number: u64,
+    ) -> CreateInteractionResponse {
+        match button {
+            translation::DraftButton::Send(choice) => {
+                match self.desk.send_draft(who, number, choice).await {
+                    Ok(t) => CreateInteractionResponse::UpdateMessage(translation::sent_message(
+                        &t, choice,
+                    )),
+                    Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+                }
+            }
+            translation::DraftButton::Edit => {
+                let draft = match self.desk.take_draft(who, number).await {
+                    Ok(Some(d)) => d,
+                    Ok(None) => {
+                        return ephemeral(format!(
+                            "Ticket #{ticket}: this translation was already sent, edited or replaced by a newer one; nothing was sent."
+                        ))
+                    }
+                    Err(e) => return ephemeral(format!("Ticket #{ticket}: {e}")),
+                };
+                match self
+                    .desk
+                    .preview(draft.ticket, AgentAction::Reply { text: ".".into() }, who)
+                    .await
+                {
+                    Ok(t) => CreateInteractionResponse::Modal(translation::edit_form(
+                        &t,
+                        self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                        &draft,
+                    )),
+                    Err(e) => ephemeral(format!("Ticket #{ticket}: {e}")),
+                }
+            }
         }
     }
 
@@ -463,6 +575,11 @@ impl Discord {
                     i.id
                 )
             })),
+            Command::Why { ticket } => ephemeral_rendered(
+                desk.explain(&who, ticket)
+                    .await
+                    .map(|t| crate::chat::why_text(&t, &card::DiscordMarkup)),
+            ),
             Command::Stats { window } => ephemeral_words(desk.stats(&who, &window).await),
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),
@@ -497,4 +614,12 @@ impl Discord {
         }
         CreateInteractionResponse::Autocomplete(response)
     }
+}
+
+/// Which of the card's forms was submitted.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Reply,
+    Private,
+    EditDraft,
 }

@@ -9,6 +9,7 @@ mod gateway;
 pub mod http;
 mod inbound;
 pub mod signature;
+pub mod translation;
 
 use crate::chat::markup::cut_to;
 use crate::config::{DiscordConfig, Secret};

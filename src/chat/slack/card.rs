@@ -3,7 +3,7 @@
 
 use crate::chat::incident::IncidentButton;
 use crate::chat::markup::{safe_url, surface_len};
-use crate::chat::{CardButton, Markup};
+use crate::chat::{approved_by, CardButton, Markup};
 use crate::domain::canned::CannedReply;
 use crate::domain::incident::Incident;
 use crate::domain::text::TextRules;
@@ -19,6 +19,8 @@ pub const REPLY_CALLBACK: &str = "mb_reply";
 pub const REPLY_BLOCK: &str = "reply";
 pub const REPLY_INPUT: &str = "text";
 pub const PRIVATE_CALLBACK: &str = "mb_reply_private";
+/// `callback_id` of the form that rewrites a draft waiting for approval.
+pub const EDIT_CALLBACK: &str = "mb_edit_draft";
 pub const ACK_BLOCK: &str = "ack";
 pub const CANNED_ACTION: &str = "mb_canned";
 pub const INCIDENT_EVENT: &str = "mentionbridge_incident";
@@ -224,7 +226,7 @@ pub mod limits {
     pub const MODAL_TITLE: usize = 24;
 }
 
-fn md(s: impl Into<String>) -> SlackBlockText {
+pub(super) fn md(s: impl Into<String>) -> SlackBlockText {
     SlackBlockMarkDownText::new(s.into()).into()
 }
 
@@ -303,6 +305,14 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             )))
             .into(),
     );
+    if let Some(line) = crate::chat::priority_line(ticket, t) {
+        blocks.push(
+            SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+                SlackBlockMarkDownText::new(line),
+            )])
+            .into(),
+        );
+    }
     // The post itself, cut to the section's limit with the way to the whole of it.
     let more = format!("\n{}", t.link(&m.url, "read the whole post"));
     let (text, cut) = t.fit_quote(&m.text, limits::TEXT - surface_len(&more));
@@ -311,6 +321,7 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
             .with_text(md(if cut { text + &more } else { text }))
             .into(),
     );
+    blocks.extend(super::translation::card_block(ticket));
 
     let mut status = format!(
         "{} *{}* · ticket #{} · {} · {}",
@@ -352,6 +363,9 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
     if !ticket.route.is_empty() && ticket.route != crate::domain::routes::DEFAULT_ROUTE {
         status.push_str(&format!(" · route {}", t.fit(&ticket.route, 100).0));
     }
+    if let Some(language) = crate::domain::language::card_label(m) {
+        status.push_str(&format!(" · {}", t.fit(&language, 60).0));
+    }
     blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
             SlackBlockMarkDownText::new(status),
@@ -376,9 +390,25 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
         let outcome = match &r.state {
             ReplyState::Pending => ":hourglass_flowing_sand: sending…".to_string(),
             ReplyState::Published { url, .. } => {
-                format!(":white_check_mark: {}", t.link(url, "published"))
+                format!(
+                    ":white_check_mark: {}{}",
+                    t.link(url, "published"),
+                    approved_by(r, t)
+                )
             }
             ReplyState::Failed { reason } => format!(":x: not published: {}", t.fit(reason, 300).0),
+            ReplyState::AwaitingApproval => format!(
+                ":passport_control: awaits approval: {}",
+                t.fit(
+                    &r.review
+                        .as_ref()
+                        .map(|v| v.reasons.join("; "))
+                        .unwrap_or_default(),
+                    300
+                )
+                .0
+            ),
+            ReplyState::Rejected { by } => format!(":no_entry_sign: rejected by {}", t.name(by)),
         };
         let head = format!(
             "{} replied ({}):\n",
@@ -492,6 +522,18 @@ pub fn reply_modal(
     private: bool,
     initial: Option<&str>,
 ) -> SlackView {
+    reply_form(ticket, rules, private, initial, None)
+}
+
+/// The reply form, offering to translate the draft into `translate_to` first (the
+/// customer's language) when translation is configured.
+pub fn reply_form(
+    ticket: &Ticket,
+    rules: TextRules,
+    private: bool,
+    initial: Option<&str>,
+    translate_to: Option<&str>,
+) -> SlackView {
     let m = &ticket.mention;
     let t = &SlackMarkup;
     let handle = t.fit_plain(&m.author.handle, 60);
@@ -560,6 +602,9 @@ pub fn reply_modal(
                 .into(),
         );
     }
+    if let Some(to) = translate_to {
+        blocks.push(super::translation::translate_option(to));
+    }
     SlackView::Modal(
         SlackModalView::new(
             if private {
@@ -589,6 +634,19 @@ pub fn reply_modal(
         )
         .with_private_metadata(ticket.id.to_string()),
     )
+}
+
+/// The form to rewrite a draft that waits for approval, filled with it as it reads.
+pub fn edit_draft_modal(ticket: &Ticket, rules: TextRules, draft: &str) -> SlackView {
+    match reply_modal(ticket, rules, false, Some(draft)) {
+        SlackView::Modal(modal) => SlackView::Modal(
+            modal
+                .with_title("Edit draft".into())
+                .with_submit("Save for approval".into())
+                .with_callback_id(EDIT_CALLBACK.into()),
+        ),
+        other => other,
+    }
 }
 
 /// How each platform delivers a private reply, in its users' words.
@@ -641,4 +699,4 @@ pub fn open_list(open: &crate::ports::OpenTickets) -> String {
     crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
-pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions stats [24h|7d|30d]` · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";

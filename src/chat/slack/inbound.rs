@@ -2,13 +2,14 @@
 //! submission, `/mentions`, and messages in a card's thread (internal notes).
 
 use super::card;
+use super::translation;
 use super::Slack;
 use crate::chat::command::{done_sentence, Command, CommandError};
 use crate::chat::incident::IncidentButton;
 use crate::chat::CardButton;
 use crate::domain::incident::BulkControl;
 use crate::domain::{AgentAction, AgentRef, IncidentId, Rejection, SurfaceKind, TicketId};
-use crate::ports::ActError;
+use crate::ports::{ActError, DraftToTranslate};
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,24 @@ fn as_typed(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// How long a form's answer may wait for a translation before it shows "translating"
+/// instead (Slack drops answers after 3 s).
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(2000);
+
+/// A form's answer with an error under one of its fields; the form stays open.
+fn form_error(block: &str, message: String) -> SlackInteractionResponse {
+    SlackViewSubmissionResponse::Errors(SlackViewSubmissionErrorsResponse::new(HashMap::from([(
+        block.to_string(),
+        message,
+    )])))
+    .into()
+}
+
+/// A form's answer that replaces it with `view` (`response_action: update`).
+fn update_form(view: SlackView) -> SlackInteractionResponse {
+    SlackViewSubmissionResponse::Update(SlackViewSubmissionUpdateResponse::new(view)).into()
+}
+
 /// A private answer in words: whatever it quotes (what the agent typed, an agent's name,
 /// a title from the config) is escaped, so it can never become a mention or a link.
 fn ephemeral_response(text: impl Into<String>) -> SlackCommandEventResponse {
@@ -96,13 +115,7 @@ impl Slack {
                 );
                 SlackInteractionResponse::Empty
             }
-            SlackInteractionEvent::ViewSubmission(ev) => match self.on_view_submission(ev).await {
-                Some(errors) => SlackViewSubmissionResponse::Errors(
-                    SlackViewSubmissionErrorsResponse::new(errors),
-                )
-                .into(),
-                None => SlackInteractionResponse::Empty,
-            },
+            SlackInteractionEvent::ViewSubmission(ev) => self.on_view_submission(ev).await,
             other => {
                 tracing::debug!(kind = ?std::mem::discriminant(&other), "ignoring an interaction we do not use");
                 SlackInteractionResponse::Empty
@@ -197,6 +210,9 @@ impl Slack {
                     self.open_reply_modal(ticket, &actor, &ev.trigger_id, true)
                         .await
                 }
+                (CardButton::EditDraft, _) => {
+                    self.open_edit_modal(ticket, &actor, &ev.trigger_id).await
+                }
                 (_, Some(action)) => self.desk.act(ticket, action, &actor).await.map(drop),
                 // A link button: Slack opened the URL; nothing to do here.
                 (_, None) => Ok(()),
@@ -229,6 +245,7 @@ impl Slack {
                 }
                 return Ok(());
             }
+            IncidentButton::Approve => BulkControl::Approve,
             IncidentButton::Pause => BulkControl::Pause,
             IncidentButton::Resume => BulkControl::Resume,
             IncidentButton::Cancel => BulkControl::Cancel,
@@ -244,8 +261,8 @@ impl Slack {
         &self,
         ev: &SlackInteractionViewSubmissionEvent,
         metadata: Option<&str>,
-    ) -> Option<HashMap<String, String>> {
-        let error = |msg: String| Some(HashMap::from([("lang_any".to_string(), msg)]));
+    ) -> SlackInteractionResponse {
+        let error = |msg: String| form_error("lang_any", msg);
         let Some(incident) = metadata.and_then(|m| m.parse::<IncidentId>().ok()) else {
             return error("This form lost its incident number; close it and press the button on the card again.".into());
         };
@@ -268,7 +285,7 @@ impl Slack {
             ev.user.username.as_ref().or(ev.user.name.as_ref()),
         );
         match self.desk.bulk_answer(&actor, incident, texts).await {
-            Ok(_) => None,
+            Ok(_) => SlackInteractionResponse::Empty,
             Err(e) => error(e.to_string()),
         }
     }
@@ -288,6 +305,34 @@ impl Slack {
         self.show_reply_modal(&t, trigger, private, None).await
     }
 
+    async fn open_edit_modal(
+        &self,
+        ticket: TicketId,
+        actor: &AgentRef,
+        trigger: &SlackTriggerId,
+    ) -> Result<(), ActError> {
+        let t = self
+            .desk
+            .preview(ticket, AgentAction::EditDraft { text: ".".into() }, actor)
+            .await?;
+        let Some(draft) = t.draft_awaiting_approval() else {
+            return Err(ActError::Rejected(crate::domain::Rejection::NoDraftWaiting));
+        };
+        let view = card::edit_draft_modal(
+            &t,
+            self.desk.text_rules(t.mention.platform).unwrap_or_default(),
+            &draft.text,
+        );
+        if let Err(e) = self
+            .session()
+            .views_open(&SlackApiViewsOpenRequest::new(trigger.clone(), view))
+            .await
+        {
+            tracing::warn!(ticket = %t.id, error = %super::delivery_error("views.open", e), "could not open the edit form");
+        }
+        Ok(())
+    }
+
     async fn show_reply_modal(
         &self,
         t: &crate::domain::Ticket,
@@ -295,11 +340,12 @@ impl Slack {
         private: bool,
         initial: Option<&str>,
     ) -> Result<(), ActError> {
-        let view = card::reply_modal(
+        let view = card::reply_form(
             t,
             self.desk.text_rules(t.mention.platform).unwrap_or_default(),
             private,
             initial,
+            self.desk.draft_language(t).as_deref(),
         );
         if let Err(e) = self
             .session()
@@ -311,60 +357,143 @@ impl Slack {
         Ok(())
     }
 
-    /// Returns inline errors for the modal, or None when the reply was accepted.
+    /// The answer to a reply form: inline errors, the form that shows a translation, or
+    /// nothing (the reply was accepted and the form closes).
     async fn on_view_submission(
-        &self,
+        self: &Arc<Self>,
         ev: SlackInteractionViewSubmissionEvent,
-    ) -> Option<HashMap<String, String>> {
+    ) -> SlackInteractionResponse {
         let SlackView::Modal(modal) = &ev.view.view else {
-            return None;
+            return SlackInteractionResponse::Empty;
         };
-        let private = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
-            Some(card::REPLY_CALLBACK) => false,
-            Some(card::PRIVATE_CALLBACK) => true,
+        // Whether it is private, an edit of a draft waiting for approval, and whether it
+        // is the form that shows a translation.
+        let (private, edit, checked) = match modal.callback_id.as_ref().map(|c| c.as_ref()) {
+            Some(card::REPLY_CALLBACK) => (false, false, false),
+            Some(card::PRIVATE_CALLBACK) => (true, false, false),
+            Some(card::EDIT_CALLBACK) => (false, true, false),
+            Some(translation::CHECKED_CALLBACK) => (false, false, true),
+            Some(translation::CHECKED_PRIVATE_CALLBACK) => (true, false, true),
             Some(card::BULK_CALLBACK) => {
                 return self
                     .on_bulk_submission(&ev, modal.private_metadata.as_deref())
-                    .await
+                    .await;
             }
-            _ => return None,
+            _ => return SlackInteractionResponse::Empty,
         };
-        let error = |msg: String| Some(HashMap::from([(card::REPLY_BLOCK.to_string(), msg)]));
         let Some(ticket) = modal
             .private_metadata
             .as_deref()
             .and_then(|m| m.parse::<TicketId>().ok())
         else {
-            return error(
+            return form_error(
+                card::REPLY_BLOCK,
                 "This form lost its ticket number; close it and press Reply on the card again."
                     .into(),
             );
         };
-        let field = |block: &str| {
-            ev.view
-                .state_params
-                .state
-                .as_ref()
-                .and_then(|s| s.values.get(&block.into()))
-                .and_then(|b| b.get(&card::REPLY_INPUT.into()))
-                .and_then(|v| v.value.clone())
+        let values = ev.view.state_params.state.as_ref().map(|s| &s.values);
+        let value = |block: &str, action: &str| {
+            values
+                .and_then(|v| v.get(&block.into()))
+                .and_then(|b| b.get(&action.into()))
         };
+        let field = |block: &str| value(block, card::REPLY_INPUT).and_then(|v| v.value.clone());
         let text = field(card::REPLY_BLOCK).unwrap_or_default();
-        let action = if private {
-            AgentAction::ReplyPrivately {
-                text,
-                public_ack: field(card::ACK_BLOCK),
-            }
-        } else {
-            AgentAction::Reply { text }
-        };
+        let ack = field(card::ACK_BLOCK);
         let actor = agent(
             &ev.user.id,
             ev.user.username.as_ref().or(ev.user.name.as_ref()),
         );
+        let translate_to = value(translation::TRANSLATE_BLOCK, translation::TRANSLATE_ACTION)
+            .and_then(|v| v.selected_options.as_ref())
+            .and_then(|o| o.first())
+            .map(|o| o.value.clone());
+        if let (false, false, Some(to)) = (checked, edit, translate_to) {
+            let draft = DraftToTranslate {
+                text,
+                ack,
+                private,
+                to,
+            };
+            return self
+                .translate_in_form(ticket, ev.view.state_params.id.clone(), draft, actor)
+                .await;
+        }
+        let action = if edit {
+            AgentAction::EditDraft { text }
+        } else if private {
+            AgentAction::ReplyPrivately {
+                text,
+                public_ack: ack,
+            }
+        } else {
+            AgentAction::Reply { text }
+        };
         match self.desk.act(ticket, action, &actor).await {
-            Ok(_) => None,
-            Err(e) => error(e.to_string()),
+            Ok(_) => SlackInteractionResponse::Empty,
+            Err(e) => form_error(card::REPLY_BLOCK, e.to_string()),
+        }
+    }
+
+    /// Translate a draft and show it beside the original in the same form; nothing is
+    /// sent. Slack waits 3 s for the answer: a slower service gets a "translating" form
+    /// first, replaced by the result when it comes.
+    async fn translate_in_form(
+        self: &Arc<Self>,
+        ticket: TicketId,
+        view: SlackViewId,
+        draft: DraftToTranslate,
+        actor: AgentRef,
+    ) -> SlackInteractionResponse {
+        let (done, mut translated) = tokio::sync::oneshot::channel();
+        let (me, asked, who) = (self.clone(), draft.clone(), actor.clone());
+        self.desk.spawn_later(
+            "a Slack draft translation",
+            Box::pin(async move {
+                let _ = done.send(me.desk.translate_draft(ticket, asked, &who).await);
+            }),
+        );
+        tokio::select! {
+            result = &mut translated => match result {
+                Ok(Ok(t)) => update_form(translation::checked_view(&t)),
+                Ok(Err(e)) => form_error(translation::TRANSLATE_BLOCK, e.to_string()),
+                Err(_) => form_error(
+                    translation::TRANSLATE_BLOCK,
+                    "The translation stopped unexpectedly; nothing was sent. Try again.".into(),
+                ),
+            },
+            _ = tokio::time::sleep(ANSWER_WITHIN) => {
+                let me = self.clone();
+                let to = draft.to.clone();
+                self.desk.spawn_later("a late Slack translation", Box::pin(async move {
+                    let shown = match translated.await {
+                        Ok(Ok(t)) => translation::checked_view(&t),
+                        failed => {
+                            let why = match failed {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => "The translation stopped unexpectedly; nothing was sent.".into(),
+                            };
+                            match me.desk.preview(ticket, AgentAction::Reply { text: ".".into() }, &actor).await {
+                                Ok(t) => translation::failed_view(
+                                    &t,
+                                    me.desk.text_rules(t.mention.platform).unwrap_or_default(),
+                                    draft.private,
+                                    &draft.text,
+                                    &draft.to,
+                                    &why,
+                                ),
+                                Err(e) => translation::failed_view_alone(ticket, &format!("{why} {e}")),
+                            }
+                        }
+                    };
+                    let req = SlackApiViewsUpdateRequest::new(shown).with_view_id(view);
+                    if let Err(e) = me.session().views_update(&req).await {
+                        tracing::warn!(ticket = %ticket, error = %super::delivery_error("views.update", e), "could not show the translation in the reply form");
+                    }
+                }));
+                update_form(translation::translating_view(ticket, &to))
+            }
         }
     }
 
@@ -410,6 +539,11 @@ impl Slack {
                     }),
             ),
             Command::Canned => ephemeral_words(desk.canned_list(&actor).await),
+            Command::Why { ticket } => ephemeral_rendered(
+                desk.explain(&actor, ticket)
+                    .await
+                    .map(|t| crate::chat::why_text(&t, &card::SlackMarkup)),
+            ),
             Command::Help => ephemeral_response(card::USAGE),
             Command::Incident { incident, page } => ephemeral_rendered(
                 desk.incident_members(&actor, incident, page)

@@ -7,6 +7,7 @@ pub mod http;
 mod inbound;
 pub mod signature;
 mod socket;
+pub mod translation;
 
 use crate::config::SlackConfig;
 use crate::domain::incident::Incident;

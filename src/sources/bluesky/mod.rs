@@ -94,6 +94,8 @@ pub struct Bluesky {
     this: Weak<Bluesky>,
     /// Made on the first `stream()`, then the same one (its profile cache lives on).
     jetstream: OnceLock<Arc<Jetstream>>,
+    /// The profiles the poll looked up for its authors' reach.
+    poll_profiles: std::sync::Mutex<profiles::ProfileCache>,
 }
 
 impl Bluesky {
@@ -124,6 +126,9 @@ impl Bluesky {
             gates: Gates::default(),
             this: this.clone(),
             jetstream: OnceLock::new(),
+            poll_profiles: std::sync::Mutex::new(profiles::ProfileCache::new(
+                profiles::CACHE_ENTRIES,
+            )),
         });
         if had_session {
             tracing::info!(handle = %config.handle, "reusing the stored Bluesky session");

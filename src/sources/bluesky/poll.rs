@@ -185,11 +185,41 @@ impl Bluesky {
             .map(|(_, m)| m)
             .filter(|m| seen.insert(m.remote_id.clone()))
             .collect();
+        let mentions = self.with_reach(mentions).await;
         Ok(Batch {
             mentions,
             cursor: Some(serde_json::to_string(&next).expect("a cursor always serializes")),
             more: false,
         })
+    }
+}
+
+impl Bluesky {
+    /// Notifications and search results carry the author's basic profile view, which
+    /// has no follower count: the authors are looked up (`getProfiles`, 25 a call,
+    /// cached) so each mention carries its author's reach. A lookup that fails leaves
+    /// the mention without it; it is never held back.
+    async fn with_reach(&self, mut mentions: Vec<Mention>) -> Vec<Mention> {
+        let dids: Vec<String> = mentions
+            .iter()
+            .filter(|m| m.author.followers.is_none())
+            .filter_map(|m| m.author.id.clone())
+            .collect();
+        if dids.is_empty() {
+            return mentions;
+        }
+        let profiles = self.profiles(&self.poll_profiles, &dids).await;
+        for m in &mut mentions {
+            if m.author.followers.is_none() {
+                m.author.followers = m
+                    .author
+                    .id
+                    .as_ref()
+                    .and_then(|did| profiles.get(did))
+                    .and_then(|p| p.followers_count);
+            }
+        }
+        mentions
     }
 }
 
@@ -272,6 +302,7 @@ fn mention_from(
                 .unwrap_or_else(|| author.handle.clone()),
             profile_url: format!("https://bsky.app/profile/{profile_id}"),
             id: Some(author.did.clone()),
+            followers: author.followers_count,
         },
         text: post.text.clone(),
         language: post.langs.first().cloned(),
@@ -284,6 +315,7 @@ fn mention_from(
         visibility: Visibility::Public,
         reply_context: Some(serde_json::to_string(&context).expect("context serializes")),
         external_id: None,
+        detected_language: None,
     }
 }
 
@@ -300,6 +332,7 @@ mod tests {
             did: "did:plc:alice".into(),
             handle: "alice.test".into(),
             display_name: Some("Alice".into()),
+            followers_count: None,
         }
     }
 

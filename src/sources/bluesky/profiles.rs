@@ -159,6 +159,7 @@ impl Bluesky {
                 handle: did.clone(),
                 did,
                 display_name: None,
+                followers_count: None,
             });
         }
         found
@@ -192,6 +193,7 @@ mod tests {
             did: format!("did:plc:{i}"),
             handle: format!("u{i}.test"),
             display_name: None,
+            followers_count: None,
         }
     }
 

@@ -21,6 +21,10 @@ pub(super) struct Profile {
     pub(super) handle: String,
     #[serde(default)]
     pub(super) display_name: Option<String>,
+    /// Only in the detailed view `getProfiles` answers with (a notification's or a
+    /// search result's author has none).
+    #[serde(default, deserialize_with = "crate::sources::follower_count")]
+    pub(super) followers_count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

@@ -95,6 +95,8 @@ struct Account {
     display_name: String,
     #[serde(default)]
     url: Option<String>,
+    #[serde(default, deserialize_with = "crate::sources::follower_count")]
+    followers_count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +204,7 @@ impl Mastodon {
                 username: String::new(),
                 display_name: String::new(),
                 url: None,
+                followers_count: None,
             },
             config: config.clone(),
             rules: RwLock::new(TextRules::default()),
@@ -391,6 +394,7 @@ impl Mastodon {
                 },
                 profile_url: status.account.url.clone().unwrap_or_default(),
                 id: Some(status.account.id.clone()),
+                followers: status.account.followers_count,
             },
             text,
             language: status.language,
@@ -405,6 +409,7 @@ impl Mastodon {
             remote_id: status.id,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 

@@ -390,6 +390,7 @@ mod tests {
             username: String::new(),
             display_name: String::new(),
             url: None,
+            followers_count: None,
         };
         read_frame(&me, text)
     }

@@ -137,6 +137,7 @@ impl X {
                 id: String::new(),
                 name: String::new(),
                 username: String::new(),
+                public_metrics: None,
             },
             budget,
             gates: Gates::default(),
@@ -254,6 +255,7 @@ fn test_client() -> X {
             id: "1500000000000000001".into(),
             name: "Brand".into(),
             username: "brand".into(),
+            public_metrics: None,
         },
         budget: Arc::new(Budget::counted(
             store,

@@ -35,9 +35,13 @@ impl X {
         users: &HashMap<String, User>,
     ) -> Mention {
         let author_id = tweet.author_id.clone().unwrap_or_default();
-        let (handle, name) = match users.get(&author_id) {
-            Some(u) => (u.username.clone(), u.name.clone()),
-            None => (author_id.clone(), String::new()),
+        let (handle, name, followers) = match users.get(&author_id) {
+            Some(u) => (
+                u.username.clone(),
+                u.name.clone(),
+                u.public_metrics.as_ref().and_then(|m| m.followers_count),
+            ),
+            None => (author_id.clone(), String::new(), None),
         };
         let text = tweet
             .note_tweet
@@ -58,15 +62,24 @@ impl X {
                 },
                 handle,
                 id: tweet.author_id.clone(),
+                followers,
             },
             text: unescape(&text),
-            language: tweet.lang.clone().filter(|l| l != "und" && l != "zxx"),
+            // X's codes for "no language": undetermined, no text, and posts of only
+            // mentions, cashtags, hashtags, media or very short text.
+            language: tweet.lang.clone().filter(|l| {
+                !matches!(
+                    l.as_str(),
+                    "und" | "zxx" | "qam" | "qct" | "qht" | "qme" | "qst"
+                )
+            }),
             created_at: tweet.created_at.unwrap_or_else(Utc::now),
             in_reply_to: tweet.replied_to().map(str::to_string),
             visibility: Visibility::Public,
             remote_id: tweet.id,
             reply_context: None,
             external_id: None,
+            detected_language: None,
         }
     }
 
@@ -202,7 +215,7 @@ pub(super) fn post_fields() -> [(&'static str, String); 3] {
     [
         ("expansions", "author_id".into()),
         ("tweet.fields", TWEET_FIELDS.into()),
-        ("user.fields", "username,name".into()),
+        ("user.fields", "username,name,public_metrics".into()),
     ]
 }
 
@@ -238,7 +251,7 @@ mod tests {
     #[test]
     fn a_mention_page_maps_to_mentions() {
         let x = client();
-        let page = r#"{"data":[{"id":"1790000000000000002","text":"@brand where is my order? &amp; refund &lt;3","author_id":"2244994945","created_at":"2024-05-13T10:00:00.000Z","lang":"en","conversation_id":"1790000000000000001","in_reply_to_user_id":"1500000000000000001","referenced_tweets":[{"type":"replied_to","id":"1790000000000000001"}],"edit_history_tweet_ids":["1790000000000000002"]},{"id":"1790000000000000003","text":"@brand hi","author_id":"99","lang":"und","edit_history_tweet_ids":["1790000000000000003"]}],"includes":{"users":[{"id":"2244994945","name":"X Developers","username":"XDevelopers"}]},"meta":{"newest_id":"1790000000000000003","oldest_id":"1790000000000000002","result_count":2}}"#;
+        let page = r#"{"data":[{"id":"1790000000000000002","text":"@brand where is my order? &amp; refund &lt;3","author_id":"2244994945","created_at":"2024-05-13T10:00:00.000Z","lang":"en","conversation_id":"1790000000000000001","in_reply_to_user_id":"1500000000000000001","referenced_tweets":[{"type":"replied_to","id":"1790000000000000001"}],"edit_history_tweet_ids":["1790000000000000002"]},{"id":"1790000000000000003","text":"@brand hi","author_id":"99","lang":"und","edit_history_tweet_ids":["1790000000000000003"]},{"id":"1790000000000000004","text":"@brand #brandco","author_id":"99","lang":"qht","edit_history_tweet_ids":["1790000000000000004"]}],"includes":{"users":[{"id":"2244994945","name":"X Developers","username":"XDevelopers"}]},"meta":{"newest_id":"1790000000000000003","oldest_id":"1790000000000000002","result_count":2}}"#;
         let mut mentions = mentions_in_page(&x.me.id, page.as_bytes())
             .unwrap()
             .into_iter();
@@ -264,6 +277,8 @@ mod tests {
         assert_eq!(m.author.handle, "99");
         assert_eq!(m.language, None);
         assert_eq!(m.in_reply_to, None);
+        let m = mentions.next().unwrap();
+        assert_eq!(m.language, None, "hashtags only: no language");
     }
 
     #[test]

@@ -833,6 +833,7 @@ mod tests {
             id: "1500000000000000001".into(),
             name: "Brand".into(),
             username: "brand".into(),
+            public_metrics: None,
         }
     }
 

@@ -14,6 +14,16 @@ pub(super) struct User {
     pub(super) name: String,
     #[serde(default)]
     pub(super) username: String,
+    /// Asked for with `user.fields=public_metrics`.
+    #[serde(default)]
+    pub(super) public_metrics: Option<PublicMetrics>,
+}
+
+/// A user's `public_metrics` (the part we read).
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct PublicMetrics {
+    #[serde(default, deserialize_with = "crate::sources::follower_count")]
+    pub(super) followers_count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -32,6 +32,8 @@ struct Columns {
     due: Option<i64>,
     first_answer: Option<i64>,
     unanswered_route: Option<String>,
+    author: String,
+    score: i32,
 }
 
 impl Columns {
@@ -42,6 +44,8 @@ impl Columns {
             due: routes.next_due(ticket).map(nanos),
             first_answer: counts.first_answer.map(nanos),
             unanswered_route: counts.unanswered_key().map(|(route, _)| route.to_string()),
+            author: crate::domain::priority::author_key(&ticket.mention),
+            score: ticket.priority.score,
         })
     }
 }
@@ -101,15 +105,19 @@ pub(super) async fn upsert_tickets(
         .iter()
         .map(|c| c.unanswered_route.as_deref())
         .collect();
+    let authors: Vec<&str> = columns.iter().map(|c| c.author.as_str()).collect();
+    let scores: Vec<i32> = columns.iter().map(|c| c.score).collect();
     tx.execute(
         "INSERT INTO tickets (id, closed, body, received_ns, due_ns, first_answer_ns,
-                              unanswered_route, facts)
+                              unanswered_route, facts, author_key, priority_score)
          SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::json[], $4::bigint[],
-                              $5::bigint[], $6::bigint[], $7::text[], $8::json[])
+                              $5::bigint[], $6::bigint[], $7::text[], $8::json[],
+                              $9::text[], $10::integer[])
          ON CONFLICT (id) DO UPDATE SET closed = EXCLUDED.closed, body = EXCLUDED.body,
              received_ns = EXCLUDED.received_ns, due_ns = EXCLUDED.due_ns,
              first_answer_ns = EXCLUDED.first_answer_ns,
-             unanswered_route = EXCLUDED.unanswered_route, facts = EXCLUDED.facts",
+             unanswered_route = EXCLUDED.unanswered_route, facts = EXCLUDED.facts,
+             author_key = EXCLUDED.author_key, priority_score = EXCLUDED.priority_score",
         &[
             &ids,
             &closed,
@@ -119,6 +127,8 @@ pub(super) async fn upsert_tickets(
             &answered,
             &unanswered,
             &facts,
+            &authors,
+            &scores,
         ],
     )
     .await?;
@@ -170,13 +180,25 @@ async fn set_columns(tx: &Tx<'_>, rows: &[Columns]) -> Result<(), StoreError> {
     let answered: Vec<Option<i64>> = rows.iter().map(|c| c.first_answer).collect();
     let unanswered: Vec<Option<&str>> =
         rows.iter().map(|c| c.unanswered_route.as_deref()).collect();
+    let authors: Vec<&str> = rows.iter().map(|c| c.author.as_str()).collect();
+    let scores: Vec<i32> = rows.iter().map(|c| c.score).collect();
     tx.execute(
         "UPDATE tickets SET received_ns = u.received, due_ns = u.due,
-                first_answer_ns = u.answered, unanswered_route = u.unanswered
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])
-              AS u(id, received, due, answered, unanswered)
+                first_answer_ns = u.answered, unanswered_route = u.unanswered,
+                author_key = u.author, priority_score = u.score
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
+                     $6::text[], $7::integer[])
+              AS u(id, received, due, answered, unanswered, author, score)
          WHERE tickets.id = u.id",
-        &[&ids, &received, &due, &answered, &unanswered],
+        &[
+            &ids,
+            &received,
+            &due,
+            &answered,
+            &unanswered,
+            &authors,
+            &scores,
+        ],
     )
     .await?;
     Ok(())

@@ -36,6 +36,7 @@ mod schema;
 use crate::config::PostgresConfig;
 use crate::domain::incident::Incident;
 use crate::domain::intake::{self, Intake};
+use crate::domain::priority::{author_key, Contact, CONTACTS_KEPT};
 use crate::domain::routes::Routes;
 use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, IncidentId, Mention, Note, SurfaceKind, SystemEvent,
@@ -546,9 +547,19 @@ impl PostgresStore {
                     (false, Some(id)) => known.ticket(&tx, id).await?,
                     _ => None,
                 };
+                let contacts = if seen {
+                    Vec::new()
+                } else {
+                    known
+                        .contacts
+                        .get(&author_key(m))
+                        .cloned()
+                        .unwrap_or_default()
+                };
                 let judged = intake::Known {
                     seen,
                     parent: parent.as_ref(),
+                    contacts: &contacts,
                 };
                 let decided = intake::admit(m, judged, TicketId(next), &self.routes, now);
                 if ingested.record(&decided) {
@@ -570,6 +581,7 @@ impl PostgresStore {
                 }
                 written.jobs.extend(tr.effects.into_iter().map(|e| (id, e)));
                 written.audit.push(tr.audit);
+                known.wrote(&tr.ticket);
                 let was = known.tickets.insert(id.0, Some(tr.ticket)).flatten();
                 written.tickets.entry(id.0).or_insert(was);
             }
@@ -1173,6 +1185,8 @@ async fn check_fences(
 struct IntakeView {
     keys: HashMap<Vec<u8>, u64>,
     tickets: HashMap<u64, Option<Ticket>>,
+    /// Each author's latest tickets, newest first (by `domain::priority::author_key`).
+    contacts: HashMap<String, Vec<Contact>>,
 }
 
 impl IntakeView {
@@ -1187,6 +1201,8 @@ impl IntakeView {
         if wanted.is_empty() {
             return Ok(view);
         }
+        view.read_contacts(tx, mentions().map(author_key).collect())
+            .await?;
         let raw: Vec<&[u8]> = wanted.iter().map(|k| k.as_bytes()).collect();
         let rows = tx
             .query(
@@ -1216,6 +1232,64 @@ impl IntakeView {
             view.tickets.entry(id).or_insert(None);
         }
         Ok(view)
+    }
+
+    /// The latest tickets of each of `authors`, in one look-up through the index by
+    /// author.
+    async fn read_contacts(
+        &mut self,
+        tx: &Tx<'_>,
+        authors: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let authors: Vec<String> = authors.into_iter().collect();
+        let kept = CONTACTS_KEPT as i64;
+        let rows = tx
+            .query(
+                "SELECT a.k, t.id, t.received_ns, NOT t.closed
+                 FROM unnest($1::text[]) AS a(k)
+                 CROSS JOIN LATERAL (
+                     SELECT id, received_ns, closed FROM tickets
+                     WHERE author_key = a.k ORDER BY id DESC LIMIT $2
+                 ) t",
+                &[&authors, &kept],
+            )
+            .await?;
+        for row in rows {
+            let author: String = get(&row, 0)?;
+            let received: Option<i64> = get(&row, 2)?;
+            self.contacts.entry(author).or_default().push(Contact {
+                ticket: TicketId(id_of(&row, 1)?),
+                received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
+                open: get(&row, 3)?,
+            });
+        }
+        for list in self.contacts.values_mut() {
+            list.sort_by_key(|c| std::cmp::Reverse(c.ticket));
+        }
+        Ok(())
+    }
+
+    /// A ticket this intake wrote, as its author's latest contact.
+    fn wrote(&mut self, ticket: &Ticket) {
+        let list = self
+            .contacts
+            .entry(author_key(&ticket.mention))
+            .or_default();
+        let open = !ticket.is_closed();
+        match list.iter_mut().find(|c| c.ticket == ticket.id) {
+            Some(c) => c.open = open,
+            None => {
+                list.insert(
+                    0,
+                    Contact {
+                        ticket: ticket.id,
+                        received: ticket.received_at(),
+                        open,
+                    },
+                );
+                list.truncate(CONTACTS_KEPT);
+            }
+        }
     }
 
     /// The ticket holding the post `m` answers: the first of intake's keys for it that
@@ -1304,6 +1378,17 @@ impl Written<'_> {
         )?;
         Ok(())
     }
+}
+
+/// A row of (id, received_ns, points, waiting) as the open list sorts it.
+fn open_priority_of(row: &Row) -> Result<crate::ports::OpenPriority, StoreError> {
+    let received: Option<i64> = get(row, 1)?;
+    Ok(crate::ports::OpenPriority {
+        ticket: TicketId(id_of(row, 0)?),
+        received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
+        score: get(row, 2)?,
+        waiting: get(row, 3)?,
+    })
 }
 
 /// Incident `id`, locked for the rest of `tx`.
@@ -1621,6 +1706,42 @@ impl Store for PostgresStore {
 
     async fn open_ticket_count(&self) -> Result<usize, StoreError> {
         self.counter(tally::OPEN).await
+    }
+
+    async fn open_priorities(&self) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, received_ns, coalesce(priority_score, 0), first_answer_ns IS NULL
+                 FROM tickets WHERE NOT closed ORDER BY id",
+                &[],
+            )
+            .await?;
+        rows.iter().map(open_priority_of).collect()
+    }
+
+    /// Read through the index of open tickets that carries what the list sorts by;
+    /// only each group's first `limit` rows leave the database.
+    async fn open_list_heads(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::OpenPriority>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, received_ns, score, waiting FROM (
+                     SELECT id, received_ns, coalesce(priority_score, 0) AS score,
+                            first_answer_ns IS NULL AS waiting,
+                            row_number() OVER (
+                                PARTITION BY coalesce(priority_score, 0), first_answer_ns IS NULL
+                                ORDER BY received_ns, id) AS n
+                     FROM tickets WHERE NOT closed) AS heads
+                 WHERE n <= $1",
+                &[&limit],
+            )
+            .await?;
+        rows.iter().map(open_priority_of).collect()
     }
 
     async fn due_tickets(&self, until: DateTime<Utc>, limit: usize) -> Result<Due, StoreError> {

@@ -34,8 +34,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
+        "triage",
+        include_str!("../../../migrations/0005_triage.sql"),
+    ),
+    (
+        6,
         "incidents",
-        include_str!("../../../migrations/0005_incidents.sql"),
+        include_str!("../../../migrations/0006_incidents.sql"),
     ),
 ];
 

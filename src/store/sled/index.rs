@@ -5,13 +5,19 @@
 //! received, first answers by instant, unanswered tickets by route and instant, answered
 //! tickets by route and first response (counts per whole second), and the named
 //! counters of [`crate::ports::tally`]. The entries by the instant received hold each
-//! ticket's [`TicketFacts`] (what a window's numbers need). Instants are nanoseconds
-//! and integers are stored so that byte order is numeric order.
+//! ticket's [`TicketFacts`] (what a window's numbers need). Open tickets are also kept
+//! by what the open list sorts by: whether they wait for an answer, their points on
+//! arrival, then the instant received (within such a group, the list's own order, so
+//! the first of the list are read from the head of each group). Each author's entry
+//! lists their latest tickets (number and instant received), which intake reads inside
+//! its transaction for repeat contact. Instants are nanoseconds and integers are stored
+//! so that byte order is numeric order.
 
+use crate::domain::priority::{author_key, waits_for_answer, Contact, CONTACTS_KEPT};
 use crate::domain::routes::Routes;
-use crate::domain::Ticket;
+use crate::domain::{Ticket, TicketId};
 use crate::ports::tally::{counter_changes, nanos, TicketCounts, TicketFacts};
-use crate::ports::StoreError;
+use crate::ports::{OpenPriority, StoreError};
 use chrono::{DateTime, Utc};
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use std::collections::BTreeMap;
@@ -27,6 +33,8 @@ const ANSWERED: u8 = b'a';
 const UNANSWERED: u8 = b'u';
 const WAITS: u8 = b'w';
 const COUNTER: u8 = b'c';
+const AUTHOR: u8 = b'p';
+const PRIORITY: u8 = b'l';
 
 type TxResult = Result<(), UnabortableTransactionError>;
 
@@ -61,6 +69,89 @@ fn route_part(route: &str) -> Vec<u8> {
 
 pub(super) fn open_key(id: u64) -> Vec<u8> {
     key(OPEN, &[&id.to_be_bytes()])
+}
+
+/// An open ticket's entry in the index of what the list sorts by: waiting (1) or not,
+/// points, instant received, number.
+fn priority_key(t: &Ticket) -> Option<Vec<u8>> {
+    (!t.is_closed()).then(|| {
+        key(
+            PRIORITY,
+            &[
+                &[u8::from(waits_for_answer(t))],
+                &sortable(i64::from(t.priority.score)),
+                &sortable(nanos(t.received_at())),
+                &t.id.0.to_be_bytes(),
+            ],
+        )
+    })
+}
+
+/// The group of a priority entry: its prefix (waiting, points).
+const PRIORITY_GROUP: usize = 1 + 1 + 8;
+
+fn open_priority_of(k: &[u8]) -> OpenPriority {
+    let at = |from: usize| k.get(from..from + 8).map_or(0, unsortable);
+    OpenPriority {
+        ticket: TicketId(id_at_end(k)),
+        received: DateTime::from_timestamp_nanos(at(PRIORITY_GROUP)),
+        score: i32::try_from(at(2)).unwrap_or(0),
+        waiting: k.get(1).is_some_and(|w| *w != 0),
+    }
+}
+
+fn author_entry_key(author: &str) -> Vec<u8> {
+    key(AUTHOR, &[author.as_bytes()])
+}
+
+/// An author's latest tickets, oldest first: (number, nanoseconds received) each.
+fn author_list(raw: &[u8]) -> Vec<(u64, i64)> {
+    raw.chunks_exact(16)
+        .map(|c| {
+            let (id, at) = c.split_at(8);
+            (
+                u64::from_be_bytes(id.try_into().unwrap_or([0; 8])),
+                i64::from_be_bytes(at.try_into().unwrap_or([0; 8])),
+            )
+        })
+        .collect()
+}
+
+fn author_value(list: &[(u64, i64)]) -> Vec<u8> {
+    let from = list.len().saturating_sub(CONTACTS_KEPT);
+    list[from..]
+        .iter()
+        .flat_map(|(id, at)| id.to_be_bytes().into_iter().chain(at.to_be_bytes()))
+        .collect()
+}
+
+/// The earlier tickets of the author `author` (see [`author_key`]), newest first, as
+/// this transaction sees them.
+pub(super) fn contacts(
+    index: &TransactionalTree,
+    author: &str,
+) -> Result<Vec<Contact>, UnabortableTransactionError> {
+    let Some(raw) = index.get(author_entry_key(author))? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (id, at) in author_list(&raw).into_iter().rev() {
+        out.push(Contact {
+            ticket: TicketId(id),
+            received: DateTime::from_timestamp_nanos(at),
+            open: index.get(open_key(id))?.is_some(),
+        });
+    }
+    Ok(out)
+}
+
+/// A new ticket joins its author's list.
+fn add_contact(index: &TransactionalTree, ticket: &Ticket) -> TxResult {
+    let k = author_entry_key(&author_key(&ticket.mention));
+    let mut list = index.get(&k)?.map(|v| author_list(&v)).unwrap_or_default();
+    list.push((ticket.id.0, nanos(ticket.received_at())));
+    index.insert(k, author_value(&list))?;
+    Ok(())
 }
 
 fn due_key(at: i64, id: u64) -> Vec<u8> {
@@ -171,6 +262,7 @@ pub(super) fn reindex(
     match was.as_ref().map(entry) {
         Some((o, r, a, u)) => {
             replace(index, o, open)?;
+            replace(index, old.and_then(priority_key), priority_key(new))?;
             if r != received {
                 index.remove(r.as_slice())?;
             }
@@ -182,9 +274,13 @@ pub(super) fn reindex(
         }
         None => {
             index.insert(received, facts_value(&facts))?;
-            for k in [open, answered, unanswered].into_iter().flatten() {
+            for k in [open, answered, unanswered, priority_key(new)]
+                .into_iter()
+                .flatten()
+            {
                 index.insert(k, &[])?;
             }
+            add_contact(index, new)?;
         }
     }
     let old_wait = was.as_ref().and_then(TicketCounts::wait_key);
@@ -209,15 +305,23 @@ pub(super) fn entries_of<'a>(
     routes: &Routes,
     out: &mut BTreeMap<Vec<u8>, Vec<u8>>,
     counts: &mut BTreeMap<Vec<u8>, i64>,
+    authors: &mut BTreeMap<Vec<u8>, Vec<(u64, i64)>>,
 ) {
     for t in tickets {
         let id = t.id.0;
         let c = TicketCounts::of(t);
+        authors
+            .entry(author_entry_key(&author_key(&t.mention)))
+            .or_default()
+            .push((id, nanos(t.received_at())));
         let mut put = |k: Vec<u8>, v: Vec<u8>| {
             out.insert(k, v);
         };
         if c.open {
             put(open_key(id), Vec::new());
+        }
+        if let Some(k) = priority_key(t) {
+            put(k, Vec::new());
         }
         put(
             at_key(RECEIVED, c.received, id),
@@ -252,6 +356,21 @@ pub(super) fn count_values(
         .map(|(k, n)| (k, n.to_be_bytes()))
 }
 
+/// Authors' tickets found while the indexes are built (`found`, oldest first), joined
+/// to what the tree already lists for each (from earlier batches), as values to write.
+pub(super) fn author_values(
+    tree: &sled::Tree,
+    found: BTreeMap<Vec<u8>, Vec<(u64, i64)>>,
+) -> sled::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(found.len());
+    for (k, more) in found {
+        let mut list = tree.get(&k)?.map(|v| author_list(&v)).unwrap_or_default();
+        list.extend(more);
+        out.push((k, author_value(&list)));
+    }
+    Ok(out)
+}
+
 /// Read side, on the tree itself.
 pub(super) struct Reader<'a>(pub(super) &'a sled::Tree);
 
@@ -270,6 +389,43 @@ impl Reader<'_> {
                 }
                 out.push(id_at_end(&k?));
             }
+        }
+        Ok(out)
+    }
+
+    /// Every open ticket as the list sorts it, in number order.
+    pub(super) fn open_priorities(&self) -> sled::Result<Vec<OpenPriority>> {
+        let mut all: Vec<OpenPriority> = self
+            .0
+            .scan_prefix([PRIORITY])
+            .keys()
+            .map(|k| k.map(|k| open_priority_of(&k)))
+            .collect::<sled::Result<_>>()?;
+        all.sort_by_key(|o| o.ticket);
+        Ok(all)
+    }
+
+    /// The first `limit` open tickets of each group (waiting or not, points): the
+    /// list's first `limit` are among them, whatever `now` is, since within a group the
+    /// oldest has waited longest. One seek per group, `limit` entries at most from each.
+    pub(super) fn open_heads(&self, limit: usize) -> sled::Result<Vec<OpenPriority>> {
+        let mut out = Vec::new();
+        let mut from = vec![PRIORITY];
+        loop {
+            let Some(first) = self.0.range(from.clone()..).keys().next().transpose()? else {
+                break;
+            };
+            if first.first() != Some(&PRIORITY) || first.len() < PRIORITY_GROUP {
+                break;
+            }
+            let group = first[..PRIORITY_GROUP].to_vec();
+            for k in self.0.scan_prefix(&group).keys().take(limit) {
+                out.push(open_priority_of(&k?));
+            }
+            // The next group: just past every key of this one.
+            from = group;
+            from.push(0xff);
+            from.extend_from_slice(&[0xff; 24]);
         }
         Ok(out)
     }

@@ -79,7 +79,8 @@ enum Push {
 struct LiveStream {
     push: mpsc::UnboundedSender<Push>,
     fields: HashSet<String>,
-    expand_author: bool,
+    /// The `user.fields` of the expanded author, if it is expanded.
+    expand_author: Option<HashSet<String>>,
 }
 
 /// The stream's part of the fake's state.
@@ -497,10 +498,9 @@ impl XState {
         for live in &self.stream.live {
             let mut line =
                 json!({"data": self.tweet_json(t, &live.fields), "matching_rules": matching});
-            if live.expand_author {
+            if let Some(user_fields) = &live.expand_author {
                 if let Some(u) = self.user(&t.author_id) {
-                    line["includes"] =
-                        json!({"users": [{"id": u.id, "name": u.name, "username": u.username}]});
+                    line["includes"] = json!({"users": [u.json(user_fields)]});
                 }
             }
             lines.push(line.to_string());

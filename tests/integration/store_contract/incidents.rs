@@ -127,7 +127,10 @@ pub async fn a_storm_is_one_incident_with_its_members_and_card_committed_togethe
 
 pub async fn a_held_card_waits_and_a_member_leaves_for_a_card_of_its_own(place: &dyn Place) {
     let routes = mentionbridge::domain::routes::Routes {
-        card_hold: Duration::seconds(20),
+        card_hold: mentionbridge::domain::routes::CardHold {
+            wait: Duration::seconds(20),
+            own_card_from: None,
+        },
         ..Default::default()
     };
     let store = place.open_with(routes);

@@ -9,6 +9,7 @@ use mentionbridge::domain::routes::{Route, Routes};
 use mentionbridge::domain::sla::{apply_steps, due_steps, off_hours_considered, SlaPolicy};
 use mentionbridge::domain::Ticket;
 use mentionbridge::ports::tally::{desk_counts, TicketFacts};
+use mentionbridge::ports::{heads_of, OpenPriority};
 use mentionbridge::reports::{desk_counts_of, Targets};
 
 fn ids(tickets: &[Ticket]) -> Vec<TicketId> {
@@ -34,6 +35,27 @@ pub async fn assert_indexes_match(
         "{when}: the open tickets, oldest first"
     );
     assert_eq!(ids(&store.open_tickets().await.unwrap()), open, "{when}");
+    let sorted_by: Vec<OpenPriority> = all
+        .iter()
+        .filter(|t| !t.is_closed())
+        .map(OpenPriority::of)
+        .collect();
+    assert_eq!(
+        store.open_priorities().await.unwrap(),
+        sorted_by,
+        "{when}: what the open list sorts by"
+    );
+    let in_order = |mut v: Vec<OpenPriority>| {
+        v.sort_by_key(|o| (o.waiting, o.score, o.received, o.ticket));
+        v
+    };
+    for limit in [1, 2, usize::MAX] {
+        assert_eq!(
+            in_order(store.open_list_heads(limit).await.unwrap()),
+            in_order(heads_of(sorted_by.clone(), limit)),
+            "{when}: the heads of the open list, {limit} per group"
+        );
+    }
     assert_eq!(
         store.open_ticket_count().await.unwrap(),
         open.len(),
@@ -130,7 +152,8 @@ fn routes_of(policy: SlaPolicy, ack: bool) -> Routes {
             off_hours_ack: ack.then(|| "Back {expected}.".to_string()),
             ..Route::default_route(policy, true)
         },
-        card_hold: Duration::zero(),
+        card_hold: Default::default(),
+        triage: Default::default(),
     }
 }
 

@@ -1,4 +1,4 @@
--- mentionbridge store, version 5: incidents, the tickets of one storm shown on one card
+-- mentionbridge store, version 6: incidents, the tickets of one storm shown on one card
 -- and answered together. An incident's record is the JSON serde writes (its summary, its
 -- cards, its bulk answer); its members are tickets whose body names it, listed in
 -- `incident_members` for paging through them. Incident numbers have their own counter.
