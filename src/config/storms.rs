@@ -292,28 +292,17 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    const BASE: &str = r#"brand = "BrandCo"
-
-[store]
-path = "data/bot.sled"
-
-[slack]
-bot_token = "${SLACK_BOT_TOKEN}"
-app_token = "${SLACK_APP_TOKEN}"
-channel = "C0SUPPORT"
-agent_user_ids = ["U0ANA"]
-
-[mastodon]
-instance_url = "https://social.example/"
-access_token = "${MASTODON_TOKEN}"
-hashtags = ["BrandCoApp"]
-"#;
+    /// The tests' desk of `config::tests`, with a brand name and a watched hashtag.
+    fn base() -> String {
+        format!(
+            "brand = \"BrandCo\"\n{}hashtags = [\"BrandCoApp\"]\n",
+            crate::config::tests::GOOD
+        )
+    }
 
     fn parse(storms: &str) -> Result<Config, ConfigError> {
-        let text = format!("{BASE}\n{storms}");
-        Config::parse(Path::new("/etc/mb/bot-config.toml"), &text, &|v| {
-            Some(format!("value-of-{v}"))
-        })
+        let text = format!("{}\n{storms}", base());
+        crate::config::tests::parse(&text, &crate::config::tests::env_all)
     }
 
     #[test]
@@ -345,7 +334,7 @@ hashtags = ["BrandCoApp"]
         let Err(ConfigError::Invalid(problems)) = parse(text) else {
             panic!("refused");
         };
-        let base = BASE.lines().count() + 1;
+        let base = base().lines().count() + 1;
         let at = |key: &str| {
             problems
                 .iter()

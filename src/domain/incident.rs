@@ -756,40 +756,17 @@ pub fn unchanged(incident: &Incident) -> IncidentChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Mention, Platform, SurfaceKind, Visibility};
-    use chrono::TimeZone;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
-    }
+    use crate::domain::priority::tests::now;
+    use crate::domain::{SurfaceKind, Visibility};
 
     fn ticket(id: u64, handle: &str, language: Option<&str>, seconds: i64) -> Ticket {
-        Ticket::open(
-            TicketId(id),
-            Mention {
-                platform: Platform::Mastodon,
-                network: None,
-                account: "brand".into(),
-                remote_id: id.to_string(),
-                url: format!("https://m.example/@{handle}/{id}"),
-                author: Author {
-                    handle: handle.into(),
-                    name: handle.to_uppercase(),
-                    profile_url: String::new(),
-                    id: None,
-                    followers: None,
-                },
-                text: format!("the app is down again ({id})"),
-                language: language.map(str::to_string),
-                created_at: now(),
-                in_reply_to: None,
-                visibility: Visibility::Public,
-                reply_context: None,
-                external_id: None,
-                detected_language: None,
-            },
-            now() + Duration::seconds(seconds),
-        )
+        let text = format!("the app is down again ({id})");
+        let mut m = crate::domain::priority::tests::mention(handle, &text, None);
+        m.remote_id = id.to_string();
+        m.url = format!("https://m.example/@{handle}/{id}");
+        m.author.name = handle.to_uppercase();
+        m.language = language.map(str::to_string);
+        Ticket::open(TicketId(id), m, now() + Duration::seconds(seconds))
     }
 
     fn agent() -> AgentRef {
