@@ -86,7 +86,7 @@ fn default_quiet() -> f64 {
     30.0
 }
 fn default_hold() -> f64 {
-    20.0
+    5.0
 }
 fn default_update() -> f64 {
     10.0
@@ -317,8 +317,8 @@ mod tests {
         let c = parse("[storms]\n").unwrap();
         let s = &c.storms;
         assert!(s.enabled);
-        assert_eq!(s.hold, Duration::from_secs(20));
-        assert_eq!(c.routes.card_hold.wait, chrono::Duration::seconds(20));
+        assert_eq!(s.hold, Duration::from_secs(5));
+        assert_eq!(c.routes.card_hold.wait, chrono::Duration::seconds(5));
         assert_eq!(s.rules.min_members, 5);
         assert_eq!(s.rules.window, chrono::Duration::minutes(10));
         assert_eq!(s.bulk_per_hour[&Platform::Mastodon], 100.0);
@@ -361,6 +361,6 @@ mod tests {
         })
         .unwrap();
         assert!(c.storms.enabled);
-        assert_eq!(c.storms.hold, Duration::from_secs(20));
+        assert_eq!(c.storms.hold, Duration::from_secs(5));
     }
 }
