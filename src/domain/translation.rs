@@ -219,34 +219,12 @@ pub fn language_label(tag: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Mention, Platform, Visibility};
 
     fn ticket(language: Option<&str>, text: &str) -> Ticket {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         Ticket::open(
             TicketId(7),
-            Mention {
-                platform: Platform::Mastodon,
-                network: None,
-                account: "brand".into(),
-                remote_id: "1".into(),
-                url: "https://social.example/@kai/1".into(),
-                author: Author {
-                    handle: "kai".into(),
-                    name: "Kai".into(),
-                    profile_url: String::new(),
-                    id: None,
-                    followers: None,
-                },
-                text: text.into(),
-                language: language.map(str::to_string),
-                created_at: at,
-                in_reply_to: None,
-                visibility: Visibility::Public,
-                reply_context: None,
-                external_id: None,
-                detected_language: None,
-            },
+            crate::domain::language::sofies_mention(text, language),
             at,
         )
     }

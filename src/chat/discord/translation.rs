@@ -264,7 +264,7 @@ mod tests {
 #[cfg(test)]
 mod rendering {
     use super::*;
-    use crate::domain::{Author, Mention, MentionTranslation, Platform, Visibility};
+    use crate::domain::MentionTranslation;
     use chrono::{DateTime, Utc};
 
     fn draft(translated: &str) -> TranslatedDraft {
@@ -286,28 +286,7 @@ mod rendering {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let mut t = Ticket::open(
             TicketId(3),
-            Mention {
-                platform: Platform::Mastodon,
-                network: None,
-                account: "brand".into(),
-                remote_id: "1".into(),
-                url: "https://social.example/@kai/1".into(),
-                author: Author {
-                    handle: "kai".into(),
-                    name: "Kai".into(),
-                    profile_url: String::new(),
-                    id: None,
-                    followers: None,
-                },
-                text: "Hallo".into(),
-                language: None,
-                created_at: at,
-                in_reply_to: None,
-                visibility: Visibility::Public,
-                reply_context: None,
-                external_id: None,
-                detected_language: None,
-            },
+            crate::domain::language::sofies_mention("Hallo", None),
             at,
         );
         assert!(card_field(&t).is_none());

@@ -210,7 +210,7 @@ pub fn failed_view_alone(ticket: TicketId, why: &str) -> SlackView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Mention, MentionTranslation, Platform, Visibility};
+    use crate::domain::MentionTranslation;
     use chrono::{DateTime, Utc};
 
     const HOSTILE: &str = "<!channel> @everyone <https://evil.example|click> *bold* & more";
@@ -219,28 +219,7 @@ mod tests {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let mut t = Ticket::open(
             TicketId(3),
-            Mention {
-                platform: Platform::Mastodon,
-                network: None,
-                account: "brand".into(),
-                remote_id: "1".into(),
-                url: "https://social.example/@kai/1".into(),
-                author: Author {
-                    handle: "kai".into(),
-                    name: "Kai".into(),
-                    profile_url: String::new(),
-                    id: None,
-                    followers: None,
-                },
-                text: "Hallo".into(),
-                language: Some("de".into()),
-                created_at: at,
-                in_reply_to: None,
-                visibility: Visibility::Public,
-                reply_context: None,
-                external_id: None,
-                detected_language: None,
-            },
+            crate::domain::language::sofies_mention("Hallo", Some("de")),
             at,
         );
         t.translation = Some(MentionTranslation {
