@@ -151,20 +151,7 @@ mod tests {
     use crate::config::{Config, ConfigError};
     use std::path::Path;
 
-    const DESK: &str = r#"
-[store]
-path = "data/bot.sled"
-
-[slack]
-bot_token = "${SLACK_BOT_TOKEN}"
-app_token = "${SLACK_APP_TOKEN}"
-channel = "C0SUPPORT"
-agent_user_ids = ["U0ANA"]
-
-[mastodon]
-instance_url = "https://social.example/"
-access_token = "${MASTODON_TOKEN}"
-"#;
+    use super::super::tests::GOOD as DESK;
 
     fn parse(section: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         Config::parse(
