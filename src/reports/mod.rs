@@ -39,6 +39,7 @@
 //! - **Incidents** belong to the window they were opened in; an incident's *first answer*
 //!   runs from its opening to the first published answer to any of its members.
 
+mod charts;
 mod export;
 mod incidents;
 mod keys;
@@ -61,3 +62,9 @@ pub use numbers::{
 };
 pub use prometheus::{desk_counts_of, escape_label, prometheus, prometheus_from, prometheus_with};
 pub use text::render_text;
+// ---- charts (issue 14, part 4) ----
+pub use charts::render::{daily_png, first_response_png, week_png, ChartError};
+pub use charts::{
+    daily, first_response_by_hour, hour_of_week, week_chart, ChartData, Day, Gap, HourResponse,
+    WeekChart,
+};
