@@ -218,3 +218,201 @@ async fn prometheus(State(metrics): State<Metrics>) -> Response {
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
+
+// ---- charts (issue 14, part 4) ----
+
+/// What the chart routes read: the desk (its store, schedule, targets and clock) and the
+/// bearer token they answer to.
+#[derive(Clone)]
+struct Charts {
+    desk: Arc<crate::runtime::desk::DeskService>,
+    token: Option<Secret>,
+}
+
+/// Facts are read in pages of this many tickets.
+const CHART_PAGE: usize = 5000;
+
+/// `/charts/week.png`, `/charts/first-response.png`, `/charts/daily.png` and the data
+/// behind them, `/charts/week.json`, each with `?days=1..366` (default 7) and `?tz=`
+/// (an IANA zone, default UTC), behind `Authorization: Bearer <[http] charts_token>`.
+/// Without a configured token they answer 404: off unless asked for.
+pub fn charts_routes(
+    desk: Arc<crate::runtime::desk::DeskService>,
+    token: Option<Secret>,
+    limits: &HttpLimits,
+) -> Router {
+    body::bodiless(
+        Router::new()
+            .route("/charts/week.png", get(chart_week))
+            .route("/charts/first-response.png", get(chart_first_response))
+            .route("/charts/daily.png", get(chart_daily))
+            .route("/charts/week.json", get(chart_json)),
+        limits,
+    )
+    .with_state(Charts { desk, token })
+}
+
+#[derive(serde::Deserialize)]
+struct ChartQuery {
+    days: Option<String>,
+    tz: Option<String>,
+}
+
+/// Equal tokens, compared in time that does not depend on where they differ (digests of
+/// both, so the length is not told either).
+fn same_token(given: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn refuse(status: StatusCode, sentence: &str) -> Response {
+    (status, format!("{sentence}\n")).into_response()
+}
+
+/// The chart data the request asks for, or the answer that refuses it.
+async fn chart_data(
+    charts: &Charts,
+    headers: &axum::http::HeaderMap,
+    query: &ChartQuery,
+) -> Result<crate::reports::ChartData, Response> {
+    let Some(expected) = charts.token.as_ref() else {
+        return Err(refuse(StatusCode::NOT_FOUND, "Not found."));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if given.is_empty() || !same_token(given, expected.expose()) {
+        let mut refused = refuse(
+            StatusCode::UNAUTHORIZED,
+            "The charts need `Authorization: Bearer <charts_token>`.",
+        );
+        refused.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        return Err(refused);
+    }
+    let tz: chrono_tz::Tz = match query.tz.as_deref().map(str::trim) {
+        None | Some("") => chrono_tz::Tz::UTC,
+        Some(name) => name.parse().map_err(|_| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "`tz` is not a time zone: give an IANA name such as Europe/Berlin or America/New_York.",
+            )
+        })?,
+    };
+    let days = query.days.as_deref().map(str::trim).unwrap_or("7");
+    let days_ok = !days.is_empty() && days.len() <= 3 && days.bytes().all(|b| b.is_ascii_digit());
+    let now = charts.desk.now();
+    let window = crate::reports::Window::parse(&format!("{days}d"), now)
+        .ok()
+        .filter(|_| days_ok)
+        .ok_or_else(|| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "`days` is not a window: give a whole number of days from 1 to 366.",
+            )
+        })?;
+    let store = charts.desk.store();
+    let mut facts = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .received_facts(window.from, window.to, after, CHART_PAGE)
+            .await
+            .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))?;
+        let full = page.len() == CHART_PAGE;
+        after = page.last().map(|l| (l.opened_at, l.id));
+        facts.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let schedule = charts.desk.schedule().await;
+    let targets = charts.desk.targets();
+    // CSAT: none until the surveys' `csat_by_day` is wired in here.
+    Ok(crate::reports::ChartData::of(
+        &facts,
+        &window,
+        tz,
+        &schedule,
+        &targets,
+        &[],
+        now,
+    ))
+}
+
+fn png_answer(drawn: Result<Vec<u8>, crate::reports::ChartError>) -> Response {
+    match drawn {
+        Ok(bytes) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "image/png"),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "a chart could not be drawn");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The chart could not be drawn.",
+            )
+        }
+    }
+}
+
+async fn chart_week(
+    State(charts): State<Charts>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ChartQuery>,
+) -> Response {
+    match chart_data(&charts, &headers, &query).await {
+        Ok(data) => png_answer(crate::reports::week_png(&data)),
+        Err(refused) => refused,
+    }
+}
+
+async fn chart_first_response(
+    State(charts): State<Charts>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ChartQuery>,
+) -> Response {
+    match chart_data(&charts, &headers, &query).await {
+        Ok(data) => png_answer(crate::reports::first_response_png(&data)),
+        Err(refused) => refused,
+    }
+}
+
+async fn chart_daily(
+    State(charts): State<Charts>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ChartQuery>,
+) -> Response {
+    match chart_data(&charts, &headers, &query).await {
+        Ok(data) => png_answer(crate::reports::daily_png(&data)),
+        Err(refused) => refused,
+    }
+}
+
+async fn chart_json(
+    State(charts): State<Charts>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ChartQuery>,
+) -> Response {
+    match chart_data(&charts, &headers, &query).await {
+        Ok(data) => (
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            Json(data),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}

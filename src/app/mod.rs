@@ -312,7 +312,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             surfaces: chat_surfaces.clone(),
         };
         let limits = config.http.clone();
-        let app = http::router(slack_http, discord_http, ingest, metrics, &limits);
+        let app = http::router(slack_http, discord_http, ingest, metrics, &limits)
+            // ---- charts (issue 14, part 4) ----
+            .merge(http::charts_routes(
+                desk.clone(),
+                config.charts_token.clone(),
+                &limits,
+            ));
         tasks.spawn("http", move |stop| {
             let (listener, app, limits) = (listener.clone(), app.clone(), limits.clone());
             async move { crate::wire::http::server::serve(&listener, app, &limits, stop).await }

@@ -172,6 +172,10 @@ struct RawHttp {
     max_connections: usize,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
+    // ---- charts (issue 14, part 4) ----
+    /// Bearer token of `/charts/*` (`"${CHARTS_TOKEN}"`); absent: the chart routes are off.
+    #[serde(default)]
+    charts_token: Option<String>,
 }
 
 impl Default for RawHttp {
@@ -182,6 +186,7 @@ impl Default for RawHttp {
             body_read_timeout_secs: default_body_read_timeout(),
             max_connections: default_max_connections(),
             max_body_bytes: default_max_body_bytes(),
+            charts_token: None,
         }
     }
 }
@@ -603,6 +608,9 @@ pub struct Config {
     pub http_configured: bool,
     /// How the HTTP server treats slow and large requests (`[http]`).
     pub http: HttpLimits,
+    // ---- charts (issue 14, part 4) ----
+    /// `[http] charts_token`: the bearer token of `/charts/*`; `None`: those routes are off.
+    pub charts_token: Option<Secret>,
     /// Routes (`[[route]]`) and the default route (`[sla]`, `[oncall]`).
     pub routes: crate::domain::routes::Routes,
     pub handoff_digest: bool,
@@ -1986,6 +1994,10 @@ impl Validator<'_> {
         let (store, lease) = self.store(&raw.store, path);
         let raw_http = raw.http.clone().unwrap_or_default();
         let http = self.http_limits(&raw_http);
+        let charts_token = raw_http
+            .charts_token
+            .as_deref()
+            .map(|v| self.secret("http", "charts_token", v));
         let listen = raw_http.listen;
         let http_listen = listen.parse().unwrap_or_else(|_| {
             self.problem(
@@ -2070,6 +2082,7 @@ impl Validator<'_> {
             http_listen,
             http_configured: raw.http.is_some(),
             http,
+            charts_token,
             brand: raw.brand.clone().unwrap_or_else(|| "our team".into()),
             routes,
             oncall,

@@ -4,6 +4,7 @@ mod fakes;
 
 mod approvals;
 mod bluesky_flows;
+mod charts;
 mod cli;
 mod conversations;
 mod discord_flows;
