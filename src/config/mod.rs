@@ -3,6 +3,8 @@
 //! self-hosted instances (and the test fakes) can be reached.
 
 mod storms;
+// ---- charts (issue 14, part 4) ----
+mod charts;
 pub use storms::StormsConfig;
 mod priority;
 mod rules;
