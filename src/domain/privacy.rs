@@ -83,7 +83,10 @@ pub fn due(t: &Ticket, policy: &Retention, now: DateTime<Utc>) -> Removal {
 pub fn hashed(key: &[u8], value: &str) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(value.as_bytes());
-    format!("{HASHED_PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "{HASHED_PREFIX}{}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// One ticket's privacy rewrite, as the store commits it (see `Store::rewrite_ticket`):
@@ -298,7 +301,12 @@ mod tests {
         let mut open = ticket(31);
         open.stage = Stage::Posted;
         assert!(!due(&open, &policy, now()).any());
-        let done = anonymise(&ticket(31), due(&ticket(31), &policy, now()), "retention", now());
+        let done = anonymise(
+            &ticket(31),
+            due(&ticket(31), &policy, now()),
+            "retention",
+            now(),
+        );
         assert!(!due(&done, &policy, now()).any(), "done once");
         assert!(!due(&ticket(400), &Retention::default(), now()).any());
     }
@@ -307,7 +315,10 @@ mod tests {
     fn anonymising_keeps_the_numbers_and_drops_the_person() {
         let t = ticket(31);
         let a = anonymise(&t, Removal::ALL, "erasure", now());
-        assert_eq!((a.stage, a.opened_at, &a.route), (t.stage, t.opened_at, &t.route));
+        assert_eq!(
+            (a.stage, a.opened_at, &a.route),
+            (t.stage, t.opened_at, &t.route)
+        );
         assert_eq!(a.mention.platform, t.mention.platform);
         assert_eq!(a.mention.language, t.mention.language);
         let json = serde_json::to_string(&a).unwrap();
