@@ -6,6 +6,9 @@ mod storms;
 // ---- charts (issue 14, part 4) ----
 mod charts;
 pub use storms::StormsConfig;
+// privacy (issue 14)
+mod retention;
+pub use retention::RetentionConfig;
 mod priority;
 mod rules;
 
@@ -125,6 +128,8 @@ struct RawConfig {
     agents: Vec<crate::domain::agents::Agent>,
     /// Storms become incidents (`[storms]`; absent: off).
     storms: Option<storms::RawStorms>,
+    /// How long closed tickets keep personal data (`[retention]`; absent: kept).
+    retention: Option<retention::RawRetention>,
     /// How new tickets' priorities are judged.
     #[serde(default)]
     priority: priority::RawPriority,
@@ -637,6 +642,8 @@ pub struct Config {
     pub agents: crate::domain::agents::Agents,
     /// `[storms]`: when many mentions about one thing become one incident card.
     pub storms: StormsConfig,
+    /// `[retention]`: days each kind of a closed ticket's personal data is kept.
+    pub retention: RetentionConfig,
     /// `[translation]`: None, and nothing is ever sent to a translation service.
     pub translation: Option<TranslationConfig>,
     /// Which drafts wait for another agent's approval.
@@ -2109,6 +2116,7 @@ impl Validator<'_> {
             translation,
             approvals,
             language: self.language(&raw.language),
+            retention: self.retention(raw.retention.as_ref()),
         }
     }
 }

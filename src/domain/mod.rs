@@ -13,6 +13,7 @@ pub mod language;
 mod model;
 pub mod oncall;
 pub mod priority;
+pub mod privacy;
 pub mod routes;
 mod rules;
 pub mod sentiment;

@@ -486,6 +486,25 @@ pub struct Ticket {
     /// so that a restart never asks for it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translation: Option<MentionTranslation>,
+    // -- privacy (issue 14): what of the customer's data was removed, and why ------------
+    /// Set once the customer's text or identity was removed (retention or erasure, see
+    /// `domain::privacy`): the card renders the placeholders, nothing of the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymised: Option<Anonymised>,
+}
+
+/// What of a ticket's personal data was removed, when and why (see `domain::privacy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anonymised {
+    pub at: DateTime<Utc>,
+    /// `retention` (the configured days passed) or `erasure` (`mentionbridge erase`).
+    pub why: String,
+    /// The customer's text (mention, follow-ups, translation, reply context, replies).
+    #[serde(default)]
+    pub text: bool,
+    /// Who they are (handle, name, profile, ids, post URLs).
+    #[serde(default)]
+    pub identity: bool,
 }
 
 /// A mention's text as a translation service rendered it in the team's language.
@@ -625,6 +644,7 @@ impl Ticket {
             tags: Vec::new(),
             rule_hits: Vec::new(),
             translation: None,
+            anonymised: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod layers;
 mod mastodon_stream;
 mod mixed_team;
 mod postgres;
+mod privacy;
 mod replicas;
 mod restarts;
 mod robustness;
