@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod approval;
 pub mod canned;
+pub mod customer;
 pub mod handoff;
 pub mod incident;
 pub mod intake;

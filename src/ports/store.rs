@@ -397,6 +397,17 @@ pub trait Store: Send + Sync {
     /// How many tickets there are (a maintained counter).
     async fn ticket_count(&self) -> Result<usize, StoreError>;
 
+    // -- customer history (issue 14) ----------------------------------------------------
+
+    /// The latest tickets of one author (see `domain::priority::author_key`), newest
+    /// first, at most `limit` (the index keeps the latest `CONTACTS_KEPT`): one index
+    /// read, for the customer's history on a card.
+    async fn author_contacts(
+        &self,
+        author_key: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::priority::Contact>, StoreError>;
+
     // -- indexes, kept in the transaction of every ticket write ---------------------------
     //
     // Every write of a ticket (intake, an action, a transition, a completed job, a mark)

@@ -464,6 +464,15 @@ impl Store for GroupCommit {
         self.direct.ticket(id).await
     }
 
+    // -- customer history (issue 14) --
+    async fn author_contacts(
+        &self,
+        author_key: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::priority::Contact>, StoreError> {
+        self.direct.author_contacts(author_key, limit).await
+    }
+
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.direct.open_tickets().await
     }
@@ -1066,6 +1075,13 @@ mod tests {
         }
         async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
             self.sled().ticket(id).await
+        }
+        async fn author_contacts(
+            &self,
+            author_key: &str,
+            limit: usize,
+        ) -> Result<Vec<crate::domain::priority::Contact>, StoreError> {
+            self.sled().author_contacts(author_key, limit).await
         }
         async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
             self.sled().open_tickets().await

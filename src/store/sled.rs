@@ -678,6 +678,15 @@ impl Store for SledStore {
         self.tickets.get(key(id.0))?.map(|v| dec(&v)).transpose()
     }
 
+    // -- customer history (issue 14) --
+    async fn author_contacts(
+        &self,
+        author_key: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::priority::Contact>, StoreError> {
+        Ok(index::Reader(&self.index).contacts(author_key, limit)?)
+    }
+
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.open_tickets_numbered("", usize::MAX).await
     }

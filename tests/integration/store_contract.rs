@@ -15,8 +15,10 @@ use mentionbridge::store::{GroupCommit, PostgresStore, SledStore};
 use std::collections::HashSet;
 use std::sync::Arc;
 
+mod history;
 mod incidents;
 mod indexes;
+use history::*;
 use incidents::*;
 mod triage;
 use indexes::*;
@@ -161,6 +163,7 @@ macro_rules! store_contract {
                 intake_finds_the_authors_earlier_tickets_also_in_the_same_batch_and_after_a_restart,
                 a_rule_ignored_mention_is_stored_with_no_card_to_post,
                 the_heads_of_the_open_list_are_each_groups_longest_waiting,
+                an_authors_contacts_are_read_newest_first_per_network,
             );
         }
     };

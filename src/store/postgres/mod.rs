@@ -1662,6 +1662,33 @@ impl Store for PostgresStore {
             .await
     }
 
+    // -- customer history (issue 14) --
+    async fn author_contacts(
+        &self,
+        author_key: &str,
+        limit: usize,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let limit = limit.min(CONTACTS_KEPT) as i64;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, received_ns, NOT closed FROM tickets
+                 WHERE author_key = $1 ORDER BY id DESC LIMIT $2",
+                &[&author_key, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let received: Option<i64> = get(row, 1)?;
+                Ok(Contact {
+                    ticket: TicketId(id_of(row, 0)?),
+                    received: DateTime::from_timestamp_nanos(received.unwrap_or(0)),
+                    open: get(row, 2)?,
+                })
+            })
+            .collect()
+    }
+
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.tickets_where("SELECT body::text FROM tickets WHERE NOT closed ORDER BY id")
             .await

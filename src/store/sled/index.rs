@@ -375,6 +375,23 @@ pub(super) fn author_values(
 pub(super) struct Reader<'a>(pub(super) &'a sled::Tree);
 
 impl Reader<'_> {
+    /// The latest tickets of `author` (see [`author_key`]), newest first, at most
+    /// `limit` (customer history, issue 14).
+    pub(super) fn contacts(&self, author: &str, limit: usize) -> sled::Result<Vec<Contact>> {
+        let Some(raw) = self.0.get(author_entry_key(author))? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (id, at) in author_list(&raw).into_iter().rev().take(limit) {
+            out.push(Contact {
+                ticket: TicketId(id),
+                received: DateTime::from_timestamp_nanos(at),
+                open: self.0.get(open_key(id))?.is_some(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Open ticket numbers in `ranges` (half-open, ascending), at most `limit`.
     pub(super) fn open_numbers(
         &self,

@@ -1,0 +1,165 @@
+//! Who the desk is talking to: a customer's earlier tickets on the same network (same
+//! [`author_key`](super::priority::author_key)), as a card shows them. Pure: the outbox
+//! reads the store and hands the result to the surfaces beside the ticket.
+
+use super::priority::Contact;
+use super::{CardRef, Ticket, TicketId};
+use chrono::{DateTime, Utc};
+
+/// How many earlier tickets a card lists by name (newest first); the rest are counted.
+pub const HISTORY_SHOWN: usize = 5;
+
+/// One earlier ticket of the same person, as a card lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierTicket {
+    pub id: TicketId,
+    /// The ticket's state in the agents' words ("Resolved", "Ignored", "Open", …).
+    pub state: String,
+    pub open: bool,
+    /// When it was received.
+    pub received: DateTime<Utc>,
+    /// When its state last changed (for a closed one: when it was closed).
+    pub changed: DateTime<Utc>,
+    /// Its cards, so each surface links to its own.
+    pub cards: Vec<CardRef>,
+}
+
+/// A customer's earlier tickets on the same network, newest first: at most
+/// [`HISTORY_SHOWN`] listed, `more` further ones only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerHistory {
+    pub earlier: Vec<EarlierTicket>,
+    pub more: usize,
+}
+
+impl CustomerHistory {
+    /// Nothing to show: a first contact.
+    pub fn is_empty(&self) -> bool {
+        self.earlier.is_empty() && self.more == 0
+    }
+
+    /// Every earlier ticket, listed or counted.
+    pub fn total(&self) -> usize {
+        self.earlier.len() + self.more
+    }
+
+    /// The contacts (newest first, as the store lists them) that came before `current`:
+    /// the ones to read in full, and how many more there are.
+    pub fn earlier_of(current: TicketId, contacts: &[Contact]) -> (Vec<TicketId>, usize) {
+        let before: Vec<TicketId> = contacts
+            .iter()
+            .map(|c| c.ticket)
+            .filter(|id| *id < current)
+            .collect();
+        let more = before.len().saturating_sub(HISTORY_SHOWN);
+        (before.into_iter().take(HISTORY_SHOWN).collect(), more)
+    }
+
+    /// The history from the earlier tickets read in full (any order) with their cards.
+    pub fn build(mut earlier: Vec<(Ticket, Vec<CardRef>)>, more: usize) -> CustomerHistory {
+        earlier.sort_by_key(|(t, _)| std::cmp::Reverse(t.id));
+        CustomerHistory {
+            earlier: earlier
+                .into_iter()
+                .take(HISTORY_SHOWN)
+                .map(|(t, cards)| EarlierTicket {
+                    id: t.id,
+                    state: t.state_label(),
+                    open: !t.is_closed(),
+                    received: t.received_at(),
+                    changed: t.updated_at,
+                    cards,
+                })
+                .collect(),
+            more,
+        }
+    }
+
+    /// The earlier ones still open, newest first.
+    pub fn open(&self) -> impl Iterator<Item = &EarlierTicket> {
+        self.earlier.iter().filter(|e| e.open)
+    }
+
+    /// The one-line summary: "2 earlier tickets · last: Resolved 2026-03-01 10:00 UTC".
+    pub fn summary(&self) -> Option<String> {
+        let last = self.earlier.first()?;
+        let n = self.total();
+        let when = if last.open {
+            format!("since {}", stamp(last.received))
+        } else {
+            stamp(last.changed)
+        };
+        Some(format!(
+            "{n} earlier ticket{} · last: #{} {} {when}",
+            if n == 1 { "" } else { "s" },
+            last.id,
+            last.state
+        ))
+    }
+}
+
+/// A time as cards show it.
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: u64, open: bool) -> Contact {
+        Contact {
+            ticket: TicketId(id),
+            received: DateTime::from_timestamp(1_700_000_000 + id as i64, 0).unwrap(),
+            open,
+        }
+    }
+
+    #[test]
+    fn only_tickets_before_the_current_one_count_and_five_are_listed() {
+        let contacts: Vec<Contact> = (1..=9).rev().map(|i| contact(i, false)).collect();
+        let (listed, more) = CustomerHistory::earlier_of(TicketId(9), &contacts);
+        assert_eq!(
+            listed,
+            vec![
+                TicketId(8),
+                TicketId(7),
+                TicketId(6),
+                TicketId(5),
+                TicketId(4)
+            ]
+        );
+        assert_eq!(more, 3);
+        let (listed, more) = CustomerHistory::earlier_of(TicketId(1), &contacts);
+        assert!(listed.is_empty());
+        assert_eq!(more, 0);
+    }
+
+    #[test]
+    fn the_summary_names_the_last_outcome_and_when() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let e = |id, open, state: &str| EarlierTicket {
+            id: TicketId(id),
+            state: state.into(),
+            open,
+            received: at,
+            changed: at + chrono::Duration::hours(1),
+            cards: vec![],
+        };
+        let h = CustomerHistory {
+            earlier: vec![e(7, false, "Resolved"), e(5, true, "Open")],
+            more: 1,
+        };
+        assert_eq!(
+            h.summary().unwrap(),
+            "3 earlier tickets · last: #7 Resolved 2023-11-14 23:13 UTC"
+        );
+        assert_eq!(
+            h.open().map(|e| e.id).collect::<Vec<_>>(),
+            vec![TicketId(5)]
+        );
+        let first = CustomerHistory::default();
+        assert!(first.is_empty());
+        assert_eq!(first.summary(), None);
+    }
+}
