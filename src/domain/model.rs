@@ -486,6 +486,10 @@ pub struct Ticket {
     /// so that a restart never asks for it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translation: Option<MentionTranslation>,
+    // -- surveys (issue 14, part 2) --
+    /// The satisfaction survey asked after a resolve, and its answer (see `domain::survey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<super::survey::Survey>,
 }
 
 /// A mention's text as a translation service rendered it in the team's language.
@@ -625,6 +629,7 @@ impl Ticket {
             tags: Vec::new(),
             rule_hits: Vec::new(),
             translation: None,
+            survey: None,
         }
     }
 
@@ -899,6 +904,13 @@ pub enum Note {
     SplitOff {
         ticket: TicketId,
         by: AgentRef,
+    },
+    // -- surveys (issue 14, part 2) --
+    /// The customer answered the satisfaction survey (`text` is theirs: inert).
+    SurveyAnswered {
+        score: u8,
+        scale: super::survey::Scale,
+        text: String,
     },
 }
 
