@@ -476,6 +476,17 @@ pub fn note_sentence(note: &Note, m: &dyn Markup) -> String {
             "↗️ {} split ticket #{ticket} off this incident; it has a card of its own now.",
             m.name(by)
         ),
+        // -- surveys (issue 14, part 2) --
+        Note::SurveyAnswered { score, scale, text } => {
+            let stars = crate::domain::survey::stars(*score, *scale);
+            format!(
+                "📊 Survey answer: {score}/{}{}{}\n{}",
+                scale.max(),
+                if stars.is_empty() { "" } else { " " },
+                stars,
+                m.fit_quote(text, NOTE_QUOTE_MAX).0
+            )
+        }
     }
 }
 

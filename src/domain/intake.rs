@@ -63,7 +63,14 @@ pub fn admit(
         .parent
         .filter(|t| t.mention.author.handle == mention.author.handle)
     {
+        // -- surveys (issue 14, part 2): an answer to the survey is recorded, not a reopen.
+        if !parent.kept_off_by_rule() {
+            if let Some(tr) = super::survey::record_answer(parent, mention, now) {
+                return Intake::FollowUp(tr);
+            }
+        }
         let mut tr = apply_followup(parent, mention, now);
+        super::survey::passed(&mut tr.ticket);
         if parent.kept_off_by_rule() {
             // Spam stays off the channel: the post joins its ticket, which stays ignored.
             tr.ticket.stage = Stage::Ignored;

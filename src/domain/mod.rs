@@ -20,6 +20,7 @@ mod rules;
 pub mod sentiment;
 pub mod sla;
 pub mod storms;
+pub mod survey;
 pub mod text;
 pub mod translation;
 pub mod triage;

@@ -491,6 +491,10 @@ pub struct Ticket {
     /// `domain::privacy`): the card renders the placeholders, nothing of the person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymised: Option<Anonymised>,
+    // -- surveys (issue 14, part 2) --
+    /// The satisfaction survey asked after a resolve, and its answer (see `domain::survey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<super::survey::Survey>,
 }
 
 /// What of a ticket's personal data was removed, when and why (see `domain::privacy`).
@@ -645,6 +649,7 @@ impl Ticket {
             rule_hits: Vec::new(),
             translation: None,
             anonymised: None,
+            survey: None,
         }
     }
 
@@ -919,6 +924,13 @@ pub enum Note {
     SplitOff {
         ticket: TicketId,
         by: AgentRef,
+    },
+    // -- surveys (issue 14, part 2) --
+    /// The customer answered the satisfaction survey (`text` is theirs: inert).
+    SurveyAnswered {
+        score: u8,
+        scale: super::survey::Scale,
+        text: String,
     },
 }
 
