@@ -51,6 +51,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Duties run on one replica at a time, under leases in the store.
     let replica = Replica::new(crate::wire::instance::name(), store.clone(), config.lease);
     tracing::info!(replica = %replica.name(), store = %config.store.describe(), "starting");
+    let kept = &config.retention.policy;
+    if kept.customer_text_days.is_some() || kept.identity_days.is_some() {
+        tracing::warn!(
+            "[retention] is read but not applied by this release: no data is removed yet (see the README, What is stored)"
+        );
+    }
 
     // Each mention's language is detected before it is stored; the detector reads its
     // models once now, so the first mention does not wait for it.
