@@ -494,7 +494,7 @@ pub struct Ticket {
     // -- surveys (issue 14, part 2) --
     /// The satisfaction survey asked after a resolve, and its answer (see `domain::survey`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub survey: Option<super::survey::Survey>,
+    pub survey: Option<Survey>,
 }
 
 /// What of a ticket's personal data was removed, when and why (see `domain::privacy`).
@@ -929,7 +929,7 @@ pub enum Note {
     /// The customer answered the satisfaction survey (`text` is theirs: inert).
     SurveyAnswered {
         score: u8,
-        scale: super::survey::Scale,
+        scale: Scale,
         text: String,
     },
 }
@@ -1288,4 +1288,38 @@ pub struct CardRef {
     /// (a Discord thread channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+}
+
+// -- surveys (issue 14, part 2): the types a ticket carries; their rules are `domain::survey`
+
+/// The survey's scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Customer satisfaction, 1 (very unhappy) to 5 (very happy).
+    Csat,
+    /// Net promoter score, 0 (would never recommend) to 10.
+    Nps,
+}
+
+/// A survey on a ticket: asked once, answered at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survey {
+    pub scale: Scale,
+    pub asked_at: DateTime<Utc>,
+    /// The desk's reply that carries the question.
+    pub seq: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<SurveyAnswer>,
+    /// The customer's next message was no answer: later ones are ordinary follow-ups.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyAnswer {
+    pub score: u8,
+    /// What the customer wrote (customer text: inert wherever it is shown).
+    pub text: String,
+    pub at: DateTime<Utc>,
 }

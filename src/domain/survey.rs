@@ -9,18 +9,9 @@
 use super::model::*;
 use super::text::{compose_reply, TextRules};
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// The survey's scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scale {
-    /// Customer satisfaction, 1 (very unhappy) to 5 (very happy).
-    Csat,
-    /// Net promoter score, 0 (would never recommend) to 10.
-    Nps,
-}
+pub use super::model::{Scale, Survey, SurveyAnswer};
 
 impl Scale {
     pub fn min(self) -> u8 {
@@ -139,33 +130,11 @@ impl SurveyPolicy {
     }
 }
 
-/// A survey on a ticket: asked once, answered at most once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Survey {
-    pub scale: Scale,
-    pub asked_at: DateTime<Utc>,
-    /// The desk's reply that carries the question.
-    pub seq: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<SurveyAnswer>,
-    /// The customer's next message was no answer: later ones are ordinary follow-ups.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub passed: bool,
-}
-
 impl Survey {
     /// Still waiting for the customer's answer.
     pub fn open(&self) -> bool {
         self.answer.is_none() && !self.passed
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SurveyAnswer {
-    pub score: u8,
-    /// What the customer wrote (customer text: inert wherever it is shown).
-    pub text: String,
-    pub at: DateTime<Utc>,
 }
 
 /// Whether a resolve of `ticket` owes the customer a survey, apart from the person's
