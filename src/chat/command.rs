@@ -13,6 +13,9 @@ pub enum Command {
     List,
     /// `/mentions stats [24h|7d|30d]`: the team's numbers (the desk checks the window).
     Stats { window: String },
+    /// `/mentions stats charts [24h|7d|30d] [time zone]` (Discord: `stats charts: True`):
+    /// the numbers drawn, uploaded where the agent asked.
+    Charts { window: String, tz: String },
     /// `/mentions oncall`: who is on call now.
     OnCall,
     /// `/mentions oncall override <member|me> <length>` (the desk checks both).
@@ -112,6 +115,7 @@ impl TicketVerb {
 pub enum OptionValue {
     Text(String),
     Integer(i64),
+    Boolean(bool),
     /// Any other kind of value: as if the option were missing.
     Other,
 }
@@ -130,9 +134,22 @@ impl Command {
         match verb.as_str() {
             "list" => return Ok(Command::List),
             "stats" => {
-                return Ok(Command::Stats {
-                    window: words.next().unwrap_or("7d").to_string(),
-                })
+                let first = words.next().unwrap_or("7d");
+                if !first.eq_ignore_ascii_case("charts") {
+                    return Ok(Command::Stats {
+                        window: first.to_string(),
+                    });
+                }
+                // `charts`, then a window and a time zone in either order.
+                let (mut window, mut tz) = (String::new(), String::new());
+                for w in words.by_ref().take(2) {
+                    if looks_like_window(w) {
+                        window = w.to_string();
+                    } else {
+                        tz = w.to_string();
+                    }
+                }
+                return Ok(Command::Charts { window, tz });
             }
             "oncall" => {
                 let rest: Vec<&str> = words.collect();
@@ -222,9 +239,14 @@ impl Command {
             }
             "canned" => return Ok(Command::Canned),
             "stats" => {
-                return Ok(Command::Stats {
-                    window: text("window").unwrap_or_else(|| "7d".into()),
-                })
+                let window = text("window").unwrap_or_else(|| "7d".into());
+                return Ok(match value("charts") {
+                    Some(OptionValue::Boolean(true)) => Command::Charts {
+                        window,
+                        tz: text("tz").unwrap_or_default(),
+                    },
+                    _ => Command::Stats { window },
+                });
             }
             "incident" => {
                 let Some(OptionValue::Integer(n)) = value("incident") else {
@@ -281,6 +303,14 @@ pub fn done_sentence(ticket: TicketId, action: &AgentAction) -> String {
     format!("Done: {done} ticket #{ticket}.")
 }
 
+/// `24h`, `7d`, `30d`: digits and a unit (the desk checks the range); anything else typed
+/// after `stats charts` is taken for a time zone.
+fn looks_like_window(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    w.strip_suffix(['h', 'd'])
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +359,27 @@ mod tests {
             words("stats forever"),
             Ok(Command::Stats {
                 window: "forever".into()
+            })
+        );
+        assert_eq!(
+            words("stats charts"),
+            Ok(Command::Charts {
+                window: String::new(),
+                tz: String::new()
+            })
+        );
+        assert_eq!(
+            words("STATS Charts Europe/Berlin 30d"),
+            Ok(Command::Charts {
+                window: "30d".into(),
+                tz: "Europe/Berlin".into()
+            })
+        );
+        assert_eq!(
+            words("stats charts 24h America/New_York"),
+            Ok(Command::Charts {
+                window: "24h".into(),
+                tz: "America/New_York".into()
             })
         );
         assert_eq!(words("oncall"), Ok(Command::OnCall));
@@ -487,6 +538,22 @@ mod tests {
             opts(Some("stats"), &[("window", Text("30d".into()))]),
             Ok(Command::Stats {
                 window: "30d".into()
+            })
+        );
+        assert_eq!(
+            opts(
+                Some("stats"),
+                &[("charts", Boolean(true)), ("tz", Text("Asia/Tokyo".into()))]
+            ),
+            Ok(Command::Charts {
+                window: "7d".into(),
+                tz: "Asia/Tokyo".into()
+            })
+        );
+        assert_eq!(
+            opts(Some("stats"), &[("charts", Boolean(false))]),
+            Ok(Command::Stats {
+                window: "7d".into()
             })
         );
         assert_eq!(opts(Some("oncall"), &[]), Ok(Command::OnCall));

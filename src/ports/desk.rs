@@ -79,6 +79,35 @@ pub struct DraftToTranslate {
 pub const NO_TRANSLATION: &str =
     "Translation is not configured for this desk ([translation] in bot-config.toml); nothing was sent.";
 
+/// `/mentions stats charts [window] [tz]` as the desk understood it: checked before any
+/// drawing starts, so a surface can refuse at once and draw in the background.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartAsk {
+    /// As typed, checked (`7d`, `30d`, `24h`).
+    pub window: String,
+    /// An IANA time zone name (`UTC` unless asked).
+    pub tz: String,
+}
+
+/// One drawn chart, ready to upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartFile {
+    /// `week.png`, `first-response.png`, `daily.png`.
+    pub filename: String,
+    /// The title shown beside the image.
+    pub title: String,
+    /// What the image shows, in words (alt text).
+    pub alt: String,
+    pub png: Vec<u8>,
+}
+
+/// The charts for one ask, with the sentence that sums them up (our words only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnCharts {
+    pub summary: String,
+    pub files: Vec<ChartFile>,
+}
+
 #[async_trait]
 pub trait AgentDesk: Send + Sync {
     /// Whether `who` is one of the configured agents (by id, role or user group).
@@ -150,6 +179,13 @@ pub trait AgentDesk: Send + Sync {
 
     /// `/mentions stats <window>`: the team's numbers as text (an empty window: 7 days).
     async fn stats(&self, who: &AgentRef, window: &str) -> Result<String, ActError>;
+
+    /// `/mentions stats charts [window] [tz]`: checks who asks and what, draws nothing.
+    fn ask_charts(&self, who: &AgentRef, window: &str, tz: &str) -> Result<ChartAsk, ActError>;
+
+    /// Draw the charts an [`ask_charts`](Self::ask_charts) allowed (CPU work, off the
+    /// async threads).
+    async fn draw_charts(&self, ask: &ChartAsk) -> Result<DrawnCharts, ActError>;
 
     /// `/mentions oncall`: who is on call right now, and until when.
     async fn on_call_now(

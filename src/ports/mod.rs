@@ -19,7 +19,8 @@ mod translator;
 pub use clock::{Clock, SystemClock};
 pub use delivery::DeliveryError;
 pub use desk::{
-    ActError, AgentDesk, DraftToTranslate, IncidentPage, OpenTickets, StoreFailure, NO_TRANSLATION,
+    ActError, AgentDesk, ChartAsk, ChartFile, DraftToTranslate, DrawnCharts, IncidentPage,
+    OpenTickets, StoreFailure, NO_TRANSLATION,
 };
 pub use intake::{Intake, Received};
 pub use language::LanguageDetector;

@@ -13,7 +13,8 @@ use crate::domain::{
     SurfaceKind, Ticket, TicketId,
 };
 use crate::ports::{
-    ActError, AgentDesk, DraftToTranslate, IncidentPage, OpenTickets, StoreFailure,
+    ActError, AgentDesk, ChartAsk, ChartFile, DraftToTranslate, DrawnCharts, IncidentPage,
+    OpenTickets, StoreFailure,
 };
 use crate::ports::{Clock, SystemClock};
 use crate::ports::{SharedStore, StoreError};
@@ -247,6 +248,41 @@ impl DeskService {
     }
 
     /// How the numbers judge each ticket: its route's target, the shift it arrived in.
+    /// What the charts are drawn from for `window` in `tz` (the HTTP charts and
+    /// `/mentions stats charts` both ask here).
+    pub async fn chart_data(
+        &self,
+        window: &crate::reports::Window,
+        tz: chrono_tz::Tz,
+    ) -> Result<crate::reports::ChartData, StoreError> {
+        let mut facts = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .received_facts(window.from, window.to, after, STATS_PAGE)
+                .await?;
+            let full = page.len() == STATS_PAGE;
+            after = page.last().map(|l| (l.opened_at, l.id));
+            facts.extend(page);
+            if !full {
+                break;
+            }
+        }
+        let schedule = self.schedule().await;
+        let targets = self.targets();
+        // CSAT: none until the surveys' `csat_by_day` is wired in here.
+        Ok(crate::reports::ChartData::of(
+            &facts,
+            window,
+            tz,
+            &schedule,
+            &targets,
+            &[],
+            self.clock.now(),
+        ))
+    }
+
     pub fn targets(&self) -> crate::reports::Targets<'_> {
         let has_shifts = !self.oncall.rotations.is_empty();
         crate::reports::Targets {
@@ -583,6 +619,79 @@ impl AgentDesk for DeskService {
             &crate::reports::incident_figures(&incidents, &window),
         ));
         Ok(text)
+    }
+
+    fn ask_charts(&self, who: &AgentRef, window: &str, tz: &str) -> Result<ChartAsk, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let window = match window.trim() {
+            "" => "7d",
+            typed => typed,
+        };
+        crate::reports::Window::parse(window, self.clock.now())
+            .map_err(|e| ActError::Invalid(e.to_string()))?;
+        let tz = match tz.trim() {
+            "" => chrono_tz::Tz::UTC,
+            typed => typed.parse::<chrono_tz::Tz>().map_err(|_| {
+                ActError::Invalid(
+                    "That is not a time zone: give an IANA name such as Europe/Berlin or America/New_York."
+                        .into(),
+                )
+            })?,
+        };
+        Ok(ChartAsk {
+            window: window.to_ascii_lowercase(),
+            tz: tz.name().to_string(),
+        })
+    }
+
+    async fn draw_charts(&self, ask: &ChartAsk) -> Result<DrawnCharts, ActError> {
+        let window = crate::reports::Window::parse(&ask.window, self.clock.now())
+            .map_err(|e| ActError::Invalid(e.to_string()))?;
+        let tz: chrono_tz::Tz = ask
+            .tz
+            .parse()
+            .map_err(|_| ActError::Invalid(format!("`{}` is not a time zone.", ask.tz)))?;
+        let data = self.chart_data(&window, tz).await?;
+        let drawn = tokio::task::spawn_blocking(move || {
+            let caption = data.caption();
+            let charts = [
+                (
+                    "week.png",
+                    "Mentions per hour of the week, and who is on shift",
+                    crate::reports::week_png(&data),
+                ),
+                (
+                    "first-response.png",
+                    "First response by hour of the day (median and p90)",
+                    crate::reports::first_response_png(&data),
+                ),
+                (
+                    "daily.png",
+                    "SLA % and CSAT by day",
+                    crate::reports::daily_png(&data),
+                ),
+            ];
+            let mut files = Vec::new();
+            for (filename, title, png) in charts {
+                files.push(ChartFile {
+                    filename: filename.to_string(),
+                    title: title.to_string(),
+                    alt: format!("{title}, {caption}"),
+                    png: png.map_err(|e| {
+                        ActError::Invalid(format!("The charts could not be drawn ({e})."))
+                    })?,
+                });
+            }
+            Ok::<_, ActError>(DrawnCharts {
+                summary: format!("{} {}.", data.gap_sentence, caption),
+                files,
+            })
+        })
+        .await
+        .map_err(|_| ActError::Invalid("The charts could not be drawn.".into()))??;
+        Ok(drawn)
     }
 
     /// `/mentions oncall`: who is on call right now, and until when.

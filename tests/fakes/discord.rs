@@ -518,6 +518,29 @@ struct DState {
     heartbeat_interval: u64,
     ack_heartbeats: bool,
     auto_events: bool,
+    /// The `files[n]` parts of the multipart request being handled.
+    upload: Vec<FilePart>,
+    /// Attachments by message id, as multipart edits left them.
+    attachments: HashMap<String, Vec<Attachment>>,
+}
+
+/// One `files[n]` part of a multipart request.
+#[derive(Debug, Clone)]
+struct FilePart {
+    n: u64,
+    filename: String,
+    content_type: String,
+    bytes: Vec<u8>,
+}
+
+/// A file attached to a message, with the description its `attachments` entry gave.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub id: String,
+    pub filename: String,
+    pub description: Option<String>,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 struct Shared {
@@ -1293,8 +1316,38 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         format!("{path}?{query}")
     };
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut upload = Vec::new();
     let body: Result<Value, ()> = if bytes.is_empty() {
         Ok(Value::Null)
+    } else if content_type.starts_with("multipart/form-data") {
+        // `payload_json` is the message; `files[n]` the files (Discord's upload form).
+        multipart_parts(&content_type, &bytes)
+            .ok_or(())
+            .and_then(|parts| {
+                let mut payload = Value::Null;
+                for (name, filename, ct, data) in parts {
+                    if name == "payload_json" {
+                        payload = serde_json::from_slice(&data).map_err(|_| ())?;
+                    } else if let Some(n) = name
+                        .strip_prefix("files[")
+                        .and_then(|r| r.strip_suffix(']'))
+                        .and_then(|n| n.parse().ok())
+                    {
+                        upload.push(FilePart {
+                            n,
+                            filename: filename.unwrap_or_default(),
+                            content_type: ct,
+                            bytes: data,
+                        });
+                    }
+                }
+                Ok(payload)
+            })
     } else {
         serde_json::from_slice(&bytes).map_err(|_| ())
     };
@@ -1359,6 +1412,7 @@ async fn rest(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     let (status, out) = {
         let mut st = lock(&shared);
+        st.upload = upload;
         match (rel, body) {
             (None, _) => err(404, "404: Not Found", 0),
             (Some(_), Err(())) => err(400, "The request body contains invalid JSON.", 50109),
@@ -1404,15 +1458,13 @@ fn header_problem(headers: &HeaderMap, has_body: bool, require_ua: bool) -> Opti
     }
     if has_body {
         let ct = get("content-type");
-        if ct.starts_with("multipart/form-data")
-            || ct.starts_with("application/x-www-form-urlencoded")
-        {
+        if ct.starts_with("application/x-www-form-urlencoded") {
             return Some((
                 400,
-                json!({"message": "fake Discord: only application/json bodies are supported", "code": 0}),
+                json!({"message": "fake Discord: only application/json and multipart/form-data bodies are supported", "code": 0}),
             ));
         }
-        if !ct.starts_with("application/json") {
+        if !ct.starts_with("application/json") && !ct.starts_with("multipart/form-data") {
             return Some((
                 400,
                 json!({
@@ -1785,6 +1837,115 @@ fn list_messages(st: &DState, ch: &str, query: &str) -> Reply {
 }
 
 /// Applies an edit body (`content`, `embeds`, `components`, `flags`) to a message.
+/// The message's attachments from its `attachments` array and the request's `files[n]`
+/// parts: each entry's `id` names a part; a part no entry names, or an entry without its
+/// part, is refused as Discord does (50035). `None`: the edit leaves them as they were.
+fn take_attachments(st: &mut DState, body: &Value) -> Result<Option<Vec<Attachment>>, Reply> {
+    let parts = std::mem::take(&mut st.upload);
+    let Some(entries) = body.get("attachments").and_then(Value::as_array) else {
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        return Err(err(
+            400,
+            "Invalid Form Body: files without attachments",
+            50035,
+        ));
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(n) = e["id"].as_u64() else {
+            return Err(err(400, "Invalid Form Body: attachments[].id", 50035));
+        };
+        let Some(part) = parts.iter().find(|p| p.n == n) else {
+            return Err(err(
+                400,
+                "Invalid Form Body: no files[n] for an attachment",
+                50035,
+            ));
+        };
+        if e["description"]
+            .as_str()
+            .is_some_and(|d| d.chars().count() > 1024)
+        {
+            return Err(err(
+                400,
+                "Invalid Form Body: description longer than 1024",
+                50035,
+            ));
+        }
+        out.push(Attachment {
+            id: format!(
+                "{}",
+                1_100_000_000_000_000_000u64 + next_random() % 1_000_000_000
+            ),
+            filename: e["filename"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| part.filename.clone()),
+            description: e["description"].as_str().map(str::to_string),
+            content_type: part.content_type.clone(),
+            bytes: part.bytes.clone(),
+        });
+    }
+    if parts.len() > out.len() {
+        return Err(err(
+            400,
+            "Invalid Form Body: a file no attachment names",
+            50035,
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// One part of a form: (name, filename, content type, bytes).
+type FormPart = (String, Option<String>, String, Vec<u8>);
+
+/// The parts of a `multipart/form-data` body.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<FormPart>> {
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}").into_bytes();
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let mut parts = Vec::new();
+    let mut at = find(body, &delimiter, 0)? + delimiter.len();
+    loop {
+        if body.get(at..at + 2) == Some(b"--") {
+            return Some(parts);
+        }
+        at += 2; // CRLF after the delimiter
+        let head_end = find(body, b"\r\n\r\n", at)?;
+        let head = std::str::from_utf8(&body[at..head_end]).ok()?;
+        let next = find(body, &delimiter, head_end)?;
+        let data = body[head_end + 4..next.checked_sub(2)?].to_vec();
+        let (mut name, mut filename, mut ct) = (None, None, String::new());
+        for line in head.split("\r\n") {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("content-disposition:") {
+                for p in line.split(';').map(str::trim) {
+                    if let Some(v) = p.strip_prefix("name=") {
+                        name = Some(v.trim_matches('"').to_string());
+                    } else if let Some(v) = p.strip_prefix("filename=") {
+                        filename = Some(v.trim_matches('"').to_string());
+                    }
+                }
+            } else if lower.starts_with("content-type:") {
+                ct = line["content-type:".len()..].trim().to_string();
+            }
+        }
+        parts.push((name?, filename, ct, data));
+        at = next + delimiter.len();
+    }
+}
+
 fn apply_edit(st: &mut DState, idx: usize, body: &Value) -> Result<(), Reply> {
     let mut errs = FormErrors::default();
     validate_message_fields(body, &mut errs);
@@ -1815,10 +1976,16 @@ fn apply_edit(st: &mut DState, idx: usize, body: &Value) -> Result<(), Reply> {
         return Err(empty_message());
     }
     assign_component_ids(&mut components_after);
+    let attachments = take_attachments(st, body)?;
     let m = &mut st.messages[idx];
     m.content = content_after;
     m.embeds = embeds_after;
     m.components = components_after;
+    let id = m.id.clone();
+    if let Some(a) = attachments {
+        st.attachments.insert(id, a);
+    }
+    let m = &mut st.messages[idx];
     if let Some(f) = body.get("flags").and_then(Value::as_u64) {
         m.flags = (m.flags & !FLAG_SUPPRESS_EMBEDS) | (f & FLAG_SUPPRESS_EMBEDS);
     }
@@ -2834,6 +3001,8 @@ impl FakeDiscord {
                 heartbeat_interval: DEFAULT_HEARTBEAT_MS,
                 ack_heartbeats: true,
                 auto_events: true,
+                upload: Vec::new(),
+                attachments: HashMap::new(),
             }),
             requests: RequestLog::default(),
             faults: FaultQueue::default(),
@@ -3625,6 +3794,17 @@ impl FakeDiscord {
         let st = lock(&self.shared);
         let mid = st.interactions.get(interaction_id)?.original.clone()?;
         st.find_msg_any(&mid).map(|i| st.messages[i].public())
+    }
+
+    /// The files attached to an interaction's original response (by a multipart edit).
+    pub fn original_attachments(&self, interaction_id: &str) -> Vec<Attachment> {
+        let st = lock(&self.shared);
+        st.interactions
+            .get(interaction_id)
+            .and_then(|ix| ix.original.as_ref())
+            .and_then(|mid| st.attachments.get(mid))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every change applied to a message, in order: PATCH bodies, UPDATE_MESSAGE (7)

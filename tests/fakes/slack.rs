@@ -29,6 +29,13 @@
 //!   `events_api` (as Slack sends them). [`FakeSlack::drop_socket`] drops the TCP
 //!   connection abruptly, without a close frame; [`FakeSlack::send_disconnect`] sends
 //!   Slack's `disconnect` message, then a close frame 200 ms later.
+//! - Files, by the external upload flow only: `files.getUploadURLExternal` (filename and
+//!   a positive `length` required) answers an `upload_url` on this server
+//!   (`/upload/v1/<file id>`, POST the raw bytes: `OK - <n>`, as Slack's plain-text
+//!   answer), and `files.completeUploadExternal` (a JSON `files` array of `{id, title}`)
+//!   shares them into `channel_id`. The fake answers `invalid_arguments` when a file's
+//!   bytes are missing or their count is not the `length` asked (an assumption: Slack's
+//!   error list names no more precise code), `file_not_found` for an id it never minted.
 use super::scaffold::{
     bearer, json_response, poll, wait_for_at_least, Call, FakeServer, FaultQueue, Listener,
     RequestLog, Route,
@@ -146,6 +153,30 @@ struct SState {
     channel_pace: Option<Duration>,
     last_post_at: HashMap<String, Instant>,
     rate_limited: usize,
+    /// Files by id, as `files.getUploadURLExternal` minted them.
+    files: BTreeMap<String, FileRec>,
+    /// `files.completeUploadExternal` shares, in order.
+    shares: Vec<FileShare>,
+}
+
+/// One file of the external upload flow.
+#[derive(Debug, Clone, Default)]
+pub struct FileRec {
+    pub id: String,
+    pub filename: String,
+    pub length: usize,
+    pub alt_txt: Option<String>,
+    pub bytes: Option<Vec<u8>>,
+    pub title: Option<String>,
+}
+
+/// One `files.completeUploadExternal` that shared files into a channel.
+#[derive(Debug, Clone)]
+pub struct FileShare {
+    pub channel: String,
+    pub initial_comment: Option<String>,
+    pub thread_ts: Option<String>,
+    pub files: Vec<FileRec>,
 }
 
 struct Shared {
@@ -407,6 +438,16 @@ pub fn sign_request(signing_secret: &str, timestamp: &str, body: &str) -> String
     let signature = hex::encode(mac.finalize().into_bytes());
     super::remember_signature(&signature);
     format!("v0={signature}")
+}
+
+/// The bytes of a file minted by `files.getUploadURLExternal`; Slack answers in plain text.
+fn upload_bytes(shared: &Shared, id: &str, body: &[u8]) -> Response {
+    let mut st = lock(shared);
+    let Some(rec) = st.files.get_mut(id) else {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    };
+    rec.bytes = Some(body.to_vec());
+    (StatusCode::OK, format!("OK - {}", body.len())).into_response()
 }
 
 fn ok(mut v: Value) -> Response {
@@ -825,6 +866,8 @@ impl FakeSlack {
                 channel_pace: None,
                 last_post_at: HashMap::new(),
                 rate_limited: 0,
+                files: BTreeMap::new(),
+                shares: Vec::new(),
             }),
             requests: RequestLog::default(),
             faults: FaultQueue::default(),
@@ -1136,6 +1179,11 @@ impl FakeSlack {
         lock(&self.shared).ephemerals.clone()
     }
 
+    /// The files shared into channels by `files.completeUploadExternal`, in order.
+    pub fn file_shares(&self) -> Vec<FileShare> {
+        lock(&self.shared).shares.clone()
+    }
+
     /// `views.open` / `views.update` request bodies in order, each with `"method"`
     /// and the `"view_id"` the fake assigned/updated added.
     pub fn views(&self) -> Vec<Value> {
@@ -1438,6 +1486,9 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
         body,
         ..
     } = Call::read(req, 4 << 20).await;
+    if let Some(id) = path.strip_prefix("/upload/v1/") {
+        return upload_bytes(&shared, id, &body);
+    }
     let Some(method) = path.strip_prefix("/api/").map(str::to_string) else {
         return json_response(404, &json!({"ok": false, "error": "unknown_method"}));
     };
@@ -1537,6 +1588,70 @@ async fn web_api_answer(State(shared): State<Arc<Shared>>, req: Request) -> Resp
             resp
         }
         "chat.update" => chat_update(&mut st, &params),
+        "files.getUploadURLExternal" => {
+            let Some(filename) = str_param(&params, "filename") else {
+                return fail("invalid_arguments");
+            };
+            let length = str_param(&params, "length")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
+            let Some(length) = length else {
+                return fail("invalid_arguments");
+            };
+            let id = format!("F{:010X}", next_random() % 0xFF_FFFF_FFFF);
+            st.files.insert(
+                id.clone(),
+                FileRec {
+                    id: id.clone(),
+                    filename,
+                    length,
+                    alt_txt: str_param(&params, "alt_txt"),
+                    ..FileRec::default()
+                },
+            );
+            ok(json!({
+                "upload_url": format!("{}/upload/v1/{id}", shared.server.url()),
+                "file_id": id,
+            }))
+        }
+        "files.completeUploadExternal" => {
+            let files = match jsonish(params.get("files")) {
+                Ok(Some(Value::Array(files))) if !files.is_empty() => files,
+                _ => return fail("invalid_arguments"),
+            };
+            let Some(channel) = str_param(&params, "channel_id") else {
+                return fail("invalid_arguments");
+            };
+            if !st.channels.contains_key(&channel) {
+                return fail("channel_not_found");
+            }
+            let mut shared_files = Vec::new();
+            for f in &files {
+                let Some(id) = f["id"].as_str() else {
+                    return fail("invalid_arguments");
+                };
+                let Some(rec) = st.files.get_mut(id) else {
+                    return fail("file_not_found");
+                };
+                if rec.bytes.as_ref().map(Vec::len) != Some(rec.length) {
+                    return fail("invalid_arguments");
+                }
+                rec.title = f["title"].as_str().map(str::to_string);
+                shared_files.push(rec.clone());
+            }
+            st.shares.push(FileShare {
+                channel,
+                initial_comment: str_param(&params, "initial_comment"),
+                thread_ts: str_param(&params, "thread_ts"),
+                files: shared_files.clone(),
+            });
+            ok(json!({
+                "files": shared_files
+                    .iter()
+                    .map(|f| json!({"id": f.id, "title": f.title, "name": f.filename}))
+                    .collect::<Vec<_>>(),
+            }))
+        }
         "chat.postEphemeral" => {
             let channel = str_param(&params, "channel").unwrap_or_default();
             if !st.channels.contains_key(&channel) {

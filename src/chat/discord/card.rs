@@ -620,6 +620,19 @@ pub fn command() -> CreateCommand {
                     .add_string_choice("last 24 hours", "24h")
                     .add_string_choice("last 7 days", "7d")
                     .add_string_choice("last 30 days", "30d"),
+            )
+            .add_sub_option(CreateCommandOption::new(
+                CommandOptionType::Boolean,
+                "charts",
+                "Answer with charts (when customers write, who is on shift, speed, SLA, CSAT)",
+            ))
+            .add_sub_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "tz",
+                    "Time zone for the charts, e.g. Europe/Berlin (default UTC)",
+                )
+                .max_length(64),
             ),
         );
     cmd = cmd.add_option(CreateCommandOption::new(

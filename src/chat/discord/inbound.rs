@@ -25,6 +25,9 @@ use std::time::Duration;
 /// Answer with a deferral when the real answer takes longer than this (Discord allows 3 s).
 const DEFER_AFTER: Duration = Duration::from_millis(2000);
 
+/// Tries to put the charts into a deferred answer (see `send_charts`).
+const CHART_TRIES: u32 = 5;
+
 fn actor(member: Option<&Member>, user: &User) -> AgentRef {
     let name = member
         .and_then(|m| m.nick.clone())
@@ -217,6 +220,77 @@ impl Discord {
         };
         if let Err(e) = self.call(method, &path, Some(&body)).await {
             tracing::warn!(error = %e, "could not deliver a late interaction answer");
+        }
+    }
+
+    /// Draw the charts an agent asked for and put them into the deferred answer ("thinking…"
+    /// until then): an ephemeral message with the PNGs attached. The deferral may still be
+    /// on its way when the drawing is done: Discord then knows no original message yet, and
+    /// the edit is tried again a few times.
+    async fn send_charts(&self, token: &str, ask: crate::ports::ChartAsk) {
+        let (message, files) = match self.desk.draw_charts(&ask).await {
+            Ok(drawn) => {
+                let attachments: Vec<serde_json::Value> = drawn
+                    .files
+                    .iter()
+                    .enumerate()
+                    .map(|(n, f)| {
+                        serde_json::json!({
+                            "id": n,
+                            "filename": f.filename,
+                            "description": cut_to(&f.alt, 1024),
+                        })
+                    })
+                    .collect();
+                let message = serde_json::json!({
+                    "content": cut_to(&card::defang(&drawn.summary), card::limits::CONTENT),
+                    "attachments": attachments,
+                    "allowed_mentions": {"parse": []},
+                });
+                (message, drawn.files)
+            }
+            Err(e) => (
+                serde_json::json!({
+                    "content": cut_to(&card::defang(&e.to_string()), card::limits::CONTENT),
+                    "allowed_mentions": {"parse": []},
+                }),
+                Vec::new(),
+            ),
+        };
+        let Some(app) = self.application_id() else {
+            tracing::warn!(
+                "could not deliver the charts: the Discord application id is not known yet"
+            );
+            return;
+        };
+        let path = match request_path::path(
+            "/webhooks/{}/{}/messages/@original",
+            &[
+                ("Discord application id", IdShape::Snowflake, app.as_str()),
+                ("Discord interaction token", IdShape::Token, token),
+            ],
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not deliver the charts");
+                return;
+            }
+        };
+        for attempt in 1..=CHART_TRIES {
+            match self
+                .call_with_files(Method::PATCH, &path, &message, &files)
+                .await
+            {
+                Ok(_) => return,
+                // Before the deferral lands Discord knows no original message (a 404).
+                Err(_) if attempt < CHART_TRIES => {
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not deliver the charts");
+                    return;
+                }
+            }
         }
     }
 
@@ -505,7 +579,7 @@ impl Discord {
         }
     }
 
-    async fn on_command(&self, c: &CommandInteraction) -> CreateInteractionResponse {
+    async fn on_command(self: &Arc<Self>, c: &CommandInteraction) -> CreateInteractionResponse {
         let who = actor(c.member.as_deref(), &c.user);
         let options = c.data.options();
         let (subcommand, args) = match options.first().map(|o| (o.name, &o.value)) {
@@ -518,6 +592,7 @@ impl Discord {
                 let value = match &a.value {
                     ResolvedValue::String(s) => OptionValue::Text(s.to_string()),
                     ResolvedValue::Integer(n) => OptionValue::Integer(*n),
+                    ResolvedValue::Boolean(b) => OptionValue::Boolean(*b),
                     _ => OptionValue::Other,
                 };
                 (a.name, value)
@@ -581,6 +656,20 @@ impl Discord {
                     .map(|t| crate::chat::why_text(&t, &card::DiscordMarkup)),
             ),
             Command::Stats { window } => ephemeral_words(desk.stats(&who, &window).await),
+            Command::Charts { window, tz } => match desk.ask_charts(&who, &window, &tz) {
+                Ok(ask) => {
+                    let me = self.clone();
+                    let token = c.token.clone();
+                    desk.spawn_later(
+                        "Discord charts",
+                        Box::pin(async move { me.send_charts(&token, ask).await }),
+                    );
+                    CreateInteractionResponse::Defer(
+                        CreateInteractionResponseMessage::new().ephemeral(true),
+                    )
+                }
+                Err(e) => ephemeral(e.to_string()),
+            },
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),
             Command::Act { ticket, action } => {

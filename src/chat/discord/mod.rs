@@ -236,15 +236,57 @@ impl Discord {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(Value, Option<Duration>), DeliveryError> {
-        let url = format!("{}{}", self.config.api_url, path);
-        let path = &shown_path(path);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("Authorization", format!("Bot {}", self.token.expose()));
+        let mut req = self.request(method, path);
         if let Some(b) = body {
             req = req.json(b);
         }
+        self.answer_of(method, path, req).await
+    }
+
+    /// A message with files: Discord's multipart form, the message as `payload_json` and
+    /// each file as `files[n]` (its `attachments[n]` entry names and describes it).
+    async fn call_with_files(
+        &self,
+        method: Method,
+        path: &str,
+        message: &Value,
+        files: &[crate::ports::ChartFile],
+    ) -> Result<Value, DeliveryError> {
+        let mut form = reqwest::multipart::Form::new().part(
+            "payload_json",
+            reqwest::multipart::Part::text(message.to_string())
+                .mime_str("application/json")
+                .expect("a valid MIME type"),
+        );
+        for (n, file) in files.iter().enumerate() {
+            form = form.part(
+                format!("files[{n}]"),
+                reqwest::multipart::Part::bytes(file.png.clone())
+                    .file_name(file.filename.clone())
+                    .mime_str("image/png")
+                    .expect("a valid MIME type"),
+            );
+        }
+        let req = self.request(&method, path).multipart(form);
+        self.answer_of(&method, path, req).await.map(|(v, _)| v)
+    }
+
+    fn request(&self, method: &Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", self.config.api_url, path);
+        self.http
+            .request(method.clone(), &url)
+            .header("Authorization", format!("Bot {}", self.token.expose()))
+    }
+
+    /// Send `req` and read Discord's answer: the JSON, and how long the route's bucket
+    /// stays empty when its headers say so; a refusal as the outbox understands it.
+    async fn answer_of(
+        &self,
+        method: &Method,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(Value, Option<Duration>), DeliveryError> {
+        let path = &shown_path(path);
         let resp = req.send().await.map_err(|e| {
             DeliveryError::retry(format!(
                 "Discord {method} {path} could not be sent: {}",

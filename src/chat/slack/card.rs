@@ -699,4 +699,4 @@ pub fn open_list(open: &crate::ports::OpenTickets) -> String {
     crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
-pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions stats charts [7d|30d] [time zone]` (charts into this channel) · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";

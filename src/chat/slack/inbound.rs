@@ -498,7 +498,7 @@ impl Slack {
     }
 
     /// `/mentions …`: answered ephemerally, only to the person who typed it.
-    pub async fn on_command(&self, ev: SlackCommandEvent) -> SlackCommandEventResponse {
+    pub async fn on_command(self: &Arc<Self>, ev: SlackCommandEvent) -> SlackCommandEventResponse {
         let actor = agent(&ev.user_id, None);
         let text = ev.text.clone().unwrap_or_default();
         // Slack's escaping of links and mentions is undone in a reply's text, so the
@@ -522,6 +522,23 @@ impl Slack {
                 }
             }
             Command::Stats { window } => ephemeral_words(desk.stats(&actor, &window).await),
+            Command::Charts { window, tz } => match desk.ask_charts(&actor, &window, &tz) {
+                Ok(ask) => {
+                    let me = self.clone();
+                    let channel = ev.channel_id.to_string();
+                    let user = ev.user_id.to_string();
+                    let said = format!(
+                        "Drawing the charts for the last {} ({}); they will appear in this channel.",
+                        ask.window, ask.tz
+                    );
+                    desk.spawn_later(
+                        "Slack charts",
+                        Box::pin(async move { me.send_charts(&channel, &user, ask).await }),
+                    );
+                    ephemeral_response(said)
+                }
+                Err(e) => ephemeral_response(e.to_string()),
+            },
             Command::OnCall => ephemeral_rendered(
                 desk.on_call_now(&actor)
                     .await
@@ -571,6 +588,25 @@ impl Slack {
                     Err(e) => ephemeral_response(format!("Ticket #{ticket}: {e}")),
                 }
             }
+        }
+    }
+
+    /// Draw what `/mentions stats charts` asked for and upload it into the channel; what
+    /// goes wrong is told to the agent who asked, privately.
+    async fn send_charts(&self, channel: &str, user: &str, ask: crate::ports::ChartAsk) {
+        let sent = match self.desk.draw_charts(&ask).await {
+            Ok(drawn) => self.upload_charts(channel, &drawn).await.map_err(|e| {
+                tracing::warn!(error = %e, "could not upload the charts");
+                if e.to_string().contains("not_in_channel") {
+                    "The charts could not be posted here: invite the bot to this channel, or ask in the cards channel.".to_string()
+                } else {
+                    format!("The charts could not be posted ({e}).")
+                }
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = sent {
+            self.ephemeral(channel, user, &why).await;
         }
     }
 

@@ -8,6 +8,7 @@ mod inbound;
 pub mod signature;
 mod socket;
 pub mod translation;
+mod upload;
 
 use crate::config::SlackConfig;
 use crate::domain::incident::Incident;
