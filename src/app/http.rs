@@ -337,15 +337,9 @@ async fn chart_data(
     }
     let schedule = charts.desk.schedule().await;
     let targets = charts.desk.targets();
-    // CSAT: none until the surveys' `csat_by_day` is wired in here.
+    let csat = crate::reports::csat_by_day(&facts, &window, tz);
     Ok(crate::reports::ChartData::of(
-        &facts,
-        &window,
-        tz,
-        &schedule,
-        &targets,
-        &[],
-        now,
+        &facts, &window, tz, &schedule, &targets, &csat, now,
     ))
 }
 

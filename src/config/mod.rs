@@ -10,9 +10,9 @@ pub use storms::StormsConfig;
 mod retention;
 pub use retention::RetentionConfig;
 // surveys (issue 14, part 2)
-mod surveys;
 mod priority;
 mod rules;
+mod surveys;
 
 use crate::domain::oncall::Schedule;
 use crate::domain::routes::{Route, Routes, DEFAULT_ROUTE};

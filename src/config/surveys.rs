@@ -273,7 +273,10 @@ mastodon = "private"
             "is empty",
         );
         assert_refused_at(
-            &with(&SURVEYS.replace("scale = \"csat\"", "scale = \"csat\"\ndefault_language = \"fr\"")),
+            &with(&SURVEYS.replace(
+                "scale = \"csat\"",
+                "scale = \"csat\"\ndefault_language = \"fr\"",
+            )),
             "default_language = \"fr\"",
             "surveys.default_language",
             "has no question in it",
