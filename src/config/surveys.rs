@@ -242,45 +242,49 @@ mastodon = "private"
 
     #[test]
     fn mistakes_are_refused_at_their_line() {
-        assert_refused_at(
-            &with(&SURVEYS.replace("mastodon = \"private\"", "bluesky = \"private\"")),
-            "bluesky = \"private\"",
-            "surveys.delivery.bluesky",
-            "Bluesky has no private messages",
-        );
-        assert_refused_at(
-            &with(&SURVEYS.replace("mastodon = \"private\"", "mastodon = \"dm\"")),
-            "mastodon = \"dm\"",
-            "surveys.delivery.mastodon",
-            "expected \"reply\" or \"private\"",
-        );
-        assert_refused_at(
-            &with(&SURVEYS.replace("scale = \"csat\"", "scale = \"stars\"")),
-            "scale = \"stars\"",
-            "surveys.scale",
-            "expected \"csat\"",
-        );
-        assert_refused_at(
-            &with(&SURVEYS.replace("\"30d\"", "\"a month\"")),
-            "once_per_person = \"a month\"",
-            "surveys.once_per_person",
-            "expected a period",
-        );
-        assert_refused_at(
-            &with(&SURVEYS.replace("\"Wie war es? Antworte 1-5\"", "\" \"")),
-            "de = \" \"",
-            "surveys.questions.de",
-            "is empty",
-        );
-        assert_refused_at(
-            &with(&SURVEYS.replace(
+        // (what is replaced, by what, the line refused, its key, what it says)
+        let mistakes = [
+            (
+                "mastodon = \"private\"",
+                "bluesky = \"private\"",
+                "surveys.delivery.bluesky",
+                "Bluesky has no private messages",
+            ),
+            (
+                "mastodon = \"private\"",
+                "mastodon = \"dm\"",
+                "surveys.delivery.mastodon",
+                "expected \"reply\" or \"private\"",
+            ),
+            (
                 "scale = \"csat\"",
-                "scale = \"csat\"\ndefault_language = \"fr\"",
-            )),
-            "default_language = \"fr\"",
-            "surveys.default_language",
-            "has no question in it",
-        );
+                "scale = \"stars\"",
+                "surveys.scale",
+                "expected \"csat\"",
+            ),
+            (
+                "once_per_person = \"30d\"",
+                "once_per_person = \"a month\"",
+                "surveys.once_per_person",
+                "expected a period",
+            ),
+            (
+                "de = \"Wie war es? Antworte 1-5\"",
+                "de = \" \"",
+                "surveys.questions.de",
+                "is empty",
+            ),
+            (
+                "default_route = true",
+                "default_route = true\ndefault_language = \"fr\"",
+                "surveys.default_language",
+                "has no question in it",
+            ),
+        ];
+        for (was, now, key, says) in mistakes {
+            let line = now.lines().last().unwrap();
+            assert_refused_at(&with(&SURVEYS.replace(was, now)), line, key, says);
+        }
         let orphan = format!("{GOOD}\n[[route]]\nname = \"vip\"\nsurvey = true\n");
         assert_refused_at(
             &orphan,

@@ -86,6 +86,9 @@ pub fn desk_counts_of(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets)
     counts
 }
 
+/// One figure of a set of survey answers (CSAT %, NPS), if there are any to tell.
+type Figure = fn(&Satisfaction) -> Option<f64>;
+
 /// The survey families: every answer counted by scale, platform, route, first responder
 /// and score, and CSAT (% of 4–5) and NPS per platform, route and agent as gauges.
 fn survey_families(out: &mut String, surveys: &BTreeMap<SurveyKey, u64>) {
@@ -123,7 +126,7 @@ fn survey_families(out: &mut String, surveys: &BTreeMap<SurveyKey, u64>) {
                 .add_n(k.scale, k.score, *n as usize);
         }
     }
-    let gauges: [(&str, &str, fn(&Satisfaction) -> Option<f64>); 2] = [
+    let gauges: [(&str, &str, Figure); 2] = [
         (
             "mentionbridge_csat_percent",
             "Share of CSAT answers of 4 or 5, in percent, by platform, route or agent (first responder).",

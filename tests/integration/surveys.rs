@@ -51,9 +51,9 @@ async fn replies(w: &World, status_id: &str, n: usize) -> Vec<PostedStatus> {
     }
 }
 
-/// An agent answers the customer's post `text` (status `status_id`, the `n`th card)
-/// and resolves its ticket with `/mentions resolve`; returns its card.
-async fn answer_and_resolve(
+/// An agent answers the customer's post `text` (status `status_id`, on the `n`th card
+/// or an earlier one) and the reply is published; returns its card.
+async fn answer(
     w: &World,
     d: &crate::drivers::SlackDriver,
     n: usize,
@@ -67,6 +67,18 @@ async fn answer_and_resolve(
         .expect("accepted");
     replies(w, status_id, 1).await;
     d.wait_note(&card, "Reply published").await;
+    card
+}
+
+/// [`answer`], then the ticket is resolved with `/mentions resolve`.
+async fn answer_and_resolve(
+    w: &World,
+    d: &crate::drivers::SlackDriver,
+    n: usize,
+    text: &str,
+    status_id: &str,
+) -> crate::drivers::Card {
+    let card = answer(w, d, n, text, status_id).await;
     assert_eq!(
         d.command(Who::Ana, &format!("resolve {}", card.ticket))
             .await,
@@ -177,19 +189,10 @@ async fn a_resolve_asks_in_the_customers_language_and_the_answer_is_recorded_wit
     // The answers are on the tickets: the export carries each one's scale and score.
     let (status, _) = bot.terminate().await;
     assert!(status.success());
-    let out = w
-        .command()
-        .args(["export", "--config"])
-        .arg(w.config_path())
-        .output()
+    let exported: Vec<serde_json::Value> = crate::inbound_once::exported(&w)
         .await
-        .unwrap();
-    assert!(out.status.success());
-    let exported: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["kind"] == "ticket")
+        .into_iter()
+        .filter(|v| v["kind"] == "ticket")
         .collect();
     for (i, c) in customers.iter().enumerate() {
         let t = exported
@@ -227,12 +230,7 @@ async fn nobody_is_asked_twice_within_the_period_and_an_ignored_ticket_is_never_
         .mastodon
         .add_mention("bob", "you call this service?")
         .status_id;
-    let card = d.card(3).await;
-    d.reply_via_modal(&card, Who::Ana, "Sorry to hear that.")
-        .await
-        .expect("accepted");
-    replies(&w, &bobs, 1).await;
-    d.wait_note(&card, "Reply published").await;
+    answer(&w, &d, 3, "you call this service?", &bobs).await;
     assert_eq!(
         d.command(Who::Ana, "ignore 3").await,
         "Done: ignored ticket #3."
@@ -241,12 +239,7 @@ async fn nobody_is_asked_twice_within_the_period_and_an_ignored_ticket_is_never_
     // Carol, asked for the first time: her question goes out after theirs would have.
     let carols = w.mastodon.add_mention("carol", "login fails").status_id;
     // (resolved with the card's button this time)
-    let card = d.card(4).await;
-    d.reply_via_modal(&card, Who::Ana, "Try again now, please.")
-        .await
-        .expect("accepted");
-    replies(&w, &carols, 1).await;
-    d.wait_note(&card, "Reply published").await;
+    let card = answer(&w, &d, 4, "login fails", &carols).await;
     d.press(&card, Who::Ana, "resolve").await;
     d.wait_card_text(&card, "Resolved").await;
     replies(&w, &carols, 2).await;
@@ -271,12 +264,7 @@ async fn killed_right_after_the_resolve_the_question_goes_out_exactly_once_after
         .add_mention("alice", "my order is late")
         .status_id;
     let bot = w.start_bot().await;
-    let card = d.card(1).await;
-    d.reply_via_modal(&card, Who::Ana, "Sorry, it ships today.")
-        .await
-        .expect("accepted");
-    replies(&w, &post, 1).await;
-    d.wait_note(&card, "Reply published").await;
+    let card = answer(&w, &d, 1, "my order is late", &post).await;
     // The question's send is held at the server: the bot dies before it hears back.
     w.mastodon.hold_status_posts(true);
     assert_eq!(
@@ -291,12 +279,7 @@ async fn killed_right_after_the_resolve_the_question_goes_out_exactly_once_after
     assert_eq!(asked.status, "@alice How did we do? Reply 1-5");
     // A later conversation's reply goes out after any retry of the question would have.
     let later = w.mastodon.add_mention("bob", "hello").status_id;
-    let card2 = d.card(2).await;
-    d.reply_via_modal(&card2, Who::Ana, "Hi!")
-        .await
-        .expect("accepted");
-    replies(&w, &later, 1).await;
-    d.wait_note(&card2, "Reply published").await;
+    answer(&w, &d, 2, "hello", &later).await;
     assert_eq!(
         w.mastodon.replies_to(&post).len(),
         2,
