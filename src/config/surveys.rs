@@ -209,6 +209,25 @@ mastodon = "private"
 "#;
 
     #[test]
+    fn the_shipped_files_example_parses_once_uncommented() {
+        let shipped = include_str!("../../bot-config.toml");
+        let example: String = shipped
+            .lines()
+            .skip_while(|l| *l != "# [surveys]")
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        assert!(example.starts_with("[surveys]\n"), "{example}");
+        let p = parse(&with(&example), &env_all)
+            .unwrap()
+            .surveys
+            .expect("the example");
+        assert_eq!(p.questions.len(), 3);
+        assert_eq!(p.delivery[&Platform::X], Delivery::Private);
+        assert!(p.routes.contains(DEFAULT_ROUTE));
+    }
+
+    #[test]
     fn absent_means_nobody_is_asked() {
         assert!(parse(GOOD, &env_all).unwrap().surveys.is_none());
     }
