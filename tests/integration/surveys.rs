@@ -55,7 +55,7 @@ async fn replies(w: &World, status_id: &str, n: usize) -> Vec<PostedStatus> {
 /// or an earlier one) and the reply is published; returns its card.
 async fn answer(
     w: &World,
-    d: &crate::drivers::SlackDriver,
+    d: &impl Driver,
     n: usize,
     text: &str,
     status_id: &str,
@@ -73,7 +73,7 @@ async fn answer(
 /// [`answer`], then the ticket is resolved with `/mentions resolve`.
 async fn answer_and_resolve(
     w: &World,
-    d: &crate::drivers::SlackDriver,
+    d: &impl Driver,
     n: usize,
     text: &str,
     status_id: &str,
@@ -293,4 +293,35 @@ async fn killed_right_after_the_resolve_the_question_goes_out_exactly_once_after
         .in_reply_to(&asked.id)
         .add();
     d.wait_note(&card, "Survey answer: 5/5").await;
+}
+
+#[tokio::test]
+async fn on_discord_the_cards_button_asks_and_a_german_answer_in_words_lands_in_its_thread() {
+    let w = World::discord().await;
+    w.extra_config.lock().unwrap().push_str(SURVEYS);
+    let d = w.discord_driver();
+    let post = w
+        .mastodon
+        .mention("bruno", "Meine Bestellung ist noch nicht da")
+        .language(Some("de"))
+        .add()
+        .status_id;
+    let _bot = w.start_bot().await;
+    let card = answer(&w, &d, 1, "Meine Bestellung", &post).await;
+    d.press(&card, Who::Ana, "resolve").await;
+    d.wait_card_text(&card, "Resolved").await;
+    let asked = replies(&w, &post, 2).await.remove(1);
+    assert_eq!(asked.status, "@bruno Wie war es? Antworte mit 1-5");
+    w.mastodon
+        .mention("bruno", "sehr gut, danke")
+        .visibility("direct")
+        .in_reply_to(&asked.id)
+        .add();
+    d.wait_note(&card, "Survey answer: 5/5").await;
+    assert!(
+        d.card_text(&card).contains("Resolved"),
+        "{}",
+        d.card_text(&card)
+    );
+    assert_eq!(d.cards().len(), 1);
 }
