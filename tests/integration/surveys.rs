@@ -51,6 +51,20 @@ async fn replies(w: &World, status_id: &str, n: usize) -> Vec<PostedStatus> {
     }
 }
 
+/// The question: our second post in the conversation of status `status_id`, once the
+/// bot has recorded it as published (the card shows its id), so the customer's answer to
+/// it finds its ticket.
+async fn question_of(
+    w: &World,
+    d: &impl Driver,
+    card: &crate::drivers::Card,
+    status_id: &str,
+) -> PostedStatus {
+    let asked = replies(w, status_id, 2).await.remove(1);
+    d.wait_card_text(card, &asked.id).await;
+    asked
+}
+
 /// An agent answers the customer's post `text` (status `status_id`, on the `n`th card
 /// or an earlier one) and the reply is published; returns its card.
 async fn answer(
@@ -135,7 +149,7 @@ async fn a_resolve_asks_in_the_customers_language_and_the_answer_is_recorded_wit
         let card = answer_and_resolve(&w, &d, customers.len(), text, &posts[i]).await;
         first.get_or_insert(card.ticket);
         // The question: our second post in the conversation, private as configured.
-        let asked = replies(&w, &posts[i], 2).await.remove(1);
+        let asked = question_of(&w, &d, &card, &posts[i]).await;
         assert_eq!(asked.status, format!("@{who} {question}"));
         assert_eq!(asked.visibility.as_deref(), Some("direct"));
         // The customer answers it: a note in the card's thread, no new card, still resolved.
@@ -275,7 +289,7 @@ async fn killed_right_after_the_resolve_the_question_goes_out_exactly_once_after
     w.mastodon.hold_status_posts(false);
 
     let _bot = w.start_bot().await;
-    let asked = replies(&w, &post, 2).await.remove(1);
+    let asked = question_of(&w, &d, &card, &post).await;
     assert_eq!(asked.status, "@alice How did we do? Reply 1-5");
     // A later conversation's reply goes out after any retry of the question would have.
     let later = w.mastodon.add_mention("bob", "hello").status_id;
@@ -310,7 +324,7 @@ async fn on_discord_the_cards_button_asks_and_a_german_answer_in_words_lands_in_
     let card = answer(&w, &d, 1, "Meine Bestellung", &post).await;
     d.press(&card, Who::Ana, "resolve").await;
     d.wait_card_text(&card, "Resolved").await;
-    let asked = replies(&w, &post, 2).await.remove(1);
+    let asked = question_of(&w, &d, &card, &post).await;
     assert_eq!(asked.status, "@bruno Wie war es? Antworte mit 1-5");
     w.mastodon
         .mention("bruno", "sehr gut, danke")
