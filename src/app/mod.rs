@@ -111,7 +111,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .with_failpoints(&failpoints)
             .with_canned(config.canned.clone(), config.brand.clone())
             .with_oncall(config.oncall.clone(), config.routes.clone())
-            .with_translation(translation.clone()),
+            .with_translation(translation.clone())
+            .with_surveys(config.surveys.clone()),
     );
 
     let slack = match &config.slack {

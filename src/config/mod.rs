@@ -9,8 +9,10 @@ pub use storms::StormsConfig;
 // privacy (issue 14)
 mod retention;
 pub use retention::RetentionConfig;
+// surveys (issue 14, part 2)
 mod priority;
 mod rules;
+mod surveys;
 
 use crate::domain::oncall::Schedule;
 use crate::domain::routes::{Route, Routes, DEFAULT_ROUTE};
@@ -130,6 +132,8 @@ struct RawConfig {
     storms: Option<storms::RawStorms>,
     /// How long closed tickets keep personal data (`[retention]`; absent: kept).
     retention: Option<retention::RawRetention>,
+    /// The satisfaction survey after a resolve (`[surveys]`; absent: never asked).
+    surveys: Option<surveys::RawSurveys>,
     /// How new tickets' priorities are judged.
     #[serde(default)]
     priority: priority::RawPriority,
@@ -275,6 +279,9 @@ struct RawRoute {
     min_priority: Option<String>,
     #[serde(default)]
     sla: RawPolicy,
+    /// Resolved tickets of this route get the satisfaction survey (`[surveys]`).
+    #[serde(default)]
+    survey: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -644,6 +651,8 @@ pub struct Config {
     pub storms: StormsConfig,
     /// `[retention]`: days each kind of a closed ticket's personal data is kept.
     pub retention: RetentionConfig,
+    /// `[surveys]`: the satisfaction survey after a resolve; `None`: nobody is asked.
+    pub surveys: Option<crate::domain::survey::SurveyPolicy>,
     /// `[translation]`: None, and nothing is ever sent to a translation service.
     pub translation: Option<TranslationConfig>,
     /// Which drafts wait for another agent's approval.
@@ -2117,6 +2126,7 @@ impl Validator<'_> {
             approvals,
             language: self.language(&raw.language),
             retention: self.retention(raw.retention.as_ref()),
+            surveys: self.surveys(raw.surveys.as_ref(), &raw.route),
         }
     }
 }

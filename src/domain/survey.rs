@@ -181,7 +181,13 @@ pub fn ask_after_resolve(
     next.replies.push(Reply {
         seq,
         text,
-        visibility: before.mention.visibility,
+        // A private question is a direct message (on Mastodon a direct status), as an
+        // agent's private reply is.
+        visibility: if private {
+            Visibility::Direct
+        } else {
+            before.mention.visibility
+        },
         private,
         by,
         at: now,
@@ -914,7 +920,14 @@ mod tests {
         let p = policy();
         // X is configured private.
         let x = resolve(&answered(Platform::X, None), &p);
-        assert!(x.ticket.replies.last().unwrap().private);
+        let q = x.ticket.replies.last().unwrap();
+        assert!(q.private && q.visibility == Visibility::Direct);
+        // Mastodon configured private: a direct status, whatever the mention's visibility.
+        let mut m = p.clone();
+        m.delivery.insert(Platform::Mastodon, Delivery::Private);
+        let q = resolve(&answered(Platform::Mastodon, None), &m).ticket;
+        let q = q.replies.last().unwrap();
+        assert!(q.private && q.visibility == Visibility::Direct);
         // A direct mention on Mastodon gets a private question.
         let mut direct = answered(Platform::Mastodon, None);
         direct.mention.visibility = Visibility::Direct;

@@ -9,7 +9,7 @@
 
 use super::{Store, StoreError};
 use crate::domain::routes::DEFAULT_ROUTE;
-use crate::domain::{AgentRef, Level, Platform, Stage, Ticket, TicketId};
+use crate::domain::{AgentRef, Level, Platform, Scale, Stage, Ticket, TicketId};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -117,6 +117,32 @@ pub struct TicketFacts {
     /// its primary subtag in lower case (`pt`, not `pt-BR`).
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The satisfaction survey's answer (issue 14), if the customer gave one.
+    #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyFact>,
+}
+
+/// A survey answer as the numbers count it: the scale asked, the score, when answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyFact {
+    #[serde(rename = "k")]
+    pub scale: Scale,
+    #[serde(rename = "n")]
+    pub score: u8,
+    #[serde(rename = "a")]
+    pub at: DateTime<Utc>,
+}
+
+impl SurveyFact {
+    pub fn of(t: &Ticket) -> Option<SurveyFact> {
+        let survey = t.survey.as_ref()?;
+        let answer = survey.answer.as_ref()?;
+        Some(SurveyFact {
+            scale: survey.scale,
+            score: answer.score,
+            at: answer.at,
+        })
+    }
 }
 
 fn is_normal(level: &Level) -> bool {
@@ -152,6 +178,7 @@ impl TicketFacts {
                 .mention
                 .language_in_use()
                 .and_then(|(l, _)| primary_language(l)),
+            survey: SurveyFact::of(t),
         }
     }
 
@@ -190,6 +217,67 @@ pub struct TicketCounts {
     pub waited: Option<Duration>,
     /// Not ignored and not answered: the first-response target applies and may pass.
     pub unanswered: bool,
+    /// The survey answer, as `/metrics` counts it.
+    pub survey: Option<SurveyKey>,
+}
+
+/// One survey answer's place among `/metrics`' counters: its scale, the ticket's
+/// platform and route, the agent who answered the customer first (`slack:U1`; empty:
+/// none), and the score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyKey {
+    pub scale: Scale,
+    pub platform: Platform,
+    /// As [`route_label`] names it.
+    pub route: String,
+    pub agent: String,
+    pub score: u8,
+}
+
+impl Ord for SurveyKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |k: &SurveyKey| {
+            (
+                k.scale.label(),
+                k.platform,
+                k.route.clone(),
+                k.agent.clone(),
+                k.score,
+            )
+        };
+        key(self).cmp(&key(other))
+    }
+}
+
+impl PartialOrd for SurveyKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl SurveyKey {
+    pub fn of(t: &Ticket) -> Option<SurveyKey> {
+        let fact = SurveyFact::of(t)?;
+        Some(SurveyKey {
+            scale: fact.scale,
+            platform: t.mention.platform,
+            route: route_label(&t.route).to_string(),
+            agent: t
+                .first_response()
+                .map(|(_, by)| by.member_key())
+                .unwrap_or_default(),
+            score: fact.score,
+        })
+    }
+
+    /// The counter's name: the key as JSON after a prefix, so a route or agent name
+    /// with any character in it still reads back whole.
+    fn counter(&self) -> String {
+        format!(
+            "{SURVEY}{}",
+            serde_json::to_string(self).expect("a survey key serialises")
+        )
+    }
 }
 
 impl TicketCounts {
@@ -206,6 +294,7 @@ impl TicketCounts {
             first_answer: t.first_answer(),
             waited,
             unanswered: !ignored && waited.is_none(),
+            survey: SurveyKey::of(t),
         }
     }
 
@@ -236,6 +325,9 @@ impl TicketCounts {
         if self.unanswered {
             out.push((route_counter(&self.route, UNANSWERED), 1));
         }
+        if let Some(survey) = &self.survey {
+            out.push((survey.counter(), 1));
+        }
         out
     }
 
@@ -261,6 +353,7 @@ const ROUTE: &str = "route:";
 const OPENED: &str = ":opened";
 const ANSWERED: &str = ":answered";
 const UNANSWERED: &str = ":unanswered";
+const SURVEY: &str = "survey:";
 
 fn stage_counter(stage: Stage, platform: Platform) -> String {
     format!("stage:{}:{}", stage_key(stage), platform_key(platform))
@@ -354,6 +447,8 @@ pub struct DeskCounts {
     /// By route label (see [`route_label`]).
     pub routes: BTreeMap<String, RouteCounts>,
     pub open_unclaimed: u64,
+    /// Survey answers by scale, platform, route, agent and score.
+    pub surveys: BTreeMap<SurveyKey, u64>,
 }
 
 /// The desk-wide figures as `store`'s counters hold them, each route's tickets judged at
@@ -388,6 +483,15 @@ pub async fn desk_counts(
         .copied()
         .unwrap_or(0);
     counts.open_unclaimed = get(OPEN_UNCLAIMED);
+    for (name, n) in &counters {
+        let Some(key) = name.strip_prefix(SURVEY) else {
+            continue;
+        };
+        if let (Ok(key), Ok(n @ 1..)) = (serde_json::from_str::<SurveyKey>(key), u64::try_from(*n))
+        {
+            *counts.surveys.entry(key).or_default() += n;
+        }
+    }
     let routes: Vec<&str> = counters
         .keys()
         .filter_map(|k| k.strip_prefix(ROUTE)?.strip_suffix(OPENED))

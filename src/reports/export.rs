@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 /// Export columns of a ticket, in order; [`ticket_cells`] gives the values in the same
 /// order, so the CSV header and the JSON keys are one list.
-const TICKET_COLUMNS: [&str; 32] = [
+const TICKET_COLUMNS: [&str; 35] = [
     "id",
     "platform",
     "network",
@@ -46,6 +46,9 @@ const TICKET_COLUMNS: [&str; 32] = [
     "tags",
     "rules",
     "incident",
+    "survey_scale",
+    "survey_score",
+    "survey_answered_at",
 ];
 
 const AUDIT_COLUMNS: [&str; 6] = ["ticket", "at", "actor_id", "actor_name", "what", "detail"];
@@ -108,6 +111,18 @@ fn ticket_cells(t: &Ticket) -> [Value; TICKET_COLUMNS.len()] {
                 .join("; "),
         ),
         Value::from(t.incident.map(|i| i.0)),
+        // The scale when a survey was asked; score and time once it was answered.
+        Value::from(t.survey.as_ref().map(|s| s.scale.label())),
+        Value::from(
+            t.survey
+                .as_ref()
+                .and_then(|s| s.answer.as_ref())
+                .map(|a| a.score),
+        ),
+        t.survey
+            .as_ref()
+            .and_then(|s| s.answer.as_ref())
+            .map_or(Value::Null, |a| time(a.at)),
     ]
 }
 

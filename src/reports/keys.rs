@@ -12,11 +12,7 @@ pub(super) fn route_key(t: &Ticket) -> String {
 
 /// `slack:U024BE7LH`: unique across surfaces.
 pub(super) fn agent_key(agent: &AgentRef) -> String {
-    format!(
-        "{}:{}",
-        agent.surface.label().to_ascii_lowercase(),
-        agent.user_id
-    )
+    agent.member_key()
 }
 
 pub(super) fn agent_label(agent: &AgentRef) -> String {

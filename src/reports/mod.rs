@@ -57,8 +57,8 @@ pub use incidents::{
     INCIDENT_COLUMNS,
 };
 pub use numbers::{
-    first_response, resolved_at, summarize, summarize_with, BadWindow, Figures, Group, ShiftOf,
-    SlaOf, Spread, StageCounts, Summarizer, Summary, Targets, Window,
+    csat_by_day, first_response, resolved_at, summarize, summarize_with, BadWindow, Figures, Group,
+    Satisfaction, ShiftOf, SlaOf, Spread, StageCounts, Summarizer, Summary, Targets, Window,
 };
 pub use prometheus::{desk_counts_of, escape_label, prometheus, prometheus_from, prometheus_with};
 pub use text::render_text;

@@ -3,9 +3,9 @@
 //! shift (the definitions are in the module notes of `reports`).
 
 use super::keys::{agent_key, agent_label, platform_key};
-use crate::domain::{AgentRef, Stage, Ticket};
-use crate::ports::tally::{route_label, TicketFacts};
-use chrono::{DateTime, Duration, Utc};
+use crate::domain::{AgentRef, Scale, Stage, Ticket};
+use crate::ports::tally::{route_label, SurveyFact, TicketFacts};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
 use thiserror::Error;
 
@@ -116,6 +116,69 @@ pub struct Figures {
     pub sla_due: usize,
     pub first_response: Spread,
     pub resolution: Spread,
+    /// The survey answers of the set's tickets.
+    pub satisfaction: Satisfaction,
+}
+
+/// Survey answers counted up: CSAT (1–5) and NPS (0–10) answers apart, since a desk may
+/// change its scale and a score means something else on each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Satisfaction {
+    pub csat_answers: usize,
+    /// CSAT answers of 4 or 5.
+    pub csat_satisfied: usize,
+    pub csat_sum: usize,
+    pub nps_answers: usize,
+    /// NPS answers of 9 or 10.
+    pub nps_promoters: usize,
+    /// NPS answers of 0 to 6.
+    pub nps_detractors: usize,
+}
+
+impl Satisfaction {
+    pub fn add(&mut self, scale: Scale, score: u8) {
+        self.add_n(scale, score, 1);
+    }
+
+    /// Count `n` answers of `score` on `scale`.
+    pub fn add_n(&mut self, scale: Scale, score: u8, n: usize) {
+        match scale {
+            Scale::Csat => {
+                self.csat_answers += n;
+                self.csat_sum += usize::from(score) * n;
+                if score >= 4 {
+                    self.csat_satisfied += n;
+                }
+            }
+            Scale::Nps => {
+                self.nps_answers += n;
+                if score >= 9 {
+                    self.nps_promoters += n;
+                } else if score <= 6 {
+                    self.nps_detractors += n;
+                }
+            }
+        }
+    }
+
+    /// CSAT: the share of 4 and 5 among the CSAT answers, in percent.
+    pub fn csat_percent(&self) -> Option<f64> {
+        (self.csat_answers > 0)
+            .then(|| self.csat_satisfied as f64 * 100.0 / self.csat_answers as f64)
+    }
+
+    /// The mean CSAT score (1–5).
+    pub fn csat_mean(&self) -> Option<f64> {
+        (self.csat_answers > 0).then(|| self.csat_sum as f64 / self.csat_answers as f64)
+    }
+
+    /// NPS: % promoters (9–10) minus % detractors (0–6), from −100 to 100.
+    pub fn nps(&self) -> Option<f64> {
+        (self.nps_answers > 0).then(|| {
+            (self.nps_promoters as f64 - self.nps_detractors as f64) * 100.0
+                / self.nps_answers as f64
+        })
+    }
 }
 
 impl Figures {
@@ -212,6 +275,7 @@ pub(super) struct Facts<'a> {
     pub(super) first_response: Option<(Duration, &'a AgentRef)>,
     pub(super) resolution: Option<Duration>,
     pub(super) verdict: Verdict,
+    pub(super) survey: Option<SurveyFact>,
 }
 
 impl<'a> Facts<'a> {
@@ -232,6 +296,7 @@ impl<'a> Facts<'a> {
                 .resolved_at()
                 .map(|at| (at - ticket.received_at()).max(Duration::zero())),
             verdict,
+            survey: ticket.survey,
         }
     }
 }
@@ -271,6 +336,9 @@ impl Tally {
             Verdict::Pending | Verdict::Exempt => {}
         }
         self.resolution.extend(facts.resolution);
+        if let Some(s) = facts.survey {
+            f.satisfaction.add(s.scale, s.score);
+        }
     }
 
     fn finish(self) -> Figures {
@@ -403,6 +471,36 @@ impl<'a> Summarizer<'a> {
             by_language: self.by_language.finish(),
         }
     }
+}
+
+/// CSAT by local day in `tz`, for every day the window touches (oldest first): the mean
+/// score (1–5) of the CSAT answers given that day by customers whose tickets are among
+/// `facts`; `None` on a day without any. NPS answers are not on this scale and are left
+/// out.
+pub fn csat_by_day(
+    facts: &[TicketFacts],
+    window: &Window,
+    tz: chrono_tz::Tz,
+) -> Vec<(NaiveDate, Option<f64>)> {
+    let mut by_day: BTreeMap<NaiveDate, Satisfaction> = BTreeMap::new();
+    for s in facts.iter().filter_map(|f| f.survey) {
+        if s.scale == Scale::Csat && window.contains(s.at) {
+            by_day
+                .entry(s.at.with_timezone(&tz).date_naive())
+                .or_default()
+                .add(s.scale, s.score);
+        }
+    }
+    let first = window.from.with_timezone(&tz).date_naive();
+    let last = (window.to - Duration::nanoseconds(1))
+        .with_timezone(&tz)
+        .date_naive();
+    first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .take(400)
+        .map(|d| (d, by_day.get(&d).and_then(Satisfaction::csat_mean)))
+        .collect()
 }
 
 /// The numbers of the tickets opened in `window`, judged against a first-response
@@ -539,6 +637,7 @@ mod tests {
                 sla_due: 9,
                 first_response: spread(7, 2700, 5400),
                 resolution: spread(1, 7200, 7200), // 2: 11:00 → 13:00
+                satisfaction: Satisfaction::default(),
             }
         );
         assert_eq!(s.overall.sla_percent(), Some(55)); // 5/9 = 55.6, rounded down
@@ -713,5 +812,75 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn csat_and_nps_match_the_hand_count_overall_and_per_agent_route_and_platform() {
+        let s = summarize(
+            &surveyed_week(),
+            &Window::parse("7d", now()).unwrap(),
+            mins(60),
+        );
+        let o = s.overall.satisfaction;
+        // CSAT 5, 4, 2: two of three are 4-5; mean 11/3. NPS 9, 3, 7: one promoter, one
+        // detractor, one passive: 0.
+        assert_eq!((o.csat_answers, o.csat_satisfied, o.csat_sum), (3, 2, 11));
+        assert!((o.csat_percent().unwrap() - 200.0 / 3.0).abs() < 1e-9);
+        assert!((o.csat_mean().unwrap() - 11.0 / 3.0).abs() < 1e-9);
+        assert_eq!(
+            (o.nps_answers, o.nps_promoters, o.nps_detractors),
+            (3, 1, 1)
+        );
+        assert_eq!(o.nps(), Some(0.0));
+        let of = |groups: &[Group], key: &str| {
+            groups
+                .iter()
+                .find(|g| g.key == key)
+                .unwrap_or_else(|| panic!("{key}"))
+                .figures
+                .satisfaction
+        };
+        assert_eq!(of(&s.by_agent, "slack:U1").csat_percent(), Some(100.0));
+        assert_eq!(of(&s.by_agent, "discord:42").csat_percent(), Some(0.0));
+        assert_eq!(of(&s.by_route, "vip \"gold\"").csat_mean(), Some(2.0));
+        assert_eq!(of(&s.by_platform, "x").nps(), Some(0.0));
+        assert_eq!(of(&s.by_platform, "x").csat_percent(), None);
+        let text = crate::reports::render_text(&s);
+        assert!(
+            text.contains("• Satisfaction: CSAT 67% (2 of 3 answers 4-5, mean 3.7); NPS +0 (3 answers: 1 promoters, 1 detractors)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("• Ana (Slack): 2 answered, median 10 min, 2 of 2 within target (100%), CSAT 100% (2 of 2 answers 4-5, mean 4.5)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn csat_by_day_is_the_mean_of_each_local_days_csat_answers() {
+        let facts: Vec<TicketFacts> = surveyed_week().iter().map(TicketFacts::of).collect();
+        let window = Window::parse("7d", now()).unwrap();
+        let days = csat_by_day(&facts, &window, chrono_tz::Tz::UTC);
+        assert_eq!(days.len(), 8, "18th to 25th");
+        let day = |d: u32| {
+            days.iter()
+                .find(|(date, _)| *date == NaiveDate::from_ymd_opt(2026, 11, d).unwrap())
+                .unwrap()
+                .1
+        };
+        assert_eq!(day(20), Some(4.5));
+        assert_eq!(day(21), Some(2.0));
+        assert_eq!(day(22), None, "NPS answers are not on the CSAT scale");
+        assert_eq!(day(19), None);
+        // 12:00 UTC on the 21st is already the 22nd in Auckland (UTC+13).
+        let auckland = csat_by_day(&facts, &window, chrono_tz::Pacific::Auckland);
+        let nz = |d: u32| {
+            auckland
+                .iter()
+                .find(|(date, _)| *date == NaiveDate::from_ymd_opt(2026, 11, d).unwrap())
+                .unwrap()
+                .1
+        };
+        assert_eq!((nz(21), nz(22)), (Some(4.5), Some(2.0)));
     }
 }

@@ -4,10 +4,11 @@
 // `# TYPE` lines, a final `# EOF`), which would rename the families tests and dashboards read.
 
 use super::keys::{platform_key, route_key, stage_key, PLATFORMS, STAGES};
-use super::numbers::{Facts, Targets, Verdict};
+use super::numbers::{Facts, Satisfaction, Targets, Verdict};
 use crate::domain::Ticket;
-use crate::ports::tally::{DeskCounts, TicketFacts, FIRST_RESPONSE_BUCKETS};
+use crate::ports::tally::{DeskCounts, SurveyKey, TicketFacts, FIRST_RESPONSE_BUCKETS};
 use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// A label value as the text format wants it: backslash, double quote and line feed
@@ -78,8 +79,73 @@ pub fn desk_counts_of(tickets: &[Ticket], now: DateTime<Utc>, targets: &Targets)
         route.opened += 1;
         route.breached += u64::from(f.verdict == Verdict::Breached);
         counts.open_unclaimed += u64::from(!t.is_closed() && t.holder.is_none());
+        if let Some(key) = SurveyKey::of(t) {
+            *counts.surveys.entry(key).or_default() += 1;
+        }
     }
     counts
+}
+
+/// One figure of a set of survey answers (CSAT %, NPS), if there are any to tell.
+type Figure = fn(&Satisfaction) -> Option<f64>;
+
+/// The survey families: every answer counted by scale, platform, route, first responder
+/// and score, and CSAT (% of 4–5) and NPS per platform, route and agent as gauges.
+fn survey_families(out: &mut String, surveys: &BTreeMap<SurveyKey, u64>) {
+    family(
+        out,
+        "mentionbridge_survey_answers_total",
+        "counter",
+        "Satisfaction survey answers, by scale, platform, route, the agent who answered first (empty: none) and score.",
+    );
+    for (k, n) in surveys {
+        let score = k.score.to_string();
+        sample(
+            out,
+            "mentionbridge_survey_answers_total",
+            &[
+                ("scale", k.scale.label()),
+                ("platform", platform_key(k.platform)),
+                ("route", &k.route),
+                ("agent", &k.agent),
+                ("score", &score),
+            ],
+            n,
+        );
+    }
+    let mut groups: BTreeMap<(&str, String), Satisfaction> = BTreeMap::new();
+    for (k, n) in surveys {
+        for group in [
+            ("platform", platform_key(k.platform).to_string()),
+            ("route", k.route.clone()),
+            ("agent", k.agent.clone()),
+        ] {
+            groups
+                .entry(group)
+                .or_default()
+                .add_n(k.scale, k.score, *n as usize);
+        }
+    }
+    let gauges: [(&str, &str, Figure); 2] = [
+        (
+            "mentionbridge_csat_percent",
+            "Share of CSAT answers of 4 or 5, in percent, by platform, route or agent (first responder).",
+            Satisfaction::csat_percent,
+        ),
+        (
+            "mentionbridge_nps",
+            "Net promoter score (% 9-10 minus % 0-6) of NPS answers, by platform, route or agent (first responder).",
+            Satisfaction::nps,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for ((label, v), s) in &groups {
+            if let Some(x) = value(s) {
+                sample(out, name, &[(label, v.as_str())], x);
+            }
+        }
+    }
 }
 
 /// The Prometheus text exposition of the desk-wide figures `counts`.
@@ -188,6 +254,7 @@ pub fn prometheus_from(counts: &DeskCounts) -> String {
         &[],
         counts.open_unclaimed,
     );
+    survey_families(&mut out, &counts.surveys);
     out
 }
 
@@ -351,5 +418,25 @@ mod tests {
         sample(&mut out, "m", &[("k", "x\"y\nz\\")], 1);
         let (_, labels, _) = parse_sample(out.trim_end());
         assert_eq!(labels, [("k".to_string(), "x\"y\nz\\".to_string())]);
+    }
+
+    #[test]
+    fn survey_answers_and_csat_nps_gauges_carry_escaped_labels() {
+        let text = prometheus(&surveyed_week(), now(), mins(60));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            parse_sample(line);
+        }
+        for want in [
+            "mentionbridge_survey_answers_total{scale=\"csat\",platform=\"mastodon\",route=\"default\",agent=\"slack:U1\",score=\"5\"} 1",
+            "mentionbridge_survey_answers_total{scale=\"csat\",platform=\"bluesky\",route=\"vip \\\"gold\\\"\",agent=\"discord:42\",score=\"2\"} 1",
+            "mentionbridge_csat_percent{agent=\"slack:U1\"} 100",
+            "mentionbridge_csat_percent{platform=\"bluesky\"} 0",
+            "mentionbridge_csat_percent{route=\"default\"} 100",
+            "mentionbridge_nps{platform=\"x\"} 0",
+            "mentionbridge_nps{agent=\"slack:U3\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want} in\n{text}");
+        }
+        assert!(!text.contains("mentionbridge_nps{platform=\"mastodon\"}"));
     }
 }

@@ -227,3 +227,47 @@ pub(super) fn spread(count: usize, p50: i64, p90: i64) -> Spread {
         p90: Some(Duration::seconds(p90)),
     }
 }
+
+/// The customer answered the ticket's survey (asked at its last update) with `score`.
+pub(super) fn surveyed(
+    mut t: Ticket,
+    scale: crate::domain::Scale,
+    score: u8,
+    when: DateTime<Utc>,
+) -> Ticket {
+    t.survey = Some(crate::domain::Survey {
+        scale,
+        asked_at: t.updated_at,
+        seq: t.replies.len() as u32 + 1,
+        answer: Some(crate::domain::SurveyAnswer {
+            score,
+            text: score.to_string(),
+            at: when,
+        }),
+        passed: false,
+    });
+    t
+}
+
+/// Six answered surveys, counted by hand in the tests: CSAT 5 and 4 (Mastodon, Ana,
+/// answered on the 20th), CSAT 2 (Bluesky, Bo, route `vip "gold"`, the 21st); NPS 9, 3
+/// and 7 (X, Cy, the 22nd).
+pub(super) fn surveyed_week() -> Vec<Ticket> {
+    use crate::domain::Scale::{Csat, Nps};
+    let answered = |id, platform, day, by: AgentRef, scale, score| {
+        let t = ticket(id, platform, at(day, 10, 0));
+        let t = reply(t, by.clone(), mins(10), published(), false);
+        let t = close(t, Stage::Resolved, by, at(day, 11, 0));
+        surveyed(t, scale, score, at(day, 12, 0))
+    };
+    let mut vip = answered(3, Platform::Bluesky, 21, bo(), Csat, 2);
+    vip.route = "vip \"gold\"".into();
+    vec![
+        answered(1, Platform::Mastodon, 20, ana(), Csat, 5),
+        answered(2, Platform::Mastodon, 20, ana(), Csat, 4),
+        vip,
+        answered(4, Platform::X, 22, cy(), Nps, 9),
+        answered(5, Platform::X, 22, cy(), Nps, 3),
+        answered(6, Platform::X, 22, cy(), Nps, 7),
+    ]
+}

@@ -2,7 +2,7 @@
 //! either surface: each surface escapes it on the way out as it does every private answer,
 //! so one wording serves Slack and Discord and nothing here knows a chat wire format.
 
-use super::numbers::{Figures, Spread, Summary, Window};
+use super::numbers::{Figures, Satisfaction, Spread, Summary, Window};
 use crate::domain::routes::DEFAULT_ROUTE;
 use chrono::Duration;
 use std::fmt::Write as _;
@@ -52,6 +52,25 @@ fn sla_text(f: &Figures, within: &str) -> String {
     }
 }
 
+/// `CSAT 75% (3 of 4 answers 4-5, mean 4.2)` and `NPS +20 (5 answers)`, or nothing
+/// without answers.
+fn satisfaction_text(s: &Satisfaction) -> Option<String> {
+    let mut parts = Vec::new();
+    if let (Some(pct), Some(mean)) = (s.csat_percent(), s.csat_mean()) {
+        parts.push(format!(
+            "CSAT {pct:.0}% ({} of {} answers 4-5, mean {mean:.1})",
+            s.csat_satisfied, s.csat_answers
+        ));
+    }
+    if let Some(nps) = s.nps() {
+        parts.push(format!(
+            "NPS {nps:+.0} ({} answers: {} promoters, {} detractors)",
+            s.nps_answers, s.nps_promoters, s.nps_detractors
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// A short report for chat. Plain text with `•` bullets and no emphasis markers, so
 /// Slack and Discord show it the same way.
 pub fn render_text(summary: &Summary) -> String {
@@ -95,6 +114,9 @@ pub fn render_text(summary: &Summary) -> String {
             f.resolution.count
         );
     }
+    if let Some(satisfaction) = satisfaction_text(&f.satisfaction) {
+        let _ = writeln!(out, "• Satisfaction: {satisfaction}");
+    }
     let sections = [
         ("By platform", &summary.by_platform, "opened"),
         ("By agent (first reply)", &summary.by_agent, "answered"),
@@ -117,9 +139,12 @@ pub fn render_text(summary: &Summary) -> String {
                 || "no replies".to_string(),
                 |d| format!("median {}", human(d)),
             );
+            let satisfaction = satisfaction_text(&gf.satisfaction)
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "• {}: {} {counted}, {median}, {}",
+                "• {}: {} {counted}, {median}, {}{satisfaction}",
                 g.label,
                 gf.tickets,
                 sla_text(gf, " within target")

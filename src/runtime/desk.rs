@@ -6,6 +6,7 @@ use crate::domain::canned::{choices_for, CannedReply};
 use crate::domain::incident::{BulkControl, Incident, IncidentChange, Refusal};
 use crate::domain::oncall::{Layer, OnCall, Override, Schedule};
 use crate::domain::routes::Routes;
+use crate::domain::survey::{ask_after_resolve, SurveyPolicy};
 use crate::domain::translation::{customer_language, same_language, DraftChoice, TranslatedDraft};
 use crate::domain::IncidentId;
 use crate::domain::{
@@ -55,6 +56,8 @@ pub struct DeskService {
     /// One agent's choice among their held drafts at a time, so two quick presses
     /// cannot both send.
     drafts: tokio::sync::Mutex<()>,
+    /// `[surveys]`: the question a resolve asks; None: nobody is asked.
+    surveys: Option<SurveyPolicy>,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -102,7 +105,48 @@ impl DeskService {
             clock: Arc::new(SystemClock),
             translation: None,
             drafts: tokio::sync::Mutex::new(()),
+            surveys: None,
         }
+    }
+
+    /// Ask the customer the satisfaction survey after a resolve (`[surveys]`).
+    pub fn with_surveys(mut self, surveys: Option<SurveyPolicy>) -> Self {
+        self.surveys = surveys;
+        self
+    }
+
+    /// Whether the author of ticket `id` was asked a survey within the policy's
+    /// `once_per_person`, on another of their tickets (their latest
+    /// [`crate::domain::priority::CONTACTS_KEPT`], as the store keeps them). Only looked
+    /// up when this resolve would otherwise ask.
+    async fn asked_recently(
+        &self,
+        id: TicketId,
+        policy: &SurveyPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ActError> {
+        let ticket = self.ticket(id).await?;
+        if !crate::domain::survey::owed(&ticket, policy) {
+            return Ok(false);
+        }
+        let since = now - policy.once_per_person;
+        let key = crate::domain::priority::author_key(&ticket.mention);
+        let contacts = self
+            .store
+            .author_contacts(&key, crate::domain::priority::CONTACTS_KEPT)
+            .await?;
+        for contact in contacts.iter().filter(|c| c.ticket != id) {
+            let asked = self
+                .store
+                .ticket(contact.ticket)
+                .await?
+                .and_then(|t| t.survey)
+                .is_some_and(|s| s.asked_at >= since);
+            if asked {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Let agents translate their drafts into the customer's language.
@@ -271,14 +315,14 @@ impl DeskService {
         }
         let schedule = self.schedule().await;
         let targets = self.targets();
-        // CSAT: none until the surveys' `csat_by_day` is wired in here.
+        let csat = crate::reports::csat_by_day(&facts, window, tz);
         Ok(crate::reports::ChartData::of(
             &facts,
             window,
             tz,
             &schedule,
             &targets,
-            &[],
+            &csat,
             self.clock.now(),
         ))
     }
@@ -486,9 +530,30 @@ impl AgentDesk for DeskService {
         }
         let desk = self.desk();
         let now = self.clock.now();
+        // A resolve may ask the satisfaction survey, in the same commit (see
+        // `domain::survey::ask_after_resolve`), unless the person was asked lately.
+        let survey = match (&self.surveys, &action) {
+            (Some(policy), AgentAction::Resolve) => {
+                (!self.asked_recently(id, policy, now).await?).then_some(policy)
+            }
+            _ => None,
+        };
         let outcome = self
             .store
-            .act(id, &|t| apply(t, action.clone(), actor, &desk, now))
+            .act(id, &|t| {
+                let tr = apply(t, action.clone(), actor, &desk, now)?;
+                Ok(match survey {
+                    Some(policy) => ask_after_resolve(
+                        tr,
+                        t,
+                        policy,
+                        desk.text_rules.get(&t.mention.platform),
+                        actor.clone(),
+                        now,
+                    ),
+                    None => tr,
+                })
+            })
             .await?;
         match outcome {
             Ok(ticket) => {

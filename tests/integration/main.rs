@@ -41,6 +41,7 @@ mod store_contract;
 mod storms;
 mod stream_watcher;
 mod streaming;
+mod surveys;
 mod team_defects;
 mod translation_adapters;
 mod translation_flows;

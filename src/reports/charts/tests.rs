@@ -31,6 +31,7 @@ fn fact(id: u64, opened: DateTime<Utc>, waited_min: Option<i64>) -> TicketFacts 
         first_response: waited_min.map(|m| (opened + Duration::minutes(m), ana())),
         level: Level::Normal,
         language: None,
+        survey: None,
     }
 }
 

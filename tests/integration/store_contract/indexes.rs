@@ -217,6 +217,52 @@ pub async fn the_indexes_follow_every_kind_of_ticket_write(place: &dyn Place) {
     act(1, AgentAction::Resolve, minutes(20)).await;
     assert_indexes_match(&store, &routes, minutes(20), "resolved").await;
 
+    // The customer answers the satisfaction survey: its facts and counters follow.
+    let answered = |t: &Ticket| {
+        use mentionbridge::domain::{AuditEntry, Scale, Survey, SurveyAnswer, Transition};
+        let mut next = t.clone();
+        next.survey = Some(Survey {
+            scale: Scale::Csat,
+            asked_at: minutes(20),
+            seq: 2,
+            answer: Some(SurveyAnswer {
+                score: 4,
+                text: "4".into(),
+                at: minutes(25),
+            }),
+            passed: false,
+        });
+        Some(Transition {
+            audit: AuditEntry {
+                ticket: t.id,
+                at: minutes(25),
+                actor: None,
+                what: "satisfaction survey answered".into(),
+                detail: None,
+            },
+            ticket: next,
+            effects: Vec::new(),
+        })
+    };
+    assert!(store
+        .transition(TicketId(1), &answered)
+        .await
+        .unwrap()
+        .is_some());
+    assert_indexes_match(&store, &routes, minutes(25), "a survey answered").await;
+    let facts = store
+        .received_facts(minutes(-60), minutes(60), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        facts
+            .iter()
+            .find(|f| f.id == TicketId(1))
+            .and_then(|f| f.survey)
+            .map(|s| s.score),
+        Some(4)
+    );
+
     let mut again = mention("d", "alice");
     again.in_reply_to = Some("a".into());
     let done = store
