@@ -3,11 +3,48 @@
 //! reads the store and hands the result to the surfaces beside the ticket.
 
 use super::priority::Contact;
-use super::{CardRef, Ticket, TicketId};
+use super::{AgentRef, CardRef, Ticket, TicketId};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// How many earlier tickets a card lists by name (newest first); the rest are counted.
 pub const HISTORY_SHOWN: usize = 5;
+
+/// How many of the person's notes a card shows (newest first); `/mentions who` shows all.
+pub const NOTES_SHOWN: usize = 3;
+
+/// How many of an author's contacts are read to count the earlier ones.
+pub const CONTACTS_READ: usize = 64;
+
+/// What an agent wrote about a person (`/mentions note`): shown to the team on that
+/// person's next cards, never sent to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonNote {
+    pub by: AgentRef,
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+/// Everything the desk knows about the person behind a ticket, as their cards and
+/// `/mentions who` show it: their earlier tickets and the team's notes about them
+/// (oldest first, as they were written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Customer {
+    pub history: CustomerHistory,
+    pub notes: Vec<PersonNote>,
+}
+
+impl Customer {
+    /// Nothing to show: a first contact nobody wrote about.
+    pub fn is_empty(&self) -> bool {
+        self.history.is_empty() && self.notes.is_empty()
+    }
+
+    /// The notes a card shows: the newest [`NOTES_SHOWN`], newest first.
+    pub fn latest_notes(&self) -> impl Iterator<Item = &PersonNote> {
+        self.notes.iter().rev().take(NOTES_SHOWN)
+    }
+}
 
 /// One earlier ticket of the same person, as a card lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +117,8 @@ impl CustomerHistory {
         self.earlier.iter().filter(|e| e.open)
     }
 
-    /// The one-line summary: "2 earlier tickets · last: Resolved 2026-03-01 10:00 UTC".
+    /// The one-line summary: "2 earlier tickets · last: #4 Resolved 2026-03-01 10:00 UTC
+    /// · 1 open" (the open count only when one is).
     pub fn summary(&self) -> Option<String> {
         let last = self.earlier.first()?;
         let n = self.total();
@@ -89,11 +127,17 @@ impl CustomerHistory {
         } else {
             stamp(last.changed)
         };
+        let open = self.open().count();
         Some(format!(
-            "{n} earlier ticket{} · last: #{} {} {when}",
+            "{n} earlier ticket{} · last: #{} {} {when}{}",
             if n == 1 { "" } else { "s" },
             last.id,
-            last.state
+            last.state,
+            if open > 0 {
+                format!(" · {open} open")
+            } else {
+                String::new()
+            }
         ))
     }
 }
@@ -152,7 +196,7 @@ mod tests {
         };
         assert_eq!(
             h.summary().unwrap(),
-            "3 earlier tickets · last: #7 Resolved 2023-11-14 23:13 UTC"
+            "3 earlier tickets · last: #7 Resolved 2023-11-14 23:13 UTC · 1 open"
         );
         assert_eq!(
             h.open().map(|e| e.id).collect::<Vec<_>>(),

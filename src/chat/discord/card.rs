@@ -214,6 +214,14 @@ pub mod limits {
     pub const URL: usize = 2000;
 }
 
+/// A message's link in the guild: `https://discord.com/channels/{guild}/{channel}/{message}`.
+/// None when an id is not a snowflake (it is put in a link as it is).
+pub fn message_link(guild: &str, channel: &str, message: &str) -> Option<String> {
+    let snowflake = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    (snowflake(guild) && snowflake(channel) && snowflake(message))
+        .then(|| format!("https://discord.com/channels/{guild}/{channel}/{message}"))
+}
+
 pub struct DiscordMarkup;
 
 impl Markup for DiscordMarkup {
@@ -284,7 +292,9 @@ fn embed_len(e: &serde_json::Value) -> usize {
             .unwrap_or(0)
 }
 
-pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
+/// `customer`: the lines about who the customer is (see `chat::customer::card_lines`),
+/// already in Discord markdown; none for a first contact.
+pub fn card_embed(ticket: &Ticket, customer: &[String]) -> CreateEmbed {
     let m = &ticket.mention;
     let d = &DiscordMarkup;
     let mut embed = CreateEmbed::new()
@@ -359,6 +369,9 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     if let Some(line) = crate::chat::priority_line(ticket, d) {
         embed = embed.field("Priority", line, false);
     }
+    if let Some(value) = whole_lines(customer, limits::FIELD_VALUE) {
+        embed = embed.field("Customer", value, false);
+    }
     if let Some((name, value)) = super::translation::card_field(ticket) {
         embed = embed.field(name, value, false);
     }
@@ -407,6 +420,24 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
         description
     };
     embed.description(description)
+}
+
+/// As many of `lines` as fit in `max` characters, whole (a line cut short could end
+/// inside a link); `None` when there are none.
+fn whole_lines(lines: &[String], max: usize) -> Option<String> {
+    let mut out = String::new();
+    for line in lines {
+        let next = if out.is_empty() {
+            line.clone()
+        } else {
+            format!("{out}\n{line}")
+        };
+        if surface_len(&next) > max {
+            break;
+        }
+        out = next;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Reply fields an embed shows, and how much of each reply they quote (the thread has
