@@ -2,8 +2,8 @@
 //! [`author_key`](super::priority::author_key)), as a card shows them. Pure: the outbox
 //! reads the store and hands the result to the surfaces beside the ticket.
 
-use super::priority::Contact;
-use super::{AgentRef, CardRef, Ticket, TicketId};
+use super::priority::{network_key, Contact};
+use super::{AgentRef, CardRef, Platform, Ticket, TicketId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,19 @@ pub struct EarlierTicket {
     pub changed: DateTime<Utc>,
     /// Its cards, so each surface links to its own.
     pub cards: Vec<CardRef>,
+}
+
+/// The network an agent typed (`mastodon`, `Bluesky`, `bsky`, `twitter`, `instagram`) as
+/// author keys name it: a network we have no source of our own for is a webhook's.
+pub fn typed_network(word: &str) -> String {
+    let word = word.trim().to_ascii_lowercase();
+    match Platform::from_name(&word) {
+        Platform::Other => {
+            let name = word.strip_prefix("other:").unwrap_or(&word);
+            network_key(Platform::Other, Some(name))
+        }
+        known => network_key(known, None),
+    }
 }
 
 /// A customer's earlier tickets on the same network, newest first: at most
@@ -177,6 +190,38 @@ mod tests {
         let (listed, more) = CustomerHistory::earlier_of(TicketId(1), &contacts);
         assert!(listed.is_empty());
         assert_eq!(more, 0);
+    }
+
+    #[test]
+    fn a_typed_network_names_the_same_network_as_author_keys() {
+        assert_eq!(typed_network("Mastodon"), "mastodon");
+        assert_eq!(typed_network("bsky"), "bluesky");
+        assert_eq!(typed_network("twitter"), "x");
+        assert_eq!(typed_network("Instagram"), "other:instagram");
+        assert_eq!(typed_network("other:instagram"), "other:instagram");
+    }
+
+    #[test]
+    fn a_card_shows_the_three_newest_notes_newest_first() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let note = |text: &str| PersonNote {
+            by: AgentRef {
+                surface: crate::domain::SurfaceKind::Slack,
+                user_id: "U1".into(),
+                name: "ana".into(),
+                roles: vec![],
+            },
+            at,
+            text: text.into(),
+        };
+        let customer = Customer {
+            history: CustomerHistory::default(),
+            notes: ["a", "b", "c", "d"].into_iter().map(note).collect(),
+        };
+        let shown: Vec<&str> = customer.latest_notes().map(|n| n.text.as_str()).collect();
+        assert_eq!(shown, vec!["d", "c", "b"]);
+        assert!(!customer.is_empty());
+        assert!(Customer::default().is_empty());
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct DeskService {
     /// One agent's choice among their held drafts at a time, so two quick presses
     /// cannot both send.
     drafts: tokio::sync::Mutex<()>,
+    /// The networks the desk answers on (author keys' network part), for a person named
+    /// without one (`/mentions note @kim …` with one network configured).
+    networks: Vec<String>,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -101,7 +104,47 @@ impl DeskService {
             clock: Arc::new(SystemClock),
             translation: None,
             drafts: tokio::sync::Mutex::new(()),
+            networks: Vec::new(),
         }
+    }
+
+    /// The networks the configured publishers answer on (see
+    /// `domain::priority::network_key`).
+    pub fn with_networks(mut self, networks: Vec<String>) -> Self {
+        self.networks = networks;
+        self.networks.sort();
+        self.networks.dedup();
+        self
+    }
+
+    /// The author key of a person an agent named, and how the agent is told about them.
+    fn person_named(
+        &self,
+        network: Option<&str>,
+        handle: &str,
+    ) -> Result<(String, String), ActError> {
+        let handle = handle.trim();
+        if crate::domain::priority::plain_handle(handle).is_empty() {
+            return Err(ActError::Invalid(
+                "Whose? Name them by their handle, e.g. `@kim@social.example`.".into(),
+            ));
+        }
+        let network = match (network, self.networks.as_slice()) {
+            (Some(typed), _) => crate::domain::customer::typed_network(typed),
+            (None, [only]) => only.clone(),
+            (None, several) => {
+                return Err(ActError::Invalid(format!(
+                    "Which network? Say it before the handle, e.g. `/mentions note mastodon @kim …` or `/mentions who @kim mastodon` (configured: {}).",
+                    if several.is_empty() { "none".to_string() } else { several.join(", ") }
+                )))
+            }
+        };
+        let key = crate::domain::priority::person_key(&network, handle);
+        let shown = format!(
+            "@{} on {network}",
+            handle.trim_start_matches('@')
+        );
+        Ok((key, shown))
     }
 
     /// Let agents translate their drafts into the customer's language.
@@ -411,6 +454,50 @@ impl AgentDesk for DeskService {
             .priority
             .current(&ticket, self.clock.now());
         Ok(ticket)
+    }
+
+    async fn note_person(
+        &self,
+        who: &AgentRef,
+        network: Option<&str>,
+        handle: &str,
+        text: &str,
+    ) -> Result<String, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let (key, shown) = self.person_named(network, handle)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ActError::Invalid(
+                "What should the note say? e.g. `/mentions note @kim prefers email`.".into(),
+            ));
+        }
+        let note = crate::domain::customer::PersonNote {
+            by: who.clone(),
+            at: self.clock.now(),
+            text: text.to_string(),
+        };
+        self.store.add_person_note(&key, &note).await?;
+        self.store.flush().await?;
+        tracing::info!(agent = %who.member_key(), "note about a person recorded (shown on their next cards)");
+        Ok(shown)
+    }
+
+    async fn person(
+        &self,
+        who: &AgentRef,
+        network: Option<&str>,
+        handle: &str,
+    ) -> Result<(String, crate::domain::customer::Customer), ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let (key, shown) = self.person_named(network, handle)?;
+        let customer =
+            crate::runtime::customer::customer_of(self.store.as_ref(), &key, TicketId(u64::MAX))
+                .await?;
+        Ok((shown, customer))
     }
 
     async fn open_tickets_matching(

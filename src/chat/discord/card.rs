@@ -630,7 +630,7 @@ fn ticket_option(verb: &str) -> CreateCommandOption {
     )
 }
 
-/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen|why`.
+/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen|why|note|who|…`.
 pub fn command() -> CreateCommand {
     let mut cmd = CreateCommand::new(COMMAND)
         .description("Social media mention tickets")
@@ -706,6 +706,49 @@ pub fn command() -> CreateCommand {
                 .required(true)
                 .min_int_value(1),
         ),
+    );
+    // Required options come first, as Discord wants them.
+    let handle = || {
+        CreateCommandOption::new(
+            CommandOptionType::String,
+            "handle",
+            "The customer's handle, e.g. @kim@social.example",
+        )
+        .required(true)
+        .max_length(200)
+    };
+    let network = || {
+        CreateCommandOption::new(
+            CommandOptionType::String,
+            "network",
+            "Their network, when several are configured",
+        )
+        .add_string_choice("Mastodon", "mastodon")
+        .add_string_choice("Bluesky", "bluesky")
+        .add_string_choice("X", "x")
+    };
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "note",
+            "Leave the team a note about a customer (never sent to them)",
+        )
+        .add_sub_option(handle())
+        .add_sub_option(
+            CreateCommandOption::new(CommandOptionType::String, "text", "The note")
+                .required(true)
+                .max_length(1000),
+        )
+        .add_sub_option(network()),
+    );
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "who",
+            "A customer's tickets and the team's notes, privately",
+        )
+        .add_sub_option(handle())
+        .add_sub_option(network()),
     );
     cmd = cmd.add_option(
         ticket_option("dm").add_sub_option(

@@ -581,6 +581,30 @@ impl Discord {
                     .map(|t| crate::chat::why_text(&t, &card::DiscordMarkup)),
             ),
             Command::Stats { window } => ephemeral_words(desk.stats(&who, &window).await),
+            Command::Note {
+                network,
+                handle,
+                text,
+            } => ephemeral_words(
+                desk.note_person(&who, network.as_deref(), &handle, &text)
+                    .await
+                    .map(|person| {
+                        format!("Noted about {person}: shown to the team on their next cards, never sent to them.")
+                    }),
+            ),
+            Command::Who { network, handle } => ephemeral_rendered(
+                desk.person(&who, network.as_deref(), &handle)
+                    .await
+                    .map(|(person, customer)| {
+                        crate::chat::customer::who_text(
+                            &person,
+                            &customer,
+                            &card::DiscordMarkup,
+                            &|c| self.card_link(c),
+                            500,
+                        )
+                    }),
+            ),
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),
             Command::Act { ticket, action } => {

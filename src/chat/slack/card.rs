@@ -736,4 +736,4 @@ pub fn open_list(open: &crate::ports::OpenTickets) -> String {
     crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
-pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card) · `/mentions note [network] @handle <text>` (a note about a customer for the team, never sent to them) · `/mentions who @handle [network]` (their tickets and notes)";
