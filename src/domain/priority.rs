@@ -106,7 +106,10 @@ pub const CONTACTS_KEPT: usize = 32;
 /// `other:instagram/kim`). Handles, not platform ids, since the VIP list and every
 /// path that brings a mention know the handle.
 pub fn author_key(m: &Mention) -> String {
-    person_key(&network_key(m.platform, m.network.as_deref()), &m.author.handle)
+    person_key(
+        &network_key(m.platform, m.network.as_deref()),
+        &m.author.handle,
+    )
 }
 
 /// The network part of an author key: `mastodon`, `bluesky`, `x`, or `other:<name>` for

@@ -2,8 +2,8 @@
 //! them in sync with their tickets.
 
 use super::DeliveryError;
-use crate::domain::incident::Incident;
 use crate::domain::customer::Customer;
+use crate::domain::incident::Incident;
 use crate::domain::{handoff::Digest, CardRef, Note, SurfaceKind, Ticket};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

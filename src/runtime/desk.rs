@@ -140,10 +140,7 @@ impl DeskService {
             }
         };
         let key = crate::domain::priority::person_key(&network, handle);
-        let shown = format!(
-            "@{} on {network}",
-            handle.trim_start_matches('@')
-        );
+        let shown = format!("@{} on {network}", handle.trim_start_matches('@'));
         Ok((key, shown))
     }
 

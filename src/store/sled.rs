@@ -724,7 +724,11 @@ impl Store for SledStore {
     async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError> {
         self.check_fence()?;
         let mut gone = 0;
-        for k in self.person_notes.scan_prefix(person_prefix(author_key)).keys() {
+        for k in self
+            .person_notes
+            .scan_prefix(person_prefix(author_key))
+            .keys()
+        {
             self.person_notes.remove(k?)?;
             gone += 1;
         }

@@ -655,9 +655,7 @@ impl Discord {
 
     /// The lines about who the customer is, as this guild links its cards.
     fn customer_lines(&self, customer: &crate::domain::customer::Customer) -> Vec<String> {
-        crate::chat::customer::card_lines(customer, &card::DiscordMarkup, &|c| {
-            self.card_link(c)
-        })
+        crate::chat::customer::card_lines(customer, &card::DiscordMarkup, &|c| self.card_link(c))
     }
 
     /// Post a message in a channel or thread.

@@ -231,7 +231,11 @@ impl Slack {
         if card.surface != SurfaceKind::Slack {
             return None;
         }
-        let url = self.workspace_url.read().expect("workspace url lock").clone()?;
+        let url = self
+            .workspace_url
+            .read()
+            .expect("workspace url lock")
+            .clone()?;
         card::permalink(&url, &card.channel, &card.message_id)
     }
 
