@@ -1467,7 +1467,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:triage,6:incidents"
+            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:triage,6:incidents,7:person_notes"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1494,7 +1494,8 @@ mod postgres_only {
              DELETE FROM counters WHERE name LIKE 'tally:%';
              DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (3, 4, 5, 6);",
+             DROP TABLE person_notes;
+             DELETE FROM schema_migrations WHERE version IN (3, 4, 5, 6, 7);",
         );
         assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5, 6, 7]);
         let store = place.open();
@@ -1514,7 +1515,8 @@ mod postgres_only {
             "ALTER TABLE tickets DROP COLUMN facts, DROP COLUMN author_key,
                  DROP COLUMN priority_score;
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (4, 5, 6);",
+             DROP TABLE person_notes;
+             DELETE FROM schema_migrations WHERE version IN (4, 5, 6, 7);",
         );
         assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5, 6, 7]);
         let store = place.open();
@@ -1546,7 +1548,8 @@ mod postgres_only {
             place.config.url.expose(),
             "ALTER TABLE tickets DROP COLUMN author_key, DROP COLUMN priority_score;
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (5, 6);",
+             DROP TABLE person_notes;
+             DELETE FROM schema_migrations WHERE version IN (5, 6, 7);",
         );
         assert_eq!(migrate(&place.config).await.unwrap(), vec![5, 6, 7]);
         let store = place.open();
@@ -1619,7 +1622,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 6
+                        known: 7
                     })
                 ),
                 "{refused:?}"
