@@ -339,6 +339,11 @@ impl Command {
     }
 }
 
+/// What an agent is told once their note about `person` is kept.
+pub fn noted_sentence(person: &str) -> String {
+    format!("Noted about {person}: shown to the team on their next cards, never sent to them.")
+}
+
 /// What an agent is told once a ticket command went through.
 pub fn done_sentence(ticket: TicketId, action: &AgentAction) -> String {
     let done = match action {

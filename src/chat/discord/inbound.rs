@@ -588,14 +588,11 @@ impl Discord {
             } => ephemeral_words(
                 desk.note_person(&who, network.as_deref(), &handle, &text)
                     .await
-                    .map(|person| {
-                        format!("Noted about {person}: shown to the team on their next cards, never sent to them.")
-                    }),
+                    .map(|person| crate::chat::command::noted_sentence(&person)),
             ),
-            Command::Who { network, handle } => ephemeral_rendered(
-                desk.person(&who, network.as_deref(), &handle)
-                    .await
-                    .map(|(person, customer)| {
+            Command::Who { network, handle } => {
+                ephemeral_rendered(desk.person(&who, network.as_deref(), &handle).await.map(
+                    |(person, customer)| {
                         crate::chat::customer::who_text(
                             &person,
                             &customer,
@@ -603,8 +600,9 @@ impl Discord {
                             &|c| self.card_link(c),
                             500,
                         )
-                    }),
-            ),
+                    },
+                ))
+            }
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),
             Command::Act { ticket, action } => {

@@ -552,14 +552,11 @@ impl Slack {
             } => ephemeral_words(
                 desk.note_person(&actor, network.as_deref(), &handle, &text)
                     .await
-                    .map(|person| {
-                        format!("Noted about {person}: shown to the team on their next cards, never sent to them.")
-                    }),
+                    .map(|person| crate::chat::command::noted_sentence(&person)),
             ),
-            Command::Who { network, handle } => ephemeral_rendered(
-                desk.person(&actor, network.as_deref(), &handle)
-                    .await
-                    .map(|(person, customer)| {
+            Command::Who { network, handle } => {
+                ephemeral_rendered(desk.person(&actor, network.as_deref(), &handle).await.map(
+                    |(person, customer)| {
                         crate::chat::markup::cut_to(
                             &crate::chat::customer::who_text(
                                 &person,
@@ -570,8 +567,9 @@ impl Slack {
                             ),
                             card::limits::FALLBACK,
                         )
-                    }),
-            ),
+                    },
+                ))
+            }
             Command::Incident { incident, page } => ephemeral_rendered(
                 desk.incident_members(&actor, incident, page)
                     .await
