@@ -470,8 +470,20 @@ impl AgentDesk for DeskService {
                 "What should the note say? e.g. `/mentions note @kim prefers email`.".into(),
             ));
         }
+        // Notes name their writer: as `[[agents]]` knows them, else as the surface did
+        // (a Slack command carries only the user id).
+        let mut by = who.clone();
+        if let Some(person) = self
+            .desk
+            .read()
+            .expect("desk lock")
+            .agents
+            .of(&who.member_key())
+        {
+            by.name = person.name.clone();
+        }
         let note = crate::domain::customer::PersonNote {
-            by: who.clone(),
+            by,
             at: self.clock.now(),
             text: text.to_string(),
         };
