@@ -381,10 +381,10 @@ fn render_pass() {
         let started = Instant::now();
         let mut bytes = 0;
         for _ in 0..rounds {
-            let blocks = slack::card_blocks(&ticket, true, &[]);
+            let blocks = slack::card_blocks(&ticket, true, &[], &[]);
             bytes += serde_json::to_string(&blocks).unwrap().len();
             bytes += slack::card_text(&ticket).len();
-            bytes += serde_json::to_string(&discord::card_embed(&ticket))
+            bytes += serde_json::to_string(&discord::card_embed(&ticket, &[]))
                 .unwrap()
                 .len();
         }

@@ -112,7 +112,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .with_canned(config.canned.clone(), config.brand.clone())
             .with_oncall(config.oncall.clone(), config.routes.clone())
             .with_translation(translation.clone())
-            .with_surveys(config.surveys.clone()),
+            .with_surveys(config.surveys.clone())
+            .with_networks(
+                platforms
+                    .publishers
+                    .iter()
+                    .map(|p| p.platform())
+                    .filter(|p| *p != crate::domain::Platform::Other)
+                    .map(|p| crate::domain::priority::network_key(p, None))
+                    .collect(),
+            ),
     );
 
     let slack = match &config.slack {

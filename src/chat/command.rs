@@ -30,6 +30,17 @@ pub enum Command {
     Split { ticket: TicketId },
     /// `/mentions why <ticket>`: its priority and what the rules did, told privately.
     Why { ticket: TicketId },
+    /// `/mentions note [network] @handle <text>`: a note about a person for the team.
+    Note {
+        network: Option<String>,
+        handle: String,
+        text: String,
+    },
+    /// `/mentions who @handle [network]`: a person's tickets and notes, told privately.
+    Who {
+        network: Option<String>,
+        handle: String,
+    },
     /// `/mentions claim|unclaim|resolve|ignore|reopen <ticket>`,
     /// `/mentions reply|dm <ticket> <text>`.
     Act {
@@ -59,6 +70,33 @@ pub enum CommandError {
     /// Discord's `override` option without its `for` option.
     #[error("Say for how long, e.g. `for: 4h`.")]
     NoLength,
+    #[error("Whose? (`/mentions who @kim@social.example`, `/mentions note mastodon @kim@social.example prefers email`)")]
+    NoHandle,
+    #[error("What should the note say? (`/mentions note @kim@social.example prefers email`)")]
+    NoNote,
+}
+
+/// `[network] @handle` at the start of `words`: the network (a word before the handle
+/// that is not one) and the handle, and how many words they took.
+fn person_words(words: &[&str]) -> Result<(Option<String>, String, usize), CommandError> {
+    match words {
+        [handle, ..] if handle.starts_with('@') => Ok((None, handle.to_string(), 1)),
+        [network, handle, ..] if handle.starts_with('@') => {
+            Ok((Some(network.to_string()), handle.to_string(), 2))
+        }
+        _ => Err(CommandError::NoHandle),
+    }
+}
+
+/// What follows the first `n` words of `text`, as typed (its line breaks kept).
+fn after_words(text: &str, n: usize) -> &str {
+    let mut rest = text.trim_start();
+    for _ in 0..n {
+        rest = rest
+            .find(char::is_whitespace)
+            .map_or("", |end| rest[end..].trim_start());
+    }
+    rest.trim()
 }
 
 /// The verbs that act on one ticket.
@@ -185,6 +223,26 @@ impl Command {
                     .ok_or(CommandError::NoTicket)?;
                 return Ok(Command::Split { ticket });
             }
+            "note" => {
+                let rest: Vec<&str> = words.collect();
+                let (network, handle, took) = person_words(&rest)?;
+                let text = typed(after_words(text, 1 + took));
+                if text.trim().is_empty() {
+                    return Err(CommandError::NoNote);
+                }
+                return Ok(Command::Note {
+                    network,
+                    handle,
+                    text,
+                });
+            }
+            "who" => {
+                let rest: Vec<&str> = words.collect();
+                let (network, handle, took) = person_words(&rest)?;
+                // The network may also follow the handle.
+                let network = network.or_else(|| rest.get(took).map(|w| w.to_string()));
+                return Ok(Command::Who { network, handle });
+            }
             _ => {}
         }
         let why = verb == "why";
@@ -269,6 +327,23 @@ impl Command {
                     ticket: TicketId(u64::try_from(*n).unwrap_or(0)),
                 });
             }
+            "note" | "who" => {
+                let handle = text("handle")
+                    .filter(|h| !h.trim().is_empty())
+                    .ok_or(CommandError::NoHandle)?;
+                let network = text("network").filter(|n| !n.trim().is_empty());
+                if verb == "who" {
+                    return Ok(Command::Who { network, handle });
+                }
+                let text = text("text")
+                    .filter(|t| !t.trim().is_empty())
+                    .ok_or(CommandError::NoNote)?;
+                return Ok(Command::Note {
+                    network,
+                    handle,
+                    text,
+                });
+            }
             _ => {}
         }
         let Some(OptionValue::Integer(n)) = value("ticket") else {
@@ -284,6 +359,11 @@ impl Command {
             action: verb.action(|| text("text").unwrap_or_default()),
         })
     }
+}
+
+/// What an agent is told once their note about `person` is kept.
+pub fn noted_sentence(person: &str) -> String {
+    format!("Noted about {person}: shown to the team on their next cards, never sent to them.")
 }
 
 /// What an agent is told once a ticket command went through.
@@ -444,6 +524,61 @@ mod tests {
             Ok(Command::Why {
                 ticket: TicketId(12)
             })
+        );
+    }
+
+    #[test]
+    fn a_person_is_named_by_handle_with_or_without_a_network() {
+        let note = |network: Option<&str>, handle: &str, text: &str| {
+            Ok(Command::Note {
+                network: network.map(String::from),
+                handle: handle.into(),
+                text: text.into(),
+            })
+        };
+        assert_eq!(
+            words("note @kim@social.example prefers email\nand German"),
+            note(None, "@kim@social.example", "prefers email\nand German")
+        );
+        assert_eq!(
+            words("note  mastodon   @kim  VIP"),
+            note(Some("mastodon"), "@kim", "VIP")
+        );
+        assert_eq!(words("note @kim"), Err(CommandError::NoNote));
+        assert_eq!(words("note kim likes tea"), Err(CommandError::NoHandle));
+        assert_eq!(words("note"), Err(CommandError::NoHandle));
+        let who = |network: Option<&str>, handle: &str| {
+            Ok(Command::Who {
+                network: network.map(String::from),
+                handle: handle.into(),
+            })
+        };
+        assert_eq!(words("who @kim"), who(None, "@kim"));
+        assert_eq!(words("who @kim bluesky"), who(Some("bluesky"), "@kim"));
+        assert_eq!(words("who bluesky @kim"), who(Some("bluesky"), "@kim"));
+        assert_eq!(words("who"), Err(CommandError::NoHandle));
+        let text = |s: &str| OptionValue::Text(s.into());
+        assert_eq!(
+            Command::from_options(
+                Some("note"),
+                &[("handle", text("@kim")), ("text", text("VIP"))]
+            ),
+            note(None, "@kim", "VIP")
+        );
+        assert_eq!(
+            Command::from_options(
+                Some("who"),
+                &[("handle", text("@kim")), ("network", text("x"))]
+            ),
+            who(Some("x"), "@kim")
+        );
+        assert_eq!(
+            Command::from_options(Some("note"), &[("handle", text("@kim"))]),
+            Err(CommandError::NoNote)
+        );
+        assert_eq!(
+            Command::from_options(Some("who"), &[]),
+            Err(CommandError::NoHandle)
         );
     }
 

@@ -5,6 +5,7 @@
 //! `/mentions` grammar (`command`).
 
 pub mod command;
+pub mod customer;
 pub mod discord;
 pub mod incident;
 pub mod markup;

@@ -2,12 +2,49 @@
 //! [`author_key`](super::priority::author_key)), as a card shows them. Pure: the outbox
 //! reads the store and hands the result to the surfaces beside the ticket.
 
-use super::priority::Contact;
-use super::{CardRef, Ticket, TicketId};
+use super::priority::{network_key, Contact};
+use super::{AgentRef, CardRef, Platform, Ticket, TicketId};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// How many earlier tickets a card lists by name (newest first); the rest are counted.
 pub const HISTORY_SHOWN: usize = 5;
+
+/// How many of the person's notes a card shows (newest first); `/mentions who` shows all.
+pub const NOTES_SHOWN: usize = 3;
+
+/// How many of an author's contacts are read to count the earlier ones.
+pub const CONTACTS_READ: usize = 64;
+
+/// What an agent wrote about a person (`/mentions note`): shown to the team on that
+/// person's next cards, never sent to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonNote {
+    pub by: AgentRef,
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+/// Everything the desk knows about the person behind a ticket, as their cards and
+/// `/mentions who` show it: their earlier tickets and the team's notes about them
+/// (oldest first, as they were written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Customer {
+    pub history: CustomerHistory,
+    pub notes: Vec<PersonNote>,
+}
+
+impl Customer {
+    /// Nothing to show: a first contact nobody wrote about.
+    pub fn is_empty(&self) -> bool {
+        self.history.is_empty() && self.notes.is_empty()
+    }
+
+    /// The notes a card shows: the newest [`NOTES_SHOWN`], newest first.
+    pub fn latest_notes(&self) -> impl Iterator<Item = &PersonNote> {
+        self.notes.iter().rev().take(NOTES_SHOWN)
+    }
+}
 
 /// One earlier ticket of the same person, as a card lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +59,19 @@ pub struct EarlierTicket {
     pub changed: DateTime<Utc>,
     /// Its cards, so each surface links to its own.
     pub cards: Vec<CardRef>,
+}
+
+/// The network an agent typed (`mastodon`, `Bluesky`, `bsky`, `twitter`, `instagram`) as
+/// author keys name it: a network we have no source of our own for is a webhook's.
+pub fn typed_network(word: &str) -> String {
+    let word = word.trim().to_ascii_lowercase();
+    match Platform::from_name(&word) {
+        Platform::Other => {
+            let name = word.strip_prefix("other:").unwrap_or(&word);
+            network_key(Platform::Other, Some(name))
+        }
+        known => network_key(known, None),
+    }
 }
 
 /// A customer's earlier tickets on the same network, newest first: at most
@@ -80,7 +130,8 @@ impl CustomerHistory {
         self.earlier.iter().filter(|e| e.open)
     }
 
-    /// The one-line summary: "2 earlier tickets · last: Resolved 2026-03-01 10:00 UTC".
+    /// The one-line summary: "2 earlier tickets · last: #4 Resolved 2026-03-01 10:00 UTC
+    /// · 1 open" (the open count only when one is).
     pub fn summary(&self) -> Option<String> {
         let last = self.earlier.first()?;
         let n = self.total();
@@ -89,11 +140,17 @@ impl CustomerHistory {
         } else {
             stamp(last.changed)
         };
+        let open = self.open().count();
         Some(format!(
-            "{n} earlier ticket{} · last: #{} {} {when}",
+            "{n} earlier ticket{} · last: #{} {} {when}{}",
             if n == 1 { "" } else { "s" },
             last.id,
-            last.state
+            last.state,
+            if open > 0 {
+                format!(" · {open} open")
+            } else {
+                String::new()
+            }
         ))
     }
 }
@@ -136,6 +193,38 @@ mod tests {
     }
 
     #[test]
+    fn a_typed_network_names_the_same_network_as_author_keys() {
+        assert_eq!(typed_network("Mastodon"), "mastodon");
+        assert_eq!(typed_network("bsky"), "bluesky");
+        assert_eq!(typed_network("twitter"), "x");
+        assert_eq!(typed_network("Instagram"), "other:instagram");
+        assert_eq!(typed_network("other:instagram"), "other:instagram");
+    }
+
+    #[test]
+    fn a_card_shows_the_three_newest_notes_newest_first() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let note = |text: &str| PersonNote {
+            by: AgentRef {
+                surface: crate::domain::SurfaceKind::Slack,
+                user_id: "U1".into(),
+                name: "ana".into(),
+                roles: vec![],
+            },
+            at,
+            text: text.into(),
+        };
+        let customer = Customer {
+            history: CustomerHistory::default(),
+            notes: ["a", "b", "c", "d"].into_iter().map(note).collect(),
+        };
+        let shown: Vec<&str> = customer.latest_notes().map(|n| n.text.as_str()).collect();
+        assert_eq!(shown, vec!["d", "c", "b"]);
+        assert!(!customer.is_empty());
+        assert!(Customer::default().is_empty());
+    }
+
+    #[test]
     fn the_summary_names_the_last_outcome_and_when() {
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let e = |id, open, state: &str| EarlierTicket {
@@ -152,7 +241,7 @@ mod tests {
         };
         assert_eq!(
             h.summary().unwrap(),
-            "3 earlier tickets · last: #7 Resolved 2023-11-14 23:13 UTC"
+            "3 earlier tickets · last: #7 Resolved 2023-11-14 23:13 UTC · 1 open"
         );
         assert_eq!(
             h.open().map(|e| e.id).collect::<Vec<_>>(),

@@ -106,11 +106,24 @@ pub const CONTACTS_KEPT: usize = 32;
 /// `other:instagram/kim`). Handles, not platform ids, since the VIP list and every
 /// path that brings a mention know the handle.
 pub fn author_key(m: &Mention) -> String {
-    let network = match (&m.platform, &m.network) {
+    person_key(
+        &network_key(m.platform, m.network.as_deref()),
+        &m.author.handle,
+    )
+}
+
+/// The network part of an author key: `mastodon`, `bluesky`, `x`, or `other:<name>` for
+/// a network the webhook names.
+pub fn network_key(platform: Platform, network: Option<&str>) -> String {
+    match (platform, network) {
         (Platform::Other, Some(n)) => format!("other:{}", n.trim().to_ascii_lowercase()),
         (p, _) => p.label().to_ascii_lowercase(),
-    };
-    format!("{network}/{}", plain_handle(&m.author.handle))
+    }
+}
+
+/// The author key of `handle` on the network `network_key` names.
+pub fn person_key(network_key: &str, handle: &str) -> String {
+    format!("{network_key}/{}", plain_handle(handle))
 }
 
 /// A handle as lists compare it: trimmed, no leading `@`, ASCII-lowercased.

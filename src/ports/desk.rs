@@ -166,6 +166,27 @@ pub trait AgentDesk: Send + Sync {
     /// now, whose reasons, rule hits and tags say why it is where it is. Agents only.
     async fn explain(&self, who: &AgentRef, id: TicketId) -> Result<Ticket, ActError>;
 
+    /// `/mentions note [network] @handle <text>`: keep what an agent wrote about a
+    /// person, for the team's eyes on that person's next cards (never sent to them).
+    /// `network` may be left out when one network is configured. Agents only; returns
+    /// the person as the agent is told about them ("@kim on Mastodon").
+    async fn note_person(
+        &self,
+        who: &AgentRef,
+        network: Option<&str>,
+        handle: &str,
+        text: &str,
+    ) -> Result<String, ActError>;
+
+    /// `/mentions who @handle [network]`: the person (as `note_person` names them) with
+    /// every ticket of theirs and every note about them. Agents only.
+    async fn person(
+        &self,
+        who: &AgentRef,
+        network: Option<&str>,
+        handle: &str,
+    ) -> Result<(String, crate::domain::customer::Customer), ActError>;
+
     /// `/mentions canned`: the whole library, as text.
     async fn canned_list(&self, who: &AgentRef) -> Result<String, ActError>;
 

@@ -408,6 +408,23 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<crate::domain::priority::Contact>, StoreError>;
 
+    /// Keep what an agent wrote about a person (by their author key); durable when it
+    /// returns. Notes are never sent anywhere outside the team's chat.
+    async fn add_person_note(
+        &self,
+        author_key: &str,
+        note: &crate::domain::customer::PersonNote,
+    ) -> Result<(), StoreError>;
+
+    /// Every note about a person, oldest first.
+    async fn person_notes(
+        &self,
+        author_key: &str,
+    ) -> Result<Vec<crate::domain::customer::PersonNote>, StoreError>;
+
+    /// Remove every note about a person (an erasure); how many there were.
+    async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError>;
+
     // -- indexes, kept in the transaction of every ticket write ---------------------------
     //
     // Every write of a ticket (intake, an action, a transition, a completed job, a mark)

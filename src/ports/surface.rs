@@ -2,6 +2,7 @@
 //! them in sync with their tickets.
 
 use super::DeliveryError;
+use crate::domain::customer::Customer;
 use crate::domain::incident::Incident;
 use crate::domain::{handoff::Digest, CardRef, Note, SurfaceKind, Ticket};
 use async_trait::async_trait;
@@ -64,6 +65,29 @@ pub trait Surface: Send + Sync {
 
     /// Re-render a card in place from the ticket's current state.
     async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError>;
+
+    /// Post the ticket's card with who the customer is (their earlier tickets, the
+    /// team's notes about them) on it. A surface that shows no such thing posts the
+    /// plain card.
+    async fn post_card_for(
+        &self,
+        ticket: &Ticket,
+        _customer: &Customer,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_card(ticket, maybe_posted).await
+    }
+
+    /// Re-render a card in place with who the customer is on it (see
+    /// [`post_card_for`](Self::post_card_for)).
+    async fn update_card_for(
+        &self,
+        card: &CardRef,
+        ticket: &Ticket,
+        _customer: &Customer,
+    ) -> Result<(), DeliveryError> {
+        self.update_card(card, ticket).await
+    }
 
     /// Post an incident's card (its count and rate, samples, languages, authors, the
     /// bulk answer's progress, and its buttons). With `maybe_posted`, a previous try may

@@ -58,6 +58,9 @@ pub struct DeskService {
     drafts: tokio::sync::Mutex<()>,
     /// `[surveys]`: the question a resolve asks; None: nobody is asked.
     surveys: Option<SurveyPolicy>,
+    /// The networks the desk answers on (author keys' network part), for a person named
+    /// without one (`/mentions note @kim …` with one network configured).
+    networks: Vec<String>,
 }
 
 const OVERRIDES_KEY: &str = "oncall:overrides";
@@ -106,6 +109,7 @@ impl DeskService {
             translation: None,
             drafts: tokio::sync::Mutex::new(()),
             surveys: None,
+            networks: Vec::new(),
         }
     }
 
@@ -147,6 +151,42 @@ impl DeskService {
             }
         }
         Ok(false)
+    }
+
+    /// The networks the configured publishers answer on (see
+    /// `domain::priority::network_key`).
+    pub fn with_networks(mut self, networks: Vec<String>) -> Self {
+        self.networks = networks;
+        self.networks.sort();
+        self.networks.dedup();
+        self
+    }
+
+    /// The author key of a person an agent named, and how the agent is told about them.
+    fn person_named(
+        &self,
+        network: Option<&str>,
+        handle: &str,
+    ) -> Result<(String, String), ActError> {
+        let handle = handle.trim();
+        if crate::domain::priority::plain_handle(handle).is_empty() {
+            return Err(ActError::Invalid(
+                "Whose? Name them by their handle, e.g. `@kim@social.example`.".into(),
+            ));
+        }
+        let network = match (network, self.networks.as_slice()) {
+            (Some(typed), _) => crate::domain::customer::typed_network(typed),
+            (None, [only]) => only.clone(),
+            (None, several) => {
+                return Err(ActError::Invalid(format!(
+                    "Which network? Say it before the handle, e.g. `/mentions note mastodon @kim …` or `/mentions who @kim mastodon` (configured: {}).",
+                    if several.is_empty() { "none".to_string() } else { several.join(", ") }
+                )))
+            }
+        };
+        let key = crate::domain::priority::person_key(&network, handle);
+        let shown = format!("@{} on {network}", handle.trim_start_matches('@'));
+        Ok((key, shown))
     }
 
     /// Let agents translate their drafts into the customer's language.
@@ -491,6 +531,62 @@ impl AgentDesk for DeskService {
             .priority
             .current(&ticket, self.clock.now());
         Ok(ticket)
+    }
+
+    async fn note_person(
+        &self,
+        who: &AgentRef,
+        network: Option<&str>,
+        handle: &str,
+        text: &str,
+    ) -> Result<String, ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let (key, shown) = self.person_named(network, handle)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ActError::Invalid(
+                "What should the note say? e.g. `/mentions note @kim prefers email`.".into(),
+            ));
+        }
+        // Notes name their writer: as `[[agents]]` knows them, else as the surface did
+        // (a Slack command carries only the user id).
+        let mut by = who.clone();
+        if let Some(person) = self
+            .desk
+            .read()
+            .expect("desk lock")
+            .agents
+            .of(&who.member_key())
+        {
+            by.name = person.name.clone();
+        }
+        let note = crate::domain::customer::PersonNote {
+            by,
+            at: self.clock.now(),
+            text: text.to_string(),
+        };
+        self.store.add_person_note(&key, &note).await?;
+        self.store.flush().await?;
+        tracing::info!(agent = %who.member_key(), "note about a person recorded (shown on their next cards)");
+        Ok(shown)
+    }
+
+    async fn person(
+        &self,
+        who: &AgentRef,
+        network: Option<&str>,
+        handle: &str,
+    ) -> Result<(String, crate::domain::customer::Customer), ActError> {
+        if !self.is_agent(who) {
+            return Err(ActError::Rejected(Rejection::NotAnAgent));
+        }
+        let (key, shown) = self.person_named(network, handle)?;
+        let customer =
+            crate::runtime::customer::customer_of(self.store.as_ref(), &key, TicketId(u64::MAX))
+                .await?;
+        Ok((shown, customer))
     }
 
     async fn open_tickets_matching(

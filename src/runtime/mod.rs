@@ -2,6 +2,7 @@
 //! outbox sender and the scheduler, all run under the supervisor and stopped together.
 //! What to start from a config is the app's business (`crate::app`).
 
+pub mod customer;
 pub mod desk;
 pub mod duties;
 pub mod failpoints;

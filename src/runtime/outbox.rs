@@ -505,11 +505,12 @@ impl OutboxSender {
                 let mut posted_somewhere = !existing.is_empty();
                 let mut refused = Vec::new();
                 let mut retry = None;
+                let customer = self.customer(&ticket).await?;
                 for surface in &self.surfaces {
                     if existing.iter().any(|c| c.surface == surface.kind()) {
                         continue;
                     }
-                    match surface.post_card(&ticket, maybe_done).await {
+                    match surface.post_card_for(&ticket, &customer, maybe_done).await {
                         Ok(card) => {
                             self.store
                                 .save_card(ticket.id, &card)
@@ -553,6 +554,11 @@ impl OutboxSender {
             }
             Effect::UpdateCards | Effect::ThreadNote(_) => {
                 let mut retry = None;
+                // A card is re-rendered whole: with who the customer is, as when posted.
+                let customer = match &job.effect {
+                    Effect::UpdateCards => self.customer(&ticket).await?,
+                    _ => Default::default(),
+                };
                 for card in self.store.cards(ticket.id).await.map_err(store_err)? {
                     let Some(surface) = self.surfaces.iter().find(|s| s.kind() == card.surface)
                     else {
@@ -564,7 +570,7 @@ impl OutboxSender {
                                 .post_note(&card, note, maybe_done, job.created_at)
                                 .await
                         }
-                        _ => surface.update_card(&card, &ticket).await,
+                        _ => surface.update_card_for(&card, &ticket, &customer).await,
                     };
                     match sent {
                         Ok(()) => {}
@@ -664,6 +670,18 @@ impl OutboxSender {
 }
 
 impl OutboxSender {
+    /// Who the ticket's customer is, for its cards: their tickets before this one on
+    /// the same network, and the team's notes about them.
+    async fn customer(
+        &self,
+        ticket: &crate::domain::Ticket,
+    ) -> Result<crate::domain::customer::Customer, Stop> {
+        let key = crate::domain::priority::author_key(&ticket.mention);
+        crate::runtime::customer::customer_of(self.store.as_ref(), &key, ticket.id)
+            .await
+            .map_err(|e| DeliveryError::retry(e.to_string()).into())
+    }
+
     /// Translate the mention and keep the translation on its ticket, which refreshes the
     /// card. A ticket that has one already (a retry after a crash), or no longer needs
     /// one, is left alone: the service is asked once per ticket.

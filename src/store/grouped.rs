@@ -473,6 +473,25 @@ impl Store for GroupCommit {
         self.direct.author_contacts(author_key, limit).await
     }
 
+    async fn add_person_note(
+        &self,
+        author_key: &str,
+        note: &crate::domain::customer::PersonNote,
+    ) -> Result<(), StoreError> {
+        self.direct.add_person_note(author_key, note).await
+    }
+
+    async fn person_notes(
+        &self,
+        author_key: &str,
+    ) -> Result<Vec<crate::domain::customer::PersonNote>, StoreError> {
+        self.direct.person_notes(author_key).await
+    }
+
+    async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError> {
+        self.direct.forget_person_notes(author_key).await
+    }
+
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.direct.open_tickets().await
     }
@@ -1082,6 +1101,22 @@ mod tests {
             limit: usize,
         ) -> Result<Vec<crate::domain::priority::Contact>, StoreError> {
             self.sled().author_contacts(author_key, limit).await
+        }
+        async fn add_person_note(
+            &self,
+            author_key: &str,
+            note: &crate::domain::customer::PersonNote,
+        ) -> Result<(), StoreError> {
+            self.sled().add_person_note(author_key, note).await
+        }
+        async fn person_notes(
+            &self,
+            author_key: &str,
+        ) -> Result<Vec<crate::domain::customer::PersonNote>, StoreError> {
+            self.sled().person_notes(author_key).await
+        }
+        async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError> {
+            self.sled().forget_person_notes(author_key).await
         }
         async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
             self.sled().open_tickets().await

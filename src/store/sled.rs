@@ -65,6 +65,8 @@ pub struct SledStore {
     /// Incidents by number, and their members (incident ‖ ticket → nothing).
     incidents: sled::Tree,
     incident_members: sled::Tree,
+    /// Agents' notes about a person: author key ‖ 0 ‖ note number → the note.
+    person_notes: sled::Tree,
     /// The routes intake stamps new tickets with, and next-due instants follow.
     routes: Arc<Routes>,
     /// Whether the next-due index was compared with `routes` yet (see `due_tickets`).
@@ -106,6 +108,14 @@ const BUILD_CHUNK: usize = 10_000;
 
 fn key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
+}
+
+/// Where a person's notes start in `person_notes`: their author key and a 0 byte (no key
+/// holds one), so one person's prefix never covers another's.
+fn person_prefix(author_key: &str) -> Vec<u8> {
+    let mut k = author_key.as_bytes().to_vec();
+    k.push(0);
+    k
 }
 
 fn id_of(raw: &[u8]) -> u64 {
@@ -213,6 +223,7 @@ impl SledStore {
             index: db.open_tree(index::TREE)?,
             incidents: db.open_tree("incidents")?,
             incident_members: db.open_tree("incident_members")?,
+            person_notes: db.open_tree("person_notes")?,
             routes: Arc::new(Routes::default()),
             routes_checked: Arc::default(),
             flusher: Arc::default(),
@@ -685,6 +696,43 @@ impl Store for SledStore {
         limit: usize,
     ) -> Result<Vec<crate::domain::priority::Contact>, StoreError> {
         Ok(index::Reader(&self.index).contacts(author_key, limit)?)
+    }
+
+    async fn add_person_note(
+        &self,
+        author_key: &str,
+        note: &crate::domain::customer::PersonNote,
+    ) -> Result<(), StoreError> {
+        self.check_fence()?;
+        let mut k = person_prefix(author_key);
+        k.extend_from_slice(&key(self.db.generate_id()?));
+        self.person_notes.insert(k, enc(note))?;
+        Ok(())
+    }
+
+    async fn person_notes(
+        &self,
+        author_key: &str,
+    ) -> Result<Vec<crate::domain::customer::PersonNote>, StoreError> {
+        self.person_notes
+            .scan_prefix(person_prefix(author_key))
+            .values()
+            .map(|v| dec(&v?))
+            .collect()
+    }
+
+    async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError> {
+        self.check_fence()?;
+        let mut gone = 0;
+        for k in self
+            .person_notes
+            .scan_prefix(person_prefix(author_key))
+            .keys()
+        {
+            self.person_notes.remove(k?)?;
+            gone += 1;
+        }
+        Ok(gone)
     }
 
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {

@@ -19,6 +19,7 @@ mod fakes_x_stream_selftest;
 mod follow_the_sun;
 mod fuzz;
 mod harness;
+mod history;
 mod hostile_content;
 mod http_hardening;
 mod http_mode;

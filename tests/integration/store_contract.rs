@@ -164,6 +164,7 @@ macro_rules! store_contract {
                 a_rule_ignored_mention_is_stored_with_no_card_to_post,
                 the_heads_of_the_open_list_are_each_groups_longest_waiting,
                 an_authors_contacts_are_read_newest_first_per_network,
+                notes_about_a_person_are_kept_per_author_and_forgotten_together,
             );
         }
     };
@@ -1458,7 +1459,7 @@ mod postgres_only {
             applied.push(run.await.unwrap());
         }
         applied.sort();
-        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4, 5, 6]]);
+        assert_eq!(applied, [vec![], vec![], vec![], vec![1, 2, 3, 4, 5, 6, 7]]);
         assert_eq!(migrate(&place.config).await.unwrap(), Vec::<i64>::new());
         let cluster = crate::postgres::shared();
         assert_eq!(
@@ -1466,7 +1467,7 @@ mod postgres_only {
                 place.config.url.expose(),
                 "select string_agg(version || ':' || name, ',' order by version) from schema_migrations"
             ),
-            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:triage,6:incidents"
+            "1:initial,2:outbox_deferred,3:flat_costs,4:ticket_facts,5:triage,6:incidents,7:person_notes"
         );
         // A store opens on it, and its ticket numbers start at 1.
         let store = place.open();
@@ -1493,9 +1494,10 @@ mod postgres_only {
              DELETE FROM counters WHERE name LIKE 'tally:%';
              DELETE FROM state WHERE key IN ('ticket_index', 'due:routes');
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (3, 4, 5, 6);",
+             DROP TABLE person_notes;
+             DELETE FROM schema_migrations WHERE version IN (3, 4, 5, 6, 7);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5, 6]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![3, 4, 5, 6, 7]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "filled").await;
@@ -1513,9 +1515,10 @@ mod postgres_only {
             "ALTER TABLE tickets DROP COLUMN facts, DROP COLUMN author_key,
                  DROP COLUMN priority_score;
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (4, 5, 6);",
+             DROP TABLE person_notes;
+             DELETE FROM schema_migrations WHERE version IN (4, 5, 6, 7);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5, 6]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![4, 5, 6, 7]);
         let store = place.open();
         let routes = mentionbridge::domain::routes::Routes::default();
         assert_indexes_match(&store, &routes, now() + Duration::minutes(90), "version 3").await;
@@ -1545,9 +1548,10 @@ mod postgres_only {
             place.config.url.expose(),
             "ALTER TABLE tickets DROP COLUMN author_key, DROP COLUMN priority_score;
              DROP TABLE incidents; DROP TABLE incident_members;
-             DELETE FROM schema_migrations WHERE version IN (5, 6);",
+             DROP TABLE person_notes;
+             DELETE FROM schema_migrations WHERE version IN (5, 6, 7);",
         );
-        assert_eq!(migrate(&place.config).await.unwrap(), vec![5, 6]);
+        assert_eq!(migrate(&place.config).await.unwrap(), vec![5, 6, 7]);
         let store = place.open();
         let open = store.open_priorities().await.unwrap();
         assert_eq!((open.len(), open[0].score), (1, 0));
@@ -1618,7 +1622,7 @@ mod postgres_only {
                     refused,
                     Err(StoreError::SchemaTooNew {
                         found: 99,
-                        known: 6
+                        known: 7
                     })
                 ),
                 "{refused:?}"

@@ -214,6 +214,14 @@ pub mod limits {
     pub const URL: usize = 2000;
 }
 
+/// A message's link in the guild: `https://discord.com/channels/{guild}/{channel}/{message}`.
+/// None when an id is not a snowflake (it is put in a link as it is).
+pub fn message_link(guild: &str, channel: &str, message: &str) -> Option<String> {
+    let snowflake = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    (snowflake(guild) && snowflake(channel) && snowflake(message))
+        .then(|| format!("https://discord.com/channels/{guild}/{channel}/{message}"))
+}
+
 pub struct DiscordMarkup;
 
 impl Markup for DiscordMarkup {
@@ -284,7 +292,9 @@ fn embed_len(e: &serde_json::Value) -> usize {
             .unwrap_or(0)
 }
 
-pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
+/// `customer`: the lines about who the customer is (see `chat::customer::card_lines`),
+/// already in Discord markdown; none for a first contact.
+pub fn card_embed(ticket: &Ticket, customer: &[String]) -> CreateEmbed {
     let m = &ticket.mention;
     let d = &DiscordMarkup;
     let mut embed = CreateEmbed::new()
@@ -359,6 +369,9 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
     if let Some(line) = crate::chat::priority_line(ticket, d) {
         embed = embed.field("Priority", line, false);
     }
+    if let Some(value) = whole_lines(customer, limits::FIELD_VALUE) {
+        embed = embed.field("Customer", value, false);
+    }
     if let Some((name, value)) = super::translation::card_field(ticket) {
         embed = embed.field(name, value, false);
     }
@@ -407,6 +420,24 @@ pub fn card_embed(ticket: &Ticket) -> CreateEmbed {
         description
     };
     embed.description(description)
+}
+
+/// As many of `lines` as fit in `max` characters, whole (a line cut short could end
+/// inside a link); `None` when there are none.
+fn whole_lines(lines: &[String], max: usize) -> Option<String> {
+    let mut out = String::new();
+    for line in lines {
+        let next = if out.is_empty() {
+            line.clone()
+        } else {
+            format!("{out}\n{line}")
+        };
+        if surface_len(&next) > max {
+            break;
+        }
+        out = next;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Reply fields an embed shows, and how much of each reply they quote (the thread has
@@ -599,7 +630,7 @@ fn ticket_option(verb: &str) -> CreateCommandOption {
     )
 }
 
-/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen|why`.
+/// `/mentions list|claim|unclaim|reply|resolve|ignore|reopen|why|note|who|…`.
 pub fn command() -> CreateCommand {
     let mut cmd = CreateCommand::new(COMMAND)
         .description("Social media mention tickets")
@@ -688,6 +719,49 @@ pub fn command() -> CreateCommand {
                 .required(true)
                 .min_int_value(1),
         ),
+    );
+    // Required options come first, as Discord wants them.
+    let handle = || {
+        CreateCommandOption::new(
+            CommandOptionType::String,
+            "handle",
+            "The customer's handle, e.g. @kim@social.example",
+        )
+        .required(true)
+        .max_length(200)
+    };
+    let network = || {
+        CreateCommandOption::new(
+            CommandOptionType::String,
+            "network",
+            "Their network, when several are configured",
+        )
+        .add_string_choice("Mastodon", "mastodon")
+        .add_string_choice("Bluesky", "bluesky")
+        .add_string_choice("X", "x")
+    };
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "note",
+            "Leave the team a note about a customer (never sent to them)",
+        )
+        .add_sub_option(handle())
+        .add_sub_option(
+            CreateCommandOption::new(CommandOptionType::String, "text", "The note")
+                .required(true)
+                .max_length(1000),
+        )
+        .add_sub_option(network()),
+    );
+    cmd = cmd.add_option(
+        CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "who",
+            "A customer's tickets and the team's notes, privately",
+        )
+        .add_sub_option(handle())
+        .add_sub_option(network()),
     );
     cmd = cmd.add_option(
         ticket_option("dm").add_sub_option(

@@ -670,6 +670,28 @@ impl Discord {
                 }
                 Err(e) => ephemeral(e.to_string()),
             },
+            Command::Note {
+                network,
+                handle,
+                text,
+            } => ephemeral_words(
+                desk.note_person(&who, network.as_deref(), &handle, &text)
+                    .await
+                    .map(|person| crate::chat::command::noted_sentence(&person)),
+            ),
+            Command::Who { network, handle } => {
+                ephemeral_rendered(desk.person(&who, network.as_deref(), &handle).await.map(
+                    |(person, customer)| {
+                        crate::chat::customer::who_text(
+                            &person,
+                            &customer,
+                            &card::DiscordMarkup,
+                            &|c| self.card_link(c),
+                            500,
+                        )
+                    },
+                ))
+            }
             // Discord registers no `help`; the grammar never yields it from options.
             Command::Help => ephemeral("Which ticket? Pick one from the list."),
             Command::Act { ticket, action } => {

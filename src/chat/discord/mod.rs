@@ -495,6 +495,7 @@ impl Discord {
     async fn post_card_inner(
         &self,
         ticket: &Ticket,
+        customer: &[String],
         maybe_posted: bool,
     ) -> Result<CardRef, DeliveryError> {
         let existing = if maybe_posted {
@@ -509,7 +510,7 @@ impl Discord {
             }
             None => {
                 let msg = CreateMessage::new()
-                    .embed(card::card_embed(ticket))
+                    .embed(card::card_embed(ticket, customer))
                     .components(card::card_buttons(
                         ticket,
                         self.desk.text_rules(ticket.mention.platform).is_some(),
@@ -611,10 +612,11 @@ impl Discord {
         &self,
         card: &CardRef,
         ticket: &Ticket,
+        customer: &[String],
     ) -> Result<(), DeliveryError> {
         let edit = EditMessage::new()
             .allowed_mentions(CreateAllowedMentions::new())
-            .embed(card::card_embed(ticket))
+            .embed(card::card_embed(ticket, customer))
             .components(card::card_buttons(
                 ticket,
                 self.desk.text_rules(ticket.mention.platform).is_some(),
@@ -683,6 +685,21 @@ impl Discord {
 }
 
 impl Discord {
+    /// Where one of our cards lives in the guild
+    /// (`https://discord.com/channels/{guild}/{channel}/{message}`); `None` for another
+    /// surface's card.
+    pub fn card_link(&self, card: &CardRef) -> Option<String> {
+        if card.surface != SurfaceKind::Discord {
+            return None;
+        }
+        card::message_link(&self.config.guild_id, &card.channel, &card.message_id)
+    }
+
+    /// The lines about who the customer is, as this guild links its cards.
+    fn customer_lines(&self, customer: &crate::domain::customer::Customer) -> Vec<String> {
+        crate::chat::customer::card_lines(customer, &card::DiscordMarkup, &|c| self.card_link(c))
+    }
+
     /// Post a message in a channel or thread.
     async fn send(&self, channel: &str, msg: CreateMessage) -> Result<(), DeliveryError> {
         let body = serde_json::to_value(msg).expect("message serializes");
@@ -758,11 +775,31 @@ impl Surface for Discord {
         ticket: &Ticket,
         maybe_posted: bool,
     ) -> Result<CardRef, DeliveryError> {
-        self.post_card_inner(ticket, maybe_posted).await
+        self.post_card_inner(ticket, &[], maybe_posted).await
     }
 
     async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError> {
-        self.update_card_inner(card, ticket).await
+        self.update_card_inner(card, ticket, &[]).await
+    }
+
+    async fn post_card_for(
+        &self,
+        ticket: &Ticket,
+        customer: &crate::domain::customer::Customer,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_card_inner(ticket, &self.customer_lines(customer), maybe_posted)
+            .await
+    }
+
+    async fn update_card_for(
+        &self,
+        card: &CardRef,
+        ticket: &Ticket,
+        customer: &crate::domain::customer::Customer,
+    ) -> Result<(), DeliveryError> {
+        self.update_card_inner(card, ticket, &self.customer_lines(customer))
+            .await
     }
 
     async fn post_incident_card(

@@ -226,6 +226,24 @@ pub mod limits {
     pub const MODAL_TITLE: usize = 24;
 }
 
+/// A message's permanent link in the workspace at `workspace` (`https://team.slack.com/`):
+/// `{workspace}archives/{channel}/p{ts without its dot}`. None when an id holds anything
+/// but what Slack's ids do (it is put in a link as it is).
+pub fn permalink(workspace: &str, channel: &str, ts: &str) -> Option<String> {
+    let id_like = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(ok);
+    if !id_like(channel, |c| c.is_ascii_alphanumeric())
+        || !id_like(ts, |c| c.is_ascii_digit() || c == '.')
+    {
+        return None;
+    }
+    let base = if workspace.ends_with('/') {
+        workspace.to_string()
+    } else {
+        format!("{workspace}/")
+    };
+    Some(format!("{base}archives/{channel}/p{}", ts.replace('.', "")))
+}
+
 pub(super) fn md(s: impl Into<String>) -> SlackBlockText {
     SlackBlockMarkDownText::new(s.into()).into()
 }
@@ -280,7 +298,14 @@ pub fn card_metadata(ticket: &Ticket) -> SlackMessageMetadata {
     ]))
 }
 
-pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> Vec<SlackBlock> {
+/// `customer`: the lines about who the customer is (see `chat::customer::card_lines`),
+/// already in mrkdwn; none for a first contact.
+pub fn card_blocks(
+    ticket: &Ticket,
+    can_reply: bool,
+    canned: &[CannedReply],
+    customer: &[String],
+) -> Vec<SlackBlock> {
     let m = &ticket.mention;
     let t = &SlackMarkup;
     let mut blocks: Vec<SlackBlock> = Vec::new();
@@ -309,6 +334,17 @@ pub fn card_blocks(ticket: &Ticket, can_reply: bool, canned: &[CannedReply]) -> 
         blocks.push(
             SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
                 SlackBlockMarkDownText::new(line),
+            )])
+            .into(),
+        );
+    }
+    if !customer.is_empty() {
+        blocks.push(
+            SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+                SlackBlockMarkDownText::new(crate::chat::markup::cut_to(
+                    &customer.join("\n"),
+                    limits::TEXT,
+                )),
             )])
             .into(),
         );
@@ -496,10 +532,11 @@ pub fn card_content(
     ticket: &Ticket,
     can_reply: bool,
     canned: &[CannedReply],
+    customer: &[String],
 ) -> SlackMessageContent {
     SlackMessageContent::new()
         .with_text(card_text(ticket))
-        .with_blocks(card_blocks(ticket, can_reply, canned))
+        .with_blocks(card_blocks(ticket, can_reply, canned, customer))
         .with_metadata(card_metadata(ticket))
 }
 
@@ -699,4 +736,4 @@ pub fn open_list(open: &crate::ports::OpenTickets) -> String {
     crate::chat::open_list(open, &SlackMarkup, LISTED, limits::FALLBACK)
 }
 
-pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions stats charts [7d|30d] [time zone]` (charts into this channel) · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card)";
+pub const USAGE: &str = "Usage: `/mentions` (list open tickets) · `/mentions claim|unclaim|resolve|ignore|reopen|approve|reject <ticket>` · `/mentions reply <ticket> <text>` · `/mentions dm <ticket> <text>` (private reply) · `/mentions why <ticket>` (its priority and rules) · `/mentions stats [24h|7d|30d]` · `/mentions stats charts [7d|30d] [time zone]` (charts into this channel) · `/mentions incident <number> [page]` (an incident's members) · `/mentions split <ticket>` (a member gets its own card) · `/mentions note [network] @handle <text>` (a note about a customer for the team, never sent to them) · `/mentions who @handle [network]` (their tickets and notes)";

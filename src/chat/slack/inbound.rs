@@ -562,6 +562,31 @@ impl Slack {
                     .map(|t| crate::chat::why_text(&t, &card::SlackMarkup)),
             ),
             Command::Help => ephemeral_response(card::USAGE),
+            Command::Note {
+                network,
+                handle,
+                text,
+            } => ephemeral_words(
+                desk.note_person(&actor, network.as_deref(), &handle, &text)
+                    .await
+                    .map(|person| crate::chat::command::noted_sentence(&person)),
+            ),
+            Command::Who { network, handle } => {
+                ephemeral_rendered(desk.person(&actor, network.as_deref(), &handle).await.map(
+                    |(person, customer)| {
+                        crate::chat::markup::cut_to(
+                            &crate::chat::customer::who_text(
+                                &person,
+                                &customer,
+                                &card::SlackMarkup,
+                                &|c| self.card_link(c),
+                                1000,
+                            ),
+                            card::limits::FALLBACK,
+                        )
+                    },
+                ))
+            }
             Command::Incident { incident, page } => ephemeral_rendered(
                 desk.incident_members(&actor, incident, page)
                     .await

@@ -43,6 +43,9 @@ pub struct Slack {
     config: SlackConfig,
     desk: Arc<dyn AgentDesk>,
     bot_user_id: RwLock<Option<String>>,
+    /// The workspace's address `auth.test` answered (`https://team.slack.com/`), for
+    /// links to our own cards.
+    workspace_url: RwLock<Option<String>>,
     /// One gate per (method, channel), shared by every outbox worker.
     pacing: crate::chat::pacing::Pacing,
 }
@@ -160,6 +163,7 @@ impl Slack {
             config: config.clone(),
             desk,
             bot_user_id: RwLock::new(None),
+            workspace_url: RwLock::new(None),
             pacing: pacing(config),
         })
     }
@@ -217,7 +221,28 @@ impl Slack {
         })?;
         tracing::info!(team = ?resp.team, user = %resp.user_id, "Slack bot token verified");
         *self.bot_user_id.write().expect("bot id lock") = Some(resp.user_id.to_string());
+        *self.workspace_url.write().expect("workspace url lock") =
+            crate::chat::markup::safe_url(resp.url.0.as_str());
         Ok(())
+    }
+
+    /// Where one of our cards lives in the workspace (`{url}archives/{channel}/p{ts}`),
+    /// once `auth.test` said where the workspace is; `None` for another surface's card.
+    pub fn card_link(&self, card: &CardRef) -> Option<String> {
+        if card.surface != SurfaceKind::Slack {
+            return None;
+        }
+        let url = self
+            .workspace_url
+            .read()
+            .expect("workspace url lock")
+            .clone()?;
+        card::permalink(&url, &card.channel, &card.message_id)
+    }
+
+    /// The lines about who the customer is, as this workspace links its cards.
+    fn customer_lines(&self, customer: &crate::domain::customer::Customer) -> Vec<String> {
+        crate::chat::customer::card_lines(customer, &card::SlackMarkup, &|c| self.card_link(c))
     }
 
     pub fn bot_user_id(&self) -> Option<String> {
@@ -310,6 +335,7 @@ impl Slack {
     async fn post_card_inner(
         &self,
         ticket: &Ticket,
+        customer: &[String],
         maybe_posted: bool,
     ) -> Result<CardRef, DeliveryError> {
         if maybe_posted {
@@ -322,6 +348,7 @@ impl Slack {
             ticket,
             self.desk.text_rules(ticket.mention.platform).is_some(),
             &self.desk.canned_for(ticket),
+            customer,
         ))
         .await
     }
@@ -398,11 +425,13 @@ impl Slack {
         &self,
         card: &CardRef,
         ticket: &Ticket,
+        customer: &[String],
     ) -> Result<(), DeliveryError> {
         let content = card::card_content(
             ticket,
             self.desk.text_rules(ticket.mention.platform).is_some(),
             &self.desk.canned_for(ticket),
+            customer,
         );
         self.update_content(card, content).await
     }
@@ -555,11 +584,31 @@ impl Surface for Slack {
         ticket: &Ticket,
         maybe_posted: bool,
     ) -> Result<CardRef, DeliveryError> {
-        self.post_card_inner(ticket, maybe_posted).await
+        self.post_card_inner(ticket, &[], maybe_posted).await
     }
 
     async fn update_card(&self, card: &CardRef, ticket: &Ticket) -> Result<(), DeliveryError> {
-        self.update_card_inner(card, ticket).await
+        self.update_card_inner(card, ticket, &[]).await
+    }
+
+    async fn post_card_for(
+        &self,
+        ticket: &Ticket,
+        customer: &crate::domain::customer::Customer,
+        maybe_posted: bool,
+    ) -> Result<CardRef, DeliveryError> {
+        self.post_card_inner(ticket, &self.customer_lines(customer), maybe_posted)
+            .await
+    }
+
+    async fn update_card_for(
+        &self,
+        card: &CardRef,
+        ticket: &Ticket,
+        customer: &crate::domain::customer::Customer,
+    ) -> Result<(), DeliveryError> {
+        self.update_card_inner(card, ticket, &self.customer_lines(customer))
+            .await
     }
 
     async fn post_incident_card(

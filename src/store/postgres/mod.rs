@@ -1689,6 +1689,41 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn add_person_note(
+        &self,
+        author_key: &str,
+        note: &crate::domain::customer::PersonNote,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO person_notes (author_key, body) VALUES ($1, $2)",
+            &[&author_key, &Json(note)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn person_notes(
+        &self,
+        author_key: &str,
+    ) -> Result<Vec<crate::domain::customer::PersonNote>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body::text FROM person_notes WHERE author_key = $1 ORDER BY id",
+                &[&author_key],
+            )
+            .await?;
+        rows.iter().map(|r| json_of(r, 0)).collect()
+    }
+
+    async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError> {
+        self.write(
+            "DELETE FROM person_notes WHERE author_key = $1",
+            &[&author_key],
+        )
+        .await
+    }
+
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.tickets_where("SELECT body::text FROM tickets WHERE NOT closed ORDER BY id")
             .await

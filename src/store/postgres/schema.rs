@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("../../../migrations/0006_incidents.sql"),
     ),
+    (
+        7,
+        "person_notes",
+        include_str!("../../../migrations/0007_person_notes.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("mbschema"), so replicas starting together
