@@ -113,6 +113,16 @@ pub fn author_key(m: &Mention) -> String {
     format!("{network}/{}", plain_handle(&m.author.handle))
 }
 
+/// The author key a ticket is filed under in the index of an author's tickets: the
+/// mention's [`author_key`], or once its identity is removed, the keyed hash kept in its
+/// place (`domain::privacy`).
+pub fn ticket_author_key(t: &Ticket) -> String {
+    match t.anonymised.as_ref().and_then(|a| a.author.as_ref()) {
+        Some(hashed) => hashed.clone(),
+        None => author_key(&t.mention),
+    }
+}
+
 /// A handle as lists compare it: trimmed, no leading `@`, ASCII-lowercased.
 pub fn plain_handle(handle: &str) -> String {
     handle.trim().trim_start_matches('@').to_ascii_lowercase()

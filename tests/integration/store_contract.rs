@@ -18,6 +18,8 @@ use std::sync::Arc;
 mod history;
 mod incidents;
 mod indexes;
+mod privacy;
+use privacy::*;
 use history::*;
 use incidents::*;
 mod triage;
@@ -164,6 +166,7 @@ macro_rules! store_contract {
                 a_rule_ignored_mention_is_stored_with_no_card_to_post,
                 the_heads_of_the_open_list_are_each_groups_longest_waiting,
                 an_authors_contacts_are_read_newest_first_per_network,
+                a_rewritten_ticket_keeps_no_trace_of_the_person_and_its_post_is_still_known,
             );
         }
     };
