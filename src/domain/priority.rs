@@ -106,11 +106,17 @@ pub const CONTACTS_KEPT: usize = 32;
 /// `other:instagram/kim`). Handles, not platform ids, since the VIP list and every
 /// path that brings a mention know the handle.
 pub fn author_key(m: &Mention) -> String {
-    let network = match (&m.platform, &m.network) {
+    author_key_on(m.platform, m.network.as_deref(), &m.author.handle)
+}
+
+/// [`author_key`] of `handle` on `platform` (an `Other` platform: on `network`), as an
+/// operator names the person (`mentionbridge erase --platform P --author HANDLE`).
+pub fn author_key_on(platform: Platform, network: Option<&str>, handle: &str) -> String {
+    let network = match (platform, network) {
         (Platform::Other, Some(n)) => format!("other:{}", n.trim().to_ascii_lowercase()),
         (p, _) => p.label().to_ascii_lowercase(),
     };
-    format!("{network}/{}", plain_handle(&m.author.handle))
+    format!("{network}/{}", plain_handle(handle))
 }
 
 /// The author key a ticket is filed under in the index of an author's tickets: the

@@ -245,6 +245,21 @@ pub fn hash_key_of(raw: &[u8]) -> Option<Vec<u8>> {
     (key.len() >= 16).then_some(key)
 }
 
+/// The audit line that records a removal: what went, and why (`erasure`, `retention`).
+pub fn removal_line(removal: Removal, why: &str) -> String {
+    let what = match (removal.text, removal.identity) {
+        (true, true) => "customer text and identity",
+        (true, false) => "customer text",
+        (false, true) => "customer identity",
+        (false, false) => "nothing",
+    };
+    match why {
+        "erasure" => format!("{what} erased at the person's request"),
+        "retention" => format!("{what} removed under the retention policy"),
+        other => format!("{what} removed ({other})"),
+    }
+}
+
 /// `text` with each of `strings` blanked out.
 pub fn redact_text(text: &str, strings: &[String]) -> String {
     let mut out = text.to_string();

@@ -163,6 +163,31 @@ pub async fn hash_key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
     Ok(fresh.to_vec())
 }
 
+/// Every ticket of one person (their author key, `domain::priority::author_key`; once
+/// erased, the hashed key their tickets are filed under), by number, read `page` at a
+/// time: the whole history, not only the latest the index of contacts keeps.
+pub async fn tickets_of_author(
+    store: &dyn Store,
+    author: &str,
+    page: usize,
+) -> Result<Vec<Ticket>, StoreError> {
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let tickets = store.tickets_after(after, page.max(1)).await?;
+        let Some(last) = tickets.last() else {
+            break;
+        };
+        after = Some(last.id);
+        found.extend(
+            tickets
+                .into_iter()
+                .filter(|t| crate::domain::priority::ticket_author_key(t) == author),
+        );
+    }
+    Ok(found)
+}
+
 /// What an ingest did with a batch of mentions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ingested {
