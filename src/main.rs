@@ -266,6 +266,16 @@ fn erase(config: &std::path::Path, platform: &str, handle: &str) -> anyhow::Resu
         let now = mentionbridge::app::clock::from_env().now();
         anyhow::Ok(privacy::erase(store.as_ref(), &author, now).await?)
     })?;
+    // Sled keeps superseded records in its files until it cleans them: rewritten into
+    // fresh files, the erased data is gone from the disk too. (PostgreSQL's autovacuum
+    // reclaims the old row versions.)
+    drop(rt);
+    if let mentionbridge::config::StoreConfig::Sled { path } = &cfg.store {
+        if done.tickets > 0 {
+            mentionbridge::store::compact_sled(path)
+                .with_context(|| format!("erased, but {} could not be compacted", path.display()))?;
+        }
+    }
     println!("{}", privacy::erased_line(&done, platform, handle));
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -177,6 +177,40 @@ pub fn open_db(path: &Path) -> sled::Result<sled::Db> {
     }
 }
 
+/// Rewrite the sled store at `path` into fresh files, so nothing overwritten or removed
+/// (an erased person's text, say) lingers in the old log segments, where sled keeps
+/// superseded records until it happens to clean them. Every tree is copied, and the id
+/// generator (audit line and job numbers) continues above where it was. The store must
+/// not be open anywhere; `path` is replaced only once the copy is flushed.
+pub fn compact(path: &Path) -> Result<(), StoreError> {
+    let opened = |p: &Path| {
+        open_db(p).map_err(|source| StoreError::Open {
+            path: p.display().to_string(),
+            source: Box::new(source),
+        })
+    };
+    let fresh_path = path.with_extension("compacting");
+    let old_path = path.with_extension("superseded");
+    for p in [&fresh_path, &old_path] {
+        if p.exists() {
+            std::fs::remove_dir_all(p).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        }
+    }
+    {
+        let old = opened(path)?;
+        let next_id = old.generate_id()?;
+        let fresh = opened(&fresh_path)?;
+        fresh.import(old.export());
+        while fresh.generate_id()? < next_id {}
+        fresh.flush()?;
+    }
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
+    std::fs::rename(path, &old_path).map_err(io)?;
+    std::fs::rename(&fresh_path, path).map_err(io)?;
+    std::fs::remove_dir_all(&old_path).map_err(io)?;
+    Ok(())
+}
+
 impl SledStore {
     /// The store at `path`; sled takes a lock on it, so a second process fails here.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
