@@ -246,7 +246,11 @@ async fn open_for_command(
     }
 }
 
-fn erase(config: &std::path::Path, platform: &str, handle: &str) -> anyhow::Result<std::process::ExitCode> {
+fn erase(
+    config: &std::path::Path,
+    platform: &str,
+    handle: &str,
+) -> anyhow::Result<std::process::ExitCode> {
     use mentionbridge::app::privacy;
     let Some(author) = privacy::author_of(platform, handle) else {
         eprintln!("erase: --platform and --author must name a network and a handle");
@@ -272,8 +276,9 @@ fn erase(config: &std::path::Path, platform: &str, handle: &str) -> anyhow::Resu
     drop(rt);
     if let mentionbridge::config::StoreConfig::Sled { path } = &cfg.store {
         if done.tickets > 0 {
-            mentionbridge::store::compact_sled(path)
-                .with_context(|| format!("erased, but {} could not be compacted", path.display()))?;
+            mentionbridge::store::compact_sled(path).with_context(|| {
+                format!("erased, but {} could not be compacted", path.display())
+            })?;
         }
     }
     println!("{}", privacy::erased_line(&done, platform, handle));

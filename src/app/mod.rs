@@ -274,8 +274,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         });
         let replica = replica.clone();
         tasks.spawn("retention", move |stop| {
-            let (replica, fence, retention) =
-                (replica.clone(), fence.clone(), retention.clone());
+            let (replica, fence, retention) = (replica.clone(), fence.clone(), retention.clone());
             async move {
                 replica
                     .hold("retention", fence, |stop| retention.clone().run(stop), stop)

@@ -47,8 +47,7 @@ pub async fn erase(
             done.tickets += 1;
             done.texts += u64::from(!before.is_some_and(|a| a.text));
             done.identities += u64::from(!before.is_some_and(|a| a.identity));
-            crate::runtime::retention::remove(store, t, Removal::ALL, "erasure", &key, now)
-                .await?;
+            crate::runtime::retention::remove(store, t, Removal::ALL, "erasure", &key, now).await?;
         }
     }
     // NOTES: the lead wires `done.notes = store.forget_person_notes(author).await?;` here
@@ -75,9 +74,7 @@ pub async fn tickets_of(store: &dyn Store, author: &str) -> Result<Vec<Ticket>, 
 
 /// The line `mentionbridge erase` prints.
 pub fn erased_line(done: &Erased, platform: &str, handle: &str) -> String {
-    let plural = |n: u64, one: &str, many: &str| {
-        format!("{n} {}", if n == 1 { one } else { many })
-    };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     format!(
         "erased {} of {} @{}: {}, {}, {}",
         plural(done.tickets, "ticket", "tickets"),

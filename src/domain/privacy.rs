@@ -222,7 +222,8 @@ pub fn rewrite(t: &Ticket, removal: Removal, why: &str, key: &[u8], now: DateTim
     let mut ticket = anonymise(t, removal, why, now);
     if removal.identity {
         if let Some(a) = ticket.anonymised.as_mut() {
-            a.author.get_or_insert_with(|| hashed(key, &ticket_author_key(t)));
+            a.author
+                .get_or_insert_with(|| hashed(key, &ticket_author_key(t)));
         }
     }
     Rewrite {

@@ -150,7 +150,12 @@ pub fn count_of(raw: Option<&[u8]>) -> u64 {
 /// first need. The one place erasure and retention get it from.
 pub async fn hash_key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
     use crate::domain::privacy::{hash_key_of, HASH_KEY_STATE};
-    if let Some(key) = store.state(HASH_KEY_STATE).await?.as_deref().and_then(hash_key_of) {
+    if let Some(key) = store
+        .state(HASH_KEY_STATE)
+        .await?
+        .as_deref()
+        .and_then(hash_key_of)
+    {
         return Ok(key);
     }
     let mut fresh = [0u8; 32];

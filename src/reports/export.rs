@@ -254,7 +254,12 @@ pub async fn export_person_jsonl(
     for t in tickets {
         write_json_line(out, "ticket", &TICKET_COLUMNS, &ticket_cells(t))?;
         let record = serde_json::to_value(t).map_err(io::Error::other)?;
-        write_json_line(out, "record", &["id", "ticket"], &[Value::from(t.id.0), record])?;
+        write_json_line(
+            out,
+            "record",
+            &["id", "ticket"],
+            &[Value::from(t.id.0), record],
+        )?;
         for e in store.audit_of(t.id).await? {
             write_json_line(out, "audit", &AUDIT_COLUMNS, &audit_cells(&e))?;
         }

@@ -130,7 +130,9 @@ impl RetentionDuty {
                     self.wake_outbox.notify_one();
                 }
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retention pass failed; trying again at the next check"),
+                Err(e) => {
+                    tracing::error!(error = %e, "retention pass failed; trying again at the next check")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -81,7 +81,9 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 
 /// Zed and Otto write in; Zed asks to be erased. Two tickets, two cards.
 async fn two_people_write_in(w: &World, env: &[(&str, &str)]) -> (Bot, String) {
-    let zed = w.mastodon.add_mention(ZED, "Quorvath here, order 66219 never arrived");
+    let zed = w
+        .mastodon
+        .add_mention(ZED, "Quorvath here, order 66219 never arrived");
     w.mastodon
         .add_mention("ottokeep@elsewhere.example", "parcel 4410 is late");
     let bot = w.start_bot_with(env).await;
@@ -107,12 +109,22 @@ async fn erase_on_sled_leaves_no_trace_of_the_person_and_keeps_the_others() {
     let w = World::new().await;
     let (bot, zed_status) = two_people_write_in(&w, &[]).await;
     // While the bot holds the store, erase refuses and changes nothing.
-    let (ok, _, err) = cli(&w, &["erase", "--platform", "mastodon", "--author", ZED], &[]).await;
+    let (ok, _, err) = cli(
+        &w,
+        &["erase", "--platform", "mastodon", "--author", ZED],
+        &[],
+    )
+    .await;
     assert!(!ok && err.contains("stop the bot first"), "{err}");
     let (status, _) = bot.terminate().await;
     assert!(status.success());
 
-    let (ok, out, err) = cli(&w, &["erase", "--platform", "mastodon", "--author", ZED], &[]).await;
+    let (ok, out, err) = cli(
+        &w,
+        &["erase", "--platform", "mastodon", "--author", ZED],
+        &[],
+    )
+    .await;
     assert!(ok, "{err}");
     assert_eq!(
         out.trim(),
@@ -120,9 +132,15 @@ async fn erase_on_sled_leaves_no_trace_of_the_person_and_keeps_the_others() {
     );
     let store = bytes_under(&w.dir.path().join("store.sled"));
     for trace in ZED_TRACES {
-        assert!(!contains(&store, trace), "{trace} in the sled store's files");
+        assert!(
+            !contains(&store, trace),
+            "{trace} in the sled store's files"
+        );
     }
-    assert!(contains(&store, "ottokeep") && contains(&store, "4410"), "Otto is kept");
+    assert!(
+        contains(&store, "ottokeep") && contains(&store, "4410"),
+        "Otto is kept"
+    );
     // The export of everything names Zed nowhere either, and Otto still.
     let (ok, export, err) = cli(&w, &["export"], &[]).await;
     assert!(ok, "{err}");
@@ -130,7 +148,10 @@ async fn erase_on_sled_leaves_no_trace_of_the_person_and_keeps_the_others() {
         assert!(!export.contains(trace), "{trace} in the export:\n{export}");
     }
     assert!(export.contains("parcel 4410 is late"));
-    assert!(export.contains("erased at the person's request"), "{export}");
+    assert!(
+        export.contains("erased at the person's request"),
+        "{export}"
+    );
 
     let bot = w.start_bot().await;
     the_erased_post_again_is_a_duplicate(&w, &zed_status).await;
@@ -159,10 +180,18 @@ async fn erase_on_postgres_leaves_no_row_naming_the_person() {
     let env = [("TEST_DATABASE_URL", url.as_str())];
     let (bot, zed_status) = two_people_write_in(&w, &env).await;
     // With PostgreSQL the bot may keep running: erasure is a transaction like any other.
-    let (ok, out, err) = cli(&w, &["erase", "--platform", "mastodon", "--author", ZED], &env).await;
+    let (ok, out, err) = cli(
+        &w,
+        &["erase", "--platform", "mastodon", "--author", ZED],
+        &env,
+    )
+    .await;
     assert!(ok, "{err}");
     assert!(out.contains("erased 1 ticket of mastodon"), "{out}");
-    let tables = pg.psql_in(&url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+    let tables = pg.psql_in(
+        &url,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+    );
     let mut dump = String::new();
     for table in tables.lines().filter(|t| !t.trim().is_empty()) {
         dump.push_str(&pg.psql_in(&url, &format!("SELECT t::text FROM \"{}\" t", table.trim())));
@@ -170,7 +199,10 @@ async fn erase_on_postgres_leaves_no_row_naming_the_person() {
     for trace in ZED_TRACES {
         assert!(!dump.contains(trace), "{trace} in the database");
         // bytea columns (dedupe keys) print as hex.
-        assert!(!dump.contains(&hex(trace)), "{trace} in the database (as bytes)");
+        assert!(
+            !dump.contains(&hex(trace)),
+            "{trace} in the database (as bytes)"
+        );
     }
     assert!(dump.contains("parcel 4410 is late"), "Otto is kept");
     the_erased_post_again_is_a_duplicate(&w, &zed_status).await;
@@ -201,12 +233,21 @@ async fn an_access_request_exports_one_persons_data() {
     bot.terminate().await;
     let (ok, out, err) = cli(
         &w,
-        &["export", "--author", &format!("@{ZED}"), "--platform", "mastodon"],
+        &[
+            "export",
+            "--author",
+            &format!("@{ZED}"),
+            "--platform",
+            "mastodon",
+        ],
         &[],
     )
     .await;
     assert!(ok, "{err}");
-    assert!(out.contains("Quorvath here, order 66219 never arrived"), "{out}");
+    assert!(
+        out.contains("Quorvath here, order 66219 never arrived"),
+        "{out}"
+    );
     assert!(out.contains("\"kind\":\"audit\""), "{out}");
     assert!(!out.contains("ottokeep") && !out.contains("4410"), "{out}");
     // Without --platform the request is refused as a usage error.
@@ -224,18 +265,25 @@ async fn retention_anonymises_a_ticket_closed_past_its_days_and_not_a_fresher_on
     );
     let start = chrono::Utc::now();
     w.set_clock(start);
-    w.mastodon.add_mention(ZED, "Quorvath here, order 66219 never arrived");
+    w.mastodon
+        .add_mention(ZED, "Quorvath here, order 66219 never arrived");
     let clock = w.clock_file().display().to_string();
     let env = [("MENTIONBRIDGE_CLOCK_FILE", clock.as_str())];
     let bot = w.start_bot_with(&env).await;
     let d = w.slack_driver();
     let old = d.card(1).await;
-    assert_eq!(d.command(Who::Ana, "resolve 1").await, "Done: resolved ticket #1.");
+    assert_eq!(
+        d.command(Who::Ana, "resolve 1").await,
+        "Done: resolved ticket #1."
+    );
     w.set_clock(start + chrono::Duration::days(30));
     w.mastodon
         .add_mention("ottokeep@elsewhere.example", "parcel 4410 is late");
     let fresh = d.card(2).await;
-    assert_eq!(d.command(Who::Ana, "resolve 2").await, "Done: resolved ticket #2.");
+    assert_eq!(
+        d.command(Who::Ana, "resolve 2").await,
+        "Done: resolved ticket #2."
+    );
     w.set_clock(start + chrono::Duration::days(31));
     d.wait_card_text(&old, "removed").await;
     for trace in ZED_TRACES {
@@ -247,7 +295,10 @@ async fn retention_anonymises_a_ticket_closed_past_its_days_and_not_a_fresher_on
     for trace in ZED_TRACES {
         assert!(!export.contains(trace), "{trace} in the export");
     }
-    assert!(export.contains("parcel 4410 is late"), "the fresher ticket keeps its text");
+    assert!(
+        export.contains("parcel 4410 is late"),
+        "the fresher ticket keeps its text"
+    );
     assert!(export.contains("removed under the retention policy"));
     assert!(d.card_text(&fresh).contains("4410"));
 }

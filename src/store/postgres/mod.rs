@@ -1364,10 +1364,7 @@ impl IntakeView {
 
     /// A ticket this intake wrote, as its author's latest contact.
     fn wrote(&mut self, ticket: &Ticket) {
-        let list = self
-            .contacts
-            .entry(ticket_author_key(ticket))
-            .or_default();
+        let list = self.contacts.entry(ticket_author_key(ticket)).or_default();
         let open = !ticket.is_closed();
         match list.iter_mut().find(|c| c.ticket == ticket.id) {
             Some(c) => c.open = open,

@@ -54,7 +54,10 @@ pub async fn a_rewritten_ticket_keeps_no_trace_of_the_person_and_its_post_is_sti
         assert!(!audit.contains(s), "{s} in the audit: {audit}");
     }
     assert!(audit.contains("ANA"), "who did what stays: {audit}");
-    assert_eq!((after.stage, after.route.clone()), (before.stage, before.route));
+    assert_eq!(
+        (after.stage, after.route.clone()),
+        (before.stage, before.route)
+    );
     // The author's index entry moved to the hashed key.
     assert!(store
         .author_contacts(&author_key(&zelda), 32)
@@ -68,12 +71,15 @@ pub async fn a_rewritten_ticket_keeps_no_trace_of_the_person_and_its_post_is_sti
         vec![TicketId(1)]
     );
     // The same post again, now and after a restart: a duplicate, not a new ticket.
-    let again = store.ingest("src", &[zelda.clone()], None, now()).await.unwrap();
+    let again = store
+        .ingest("src", std::slice::from_ref(&zelda), None, now())
+        .await
+        .unwrap();
     assert_eq!((again.duplicates, again.new_tickets.len()), (1, 0));
     drop(store);
     let store = place.open();
     let again = store
-        .ingest("other-src", &[zelda.clone()], None, now())
+        .ingest("other-src", std::slice::from_ref(&zelda), None, now())
         .await
         .unwrap();
     assert_eq!((again.duplicates, again.new_tickets.len()), (1, 0));
@@ -84,7 +90,11 @@ pub async fn a_rewritten_ticket_keeps_no_trace_of_the_person_and_its_post_is_sti
     assert_eq!(otto.mention.author.handle, "otto");
     assert!(otto.anonymised.is_none());
     assert_eq!(
-        store.author_contacts("mastodon/otto", 32).await.unwrap().len(),
+        store
+            .author_contacts("mastodon/otto", 32)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     // A rewrite of a ticket that is not there is refused.
