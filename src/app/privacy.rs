@@ -85,3 +85,36 @@ pub fn erased_line(done: &Erased, platform: &str, handle: &str) -> String {
         plural(done.notes, "note", "notes"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_is_named_as_intake_files_them() {
+        assert_eq!(
+            author_of("Mastodon", " @Zed@Example.social").as_deref(),
+            Some("mastodon/zed@example.social")
+        );
+        assert_eq!(
+            author_of("forum", "kim").as_deref(),
+            Some("other:forum/kim")
+        );
+        assert_eq!(author_of("mastodon", "@"), None);
+        assert_eq!(author_of(" ", "kim"), None);
+    }
+
+    #[test]
+    fn the_printed_line_counts_what_went() {
+        let done = Erased {
+            tickets: 3,
+            texts: 3,
+            identities: 2,
+            notes: 1,
+        };
+        assert_eq!(
+            erased_line(&done, "Mastodon", "@x"),
+            "erased 3 tickets of mastodon @x: 3 texts, 2 identities, 1 note"
+        );
+    }
+}
