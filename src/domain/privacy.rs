@@ -14,8 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// What stands where the customer's text was: inert on every surface.
-pub const TEXT_REMOVED: &str = "(removed under the retention policy)";
+/// What stands where the customer's text was (by retention or erasure): inert on every
+/// surface.
+pub const TEXT_REMOVED: &str = "(text removed: personal data)";
 /// What stands where the customer's identity was.
 pub const IDENTITY_REMOVED: &str = "(removed)";
 /// The state key of the desk's hash key (32 random bytes, hex), made on first need.
