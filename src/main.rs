@@ -43,6 +43,27 @@ enum Command {
         /// Where to write; standard output when absent.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// One person's data only, for an access request (with `--platform`): their
+        /// tickets, each as exported and whole as stored, and their audit trails, as JSON
+        /// lines.
+        #[arg(long, requires = "platform")]
+        author: Option<String>,
+        /// The network `--author` is on: mastodon, bluesky, x, or another's name.
+        #[arg(long, requires = "author")]
+        platform: Option<String>,
+    },
+    /// Erase one person on request: the text and identity of every ticket of theirs on
+    /// one network, open ones too, keeping only keyed hashes (so their posts are still
+    /// recognised) and recording the erasure. Stop the bot first when the store is sled.
+    Erase {
+        #[arg(long, default_value = "bot-config.toml", env = "MENTIONBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// mastodon, bluesky, x, or another network's name.
+        #[arg(long)]
+        platform: String,
+        /// Their handle on that network (with or without the leading @).
+        #[arg(long)]
+        author: String,
     },
     /// Bring a PostgreSQL store's schema up to date (every replica also does this when it
     /// starts); prints the versions applied. Nothing to do for sled.
@@ -123,8 +144,26 @@ fn main() -> std::process::ExitCode {
             config,
             format,
             output,
-        } => match export(&config, format, output.as_deref()) {
+            author,
+            platform,
+        } => match export(
+            &config,
+            format,
+            output.as_deref(),
+            author.as_deref().zip(platform.as_deref()),
+        ) {
             Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Erase {
+            config,
+            platform,
+            author,
+        } => match erase(&config, &platform, &author) {
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 std::process::ExitCode::FAILURE
@@ -191,10 +230,66 @@ fn copy(from: &std::path::Path, to: &str, tls: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A store for a command run beside (not inside) the bot: a sled store the bot holds
+/// is refused with what to do.
+async fn open_for_command(
+    store_config: &mentionbridge::config::StoreConfig,
+    routes: mentionbridge::domain::routes::Routes,
+    doing: &str,
+) -> anyhow::Result<mentionbridge::ports::SharedStore> {
+    use mentionbridge::ports::StoreError;
+    match mentionbridge::store::open(store_config, routes).await {
+        Err(StoreError::Open { path, .. }) => anyhow::bail!(
+            "the store at {path} is in use (is the bot running on it?): stop the bot first, then {doing} again; nothing was changed"
+        ),
+        other => Ok(other?),
+    }
+}
+
+fn erase(
+    config: &std::path::Path,
+    platform: &str,
+    handle: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    use mentionbridge::app::privacy;
+    let Some(author) = privacy::author_of(platform, handle) else {
+        eprintln!("erase: --platform and --author must name a network and a handle");
+        return Ok(std::process::ExitCode::from(2));
+    };
+    // The configured routes: an open ticket rewritten keeps its deadlines as the bot has them.
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(std::process::ExitCode::from(2));
+        }
+    };
+    let rt = runtime()?;
+    let done = rt.block_on(async {
+        let store = open_for_command(&cfg.store, cfg.routes.clone(), "erase").await?;
+        let now = mentionbridge::app::clock::from_env().now();
+        anyhow::Ok(privacy::erase(store.as_ref(), &author, now).await?)
+    })?;
+    // Sled keeps superseded records in its files until it cleans them: rewritten into
+    // fresh files, the erased data is gone from the disk too. (PostgreSQL's autovacuum
+    // reclaims the old row versions.)
+    drop(rt);
+    if let mentionbridge::config::StoreConfig::Sled { path } = &cfg.store {
+        if done.tickets > 0 {
+            mentionbridge::store::compact_sled(path).with_context(|| {
+                format!("erased, but {} could not be compacted", path.display())
+            })?;
+        }
+    }
+    println!("{}", privacy::erased_line(&done, platform, handle));
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 fn export(
     config: &std::path::Path,
     format: ExportFormat,
     output: Option<&std::path::Path>,
+    person: Option<(&str, &str)>,
 ) -> anyhow::Result<()> {
     let store_config = Config::store_of(config)?;
     // The store's reads are async (a networked backend waits on them); so is the export.
@@ -212,6 +307,15 @@ fn export(
     };
     // A page at a time, so a store of any size exports in bounded memory.
     let page = mentionbridge::reports::EXPORT_PAGE;
+    if let Some((handle, platform)) = person {
+        let author = mentionbridge::app::privacy::author_of(platform, handle)
+            .context("--platform and --author must name a network and a handle")?;
+        return rt.block_on(async {
+            let tickets = mentionbridge::app::privacy::tickets_of(store.as_ref(), &author).await?;
+            mentionbridge::reports::export_person_jsonl(store.as_ref(), &tickets, &mut out).await?;
+            anyhow::Ok(())
+        });
+    }
     rt.block_on(async {
         match format {
             ExportFormat::Jsonl => {

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod http;
+pub mod privacy;
 
 use crate::chat::discord::{run_gateway, Discord, DiscordError};
 use crate::chat::slack::{run_socket_mode, Slack, SlackError};
@@ -51,12 +52,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Duties run on one replica at a time, under leases in the store.
     let replica = Replica::new(crate::wire::instance::name(), store.clone(), config.lease);
     tracing::info!(replica = %replica.name(), store = %config.store.describe(), "starting");
-    let kept = &config.retention.policy;
-    if kept.customer_text_days.is_some() || kept.identity_days.is_some() {
-        tracing::warn!(
-            "[retention] is read but not applied by this release: no data is removed yet (see the README, What is stored)"
-        );
-    }
 
     // Each mention's language is detected before it is stored; the detector reads its
     // models once now, so the first mention does not wait for it.
@@ -272,6 +267,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             async move {
                 replica
                     .hold("scheduler", fence, |stop| scheduler.clone().run(stop), stop)
+                    .await
+            }
+        });
+    }
+
+    // What [retention] keeps no longer is anonymised: one replica looks.
+    if !config.retention.policy.is_empty() {
+        let (fence, fenced) = replica.fence("retention");
+        let retention = Arc::new(crate::runtime::retention::RetentionDuty {
+            store: fenced,
+            policy: config.retention.policy.clone(),
+            every: config.retention.check_every,
+            clock: clock.clone(),
+            wake_outbox: wake.clone(),
+        });
+        let replica = replica.clone();
+        tasks.spawn("retention", move |stop| {
+            let (replica, fence, retention) = (replica.clone(), fence.clone(), retention.clone());
+            async move {
+                replica
+                    .hold("retention", fence, |stop| retention.clone().run(stop), stop)
                     .await
             }
         });

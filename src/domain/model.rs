@@ -509,6 +509,11 @@ pub struct Anonymised {
     /// Who they are (handle, name, profile, ids, post URLs).
     #[serde(default)]
     pub identity: bool,
+    /// With identity removed: the keyed hash of the author's key
+    /// (`domain::priority::author_key`), which the index of an author's tickets files the
+    /// ticket under instead, so the person's tickets still group without naming them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// A mention's text as a translation service rendered it in the team's language.

@@ -8,13 +8,15 @@
 //! customer's text and identity. Where identity must survive for dedupe (the keys that
 //! recognise a post already ingested) only a keyed hash ([`hashed`]) is kept.
 
+use super::priority::ticket_author_key;
 use super::{Anonymised, AuditEntry, ReplyState, Stage, Ticket};
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// What stands where the customer's text was: inert on every surface.
-pub const TEXT_REMOVED: &str = "(removed under the retention policy)";
+/// What stands where the customer's text was (by retention or erasure): inert on every
+/// surface.
+pub const TEXT_REMOVED: &str = "(text removed: personal data)";
 /// What stands where the customer's identity was.
 pub const IDENTITY_REMOVED: &str = "(removed)";
 /// The state key of the desk's hash key (32 random bytes, hex), made on first need.
@@ -188,6 +190,7 @@ pub fn anonymise(t: &Ticket, removal: Removal, why: &str, now: DateTime<Utc>) ->
         why: why.to_string(),
         text: removal.text || before.as_ref().is_some_and(|a| a.text),
         identity: removal.identity || before.as_ref().is_some_and(|a| a.identity),
+        author: before.and_then(|a| a.author),
     });
     t
 }
@@ -213,19 +216,49 @@ pub fn rewrite(t: &Ticket, removal: Removal, why: &str, key: &[u8], now: DateTim
         }
         keys.sort();
         keys.dedup();
-        keys.into_iter()
-            .map(|k| {
-                let h = hashed(key, &k);
-                (k, h)
-            })
-            .collect()
+        hashed_keys(key, &keys)
     } else {
         Vec::new()
     };
+    let mut ticket = anonymise(t, removal, why, now);
+    if removal.identity {
+        if let Some(a) = ticket.anonymised.as_mut() {
+            a.author
+                .get_or_insert_with(|| hashed(key, &ticket_author_key(t)));
+        }
+    }
     Rewrite {
-        ticket: anonymise(t, removal, why, now),
+        ticket,
         redact: personal_strings(t, removal),
         rekey,
+    }
+}
+
+/// The keys a post `m` is known by (`Mention::dedupe_keys`) or answers
+/// (`intake::parent_keys`) as a store keeps them once the ticket they name was erased:
+/// each plain key with its keyed hash, for a look-up that misses the plain key.
+pub fn hashed_keys(key: &[u8], plain: &[String]) -> Vec<(String, String)> {
+    plain.iter().map(|k| (k.clone(), hashed(key, k))).collect()
+}
+
+/// The desk's hash key from its stored state (hex), if it was made and is readable.
+pub fn hash_key_of(raw: &[u8]) -> Option<Vec<u8>> {
+    let key = hex::decode(std::str::from_utf8(raw).ok()?.trim()).ok()?;
+    (key.len() >= 16).then_some(key)
+}
+
+/// The audit line that records a removal: what went, and why (`erasure`, `retention`).
+pub fn removal_line(removal: Removal, why: &str) -> String {
+    let what = match (removal.text, removal.identity) {
+        (true, true) => "customer text and identity",
+        (true, false) => "customer text",
+        (false, true) => "customer identity",
+        (false, false) => "nothing",
+    };
+    match why {
+        "erasure" => format!("{what} erased at the person's request"),
+        "retention" => format!("{what} removed under the retention policy"),
+        other => format!("{what} removed ({other})"),
     }
 }
 
@@ -347,6 +380,13 @@ mod tests {
             what: "replied to @zelda".into(),
             detail: Some("my order 7781 never came".into()),
         };
+        // The person's tickets stay filed together, under the hash of their author key.
+        let filed = crate::domain::priority::ticket_author_key(&r.ticket);
+        assert_eq!(filed, hashed(b"k", "mastodon/zelda"));
+        assert_eq!(
+            crate::domain::priority::ticket_author_key(&t),
+            "mastodon/zelda"
+        );
         let red = redact_audit(&line, &r.redact);
         assert!(!red.what.contains("zelda"));
         assert!(!red.detail.unwrap().contains("7781"));

@@ -28,9 +28,9 @@ pub use source::{
     Batch, MentionStream, Published, Publisher, ReplyRequest, Source, StreamError, StreamEvent,
 };
 pub use store::{
-    count_of, heads_of, ActOutcome, AuditPos, BackendError, Claimed, Decide, Delivery, Due, Fence,
-    IncidentDecide, Ingested, Job, Judge, Lease, LeaseState, Mark, OpenPriority, SharedStore,
-    Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
+    count_of, hash_key, heads_of, tickets_of_author, ActOutcome, AuditPos, BackendError, Claimed,
+    Decide, Delivery, Due, Fence, IncidentDecide, Ingested, Job, Judge, Lease, LeaseState, Mark,
+    OpenPriority, SharedStore, Slots, Store, StoreError, DESK_JOBS, SEEN_EVENTS_FOR,
 };
 pub use surface::{urgency, with_urgency, Surface, Urgency};
 pub use translator::{TranslateError, Translated, Translator};

@@ -144,6 +144,55 @@ pub fn count_of(raw: Option<&[u8]>) -> u64 {
         .unwrap_or(0)
 }
 
+/// The desk's key for the keyed hashes that stand in for erased identities
+/// ([`crate::domain::privacy::hashed`]): read from state
+/// [`crate::domain::privacy::HASH_KEY_STATE`], or made (32 random bytes) and stored on
+/// first need. The one place erasure and retention get it from.
+pub async fn hash_key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+    use crate::domain::privacy::{hash_key_of, HASH_KEY_STATE};
+    if let Some(key) = store
+        .state(HASH_KEY_STATE)
+        .await?
+        .as_deref()
+        .and_then(hash_key_of)
+    {
+        return Ok(key);
+    }
+    let mut fresh = [0u8; 32];
+    getrandom::getrandom(&mut fresh)
+        .map_err(|e| StoreError::Backend(format!("no randomness for the hash key: {e}").into()))?;
+    store
+        .set_state(HASH_KEY_STATE, hex::encode(fresh).as_bytes())
+        .await?;
+    store.flush().await?;
+    Ok(fresh.to_vec())
+}
+
+/// Every ticket of one person (their author key, `domain::priority::author_key`; once
+/// erased, the hashed key their tickets are filed under), by number, read `page` at a
+/// time: the whole history, not only the latest the index of contacts keeps.
+pub async fn tickets_of_author(
+    store: &dyn Store,
+    author: &str,
+    page: usize,
+) -> Result<Vec<Ticket>, StoreError> {
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let tickets = store.tickets_after(after, page.max(1)).await?;
+        let Some(last) = tickets.last() else {
+            break;
+        };
+        after = Some(last.id);
+        found.extend(
+            tickets
+                .into_iter()
+                .filter(|t| crate::domain::priority::ticket_author_key(t) == author),
+        );
+    }
+    Ok(found)
+}
+
 /// What an ingest did with a batch of mentions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ingested {
@@ -424,6 +473,19 @@ pub trait Store: Send + Sync {
 
     /// Remove every note about a person (an erasure); how many there were.
     async fn forget_person_notes(&self, author_key: &str) -> Result<u64, StoreError>;
+
+    // -- privacy (issue 14) ---------------------------------------------------------------
+
+    /// Commit one ticket's privacy rewrite ([`crate::domain::privacy::Rewrite`]) in one
+    /// transaction: the ticket as rewritten, with its indexes (its author's entry moves
+    /// to the hashed author key it carries); the `redact` strings blanked out of the
+    /// ticket's audit lines; each plain dedupe key of `rekey` replaced by its hash, still
+    /// naming the ticket. Intake looks a post's keys up by their hash too where the plain
+    /// key misses (under the key in state [`crate::domain::privacy::HASH_KEY_STATE`]), so
+    /// an erased post delivered again is still a duplicate. No effect is queued and no
+    /// audit line written. [`StoreError::NoSuchTicket`] when it is not there. Durable
+    /// after `flush`.
+    async fn rewrite_ticket(&self, rw: &crate::domain::privacy::Rewrite) -> Result<(), StoreError>;
 
     // -- indexes, kept in the transaction of every ticket write ---------------------------
     //

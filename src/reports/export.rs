@@ -258,6 +258,30 @@ pub async fn export_jsonl_from(
     Ok(out.flush()?)
 }
 
+/// One person's data for an access request (`mentionbridge export --author`): for each
+/// of `tickets`, its export line, then the whole ticket as stored (`"kind":"record"`:
+/// every follow-up, reply and note), then its audit trail.
+pub async fn export_person_jsonl(
+    store: &dyn Store,
+    tickets: &[Ticket],
+    out: &mut (impl Write + Send),
+) -> Result<(), ExportError> {
+    for t in tickets {
+        write_json_line(out, "ticket", &TICKET_COLUMNS, &ticket_cells(t))?;
+        let record = serde_json::to_value(t).map_err(io::Error::other)?;
+        write_json_line(
+            out,
+            "record",
+            &["id", "ticket"],
+            &[Value::from(t.id.0), record],
+        )?;
+        for e in store.audit_of(t.id).await? {
+            write_json_line(out, "audit", &AUDIT_COLUMNS, &audit_cells(&e))?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
 /// [`export_csv_tickets`] of every ticket in `store`, read `page` at a time.
 pub async fn export_csv_from(
     store: &dyn Store,

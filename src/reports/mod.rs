@@ -50,7 +50,8 @@ mod testkit;
 mod text;
 
 pub use export::{
-    export_csv_from, export_csv_tickets, export_jsonl, export_jsonl_from, ExportError, EXPORT_PAGE,
+    export_csv_from, export_csv_tickets, export_jsonl, export_jsonl_from, export_person_jsonl,
+    ExportError, EXPORT_PAGE,
 };
 pub use incidents::{
     incident_cells, incident_figures, incidents_exposition, incidents_text, IncidentFigures,

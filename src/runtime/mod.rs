@@ -8,6 +8,7 @@ pub mod duties;
 pub mod failpoints;
 pub mod language;
 pub mod outbox;
+pub mod retention;
 pub mod scheduler;
 pub mod storms;
 pub mod supervisor;

@@ -539,6 +539,10 @@ impl Store for GroupCommit {
         self.wrote(self.direct.mark(id, mark).await)
     }
 
+    async fn rewrite_ticket(&self, rw: &crate::domain::privacy::Rewrite) -> Result<(), StoreError> {
+        self.wrote(self.direct.rewrite_ticket(rw).await)
+    }
+
     async fn received_facts(
         &self,
         from: DateTime<Utc>,
@@ -1143,6 +1147,13 @@ mod tests {
 
         async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
             self.sled().mark(id, mark).await
+        }
+
+        async fn rewrite_ticket(
+            &self,
+            rw: &crate::domain::privacy::Rewrite,
+        ) -> Result<(), StoreError> {
+            self.sled().rewrite_ticket(rw).await
         }
 
         async fn received_facts(

@@ -9,7 +9,7 @@ pub mod snapshot;
 
 pub use self::grouped::{GroupCommit, GroupLimits};
 pub use self::postgres::PostgresStore;
-pub use self::sled::{open_db as open_sled_db, SledStore};
+pub use self::sled::{compact as compact_sled, open_db as open_sled_db, SledStore};
 
 use crate::config::StoreConfig;
 use crate::domain::routes::Routes;

@@ -9,6 +9,7 @@ mod index;
 use crate::domain::incident::{self, Incident};
 use crate::domain::intake::{self, Known};
 use crate::domain::priority::author_key;
+use crate::domain::privacy;
 use crate::domain::routes::Routes;
 use crate::domain::Lane;
 use crate::domain::{
@@ -184,6 +185,40 @@ pub fn open_db(path: &Path) -> sled::Result<sled::Db> {
             other => return other,
         }
     }
+}
+
+/// Rewrite the sled store at `path` into fresh files, so nothing overwritten or removed
+/// (an erased person's text, say) lingers in the old log segments, where sled keeps
+/// superseded records until it happens to clean them. Every tree is copied, and the id
+/// generator (audit line and job numbers) continues above where it was. The store must
+/// not be open anywhere; `path` is replaced only once the copy is flushed.
+pub fn compact(path: &Path) -> Result<(), StoreError> {
+    let opened = |p: &Path| {
+        open_db(p).map_err(|source| StoreError::Open {
+            path: p.display().to_string(),
+            source: Box::new(source),
+        })
+    };
+    let fresh_path = path.with_extension("compacting");
+    let old_path = path.with_extension("superseded");
+    for p in [&fresh_path, &old_path] {
+        if p.exists() {
+            std::fs::remove_dir_all(p).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        }
+    }
+    {
+        let old = opened(path)?;
+        let next_id = old.generate_id()?;
+        let fresh = opened(&fresh_path)?;
+        fresh.import(old.export());
+        while fresh.generate_id()? < next_id {}
+        fresh.flush()?;
+    }
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
+    std::fs::rename(path, &old_path).map_err(io)?;
+    std::fs::rename(&fresh_path, path).map_err(io)?;
+    std::fs::remove_dir_all(&old_path).map_err(io)?;
+    Ok(())
 }
 
 impl SledStore {
@@ -514,6 +549,14 @@ impl SledStore {
         Ok(out)
     }
 
+    /// The desk's hash key, if one was made (see `ports::hash_key`).
+    fn hash_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .state
+            .get(privacy::HASH_KEY_STATE)?
+            .and_then(|raw| privacy::hash_key_of(&raw)))
+    }
+
     fn counter(&self, name: &str) -> Result<usize, StoreError> {
         let n = index::Reader(&self.index).counter(name)?;
         Ok(usize::try_from(n).unwrap_or(0))
@@ -599,6 +642,8 @@ impl Store for SledStore {
                     .err()
             })
             .collect();
+        // Made once and never changed: read outside the transaction.
+        let hash_key = self.hash_key()?;
         let trees = (
             &self.tickets,
             &self.dedupe,
@@ -609,6 +654,10 @@ impl Store for SledStore {
             &self.index,
         );
         let result = trees.transaction(|(tickets, dedupe, cursors, outbox, audit, meta, index)| {
+            let known = KnownKeys {
+                dedupe,
+                hash_key: hash_key.as_deref(),
+            };
             let ticket_trees = TicketTrees {
                 tickets,
                 index,
@@ -628,14 +677,11 @@ impl Store for SledStore {
                 let mut done = Ingested::default();
                 for m in &d.mentions {
                     let keys = m.dedupe_keys();
-                    let mut seen = false;
-                    for k in &keys {
-                        seen = seen || dedupe.get(k.as_bytes())?.is_some();
-                    }
+                    let seen = known.ticket_of(&keys)?.is_some();
                     let parent = if seen {
                         None
                     } else {
-                        parent_of(tickets, dedupe, m)?
+                        parent_of(tickets, &known, m)?
                     };
                     let contacts = if seen {
                         Vec::new()
@@ -737,6 +783,45 @@ impl Store for SledStore {
 
     async fn open_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         self.open_tickets_numbered("", usize::MAX).await
+    }
+
+    async fn rewrite_ticket(&self, rw: &privacy::Rewrite) -> Result<(), StoreError> {
+        self.check_fence()?;
+        let id = rw.ticket.id;
+        // Sled transactions cannot scan: the trail is read first, each line rewritten in
+        // the transaction only if it is still as read.
+        let lines: Vec<(sled::IVec, sled::IVec)> = self
+            .audit
+            .scan_prefix(key(id.0))
+            .collect::<Result<_, _>>()?;
+        let trees = (&self.tickets, &self.index, &self.audit, &self.dedupe);
+        let result = trees.transaction(|(tickets, index, audit, dedupe)| {
+            if tickets.get(key(id.0))?.is_none() {
+                return Err(ConflictableTransactionError::Abort(Abort::Missing(id)));
+            }
+            let ticket_trees = TicketTrees {
+                tickets,
+                index,
+                routes: &self.routes,
+            };
+            write_ticket(&ticket_trees, &rw.ticket)?;
+            for (k, v) in &lines {
+                let entry: AuditEntry = tx_dec(v)?;
+                let red = privacy::redact_audit(&entry, &rw.redact);
+                if red != entry && audit.get(k)?.as_ref() == Some(v) {
+                    audit.insert(k, enc(&red))?;
+                }
+            }
+            for (plain, hashed) in &rw.rekey {
+                let named = dedupe.get(plain.as_bytes())?.map(|raw| id_of(&raw));
+                if named.is_none_or(|t| t == id.0) {
+                    dedupe.remove(plain.as_bytes())?;
+                    dedupe.insert(hashed.as_bytes(), &key(id.0))?;
+                }
+            }
+            Ok(())
+        });
+        finish(result)
     }
 
     async fn all_tickets(&self) -> Result<Vec<Ticket>, StoreError> {
@@ -1435,21 +1520,45 @@ impl Store for SledStore {
     }
 }
 
+/// The dedupe tree as intake reads it inside its transaction: each key as stored, or,
+/// where that misses, by its keyed hash (the key an erasure left in its place).
+struct KnownKeys<'a> {
+    dedupe: &'a TransactionalTree,
+    hash_key: Option<&'a [u8]>,
+}
+
+impl KnownKeys<'_> {
+    /// The ticket the first known of `keys` names.
+    fn ticket_of(&self, keys: &[String]) -> Result<Option<u64>, UnabortableTransactionError> {
+        for k in keys {
+            if let Some(raw) = self.dedupe.get(k.as_bytes())? {
+                return Ok(Some(id_of(&raw)));
+            }
+        }
+        if let Some(hash_key) = self.hash_key {
+            for (_, h) in privacy::hashed_keys(hash_key, keys) {
+                if let Some(raw) = self.dedupe.get(h.as_bytes())? {
+                    return Ok(Some(id_of(&raw)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The ticket holding the post `m` answers, as far as the keys intake names find one.
 fn parent_of(
     tickets: &TransactionalTree,
-    dedupe: &TransactionalTree,
+    known: &KnownKeys,
     m: &Mention,
 ) -> TxResult<Option<Ticket>> {
-    for k in intake::parent_keys(m) {
-        if let Some(raw) = dedupe.get(k.as_bytes())? {
-            return match tickets.get(key(id_of(&raw)))? {
-                Some(raw) => Ok(Some(tx_dec(&raw)?)),
-                None => Ok(None),
-            };
-        }
+    let Some(id) = known.ticket_of(&intake::parent_keys(m))? else {
+        return Ok(None);
+    };
+    match tickets.get(key(id))? {
+        Some(raw) => Ok(Some(tx_dec(&raw)?)),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 fn lost_cards_key(surface: SurfaceKind) -> String {

@@ -938,6 +938,31 @@ impl FakeMastodon {
         id
     }
 
+    /// A second `mention` notification of an existing status (a server delivering the
+    /// same post again, e.g. after its notification was re-created); its id.
+    pub fn notify_again(&self, status_id: &str) -> String {
+        let mut st = lock(&self.shared);
+        let account = st
+            .statuses
+            .iter()
+            .find(|s| s.id == status_id)
+            .map(|s| s.account.clone())
+            .expect("notify_again: a status that exists");
+        let id = st.ids.notification_id();
+        let nidx = st.notifications.len();
+        st.notif_idx.insert(id.clone(), nidx);
+        st.notifications.push(NotifRec {
+            id: id.clone(),
+            kind: "mention".to_string(),
+            account,
+            status_id: Some(status_id.to_string()),
+            created_at: Utc::now(),
+            filtered: false,
+        });
+        st.stream_notification(&self.shared.hub, nidx);
+        id
+    }
+
     /// Deletes a status: afterwards 404 on get/context/reply-to, and its mention
     /// notification disappears. Returns false if it did not exist.
     pub fn delete_status(&self, id: &str) -> bool {

@@ -18,8 +18,10 @@ use std::sync::Arc;
 mod history;
 mod incidents;
 mod indexes;
+mod privacy;
 use history::*;
 use incidents::*;
+use privacy::*;
 mod triage;
 use indexes::*;
 use triage::*;
@@ -165,6 +167,7 @@ macro_rules! store_contract {
                 the_heads_of_the_open_list_are_each_groups_longest_waiting,
                 an_authors_contacts_are_read_newest_first_per_network,
                 notes_about_a_person_are_kept_per_author_and_forgotten_together,
+                a_rewritten_ticket_keeps_no_trace_of_the_person_and_its_post_is_still_known,
             );
         }
     };

@@ -44,7 +44,7 @@ impl Columns {
             due: routes.next_due(ticket).map(nanos),
             first_answer: counts.first_answer.map(nanos),
             unanswered_route: counts.unanswered_key().map(|(route, _)| route.to_string()),
-            author: crate::domain::priority::author_key(&ticket.mention),
+            author: crate::domain::priority::ticket_author_key(ticket),
             score: ticket.priority.score,
         })
     }

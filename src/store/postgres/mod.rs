@@ -36,7 +36,8 @@ mod schema;
 use crate::config::PostgresConfig;
 use crate::domain::incident::Incident;
 use crate::domain::intake::{self, Intake};
-use crate::domain::priority::{author_key, Contact, CONTACTS_KEPT};
+use crate::domain::priority::{author_key, ticket_author_key, Contact, CONTACTS_KEPT};
+use crate::domain::privacy;
 use crate::domain::routes::Routes;
 use crate::domain::{
     apply_system, AuditEntry, CardRef, Effect, IncidentId, Mention, Note, SurfaceKind, SystemEvent,
@@ -1068,6 +1069,64 @@ impl PostgresStore {
         Ok(more)
     }
 
+    async fn rewrite_once(&self, rw: &privacy::Rewrite) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        self.check_fence(&tx).await?;
+        let id = rw.ticket.id;
+        let Some(ticket) = lock_ticket(&tx, id).await? else {
+            return Err(StoreError::NoSuchTicket(id));
+        };
+        index::upsert_ticket(&tx, Some(&ticket), &rw.ticket, &self.routes).await?;
+        let sql_ticket = sql_id(id.0).ok_or(StoreError::NoSuchTicket(id))?;
+        let rows = tx
+            .query(
+                "SELECT seq, body::text FROM audit WHERE ticket = $1 ORDER BY seq FOR UPDATE",
+                &[&sql_ticket],
+            )
+            .await?;
+        let mut seqs = Vec::new();
+        let mut bodies = Vec::new();
+        for row in &rows {
+            let entry: AuditEntry = json_of(row, 1)?;
+            let red = privacy::redact_audit(&entry, &rw.redact);
+            if red != entry {
+                seqs.push(get::<i64>(row, 0)?);
+                bodies.push(Json(red));
+            }
+        }
+        if !seqs.is_empty() {
+            tx.execute(
+                "UPDATE audit SET body = u.body
+                 FROM unnest($1::bigint[], $2::json[]) AS u(seq, body)
+                 WHERE audit.seq = u.seq",
+                &[&seqs, &bodies],
+            )
+            .await?;
+        }
+        let plain: Vec<&[u8]> = rw.rekey.iter().map(|(p, _)| p.as_bytes()).collect();
+        let hashed: Vec<&[u8]> = rw.rekey.iter().map(|(_, h)| h.as_bytes()).collect();
+        if !plain.is_empty() {
+            // A plain key naming another ticket stays that ticket's.
+            tx.execute(
+                "WITH k AS (SELECT * FROM unnest($1::bytea[], $2::bytea[]) AS k(plain, hashed)),
+                 gone AS (
+                     DELETE FROM dedupe d USING k
+                     WHERE d.key = k.plain AND d.ticket = $3
+                     RETURNING d.key
+                 )
+                 INSERT INTO dedupe (key, ticket)
+                 SELECT k.hashed, $3 FROM k
+                 WHERE NOT EXISTS (SELECT 1 FROM dedupe d WHERE d.key = k.plain AND d.ticket <> $3)
+                 ON CONFLICT (key) DO UPDATE SET ticket = EXCLUDED.ticket",
+                &[&plain, &hashed, &sql_ticket],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn mark_once(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -1203,15 +1262,49 @@ impl IntakeView {
         }
         view.read_contacts(tx, mentions().map(author_key).collect())
             .await?;
-        let raw: Vec<&[u8]> = wanted.iter().map(|k| k.as_bytes()).collect();
+        // Where a post's ticket was erased, its keys are kept as keyed hashes: each
+        // wanted key is looked up by its hash too, found as the plain key.
+        let hash_key: Option<Vec<u8>> = tx
+            .query_opt(
+                "SELECT value FROM state WHERE key = $1",
+                &[&privacy::HASH_KEY_STATE],
+            )
+            .await?
+            .map(|row| get::<Vec<u8>>(&row, 0))
+            .transpose()?
+            .and_then(|raw| privacy::hash_key_of(&raw));
+        let plain: Vec<String> = wanted.iter().cloned().collect();
+        let hashed: HashMap<String, String> = match &hash_key {
+            Some(k) => privacy::hashed_keys(k, &plain)
+                .into_iter()
+                .map(|(plain, hashed)| (hashed, plain))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let raw: Vec<&[u8]> = plain
+            .iter()
+            .chain(hashed.keys())
+            .map(|k| k.as_bytes())
+            .collect();
         let rows = tx
             .query(
                 "SELECT key, ticket FROM dedupe WHERE key = ANY($1)",
                 &[&raw],
             )
             .await?;
+        let mut erased = Vec::new();
         for row in rows {
-            view.keys.insert(get(&row, 0)?, id_of(&row, 1)?);
+            let key: Vec<u8> = get(&row, 0)?;
+            let ticket = id_of(&row, 1)?;
+            match std::str::from_utf8(&key).ok().and_then(|k| hashed.get(k)) {
+                Some(plain) => erased.push((plain.clone().into_bytes(), ticket)),
+                None => {
+                    view.keys.insert(key, ticket);
+                }
+            }
+        }
+        for (plain, ticket) in erased {
+            view.keys.entry(plain).or_insert(ticket);
         }
         let parents: BTreeSet<u64> = mentions().filter_map(|m| view.parent_of(m)).collect();
         if parents.is_empty() {
@@ -1271,10 +1364,7 @@ impl IntakeView {
 
     /// A ticket this intake wrote, as its author's latest contact.
     fn wrote(&mut self, ticket: &Ticket) {
-        let list = self
-            .contacts
-            .entry(author_key(&ticket.mention))
-            .or_default();
+        let list = self.contacts.entry(ticket_author_key(ticket)).or_default();
         let open = !ticket.is_closed();
         match list.iter_mut().find(|c| c.ticket == ticket.id) {
             Some(c) => c.open = open,
@@ -1844,6 +1934,10 @@ impl Store for PostgresStore {
 
     async fn mark(&self, id: TicketId, mark: &Mark<'_>) -> Result<Option<Ticket>, StoreError> {
         retrying!(self.mark_once(id, mark))
+    }
+
+    async fn rewrite_ticket(&self, rw: &privacy::Rewrite) -> Result<(), StoreError> {
+        retrying!(self.rewrite_once(rw))
     }
 
     async fn received_facts(

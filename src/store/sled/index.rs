@@ -13,7 +13,7 @@
 //! its transaction for repeat contact. Instants are nanoseconds and integers are stored
 //! so that byte order is numeric order.
 
-use crate::domain::priority::{author_key, waits_for_answer, Contact, CONTACTS_KEPT};
+use crate::domain::priority::{ticket_author_key, waits_for_answer, Contact, CONTACTS_KEPT};
 use crate::domain::routes::Routes;
 use crate::domain::{Ticket, TicketId};
 use crate::ports::tally::{counter_changes, nanos, TicketCounts, TicketFacts};
@@ -125,7 +125,7 @@ fn author_value(list: &[(u64, i64)]) -> Vec<u8> {
         .collect()
 }
 
-/// The earlier tickets of the author `author` (see [`author_key`]), newest first, as
+/// The earlier tickets of the author `author` (see `domain::priority::author_key`), newest first, as
 /// this transaction sees them.
 pub(super) fn contacts(
     index: &TransactionalTree,
@@ -147,11 +147,33 @@ pub(super) fn contacts(
 
 /// A new ticket joins its author's list.
 fn add_contact(index: &TransactionalTree, ticket: &Ticket) -> TxResult {
-    let k = author_entry_key(&author_key(&ticket.mention));
+    let k = author_entry_key(&ticket_author_key(ticket));
     let mut list = index.get(&k)?.map(|v| author_list(&v)).unwrap_or_default();
     list.push((ticket.id.0, nanos(ticket.received_at())));
+    // Oldest first by number: a ticket moved here (an erased identity) may be older.
+    list.sort_unstable();
+    list.dedup();
     index.insert(k, author_value(&list))?;
     Ok(())
+}
+
+/// A ticket filed under another author key now (its identity erased: the hashed key)
+/// leaves its old author's list and joins the new one.
+fn move_contact(index: &TransactionalTree, old: &Ticket, new: &Ticket) -> TxResult {
+    let from = author_entry_key(&ticket_author_key(old));
+    if from == author_entry_key(&ticket_author_key(new)) {
+        return Ok(());
+    }
+    if let Some(raw) = index.get(&from)? {
+        let mut list = author_list(&raw);
+        list.retain(|(id, _)| *id != old.id.0);
+        if list.is_empty() {
+            index.remove(from)?;
+        } else {
+            index.insert(from, author_value(&list))?;
+        }
+    }
+    add_contact(index, new)
 }
 
 fn due_key(at: i64, id: u64) -> Vec<u8> {
@@ -271,6 +293,9 @@ pub(super) fn reindex(
             }
             replace(index, a, answered)?;
             replace(index, u, unanswered)?;
+            if let Some(old) = old {
+                move_contact(index, old, new)?;
+            }
         }
         None => {
             index.insert(received, facts_value(&facts))?;
@@ -311,7 +336,7 @@ pub(super) fn entries_of<'a>(
         let id = t.id.0;
         let c = TicketCounts::of(t);
         authors
-            .entry(author_entry_key(&author_key(&t.mention)))
+            .entry(author_entry_key(&ticket_author_key(t)))
             .or_default()
             .push((id, nanos(t.received_at())));
         let mut put = |k: Vec<u8>, v: Vec<u8>| {
@@ -375,7 +400,7 @@ pub(super) fn author_values(
 pub(super) struct Reader<'a>(pub(super) &'a sled::Tree);
 
 impl Reader<'_> {
-    /// The latest tickets of `author` (see [`author_key`]), newest first, at most
+    /// The latest tickets of `author` (see `domain::priority::author_key`), newest first, at most
     /// `limit` (customer history, issue 14).
     pub(super) fn contacts(&self, author: &str, limit: usize) -> sled::Result<Vec<Contact>> {
         let Some(raw) = self.0.get(author_entry_key(author))? else {
