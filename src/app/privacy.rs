@@ -32,7 +32,8 @@ pub struct Erased {
 
 /// Erase every ticket of `author` (see [`author_of`]): text and identity leave each
 /// ticket, open ones too (they keep their stage), with the removal recorded on each
-/// ticket's trail by the person's keyed hash alone.
+/// ticket's trail by the person's keyed hash alone; the agents' notes about the person
+/// go too.
 pub async fn erase(
     store: &dyn Store,
     author: &str,
@@ -50,8 +51,7 @@ pub async fn erase(
             crate::runtime::retention::remove(store, t, Removal::ALL, "erasure", &key, now).await?;
         }
     }
-    // NOTES: the lead wires `done.notes = store.forget_person_notes(author).await?;` here
-    // (notes about the person, another helper's `Store::forget_person_notes`).
+    done.notes = store.forget_person_notes(author).await?;
     store.flush().await?;
     Ok(done)
 }

@@ -258,11 +258,16 @@ pub async fn export_jsonl_from(
     Ok(out.flush()?)
 }
 
+/// The columns of a note about a person in [`export_person_jsonl`].
+const PERSON_NOTE_COLUMNS: [&str; 4] = ["at", "by", "by_id", "text"];
+
 /// One person's data for an access request (`mentionbridge export --author`): for each
 /// of `tickets`, its export line, then the whole ticket as stored (`"kind":"record"`:
-/// every follow-up, reply and note), then its audit trail.
+/// every follow-up, reply and note), then its audit trail; last, what agents wrote
+/// about the person under their author key `author` (`"kind":"person_note"`).
 pub async fn export_person_jsonl(
     store: &dyn Store,
+    author: &str,
     tickets: &[Ticket],
     out: &mut (impl Write + Send),
 ) -> Result<(), ExportError> {
@@ -278,6 +283,19 @@ pub async fn export_person_jsonl(
         for e in store.audit_of(t.id).await? {
             write_json_line(out, "audit", &AUDIT_COLUMNS, &audit_cells(&e))?;
         }
+    }
+    for n in store.person_notes(author).await? {
+        write_json_line(
+            out,
+            "person_note",
+            &PERSON_NOTE_COLUMNS,
+            &[
+                Value::from(n.at.to_rfc3339()),
+                Value::from(n.by.name),
+                Value::from(n.by.user_id),
+                Value::from(n.text),
+            ],
+        )?;
     }
     Ok(out.flush()?)
 }

@@ -1,5 +1,7 @@
-//! Privacy (issue 14): the bot's log at its default level carries no customer text.
-//! Retention and erasure through the binary are still to come (see the branch's report).
+//! Privacy (issue 14): the bot's log at its default level carries no customer text;
+//! `mentionbridge erase` removes one person (tickets, cards, notes) from sled and
+//! PostgreSQL; `export --author` hands one person's data over; `[retention]` removes
+//! text and identity past their days.
 
 use crate::drivers::{Driver, Who};
 use crate::harness::*;
@@ -39,7 +41,19 @@ async fn the_log_at_its_default_level_carries_no_customer_text() {
 
 /// What a person's erasure must leave no trace of.
 const ZED: &str = "erasemeprivtest@elsewhere.example";
-const ZED_TRACES: [&str; 3] = ["erasemeprivtest", "Quorvath", "66219"];
+const ZED_TRACES: [&str; 4] = ["erasemeprivtest", "Quorvath", "66219", "Flintmoor"];
+
+/// An agent's note about Zed (its word "Flintmoor" is one of [`ZED_TRACES`]).
+async fn note_about_zed(w: &World) {
+    let d = w.slack_driver();
+    let said = d
+        .command(
+            Who::Ana,
+            &format!("note mastodon @{ZED} lives in Flintmoor, prefers e-mail"),
+        )
+        .await;
+    assert!(said.starts_with("Noted about"), "{said}");
+}
 
 /// Run `mentionbridge ARGS --config` on the world's config: success, stdout, stderr.
 async fn cli(w: &World, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
@@ -108,6 +122,7 @@ async fn the_erased_post_again_is_a_duplicate(w: &World, zed_status: &str) {
 async fn erase_on_sled_leaves_no_trace_of_the_person_and_keeps_the_others() {
     let w = World::new().await;
     let (bot, zed_status) = two_people_write_in(&w, &[]).await;
+    note_about_zed(&w).await;
     // While the bot holds the store, erase refuses and changes nothing.
     let (ok, _, err) = cli(
         &w,
@@ -128,7 +143,7 @@ async fn erase_on_sled_leaves_no_trace_of_the_person_and_keeps_the_others() {
     assert!(ok, "{err}");
     assert_eq!(
         out.trim(),
-        format!("erased 1 ticket of mastodon @{ZED}: 1 text, 1 identity, 0 notes")
+        format!("erased 1 ticket of mastodon @{ZED}: 1 text, 1 identity, 1 note")
     );
     let store = bytes_under(&w.dir.path().join("store.sled"));
     for trace in ZED_TRACES {
@@ -179,6 +194,7 @@ async fn erase_on_postgres_leaves_no_row_naming_the_person() {
     );
     let env = [("TEST_DATABASE_URL", url.as_str())];
     let (bot, zed_status) = two_people_write_in(&w, &env).await;
+    note_about_zed(&w).await;
     // With PostgreSQL the bot may keep running: erasure is a transaction like any other.
     let (ok, out, err) = cli(
         &w,
@@ -187,7 +203,10 @@ async fn erase_on_postgres_leaves_no_row_naming_the_person() {
     )
     .await;
     assert!(ok, "{err}");
-    assert!(out.contains("erased 1 ticket of mastodon"), "{out}");
+    assert!(
+        out.contains("erased 1 ticket of mastodon") && out.contains("1 note"),
+        "{out}"
+    );
     let tables = pg.psql_in(
         &url,
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
@@ -230,6 +249,7 @@ fn hex(s: &str) -> String {
 async fn an_access_request_exports_one_persons_data() {
     let w = World::new().await;
     let (bot, _) = two_people_write_in(&w, &[]).await;
+    note_about_zed(&w).await;
     bot.terminate().await;
     let (ok, out, err) = cli(
         &w,
@@ -249,6 +269,11 @@ async fn an_access_request_exports_one_persons_data() {
         "{out}"
     );
     assert!(out.contains("\"kind\":\"audit\""), "{out}");
+    assert!(
+        out.contains("\"kind\":\"person_note\"")
+            && out.contains("lives in Flintmoor, prefers e-mail"),
+        "{out}"
+    );
     assert!(!out.contains("ottokeep") && !out.contains("4410"), "{out}");
     // Without --platform the request is refused as a usage error.
     let (ok, _, err) = cli(&w, &["export", "--author", ZED], &[]).await;
