@@ -31,8 +31,9 @@ pub struct Retention {
     pub customer_text_days: Option<u32>,
     /// Handle, name, profile URL, platform user id, post URLs and ids.
     pub identity_days: Option<u32>,
-    // Hook for the other parts of issue 14: notes about a person and survey answers get
-    // their own `*_days` here and their own step in `runtime::retention`.
+    // A survey answer's words are customer text (its score is kept for the numbers).
+    // Notes about a person are not tied to one closed ticket: an erasure removes them;
+    // they have no `*_days` of their own.
 }
 
 impl Retention {
@@ -133,6 +134,7 @@ pub fn personal_strings(t: &Ticket, removal: Removal) -> Vec<String> {
         out.extend(t.followups.iter().map(|f| f.text.clone()));
         out.extend(t.translation.iter().map(|tr| tr.text.clone()));
         out.extend(t.replies.iter().map(|r| r.text.clone()));
+        out.extend(t.survey.iter().flat_map(|s| &s.answer).map(|a| a.text.clone()));
     }
     // Short strings ("1", "") would blank ordinary words of other lines.
     out.retain(|s| s.chars().count() >= 3 && s != TEXT_REMOVED && s != IDENTITY_REMOVED);
@@ -154,6 +156,10 @@ pub fn anonymise(t: &Ticket, removal: Removal, why: &str, now: DateTime<Utc>) ->
         }
         for r in &mut t.replies {
             r.text = TEXT_REMOVED.to_string();
+        }
+        // The score stays for the numbers; the words the customer answered with go.
+        if let Some(a) = t.survey.as_mut().and_then(|s| s.answer.as_mut()) {
+            a.text = TEXT_REMOVED.to_string();
         }
         for h in &mut t.rule_hits {
             h.matched = IDENTITY_REMOVED.to_string();
@@ -359,6 +365,28 @@ mod tests {
             assert!(!json.contains(gone), "{gone} in {json}");
         }
         assert!(a.anonymised.as_ref().is_some_and(|x| x.text && x.identity));
+    }
+
+    #[test]
+    fn a_survey_answer_keeps_its_score_and_loses_its_words() {
+        let mut t = ticket(31);
+        t.survey = Some(crate::domain::Survey {
+            scale: crate::domain::survey::Scale::Csat,
+            asked_at: now() - Duration::days(39),
+            seq: 1,
+            answer: Some(crate::domain::SurveyAnswer {
+                score: 4,
+                text: "4, Brannigan was kind".into(),
+                at: now() - Duration::days(38),
+            }),
+            passed: false,
+        });
+        assert!(personal_strings(&t, Removal::ALL).contains(&"4, Brannigan was kind".to_string()));
+        let a = anonymise(&t, Removal::ALL, "erasure", now());
+        let answer = a.survey.as_ref().and_then(|s| s.answer.as_ref()).unwrap();
+        assert_eq!(answer.score, 4);
+        assert_eq!(answer.text, TEXT_REMOVED);
+        assert!(!serde_json::to_string(&a).unwrap().contains("Brannigan"));
     }
 
     #[test]
