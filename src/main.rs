@@ -312,7 +312,13 @@ fn export(
             .context("--platform and --author must name a network and a handle")?;
         return rt.block_on(async {
             let tickets = mentionbridge::app::privacy::tickets_of(store.as_ref(), &author).await?;
-            mentionbridge::reports::export_person_jsonl(store.as_ref(), &author, &tickets, &mut out).await?;
+            mentionbridge::reports::export_person_jsonl(
+                store.as_ref(),
+                &author,
+                &tickets,
+                &mut out,
+            )
+            .await?;
             anyhow::Ok(())
         });
     }

@@ -134,7 +134,12 @@ pub fn personal_strings(t: &Ticket, removal: Removal) -> Vec<String> {
         out.extend(t.followups.iter().map(|f| f.text.clone()));
         out.extend(t.translation.iter().map(|tr| tr.text.clone()));
         out.extend(t.replies.iter().map(|r| r.text.clone()));
-        out.extend(t.survey.iter().flat_map(|s| &s.answer).map(|a| a.text.clone()));
+        out.extend(
+            t.survey
+                .iter()
+                .flat_map(|s| &s.answer)
+                .map(|a| a.text.clone()),
+        );
     }
     // Short strings ("1", "") would blank ordinary words of other lines.
     out.retain(|s| s.chars().count() >= 3 && s != TEXT_REMOVED && s != IDENTITY_REMOVED);

@@ -57,6 +57,10 @@ fn png(
     Ok(out)
 }
 
+/// The week chart's x axis is in days: one week, and one hour of it.
+const DAYS: f64 = (HOURS_OF_WEEK / 24) as f64;
+const HOUR: f64 = 1.0 / 24.0;
+
 /// Mentions per hour of the week (bars), cover (line, right scale), uncovered hours as
 /// vermillion bands, the largest uncovered run's share as the subtitle.
 pub fn week_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
@@ -89,14 +93,23 @@ pub fn week_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
             .x_label_area_size(30)
             .y_label_area_size(50)
             .right_y_label_area_size(50)
-            .build_cartesian_2d(0f64..HOURS_OF_WEEK as f64, 0f64..top)
+            // x in days, so the axis is labelled where each day begins.
+            .build_cartesian_2d(0f64..DAYS, 0f64..top)
             .map_err(err)?
-            .set_secondary_coord(0f64..HOURS_OF_WEEK as f64, 0f64..cover_top);
+            .set_secondary_coord(0f64..DAYS, 0f64..cover_top);
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(8)
-            .x_label_formatter(&|x| hour_label(*x as usize))
+            .x_label_formatter(&|x| hour_label((x * 24.0).round() as usize))
+            // Mentions are whole: no label between two counts.
+            .y_label_formatter(&|y| {
+                if y.fract() == 0.0 {
+                    format!("{y:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .y_desc("mentions")
             .label_style(("sans-serif", 13))
             .draw()
@@ -109,8 +122,8 @@ pub fn week_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
             .map_err(err)?;
         chart
             .draw_series(week.uncovered.iter().map(|h| {
-                let x = *h as f64;
-                Rectangle::new([(x, 0.0), (x + 1.0, top)], VERMILLION.mix(0.25).filled())
+                let x = *h as f64 / 24.0;
+                Rectangle::new([(x, 0.0), (x + HOUR, top)], VERMILLION.mix(0.25).filled())
             }))
             .map_err(err)?
             .label("nobody on shift")
@@ -119,8 +132,11 @@ pub fn week_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
             });
         chart
             .draw_series(week.mentions.iter().enumerate().map(|(h, n)| {
-                let x = h as f64;
-                Rectangle::new([(x + 0.1, 0.0), (x + 0.9, *n as f64)], BLUE.filled())
+                let x = h as f64 / 24.0;
+                Rectangle::new(
+                    [(x + 0.1 * HOUR, 0.0), (x + 0.9 * HOUR, *n as f64)],
+                    BLUE.filled(),
+                )
             }))
             .map_err(err)?
             .label("mentions")
@@ -130,7 +146,7 @@ pub fn week_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
                 week.coverage
                     .iter()
                     .enumerate()
-                    .filter_map(|(h, c)| c.map(|c| (h as f64 + 0.5, c))),
+                    .filter_map(|(h, c)| c.map(|c| ((h as f64 + 0.5) * HOUR, c))),
                 ORANGE.stroke_width(2),
             ))
             .map_err(err)?
@@ -219,6 +235,14 @@ pub fn daily_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
     let days = &data.daily;
     let n = days.len().max(1) as f64;
     let label_every = (days.len() / 10).max(1);
+    // Both panels share the days' axis and its labels.
+    let day_label = |x: &f64| {
+        let i = *x as usize;
+        match days.get(i) {
+            Some(d) if i % label_every == 0 => d.date.format("%m-%d").to_string(),
+            _ => String::new(),
+        }
+    };
     png(|root| {
         let (left, right) = root.split_horizontally((WIDTH as f64 * 0.6) as u32);
         let mut sla = ChartBuilder::on(&left)
@@ -234,13 +258,7 @@ pub fn daily_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
         sla.configure_mesh()
             .disable_x_mesh()
             .x_labels(days.len().min(12) + 1)
-            .x_label_formatter(&|x| {
-                let i = *x as usize;
-                match days.get(i) {
-                    Some(d) if i % label_every == 0 => d.date.format("%m-%d").to_string(),
-                    _ => String::new(),
-                }
-            })
+            .x_label_formatter(&day_label)
             .y_desc("% of answered")
             .label_style(("sans-serif", 12))
             .draw()
@@ -261,13 +279,15 @@ pub fn daily_png(data: &ChartData) -> Result<Vec<u8>, ChartError> {
             .caption("CSAT by day", ("sans-serif", 16))
             .margin(15)
             .x_label_area_size(35)
-            .y_label_area_size(40)
+            .y_label_area_size(45)
             .build_cartesian_2d(0f64..n, 0f64..5.5f64)
             .map_err(err)?;
         panel
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(0)
+            .x_labels(days.len().min(12) + 1)
+            .x_label_formatter(&day_label)
+            .y_desc("mean score (1-5)")
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;

@@ -298,3 +298,140 @@ fn an_empty_window_still_draws() {
         assert_eq!(decode(&bytes).0, WIDTH);
     }
 }
+
+/// A week in Berlin, counted by hand: a day rotation (two agents, 07:00–19:00) and a
+/// night one (one agent, 03:00–07:00), so 19:00–03:00 is bare every day. 30 mentions in
+/// the day (three answered after 90 minutes, the rest within 5–24), 7 on Saturday night,
+/// 2 on Tuesday night; survey answers on Monday (5, 4), Wednesday (2), Friday (5, 5, 3).
+/// Run with `CHART_SAMPLES=<dir>` to keep the three PNGs for a look.
+#[test]
+fn a_staffing_week_is_drawn_from_the_numbers_counted_by_hand() {
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    let at = |d: u32, h: u32, m: u32| {
+        berlin
+            .with_ymd_and_hms(2026, 11, d, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let window = Window::new(at(16, 0, 0), at(23, 0, 0));
+    let mut facts = Vec::new();
+    for i in 0..30u32 {
+        let waited = if i % 10 == 0 {
+            90
+        } else {
+            5 + i64::from(i % 20)
+        };
+        let opened = at(16 + i % 7, 8 + i % 10, (i * 7) % 60);
+        facts.push(fact(u64::from(i + 1), opened, Some(waited)));
+    }
+    let nights = [
+        (21, 20, 0),
+        (21, 21, 30),
+        (21, 23, 15),
+        (22, 0, 10),
+        (22, 1, 0),
+        (22, 2, 30),
+        (22, 2, 55),
+        (17, 22, 0),
+        (17, 23, 0),
+    ];
+    for (n, (d, h, m)) in nights.into_iter().enumerate() {
+        facts.push(fact(100 + n as u64, at(d, h, m), None));
+    }
+    // Ticket i+1 was opened on day 16 + i % 7: answers on tickets 1, 8 (Mon), 3 (Wed),
+    // 5, 12, 19 (Fri), two hours after each was opened.
+    for (id, score) in [(1, 5), (8, 4), (3, 2), (5, 5), (12, 5), (19, 3)] {
+        let f = facts.iter_mut().find(|f| f.id == TicketId(id)).unwrap();
+        f.survey = Some(crate::ports::tally::SurveyFact {
+            scale: crate::domain::survey::Scale::Csat,
+            score,
+            at: f.opened_at + Duration::hours(2),
+        });
+    }
+    let shifts = schedule(
+        r#"
+        [[rotations]]
+        name = "day"
+        time_zone = "Europe/Berlin"
+        members = ["slack:U1", "slack:U2"]
+        shifts = [{ days = ["mon-sun"], start = "07:00", end = "19:00" }]
+        [[rotations]]
+        name = "night"
+        time_zone = "Europe/Berlin"
+        members = ["slack:U3"]
+        shifts = [{ days = ["mon-sun"], start = "03:00", end = "07:00" }]
+        "#,
+    );
+    let csat = crate::reports::csat_by_day(&facts, &window, berlin);
+    let data = ChartData::of(
+        &facts,
+        &window,
+        berlin,
+        &shifts,
+        &vip_targets(),
+        &csat,
+        at(23, 0, 5),
+    );
+
+    let week = &data.week;
+    assert_eq!(week.total, 39);
+    assert_eq!(week.uncovered.len(), 7 * 8);
+    assert_eq!(week.coverage[10], Some(2.0), "Mon 10:00");
+    assert_eq!(week.coverage[4], Some(1.0), "Mon 04:00");
+    assert_eq!(week.coverage[20], Some(0.0), "Mon 20:00");
+    assert_eq!(
+        week.largest_gap,
+        Some(Gap {
+            start: 5 * 24 + 19,
+            hours: 8,
+            mentions: 7
+        })
+    );
+    // 7 of 39 is 17.9 %.
+    assert_eq!(
+        data.gap_sentence,
+        "18 % of mentions arrive Sat 19:00–03:00 with nobody on shift"
+    );
+    let hour = |h: u32| data.first_response.iter().find(|r| r.hour == h).unwrap();
+    assert_eq!((hour(8).answered, hour(8).median_minutes), (3, Some(90.0)));
+    // Hour 9: tickets 2, 12, 22 waited 6, 16 and 6 minutes.
+    assert_eq!((hour(9).answered, hour(9).median_minutes), (3, Some(6.0)));
+    let day = |d: u32| data.daily.iter().find(|x| x.date.day() == d).unwrap();
+    let sla = |d: u32| (day(d).received, day(d).answered, day(d).sla_percent);
+    assert_eq!(
+        sla(16),
+        (5, 5, Some(80.0)),
+        "Mon: ticket 1 waited 90 minutes"
+    );
+    assert_eq!(
+        sla(17),
+        (7, 5, Some(100.0)),
+        "Tue: two at night, unanswered"
+    );
+    assert_eq!(
+        sla(19),
+        (4, 4, Some(75.0)),
+        "Thu: ticket 11 waited 90 minutes"
+    );
+    assert_eq!(sla(21), (7, 4, Some(100.0)), "Sat: three at night");
+    assert_eq!(
+        sla(22),
+        (8, 4, Some(75.0)),
+        "Sun: four at night, ticket 21 late"
+    );
+    assert_eq!(day(16).csat, Some(4.5));
+    assert_eq!(day(18).csat, Some(2.0));
+    assert!((day(20).csat.unwrap() - 13.0 / 3.0).abs() < 1e-9);
+    assert_eq!(day(17).csat, None);
+
+    for (name, bytes) in [
+        ("week", week_png(&data).unwrap()),
+        ("first-response", first_response_png(&data).unwrap()),
+        ("daily", daily_png(&data).unwrap()),
+    ] {
+        assert_eq!(decode(&bytes).0, WIDTH, "{name}");
+        if let Ok(dir) = std::env::var("CHART_SAMPLES") {
+            std::fs::write(format!("{dir}/staffing-{name}.png"), &bytes).unwrap();
+        }
+    }
+}
