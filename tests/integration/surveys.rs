@@ -3,7 +3,8 @@
 //! channel, the customer's answer lands in the card's thread and on the ticket without
 //! reopening it, nobody is asked twice (per ticket, per person within the period), an
 //! ignored ticket is never asked, `/mentions stats` counts the answers as the test does
-//! by hand, and a crash right after the resolve still sends the question exactly once.
+//! by hand, and a crash right after the resolve still sends the question exactly once;
+//! an NPS survey (0-10) counts in stats, `/metrics` and the export the same way.
 
 use crate::drivers::{Driver, Who};
 use crate::fakes::mastodon::PostedStatus;
@@ -338,4 +339,127 @@ async fn on_discord_the_cards_button_asks_and_a_german_answer_in_words_lands_in_
         d.card_text(&card)
     );
     assert_eq!(d.cards().len(), 1);
+}
+
+/// NPS (0-10) through the binary: the question goes out as a public reply (the default
+/// delivery) in English or French, answers in digits and words are read on the 0-10 scale,
+/// and `/mentions stats`, `/metrics` and the export agree with the count by hand.
+#[tokio::test]
+async fn an_nps_survey_is_answered_in_two_languages_and_counted_in_stats_and_metrics() {
+    let w = World::new().await;
+    w.extra_config.lock().unwrap().push_str(
+        r#"
+[language]
+enabled = false
+
+[surveys]
+scale = "nps"
+default_route = true
+
+[surveys.questions]
+en = "How likely are you to recommend us? Reply 0-10"
+fr = "Nous recommanderiez-vous ? Répondez de 0 à 10"
+"#,
+    );
+    let d = w.slack_driver();
+    // (customer, language, their post, their answer, its score)
+    let customers = [
+        (
+            "alice",
+            "en",
+            "my order is late",
+            "@brandco 9 out of 10",
+            9u8,
+        ),
+        (
+            "bruno",
+            "fr",
+            "ma commande est en retard",
+            "@brandco 3/10",
+            3,
+        ),
+        ("carla", "en", "app crashes", "@brandco 10", 10),
+    ];
+    let mut posts = Vec::new();
+    for (who, language, text, ..) in &customers {
+        posts.push(
+            w.mastodon
+                .mention(who, text)
+                .language(Some(language))
+                .add()
+                .status_id,
+        );
+    }
+    let bot = w.start_bot().await;
+    for (i, (who, language, text, answer, score)) in customers.iter().enumerate() {
+        let card = answer_and_resolve(&w, &d, customers.len(), text, &posts[i]).await;
+        let asked = question_of(&w, &d, &card, &posts[i]).await;
+        let question = if *language == "fr" {
+            "Nous recommanderiez-vous ? Répondez de 0 à 10"
+        } else {
+            "How likely are you to recommend us? Reply 0-10"
+        };
+        assert_eq!(asked.status, format!("@{who} {question}"));
+        assert_ne!(
+            asked.visibility.as_deref(),
+            Some("direct"),
+            "a public reply"
+        );
+        w.mastodon.mention(who, answer).in_reply_to(&asked.id).add();
+        d.wait_note(&card, &format!("Survey answer: {score}/10"))
+            .await;
+    }
+    // By hand: promoters score 9-10, detractors 0-6.
+    let scores: Vec<u8> = customers.iter().map(|c| c.4).collect();
+    let promoters = scores.iter().filter(|s| **s >= 9).count();
+    let detractors = scores.iter().filter(|s| **s <= 6).count();
+    let nps = (promoters as f64 - detractors as f64) * 100.0 / scores.len() as f64;
+    let want = format!(
+        "NPS {nps:+.0} ({} answers: {promoters} promoters, {detractors} detractors)",
+        scores.len()
+    );
+    let stats = d.command(Who::Ana, "stats 7d").await;
+    assert!(stats.contains(&want), "{want} in:\n{stats}");
+    assert!(!stats.contains("CSAT"), "no CSAT answers: {stats}");
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let nps_line = format!("mentionbridge_nps{{platform=\"mastodon\"}} {}", nps.round());
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&nps_line)),
+        "{nps_line} in:\n{metrics}"
+    );
+    for score in &scores {
+        let answers = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("mentionbridge_survey_answers_total{scale=\"nps\"")
+                    && l.contains(&format!("score=\"{score}\""))
+            })
+            .count();
+        assert_eq!(answers, 1, "score {score} in:\n{metrics}");
+    }
+
+    let (status, _) = bot.terminate().await;
+    assert!(status.success());
+    let exported: Vec<serde_json::Value> = crate::inbound_once::exported(&w)
+        .await
+        .into_iter()
+        .filter(|v| v["kind"] == "ticket")
+        .collect();
+    for c in &customers {
+        let t = exported
+            .iter()
+            .find(|t| t["text"].as_str().is_some_and(|x| x.contains(c.2)))
+            .unwrap_or_else(|| panic!("{} exported", c.0));
+        assert_eq!(
+            (t["survey_scale"].as_str(), t["survey_score"].as_u64()),
+            (Some("nps"), Some(u64::from(c.4))),
+            "{t}"
+        );
+    }
 }
