@@ -331,15 +331,13 @@ impl DeskService {
         }
     }
 
-    /// How the numbers judge each ticket: its route's target, the shift it arrived in.
-    /// What the charts are drawn from for `window` in `tz` (the HTTP charts and
-    /// `/mentions stats charts` both ask here).
-    pub async fn chart_data(
+    /// Every ticket received in `window`, as the numbers see it, read [`STATS_PAGE`] at a
+    /// time and handed to `each` in order.
+    async fn each_received(
         &self,
         window: &crate::reports::Window,
-        tz: chrono_tz::Tz,
-    ) -> Result<crate::reports::ChartData, StoreError> {
-        let mut facts = Vec::new();
+        mut each: impl FnMut(crate::ports::tally::TicketFacts) + Send,
+    ) -> Result<(), StoreError> {
         let mut after = None;
         loop {
             let page = self
@@ -348,11 +346,22 @@ impl DeskService {
                 .await?;
             let full = page.len() == STATS_PAGE;
             after = page.last().map(|l| (l.opened_at, l.id));
-            facts.extend(page);
+            page.into_iter().for_each(&mut each);
             if !full {
-                break;
+                return Ok(());
             }
         }
+    }
+
+    /// What the charts are drawn from for `window` in `tz` (the HTTP charts and
+    /// `/mentions stats charts` both ask here).
+    pub async fn chart_data(
+        &self,
+        window: &crate::reports::Window,
+        tz: chrono_tz::Tz,
+    ) -> Result<crate::reports::ChartData, StoreError> {
+        let mut facts = Vec::new();
+        self.each_received(window, |t| facts.push(t)).await?;
         let schedule = self.schedule().await;
         let targets = self.targets();
         let csat = crate::reports::csat_by_day(&facts, window, tz);
@@ -367,6 +376,7 @@ impl DeskService {
         ))
     }
 
+    /// How the numbers judge each ticket: its route's target, the shift it arrived in.
     pub fn targets(&self) -> crate::reports::Targets<'_> {
         let has_shifts = !self.oncall.rotations.is_empty();
         crate::reports::Targets {
@@ -760,20 +770,7 @@ impl AgentDesk for DeskService {
         .map_err(|e| ActError::Invalid(e.to_string()))?;
         let targets = self.targets();
         let mut summary = crate::reports::Summarizer::new(&window, &targets);
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .received_facts(window.from, window.to, after, STATS_PAGE)
-                .await?;
-            for t in &page {
-                summary.add(t);
-            }
-            match page.last() {
-                Some(last) if page.len() == STATS_PAGE => after = Some((last.opened_at, last.id)),
-                _ => break,
-            }
-        }
+        self.each_received(&window, |t| summary.add(&t)).await?;
         let mut text = crate::reports::render_text(&summary.finish());
         let incidents = self.incidents().await?;
         text.push_str(&crate::reports::incidents_text(
