@@ -275,13 +275,20 @@ fn erase(
     // reclaims the old row versions.)
     drop(rt);
     if let mentionbridge::config::StoreConfig::Sled { path } = &cfg.store {
-        if done.tickets > 0 {
+        if done.tickets > 0 || done.notes > 0 {
             mentionbridge::store::compact_sled(path).with_context(|| {
                 format!("erased, but {} could not be compacted", path.display())
             })?;
         }
     }
     println!("{}", privacy::erased_line(&done, platform, handle));
+    if done.tickets == 0 && done.notes == 0 {
+        eprintln!(
+            "erase: nothing is stored about {handle} on {platform}; check the handle as the \
+             network shows it and --platform (mastodon, bluesky, x, or the network a webhook \
+             names)"
+        );
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -145,6 +145,16 @@ async fn erase_on_sled_leaves_no_trace_of_the_person_and_keeps_the_others() {
         out.trim(),
         format!("erased 1 ticket of mastodon @{ZED}: 1 text, 1 identity, 1 note")
     );
+    // Asked again, nothing is left to find, and the operator is told where to look.
+    let (ok, again, err) = cli(
+        &w,
+        &["erase", "--platform", "mastodon", "--author", ZED],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(again.starts_with("erased 0 tickets"), "{again}");
+    assert!(err.contains("nothing is stored"), "{err}");
     let store = bytes_under(&w.dir.path().join("store.sled"));
     for trace in ZED_TRACES {
         assert!(
