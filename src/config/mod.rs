@@ -849,15 +849,7 @@ impl Config {
             path: shown.clone(),
             source,
         })?;
-        let syntax = |e: toml::de::Error| {
-            let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
-            ConfigError::Syntax {
-                path: shown.clone(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        };
+        let syntax = |e: toml::de::Error| syntax_error(&shown, &text, &e);
         /// The file with every other section ignored, so errors in `[store]` keep their
         /// place in the file.
         #[derive(Deserialize)]
@@ -892,15 +884,7 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            ConfigError::Syntax {
-                path: shown.clone(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(&shown, text, &e))?;
         let mut v = Validator {
             path: &shown,
             text,
@@ -2185,6 +2169,57 @@ fn locate_entry_key(text: &str, section: &str, index: usize, key: &str) -> Optio
     inside
 }
 
+/// A TOML or type error at its place in the file, naming the key set on that line (as
+/// `section.key`) when there is one.
+fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    let message = e.message().trim();
+    let message = match key_on_line(text, line) {
+        Some(key) if !message.contains(&format!("`{key}`")) => format!("`{key}`: {message}"),
+        _ => message.to_string(),
+    };
+    ConfigError::Syntax {
+        path: path.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The key a line of the file sets (`key = …`), with the table it is in: `sla.first_response_minutes`.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?;
+    let (key, _) = here.split_once('=')?;
+    let key = key.trim();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"'))
+    };
+    if !plain(key) {
+        return None;
+    }
+    let key = key.replace('"', "");
+    let table = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(t, _)| t);
+        let inner = inner.or_else(|| {
+            l.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(t, _)| t)
+        });
+        inner.map(|t| t.trim().replace('"', ""))
+    });
+    Some(match table {
+        Some(t) if plain(&t) => format!("{t}.{key}"),
+        _ => key,
+    })
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -2255,6 +2290,36 @@ access_token = "${MASTODON_TOKEN}"
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/mb/bot-config.toml"), text, env)
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_line_and_its_key() {
+        let text = format!("{GOOD}\n[retention]\nidentity_days = \"30\"\n");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("identity_days"))
+            .unwrap()
+            + 1;
+        let Err(ConfigError::Syntax {
+            line: at, message, ..
+        }) = parse(&text, &env_all)
+        else {
+            panic!("a type error");
+        };
+        assert_eq!(at, line);
+        assert!(
+            message.starts_with("`retention.identity_days`: "),
+            "{message}"
+        );
+        // In an array of tables the table's name is given; an unknown key is named once.
+        let text = format!("{GOOD}\n[[route]]\nnmae = \"vip\"\n");
+        let Err(ConfigError::Syntax { message, .. }) = parse(&text, &env_all) else {
+            panic!("an unknown key");
+        };
+        assert!(
+            message.starts_with("`route.nmae`: unknown field"),
+            "{message}"
+        );
     }
 
     #[test]
