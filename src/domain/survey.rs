@@ -139,9 +139,9 @@ impl Survey {
 
 /// Whether a resolve of `ticket` owes the customer a survey, apart from the person's
 /// recent surveys (the runtime's to judge): the route opted in, the customer got a
-/// published answer from an agent, no rule kept it off as spam, it is no incident member
-/// (their bulk answers are one message to many; a questionnaire after each would be
-/// noise), it was never surveyed (a reopen and a second resolve ask nothing), and the
+/// published answer from an agent, no rule kept it off as spam or tagged it `spam`, it
+/// is no incident member (their bulk answers are one message to many; a questionnaire
+/// after each would be noise), it was never surveyed (a reopen and a second resolve ask nothing), and the
 /// question can reach the customer without widening the conversation.
 pub fn owed(ticket: &Ticket, policy: &SurveyPolicy) -> bool {
     !ticket.is_closed()
@@ -150,6 +150,7 @@ pub fn owed(ticket: &Ticket, policy: &SurveyPolicy) -> bool {
         && ticket.first_answer().is_some()
         && ticket.incident.is_none()
         && !ticket.rule_hits.iter().any(|h| h.ignored)
+        && !ticket.tags.iter().any(|t| t.eq_ignore_ascii_case("spam"))
         && policy.private_for(&ticket.mention).is_some()
         && !policy.question_for(&ticket.mention).trim().is_empty()
 }
@@ -891,13 +892,16 @@ mod tests {
             did: "ignored".into(),
             ignored: true,
         });
+        // A rule that only tags (`tag = "spam"`, the card still posted) counts too.
+        let mut tagged = answered(Platform::Mastodon, None);
+        tagged.tags.push("Spam".into());
         let mut member = answered(Platform::Mastodon, None);
         member.incident = Some(IncidentId(3));
         let mut other_route = answered(Platform::Mastodon, None);
         other_route.route = "billing".into();
         let mut only_auto = answered(Platform::Mastodon, None);
         only_auto.replies[0].auto = true;
-        for tk in [unanswered, spam, member, other_route, only_auto] {
+        for tk in [unanswered, spam, tagged, member, other_route, only_auto] {
             assert!(!owed(&tk, &p), "{tk:?}");
         }
         assert!(owed(&answered(Platform::Mastodon, None), &p));
