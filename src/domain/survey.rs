@@ -141,8 +141,9 @@ impl Survey {
 /// recent surveys (the runtime's to judge): the route opted in, the customer got a
 /// published answer from an agent, no rule kept it off as spam or tagged it `spam`, it
 /// is no incident member (their bulk answers are one message to many; a questionnaire
-/// after each would be noise), it was never surveyed (a reopen and a second resolve ask nothing), and the
-/// question can reach the customer without widening the conversation.
+/// after each would be noise), it was never surveyed (a reopen and a second resolve
+/// ask nothing), and the question can reach the customer without widening the
+/// conversation.
 pub fn owed(ticket: &Ticket, policy: &SurveyPolicy) -> bool {
     !ticket.is_closed()
         && ticket.survey.is_none()
