@@ -578,8 +578,38 @@ impl AgentDesk for DeskService {
             text: text.to_string(),
         };
         self.store.add_person_note(&key, &note).await?;
+        // Their open cards show it too: each is re-rendered, with a line on its trail
+        // saying a note was left (not what it says).
+        let line = |ticket| AuditEntry {
+            ticket,
+            at: note.at,
+            actor: Some(who.clone()),
+            what: "left a note about the customer".into(),
+            detail: None,
+        };
+        let contacts = self
+            .store
+            .author_contacts(&key, crate::domain::priority::CONTACTS_KEPT)
+            .await?;
+        let mut refreshed = 0usize;
+        for c in contacts.iter().filter(|c| c.open) {
+            let changed = self
+                .store
+                .transition(c.ticket, &|stored| {
+                    (!stored.is_closed()).then(|| crate::domain::Transition {
+                        ticket: stored.clone(),
+                        effects: vec![Effect::UpdateCards],
+                        audit: line(stored.id),
+                    })
+                })
+                .await?;
+            refreshed += usize::from(changed.is_some());
+        }
         self.store.flush().await?;
-        tracing::info!(agent = %who.member_key(), "note about a person recorded (shown on their next cards)");
+        if refreshed > 0 {
+            self.outbox_wake.notify_one();
+        }
+        tracing::info!(agent = %who.member_key(), open_cards = refreshed, "note about a person recorded");
         Ok(shown)
     }
 

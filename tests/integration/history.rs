@@ -98,6 +98,9 @@ async fn a_card_shows_the_customers_earlier_tickets_on_that_network_and_the_team
         noted.contains(&format!("Noted about @{KIM} on mastodon")),
         "{noted}"
     );
+    // Their cards still open show it at once (re-rendered), inert.
+    d.wait_card_text(&third, "prefers email").await;
+    assert!(!d.card_text(&third).contains("<!channel>"));
     let fourth = next_card(&w, &d, 5, KIM, "any news?").await;
     let text = d.card_text(&fourth);
     assert!(text.contains("Note from"), "{text}");
