@@ -74,6 +74,16 @@ fn free_port() -> u16 {
 }
 
 impl World {
+    /// The running bot's `/metrics` page, as text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.http_port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A Slack team (Socket Mode).
     pub async fn new() -> World {
         Self::with(Some(Mode::Socket), None).await

@@ -121,12 +121,7 @@ async fn a_deleted_discord_card_is_reported_in_slack_and_slack_keeps_working() {
         patches,
         "the lost card is no longer updated"
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     assert!(
         metrics.contains("mentionbridge_cards_lost_total{surface=\"discord\"} 1")
             && metrics.contains("mentionbridge_cards_lost_total{surface=\"slack\"} 0"),

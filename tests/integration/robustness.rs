@@ -20,15 +20,6 @@ pub async fn health(w: &World) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn metrics(w: &World) -> String {
-    reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// `[outbox]` with this longest backoff and three tries.
 fn three_tries(w: &World, max_backoff_secs: u64) {
     write_config(w, |c| {
@@ -141,7 +132,7 @@ async fn a_panicking_send_is_retried_with_backoff_then_given_up_and_shown_to_the
         "{log}"
     );
     assert!(log.contains("outbox gave up on a job"), "{log}");
-    let text = metrics(&w).await;
+    let text = w.metrics().await;
     assert!(
         text.contains("mentionbridge_outbox_jobs_failed{effect=\"post-cards\"} 1"),
         "{text}"

@@ -57,12 +57,7 @@ async fn a_streamed_mention_is_a_card_long_before_the_next_poll() {
         .filter(|(_, path)| path.contains("/api/v1/notifications"))
         .count();
     assert_eq!(notification_polls, 0, "the card came by the stream");
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     assert!(
         metrics.contains("mentionbridge_source_streaming{source=\"mastodon:"),
         "{metrics}"

@@ -36,6 +36,39 @@ async fn surveyed_world() -> World {
     w
 }
 
+/// Each (customer, language, text) mentions the brand on Mastodon; their status ids.
+fn write_in<'a>(
+    w: &World,
+    posts: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<String> {
+    posts
+        .map(|(who, language, text)| {
+            w.mastodon
+                .mention(who, text)
+                .language(Some(language))
+                .add()
+                .status_id
+        })
+        .collect()
+}
+
+/// The ticket lines of `mentionbridge export` (the bot stopped).
+async fn exported_tickets(w: &World) -> Vec<serde_json::Value> {
+    crate::inbound_once::exported(w)
+        .await
+        .into_iter()
+        .filter(|v| v["kind"] == "ticket")
+        .collect()
+}
+
+/// The exported ticket whose text contains `text`.
+fn exported_with<'a>(exported: &'a [serde_json::Value], text: &str) -> &'a serde_json::Value {
+    exported
+        .iter()
+        .find(|t| t["text"].as_str().is_some_and(|x| x.contains(text)))
+        .unwrap_or_else(|| panic!("a ticket with {text:?} exported"))
+}
+
 /// Our posts in reply to the customer's status `status_id`, once there are `n`.
 async fn replies(w: &World, status_id: &str, n: usize) -> Vec<PostedStatus> {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -134,16 +167,7 @@ async fn a_resolve_asks_in_the_customers_language_and_the_answer_is_recorded_wit
             2,
         ),
     ];
-    let mut posts = Vec::new();
-    for (who, language, text, ..) in &customers {
-        posts.push(
-            w.mastodon
-                .mention(who, text)
-                .language(Some(language))
-                .add()
-                .status_id,
-        );
-    }
+    let posts = write_in(&w, customers.iter().map(|c| (c.0, c.1, c.2)));
     let bot = w.start_bot().await;
     let mut first = None;
     for (i, (who, _, text, question, answer, score)) in customers.iter().enumerate() {
@@ -204,16 +228,9 @@ async fn a_resolve_asks_in_the_customers_language_and_the_answer_is_recorded_wit
     // The answers are on the tickets: the export carries each one's scale and score.
     let (status, _) = bot.terminate().await;
     assert!(status.success());
-    let exported: Vec<serde_json::Value> = crate::inbound_once::exported(&w)
-        .await
-        .into_iter()
-        .filter(|v| v["kind"] == "ticket")
-        .collect();
-    for (i, c) in customers.iter().enumerate() {
-        let t = exported
-            .iter()
-            .find(|t| t["text"].as_str().is_some_and(|x| x.contains(c.2)))
-            .unwrap_or_else(|| panic!("ticket {i} exported"));
+    let exported = exported_tickets(&w).await;
+    for c in &customers {
+        let t = exported_with(&exported, c.2);
         assert_eq!(t["stage"], "resolved", "{t}");
         assert_eq!(t["survey_scale"], "csat", "{t}");
         assert_eq!(t["survey_score"], u64::from(c.5), "{t}");
@@ -380,16 +397,7 @@ fr = "Nous recommanderiez-vous ? Répondez de 0 à 10"
         ),
         ("carla", "en", "app crashes", "@brandco 10", 10),
     ];
-    let mut posts = Vec::new();
-    for (who, language, text, ..) in &customers {
-        posts.push(
-            w.mastodon
-                .mention(who, text)
-                .language(Some(language))
-                .add()
-                .status_id,
-        );
-    }
+    let posts = write_in(&w, customers.iter().map(|c| (c.0, c.1, c.2)));
     let bot = w.start_bot().await;
     for (i, (who, language, text, answer, score)) in customers.iter().enumerate() {
         let card = answer_and_resolve(&w, &d, customers.len(), text, &posts[i]).await;
@@ -422,12 +430,7 @@ fr = "Nous recommanderiez-vous ? Répondez de 0 à 10"
     assert!(stats.contains(&want), "{want} in:\n{stats}");
     assert!(!stats.contains("CSAT"), "no CSAT answers: {stats}");
 
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.http_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     let nps_line = format!("mentionbridge_nps{{platform=\"mastodon\"}} {}", nps.round());
     assert!(
         metrics.lines().any(|l| l.starts_with(&nps_line)),
@@ -446,16 +449,9 @@ fr = "Nous recommanderiez-vous ? Répondez de 0 à 10"
 
     let (status, _) = bot.terminate().await;
     assert!(status.success());
-    let exported: Vec<serde_json::Value> = crate::inbound_once::exported(&w)
-        .await
-        .into_iter()
-        .filter(|v| v["kind"] == "ticket")
-        .collect();
+    let exported = exported_tickets(&w).await;
     for c in &customers {
-        let t = exported
-            .iter()
-            .find(|t| t["text"].as_str().is_some_and(|x| x.contains(c.2)))
-            .unwrap_or_else(|| panic!("{} exported", c.0));
+        let t = exported_with(&exported, c.2);
         assert_eq!(
             (t["survey_scale"].as_str(), t["survey_score"].as_u64()),
             (Some("nps"), Some(u64::from(c.4))),
