@@ -1,9 +1,10 @@
 //! `mentionbridge erase` and `mentionbridge export --author` (issue 14): one person's
 //! data, found by their author key on one network, removed on request or handed over.
 
-use crate::domain::priority::author_key_on;
+use crate::domain::customer::typed_network;
+use crate::domain::priority::person_key;
 use crate::domain::privacy::{hashed, Removal};
-use crate::domain::{Platform, Ticket};
+use crate::domain::Ticket;
 use crate::ports::{hash_key, tickets_of_author, Store, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -11,14 +12,14 @@ use chrono::{DateTime, Utc};
 const PAGE: usize = 1000;
 
 /// The author key of `handle` on `platform` as typed (`mastodon`, `bluesky`, `x`, or
-/// another network's name); `None` for an empty handle.
+/// another network's name), as `/mentions note` and `who` name a person; `None` for an
+/// empty handle.
 pub fn author_of(platform: &str, handle: &str) -> Option<String> {
     let handle = handle.trim().trim_start_matches('@');
     if handle.is_empty() || platform.trim().is_empty() {
         return None;
     }
-    let p = Platform::from_name(platform);
-    Some(author_key_on(p, Some(platform), handle))
+    Some(person_key(&typed_network(platform), handle))
 }
 
 /// What an erasure did.
@@ -98,6 +99,10 @@ mod tests {
         );
         assert_eq!(
             author_of("forum", "kim").as_deref(),
+            Some("other:forum/kim")
+        );
+        assert_eq!(
+            author_of("other:forum", "kim").as_deref(),
             Some("other:forum/kim")
         );
         assert_eq!(author_of("mastodon", "@"), None);

@@ -126,12 +126,6 @@ pub fn person_key(network_key: &str, handle: &str) -> String {
     format!("{network_key}/{}", plain_handle(handle))
 }
 
-/// [`author_key`] of `handle` on `platform` (an `Other` platform: on `network`), as an
-/// operator names the person (`mentionbridge erase --platform P --author HANDLE`).
-pub fn author_key_on(platform: Platform, network: Option<&str>, handle: &str) -> String {
-    person_key(&network_key(platform, network), handle)
-}
-
 /// The author key a ticket is filed under in the index of an author's tickets: the
 /// mention's [`author_key`], or once its identity is removed, the keyed hash kept in its
 /// place (`domain::privacy`).
